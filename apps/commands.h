@@ -1,0 +1,18 @@
+// The subcommands, one file each: add_<cmd>() registers the options and the callback that runs it.
+#pragma once
+
+#include <functional>
+
+#include "apps/common.h"
+
+namespace hearth::app {
+
+// Each add_<cmd> sets `run` to the subcommand's action when the subcommand is selected on the command line.
+using Runner = std::function<void()>;
+
+void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run);
+void add_eval(CLI::App& app, const GlobalOptions& g, Runner& run);
+void add_inspect(CLI::App& app, const GlobalOptions& g, Runner& run);
+void add_tokenize(CLI::App& app, const GlobalOptions& g, Runner& run);    // tokenize and detokenize
+
+}  // namespace hearth::app

@@ -1,0 +1,34 @@
+// What every subcommand shares: the global options and small helpers to open a model and print results.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+namespace hearth::app {
+
+// Global flags (before or after the subcommand name).
+struct GlobalOptions {
+  int threads = 0;  // 0: all hardware threads
+  std::string log_level = "info";
+  bool json = false;
+  std::string device = "cpu";
+};
+
+// Applies --threads and --log-level. Call at the start of every run_<cmd>().
+void globals_apply(const GlobalOptions& g);
+// Number of threads --threads resolves to.
+int threads_resolve(int requested);
+
+// Checks that DIR exists and holds config.json (IoError naming the path otherwise).
+void model_dir_check(const std::filesystem::path& dir);
+
+// Prints a JSON result on stdout (one line).
+void json_print(const nlohmann::json& j);
+
+// Reads a text file for a subcommand option; IoError names the option and path.
+std::string text_file_read(const std::filesystem::path& path, const std::string& option);
+
+}  // namespace hearth::app

@@ -1,0 +1,61 @@
+// hearth eval: mean negative log-likelihood and perplexity of a model on a text file.
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "apps/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "infer/evaluate.h"
+#include "model/llama.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hearth::app {
+namespace {
+
+struct EvalOptions {
+  std::string model;
+  std::string text_file;
+  int64_t ctx = 0;     // 0: the model's context
+  int64_t stride = 0;  // 0: ctx / 2
+  std::string dtype = "float32";
+};
+
+void run_eval(const EvalOptions& o, const GlobalOptions& g) {
+  model_dir_check(o.model);
+  std::string text = text_file_read(o.text_file, "--text-file");
+  model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(o.dtype, "--dtype")};
+  auto tokenizer = tokenizer::Tokenizer::load(o.model);
+  auto model = model::LlamaModel::load(o.model, load);
+  auto ids = tokenizer.encode(text);
+  int64_t ctx = o.ctx > 0 ? o.ctx : model.config().max_position_embeddings;
+  int64_t stride = o.stride > 0 ? o.stride : std::max<int64_t>(1, ctx / 2);
+  Progress progress("eval", 0, "windows");
+  auto r = infer::evaluate_nll(model, ids, ctx, stride, [&](int64_t done, int64_t total) { progress.update(done); });
+  progress.finish();
+  if (g.json) {
+    json_print({{"mean_nll", r.mean_nll}, {"perplexity", r.perplexity}, {"tokens", ids.size()},
+                {"tokens_scored", r.tokens_scored}, {"windows", r.windows}, {"ctx", ctx}, {"stride", stride}});
+  } else {
+    std::cout << fmt::format("mean NLL {:.6f} nats/token, perplexity {:.4f} ({} tokens scored, {} windows, ctx {}, "
+                             "stride {})",
+                             r.mean_nll, r.perplexity, r.tokens_scored, r.windows, ctx, stride)
+              << std::endl;
+  }
+}
+
+}  // namespace
+
+void add_eval(CLI::App& app, const GlobalOptions& g, Runner& run) {
+  auto o = std::make_shared<EvalOptions>();
+  auto* cmd = app.add_subcommand("eval", "Mean NLL and perplexity of a model on a text file");
+  cmd->add_option("--model", o->model, "Model folder (Hugging Face layout)")->required();
+  cmd->add_option("--text-file", o->text_file, "Text to score")->required();
+  cmd->add_option("--ctx", o->ctx, "Window length in tokens (default: the model's context)");
+  cmd->add_option("--stride", o->stride, "Window step in tokens (default: ctx / 2)");
+  cmd->add_option("--dtype", o->dtype, "float32|bfloat16 (default float32)");
+  cmd->callback([o, &g, &run] { run = [o, &g] { run_eval(*o, g); }; });
+}
+
+}  // namespace hearth::app

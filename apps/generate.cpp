@@ -1,0 +1,95 @@
+// hearth generate: text from a prompt, streamed to stdout (or one JSON object with --json).
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "apps/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "infer/generator.h"
+#include "model/llama.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hearth::app {
+namespace {
+
+struct GenerateOptions {
+  std::string model;
+  std::string prompt;
+  std::string prompt_file;
+  int max_tokens = 256;
+  infer::SamplingParams sampling;
+  std::vector<std::string> stop;
+  std::string dtype = "float32";
+  bool no_special = false;
+};
+
+void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
+  model_dir_check(o.model);
+  std::string prompt = o.prompt_file.empty() ? o.prompt : text_file_read(o.prompt_file, "--prompt-file");
+  if (o.max_tokens < 0) throw ConfigError(fmt::format("--max-tokens: expected >= 0, got {}", o.max_tokens));
+  o.sampling.validate();
+  model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(o.dtype, "--dtype")};
+  auto tokenizer = tokenizer::Tokenizer::load(o.model);
+  auto model = model::LlamaModel::load(o.model, load);
+
+  infer::GenerationRequest request;
+  tokenizer::EncodeOptions enc;
+  enc.parse_special = !o.no_special;
+  request.prompt = tokenizer.encode(prompt, enc);
+  if (request.prompt.empty()) {
+    auto bos = tokenizer.bos_id();
+    if (!bos) throw ConfigError("--prompt: empty, and the tokenizer has no BOS token to start from");
+    request.prompt.push_back(*bos);
+  }
+  request.max_tokens = o.max_tokens;
+  request.sampling = o.sampling;
+  request.stop = o.stop;
+  request.stop_token_ids = infer::stop_ids_default(model, tokenizer);
+
+  infer::TextCallback stream;
+  if (!g.json) stream = [](size_t, const std::string& text) { std::cout << text << std::flush; };
+  infer::GenerationStats stats;
+  auto results = infer::generate(model, tokenizer, {request}, stream, &stats);
+  const auto& r = results.front();
+  double prefill_tps = stats.prefill_seconds > 0 ? stats.prefill_tokens / stats.prefill_seconds : 0;
+  double decode_tps = stats.decode_seconds > 0 ? stats.decode_tokens / stats.decode_seconds : 0;
+  if (g.json) {
+    json_print({{"text", r.text},
+                {"token_ids", r.tokens},
+                {"prompt_tokens", r.prompt_tokens},
+                {"completion_tokens", r.tokens.size()},
+                {"prefill_tokens_per_s", prefill_tps},
+                {"decode_tokens_per_s", decode_tps},
+                {"finish_reason", r.finish_reason}});
+  } else {
+    std::cout << std::endl;
+    log::info("{} prompt tokens, {} generated ({}); prefill {:.1f} tok/s, decode {:.1f} tok/s", r.prompt_tokens,
+              r.tokens.size(), r.finish_reason, prefill_tps, decode_tps);
+  }
+}
+
+}  // namespace
+
+void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run) {
+  auto o = std::make_shared<GenerateOptions>();
+  auto* cmd = app.add_subcommand("generate", "Generate text from a prompt (streams to stdout)");
+  cmd->add_option("--model", o->model, "Model folder (Hugging Face layout)")->required();
+  auto* p = cmd->add_option("--prompt", o->prompt, "Prompt text");
+  auto* pf = cmd->add_option("--prompt-file", o->prompt_file, "Read the prompt from a file");
+  p->excludes(pf);
+  cmd->add_option("--max-tokens", o->max_tokens, "Most tokens to generate (default 256)");
+  cmd->add_option("--temperature", o->sampling.temperature, "0 = greedy (default 0.8)");
+  cmd->add_option("--top-k", o->sampling.top_k, "Keep the k most likely tokens; 0 = off (default 40)");
+  cmd->add_option("--top-p", o->sampling.top_p, "Nucleus sampling mass; 1 = off (default 0.95)");
+  cmd->add_option("--min-p", o->sampling.min_p, "Drop tokens below min_p × the top probability (default 0.05)");
+  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Penalty for recent tokens; 1 = off (default 1)");
+  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the repeat penalty looks back (default 64)");
+  cmd->add_option("--seed", o->sampling.seed, "Random seed (default fixed: runs are reproducible)");
+  cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output");
+  cmd->add_option("--dtype", o->dtype, "float32|bfloat16 (default float32)");
+  cmd->add_flag("--no-special", o->no_special, "Treat special-token text in the prompt as plain text");
+  cmd->callback([o, &g, &run] { run = [o, &g] { run_generate(*o, g); }; });
+}
+
+}  // namespace hearth::app

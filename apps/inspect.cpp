@@ -1,0 +1,89 @@
+// hearth inspect: what a model folder holds — architecture, parameters, dtypes, context, tokenizer.
+// Reads only config files and safetensors headers (no weights are loaded).
+#include <iostream>
+#include <map>
+
+#include <fmt/format.h>
+
+#include "apps/commands.h"
+#include "io/safetensors.h"
+#include "model/config.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hearth::app {
+namespace {
+
+struct InspectOptions {
+  std::string model;
+};
+
+void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
+  model_dir_check(o.model);
+  auto c = model::config_load(o.model);
+  auto archive = io::SafetensorsArchive::open(o.model);
+  std::map<std::string, int64_t> dtypes;  // dtype -> parameters
+  int64_t params = 0;
+  size_t bytes = 0;
+  for (const auto& name : archive.names()) {
+    const auto* t = archive.find(name);
+    dtypes[std::string(io::dtype_name(t->dtype))] += t->numel();
+    params += t->numel();
+    bytes += t->nbytes;
+  }
+  auto tok = tokenizer::Tokenizer::load(o.model);
+  bool has_template = tok.config().is_object() && tok.config().contains("chat_template");
+  nlohmann::json j = {
+      {"model_type", c.model_type},
+      {"architectures", c.architectures},
+      {"parameters", params},
+      {"weight_bytes", bytes},
+      {"dtypes", dtypes},
+      {"files", archive.files().size()},
+      {"context", c.max_position_embeddings},
+      {"vocab_size", c.vocab_size},
+      {"hidden_size", c.hidden_size},
+      {"intermediate_size", c.intermediate_size},
+      {"num_hidden_layers", c.num_hidden_layers},
+      {"num_attention_heads", c.num_attention_heads},
+      {"num_key_value_heads", c.num_key_value_heads},
+      {"head_dim", c.head_dim},
+      {"rope_theta", c.rope_theta},
+      {"rope_scaling", c.rope_scaling.rope_type},
+      {"tie_word_embeddings", c.tie_word_embeddings},
+      {"qkv_bias", c.qkv_bias},
+      {"qk_norm", c.qk_norm},
+      {"eos_token_id", c.eos_token_id},
+      {"tokenizer", tok.summary()},
+      {"chat_template", has_template},
+  };
+  if (g.json) {
+    json_print(j);
+    return;
+  }
+  std::cout << fmt::format("model        {} ({})\n", o.model, c.model_type);
+  std::cout << fmt::format("parameters   {} ({:.2f} M), {:.1f} MiB in {} file(s)\n", params, params / 1e6,
+                           bytes / 1048576.0, archive.files().size());
+  std::string dt;
+  for (const auto& [k, v] : dtypes) dt += fmt::format("{}{}: {}", dt.empty() ? "" : ", ", k, v);
+  std::cout << fmt::format("dtypes       {}\n", dt);
+  std::cout << fmt::format("layers       {} × (hidden {}, ffn {}, heads {} / kv {} × {})\n", c.num_hidden_layers,
+                           c.hidden_size, c.intermediate_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+  std::cout << fmt::format("context      {} tokens, rope theta {} ({})\n", c.max_position_embeddings, c.rope_theta,
+                           c.rope_scaling.rope_type);
+  std::cout << fmt::format("features     tied embeddings: {}, qkv bias: {}, qk norm: {}\n", c.tie_word_embeddings,
+                           c.qkv_bias, c.qk_norm);
+  std::cout << fmt::format("eos ids      [{}]\n", fmt::join(c.eos_token_id, ", "));
+  std::cout << fmt::format("tokenizer    {}\n", tok.summary());
+  std::cout << fmt::format("chat tmpl    {}\n", has_template ? "yes" : "no (fallback used)");
+}
+
+}  // namespace
+
+void add_inspect(CLI::App& app, const GlobalOptions& g, Runner& run) {
+  auto o = std::make_shared<InspectOptions>();
+  auto* cmd = app.add_subcommand("inspect", "Describe a model folder: architecture, parameters, dtypes, tokenizer");
+  cmd->add_option("--model", o->model, "Model folder (Hugging Face layout)")->required();
+  cmd->callback([o, &g, &run] { run = [o, &g] { run_inspect(*o, g); }; });
+}
+
+}  // namespace hearth::app

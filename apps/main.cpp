@@ -1,0 +1,78 @@
+// hearth: one binary, subcommands sharing the core library. This file builds the CLI and is the only place
+// that maps errors to exit codes (docs/cli.md):
+//   0 ok, 1 internal, 2 usage/config, 3 I/O, 4 model/format, 5 resource, 130 interrupted (SIGINT),
+//   143 terminated (SIGTERM).
+#include <csignal>
+#include <iostream>
+#include <new>
+
+#include <c10/util/Exception.h>
+#include <fmt/format.h>
+
+#include "apps/commands.h"
+#include "core/error.h"
+#include "core/log.h"
+#include "core/signals.h"
+
+#ifndef HEARTH_VERSION
+#define HEARTH_VERSION "0.0.0"
+#endif
+
+namespace {
+
+int report(const hearth::app::GlobalOptions& g, const std::string& message, int code) {
+  std::cerr << "hearth: error: " << message << std::endl;
+  if (g.json) hearth::app::json_print({{"error", {{"message", message}, {"exit_code", code}}}});
+  return code;
+}
+
+int exit_code_for(const hearth::Error& e) {
+  if (e.exit_code() == hearth::ExitCode::kInterrupted && hearth::interrupt_signal() == SIGTERM) return 143;
+  return static_cast<int>(e.exit_code());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace hearth;
+  app::GlobalOptions g;
+  CLI::App cli{"hearth — train, host and serve your own language models, on your own machine."};
+  cli.set_version_flag("--version", "hearth " HEARTH_VERSION);
+  cli.require_subcommand(1);
+  cli.fallthrough();
+  cli.add_option("--threads", g.threads, "CPU threads for tensor math (default: all cores)");
+  cli.add_option("--log-level", g.log_level, "debug|info|warn|error|off (logs go to stderr)");
+  cli.add_flag("--json", g.json, "Print a machine-readable JSON result on stdout");
+  cli.add_option("--device", g.device, "cpu|cuda|auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
+
+  app::Runner run;
+  app::add_generate(cli, g, run);
+  app::add_eval(cli, g, run);
+  app::add_inspect(cli, g, run);
+  app::add_tokenize(cli, g, run);
+
+  try {
+    cli.parse(argc, argv);
+  } catch (const CLI::Success& e) {
+    return cli.exit(e);  // --help, --version
+  } catch (const CLI::ParseError& e) {
+    cli.exit(e);
+    return static_cast<int>(ExitCode::kUsage);
+  }
+  signals_install();
+  try {
+    app::globals_apply(g);
+    if (run) run();
+    return 0;
+  } catch (const Error& e) {
+    return report(g, e.what(), exit_code_for(e));
+  } catch (const std::bad_alloc&) {
+    return report(g, "out of memory", static_cast<int>(ExitCode::kResource));
+  } catch (const c10::Error& e) {
+    std::string msg = e.what_without_backtrace();
+    bool oom = msg.find("out of memory") != std::string::npos || msg.find("DefaultCPUAllocator") != std::string::npos;
+    return report(g, "libtorch: " + msg, static_cast<int>(oom ? ExitCode::kResource : ExitCode::kInternal));
+  } catch (const std::exception& e) {
+    return report(g, std::string("internal error: ") + e.what(), static_cast<int>(ExitCode::kInternal));
+  }
+}

@@ -1,0 +1,60 @@
+#include "core/progress.h"
+
+#include <unistd.h>
+
+#include <cstdio>
+
+#include <fmt/format.h>
+
+#include "core/log.h"
+
+namespace hearth {
+
+bool stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }
+
+Progress::Progress(std::string label, uint64_t total, std::string unit)
+    : label_(std::move(label)), unit_(std::move(unit)), total_(total), tty_(stderr_is_tty()),
+      start_(std::chrono::steady_clock::now()), last_draw_(start_) {}
+
+Progress::~Progress() { finish(); }
+
+void Progress::update(uint64_t done, const std::string& suffix) {
+  done_ = done;
+  suffix_ = suffix;
+  auto now = std::chrono::steady_clock::now();
+  auto interval = tty_ ? std::chrono::milliseconds(100) : std::chrono::milliseconds(10000);
+  if (now - last_draw_ >= interval) {
+    last_draw_ = now;
+    draw(false);
+  }
+}
+
+void Progress::finish() {
+  if (finished_) return;
+  finished_ = true;
+  draw(true);
+}
+
+void Progress::draw(bool final) {
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double rate = secs > 0 ? done_ / secs : 0.0;
+  std::string counts = total_ ? fmt::format("{}/{} {}", done_, total_, unit_) : fmt::format("{} {}", done_, unit_);
+  if (!tty_) {
+    if (log::level() <= log::Level::kInfo)
+      log::info("{}: {} ({:.1f} {}/s, {:.1f} s){}{}", label_, counts, rate, unit_, secs, suffix_.empty() ? "" : " ",
+                suffix_);
+    return;
+  }
+  std::string bar;
+  if (total_) {
+    constexpr int kWidth = 30;
+    int filled = static_cast<int>(kWidth * std::min<double>(1.0, double(done_) / total_));
+    bar = "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "] ";
+  }
+  std::string line = fmt::format("\r{} {}{} {:.1f} {}/s {}\x1b[K", label_, bar, counts, rate, unit_, suffix_);
+  if (final) line += "\n";
+  std::fwrite(line.data(), 1, line.size(), stderr);
+  std::fflush(stderr);
+}
+
+}  // namespace hearth

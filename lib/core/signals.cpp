@@ -1,0 +1,35 @@
+#include "core/signals.h"
+
+#include <unistd.h>
+
+#include <atomic>
+#include <csignal>
+#include <string>
+
+#include "core/error.h"
+
+namespace hearth {
+namespace {
+std::atomic<int> g_signal{0};
+
+extern "C" void on_signal(int sig) {
+  if (g_signal.exchange(sig) != 0) _exit(128 + sig);  // second signal: stop now
+}
+}  // namespace
+
+void signals_install() {
+  struct sigaction sa {};
+  sa.sa_handler = on_signal;
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, nullptr);
+  sigaction(SIGTERM, &sa, nullptr);
+}
+
+bool interrupt_requested() { return g_signal.load() != 0; }
+int interrupt_signal() { return g_signal.load(); }
+
+void interrupt_check(const char* where) {
+  if (interrupt_requested()) throw InterruptedError(std::string(where) + ": interrupted by signal");
+}
+
+}  // namespace hearth

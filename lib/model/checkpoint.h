@@ -1,0 +1,31 @@
+// Hugging Face checkpoint tensors <-> libtorch: safetensors files as named torch tensors, and back.
+//
+// Reading is zero-copy: each tensor points into the memory map (kept alive by the tensor itself) and is
+// read-only — never modify it in place. Writing goes through io::safetensors_write (atomic).
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+
+#include <torch/types.h>
+
+#include "io/safetensors.h"
+
+namespace hearth::model {
+
+// All tensors of DIR's model.safetensors (or its shards), by name, as CPU tensors in their stored dtype
+// (F32, F16, BF16, I8, U8, I32, I64). Throws as io::SafetensorsArchive::open, and FormatError for a dtype
+// libtorch cannot hold (naming the tensor).
+std::map<std::string, torch::Tensor> checkpoint_tensors(const std::filesystem::path& dir);
+// Same for a single .safetensors file.
+std::map<std::string, torch::Tensor> safetensors_tensors(const std::filesystem::path& file);
+
+// Writes tensors (moved to CPU, made contiguous) to a .safetensors file atomically.
+void safetensors_save(const std::filesystem::path& file, const std::map<std::string, torch::Tensor>& tensors,
+                      const std::map<std::string, std::string>& metadata = {});
+
+torch::ScalarType dtype_to_torch(io::Dtype dtype, const std::string& where);
+io::Dtype dtype_from_torch(torch::ScalarType dtype, const std::string& where);
+
+}  // namespace hearth::model

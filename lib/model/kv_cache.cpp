@@ -1,0 +1,71 @@
+#include "model/kv_cache.h"
+
+#include <algorithm>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace hearth::model {
+
+KvCache::KvCache(const ModelConfig& c, int64_t batch, int64_t capacity, const torch::TensorOptions& options)
+    : batch_(batch), capacity_(capacity), lengths_(batch, 0) {
+  try {
+    for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+      k_.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, options));
+      v_.push_back(torch::zeros({batch, c.num_key_value_heads, capacity, c.head_dim}, options));
+    }
+    valid_ = torch::zeros({batch, capacity}, options.dtype(torch::kBool));
+  } catch (const c10::Error& e) {
+    throw ResourceError(fmt::format("kv cache: cannot allocate {} rows × {} slots: {}", batch, capacity,
+                                    e.what_without_backtrace()));
+  }
+}
+
+int64_t KvCache::max_length() const { return *std::max_element(lengths_.begin(), lengths_.end()); }
+
+size_t KvCache::bytes() const {
+  size_t n = 0;
+  for (const auto& t : k_) n += t.nbytes() * 2;
+  return n;
+}
+
+torch::Tensor KvCache::append(const torch::Tensor& valid) {
+  // valid: [B, T] bool -> slots [B, T]: row b's tokens go to lengths[b], lengths[b]+1, ...
+  auto valid_cpu = valid.to(torch::kCPU);
+  const int64_t T = valid_cpu.size(1);
+  auto slots = torch::empty({batch_, T}, torch::kInt64);
+  auto s = slots.accessor<int64_t, 2>();
+  auto vv = valid_cpu.accessor<bool, 2>();
+  for (int64_t b = 0; b < batch_; ++b) {
+    int64_t n_valid = 0;
+    for (int64_t t = 0; t < T; ++t) n_valid += vv[b][t];
+    if (lengths_[b] + T > capacity_)
+      throw ResourceError(fmt::format("kv cache: row {} needs {} slots; capacity is {}", b, lengths_[b] + T,
+                                      capacity_));
+    for (int64_t t = 0; t < T; ++t) s[b][t] = lengths_[b] + t;
+    lengths_[b] += n_valid;
+  }
+  slots = slots.to(valid_.device());
+  // Mark the new slots: valid ones true, padding false (so stale entries never leak in).
+  valid_.scatter_(1, slots, valid.to(valid_.device()));
+  return slots;
+}
+
+void KvCache::write(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v) {
+  // slots [B, T] -> index [B, n_kv, T, hd] along dim 2
+  auto index = slots.view({slots.size(0), 1, slots.size(1), 1}).expand_as(k);
+  k_[layer].scatter_(2, index, k);
+  v_[layer].scatter_(2, index, v);
+}
+
+std::pair<torch::Tensor, torch::Tensor> KvCache::read(int64_t layer, int64_t n) const {
+  return {k_[layer].narrow(2, 0, n), v_[layer].narrow(2, 0, n)};
+}
+
+void KvCache::reset_row(int64_t b) {
+  lengths_[b] = 0;
+  valid_[b].fill_(false);
+}
+
+}  // namespace hearth::model

@@ -1,0 +1,51 @@
+// Key/value cache for batched incremental decoding: one row per sequence, each row with its own length.
+//
+// Layout per layer: k, v [B, n_kv_heads, capacity, head_dim]; `valid` [B, capacity] marks written slots that
+// hold real tokens (padding written by a batched prefill stays invalid and is never attended to).
+// Rows are independent, so sequences of different lengths share one batch. Not thread-safe.
+#pragma once
+
+#include <vector>
+
+#include <torch/types.h>
+
+#include "model/config.h"
+
+namespace hearth::model {
+
+class KvCache {
+ public:
+  // Allocates zeroed storage. Throws ResourceError if it does not fit in memory.
+  KvCache(const ModelConfig& config, int64_t batch, int64_t capacity, const torch::TensorOptions& options);
+
+  int64_t batch() const { return batch_; }
+  int64_t capacity() const { return capacity_; }
+  // lengths [B] int64 (CPU): slots used by each row.
+  const std::vector<int64_t>& lengths() const { return lengths_; }
+  int64_t max_length() const;
+  // Bytes held by the cache.
+  size_t bytes() const;
+
+  // Used by the model's forward. slots: [B, T] int64 slot of each new token; valid [B, T] bool.
+  // Writes layer `layer`'s k, v [B, n_kv, T, hd] at those slots.
+  void write(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v);
+  // The first `n` slots of layer `layer`: k, v [B, n_kv, n, hd].
+  std::pair<torch::Tensor, torch::Tensor> read(int64_t layer, int64_t n) const;
+  // valid [B, n] bool for the first n slots.
+  torch::Tensor valid(int64_t n) const { return valid_.narrow(1, 0, n); }
+
+  // Reserves slots for T new tokens per row (valid [B, T] bool, padding last in each row); returns their
+  // slot indices [B, T] and advances each row by its count of valid tokens. Throws ResourceError when a
+  // row would exceed the capacity.
+  torch::Tensor append(const torch::Tensor& valid);
+  // Forgets everything in row b (its slots become free).
+  void reset_row(int64_t b);
+
+ private:
+  int64_t batch_, capacity_;
+  std::vector<torch::Tensor> k_, v_;
+  torch::Tensor valid_;  // [B, capacity] bool
+  std::vector<int64_t> lengths_;
+};
+
+}  // namespace hearth::model

@@ -1,0 +1,97 @@
+// A Hugging Face `tokenizer.json` tokenizer, in C++, giving exactly the ids HF tokenizers gives.
+//
+// Reads tokenizer.json (the HF tokenizers serialization) plus tokenizer_config.json / special_tokens_map.json
+// beside it. Supports BPE models of both families: byte-level BPE (GPT-2, Llama 3, Qwen2/3, SmolLM) and
+// SentencePiece-style BPE (Llama 2, Mistral, stories260K). Any component it does not support is a
+// FormatError naming the component, never a silent approximation. See docs/tokenizers.md.
+// Not here: chat templates (chat_template.h), tensors (no libtorch in this library).
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+namespace hearth::tokenizer {
+
+using TokenId = int32_t;
+
+struct EncodeOptions {
+  // Add the special tokens the tokenizer's post-processor / tokenizer_config.json asks for (e.g. BOS).
+  bool add_special_tokens = true;
+  // Recognize added/special tokens written in the text (e.g. "<|im_start|>"). false treats them as plain
+  // text (hearth --no-special, API flags).
+  bool parse_special = true;
+};
+
+class Tokenizer {
+ public:
+  // Loads DIR/tokenizer.json (+ tokenizer_config.json, special_tokens_map.json when present).
+  // Throws IoError if tokenizer.json is missing/unreadable, FormatError if malformed or unsupported
+  // (the message names the file and the JSON field).
+  static Tokenizer load(const std::filesystem::path& dir);
+  // Same, from already-parsed JSON; `config` may be null. `origin` names the source in error messages.
+  static Tokenizer from_json(const nlohmann::json& tokenizer_json, const nlohmann::json& config,
+                             const std::string& origin);
+
+  Tokenizer(Tokenizer&&) noexcept;
+  Tokenizer& operator=(Tokenizer&&) noexcept;
+  ~Tokenizer();
+
+  // Text -> ids, exactly as HF `tokenizer(text, add_special_tokens=...)`. Thread-safe (const).
+  std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const;
+  // Ids -> text, as HF `decode(ids, skip_special_tokens=...)`. Unknown ids throw FormatError.
+  std::string decode(const std::vector<TokenId>& ids, bool skip_special_tokens = false) const;
+
+  // Number of ids (max id + 1 over the model vocabulary and added tokens).
+  size_t vocab_size() const;
+  // The token string of an id ("Ġthe", "▁the", "<|im_end|>"); std::nullopt when out of range.
+  std::optional<std::string> id_to_token(TokenId id) const;
+  std::optional<TokenId> token_to_id(std::string_view token) const;
+  bool is_special(TokenId id) const;
+
+  // Special tokens named in tokenizer_config.json / special_tokens_map.json, when present.
+  std::optional<TokenId> bos_id() const;
+  std::optional<TokenId> eos_id() const;
+  std::optional<TokenId> pad_id() const;
+  // The parsed tokenizer_config.json (null JSON when the file is absent): chat_template, bos_token, ...
+  const nlohmann::json& config() const;
+  // One line for `hearth inspect`: model type, vocab size, special tokens.
+  std::string summary() const;
+
+ private:
+  struct Impl;
+  explicit Tokenizer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+  friend class StreamDecoder;
+};
+
+// Incremental decoder for streaming: feed ids one at a time, get the text that is now final.
+// Never returns a partial UTF-8 sequence; the concatenation of all push() results plus flush() equals
+// decode(all ids). Not thread-safe; one per stream. The Tokenizer must outlive it.
+class StreamDecoder {
+ public:
+  explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false);
+  // Adds one id; returns the text it completes (often "", e.g. while a multi-byte character or an emoji is
+  // still split across tokens). Unknown ids throw FormatError.
+  std::string push(TokenId id);
+  // Returns whatever is still held back (e.g. a trailing invalid byte sequence, as U+FFFD) and resets the
+  // decoder for a new stream.
+  std::string flush();
+
+ private:
+  // Works like HF tokenizers' DecodeStream: ids_ holds the ids of the last emitted chunk (context, so that
+  // first-token rules such as Strip/Metaspace apply as in a full decode) followed by ids not yet emitted.
+  const Tokenizer* tokenizer_;
+  bool skip_special_;
+  std::vector<TokenId> ids_;
+  size_t emitted_bytes_ = 0;  // bytes of decode(ids_[0, prefix_index_)) already returned
+  size_t prefix_index_ = 0;   // ids_[0, prefix_index_) is the context chunk
+};
+
+}  // namespace hearth::tokenizer

