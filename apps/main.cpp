@@ -2,7 +2,11 @@
 // that maps errors to exit codes (docs/cli.md):
 //   0 ok, 1 internal, 2 usage/config, 3 I/O, 4 model/format, 5 resource, 130 interrupted (SIGINT),
 //   143 terminated (SIGTERM).
+#include <unistd.h>
+
 #include <csignal>
+#include <cstdlib>
+#include <string>
 #include <iostream>
 #include <new>
 
@@ -20,6 +24,28 @@
 
 namespace {
 
+// libgomp reads its settings when it is loaded, before main(). Without OMP_NUM_THREADS in the environment
+// its idle threads give up spinning almost at once, and two-thread matmuls on a 2-core machine ran ~20×
+// slower (bench/README.md). So, unless the user set it, set OMP_NUM_THREADS from --threads (or the core
+// count) and re-execute once. HEARTH_REEXEC guards against loops.
+void omp_env_prepare(int argc, char** argv) {
+  if (std::getenv("OMP_NUM_THREADS") || std::getenv("HEARTH_REEXEC")) return;
+  int threads = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    try {
+      if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[i + 1]);
+      if (a.rfind("--threads=", 0) == 0) threads = std::stoi(a.substr(10));
+    } catch (const std::exception&) {
+      threads = 0;  // CLI11 reports the bad value
+    }
+  }
+  threads = hearth::app::threads_resolve(threads);
+  setenv("OMP_NUM_THREADS", std::to_string(threads).c_str(), 1);
+  setenv("HEARTH_REEXEC", "1", 1);
+  execv("/proc/self/exe", argv);  // on failure, carry on with the defaults
+}
+
 int report(const hearth::app::GlobalOptions& g, const std::string& message, int code) {
   std::cerr << "hearth: error: " << message << std::endl;
   if (g.json) hearth::app::json_print({{"error", {{"message", message}, {"exit_code", code}}}});
@@ -35,6 +61,7 @@ int exit_code_for(const hearth::Error& e) {
 
 int main(int argc, char** argv) {
   using namespace hearth;
+  omp_env_prepare(argc, argv);
   app::GlobalOptions g;
   CLI::App cli{"hearth — train, host and serve your own language models, on your own machine."};
   cli.set_version_flag("--version", "hearth " HEARTH_VERSION);

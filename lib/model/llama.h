@@ -70,6 +70,10 @@ class LlamaModel {
   // Bytes of base weights read per decoded token (all layers + head).
   size_t weight_bytes() const;
   const std::string& origin() const { return origin_; }
+  // Base weights, for LoRA wrapping and benchmarks. Never modify them in place (they may be memory-mapped).
+  const std::vector<LayerWeights>& layers() const { return layers_; }
+  const torch::Tensor& lm_head() const { return lm_head_; }
+  const torch::Tensor& embedding() const { return embed_; }
 
  private:
   LlamaModel() = default;

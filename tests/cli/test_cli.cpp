@@ -1,0 +1,164 @@
+// End to end: the hearth binary run as a user would, checking exit codes (docs/cli.md) and outputs
+// against the stories260K reference (models/stories260K/expected.json).
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+
+#include "io/atomic_file.h"
+#include "io/json_file.h"
+#include "test_paths.h"
+
+using namespace hearth;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out, err;
+};
+
+fs::path scratch() {
+  auto dir = fs::temp_directory_path() / ("hearth_test_cli_" + std::to_string(::getpid()));
+  fs::create_directories(dir);
+  return dir;
+}
+
+// Runs `hearth ARGS` through the shell; captures exit code, stdout and stderr.
+Run run_hearth(const std::string& args) {
+  auto out = scratch() / "stdout", err = scratch() / "stderr";
+  std::string cmd = "'" + test::hearth_binary().string() + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+  int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, io::file_read(out), io::file_read(err)};
+}
+
+std::string model_arg() { return "--model '" + test::stories_dir().string() + "'"; }
+
+nlohmann::json expected() { return io::json_read(test::stories_dir() / "expected.json"); }
+
+// A copy of the bundled model whose files the test can break.
+fs::path model_copy(const std::string& name) {
+  auto dir = scratch() / name;
+  fs::remove_all(dir);
+  fs::create_directories(dir);
+  for (const auto& e : fs::directory_iterator(test::stories_dir())) fs::copy_file(e.path(), dir / e.path().filename());
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("hearth --version and --help exit 0; usage errors exit 2", "[cli]") {
+  auto v = run_hearth("--version");
+  CHECK(v.code == 0);
+  CHECK(v.out.find("hearth 0.") != std::string::npos);
+  CHECK(run_hearth("--help").code == 0);
+  CHECK(run_hearth("").code == 2);
+  CHECK(run_hearth("no-such-command").code == 2);
+  CHECK(run_hearth("generate --prompt hi").code == 2);  // --model missing
+  auto bad = run_hearth("generate " + model_arg() + " --prompt hi --temperature -1");
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("temperature") != std::string::npos);
+  CHECK(run_hearth("--log-level loud inspect " + model_arg()).code == 2);
+}
+
+TEST_CASE("hearth generate --json: greedy continuation equals the reference ids", "[cli]") {
+  auto want = expected()["greedy_from_bos_64_ids"].get<std::vector<int>>();
+  auto r = run_hearth("--json generate " + model_arg() + " --prompt 'Once upon a time' --temperature 0 --max-tokens 20");
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["prompt_tokens"] == 5);  // <s> Once upon a time
+  CHECK(j["completion_tokens"] == 20);
+  CHECK(j["finish_reason"] == "length");
+  CHECK(j["token_ids"].get<std::vector<int>>() == std::vector<int>(want.begin() + 5, want.begin() + 25));
+  CHECK(j["text"].get<std::string>().rfind(", there was a little girl named Lily.", 0) == 0);
+  for (const char* k : {"prefill_tokens_per_s", "decode_tokens_per_s"}) CHECK(j[k].get<double>() > 0);
+
+  // Streaming mode prints the same text on stdout, then a newline; logs stay on stderr.
+  auto s = run_hearth("generate " + model_arg() + " --prompt 'Once upon a time' --temperature 0 --max-tokens 20");
+  REQUIRE(s.code == 0);
+  CHECK(s.out == j["text"].get<std::string>() + "\n");
+  // --stop cuts the text before the stop string
+  auto st = run_hearth("--json generate " + model_arg() + " --prompt 'Once upon a time' --temperature 0 --stop Lily");
+  auto sj = nlohmann::json::parse(st.out);
+  CHECK(sj["finish_reason"] == "stop");
+  CHECK(sj["text"] == ", there was a little girl named ");
+}
+
+TEST_CASE("hearth eval matches the reference prompt NLL", "[cli]") {
+  auto text = scratch() / "prompt.txt";
+  io::atomic_write(text, expected()["prompt_text"].get<std::string>());
+  auto r = run_hearth("--json eval " + model_arg() + " --text-file '" + text.string() + "'");
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["mean_nll"].get<double>() == Approx(expected()["prompt_mean_nll"].get<double>()).margin(1e-5));
+  CHECK(j["tokens_scored"] == 15);
+  CHECK(run_hearth("eval " + model_arg() + " --text-file /nonexistent.txt").code == 3);
+}
+
+TEST_CASE("hearth tokenize / detokenize round-trip the reference ids", "[cli]") {
+  auto e = expected();
+  auto r = run_hearth("--json tokenize " + model_arg() + " --text '" + e["prompt_text"].get<std::string>() + "'");
+  REQUIRE(r.code == 0);
+  CHECK(nlohmann::json::parse(r.out) == e["prompt_ids_with_bos"]);
+  auto d = run_hearth("detokenize " + model_arg() + " --skip-special --ids '" + nlohmann::json(e["prompt_ids_with_bos"]).dump() + "'");
+  REQUIRE(d.code == 0);
+  CHECK(d.out == e["prompt_text"].get<std::string>() + "\n");
+  CHECK(run_hearth("detokenize " + model_arg() + " --ids '1 99999'").code == 2);
+  CHECK(run_hearth("detokenize " + model_arg() + " --ids 'one two'").code == 2);
+}
+
+TEST_CASE("hearth inspect reports the architecture", "[cli]") {
+  auto r = run_hearth("--json inspect " + model_arg());
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["parameters"] == 260032);
+  CHECK(j["model_type"] == "llama");
+  CHECK(j["num_key_value_heads"] == 4);
+  CHECK(j["dtypes"]["F32"] == 260032);
+}
+
+TEST_CASE("broken models exit 3 (missing) or 4 (malformed) with the file named", "[cli]") {
+  CHECK(run_hearth("generate --model /nonexistent/model --prompt hi").code == 3);
+
+  auto truncated = model_copy("truncated");
+  fs::resize_file(truncated / "model.safetensors", 5000);
+  auto t = run_hearth("--json generate --model '" + truncated.string() + "' --prompt hi");
+  CHECK(t.code == 4);
+  CHECK(t.err.find("model.safetensors") != std::string::npos);
+  CHECK(nlohmann::json::parse(t.out)["error"]["exit_code"] == 4);
+
+  auto unsupported = model_copy("unsupported");
+  auto cfg = io::json_read(unsupported / "config.json");
+  cfg["model_type"] = "gpt_neox";
+  io::atomic_write(unsupported / "config.json", cfg.dump());
+  auto u = run_hearth("generate --model '" + unsupported.string() + "' --prompt hi");
+  CHECK(u.code == 4);
+  CHECK(u.err.find("gpt_neox") != std::string::npos);
+  CHECK(u.err.find("qwen3") != std::string::npos);
+
+  auto shape = model_copy("shape");
+  cfg = io::json_read(shape / "config.json");
+  cfg["hidden_size"] = 96;
+  io::atomic_write(shape / "config.json", cfg.dump());
+  auto s = run_hearth("generate --model '" + shape.string() + "' --prompt hi");
+  CHECK(s.code == 4);
+  CHECK(s.err.find("model.embed_tokens.weight") != std::string::npos);
+
+  auto no_tok = model_copy("notok");
+  fs::remove(no_tok / "tokenizer.json");
+  CHECK(run_hearth("generate --model '" + no_tok.string() + "' --prompt hi").code == 3);
+}
+
+TEST_CASE("device cuda without CUDA exits 5", "[cli]") {
+  auto r = run_hearth("--device cuda generate " + model_arg() + " --prompt hi --max-tokens 2");
+  if (r.code == 0) SUCCEED("this build has a CUDA device");
+  else {
+    CHECK(r.code == 5);
+    CHECK(r.err.find("CUDA") != std::string::npos);
+  }
+}

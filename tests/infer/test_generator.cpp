@@ -53,7 +53,9 @@ TEST_CASE("StopMatcher holds back possible stop prefixes and cuts at the stop", 
 TEST_CASE("greedy generation from BOS reproduces the reference ids", "[infer]") {
   auto want = reference_ids();
   std::string streamed;
-  auto results = infer::generate(fx().model, fx().tokenizer, {greedy({1}, 63)},
+  // the reference holds BOS followed by the 64 greedy ids
+  REQUIRE(want.size() == 65);
+  auto results = infer::generate(fx().model, fx().tokenizer, {greedy({1}, 64)},
                                  [&](size_t, const std::string& t) { streamed += t; });
   const auto& r = results.front();
   CHECK(std::vector<int32_t>(want.begin() + 1, want.end()) == r.tokens);

@@ -1,0 +1,180 @@
+// bench_generate: prefill and decode speed, peak memory and distance from the memory-bandwidth floor.
+//
+//   bench_generate [--models bundled,smollm2-135m] [--dtypes float32,bfloat16] [--threads 1,2]
+//                  [--prompt 128] [--decode 64]
+// Each (model, dtype, threads) runs in its own process (this binary re-executed with --one) so that peak
+// RSS is that configuration's. The floor is weight bytes per token ÷ the measured read bandwidth (a
+// multi-threaded sum over 512 MiB); "overhead" is a decode step's time minus the time of its matmuls alone.
+#include <sys/resource.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <sstream>
+
+#include <ATen/Parallel.h>
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "bench/model_presets.h"
+#include "model/llama.h"
+
+using namespace hearth;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+double now_s() { return std::chrono::duration<double>(Clock::now().time_since_epoch()).count(); }
+
+double peak_rss_mb() {
+  rusage ru{};
+  getrusage(RUSAGE_SELF, &ru);
+  return ru.ru_maxrss / 1024.0;
+}
+
+model::LlamaModel build(const std::string& name, torch::ScalarType dtype) {
+  model::LoadOptions options{torch::kCPU, dtype};
+  if (name == "bundled") return model::LlamaModel::load(std::string(HEARTH_SOURCE_DIR) + "/models/stories260K", options);
+  auto config = model::config_parse(bench::preset_config(name), name);
+  auto tensors = model::LlamaModel::random_tensors(config, 1);
+  for (auto& [k, t] : tensors) t = t.to(dtype);
+  return model::LlamaModel::from_tensors(config, tensors, options, name);
+}
+
+// Seconds for one decode step's matmuls alone (same weights, batch 1).
+double matmul_seconds(const model::LlamaModel& m) {
+  const auto& c = m.config();
+  auto opts = torch::TensorOptions().dtype(m.dtype());
+  auto x = torch::randn({1, 1, c.hidden_size}, opts);
+  auto a = torch::randn({1, 1, c.num_attention_heads * c.head_dim}, opts);
+  auto f = torch::randn({1, 1, c.intermediate_size}, opts);
+  auto run = [&] {
+    for (const auto& L : m.layers()) {
+      torch::linear(x, L.wqkv);
+      torch::linear(a, L.wo);
+      torch::linear(x, L.w_gate_up);
+      torch::linear(f, L.w_down);
+    }
+    torch::linear(x, m.lm_head());
+  };
+  run();
+  double best = 1e9;
+  for (int i = 0; i < 5; ++i) {
+    double t0 = now_s();
+    run();
+    best = std::min(best, now_s() - t0);
+  }
+  return best;
+}
+
+// One configuration: prints "RESULT prefill_tps decode_tps rss_mb weight_mb step_ms matmul_ms".
+int run_one(const std::string& name, const std::string& dtype_name, int threads, int prompt, int decode) {
+  at::set_num_threads(threads);
+  c10::InferenceMode guard;
+  auto dtype = model::dtype_parse(dtype_name, "--dtypes");
+  auto m = build(name, dtype);
+  const int64_t V = m.config().vocab_size;
+  auto ids = torch::randint(3, std::min<int64_t>(V, 500), {1, prompt}, torch::kInt64);
+  auto pos = torch::arange(prompt, torch::kInt64).unsqueeze(0);
+  double prefill = 1e9, decode_total = 0;
+  for (int rep = 0; rep < 3; ++rep) {
+    auto cache = m.cache_new(1, prompt + decode + 1);
+    double t0 = now_s();
+    auto logits = m.forward(ids, pos, {}, &cache, true);
+    prefill = std::min(prefill, now_s() - t0);
+    if (rep < 2) continue;  // decode once, after two warm prefills
+    double t1 = now_s();
+    for (int i = 0; i < decode; ++i) {
+      auto next = logits[0][-1].argmax().view({1, 1});
+      logits = m.forward(next, torch::full({1, 1}, int64_t(prompt + i), torch::kInt64), {}, &cache);
+    }
+    decode_total = now_s() - t1;
+  }
+  double step = decode_total / decode;
+  double mm = matmul_seconds(m);
+  std::cout << fmt::format("RESULT {} {} {} {} {} {}", prompt / prefill, decode / decode_total, peak_rss_mb(),
+                           m.weight_bytes() / 1048576.0, step * 1e3, mm * 1e3)
+            << std::endl;
+  return 0;
+}
+
+// GB/s read by a multi-threaded sum over 512 MiB (run with OMP_NUM_THREADS set, see run_one's caller).
+double read_bandwidth(int threads) {
+  at::set_num_threads(threads);
+  auto big = torch::ones({128 * 1024 * 1024}, torch::kFloat32);
+  double best = 1e9;
+  for (int i = 0; i < 5; ++i) {
+    double t0 = now_s();
+    volatile float s = big.sum().item<float>();
+    (void)s;
+    best = std::min(best, now_s() - t0);
+  }
+  return big.nbytes() / best / 1e9;
+}
+
+std::vector<std::string> split(const std::string& s) {
+  std::vector<std::string> out;
+  std::stringstream ss(s);
+  std::string item;
+  while (std::getline(ss, item, ',')) out.push_back(item);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string models = "bundled,smollm2-135m", dtypes = "float32,bfloat16", threads = "1,2";
+  int prompt = 128, decode = 64;
+  std::vector<std::string> one;
+  CLI::App app{"hearth generation benchmark"};
+  app.add_option("--models", models);
+  app.add_option("--dtypes", dtypes);
+  app.add_option("--threads", threads);
+  app.add_option("--prompt", prompt);
+  app.add_option("--decode", decode);
+  app.add_option("--one", one)->expected(3);
+  int bandwidth_threads = 0;
+  app.add_option("--bandwidth", bandwidth_threads);
+  CLI11_PARSE(app, argc, argv);
+  if (bandwidth_threads > 0) {
+    std::cout << fmt::format("BANDWIDTH {}", read_bandwidth(bandwidth_threads)) << std::endl;
+    return 0;
+  }
+  if (!one.empty()) return run_one(one[0], one[1], std::stoi(one[2]), prompt, decode);
+
+  const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
+  std::cout << fmt::format("{:<14} {:<9} {:>3} {:>11} {:>10} {:>8} {:>9} {:>8} {:>9} {:>7} {:>11}\n", "model", "dtype",
+                           "thr", "prefill t/s", "decode t/s", "RSS MiB", "weight MiB", "BW GB/s", "floor t/s",
+                           "% floor", "overhead ms");
+  for (const auto& t : split(threads)) {
+    // bandwidth in a child too, so that OMP_NUM_THREADS matches the thread count
+    double bw = 0;
+    if (FILE* p = popen(fmt::format("OMP_NUM_THREADS={} '{}' --bandwidth {}", t, self, t).c_str(), "r")) {
+      if (std::fscanf(p, "BANDWIDTH %lf", &bw) != 1) bw = 0;
+      pclose(p);
+    }
+    for (const auto& m : split(models))
+      for (const auto& d : split(dtypes)) {
+        std::string cmd = fmt::format("OMP_NUM_THREADS={} '{}' --one {} {} {} --prompt {} --decode {}", t, self, m, d, t, prompt, decode);
+        FILE* p = popen(cmd.c_str(), "r");
+        char line[512] = {0};
+        std::string result;
+        while (p && fgets(line, sizeof line, p))
+          if (std::string(line).rfind("RESULT", 0) == 0) result = line;
+        if (p) pclose(p);
+        double pf = 0, dc = 0, rss = 0, wmb = 0, step = 0, mm = 0;
+        if (std::sscanf(result.c_str(), "RESULT %lf %lf %lf %lf %lf %lf", &pf, &dc, &rss, &wmb, &step, &mm) != 6) {
+          std::cout << fmt::format("{:<14} {:<9} {:>3} failed\n", m, d, t);
+          continue;
+        }
+        double floor = bw * 1e9 / (wmb * 1048576.0);
+        std::cout << fmt::format("{:<14} {:<9} {:>3} {:>11.1f} {:>10.1f} {:>8.0f} {:>9.1f} {:>8.1f} {:>9.1f} {:>6.0f}% "
+                                 "{:>11.3f}\n",
+                                 m, d, t, pf, dc, rss, wmb, bw, floor, 100 * dc / floor, step - mm);
+        std::cout.flush();
+      }
+  }
+  return 0;
+}

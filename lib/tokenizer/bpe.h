@@ -1,0 +1,84 @@
+// The tokenizer.json "model" of type BPE: vocabulary, ranked merges, and the merge loop.
+//
+// Follows HF tokenizers' models/bpe (model.rs, word.rs): a word is split into characters (with
+// continuing_subword_prefix / end_of_word_suffix when set), characters missing from the vocabulary go to
+// byte-fallback tokens "<0xAB>" or the unk token (fused when fuse_unk), then merges are applied lowest rank
+// first, leftmost first among equals, with a priority queue over a linked list of symbols (O(n log n) per
+// word). `ignore_merges` returns a word found whole in the vocabulary directly. `dropout` must be null/0.
+// Results for short words are kept in a bounded, sharded, mutex-protected cache.
+// Not here: other model types (WordPiece, Unigram, WordLevel are FormatErrors at load).
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <unordered_map>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "tokenizer/tokenizer_json.h"
+
+namespace hearth::tokenizer {
+
+using TokenId = int32_t;
+
+class BpeModel {
+ public:
+  // Parses `j` (the "model" object, type BPE). Merges may be "a b" strings or ["a", "b"] pairs.
+  // Throws FormatError (at `where`) on a bad vocabulary, a merge naming an unknown token, or an unsupported
+  // option (dropout).
+  BpeModel(const nlohmann::json& j, const Where& where);
+  BpeModel(const BpeModel&) = delete;
+  BpeModel& operator=(const BpeModel&) = delete;
+
+  // Appends the ids of one pre-tokenized word to `out`. Thread-safe.
+  void tokenize(std::string_view word, std::vector<TokenId>& out) const;
+
+  std::optional<TokenId> token_to_id(std::string_view token) const;
+  // The token string of id, or nullptr when the vocabulary has no such id.
+  const std::string* id_to_token(TokenId id) const;
+  // Max id + 1.
+  size_t size() const { return id_to_token_.size(); }
+  size_t merge_count() const { return merges_.size(); }
+
+ private:
+  struct Merge {
+    uint32_t rank;
+    TokenId new_id;
+  };
+  struct CacheShard {
+    std::mutex mutex;
+    std::unordered_map<std::string, std::vector<TokenId>> map;
+  };
+  static constexpr size_t kCacheShards = 16;
+  static constexpr size_t kCacheShardCapacity = 4096;
+  static constexpr size_t kCacheMaxWordBytes = 128;
+
+  void load_vocab(const nlohmann::json& vocab, const Where& where);
+  void load_merges(const nlohmann::json& merges, const Where& where);
+  // Initial symbols of a word (characters, byte fallback, unk), HF BPE::merge_word before merging.
+  void initial_symbols(std::string_view word, std::vector<TokenId>& symbols) const;
+  void merge_symbols(std::vector<TokenId>& symbols) const;
+  void tokenize_uncached(std::string_view word, std::vector<TokenId>& out) const;
+  const Merge* find_merge(TokenId a, TokenId b) const;
+
+  std::deque<std::string> storage_;                            // token strings, stable addresses
+  std::vector<const std::string*> id_to_token_;                // nullptr for ids with no token
+  std::unordered_map<std::string_view, TokenId> token_to_id_;  // views into storage_
+  std::unordered_map<uint64_t, Merge> merges_;
+  std::optional<TokenId> unk_id_;
+  std::string continuing_subword_prefix_;
+  std::string end_of_word_suffix_;
+  bool fuse_unk_ = false;
+  bool byte_fallback_ = false;
+  bool ignore_merges_ = false;
+  std::array<TokenId, 256> byte_ids_{};  // "<0xAB>" ids for byte fallback; -1 when absent
+  mutable std::array<CacheShard, kCacheShards> cache_;
+};
+
+}  // namespace hearth::tokenizer

@@ -1,0 +1,149 @@
+// PCRE2 wrapper for tokenizer patterns. See regex.h.
+#include "tokenizer/regex.h"
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
+
+#include "tokenizer/unicode.h"
+
+namespace hearth::tokenizer {
+
+namespace {
+
+// Rewrites \s and \S so that they match what Oniguruma's do (White_Space incl. U+0085).
+std::string onig_compatible(const std::string& pattern) {
+  std::string out;
+  bool in_class = false;
+  for (size_t i = 0; i < pattern.size(); ++i) {
+    const char c = pattern[i];
+    if (c == '\\' && i + 1 < pattern.size()) {
+      const char n = pattern[++i];
+      if (n == 's') {
+        out += in_class ? "\\s\\x{85}" : "[\\s\\x{85}]";
+      } else if (n == 'S' && !in_class) {
+        out += "[^\\s\\x{85}]";
+      } else {
+        out += c;
+        out += n;
+      }
+      continue;
+    }
+    if (c == '[' && !in_class) {
+      in_class = true;
+      out += c;
+      if (i + 1 < pattern.size() && pattern[i + 1] == '^') out += pattern[++i];
+      if (i + 1 < pattern.size() && pattern[i + 1] == ']') out += pattern[++i];  // literal ']'
+      continue;
+    }
+    if (c == ']' && in_class) in_class = false;
+    out += c;
+  }
+  return out;
+}
+
+// Per-thread JIT stack and match data, so find_all needs no locks.
+struct ThreadScratch {
+  pcre2_jit_stack* jit_stack = nullptr;
+  pcre2_match_context* context = nullptr;
+  ThreadScratch() {
+    jit_stack = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr);
+    context = pcre2_match_context_create(nullptr);
+    if (jit_stack && context) pcre2_jit_stack_assign(context, nullptr, jit_stack);
+  }
+  ~ThreadScratch() {
+    pcre2_match_context_free(context);
+    pcre2_jit_stack_free(jit_stack);
+  }
+};
+
+ThreadScratch& scratch() {
+  thread_local ThreadScratch s;
+  return s;
+}
+
+}  // namespace
+
+struct Regex::Code {
+  pcre2_code* code = nullptr;
+  ~Code() { pcre2_code_free(code); }
+};
+
+Regex::Regex(const std::string& pattern, const Where& where) : code_(std::make_unique<Code>()) {
+  const std::string translated = onig_compatible(pattern);
+  int error = 0;
+  PCRE2_SIZE offset = 0;
+  code_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
+                              PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
+  if (!code_->code) {
+    PCRE2_UCHAR buffer[256];
+    pcre2_get_error_message(error, buffer, sizeof(buffer));
+    throw_format(where, "bad regex at offset " + std::to_string(offset) + ": " +
+                            reinterpret_cast<const char*>(buffer),
+                 "a PCRE2-compatible pattern", json_brief(pattern));
+  }
+  pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE);  // optional: falls back to the interpreter
+}
+
+Regex::~Regex() = default;
+
+void Regex::find_all(std::string_view text, std::vector<Span>& out) const {
+  auto& s = scratch();
+  pcre2_match_data* md = pcre2_match_data_create_from_pattern(code_->code, nullptr);
+  const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
+  size_t pos = 0;
+  while (pos <= text.size()) {
+    const int rc = pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, s.context);
+    if (rc < 0) {
+      if (rc == PCRE2_ERROR_NOMATCH) break;
+      pcre2_match_data_free(md);
+      throw Error("tokenizer regex: match failed with PCRE2 error " + std::to_string(rc));
+    }
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
+    if (ov[1] > ov[0]) {
+      out.emplace_back(ov[0], ov[1]);
+      pos = ov[1];
+    } else {  // empty match: step over one character
+      if (ov[0] >= text.size()) break;
+      pos = ov[0] + utf8_char_len(static_cast<unsigned char>(text[ov[0]]));
+    }
+  }
+  pcre2_match_data_free(md);
+}
+
+Pattern::Pattern(const nlohmann::json& j, const Where& where) {
+  if (j.is_object() && j.size() == 1 && j.contains("String") && j["String"].is_string()) {
+    literal_ = j["String"].get<std::string>();
+  } else if (j.is_object() && j.size() == 1 && j.contains("Regex") && j["Regex"].is_string()) {
+    regex_ = std::make_unique<Regex>(j["Regex"].get<std::string>(), where / "Regex");
+  } else {
+    throw_format(where, "bad pattern", "{\"String\": ...} or {\"Regex\": ...}", json_brief(j));
+  }
+}
+
+void Pattern::find_all(std::string_view text, std::vector<Span>& out) const {
+  if (regex_) return regex_->find_all(text, out);
+  if (literal_.empty()) return;
+  size_t pos = 0;
+  while ((pos = text.find(literal_, pos)) != std::string_view::npos) {
+    out.emplace_back(pos, pos + literal_.size());
+    pos += literal_.size();
+  }
+}
+
+std::string pattern_replace(const Pattern& pattern, std::string_view text, std::string_view content) {
+  std::vector<Span> spans;
+  pattern.find_all(text, spans);
+  if (spans.empty()) return std::string(text);
+  std::string out;
+  out.reserve(text.size() + spans.size() * content.size());
+  size_t prev = 0;
+  for (const auto& [a, b] : spans) {
+    out.append(text.substr(prev, a - prev));
+    out.append(content);
+    prev = b;
+  }
+  out.append(text.substr(prev));
+  return out;
+}
+
+}  // namespace hearth::tokenizer

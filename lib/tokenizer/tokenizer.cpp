@@ -1,0 +1,271 @@
+// Tokenizer: loads tokenizer.json (+ tokenizer_config.json, special_tokens_map.json) and runs the HF
+// pipeline: added tokens -> normalizer -> pre-tokenizer -> BPE -> post-processor; decode through the
+// decoder. See tokenizer.h for the contract and docs/tokenizers.md for what is supported.
+//
+// The "truncation" and "padding" sections of tokenizer.json are ignored, as transformers' tokenizer(text)
+// does unless asked to truncate or pad.
+#include "tokenizer/tokenizer.h"
+
+#include <fstream>
+#include <sstream>
+
+#include "core/error.h"
+#include "tokenizer/added_tokens.h"
+#include "tokenizer/bpe.h"
+#include "tokenizer/decoder.h"
+#include "tokenizer/normalizer.h"
+#include "tokenizer/post_processor.h"
+#include "tokenizer/pre_tokenizer.h"
+#include "tokenizer/tokenizer_json.h"
+#include "tokenizer/unicode.h"
+
+namespace hearth::tokenizer {
+
+namespace {
+
+// Reads and parses a JSON file; IoError when unreadable, FormatError when not JSON.
+nlohmann::json read_json_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(path.string() + ": cannot open for reading; expected a readable file, got none");
+  std::ostringstream buffer;
+  buffer << in.rdbuf();
+  if (in.bad()) throw IoError(path.string() + ": read failed");
+  try {
+    return nlohmann::json::parse(buffer.str());
+  } catch (const nlohmann::json::parse_error& e) {
+    throw FormatError(path.string() + ": not valid JSON (" + e.what() + ")");
+  }
+}
+
+// A token named in a config: "<s>", {"content": "<s>", ...} or null.
+std::optional<std::string> config_token(const nlohmann::json& value) {
+  if (value.is_string()) return value.get<std::string>();
+  if (value.is_object() && value.contains("content") && value["content"].is_string()) {
+    return value["content"].get<std::string>();
+  }
+  return std::nullopt;
+}
+
+// True for the transformers classes that rebuild their post-processor from add_bos_token/add_eos_token.
+bool uses_bos_eos_flags(const nlohmann::json& config) {
+  if (!config.is_object() || !config.contains("tokenizer_class") || !config["tokenizer_class"].is_string()) {
+    return false;
+  }
+  std::string cls = config["tokenizer_class"].get<std::string>();
+  if (cls.size() > 4 && cls.compare(cls.size() - 4, 4, "Fast") == 0) cls.resize(cls.size() - 4);
+  return cls == "LlamaTokenizer" || cls == "CodeLlamaTokenizer" || cls == "GemmaTokenizer";
+}
+
+}  // namespace
+
+struct Tokenizer::Impl {
+  std::string origin;
+  nlohmann::json config;
+  std::unique_ptr<Normalizer> normalizer;
+  std::unique_ptr<PreTokenizer> pre_tokenizer;
+  std::unique_ptr<BpeModel> model;
+  std::unique_ptr<AddedVocabulary> added;
+  PostProcessor post_processor;
+  std::unique_ptr<Decoder> decoder;
+  std::optional<TokenId> bos, eos, pad;
+  size_t vocab_size = 0;
+  std::string family;
+
+  Impl(const nlohmann::json& tj, const nlohmann::json& config_json, const nlohmann::json& special_map,
+       std::string origin_name);
+  void load_model(const nlohmann::json& tj, const Where& root);
+  void load_added_tokens(const nlohmann::json& tj, const Where& root);
+  void load_special_ids(const nlohmann::json& special_map);
+  void load_post_processor(const nlohmann::json& tj, const Where& root);
+  std::optional<TokenId> lookup(std::string_view token) const;
+  const std::string* token_of(TokenId id) const;
+};
+
+Tokenizer::Impl::Impl(const nlohmann::json& tj, const nlohmann::json& config_json, const nlohmann::json& special_map,
+                      std::string origin_name)
+    : origin(std::move(origin_name)), config(config_json) {
+  const Where root{origin, ""};
+  if (!tj.is_object()) throw_format(root, "not a tokenizer.json object", "a JSON object", json_brief(tj));
+  load_model(tj, root);
+  normalizer = normalizer_from_json(tj.value("normalizer", nlohmann::json()), root / "normalizer");
+  pre_tokenizer = pre_tokenizer_from_json(tj.value("pre_tokenizer", nlohmann::json()), root / "pre_tokenizer");
+  decoder = decoder_from_json(tj.value("decoder", nlohmann::json()), root / "decoder");
+  load_added_tokens(tj, root);
+  load_special_ids(special_map);
+  load_post_processor(tj, root);
+  const std::string pre = tj.value("pre_tokenizer", nlohmann::json()).dump();
+  family = pre.find("\"ByteLevel\"") != std::string::npos ? "byte-level BPE"
+           : tj["model"].value("byte_fallback", false) ? "SentencePiece-style BPE"
+                                                       : "BPE";
+}
+
+void Tokenizer::Impl::load_model(const nlohmann::json& tj, const Where& root) {
+  const auto& m = json_member(tj, "model", root);
+  const std::string type = json_type(m, root / "model");
+  if (type != "BPE") {
+    throw_format(root / "model" / "type", "unsupported model", "\"BPE\"", "\"" + type + "\"");
+  }
+  model = std::make_unique<BpeModel>(m, root / "model");
+  vocab_size = model->size();
+}
+
+void Tokenizer::Impl::load_added_tokens(const nlohmann::json& tj, const Where& root) {
+  std::vector<AddedToken> tokens;
+  const auto it = tj.find("added_tokens");
+  if (it != tj.end() && !it->is_null()) {
+    if (!it->is_array()) throw_format(root / "added_tokens", "wrong type", "an array", json_brief(*it));
+    for (size_t i = 0; i < it->size(); ++i) {
+      tokens.push_back(added_token_from_json((*it)[i], (root / "added_tokens").at(i)));
+      vocab_size = std::max(vocab_size, static_cast<size_t>(tokens.back().id) + 1);
+    }
+  }
+  added = std::make_unique<AddedVocabulary>(std::move(tokens), normalizer.get());
+}
+
+void Tokenizer::Impl::load_special_ids(const nlohmann::json& special_map) {
+  auto find = [&](const char* key) -> std::optional<TokenId> {
+    const nlohmann::json* source = nullptr;
+    if (config.is_object() && config.contains(key)) source = &config[key];
+    else if (special_map.is_object() && special_map.contains(key)) source = &special_map[key];
+    if (!source) return std::nullopt;
+    const auto token = config_token(*source);
+    return token ? lookup(*token) : std::nullopt;
+  };
+  bos = find("bos_token");
+  eos = find("eos_token");
+  pad = find("pad_token");
+}
+
+void Tokenizer::Impl::load_post_processor(const nlohmann::json& tj, const Where& root) {
+  const nlohmann::json pp = tj.value("post_processor", nlohmann::json());
+  const Where config_where{origin + " (tokenizer_config.json)", ""};
+  auto flag = [&](const char* key, bool fallback) {
+    return json_bool(config.is_object() ? config : nlohmann::json::object(), key, config_where, fallback);
+  };
+  if (uses_bos_eos_flags(config)) {
+    post_processor = post_processor_from_flags(bos, flag("add_bos_token", true), eos, flag("add_eos_token", false),
+                                               config_where);
+  } else if (!pp.is_null()) {
+    post_processor = post_processor_from_json(pp, root / "post_processor");
+  } else {
+    post_processor = post_processor_from_flags(bos, flag("add_bos_token", false), eos,
+                                               flag("add_eos_token", false), config_where);
+  }
+}
+
+std::optional<TokenId> Tokenizer::Impl::lookup(std::string_view token) const {
+  if (const AddedToken* t = added->by_content(token)) return t->id;
+  return model->token_to_id(token);
+}
+
+const std::string* Tokenizer::Impl::token_of(TokenId id) const {
+  if (const AddedToken* t = added->by_id(id)) return &t->content;
+  return model->id_to_token(id);
+}
+
+// ---- Tokenizer ----
+
+Tokenizer::Tokenizer(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Tokenizer::Tokenizer(Tokenizer&&) noexcept = default;
+Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
+Tokenizer::~Tokenizer() = default;
+
+Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
+  const auto path = dir / "tokenizer.json";
+  if (!std::filesystem::is_regular_file(path)) {
+    throw IoError(path.string() + ": tokenizer file missing; expected a tokenizer.json in " + dir.string() +
+                  ", got none");
+  }
+  const nlohmann::json tj = read_json_file(path);
+  nlohmann::json config, special_map;
+  if (std::filesystem::is_regular_file(dir / "tokenizer_config.json")) {
+    config = read_json_file(dir / "tokenizer_config.json");
+  }
+  if (std::filesystem::is_regular_file(dir / "special_tokens_map.json")) {
+    special_map = read_json_file(dir / "special_tokens_map.json");
+  }
+  return Tokenizer(std::make_unique<Impl>(tj, config, special_map, path.string()));
+}
+
+Tokenizer Tokenizer::from_json(const nlohmann::json& tokenizer_json, const nlohmann::json& config,
+                               const std::string& origin) {
+  return Tokenizer(std::make_unique<Impl>(tokenizer_json, config, nlohmann::json(), origin));
+}
+
+std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOptions& options) const {
+  const Impl& im = *impl_;
+  const std::string clean = utf8_sanitize(text);
+  std::vector<TokenId> ids;
+  ids.reserve(clean.size() / 3 + 4);
+  std::vector<std::string> pieces;
+  for (Segment& seg : im.added->split_and_normalize(clean, options.parse_special)) {
+    if (seg.id >= 0) {
+      ids.push_back(seg.id);
+      continue;
+    }
+    pieces.clear();
+    pieces.push_back(std::move(seg.text));
+    if (im.pre_tokenizer) im.pre_tokenizer->split(pieces, seg.at_input_start);
+    for (const std::string& piece : pieces) im.model->tokenize(piece, ids);
+  }
+  if (options.add_special_tokens) im.post_processor.apply(ids);
+  return ids;
+}
+
+std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special_tokens) const {
+  const Impl& im = *impl_;
+  std::vector<std::string> tokens;
+  tokens.reserve(ids.size());
+  for (TokenId id : ids) {
+    const std::string* token = im.token_of(id);
+    if (!token) {
+      throw FormatError(im.origin + ": decode: unknown token id; expected 0.." +
+                        std::to_string(im.vocab_size - 1) + ", got " + std::to_string(id));
+    }
+    if (skip_special_tokens && is_special(id)) continue;
+    tokens.push_back(*token);
+  }
+  if (!im.decoder) {
+    std::string joined;
+    for (size_t i = 0; i < tokens.size(); ++i) joined += (i ? " " : "") + tokens[i];
+    return joined;
+  }
+  im.decoder->decode_chain(tokens);
+  std::string text;
+  for (const auto& t : tokens) text += t;
+  return text;
+}
+
+size_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
+
+std::optional<std::string> Tokenizer::id_to_token(TokenId id) const {
+  const std::string* token = impl_->token_of(id);
+  if (!token) return std::nullopt;
+  return *token;
+}
+
+std::optional<TokenId> Tokenizer::token_to_id(std::string_view token) const { return impl_->lookup(token); }
+
+bool Tokenizer::is_special(TokenId id) const {
+  const AddedToken* t = impl_->added->by_id(id);
+  return t && t->special;
+}
+
+std::optional<TokenId> Tokenizer::bos_id() const { return impl_->bos; }
+std::optional<TokenId> Tokenizer::eos_id() const { return impl_->eos; }
+std::optional<TokenId> Tokenizer::pad_id() const { return impl_->pad; }
+const nlohmann::json& Tokenizer::config() const { return impl_->config; }
+
+std::string Tokenizer::summary() const {
+  const Impl& im = *impl_;
+  auto name = [&](std::optional<TokenId> id) {
+    if (!id) return std::string("none");
+    const std::string* t = im.token_of(*id);
+    return (t ? *t : std::string("?")) + " (" + std::to_string(*id) + ")";
+  };
+  return im.family + ", vocab " + std::to_string(im.vocab_size) + ", " + std::to_string(im.model->merge_count()) +
+         " merges, " + std::to_string(im.added->tokens().size()) + " added tokens, bos " + name(im.bos) +
+         ", eos " + name(im.eos) + ", pad " + name(im.pad);
+}
+
+}  // namespace hearth::tokenizer

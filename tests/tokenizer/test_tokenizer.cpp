@@ -1,0 +1,247 @@
+// Tokenizer behaviour beyond the id vectors: decode round trips, the stream decoder, added-token rules
+// (lstrip/rstrip/single_word/parse_special), fuse_unk, thread safety, NFC and the accessors.
+// The vectors themselves are in test_tokenizer_vectors.cpp, errors in test_tokenizer_errors.cpp.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+#include <sstream>
+#include <thread>
+
+#include <nlohmann/json.hpp>
+
+#include "test_paths.h"
+#include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
+
+namespace tok = hearth::tokenizer;
+using nlohmann::json;
+
+namespace {
+
+std::vector<std::string> golden_texts(const std::string& name) {
+  std::ifstream in(hearth::test::golden_dir() / "tokenizer" / (name + ".json"));
+  REQUIRE(in.good());
+  std::vector<std::string> texts;
+  for (const auto& c : json::parse(in)["cases"]) texts.push_back(c["text"].get<std::string>());
+  return texts;
+}
+
+// Streams ids through a StreamDecoder; checks every piece is valid UTF-8 and counts the empty pushes.
+std::string stream_all(const tok::Tokenizer& t, const std::vector<tok::TokenId>& ids, bool skip,
+                       size_t* empty_pushes = nullptr) {
+  tok::StreamDecoder stream(t, skip);
+  std::string text;
+  for (tok::TokenId id : ids) {
+    const std::string piece = stream.push(id);
+    CHECK(tok::utf8_is_valid(piece));
+    if (piece.empty() && empty_pushes) ++*empty_pushes;
+    text += piece;
+  }
+  return text + stream.flush();
+}
+
+// A tiny character-level BPE with hand-made added tokens, to pin down HF's added-token rules.
+tok::Tokenizer toy_tokenizer() {
+  json j = {
+      {"model",
+       {{"type", "BPE"},
+        {"vocab", {{"a", 0}, {"b", 1}, {" ", 2}, {"c", 3}, {"<unk>", 4}, {"ab", 5}}},
+        {"merges", json::array({json::array({"a", "b"})})},
+        {"unk_token", "<unk>"},
+        {"fuse_unk", true}}},
+      {"added_tokens",
+       {{{"id", 10}, {"content", "<m>"}, {"lstrip", true}, {"rstrip", true}, {"normalized", false},
+         {"special", true}},
+        {{"id", 11}, {"content", "cc"}, {"single_word", true}, {"normalized", false}, {"special", false}}}}};
+  return tok::Tokenizer::from_json(j, json(), "toy tokenizer.json");
+}
+
+std::vector<tok::TokenId> ids(std::initializer_list<tok::TokenId> l) { return l; }
+
+}  // namespace
+
+TEST_CASE("decode inverts encode for byte-level vocabularies", "[tokenizer]") {
+  for (const std::string name : {"llama3", "qwen3"}) {
+    const auto t = tok::Tokenizer::load(hearth::test::assets_dir() / name);
+    for (const auto& text : golden_texts(name)) {
+      INFO(name << ": " << text.substr(0, 80));
+      const auto encoded = t.encode(text);
+      // Qwen3 normalizes to NFC, so its round trip gives the NFC form.
+      CHECK(t.decode(encoded) == (name == "qwen3" ? tok::nfc(text) : text));
+    }
+  }
+}
+
+TEST_CASE("decode handles SentencePiece-style pieces and skip_special_tokens", "[tokenizer]") {
+  const auto t = tok::Tokenizer::load(hearth::test::stories_dir());
+  for (const auto& text : golden_texts("stories260K")) {
+    if (text.find('<') != std::string::npos) continue;  // "<s>x" decodes as "<s> x" (HF legacy spacing)
+    INFO(text.substr(0, 80));
+    CHECK(t.decode(t.encode(text), true) == text);
+  }
+  const auto with_bos = t.encode("Hello");
+  REQUIRE(with_bos.front() == 1);
+  CHECK(t.decode(with_bos, false) == "<s> Hello");
+  CHECK(t.decode(with_bos, true) == "Hello");
+  CHECK(t.decode({}) == "");
+}
+
+TEST_CASE("stream decoder pieces add up to decode and never split a character", "[tokenizer]") {
+  const auto llama = tok::Tokenizer::load(hearth::test::assets_dir() / "llama3");
+  const auto stories = tok::Tokenizer::load(hearth::test::stories_dir());
+  for (const auto* t : {&llama, &stories}) {
+    for (const auto& text : golden_texts("stories260K")) {
+      const auto encoded = t->encode(text);
+      INFO(t->summary() << ": " << text.substr(0, 80));
+      CHECK(stream_all(*t, encoded, false) == t->decode(encoded, false));
+      CHECK(stream_all(*t, encoded, true) == t->decode(encoded, true));
+    }
+  }
+  SECTION("emoji split over byte-level tokens") {
+    const auto encoded = llama.encode("🦙😶‍🌫️👩🏽‍💻 ok", {false, true});
+    size_t empty = 0;
+    CHECK(stream_all(llama, encoded, false, &empty) == "🦙😶‍🌫️👩🏽‍💻 ok");
+    CHECK(empty > 0);  // some tokens end inside a character and must be held back
+  }
+  SECTION("CJK through byte fallback") {
+    const auto encoded = stories.encode("你好", {false, true});
+    REQUIRE(encoded.size() == 7);  // "▁" + 6 byte tokens
+    tok::StreamDecoder stream(stories);
+    std::vector<std::string> pieces;
+    for (auto id : encoded) pieces.push_back(stream.push(id));
+    CHECK(pieces == std::vector<std::string>{"", "", "", "你", "", "", "好"});
+    CHECK(stream.flush().empty());
+  }
+  SECTION("a truncated character comes out at flush as U+FFFD, like decode") {
+    auto encoded = stories.encode("你", {false, true});
+    encoded.pop_back();
+    tok::StreamDecoder stream(stories);
+    std::string text;
+    for (auto id : encoded) text += stream.push(id);
+    CHECK(text.empty());
+    CHECK(stream.flush() == stories.decode(encoded));
+  }
+}
+
+TEST_CASE("added tokens follow HF lstrip/rstrip/single_word/parse_special rules", "[tokenizer]") {
+  const auto t = toy_tokenizer();
+  const tok::EncodeOptions plain{false, true};
+  CHECK(t.encode("a <m> b", plain) == ids({0, 10, 1}));  // spaces around <m> absorbed
+  CHECK(t.encode("ab", plain) == ids({5}));
+  CHECK(t.encode("cc ab cc", plain) == ids({11, 2, 5, 2, 11}));
+  CHECK(t.encode("acc", plain) == ids({0, 3, 3}));  // single_word: not after a word character
+  CHECK(t.encode("cc_", plain) == ids({3, 3, 4}));  // nor before one; "_" is unknown -> <unk>
+  // parse_special=false: the special <m> is plain text; its three unknown characters fuse into one <unk>.
+  CHECK(t.encode("a <m> b", {false, false}) == ids({0, 2, 4, 2, 1}));
+  CHECK(t.encode("cc", {false, false}) == ids({11}));  // non-special added tokens still match
+  CHECK(t.vocab_size() == 12);
+  CHECK(t.is_special(10));
+  CHECK_FALSE(t.is_special(11));
+  CHECK(t.token_to_id("<m>") == 10);
+  CHECK(t.token_to_id("ab") == 5);
+  CHECK(t.id_to_token(11) == std::optional<std::string>("cc"));
+  CHECK_FALSE(t.id_to_token(7).has_value());
+  CHECK(t.decode({0, 10, 1}) == "a <m> b");  // no decoder: tokens joined with spaces (HF)
+  CHECK(t.decode({0, 10, 1}, true) == "a b");
+  CHECK_FALSE(t.bos_id().has_value());
+}
+
+TEST_CASE("special token ids come from tokenizer_config.json", "[tokenizer]") {
+  const auto qwen = tok::Tokenizer::load(hearth::test::assets_dir() / "qwen3");
+  CHECK_FALSE(qwen.bos_id().has_value());  // "bos_token": null
+  CHECK(qwen.eos_id() == qwen.token_to_id("<|im_end|>"));
+  CHECK(qwen.pad_id() == qwen.token_to_id("<|endoftext|>"));
+  CHECK(qwen.encode("hi") == qwen.encode("hi", {false, true}));  // Qwen adds nothing
+  CHECK(qwen.config().value("tokenizer_class", "") == "Qwen2Tokenizer");
+  const auto llama = tok::Tokenizer::load(hearth::test::assets_dir() / "llama3");
+  CHECK(llama.bos_id() == 128000);
+  CHECK(llama.eos_id() == 128001);
+  CHECK(llama.vocab_size() == 128256);
+  CHECK(llama.summary().find("byte-level BPE, vocab 128256") == 0);
+}
+
+TEST_CASE("encode is thread-safe and gives the same ids from several threads", "[tokenizer]") {
+  const auto t = tok::Tokenizer::load(hearth::test::assets_dir() / "qwen3");
+  const auto texts = golden_texts("qwen3");
+  std::vector<std::vector<tok::TokenId>> expected;
+  for (const auto& text : texts) expected.push_back(t.encode(text));
+  std::vector<int> mismatches(4, 0);
+  std::vector<std::thread> threads;
+  for (int k = 0; k < 4; ++k) {
+    threads.emplace_back([&, k] {
+      for (int round = 0; round < 5; ++round) {
+        for (size_t i = 0; i < texts.size(); ++i) mismatches[k] += t.encode(texts[i]) != expected[i];
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  CHECK(mismatches == std::vector<int>(4, 0));
+}
+
+TEST_CASE("invalid UTF-8 input is read as U+FFFD, as HF's lossy conversion", "[tokenizer]") {
+  const auto t = tok::Tokenizer::load(hearth::test::assets_dir() / "llama3");
+  CHECK(t.encode("a\xff" "b", {false, true}) == t.encode("a\xEF\xBF\xBD" "b", {false, true}));
+  CHECK(tok::utf8_sanitize("\xE4\xBD") == "\xEF\xBF\xBD");            // one maximal subpart
+  CHECK(tok::utf8_sanitize("\xF0\x9F\x98\x41") == "\xEF\xBF\xBD" "A");
+}
+
+TEST_CASE("NFC composes, reorders and leaves NFC text alone", "[tokenizer]") {
+  CHECK(tok::nfc("cafe\u0301") == "caf\u00e9");
+  CHECK(tok::nfc("A\u030a") == "\u00c5");
+  CHECK(tok::nfc("\u1100\u1161\u11a8") == "\uac01");               // Hangul jamo -> syllable
+  CHECK(tok::nfc("a\u0323\u0302") == "\u1ead");                     // ạ + ̂ -> ậ
+  CHECK(tok::nfc("a\u0302\u0323") == "\u1ead");                     // marks reordered first
+  CHECK(tok::nfc("\u212b") == "\u00c5");                            // singleton (Angstrom sign)
+  CHECK(tok::nfc("\u0958") == "\u0915\u093c");                      // composition exclusion
+  CHECK(tok::nfc("plain ascii, 日本語") == "plain ascii, 日本語");
+}
+
+TEST_CASE("Metaspace pre-tokenizer and decoder follow HF prepend_scheme rules", "[tokenizer]") {
+  auto make = [](const std::string& scheme, bool split) {
+    json j = {{"model",
+               {{"type", "BPE"},
+                {"vocab", {{"\u2581a", 0}, {"\u2581b", 1}, {"\u2581", 2}, {"a", 3}, {"b", 4}}},
+                {"merges", json::array({"\u2581 a", "\u2581 b"})}}},
+              {"added_tokens", {{{"id", 5}, {"content", "<m>"}, {"normalized", false}, {"special", true}}}},
+              {"pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", scheme},
+                                 {"split", split}}},
+              {"decoder", {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", scheme}}}};
+    return tok::Tokenizer::from_json(j, json(), "metaspace tokenizer.json");
+  };
+  for (bool split : {false, true}) {
+    const auto first = make("first", split);
+    CHECK(first.encode("a b") == ids({0, 1}));
+    CHECK(first.encode("<m>a b") == ids({5, 3, 1}));  // "first": no prefix after an added token
+    CHECK(first.decode({0, 1}) == "a b");
+    const auto always = make("always", split);
+    CHECK(always.encode("<m>a b") == ids({5, 0, 1}));
+    const auto never = make("never", split);
+    CHECK(never.encode("a b") == ids({3, 1}));
+    CHECK(never.decode({0, 1}) == " a b");
+  }
+  const auto first = make("first", true);
+  CHECK(stream_all(first, {0, 1, 0}, false) == "a b a");
+}
+
+TEST_CASE("Split pre-tokenizer behaviors and invert", "[tokenizer]") {
+  auto make = [](const std::string& behavior, bool invert) {
+    json j = {{"model",
+               {{"type", "BPE"},
+                {"vocab", {{"a", 0}, {"-", 1}, {"a-", 2}, {"-a", 3}, {"--", 4}, {"1", 5}, {"11", 6}}},
+                {"merges", json::array({"- -", "a -", "- a", "1 1"})}}},
+              {"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior},
+                                 {"invert", invert}}}};
+    return tok::Tokenizer::from_json(j, json(), "split tokenizer.json");
+  };
+  CHECK(make("Isolated", false).encode("a--a") == ids({0, 1, 1, 0}));
+  CHECK(make("Removed", false).encode("a--a") == ids({0, 0}));
+  CHECK(make("MergedWithPrevious", false).encode("a-a") == ids({2, 0}));
+  CHECK(make("MergedWithNext", false).encode("a-a") == ids({0, 3}));
+  CHECK(make("Contiguous", false).encode("a--a") == ids({0, 4, 0}));
+  CHECK(make("Removed", true).encode("a-a") == ids({1}));  // invert: keep only the matches
+  json digits = {{"model", {{"type", "BPE"}, {"vocab", {{"1", 0}, {"11", 1}}}, {"merges", json::array({"1 1"})}}},
+                 {"pre_tokenizer", {{"type", "Digits"}, {"individual_digits", true}}}};
+  CHECK(tok::Tokenizer::from_json(digits, json(), "digits").encode("111") == ids({0, 0, 0}));
+  digits["pre_tokenizer"]["individual_digits"] = false;
+  CHECK(tok::Tokenizer::from_json(digits, json(), "digits").encode("111") == ids({1, 0}));
+}

@@ -1,0 +1,153 @@
+// Malformed and unsupported tokenizer files: IoError for missing files, FormatError (exit code 4) naming
+// the file, the field and the problem for everything else.
+#include <catch2/catch.hpp>
+
+#include <fstream>
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.h"
+#include "test_paths.h"
+#include "tokenizer/tokenizer.h"
+
+namespace tok = hearth::tokenizer;
+using nlohmann::json;
+
+namespace {
+
+json minimal() {
+  return {{"model",
+           {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", json::array({"a b"})}}}};
+}
+
+// The FormatError message from_json gives for `j` ("" when it loads).
+std::string format_error(const json& j) {
+  try {
+    tok::Tokenizer::from_json(j, json(), "bad/tokenizer.json");
+  } catch (const hearth::FormatError& e) {
+    CHECK(e.exit_code() == hearth::ExitCode::kFormat);
+    return e.what();
+  }
+  return "";
+}
+
+std::filesystem::path temp_dir(const std::string& name) {
+  auto dir = std::filesystem::temp_directory_path() / ("hearth_test_tokenizer_" + name);
+  std::filesystem::remove_all(dir);
+  std::filesystem::create_directories(dir);
+  return dir;
+}
+
+}  // namespace
+
+TEST_CASE("the minimal tokenizer.json loads", "[tokenizer]") {
+  const auto t = tok::Tokenizer::from_json(minimal(), json(), "min");
+  CHECK(t.encode("abba") == std::vector<tok::TokenId>{2, 1, 0});
+}
+
+TEST_CASE("missing files are IoErrors", "[tokenizer]") {
+  const auto dir = temp_dir("missing");
+  try {
+    tok::Tokenizer::load(dir);
+    FAIL("no exception");
+  } catch (const hearth::IoError& e) {
+    CHECK(e.exit_code() == hearth::ExitCode::kIo);
+    CHECK_THAT(e.what(), Catch::Contains("tokenizer.json"));
+  }
+}
+
+TEST_CASE("a file that is not JSON is a FormatError naming it", "[tokenizer]") {
+  const auto dir = temp_dir("notjson");
+  std::ofstream(dir / "tokenizer.json") << "{\"model\": ";
+  try {
+    tok::Tokenizer::load(dir);
+    FAIL("no exception");
+  } catch (const hearth::FormatError& e) {
+    CHECK_THAT(e.what(), Catch::Contains((dir / "tokenizer.json").string()));
+    CHECK_THAT(e.what(), Catch::Contains("not valid JSON"));
+  }
+}
+
+TEST_CASE("malformed or unsupported components are FormatErrors naming the field", "[tokenizer]") {
+  json j = minimal();
+  j.erase("model");
+  CHECK_THAT(format_error(j), Catch::Contains("bad/tokenizer.json: model: missing"));
+
+  j = minimal();
+  j["model"]["type"] = "WordPiece";
+  CHECK(format_error(j) ==
+        "bad/tokenizer.json: model.type: unsupported model; expected \"BPE\", got \"WordPiece\"");
+
+  j = minimal();
+  j["model"]["type"] = "Unigram";
+  CHECK_THAT(format_error(j), Catch::Contains("got \"Unigram\""));
+
+  j = minimal();
+  j["model"]["merges"] = json::array({"a b", "a zz"});
+  CHECK(format_error(j) == "bad/tokenizer.json: model.merges[1]: merge token not in the vocabulary; "
+                           "expected tokens of model.vocab, got \"zz\"");
+
+  j = minimal();
+  j["model"]["merges"] = json::array({"a b c"});
+  CHECK_THAT(format_error(j), Catch::Contains("model.merges[0]: bad merge"));
+
+  j = minimal();
+  j["model"]["merges"] = json::array({json::array({"a"})});
+  CHECK_THAT(format_error(j), Catch::Contains("model.merges[0]: bad merge"));
+
+  j = minimal();
+  j["model"]["vocab"]["x"] = "seven";
+  CHECK_THAT(format_error(j), Catch::Contains("model.vocab.x: bad token id"));
+
+  j = minimal();
+  j["model"]["unk_token"] = "<unk>";
+  CHECK_THAT(format_error(j), Catch::Contains("model.unk_token: not in the vocabulary"));
+
+  j = minimal();
+  j["model"]["dropout"] = 0.1;
+  CHECK_THAT(format_error(j), Catch::Contains("model.dropout: BPE dropout is not supported"));
+
+  j = minimal();
+  j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {{{"type", "BertPreTokenizer"}}}}};
+  CHECK_THAT(format_error(j),
+             Catch::Contains("pre_tokenizer.pretokenizers[0].type: unsupported pre_tokenizer") &&
+                 Catch::Contains("got \"BertPreTokenizer\""));
+
+  j = minimal();
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
+  CHECK_THAT(format_error(j), Catch::Contains("pre_tokenizer.pattern.Regex: bad regex"));
+
+  j = minimal();
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"String", " "}}}, {"behavior", "Sideways"}};
+  CHECK_THAT(format_error(j), Catch::Contains("pre_tokenizer.behavior: unknown split behavior"));
+
+  j = minimal();
+  j["normalizer"] = {{"type", "NFKC"}};
+  CHECK_THAT(format_error(j), Catch::Contains("normalizer.type: unsupported normalizer") &&
+                                  Catch::Contains("got \"NFKC\""));
+
+  j = minimal();
+  j["decoder"] = {{"type", "WordPiece"}};
+  CHECK_THAT(format_error(j), Catch::Contains("decoder.type: unsupported decoder"));
+
+  j = minimal();
+  j["post_processor"] = {{"type", "TemplateProcessing"}, {"single", {{{"SpecialToken", {{"id", "<s>"}}}},
+                                                                     {{"Sequence", {{"id", "A"}}}}}}};
+  CHECK_THAT(format_error(j), Catch::Contains("post_processor.special_tokens: template names an undefined"));
+
+  j = minimal();
+  j["added_tokens"] = {{{"content", "<x>"}}};
+  CHECK_THAT(format_error(j), Catch::Contains("added_tokens[0].id: missing"));
+
+  j = minimal();
+  j["normalizer"] = {{"kind", "NFC"}};
+  CHECK_THAT(format_error(j), Catch::Contains("normalizer.type: missing component type"));
+}
+
+TEST_CASE("decoding an unknown id is a FormatError", "[tokenizer]") {
+  const auto t = tok::Tokenizer::from_json(minimal(), json(), "min");
+  CHECK_THROWS_AS(t.decode({0, 99}), hearth::FormatError);
+  CHECK_THROWS_AS(t.decode({-1}), hearth::FormatError);
+  tok::StreamDecoder stream(t);
+  CHECK_THROWS_AS(stream.push(1234), hearth::FormatError);
+}
