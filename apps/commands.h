@@ -14,5 +14,7 @@ void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_eval(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_inspect(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_tokenize(CLI::App& app, const GlobalOptions& g, Runner& run);    // tokenize and detokenize
+void add_chat_template(CLI::App& app, const GlobalOptions& g, Runner& run);
+// --- more subcommands ---
 
 }  // namespace hearth::app

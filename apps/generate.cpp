@@ -8,6 +8,7 @@
 #include "core/log.h"
 #include "infer/generator.h"
 #include "model/llama.h"
+#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hearth::app {
@@ -22,6 +23,8 @@ struct GenerateOptions {
   std::vector<std::string> stop;
   std::string dtype = "float32";
   bool no_special = false;
+  bool chat = false;
+  std::string system;
 };
 
 void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
@@ -36,6 +39,16 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   infer::GenerationRequest request;
   tokenizer::EncodeOptions enc;
   enc.parse_special = !o.no_special;
+  if (o.chat) {
+    // The template writes the special tokens (BOS included) itself.
+    nlohmann::json messages = nlohmann::json::array();
+    if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
+    messages.push_back({{"role", "user"}, {"content", prompt}});
+    prompt = tokenizer::chat_template_apply(tokenizer.config(), messages, /*add_generation_prompt=*/true, nullptr,
+                                            (std::filesystem::path(o.model) / "tokenizer_config.json").string());
+    enc.add_special_tokens = false;
+    enc.parse_special = true;
+  }
   request.prompt = tokenizer.encode(prompt, enc);
   if (request.prompt.empty()) {
     auto bos = tokenizer.bos_id();
@@ -89,6 +102,8 @@ void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output");
   cmd->add_option("--dtype", o->dtype, "float32|bfloat16 (default float32)");
   cmd->add_flag("--no-special", o->no_special, "Treat special-token text in the prompt as plain text");
+  cmd->add_flag("--chat", o->chat, "Wrap the prompt as a user turn with the model's chat template");
+  cmd->add_option("--system", o->system, "System message (with --chat)");
   cmd->callback([o, &g, &run] { run = [o, &g] { run_generate(*o, g); }; });
 }
 

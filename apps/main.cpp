@@ -77,6 +77,8 @@ int main(int argc, char** argv) {
   app::add_eval(cli, g, run);
   app::add_inspect(cli, g, run);
   app::add_tokenize(cli, g, run);
+  app::add_chat_template(cli, g, run);
+  // --- more subcommands ---
 
   try {
     cli.parse(argc, argv);
