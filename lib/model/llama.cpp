@@ -194,7 +194,7 @@ torch::Tensor LlamaModel::attention_mask(const torch::Tensor& valid, KvCache* ca
 
 torch::Tensor LlamaModel::layer_forward(int64_t l, const torch::Tensor& x, const torch::Tensor& cos,
                                         const torch::Tensor& sin, const torch::Tensor& mask, KvCache* cache,
-                                        const torch::Tensor& slots, int64_t n_keys) const {
+                                        const torch::Tensor& slots, int64_t n_keys, const ForwardOptions& o) const {
   const LayerWeights& L = layers_[l];
   const ModelConfig& c = config_;
   const int64_t B = x.size(0), T = x.size(1), hd = c.head_dim;
@@ -202,9 +202,17 @@ torch::Tensor LlamaModel::layer_forward(int64_t l, const torch::Tensor& x, const
   // x [B, T, C] -> qkv [B, T, (H + 2KV)·hd]
   auto h = rms_norm(x, L.attn_norm, c.rms_norm_eps);
   auto qkv = torch::linear(h, L.wqkv, L.bqkv);
-  auto q = qkv.narrow(-1, 0, H * hd).view({B, T, H, hd});
-  auto k = qkv.narrow(-1, H * hd, KV * hd).view({B, T, KV, hd});
-  auto v = qkv.narrow(-1, (H + KV) * hd, KV * hd).view({B, T, KV, hd});
+  auto q = qkv.narrow(-1, 0, H * hd);
+  auto k = qkv.narrow(-1, H * hd, KV * hd);
+  auto v = qkv.narrow(-1, (H + KV) * hd, KV * hd);
+  auto with_lora = [&](torch::Tensor y, const torch::Tensor& in, LoraTarget t) {
+    if (o.adapters.empty()) return y;
+    auto delta = lora_delta(in, o.adapters, l, t, o.training);
+    return delta.defined() ? y + delta : y;
+  };
+  q = with_lora(q, h, LoraTarget::kQ).view({B, T, H, hd});
+  k = with_lora(k, h, LoraTarget::kK).view({B, T, KV, hd});
+  v = with_lora(v, h, LoraTarget::kV).view({B, T, KV, hd});
   if (c.qk_norm) {
     q = rms_norm(q, L.q_norm, c.rms_norm_eps);
     k = rms_norm(k, L.k_norm, c.rms_norm_eps);
@@ -218,17 +226,26 @@ torch::Tensor LlamaModel::layer_forward(int64_t l, const torch::Tensor& x, const
     std::tie(keys, values) = cache->read(l, n_keys);
   }
   auto attn = attention(q, keys, values, mask);  // [B, T, H·hd]
-  auto out = x + torch::linear(attn, L.wo, L.bo);
+  auto out = x + with_lora(torch::linear(attn, L.wo, L.bo), attn, LoraTarget::kO);
   // SwiGLU MLP: down(silu(gate(h)) * up(h))
   auto h2 = rms_norm(out, L.mlp_norm, c.rms_norm_eps);
   auto gate_up = torch::linear(h2, L.w_gate_up, L.b_gate_up);
   const int64_t F = c.intermediate_size;
-  auto act = torch::silu(gate_up.narrow(-1, 0, F)) * gate_up.narrow(-1, F, F);
-  return out + torch::linear(act, L.w_down, L.b_down);
+  auto gate = with_lora(gate_up.narrow(-1, 0, F), h2, LoraTarget::kGate);
+  auto up = with_lora(gate_up.narrow(-1, F, F), h2, LoraTarget::kUp);
+  auto act = torch::silu(gate) * up;
+  return out + with_lora(torch::linear(act, L.w_down, L.b_down), act, LoraTarget::kDown);
+}
+
+torch::Tensor LlamaModel::forward(const torch::Tensor& tokens, const torch::Tensor& positions,
+                                  const torch::Tensor& valid, KvCache* cache, bool last_only) const {
+  ForwardOptions o;
+  o.last_only = last_only;
+  return forward(tokens, positions, valid, cache, o);
 }
 
 torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::Tensor& positions_in,
-                                  const torch::Tensor& valid_in, KvCache* cache, bool last_only) const {
+                                  const torch::Tensor& valid_in, KvCache* cache, const ForwardOptions& o) const {
   const auto dev = options_.device;
   auto tokens = tokens_in.to(dev);
   auto positions = positions_in.to(dev);
@@ -250,8 +267,11 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
                                  : torch::Tensor();
   auto [cos, sin] = rope_cos_sin(inv_freq_, positions, options_.dtype);
   auto x = torch::embedding(embed_, tokens);  // [B, T, C]
-  for (int64_t l = 0; l < config_.num_hidden_layers; ++l) x = layer_forward(l, x, cos, sin, mask, cache, slots, n_keys);
-  if (last_only) {
+  if (o.adapters.size() > 1 && static_cast<int64_t>(o.adapters.size()) != B)
+    throw Error(fmt::format("forward: {} adapters for a batch of {} rows", o.adapters.size(), B));
+  for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
+    x = layer_forward(l, x, cos, sin, mask, cache, slots, n_keys, o);
+  if (o.last_only) {
     // each row's last valid token: index = count(valid) - 1
     auto last = (valid.sum(1) - 1).clamp_min(0).view({B, 1, 1}).expand({B, 1, x.size(2)});
     x = x.gather(1, last);

@@ -17,6 +17,7 @@
 
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "model/lora.h"
 
 namespace hearth::model {
 
@@ -34,6 +35,14 @@ struct LayerWeights {
   torch::Tensor mlp_norm;              // [C]
   torch::Tensor w_gate_up, b_gate_up;  // [2·F, C], [2·F] or undefined
   torch::Tensor w_down, b_down;        // [C, F], [C] or undefined
+};
+
+// How a forward pass runs, beyond its inputs.
+struct ForwardOptions {
+  bool last_only = false;  // return only each row's last valid position
+  // LoRA adapters: one per batch row (nullptr = base model), or one entry for every row; empty = none.
+  std::vector<const LoraAdapter*> adapters;
+  bool training = false;  // LoRA dropout on
 };
 
 class LlamaModel {
@@ -60,6 +69,15 @@ class LlamaModel {
   // separate caches.
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,
                         KvCache* cache, bool last_only = false) const;
+  // Same, with adapters and training switches (see ForwardOptions). Differentiable with respect to the
+  // adapters' weights when called outside InferenceMode/NoGradGuard.
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,
+                        KvCache* cache, const ForwardOptions& options) const;
+
+  // One decoder layer: x [B, T, C] -> [B, T, C]. Exposed for gradient checkpointing in the trainer.
+  torch::Tensor layer_forward(int64_t l, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
+                              const torch::Tensor& mask, KvCache* cache, const torch::Tensor& slots, int64_t n_keys,
+                              const ForwardOptions& options) const;
 
   // A cache for `batch` rows of up to `capacity` tokens, in this model's dtype and device.
   KvCache cache_new(int64_t batch, int64_t capacity) const;
@@ -77,9 +95,6 @@ class LlamaModel {
 
  private:
   LlamaModel() = default;
-  torch::Tensor layer_forward(int64_t l, const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin,
-                              const torch::Tensor& mask, KvCache* cache, const torch::Tensor& slots,
-                              int64_t n_keys) const;
   torch::Tensor attention_mask(const torch::Tensor& valid, KvCache* cache, const torch::Tensor& slots,
                                int64_t n_keys, int64_t T) const;
 

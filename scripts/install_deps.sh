@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Installs hearth's build and runtime dependencies from Debian 12 packages (idempotent: does nothing when
+# everything is already installed). Needs root or sudo.
+#   scripts/install_deps.sh          # build + run
+#   scripts/install_deps.sh --test   # also what the tests need (node/npm for the pinned reference packages)
+set -euo pipefail
+PACKAGES=(
+  build-essential cmake ninja-build pkg-config ccache
+  libtorch-dev libopenblas0-openmp
+  libcli11-dev libfmt-dev libyaml-cpp-dev catch2 libzstd-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev
+  libpoppler-cpp-dev
+)
+if [[ "${1:-}" == "--test" ]]; then
+  PACKAGES+=(nodejs npm)
+fi
+missing=()
+for p in "${PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [[ ${#missing[@]} -eq 0 ]]; then
+  exit 0
+fi
+SUDO=""
+if [[ $(id -u) -ne 0 ]]; then SUDO="sudo"; fi
+echo "install_deps: installing ${missing[*]}" >&2
+$SUDO apt-get update -qq
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
