@@ -1,5 +1,6 @@
 // hearth generate: text from a prompt, streamed to stdout (or one JSON object with --json).
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -24,6 +25,7 @@ struct GenerateOptions {
   std::string dtype = "float32";
   bool no_special = false;
   bool chat = false;
+  std::string adapter;
   std::string system;
 };
 
@@ -35,6 +37,8 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(o.dtype, "--dtype")};
   auto tokenizer = tokenizer::Tokenizer::load(o.model);
   auto model = model::LlamaModel::load(o.model, load);
+  std::optional<model::LoraAdapter> adapter;
+  if (!o.adapter.empty()) adapter = model::LoraAdapter::load(o.adapter, model.config(), load.device);
 
   infer::GenerationRequest request;
   tokenizer::EncodeOptions enc;
@@ -59,6 +63,7 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   request.sampling = o.sampling;
   request.stop = o.stop;
   request.stop_token_ids = infer::stop_ids_default(model, tokenizer);
+  request.adapter = adapter ? &*adapter : nullptr;
 
   infer::TextCallback stream;
   if (!g.json) stream = [](size_t, const std::string& text) { std::cout << text << std::flush; };
@@ -102,6 +107,7 @@ void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output");
   cmd->add_option("--dtype", o->dtype, "float32|bfloat16 (default float32)");
   cmd->add_flag("--no-special", o->no_special, "Treat special-token text in the prompt as plain text");
+  cmd->add_option("--adapter", o->adapter, "LoRA adapter folder (PEFT format, e.g. RUN_DIR/adapters/latest)");
   cmd->add_flag("--chat", o->chat, "Wrap the prompt as a user turn with the model's chat template");
   cmd->add_option("--system", o->system, "System message (with --chat)");
   cmd->callback([o, &g, &run] { run = [o, &g] { run_generate(*o, g); }; });

@@ -121,6 +121,13 @@ std::vector<GenerationResult> generate(const model::LlamaModel& model, const tok
   }
   c10::InferenceMode guard;
   auto cache = model.cache_new(B, std::max<int64_t>(capacity, 1));
+  model::ForwardOptions prefill_opts;
+  bool any_adapter = false;
+  for (const auto& r : requests) any_adapter = any_adapter || r.adapter;
+  if (any_adapter)
+    for (const auto& r : requests) prefill_opts.adapters.push_back(r.adapter);
+  model::ForwardOptions step_opts = prefill_opts;
+  prefill_opts.last_only = true;
   // Prefill: prompts right-padded to the longest.
   auto tokens = torch::zeros({B, max_prompt}, torch::kInt64);
   auto valid = torch::zeros({B, max_prompt}, torch::kBool);
@@ -131,7 +138,7 @@ std::vector<GenerationResult> generate(const model::LlamaModel& model, const tok
   }
   auto positions = torch::arange(max_prompt, torch::kInt64).unsqueeze(0).expand({B, max_prompt}).contiguous();
   auto t0 = std::chrono::steady_clock::now();
-  auto logits = model.forward(tokens, positions, valid, &cache, /*last_only=*/true).to(torch::kCPU).contiguous();
+  auto logits = model.forward(tokens, positions, valid, &cache, prefill_opts).to(torch::kCPU).contiguous();
   GenerationStats local;
   local.prefill_seconds = seconds_since(t0);
   local.prefill_tokens = 0;
@@ -163,7 +170,7 @@ std::vector<GenerationResult> generate(const model::LlamaModel& model, const tok
       any = any || !row.done;
     }
     if (!any) break;
-    logits = model.forward(next, next_pos, next_valid, &cache, false).to(torch::kCPU).contiguous();
+    logits = model.forward(next, next_pos, next_valid, &cache, step_opts).to(torch::kCPU).contiguous();
   }
   local.decode_seconds = seconds_since(t1);
   if (stats) *stats = local;

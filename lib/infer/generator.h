@@ -21,6 +21,7 @@ struct GenerationRequest {
   SamplingParams sampling;
   std::vector<std::string> stop;         // stop strings (not included in the output)
   std::vector<TokenId> stop_token_ids;   // usually stop_ids_default(); not included in the output
+  const model::LoraAdapter* adapter = nullptr;  // LoRA adapter for this request (nullptr = base model)
 };
 
 struct GenerationResult {

@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "model/checkpoint.h"
+#include "model/grad_checkpoint.h"
 #include "model/rope.h"
 
 namespace hearth::model {
@@ -269,8 +270,10 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
   auto x = torch::embedding(embed_, tokens);  // [B, T, C]
   if (o.adapters.size() > 1 && static_cast<int64_t>(o.adapters.size()) != B)
     throw Error(fmt::format("forward: {} adapters for a batch of {} rows", o.adapters.size(), B));
+  const bool recompute = o.checkpoint_layers && !cache && torch::GradMode::is_enabled();
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l)
-    x = layer_forward(l, x, cos, sin, mask, cache, slots, n_keys, o);
+    x = recompute ? layer_forward_checkpointed(*this, l, x, cos, sin, mask, slots, n_keys, o)
+                  : layer_forward(l, x, cos, sin, mask, cache, slots, n_keys, o);
   if (o.last_only) {
     // each row's last valid token: index = count(valid) - 1
     auto last = (valid.sum(1) - 1).clamp_min(0).view({B, 1, 1}).expand({B, 1, x.size(2)});

@@ -43,6 +43,9 @@ struct ForwardOptions {
   // LoRA adapters: one per batch row (nullptr = base model), or one entry for every row; empty = none.
   std::vector<const LoraAdapter*> adapters;
   bool training = false;  // LoRA dropout on
+  // Recompute each layer in backward instead of storing its activations (only when autograd records and
+  // there is no KV cache).
+  bool checkpoint_layers = false;
 };
 
 class LlamaModel {

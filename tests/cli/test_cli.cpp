@@ -11,31 +11,15 @@
 
 #include "io/atomic_file.h"
 #include "io/json_file.h"
+#include "cli_util.h"
 #include "test_paths.h"
 
 using namespace hearth;
+using test::run_hearth;
+using test::scratch;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct Run {
-  int code;
-  std::string out, err;
-};
-
-fs::path scratch() {
-  auto dir = fs::temp_directory_path() / ("hearth_test_cli_" + std::to_string(::getpid()));
-  fs::create_directories(dir);
-  return dir;
-}
-
-// Runs `hearth ARGS` through the shell; captures exit code, stdout and stderr.
-Run run_hearth(const std::string& args) {
-  auto out = scratch() / "stdout", err = scratch() / "stderr";
-  std::string cmd = "'" + test::hearth_binary().string() + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
-  int status = std::system(cmd.c_str());
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, io::file_read(out), io::file_read(err)};
-}
 
 std::string model_arg() { return "--model '" + test::stories_dir().string() + "'"; }
 

@@ -1,0 +1,72 @@
+// hearth finetune-lora RECIPE.yaml [key=value ...] [--dry-run] [--fresh] [--force]
+#include <iostream>
+
+#include <fmt/format.h>
+
+#include "apps/commands.h"
+#include "core/log.h"
+#include "recipe/lora_recipe.h"
+#include "train/finetune.h"
+
+namespace hearth::app {
+namespace {
+
+struct FinetuneCliOptions {
+  std::string recipe;
+  std::vector<std::string> overrides;
+  bool dry_run = false;
+  bool fresh = false;
+  bool force = false;
+};
+
+void run_finetune(const FinetuneCliOptions& o, const GlobalOptions& g, const CLI::App& root) {
+  auto recipe = recipe::recipe_load(o.recipe, o.overrides);
+  train::FinetuneOptions fo;
+  fo.fresh = o.fresh;
+  fo.force = o.force;
+  if (root.get_option("--device")->count() > 0) fo.device = g.device;
+  if (root.get_option("--threads")->count() > 0) fo.threads = g.threads;
+  if (o.dry_run) {
+    auto plan = train::finetune_plan(recipe, fo);
+    if (g.json) {
+      json_print(plan.to_json());
+      return;
+    }
+    std::cout << plan.recipe.dump(2) << "\n";
+    std::cout << fmt::format("trainable parameters  {} ({:.3f}% of {})\n", plan.trainable_parameters,
+                             100.0 * plan.trainable_parameters / std::max<int64_t>(1, plan.base_parameters),
+                             plan.base_parameters);
+    std::cout << fmt::format("data                  {} training / {} validation sequences of {} tokens\n",
+                             plan.epoch_sequences, plan.validation_sequences, plan.seq_len);
+    std::cout << fmt::format("steps                 {} ({} warmup)\n", plan.total_steps, plan.warmup_steps);
+    std::cout << fmt::format("memory (estimate)     {:.1f} MiB: weights {:.1f}, LoRA+optimizer {:.1f}, activations {:.1f}\n",
+                             plan.memory["total"].get<double>() / 1048576, plan.memory["weights"].get<double>() / 1048576,
+                             plan.memory["lora_and_optimizer"].get<double>() / 1048576,
+                             plan.memory["activations"].get<double>() / 1048576);
+    return;
+  }
+  auto result = train::finetune_run(recipe, fo);
+  if (g.json) {
+    json_print(result.to_json());
+    return;
+  }
+  std::cout << fmt::format("{} steps ({}), train loss {:.4f}", result.steps, result.stop_reason, result.train_loss);
+  if (result.eval_loss >= 0) std::cout << fmt::format(", eval loss {:.4f}", result.eval_loss);
+  std::cout << fmt::format(", {:.0f} tokens/s\nadapter: {}\n", result.tokens_per_second, result.adapter_dir);
+}
+
+}  // namespace
+
+void add_finetune_lora(CLI::App& app, const GlobalOptions& g, Runner& run) {
+  auto o = std::make_shared<FinetuneCliOptions>();
+  auto* cmd = app.add_subcommand("finetune-lora", "LoRA fine-tuning from a YAML recipe (resumes automatically)");
+  cmd->add_option("recipe", o->recipe, "Recipe file (see recipes/ and docs/recipes.md)")->required();
+  cmd->add_option("overrides", o->overrides, "Recipe overrides: key.path=value (e.g. training.max_steps=20)");
+  cmd->add_flag("--dry-run", o->dry_run, "Validate and print the resolved recipe, parameter count and memory estimate");
+  cmd->add_flag("--fresh", o->fresh, "Start over, ignoring checkpoints in the run directory");
+  cmd->add_flag("--force", o->force, "Resume even though the recipe changed in a way that alters training");
+  const CLI::App* root = &app;
+  cmd->callback([o, &g, &run, root] { run = [o, &g, root] { run_finetune(*o, g, *root); }; });
+}
+
+}  // namespace hearth::app

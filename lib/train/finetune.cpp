@@ -1,0 +1,303 @@
+// The LoRA training loop. Read top to bottom: plan → lock → model, adapter, optimizer, data → resume →
+// steps (micro-batches, loss over target tokens, clip, AdamW, schedule) → eval / early stopping →
+// checkpoints → publish.
+#include "train/finetune.h"
+
+#include <chrono>
+#include <cmath>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Parallel.h>
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "core/progress.h"
+#include "core/signals.h"
+#include "data/dataset.h"
+#include "io/atomic_file.h"
+#include "model/config.h"
+#include "model/llama.h"
+#include "train/adamw.h"
+#include "train/data_loader.h"
+#include "train/run_dir.h"
+#include "train/schedule.h"
+
+namespace hearth::train {
+namespace fs = std::filesystem;
+using recipe::LoraRecipe;
+
+namespace {
+
+model::LoraConfig lora_config(const LoraRecipe& r) {
+  model::LoraConfig c;
+  c.r = r.lora.rank;
+  c.alpha = r.lora.alpha;
+  c.dropout = r.lora.dropout;
+  c.use_rslora = r.lora.use_rslora;
+  c.targets.clear();
+  for (const auto& name : r.lora.target_modules) c.targets.push_back(*model::lora_target_parse(name));
+  c.base_model = r.model;
+  return c;
+}
+
+std::vector<data::Dataset> datasets_open(const LoraRecipe& r, const std::string& fingerprint) {
+  std::vector<data::Dataset> out;
+  for (const auto& d : r.datasets) {
+    out.push_back(data::Dataset::open(d.path));
+    if (out.back().tokenizer_fingerprint() != fingerprint)
+      throw ConfigError(fmt::format("datasets: {} was tokenized with another tokenizer ({}) than the model {} ({}); "
+                                    "re-run hearth ingest with --model {}",
+                                    d.path, out.back().tokenizer_fingerprint(), r.model, fingerprint, r.model));
+  }
+  return out;
+}
+
+// Mean cross-entropy of one micro-batch's target tokens, divided by `normalizer` (the step's target count).
+torch::Tensor batch_loss(const model::LlamaModel& m, const Batch& b, const model::ForwardOptions& o, double normalizer) {
+  auto dev = m.device();
+  auto logits = m.forward(b.tokens, b.positions, b.valid, nullptr, o);  // [B, T, V] float32
+  auto targets = b.targets.to(dev);
+  auto loss = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.view({-1}), {},
+                                     at::Reduction::Sum, -100, 0.0);
+  return loss / normalizer;
+}
+
+double evaluate(const model::LlamaModel& m, const model::LoraAdapter& adapter, const std::vector<Batch>& batches) {
+  if (batches.empty()) return -1;
+  torch::NoGradGuard no_grad;
+  model::ForwardOptions o;
+  o.adapters = {&adapter};
+  double sum = 0;
+  int64_t n = 0;
+  for (const auto& b : batches) {
+    if (b.n_targets == 0) continue;
+    sum += batch_loss(m, b, o, 1.0).item<double>();
+    n += b.n_targets;
+  }
+  return n > 0 ? sum / double(n) : -1;
+}
+
+int64_t steps_total(const LoraRecipe& r, int64_t epoch_sequences) {
+  if (r.training.max_steps > 0) return r.training.max_steps;
+  const double per_step = double(r.training.micro_batch_size * r.training.gradient_accumulation_steps);
+  return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(r.training.epochs * double(epoch_sequences) / per_step)));
+}
+
+torch::Device device_of(const LoraRecipe& r, const FinetuneOptions& o) {
+  return model::device_parse(o.device.empty() ? r.training.device : o.device, "training.device");
+}
+
+}  // namespace
+
+nlohmann::json FinetunePlan::to_json() const {
+  return {{"recipe", recipe}, {"trainable_parameters", trainable_parameters}, {"base_parameters", base_parameters},
+          {"epoch_sequences", epoch_sequences}, {"validation_sequences", validation_sequences}, {"seq_len", seq_len},
+          {"total_steps", total_steps}, {"warmup_steps", warmup_steps}, {"memory_estimate_bytes", memory}};
+}
+
+nlohmann::json FinetuneResult::to_json() const {
+  return {{"steps", steps}, {"train_loss", train_loss}, {"eval_loss", eval_loss}, {"stop_reason", stop_reason},
+          {"adapter_dir", adapter_dir}, {"resumed", resumed}, {"seconds", seconds},
+          {"tokens_per_second", tokens_per_second}};
+}
+
+FinetunePlan finetune_plan(const LoraRecipe& r, const FinetuneOptions& o) {
+  if (!fs::is_directory(r.model)) throw IoError(fmt::format("model: '{}' is not a directory", r.model));
+  auto config = model::config_load(r.model);
+  auto fingerprint = data::tokenizer_fingerprint(r.model);
+  auto datasets = datasets_open(r, fingerprint);
+  FinetunePlan p;
+  p.recipe = r.to_json();
+  p.seq_len = r.training.seq_len;
+  for (size_t i = 0; i < datasets.size(); ++i) {
+    const auto& d = datasets[i];
+    if (r.training.seq_len > d.seq_len())
+      throw ConfigError(fmt::format("training.seq_len: {} is longer than the dataset {} ({} tokens per sequence)",
+                                    r.training.seq_len, r.datasets[i].path, d.seq_len()));
+    p.seq_len = std::max(p.seq_len, r.training.seq_len > 0 ? r.training.seq_len : d.seq_len());
+    p.epoch_sequences += std::max<int64_t>(d.size(data::Split::kTrain) ? 1 : 0,
+                                           std::llround(double(d.size(data::Split::kTrain)) * r.datasets[i].weight));
+    p.validation_sequences += static_cast<int64_t>(d.size(data::Split::kValidation));
+  }
+  if (p.epoch_sequences == 0) throw ConfigError("datasets: no training sequences");
+  if (p.seq_len > config.max_position_embeddings)
+    throw ConfigError(fmt::format("training.seq_len: {} exceeds the model's context of {}", p.seq_len,
+                                  config.max_position_embeddings));
+  auto lc = lora_config(r);
+  if (!r.init_adapter.empty()) model::LoraAdapter::load(r.init_adapter, config);  // validates it
+  for (auto t : lc.targets) {
+    auto [out, in] = model::lora_target_shape(config, t);
+    p.trainable_parameters += config.num_hidden_layers * lc.r * (out + in);
+  }
+  p.base_parameters = config.parameter_count();
+  p.total_steps = steps_total(r, p.epoch_sequences);
+  p.warmup_steps = r.schedule.warmup_steps >= 0 ? r.schedule.warmup_steps
+                                                : std::llround(r.schedule.warmup_ratio * double(p.total_steps));
+  device_of(r, o);  // fails early when CUDA is asked for but missing
+  // Memory: base weights in the compute dtype; LoRA weight+grad+2 moments in float32; activations kept for
+  // backward per layer (~12 hidden-sized + 3 FFN-sized tensors per token, attention probabilities per head)
+  // and the logits (forward, softmax, grad) in float32.
+  const double wbytes = r.training.dtype == "bfloat16" ? 2 : 4;
+  const double tokens = double(r.training.micro_batch_size) * double(p.seq_len);
+  double per_layer = tokens * (12.0 * config.hidden_size + 3.0 * config.intermediate_size) * wbytes +
+                     double(r.training.micro_batch_size) * config.num_attention_heads * double(p.seq_len) * p.seq_len * 4;
+  double layers = r.training.gradient_checkpointing ? tokens * config.hidden_size * wbytes * config.num_hidden_layers + per_layer
+                                                    : per_layer * config.num_hidden_layers;
+  double logits = tokens * config.vocab_size * 4.0 * 3;
+  double weights = double(p.base_parameters) * wbytes, lora = double(p.trainable_parameters) * 16;
+  p.memory = {{"weights", weights}, {"lora_and_optimizer", lora}, {"activations", layers + logits},
+              {"total", weights + lora + layers + logits}};
+  return p;
+}
+
+FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
+  // --- plan and lock ---
+  FinetunePlan plan = finetune_plan(r, o);
+  const fs::path run_dir = r.output_dir;
+  RunLock lock(run_dir);
+  if (o.fresh) {
+    fs::remove_all(run_dir / "checkpoints");
+    fs::remove(run_dir / "metrics.jsonl");
+  }
+  io::atomic_write(run_dir / "recipe.resolved.json", r.to_json().dump(2) + "\n");
+  if (o.threads > 0 || r.training.threads > 0) at::set_num_threads(o.threads > 0 ? o.threads : int(r.training.threads));
+
+  // --- model, adapter, optimizer, data ---
+  const auto device = device_of(r, o);
+  const auto dtype = model::dtype_parse(r.training.dtype, "training.dtype");
+  auto model = model::LlamaModel::load(r.model, {device, dtype});
+  auto adapter = r.init_adapter.empty()
+                     ? model::LoraAdapter::create(model.config(), lora_config(r), r.training.seed, device)
+                     : model::LoraAdapter::load(r.init_adapter, model.config(), device);
+  auto params = adapter.parameters();
+  for (auto& p : params) p.set_requires_grad(true);
+  AdamW optimizer(params, {r.optimizer.beta1, r.optimizer.beta2, r.optimizer.eps, r.optimizer.weight_decay});
+  auto datasets = datasets_open(r, data::tokenizer_fingerprint(r.model));
+  std::vector<const data::Dataset*> ds;
+  std::vector<double> weights;
+  for (size_t i = 0; i < datasets.size(); ++i) {
+    ds.push_back(&datasets[i]);
+    weights.push_back(r.datasets[i].weight);
+  }
+  DataLoader loader(ds, weights, r.training.seq_len, r.training.seed);
+  const auto validation = loader.validation(r.training.micro_batch_size, r.eval.max_batches);
+
+  // --- fresh start or exact resume ---
+  auto gen = at::detail::getDefaultCPUGenerator();
+  TrainState state;
+  state.identity = r.training_identity();
+  FinetuneResult result;
+  if (auto ckpt = checkpoint_latest(run_dir)) {
+    TrainState saved = checkpoint_load(*ckpt, adapter, optimizer);
+    if (saved.identity != state.identity && !o.force)
+      throw ConfigError(fmt::format("{}: the recipe changed since this run started (saved in {}); resuming would "
+                                    "change training. Use --fresh to start over or --force to resume anyway",
+                                    r.output_dir, (*ckpt / "state.json").string()));
+    saved.identity = state.identity;
+    state = saved;
+    loader.seek(state.loader);
+    gen.set_state(state.rng_state);
+    metrics_truncate(run_dir, state.step);
+    result.resumed = true;
+    log::info("resuming {} from step {}", r.output_dir, state.step);
+  } else {
+    gen.set_current_seed(r.training.seed);
+  }
+  const ScheduleSpec schedule{r.schedule.type, plan.warmup_steps, r.schedule.min_lr_ratio};
+  model::ForwardOptions train_opts;
+  train_opts.adapters = {&adapter};
+  train_opts.training = true;
+  train_opts.checkpoint_layers = r.training.gradient_checkpointing;
+
+  auto checkpoint = [&] {
+    state.loader = loader.position();
+    state.rng_state = gen.get_state();
+    checkpoint_save(run_dir, state, adapter, optimizer, r.checkpoint.keep_last);
+  };
+
+  // --- the steps ---
+  const auto t0 = std::chrono::steady_clock::now();
+  const double elapsed_before = state.elapsed_seconds;
+  const int64_t tokens_before = state.tokens_seen;
+  auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  Progress progress("finetune", static_cast<uint64_t>(plan.total_steps), "steps");
+  result.stop_reason = "max_steps";
+  while (state.step < plan.total_steps) {
+    if (r.training.max_time > 0 && elapsed() >= r.training.max_time) {
+      result.stop_reason = "max_time";
+      break;
+    }
+    std::vector<Batch> micro;
+    int64_t n_targets = 0, n_tokens = 0;
+    for (int64_t i = 0; i < r.training.gradient_accumulation_steps; ++i) {
+      micro.push_back(loader.next(r.training.micro_batch_size));
+      n_targets += micro.back().n_targets;
+      n_tokens += micro.back().n_tokens;
+    }
+    double loss_sum = 0;
+    for (const auto& b : micro) {
+      if (b.n_targets == 0) continue;
+      auto loss = batch_loss(model, b, train_opts, double(std::max<int64_t>(n_targets, 1)));
+      loss.backward();
+      loss_sum += loss.item<double>();
+    }
+    const double grad_norm = grad_clip(params, r.training.grad_clip);
+    const double lr = lr_at(schedule, r.optimizer.lr, state.step, plan.total_steps);
+    optimizer.step(lr);
+    optimizer.zero_grad();
+    ++state.step;
+    state.tokens_seen += n_tokens;
+    state.elapsed_seconds = elapsed();
+    result.train_loss = loss_sum;
+    const double tps = double(state.tokens_seen - tokens_before) / std::max(1e-9, state.elapsed_seconds - elapsed_before);
+    if (state.step % r.training.log_every == 0 || state.step == plan.total_steps)
+      metrics_append(run_dir, {{"step", state.step}, {"loss", loss_sum}, {"lr", lr}, {"grad_norm", grad_norm},
+                               {"tokens_per_s", tps}, {"target_tokens", n_targets}, {"elapsed_s", state.elapsed_seconds}});
+    progress.update(static_cast<uint64_t>(state.step), fmt::format("loss {:.4f} lr {:.2e}", loss_sum, lr));
+
+    // --- eval and early stopping ---
+    bool stop_early = false;
+    if (r.eval.every > 0 && state.step % r.eval.every == 0 && !validation.empty()) {
+      result.eval_loss = evaluate(model, adapter, validation);
+      metrics_append(run_dir, {{"step", state.step}, {"eval_loss", result.eval_loss}});
+      if (state.evals == 0 || result.eval_loss < state.best_eval) {
+        state.best_eval = result.eval_loss;
+        state.evals_without_improvement = 0;
+      } else {
+        ++state.evals_without_improvement;
+      }
+      ++state.evals;
+      stop_early = r.eval.patience > 0 && state.evals_without_improvement >= r.eval.patience;
+    }
+
+    // --- checkpoints; interruption ---
+    const bool interrupted = interrupt_requested();
+    if (state.step % r.checkpoint.every == 0 || interrupted || stop_early) checkpoint();
+    if (interrupted) {
+      progress.finish();
+      throw InterruptedError(fmt::format("finetune-lora: stopped at step {} (checkpoint saved in {}); run the same "
+                                         "command to resume",
+                                         state.step, (run_dir / "checkpoints").string()));
+    }
+    if (stop_early) {
+      result.stop_reason = "early_stopping";
+      break;
+    }
+  }
+  progress.finish();
+
+  // --- final eval, checkpoint, publish ---
+  if (!validation.empty()) {
+    result.eval_loss = evaluate(model, adapter, validation);
+    metrics_append(run_dir, {{"step", state.step}, {"eval_loss", result.eval_loss}, {"final", true}});
+  }
+  checkpoint();
+  result.adapter_dir = adapter_publish(run_dir, adapter).string();
+  result.steps = state.step;
+  result.seconds = state.elapsed_seconds;
+  result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, state.elapsed_seconds);
+  return result;
+}
+
+}  // namespace hearth::train

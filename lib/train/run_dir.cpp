@@ -1,0 +1,194 @@
+#include "train/run_dir.h"
+
+#include <fcntl.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "io/json_file.h"
+#include "model/checkpoint.h"
+
+namespace hearth::train {
+namespace fs = std::filesystem;
+
+namespace {
+
+std::vector<fs::path> checkpoints_sorted(const fs::path& run_dir) {
+  std::vector<fs::path> out;
+  fs::path dir = run_dir / "checkpoints";
+  if (!fs::is_directory(dir)) return out;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.is_directory() && e.path().filename().string().rfind("step-", 0) == 0 && fs::exists(e.path() / "state.json"))
+      out.push_back(e.path());
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+void dir_fsync(const fs::path& dir) {
+  int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+}  // namespace
+
+RunLock::RunLock(const fs::path& run_dir) {
+  fs::create_directories(run_dir);
+  fs::path path = run_dir / ".lock";
+  fd_ = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd_ < 0) throw IoError(fmt::format("{}: cannot open lock file: {}", path.string(), std::strerror(errno)));
+  if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
+    char buf[32] = {0};
+    ssize_t n = ::pread(fd_, buf, sizeof buf - 1, 0);
+    ::close(fd_);
+    fd_ = -1;
+    throw ResourceError(fmt::format("{}: another run (pid {}) is using this run directory", run_dir.string(),
+                                    n > 0 ? std::string(buf, static_cast<size_t>(n)) : std::string("?")));
+  }
+  std::string pid = std::to_string(::getpid());
+  if (::ftruncate(fd_, 0) == 0 && ::pwrite(fd_, pid.data(), pid.size(), 0) < 0) {
+    // the PID is informational only
+  }
+}
+
+RunLock::~RunLock() {
+  if (fd_ >= 0) ::close(fd_);  // closing releases the flock
+}
+
+void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::LoraAdapter& adapter,
+                     const AdamW& optimizer, int64_t keep_last) {
+  fs::path root = run_dir / "checkpoints";
+  fs::create_directories(root);
+  fs::path final_dir = root / fmt::format("step-{:08d}", s.step);
+  fs::path tmp = root / fmt::format(".tmp-step-{:08d}-{}", s.step, ::getpid());
+  fs::remove_all(tmp);
+  fs::create_directories(tmp);
+  adapter.save(tmp);
+  std::map<std::string, torch::Tensor> opt;
+  for (size_t i = 0; i < optimizer.exp_avg().size(); ++i) {
+    opt[fmt::format("exp_avg.{:05d}", i)] = optimizer.exp_avg()[i];
+    opt[fmt::format("exp_avg_sq.{:05d}", i)] = optimizer.exp_avg_sq()[i];
+  }
+  opt["rng_state"] = s.rng_state;
+  model::safetensors_save(tmp / "optimizer.safetensors", opt);
+  nlohmann::json state = {{"step", s.step}, {"optimizer_steps", optimizer.steps()}, {"epoch", s.loader.epoch},
+                          {"epoch_offset", s.loader.offset}, {"best_eval", s.best_eval}, {"evals", s.evals},
+                          {"evals_without_improvement", s.evals_without_improvement},
+                          {"tokens_seen", s.tokens_seen}, {"elapsed_seconds", s.elapsed_seconds},
+                          {"identity", s.identity}};
+  io::atomic_write(tmp / "state.json", state.dump(2));
+  dir_fsync(tmp);
+  if (fs::exists(final_dir)) fs::remove_all(final_dir);
+  fs::rename(tmp, final_dir);
+  dir_fsync(root);
+  auto all = checkpoints_sorted(run_dir);
+  for (size_t i = 0; i + keep_last < all.size(); ++i) fs::remove_all(all[i]);
+  for (const auto& e : fs::directory_iterator(root))
+    if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
+}
+
+std::optional<fs::path> checkpoint_latest(const fs::path& run_dir) {
+  auto all = checkpoints_sorted(run_dir);
+  if (all.empty()) return std::nullopt;
+  return all.back();
+}
+
+TrainState checkpoint_load(const fs::path& dir, model::LoraAdapter& adapter, AdamW& optimizer) {
+  auto state = io::json_read(dir / "state.json");
+  auto tensors = model::safetensors_tensors(dir / "optimizer.safetensors");
+  std::string origin = (dir / "optimizer.safetensors").string();
+  // adapter weights, in place (the optimizer holds the same tensors)
+  auto saved = model::safetensors_tensors(dir / "adapter_model.safetensors");
+  auto named = adapter.named_tensors();
+  for (auto& [name, t] : named) {
+    auto it = saved.find(name);
+    if (it == saved.end() || !it->second.sizes().equals(t.sizes()))
+      throw FormatError(fmt::format("{}: tensor '{}' missing or of another shape", (dir / "adapter_model.safetensors").string(), name));
+    torch::NoGradGuard g;
+    t.copy_(it->second);
+  }
+  std::vector<torch::Tensor> m, v;
+  for (size_t i = 0;; ++i) {
+    auto a = tensors.find(fmt::format("exp_avg.{:05d}", i)), b = tensors.find(fmt::format("exp_avg_sq.{:05d}", i));
+    if (a == tensors.end() || b == tensors.end()) break;
+    m.push_back(a->second);
+    v.push_back(b->second);
+  }
+  TrainState s;
+  try {
+    optimizer.state_load(m, v, state.at("optimizer_steps").get<int64_t>());
+    s.step = state.at("step").get<int64_t>();
+    s.loader = {state.at("epoch").get<int64_t>(), state.at("epoch_offset").get<int64_t>()};
+    s.best_eval = state.at("best_eval").get<double>();
+    s.evals = state.at("evals").get<int64_t>();
+    s.evals_without_improvement = state.at("evals_without_improvement").get<int64_t>();
+    s.tokens_seen = state.at("tokens_seen").get<int64_t>();
+    s.elapsed_seconds = state.at("elapsed_seconds").get<double>();
+    s.identity = state.at("identity");
+  } catch (const nlohmann::json::exception& e) {
+    throw FormatError(fmt::format("{}: {}", (dir / "state.json").string(), e.what()));
+  } catch (const FormatError& e) {
+    throw FormatError(fmt::format("{}: {}", origin, e.what()));
+  }
+  auto rng = tensors.find("rng_state");
+  if (rng == tensors.end()) throw FormatError(fmt::format("{}: rng_state missing", origin));
+  s.rng_state = rng->second.clone();
+  return s;
+}
+
+fs::path adapter_publish(const fs::path& run_dir, const model::LoraAdapter& adapter) {
+  fs::path root = run_dir / "adapters";
+  fs::create_directories(root);
+  int next = 1;
+  for (const auto& e : fs::directory_iterator(root)) {
+    std::string n = e.path().filename().string();
+    if (n.size() == 5 && n[0] == 'v') next = std::max(next, std::atoi(n.c_str() + 1) + 1);
+  }
+  std::string name = fmt::format("v{:04d}", next);
+  fs::path tmp = root / (".tmp-" + name);
+  fs::remove_all(tmp);
+  adapter.save(tmp);
+  dir_fsync(tmp);
+  fs::rename(tmp, root / name);
+  fs::path link_tmp = root / ".latest.tmp";
+  fs::remove(link_tmp);
+  fs::create_symlink(name, link_tmp);
+  fs::rename(link_tmp, root / "latest");  // rename(2) over the old link is atomic
+  dir_fsync(root);
+  return root / name;
+}
+
+void metrics_truncate(const fs::path& run_dir, int64_t step) {
+  fs::path path = run_dir / "metrics.jsonl";
+  if (!fs::exists(path)) return;
+  std::istringstream in(io::file_read(path));
+  std::string line, kept;
+  while (std::getline(in, line)) {
+    try {
+      auto j = nlohmann::json::parse(line);
+      if (j.value("step", int64_t(0)) <= step) kept += line + "\n";
+    } catch (const nlohmann::json::exception&) {
+      // a torn last line from a killed run: drop it
+    }
+  }
+  io::atomic_write(path, kept);
+}
+
+void metrics_append(const fs::path& run_dir, const nlohmann::json& line) {
+  std::ofstream out(run_dir / "metrics.jsonl", std::ios::app);
+  out << line.dump() << "\n";
+  out.flush();
+  if (!out) throw IoError(fmt::format("{}: cannot append", (run_dir / "metrics.jsonl").string()));
+}
+
+}  // namespace hearth::train

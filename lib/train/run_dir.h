@@ -1,0 +1,69 @@
+// A training run's directory: the lock, checkpoints (complete or absent), published adapter versions.
+//
+//   RUN_DIR/.lock                    flock held while a run is active (released by the kernel if it dies)
+//   RUN_DIR/recipe.resolved.json     the resolved recipe
+//   RUN_DIR/metrics.jsonl            one JSON object per logged step / eval
+//   RUN_DIR/checkpoints/step-NNNNNNNN/{adapter_model.safetensors, adapter_config.json, optimizer.safetensors,
+//                                      state.json}
+//   RUN_DIR/adapters/vNNNN/          published PEFT adapters;  RUN_DIR/adapters/latest -> vNNNN (symlink)
+// A checkpoint is written into a temporary folder and renamed into place, so it is complete or absent.
+#pragma once
+
+#include <filesystem>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+#include <torch/types.h>
+
+#include "model/lora.h"
+#include "train/adamw.h"
+#include "train/data_loader.h"
+
+namespace hearth::train {
+
+// Everything besides weights that a resumed run needs to continue exactly.
+struct TrainState {
+  int64_t step = 0;  // optimizer steps done
+  LoaderPosition loader;
+  double best_eval = 0;  // best eval loss so far (valid when evals > 0)
+  int64_t evals = 0;
+  int64_t evals_without_improvement = 0;
+  int64_t tokens_seen = 0;
+  double elapsed_seconds = 0;
+  torch::Tensor rng_state;  // CPU generator state (dropout)
+  nlohmann::json identity;  // recipe.training_identity()
+};
+
+// Exclusive lock on a run directory. Throws ResourceError naming the holder's PID if another live process
+// holds it; a lock left by a dead process is taken over silently.
+class RunLock {
+ public:
+  explicit RunLock(const std::filesystem::path& run_dir);
+  ~RunLock();
+  RunLock(const RunLock&) = delete;
+  RunLock& operator=(const RunLock&) = delete;
+
+ private:
+  int fd_ = -1;
+};
+
+// Writes checkpoint `state.step`, then removes all but the newest `keep_last` (and stale temporaries).
+void checkpoint_save(const std::filesystem::path& run_dir, const TrainState& state, const model::LoraAdapter& adapter,
+                     const AdamW& optimizer, int64_t keep_last);
+// The newest complete checkpoint folder, if any.
+std::optional<std::filesystem::path> checkpoint_latest(const std::filesystem::path& run_dir);
+// Reads a checkpoint into the state, adapter weights (in place) and optimizer. Throws FormatError naming
+// the file when anything is missing or inconsistent.
+TrainState checkpoint_load(const std::filesystem::path& dir, model::LoraAdapter& adapter, AdamW& optimizer);
+
+// Publishes the adapter as the next version under RUN_DIR/adapters and points `latest` at it (atomic
+// symlink swap). Returns the version folder.
+std::filesystem::path adapter_publish(const std::filesystem::path& run_dir, const model::LoraAdapter& adapter);
+
+// Keeps only the metrics.jsonl lines with step <= `step` (after resuming from a checkpoint).
+void metrics_truncate(const std::filesystem::path& run_dir, int64_t step);
+// Appends one JSON line to RUN_DIR/metrics.jsonl.
+void metrics_append(const std::filesystem::path& run_dir, const nlohmann::json& line);
+
+}  // namespace hearth::train

@@ -1,0 +1,104 @@
+// Recipe parsing and validation: defaults, overrides, and errors that name the file, line and key.
+#include <catch2/catch.hpp>
+
+#include <filesystem>
+
+#include "core/error.h"
+#include "recipe/lora_recipe.h"
+#include "test_paths.h"
+
+using namespace hearth;
+using Catch::Matchers::Contains;
+
+namespace {
+
+recipe::LoraRecipe parse(const std::string& yaml, std::vector<std::string> overrides = {}) {
+  return recipe::recipe_parse(yaml, "r.yaml", "/base", overrides);
+}
+
+const std::string kMinimal = "model: m\ndatasets: [d]\noutput_dir: out\n";
+
+}  // namespace
+
+TEST_CASE("a minimal recipe gets the documented defaults and resolves paths", "[recipe]") {
+  auto r = parse(kMinimal);
+  CHECK(r.model == "/base/m");
+  CHECK(r.output_dir == "/base/out");
+  REQUIRE(r.datasets.size() == 1);
+  CHECK(r.datasets[0].path == "/base/d");
+  CHECK(r.datasets[0].weight == 1.0);
+  CHECK(r.lora.rank == 8);
+  CHECK(r.lora.target_modules == std::vector<std::string>{"q_proj", "k_proj", "v_proj", "o_proj"});
+  CHECK(r.schedule.type == "cosine");
+  CHECK(r.training.micro_batch_size == 4);
+  CHECK(r.checkpoint.every == 50);
+}
+
+TEST_CASE("overrides use dotted keys and are validated like the file", "[recipe]") {
+  auto r = parse(kMinimal, {"lora.rank=16", "training.max_time=1h30m", "lora.target_modules=[q, v, down]",
+                            "optimizer.betas=[0.8, 0.95]"});
+  CHECK(r.lora.rank == 16);
+  CHECK(r.training.max_time == 5400);
+  CHECK(r.lora.target_modules == std::vector<std::string>{"q_proj", "v_proj", "down_proj"});
+  CHECK(r.optimizer.beta1 == 0.8);
+  CHECK_THROWS_WITH(parse(kMinimal, {"lora.rnak=4"}), Contains("lora.rnak") && Contains("rank, alpha"));
+  CHECK_THROWS_WITH(parse(kMinimal, {"lora.rank=-1"}), Contains("lora.rank") && Contains("1..4096"));
+  CHECK_THROWS_AS(parse(kMinimal, {"noequals"}), ConfigError);
+}
+
+TEST_CASE("recipe errors carry the file and line", "[recipe]") {
+  SECTION("unknown top-level key lists the valid ones") {
+    CHECK_THROWS_WITH(parse(kMinimal + "learning_rate: 1\n"),
+                      Contains("r.yaml:4") && Contains("learning_rate") && Contains("optimizer") && Contains("lora"));
+  }
+  SECTION("wrong type") {
+    CHECK_THROWS_WITH(parse(kMinimal + "training:\n  micro_batch_size: lots\n"),
+                      Contains("r.yaml:5") && Contains("training.micro_batch_size") && Contains("lots"));
+  }
+  SECTION("out of range") {
+    CHECK_THROWS_WITH(parse(kMinimal + "optimizer:\n  lr: 5\n"), Contains("r.yaml:5") && Contains("optimizer.lr"));
+  }
+  SECTION("bad enum") {
+    CHECK_THROWS_WITH(parse(kMinimal + "schedule:\n  type: step\n"),
+                      Contains("schedule.type") && Contains("constant, linear or cosine"));
+  }
+  SECTION("unknown target module") {
+    CHECK_THROWS_WITH(parse(kMinimal + "lora:\n  target_modules: [q, qkv]\n"), Contains("qkv"));
+  }
+  SECTION("missing required keys") {
+    CHECK_THROWS_WITH(parse("datasets: [d]\noutput_dir: o\n"), Contains("model"));
+    CHECK_THROWS_WITH(parse("model: m\noutput_dir: o\n"), Contains("datasets"));
+  }
+  SECTION("both warmup forms") {
+    CHECK_THROWS_WITH(parse(kMinimal + "schedule:\n  warmup_steps: 3\n  warmup_ratio: 0.1\n"), Contains("not both"));
+  }
+  SECTION("invalid YAML") { CHECK_THROWS_WITH(parse("model: [unclosed\n"), Contains("r.yaml") && Contains("YAML")); }
+}
+
+TEST_CASE("durations", "[recipe]") {
+  CHECK(recipe::duration_parse("90", "k") == 90);
+  CHECK(recipe::duration_parse("15m", "k") == 900);
+  CHECK(recipe::duration_parse("2h", "k") == 7200);
+  CHECK(recipe::duration_parse("1h30m10s", "k") == 5410);
+  CHECK_THROWS_AS(recipe::duration_parse("soon", "k"), ConfigError);
+  CHECK_THROWS_AS(recipe::duration_parse("", "k"), ConfigError);
+}
+
+TEST_CASE("every bundled recipe parses", "[recipe]") {
+  int n = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(test::source_dir() / "recipes"))
+    if (e.path().extension() == ".yaml") {
+      INFO(e.path());
+      CHECK_NOTHROW(recipe::recipe_load(e.path()));
+      ++n;
+    }
+  CHECK(n >= 10);
+}
+
+TEST_CASE("training identity ignores bookkeeping keys but not training ones", "[recipe]") {
+  auto a = parse(kMinimal);
+  CHECK(a.training_identity() == parse(kMinimal, {"output_dir=elsewhere", "checkpoint.every=7",
+                                                  "training.max_time=5m"}).training_identity());
+  CHECK(a.training_identity() != parse(kMinimal, {"optimizer.lr=0.01"}).training_identity());
+  CHECK(a.training_identity() != parse(kMinimal, {"training.max_steps=99"}).training_identity());
+}

@@ -1,0 +1,233 @@
+// finetune-lora end to end, as cron would run it: loss falls; a run killed (-9) or interrupted (SIGINT)
+// and resumed ends with an adapter bit-identical to an uninterrupted one; the lock; refusing a changed
+// recipe; refusing a dataset made with another tokenizer; --dry-run of every bundled recipe; the report;
+// generate --adapter.
+#include <catch2/catch.hpp>
+
+#include <csignal>
+#include <fstream>
+#include <random>
+
+#include <nlohmann/json.hpp>
+
+#include "cli_util.h"
+#include "io/json_file.h"
+
+using namespace hearth;
+using test::quote;
+using test::run_hearth;
+namespace fs = std::filesystem;
+
+namespace {
+
+fs::path work() { return test::scratch("finetune"); }
+
+// A small dataset of story-like text, ingested with the bundled model's tokenizer (once per process).
+fs::path dataset() {
+  static fs::path dir = [] {
+    fs::path src = work() / "src", out = work() / "data";
+    fs::create_directories(src);
+    std::mt19937 rng(7);
+    const char* names[] = {"Tom", "Lily", "Sam", "Mia"};
+    const char* things[] = {"a red ball", "a big dog", "a small cat", "a blue kite"};
+    for (int f = 0; f < 40; ++f) {
+      std::ofstream o(src / ("story" + std::to_string(f) + ".txt"));
+      for (int s = 0; s < 6; ++s)
+        o << names[rng() % 4] << " had " << things[rng() % 4] << ". " << names[rng() % 4]
+          << " was happy and played all day. ";
+    }
+    auto r = run_hearth("ingest " + quote(src) + " --model " + quote(test::stories_dir()) + " --out " + quote(out) +
+                        " --seq-len 128");
+    REQUIRE(r.code == 0);
+    return out;
+  }();
+  return dir;
+}
+
+fs::path recipe() {
+  fs::path p = work() / "recipe.yaml";
+  io::atomic_write(p, "model: " + test::stories_dir().string() + "\ndatasets: [" + dataset().string() +
+                          "]\noutput_dir: unused\n"
+                          "lora: {rank: 4, alpha: 8, dropout: 0.1, target_modules: [q, k, v, o, gate, up, down]}\n"
+                          "optimizer: {lr: 3.0e-3, weight_decay: 0.01}\n"
+                          "schedule: {type: cosine, warmup_steps: 3}\n"
+                          "training: {micro_batch_size: 4, gradient_accumulation_steps: 2, max_steps: 40, seed: 3}\n"
+                          "eval: {every: 10}\ncheckpoint: {every: 5, keep_last: 2}\n");
+  return p;
+}
+
+// `hearth finetune-lora` on the test recipe into RUN (single thread: results must be bit-exact).
+std::string finetune_args(const fs::path& run, const std::string& extra = "") {
+  return "--threads 1 finetune-lora " + quote(recipe()) + " output_dir=" + run.string() + " " + extra;
+}
+
+std::string adapter_bytes(const fs::path& run) {
+  return io::file_read(run / "adapters" / "latest" / "adapter_model.safetensors");
+}
+
+// The reference: one uninterrupted run (once per process).
+const fs::path& reference_run() {
+  static fs::path run = [] {
+    fs::path r = work() / "run_ref";
+    auto res = run_hearth("--json " + finetune_args(r));
+    INFO(res.err);
+    REQUIRE(res.code == 0);
+    return r;
+  }();
+  return run;
+}
+
+}  // namespace
+
+TEST_CASE("finetune-lora trains: loss falls, adapter published, metrics and report written", "[train][cli]") {
+  const auto& run = reference_run();
+  std::vector<double> losses;
+  std::ifstream in(run / "metrics.jsonl");
+  std::string line;
+  bool has_eval = false;
+  while (std::getline(in, line)) {
+    auto j = nlohmann::json::parse(line);
+    if (j.contains("loss")) losses.push_back(j["loss"].get<double>());
+    has_eval = has_eval || j.contains("eval_loss");
+  }
+  REQUIRE(losses.size() == 40);
+  CHECK(losses.back() < 0.5 * losses.front());
+  CHECK(has_eval);
+  CHECK(fs::is_symlink(run / "adapters" / "latest"));
+  auto cfg = io::json_read(run / "adapters" / "latest" / "adapter_config.json");
+  CHECK(cfg["peft_type"] == "LORA");
+  CHECK(cfg["r"] == 4);
+  auto rep = run_hearth("report " + quote(run));
+  REQUIRE(rep.code == 0);
+  auto html = io::file_read(run / "report.html");
+  CHECK(html.find("<svg") != std::string::npos);
+  CHECK(html.find("polyline") != std::string::npos);
+  CHECK(html.find("src=") == std::string::npos);  // self-contained: no external assets
+  CHECK(html.find("&quot;rank&quot;: 4") != std::string::npos);  // the settings, HTML-escaped
+}
+
+TEST_CASE("a run killed with -9 and resumed ends bit-identical to an uninterrupted run", "[train][cli]") {
+  const std::string want = adapter_bytes(reference_run());
+  fs::path run = work() / "run_kill";
+  fs::remove_all(run);
+  test::spawn_hearth(finetune_args(run), work());
+  REQUIRE(test::wait_for(work() / "pid", 10));
+  REQUIRE(test::wait_for(run / "checkpoints" / "step-00000010", 60));
+  ::kill(test::read_int(work() / "pid"), SIGKILL);
+  REQUIRE(test::wait_for(work() / "rc", 10));
+  CHECK(test::read_int(work() / "rc") == 128 + SIGKILL);
+  REQUIRE_FALSE(fs::exists(run / "adapters"));  // it really was cut short
+  auto resumed = run_hearth("--json " + finetune_args(run));
+  INFO(resumed.err);
+  REQUIRE(resumed.code == 0);
+  CHECK(nlohmann::json::parse(resumed.out)["resumed"] == true);
+  CHECK(adapter_bytes(run) == want);
+}
+
+TEST_CASE("SIGINT finishes the step, checkpoints, exits 130; the resumed run is bit-identical", "[train][cli]") {
+  const std::string want = adapter_bytes(reference_run());
+  fs::path run = work() / "run_int";
+  fs::remove_all(run);
+  test::spawn_hearth(finetune_args(run), work());
+  REQUIRE(test::wait_for(work() / "pid", 10));
+  REQUIRE(test::wait_for(run / "checkpoints" / "step-00000005", 60));
+  ::kill(test::read_int(work() / "pid"), SIGINT);
+  REQUIRE(test::wait_for(work() / "rc", 30));
+  CHECK(test::read_int(work() / "rc") == 130);
+  REQUIRE_FALSE(fs::exists(run / "adapters"));
+  auto resumed = run_hearth(finetune_args(run));
+  REQUIRE(resumed.code == 0);
+  CHECK(adapter_bytes(run) == want);
+}
+
+TEST_CASE("a second run on the same directory is refused while the first holds the lock", "[train][cli]") {
+  fs::path run = work() / "run_lock";
+  fs::remove_all(run);
+  test::spawn_hearth(finetune_args(run, "training.max_steps=400"), work());
+  REQUIRE(test::wait_for(run / "checkpoints" / "step-00000005", 60));
+  auto second = run_hearth(finetune_args(run, "training.max_steps=400"));
+  CHECK(second.code == 5);
+  CHECK(second.err.find("another run") != std::string::npos);
+  ::kill(test::read_int(work() / "pid"), SIGTERM);
+  REQUIRE(test::wait_for(work() / "rc", 30));
+  CHECK(test::read_int(work() / "rc") == 143);
+}
+
+TEST_CASE("resuming with a changed recipe is refused unless --force; --fresh starts over", "[train][cli]") {
+  fs::path run = work() / "run_change";
+  fs::remove_all(run);
+  REQUIRE(run_hearth(finetune_args(run, "training.max_steps=6")).code == 0);
+  auto changed = run_hearth(finetune_args(run, "training.max_steps=6 optimizer.lr=1.0e-2"));
+  CHECK(changed.code == 2);
+  CHECK(changed.err.find("--force") != std::string::npos);
+  CHECK(run_hearth(finetune_args(run, "training.max_steps=6 optimizer.lr=1.0e-2 --force")).code == 0);
+  CHECK(run_hearth(finetune_args(run, "training.max_steps=6 optimizer.lr=1.0e-2 --fresh")).code == 0);
+  CHECK(fs::exists(run / "adapters" / "v0003"));
+}
+
+TEST_CASE("recipe and dataset problems exit 2 naming the key or file", "[train][cli]") {
+  auto bad = run_hearth(finetune_args(work() / "run_bad", "lora.rnak=4"));
+  CHECK(bad.code == 2);
+  CHECK(bad.err.find("lora.rnak") != std::string::npos);
+  CHECK(run_hearth("finetune-lora /nonexistent/recipe.yaml").code == 3);
+  // a dataset made with another tokenizer (GPT-2's) is refused
+  fs::path gpt2_model = work() / "gpt2_model";
+  fs::create_directories(gpt2_model);
+  for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(test::fixtures_dir() / "tokenizer-tests" / "gpt2" / f, gpt2_model / f, fs::copy_options::overwrite_existing);
+  fs::copy_file(test::stories_dir() / "config.json", gpt2_model / "config.json", fs::copy_options::overwrite_existing);
+  fs::path other = work() / "data_gpt2";
+  REQUIRE(run_hearth("ingest " + quote(work() / "src") + " --model " + quote(gpt2_model) + " --out " + quote(other) +
+                     " --seq-len 128").code == 0);
+  auto mismatch = run_hearth(finetune_args(work() / "run_mm", "datasets=[" + other.string() + "]"));
+  CHECK(mismatch.code == 2);
+  CHECK(mismatch.err.find("another tokenizer") != std::string::npos);
+}
+
+TEST_CASE("every bundled recipe passes --dry-run with its model's real config", "[train][cli]") {
+  // Each recipe's model folder is stood in for by its published config.json and the bundled tokenizer.
+  const std::map<std::string, std::string> recipes = {
+      {"smollm2/135m_lora.yaml", "SmolLM2-135M-Instruct"}, {"smollm2/360m_lora.yaml", "SmolLM2-360M-Instruct"},
+      {"qwen2.5/0.5b_lora.yaml", "Qwen2.5-0.5B-Instruct"}, {"qwen2.5/1.5b_lora.yaml", "Qwen2.5-1.5B-Instruct"},
+      {"qwen2.5/3b_lora.yaml", "Qwen2.5-3B-Instruct"},     {"llama3.2/1b_lora.yaml", "Llama-3.2-1B-Instruct"},
+      {"llama3.2/3b_lora.yaml", "Llama-3.2-3B-Instruct"},  {"llama3.1/8b_lora.yaml", "Llama-3.1-8B-Instruct"},
+      {"mistral/7b_lora.yaml", "Mistral-7B-Instruct-v0.3"}};
+  for (const auto& [file, name] : recipes) {
+    INFO(file);
+    fs::path model = work() / ("cfg_" + name);
+    fs::create_directories(model);
+    fs::copy_file(test::fixtures_dir() / "configs" / (name + ".json"), model / "config.json", fs::copy_options::overwrite_existing);
+    for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
+      fs::copy_file(test::stories_dir() / f, model / f, fs::copy_options::overwrite_existing);
+    auto r = run_hearth("--json finetune-lora " + quote(test::source_dir() / "recipes" / file) + " model=" + model.string() +
+                        " datasets=[" + dataset().string() + "] output_dir=" + (work() / "dry").string() +
+                        " training.seq_len=0 training.device=cpu --dry-run");
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    auto plan = nlohmann::json::parse(r.out);
+    // trainable = layers × r × Σ(out + in) over the 7 targets, from the config by hand
+    auto c = io::json_read(model / "config.json");
+    int64_t C = c["hidden_size"], F = c["intermediate_size"], L = c["num_hidden_layers"], H = c["num_attention_heads"],
+            KV = c["num_key_value_heads"];
+    int64_t hd = c.contains("head_dim") ? c["head_dim"].get<int64_t>() : C / H;
+    int64_t r_ = plan["recipe"]["lora"]["rank"];
+    int64_t per_layer = (H * hd + C) + 2 * (KV * hd + C) + (C + H * hd) + 2 * (F + C) + (C + F);
+    CHECK(plan["trainable_parameters"] == L * r_ * per_layer);
+  }
+}
+
+TEST_CASE("generate --adapter uses the trained adapter", "[train][cli]") {
+  const auto& run = reference_run();
+  std::string args = "--json generate --model " + quote(test::stories_dir()) + " --prompt 'Tom had' --temperature 0 --max-tokens 12";
+  auto base = run_hearth(args);
+  auto tuned = run_hearth(args + " --adapter " + quote(run / "adapters" / "latest"));
+  REQUIRE(base.code == 0);
+  REQUIRE(tuned.code == 0);
+  auto t = nlohmann::json::parse(tuned.out)["text"].get<std::string>();
+  CHECK(nlohmann::json::parse(base.out)["text"] != t);
+  // trained on "<name> had <thing>." stories, it continues with one of those things
+  bool learned = t.find("ball") != std::string::npos || t.find("dog") != std::string::npos ||
+                 t.find("cat") != std::string::npos || t.find("kite") != std::string::npos;
+  CHECK(learned);
+  CHECK(run_hearth(args + " --adapter /nonexistent/adapter").code == 3);
+}
