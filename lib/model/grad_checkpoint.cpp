@@ -81,7 +81,7 @@ torch::Tensor layer_forward_checkpointed(const LlamaModel& model, int64_t l, con
   call->rng_before = at::detail::getDefaultCPUGenerator().get_state();
   std::vector<torch::Tensor> params = call->params;
   auto ptr = reinterpret_cast<int64_t>(call.release());
-  return LayerCheckpoint::apply(x, params, ptr);
+  return LayerCheckpoint::apply(x, at::TensorList(params), ptr);
 }
 
 }  // namespace hearth::model
