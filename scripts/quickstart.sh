@@ -1,9 +1,23 @@
 #!/usr/bin/env bash
-# The main job on the bundled defaults, on a fresh Debian 12 machine: install dependencies, build, then
-# generate a story with the bundled model (models/stories260K, a real pretrained 260K-parameter Llama).
+# The main job on the bundled defaults, on a fresh Debian 12 machine: install dependencies, build, then the
+# whole personal-model path with the bundled model (models/stories260K, a real pretrained 260K-parameter
+# Llama) and the bundled sample data (datasets/personal):
+#   ingest the samples -> LoRA fine-tune (recipes/quickstart.yaml) -> generate with the new adapter.
+# Re-running it re-ingests only what changed and resumes/continues the run in runs/quickstart.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
 scripts/build.sh -DHEARTH_BUILD_TESTS=OFF >/dev/null
-echo "== hearth generate (bundled stories260K model) ==" >&2
-build/apps/hearth generate --model models/stories260K --prompt "Once upon a time" --max-tokens 200 --seed 42
+H=build/apps/hearth
+
+echo "== 1/3 hearth ingest datasets/personal ==" >&2
+$H ingest datasets/personal --model models/stories260K --out runs/quickstart-data --seq-len 256
+
+echo "== 2/3 hearth finetune-lora recipes/quickstart.yaml ==" >&2
+$H finetune-lora recipes/quickstart.yaml --fresh
+$H report runs/quickstart >/dev/null
+
+echo "== 3/3 hearth generate with the adapter (runs/quickstart/adapters/latest) ==" >&2
+$H generate --model models/stories260K --adapter runs/quickstart/adapters/latest \
+  --prompt "Once upon a time" --max-tokens 120 --seed 42
+echo "(training report: runs/quickstart/report.html)" >&2

@@ -55,4 +55,11 @@ class Dataset {
 // special_tokens_map.json when present): "sha256:<hex>". Throws IoError if tokenizer.json is missing.
 std::string tokenizer_fingerprint(const std::filesystem::path& model_dir);
 
+// The files tokenizer_fingerprint() hashes (in this order; absent ones are skipped).
+constexpr const char* kTokenizerFiles[] = {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"};
+
+// For trainers: throws ConfigError (exit 2) when `dataset` was not tokenized with the tokenizer in
+// `model_dir`, naming both fingerprints and the model the dataset was made with.
+void dataset_tokenizer_check(const Dataset& dataset, const std::filesystem::path& model_dir);
+
 }  // namespace hearth::data

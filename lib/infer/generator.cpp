@@ -170,7 +170,11 @@ std::vector<GenerationResult> generate(const model::LlamaModel& model, const tok
       any = any || !row.done;
     }
     if (!any) break;
-    logits = model.forward(next, next_pos, next_valid, &cache, step_opts).to(torch::kCPU).contiguous();
+    // With every row still generating, no mask is needed (the common single-request case).
+    const bool all_active = next_valid.all().item<bool>();
+    logits = model.forward(next, next_pos, all_active ? torch::Tensor() : next_valid, &cache, step_opts)
+                 .to(torch::kCPU)
+                 .contiguous();
   }
   local.decode_seconds = seconds_since(t1);
   if (stats) *stats = local;

@@ -1,0 +1,149 @@
+#include "data/redact.h"
+
+#include <memory>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "tokenizer/regex.h"
+
+namespace hearth::data {
+namespace {
+
+enum class Group { kSecrets, kEmails, kPhones, kCards, kIps };
+
+struct Rule {
+  Group group;
+  const char* kind;
+  const char* placeholder;
+  const char* pattern;
+  const char* needle;  // a substring every match contains ("" when none): skips the regex when absent
+};
+
+// Order matters: secrets first (a URL password contains '@' that the email rule would take).
+const Rule kRules[] = {
+    {Group::kSecrets, "private_key", "[PRIVATE_KEY]",
+     R"(-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----[\s\S]*?(?:-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|\z))",
+     "PRIVATE KEY"},
+    {Group::kSecrets, "api_token", "[API_TOKEN]",
+     R"(\b(?:(?:AKIA|ASIA)[0-9A-Z]{16}|gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}|glpat-[A-Za-z0-9_-]{20,}|xox[abposr]-[A-Za-z0-9-]{10,}|sk-(?:proj-|ant-)?[A-Za-z0-9_-]{20,}|[rs]k_(?:live|test)_[A-Za-z0-9]{16,}|AIza[0-9A-Za-z_-]{35}|hf_[A-Za-z0-9]{30,}|eyJ[A-Za-z0-9_-]{10,}\.eyJ[A-Za-z0-9_-]{10,}\.[A-Za-z0-9_-]{10,})\b)",
+     ""},
+    {Group::kSecrets, "password", "[PASSWORD]",
+     R"((?:\b[a-zA-Z][a-zA-Z0-9+.-]*://[^/\s:@]+:\K[^/\s@]+(?=@))|(?:(?i)\b(?:password|passwd|passphrase|pwd)\s*[:=]\s*\K[^\s,;]+))",
+     ""},
+    {Group::kEmails, "email", "[EMAIL]", R"([A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,})", "@"},
+    {Group::kCards, "card", "[CARD]", R"((?<![\d-])(?:\d[ -]?){12,18}\d(?![\d-]))", ""},
+    {Group::kPhones, "phone", "[PHONE]",
+     R"((?<![\w+])(?:\+\d{1,3}[ .-]?)?(?:\(\d{1,4}\)[ .-]?)?\d{2,4}(?:[ .-]?\d{2,4}){1,4}(?![\w]))", ""},
+    {Group::kIps, "ip", "[IP]",
+     R"(\b(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\b|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){7}[0-9A-Fa-f]{1,4}(?![\w:])|(?<![\w:])(?:[0-9A-Fa-f]{1,4}:){1,6}:(?:[0-9A-Fa-f]{1,4}(?::[0-9A-Fa-f]{1,4}){0,5})?(?![\w:]))",
+     ""},
+};
+
+bool enabled(Group g, const RedactOptions& o) {
+  switch (g) {
+    case Group::kSecrets: return o.secrets;
+    case Group::kEmails: return o.emails;
+    case Group::kPhones: return o.phones;
+    case Group::kCards: return o.cards;
+    case Group::kIps: return o.ips;
+  }
+  return false;
+}
+
+const std::vector<std::unique_ptr<tokenizer::Regex>>& compiled() {
+  static const auto regexes = [] {
+    std::vector<std::unique_ptr<tokenizer::Regex>> v;
+    for (const auto& r : kRules) v.push_back(std::make_unique<tokenizer::Regex>(r.pattern, tokenizer::Where{"redact", r.kind}));
+    return v;
+  }();
+  return regexes;
+}
+
+size_t digit_count(std::string_view s) {
+  size_t n = 0;
+  for (char c : s) n += (c >= '0' && c <= '9');
+  return n;
+}
+
+bool luhn_valid(std::string_view s) {
+  int sum = 0, n = 0;
+  for (auto it = s.rbegin(); it != s.rend(); ++it) {
+    if (*it < '0' || *it > '9') continue;
+    int d = *it - '0';
+    if (n++ % 2 == 1) d = d * 2 > 9 ? d * 2 - 9 : d * 2;
+    sum += d;
+  }
+  return n >= 13 && n <= 19 && sum % 10 == 0;
+}
+
+// Extra checks a regex cannot express.
+bool accept(const Rule& rule, std::string_view match) {
+  std::string kind = rule.kind;
+  if (kind == "card") return luhn_valid(match);
+  if (kind == "phone") {
+    size_t d = digit_count(match);
+    return d >= 9 && d <= 15;
+  }
+  return true;
+}
+
+}  // namespace
+
+void redact_parse(const std::string& list, const std::string& option, RedactOptions* o) {
+  std::stringstream ss(list);
+  std::string item;
+  while (std::getline(ss, item, ',')) {
+    if (item == "secrets") o->secrets = true;
+    else if (item == "emails") o->emails = true;
+    else if (item == "phones") o->phones = true;
+    else if (item == "cards") o->cards = true;
+    else if (item == "ips") o->ips = true;
+    else if (item == "all") *o = RedactOptions{true, true, true, true, true};
+    else if (item == "none") *o = RedactOptions{false, false, false, false, false};
+    else
+      throw ConfigError(fmt::format("{}: expected a list of secrets|emails|phones|cards|ips|all|none, got '{}'", option, item));
+  }
+}
+
+std::string redact_describe(const RedactOptions& o) {
+  std::string s;
+  auto add = [&](bool on, const char* name) {
+    if (on) s += (s.empty() ? "" : ",") + std::string(name);
+  };
+  add(o.secrets, "secrets");
+  add(o.emails, "emails");
+  add(o.phones, "phones");
+  add(o.cards, "cards");
+  add(o.ips, "ips");
+  return s.empty() ? "none" : s;
+}
+
+void redact(std::string& text, const RedactOptions& o, RedactCounts& counts) {
+  const auto& regexes = compiled();
+  std::vector<tokenizer::Span> spans;
+  for (size_t i = 0; i < std::size(kRules); ++i) {
+    const Rule& rule = kRules[i];
+    if (!enabled(rule.group, o) || (rule.needle[0] && text.find(rule.needle) == std::string::npos)) continue;
+    spans.clear();
+    regexes[i]->find_all(text, spans);
+    if (spans.empty()) continue;
+    std::string out;
+    out.reserve(text.size());
+    size_t last = 0, n = 0;
+    for (auto [b, e] : spans) {
+      if (b < last || !accept(rule, std::string_view(text).substr(b, e - b))) continue;
+      out.append(text, last, b - last);
+      out += rule.placeholder;
+      last = e;
+      ++n;
+    }
+    if (n == 0) continue;
+    out.append(text, last, std::string::npos);
+    text = std::move(out);
+    counts[rule.kind] += n;
+  }
+}
+
+}  // namespace hearth::data

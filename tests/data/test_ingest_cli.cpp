@@ -1,0 +1,107 @@
+// End to end: `hearth ingest` and `hearth dataset inspect` run as a user would, on the bundled samples
+// (datasets/), checking exit codes (docs/cli.md: 0 ok, 2 usage, 3 I/O, 4 format), --json output and that
+// the audit view shows exactly what is trained on.
+#include <catch2/catch.hpp>
+
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "core/error.h"
+#include "data/dataset.h"
+#include "data_test_util.h"
+#include "io/atomic_file.h"
+
+using namespace hearth;
+namespace fs = std::filesystem;
+
+namespace {
+
+struct Run {
+  int code;
+  std::string out, err;
+};
+
+Run run_hearth(const std::string& args) {
+  auto dir = test::data_scratch("cli_io");
+  auto out = dir / "stdout", err = dir / "stderr";
+  std::string cmd = "'" + test::hearth_binary().string() + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+  int status = std::system(cmd.c_str());
+  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, io::file_read(out), io::file_read(err)};
+}
+
+std::string q(const fs::path& p) { return "'" + p.string() + "'"; }
+std::string model() { return "--model " + q(test::stories_dir()); }
+fs::path samples() { return test::source_dir() / "datasets" / "personal"; }
+
+}  // namespace
+
+TEST_CASE("hearth ingest on the bundled samples, then dataset inspect", "[cli]") {
+  auto out = test::data_scratch("cli_samples") / "ds";
+  auto r = run_hearth("--json ingest " + q(samples()) + " " + model() + " --out " + q(out) + " --redact emails,phones");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["added"].get<int>() >= 30);
+  CHECK(j["changed"] == 0);
+  CHECK(j["totals"]["files_skipped"].get<int>() == 0);
+  CHECK(j["totals"]["redactions"]["api_token"].get<int>() >= 1);
+  CHECK(j["totals"]["duplicates_exact"].get<int>() >= 1);
+  CHECK(j["train"]["sequences"].get<int>() > 0);
+  CHECK(j["validation"]["sequences"].get<int>() > 0);
+  CHECK(r.err.find("no chat_template") != std::string::npos);  // stories260K: ChatML fallback, with a warning
+
+  auto again = run_hearth("--json ingest " + q(samples()) + " " + model() + " --out " + q(out) + " --redact emails,phones");
+  REQUIRE(again.code == 0);
+  CHECK(nlohmann::json::parse(again.out)["unchanged"] == j["added"]);
+
+  auto ins = run_hearth("--json dataset inspect " + q(out) + " --all --verify");
+  REQUIRE(ins.code == 0);
+  auto ij = nlohmann::json::parse(ins.out);
+  auto ds = data::Dataset::open(out);
+  CHECK(ij["sequences"].size() == ds.size(data::Split::kTrain) + ds.size(data::Split::kValidation));
+  CHECK(ij["verified"] == true);
+  // Every target token is shown as target text and nothing secret is left anywhere.
+  std::string all_text;
+  for (const auto& s : ij["sequences"])
+    for (const auto& seg : s["segments"]) all_text += seg["text"].get<std::string>();
+  for (const char* secret : {"AKIA", "ghp_", "BEGIN OPENSSH PRIVATE KEY", "@example.com"})
+    CHECK(all_text.find(secret) == std::string::npos);
+  CHECK(all_text.find("[API_TOKEN]") != std::string::npos);
+
+  auto text = run_hearth("dataset inspect " + q(out) + " -n 1");
+  REQUIRE(text.code == 0);
+  CHECK(text.out.find("tokenizer sha256:") != std::string::npos);
+  CHECK(text.out.find("=== train #0") != std::string::npos);
+  CHECK(text.out.find("«") != std::string::npos);  // context spans marked off a terminal
+}
+
+TEST_CASE("hearth ingest / dataset inspect exit codes", "[cli]") {
+  auto dir = test::data_scratch("cli_codes");
+  test::file_put(dir / "src/a.txt", "hello");
+  test::file_put(dir / "src/b.jsonl", "{\"text\": \"x\"}\n{oops\n");
+  std::string src = q(dir / "src");
+  CHECK(run_hearth("ingest " + src + " --out " + q(dir / "o")).code == 2);  // --model missing
+  CHECK(run_hearth("ingest " + src + " " + model() + " --out " + q(dir / "o") + " --train-on everything").code == 2);
+  CHECK(run_hearth("ingest " + src + " " + model() + " --out " + q(dir / "o") + " --val-fraction 1.5").code == 2);
+  CHECK(run_hearth("ingest " + src + " " + model() + " --out " + q(dir / "o") + " --redact ssn").code == 2);
+  CHECK(run_hearth("ingest " + q(dir / "missing") + " " + model() + " --out " + q(dir / "o")).code == 3);
+  CHECK(run_hearth("ingest " + src + " --model " + q(dir) + " --out " + q(dir / "o")).code == 3);
+  auto strict = run_hearth("--json ingest " + src + " " + model() + " --out " + q(dir / "o") + " --strict");
+  CHECK(strict.code == 4);
+  CHECK(strict.err.find("b.jsonl:2: malformed JSON") != std::string::npos);
+  CHECK(nlohmann::json::parse(strict.out)["error"]["exit_code"] == 4);
+  auto ok = run_hearth("ingest " + src + " " + model() + " --out " + q(dir / "o"));
+  CHECK(ok.code == 0);
+  CHECK(ok.err.find("b.jsonl:2: malformed JSON") != std::string::npos);
+  CHECK(ok.out.find("1 added") == std::string::npos);
+  CHECK(ok.out.find("2 added") != std::string::npos);
+
+  CHECK(run_hearth("dataset inspect " + q(dir / "nothing")).code == 3);
+  CHECK(run_hearth("dataset").code == 2);
+  io::atomic_write(dir / "o" / "manifest.json", "{\"format\": \"hearth-dataset\", \"schema_version\": 7}");
+  auto bad = run_hearth("dataset inspect " + q(dir / "o"));
+  CHECK(bad.code == 4);
+  CHECK(bad.err.find("schema_version") != std::string::npos);
+}
