@@ -47,17 +47,18 @@ model::LlamaModel build(const std::string& name, torch::ScalarType dtype) {
 double matmul_seconds(const model::LlamaModel& m) {
   const auto& c = m.config();
   auto opts = torch::TensorOptions().dtype(m.dtype());
-  auto x = torch::randn({1, 1, c.hidden_size}, opts);
-  auto a = torch::randn({1, 1, c.num_attention_heads * c.head_dim}, opts);
-  auto f = torch::randn({1, 1, c.intermediate_size}, opts);
+  // one row: the same matrix-vector path the model takes when decoding one sequence
+  auto x = torch::randn({c.hidden_size}, opts);
+  auto a = torch::randn({c.num_attention_heads * c.head_dim}, opts);
+  auto f = torch::randn({c.intermediate_size}, opts);
   auto run = [&] {
     for (const auto& L : m.layers()) {
-      torch::linear(x, L.wqkv);
-      torch::linear(a, L.wo);
-      torch::linear(x, L.w_gate_up);
-      torch::linear(f, L.w_down);
+      torch::mv(L.wqkv, x);
+      torch::mv(L.wo, a);
+      torch::mv(L.w_gate_up, x);
+      torch::mv(L.w_down, f);
     }
-    torch::linear(x, m.lm_head());
+    torch::mv(m.lm_head(), x);
   };
   run();
   double best = 1e9;

@@ -7,7 +7,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/install_deps.sh
-scripts/build.sh -DHEARTH_BUILD_TESTS=OFF >/dev/null
+scripts/build.sh --target hearth >/dev/null
 H=build/apps/hearth
 
 echo "== 1/3 hearth ingest datasets/personal ==" >&2

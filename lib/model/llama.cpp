@@ -90,6 +90,18 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
   return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
 }
 
+// y = x·Wᵀ + b for x [..., in]. A single row (decoding one sequence) goes through matrix-vector BLAS:
+// OpenBLAS's sgemm path for one row reads the weights 2-3× slower than its sgemv (bench/README.md).
+torch::Tensor project(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  const int64_t in = x.size(-1);
+  if (x.numel() != in || !x.device().is_cpu()) return torch::linear(x, w, b);
+  auto y = torch::mv(w, x.reshape({in}));
+  if (b.defined()) y = y + b;
+  auto shape = x.sizes().vec();
+  shape.back() = w.size(0);
+  return y.view(shape);
+}
+
 }  // namespace
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
@@ -202,7 +214,7 @@ torch::Tensor LlamaModel::layer_forward(int64_t l, const torch::Tensor& x, const
   const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads;
   // x [B, T, C] -> qkv [B, T, (H + 2KV)·hd]
   auto h = rms_norm(x, L.attn_norm, c.rms_norm_eps);
-  auto qkv = torch::linear(h, L.wqkv, L.bqkv);
+  auto qkv = project(h, L.wqkv, L.bqkv);
   auto q = qkv.narrow(-1, 0, H * hd);
   auto k = qkv.narrow(-1, H * hd, KV * hd);
   auto v = qkv.narrow(-1, (H + KV) * hd, KV * hd);
@@ -227,15 +239,15 @@ torch::Tensor LlamaModel::layer_forward(int64_t l, const torch::Tensor& x, const
     std::tie(keys, values) = cache->read(l, n_keys);
   }
   auto attn = attention(q, keys, values, mask);  // [B, T, H·hd]
-  auto out = x + with_lora(torch::linear(attn, L.wo, L.bo), attn, LoraTarget::kO);
+  auto out = x + with_lora(project(attn, L.wo, L.bo), attn, LoraTarget::kO);
   // SwiGLU MLP: down(silu(gate(h)) * up(h))
   auto h2 = rms_norm(out, L.mlp_norm, c.rms_norm_eps);
-  auto gate_up = torch::linear(h2, L.w_gate_up, L.b_gate_up);
+  auto gate_up = project(h2, L.w_gate_up, L.b_gate_up);
   const int64_t F = c.intermediate_size;
   auto gate = with_lora(gate_up.narrow(-1, 0, F), h2, LoraTarget::kGate);
   auto up = with_lora(gate_up.narrow(-1, F, F), h2, LoraTarget::kUp);
   auto act = torch::silu(gate) * up;
-  return out + with_lora(torch::linear(act, L.w_down, L.b_down), act, LoraTarget::kDown);
+  return out + with_lora(project(act, L.w_down, L.b_down), act, LoraTarget::kDown);
 }
 
 torch::Tensor LlamaModel::forward(const torch::Tensor& tokens, const torch::Tensor& positions,
@@ -280,7 +292,7 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
     x = x.gather(1, last);
   }
   x = rms_norm(x, norm_, config_.rms_norm_eps);
-  return torch::linear(x, lm_head_).to(torch::kFloat32);  // [B, T, V]
+  return project(x, lm_head_, torch::Tensor()).to(torch::kFloat32);  // [B, T, V]
 }
 
 torch::ScalarType dtype_parse(const std::string& text, const std::string& option) {
