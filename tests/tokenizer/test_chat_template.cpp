@@ -3,6 +3,8 @@
 // scripts/make_chat_goldens.mjs). Comparisons are byte-exact.
 #include <catch2/catch.hpp>
 
+#include "tokenizer/fixed_clock.h"
+
 #include <fstream>
 #include <sstream>
 
@@ -18,6 +20,8 @@ using hearth::tokenizer::JinjaRenderOptions;
 using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
 
+using hearth::test::fixed_clock;
+
 namespace {
 
 std::string read_text(const std::filesystem::path& path) {
@@ -26,20 +30,6 @@ std::string read_text(const std::filesystem::path& path) {
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
-}
-
-// The clock the goldens were made with: 2024-07-26 12:00 local time.
-JinjaRenderOptions fixed_clock() {
-  std::tm tm{};
-  tm.tm_year = 2024 - 1900;
-  tm.tm_mon = 6;
-  tm.tm_mday = 26;
-  tm.tm_hour = 12;
-  tm.tm_wday = 5;
-  tm.tm_yday = 207;
-  JinjaRenderOptions options;
-  options.now = tm;
-  return options;
 }
 
 const ojson& goldens() {

@@ -4,6 +4,8 @@
 // 2024-07-26 12:00), then pasted here; they are the reference, not hearth's own output.
 #include <catch2/catch.hpp>
 
+#include "tokenizer/fixed_clock.h"
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -17,20 +19,9 @@ using hearth::tokenizer::JinjaRaisedError;
 using hearth::tokenizer::JinjaRenderOptions;
 using ojson = nlohmann::ordered_json;
 
-namespace {
+using hearth::test::fixed_clock;
 
-JinjaRenderOptions fixed_clock() {
-  std::tm tm{};
-  tm.tm_year = 2024 - 1900;
-  tm.tm_mon = 6;
-  tm.tm_mday = 26;
-  tm.tm_hour = 12;
-  tm.tm_wday = 5;
-  tm.tm_yday = 207;
-  JinjaRenderOptions options;
-  options.now = tm;
-  return options;
-}
+namespace {
 
 const ojson& variables() {
   static const ojson v = ojson::parse(R"({
