@@ -11,7 +11,7 @@ PACKAGES=(
   libpoppler-cpp-dev
 )
 if [[ "${1:-}" == "--test" ]]; then
-  PACKAGES+=(nodejs npm)
+  PACKAGES+=(nodejs npm chromium)
 fi
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -1,0 +1,81 @@
+#include "serve/completion.h"
+
+namespace hearth::serve {
+
+void Completion::append(size_t choice, const std::string& text, size_t tokens) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    choices_[choice].pending += text;
+    choices_[choice].tokens += tokens;
+  }
+  cv_.notify_all();
+}
+
+void Completion::finish(size_t choice, const std::string& reason) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (choices_[choice].finished) return;
+    choices_[choice].finished = true;
+    choices_[choice].reason = reason;
+  }
+  cv_.notify_all();
+}
+
+void Completion::fail(const std::string& message) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (error_.empty()) error_ = message;
+    for (auto& c : choices_)
+      if (!c.finished) {
+        c.finished = true;
+        c.reason = "error";
+      }
+  }
+  cv_.notify_all();
+}
+
+std::vector<ChoiceUpdate> Completion::take(std::chrono::milliseconds timeout) {
+  std::unique_lock<std::mutex> lock(mu_);
+  auto news = [&] {
+    for (const auto& c : choices_)
+      if (!c.pending.empty() || (c.finished && !c.reported)) return true;
+    return false;
+  };
+  cv_.wait_for(lock, timeout, news);
+  std::vector<ChoiceUpdate> out;
+  for (size_t i = 0; i < choices_.size(); ++i) {
+    auto& c = choices_[i];
+    if (c.pending.empty() && (!c.finished || c.reported)) continue;
+    ChoiceUpdate u;
+    u.index = i;
+    u.text.swap(c.pending);
+    if (c.finished && !c.reported) {
+      u.finished = true;
+      u.finish_reason = c.reason;
+      c.reported = true;
+    }
+    out.push_back(std::move(u));
+  }
+  return out;
+}
+
+bool Completion::done() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  for (const auto& c : choices_)
+    if (!c.reported || !c.pending.empty()) return false;
+  return true;
+}
+
+std::string Completion::error() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return error_;
+}
+
+size_t Completion::completion_tokens() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  size_t n = 0;
+  for (const auto& c : choices_) n += c.tokens;
+  return n;
+}
+
+}  // namespace hearth::serve

@@ -1,0 +1,63 @@
+// One HTTP request's generations as they arrive: the hand-over point between the scheduler thread, which
+// appends text, and the HTTP handler thread, which takes it and streams or collects it.
+//
+// A completion has n choices (OpenAI `n`, or several prompts); each ends with a finish reason ("stop",
+// "length") or the whole completion fails with an error message. Cancelling it (client gone, shutdown)
+// tells the scheduler to drop its sequences and free their KV-cache rows.
+// Thread-safe: every method may be called from any thread.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <string>
+#include <vector>
+
+namespace hearth::serve {
+
+// What a choice produced since the last take().
+struct ChoiceUpdate {
+  size_t index = 0;
+  std::string text;
+  bool finished = false;
+  std::string finish_reason;  // set when finished
+};
+
+class Completion {
+ public:
+  explicit Completion(size_t choices) : choices_(choices), start_(std::chrono::steady_clock::now()) {}
+
+  // --- scheduler side ---
+  void append(size_t choice, const std::string& text, size_t tokens);
+  void finish(size_t choice, const std::string& reason);
+  // Ends every unfinished choice with an error; take() then reports error().
+  void fail(const std::string& message);
+
+  // --- handler side ---
+  // Waits up to `timeout` for news; returns the updates (empty on timeout). After all choices finished and
+  // were reported, returns at once with nothing.
+  std::vector<ChoiceUpdate> take(std::chrono::milliseconds timeout);
+  bool done() const;                 // every choice finished (or failed) and reported
+  std::string error() const;         // non-empty after fail()
+  size_t completion_tokens() const;  // over all choices
+  void cancel() { cancelled_ = true; }
+  bool cancelled() const { return cancelled_; }
+  std::chrono::steady_clock::time_point start() const { return start_; }
+
+ private:
+  struct Choice {
+    std::string pending;
+    size_t tokens = 0;
+    bool finished = false, reported = false;
+    std::string reason;
+  };
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<Choice> choices_;
+  std::string error_;
+  std::atomic<bool> cancelled_{false};
+  std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace hearth::serve

@@ -1,0 +1,228 @@
+#include "serve/completions.h"
+
+#include <chrono>
+#include <filesystem>
+#include <random>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "serve/http_util.h"
+#include "serve/response.h"
+#include "serve/sse.h"
+#include "tokenizer/chat_template.h"
+
+namespace hearth::serve {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr std::chrono::milliseconds kPoll{100};
+constexpr int kMaxChoices = 16;
+
+// Counts a completion as in flight (SIGTERM waits for these) and records its metrics when it ends.
+struct InFlight {
+  InFlight(ServeState& s, std::string route) : state(s), route(std::move(route)), start(Clock::now()) { ++state.in_flight; }
+  ~InFlight() {
+    --state.in_flight;
+    state.metrics.request_done(route, status, std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  ServeState& state;
+  std::string route;
+  Clock::time_point start;
+  int status = 200;
+};
+
+// The adapter for the request's `model` (nullptr for the base model). 403 outside the key's scope, 404 unknown.
+std::shared_ptr<const model::LoraAdapter> model_resolve(ServeState& s, const std::string& name, const KeyScope& scope) {
+  if (!scope.allows(name))
+    throw ApiError(403, fmt::format("This API key may not use the model '{}'", name), "permission_error", "model",
+                   "model_not_permitted");
+  if (name == s.model_name) return nullptr;
+  auto adapter = s.adapters.find(name);
+  if (!adapter)
+    throw ApiError(404, fmt::format("The model '{}' does not exist", name), "invalid_request_error", "model",
+                   "model_not_found");
+  return adapter;
+}
+
+std::vector<infer::TokenId> chat_prompt(ServeState& s, const CompletionRequest& r) {
+  std::string text;
+  try {
+    auto origin = (std::filesystem::path(s.model_dir) / "tokenizer_config.json").string();
+    text = tokenizer::chat_template_apply(s.tokenizer.config(), r.messages, /*add_generation_prompt=*/true, r.tools, origin);
+  } catch (const FormatError& e) {
+    throw ApiError(400, fmt::format("The chat template could not render these messages: {}", e.what()),
+                   "invalid_request_error", "messages");
+  }
+  tokenizer::EncodeOptions enc;
+  enc.add_special_tokens = false;  // the template writes them
+  enc.parse_special = true;
+  return s.tokenizer.encode(text, enc);
+}
+
+// Every prompt of the request as token ids, checked against the vocabulary and the context.
+std::vector<std::vector<infer::TokenId>> prompts_encode(ServeState& s, const CompletionRequest& r) {
+  std::vector<std::vector<infer::TokenId>> out;
+  if (r.endpoint == Endpoint::kChat) out.push_back(chat_prompt(s, r));
+  for (const auto& p : r.prompts) out.push_back(s.tokenizer.encode(p));
+  const int64_t vocab = s.model.config().vocab_size;
+  for (const auto& ids : r.prompt_ids) {
+    for (auto id : ids)
+      if (id >= vocab)
+        throw ApiError(400, fmt::format("'prompt' has token id {}; the vocabulary has {} ids", id, vocab),
+                       "invalid_request_error", "prompt");
+    out.push_back(ids);
+  }
+  for (auto& ids : out) {
+    if (ids.empty()) {
+      auto bos = s.tokenizer.bos_id();
+      if (!bos) throw ApiError(400, "The prompt is empty and the tokenizer has no BOS token", "invalid_request_error", "prompt");
+      ids.push_back(*bos);
+    }
+    if (static_cast<int>(ids.size()) >= s.scheduler.ctx())
+      throw ApiError(400, fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens",
+                                      s.scheduler.ctx(), ids.size()),
+                     "invalid_request_error", r.endpoint == Endpoint::kChat ? "messages" : "prompt",
+                     "context_length_exceeded");
+  }
+  return out;
+}
+
+std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
+                                      const std::vector<std::vector<infer::TokenId>>& prompts,
+                                      const std::shared_ptr<const model::LoraAdapter>& adapter) {
+  std::vector<SequenceSpec> specs;
+  uint64_t seed = r.seed_given ? r.sampling.seed : std::random_device{}() * 0x9e3779b97f4a7c15ull;
+  for (const auto& p : prompts)
+    for (int j = 0; j < r.n; ++j) {
+      SequenceSpec spec;
+      spec.prompt = p;
+      spec.max_tokens = r.max_tokens.value_or(s.config.max_tokens_limit);
+      spec.sampling = r.sampling;
+      spec.sampling.seed = seed + specs.size();
+      spec.stop = r.stop;
+      spec.stop_token_ids = s.stop_ids;
+      spec.adapter = adapter;
+      specs.push_back(std::move(spec));
+    }
+  return specs;
+}
+
+void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<Completion>& c, const ResponseMeta& meta,
+                   size_t choices, size_t prompt_tokens, int fd, InFlight& flight) {
+  std::vector<ChoiceResult> results(choices);
+  while (!c->done()) {
+    for (auto& u : c->take(kPoll)) {
+      results[u.index].text += u.text;
+      if (u.finished) results[u.index].finish_reason = u.finish_reason;
+    }
+    if (!c->done() && peer_closed(fd)) {
+      c->cancel();
+      s.metrics.disconnect();
+      flight.status = 499;  // nginx's "client closed request"; nothing is sent
+      return;
+    }
+  }
+  if (!c->error().empty()) throw ApiError(s.draining ? 503 : 500, c->error(), api_error_type(s.draining ? 503 : 500));
+  nlohmann::json body = response_full(meta, results, {prompt_tokens, c->completion_tokens()});
+  res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
+}
+
+// State of one SSE response, kept alive by the content provider (and with it the in-flight count).
+struct Stream {
+  std::shared_ptr<Completion> completion;
+  ResponseMeta meta;
+  size_t choices = 0, prompt_tokens = 0;
+  bool include_usage = false, started = false;
+  int fd = -1;
+  std::unique_ptr<InFlight> flight;
+  ~Stream() {
+    if (completion) completion->cancel();  // however the response ended, free the rows
+  }
+};
+
+// One round of the content provider: writes what is new; false ends the response (client gone).
+bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
+  auto write = [&](const std::string& data) { return sink.write(data.data(), data.size()); };
+  bool ok = true;
+  if (!st.started) {
+    st.started = true;
+    if (st.meta.endpoint == Endpoint::kChat)
+      for (size_t i = 0; i < st.choices && ok; ++i) ok = write(sse_event(chunk_role(st.meta, i)));
+  }
+  auto updates = st.completion->take(kPoll);
+  for (const auto& u : updates) {
+    if (ok && !u.text.empty()) ok = write(sse_event(chunk_text(st.meta, u.index, u.text)));
+    if (ok && u.finished && u.finish_reason != "error") ok = write(sse_event(chunk_finish(st.meta, u.index, u.finish_reason)));
+  }
+  if (!ok || (updates.empty() && peer_closed(st.fd))) {
+    st.completion->cancel();
+    s.metrics.disconnect();
+    st.flight->status = 499;
+    return false;
+  }
+  if (!st.completion->done()) return true;
+  if (!st.completion->error().empty()) {
+    int status = s.draining ? 503 : 500;
+    ok = write(sse_event(api_error_body(ApiError(status, st.completion->error(), api_error_type(status)))));
+    st.flight->status = status;
+  }
+  if (ok && st.include_usage)
+    ok = write(sse_event(chunk_usage(st.meta, {st.prompt_tokens, st.completion->completion_tokens()})));
+  if (ok) ok = write(kSseDone);
+  sink.done();
+  return ok;
+}
+
+}  // namespace
+
+void completions_handle(ServeState& s, const httplib::Request& req, httplib::Response& res, Endpoint endpoint,
+                        const KeyScope& scope) {
+  auto flight = std::make_unique<InFlight>(s, req.path);
+  try {
+    if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");
+    int max_n = std::min(kMaxChoices, std::max(1, s.config.max_queue));
+    auto r = request_parse(req.body, endpoint, s.config.max_tokens_limit, max_n);
+    auto adapter = model_resolve(s, r.model, scope);
+    auto prompts = prompts_encode(s, r);
+    if (static_cast<int>(prompts.size()) * r.n > max_n)
+      throw ApiError(400, fmt::format("{} prompts × n = {} choices; at most {} per request", prompts.size(), r.n, max_n),
+                     "invalid_request_error", "n");
+    size_t prompt_tokens = 0;
+    for (const auto& p : prompts) prompt_tokens += p.size();
+    auto specs = specs_build(s, r, prompts, adapter);
+    const size_t choices = specs.size();
+    auto completion = std::make_shared<Completion>(choices);
+    if (!s.scheduler.submit(completion, std::move(specs))) {
+      s.metrics.rejected(s.draining ? "draining" : "queue_full");
+      if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");
+      throw ApiError(429, "The server is busy (its request queue is full); retry later", "rate_limit_error", "",
+                     "queue_full");
+    }
+    int fd = connection_fd(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+    auto meta = response_meta(endpoint, r.model);
+    if (!r.stream) {
+      respond_whole(s, res, completion, meta, choices, prompt_tokens, fd, *flight);
+      return;
+    }
+    auto st = std::make_shared<Stream>();
+    st->completion = completion;
+    st->meta = meta;
+    st->choices = choices;
+    st->prompt_tokens = prompt_tokens;
+    st->include_usage = r.include_usage;
+    st->fd = fd;
+    st->flight = std::move(flight);
+    res.set_header("Cache-Control", "no-cache");
+    res.set_header("X-Accel-Buffering", "no");
+    res.set_chunked_content_provider("text/event-stream",
+                                     [&s, st](size_t, httplib::DataSink& sink) { return stream_pump(s, *st, sink); },
+                                     [st](bool) { st->completion->cancel(); });  // no-op once finished
+  } catch (const ApiError& e) {
+    if (flight) flight->status = e.status;
+    throw;
+  }
+}
+
+}  // namespace hearth::serve

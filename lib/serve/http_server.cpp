@@ -1,0 +1,243 @@
+#include "serve/http_server.h"
+
+#include <sys/socket.h>
+
+#include <chrono>
+#include <thread>
+
+#include <httplib.h>
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "core/log.h"
+#include "serve/chat_page.h"
+#include "serve/completions.h"
+#include "serve/request.h"
+
+namespace hearth::serve {
+namespace {
+
+using json = nlohmann::json;
+
+// httplib's server, with the two shutdown steps it lacks: httplib::Server::stop() also cuts streamed
+// responses short (they stop when the listening socket is invalidated), so stop accepting first by shutting
+// the listening socket down, and invalidate it (ending keep-alive loops) only once in-flight work is done.
+class Listener : public httplib::Server {
+ public:
+  void stop_accepting() {
+    socket_t sock = svr_sock_;
+    if (sock != INVALID_SOCKET) ::shutdown(sock, SHUT_RDWR);  // accept() fails; listen loop ends
+  }
+  void close_idle() { svr_sock_ = INVALID_SOCKET; }  // httplib closed the socket when its loop ended
+};
+
+void error_reply(httplib::Response& res, const ApiError& e) {
+  res.status = e.status;
+  res.set_content(api_error_body(e).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+}  // namespace
+
+struct HttpServer::Impl {
+  explicit Impl(ServeState& s) : state(s) {}
+  ServeState& state;
+  Listener http;
+
+  KeyScope authenticate(const httplib::Request& req, bool admin) const;
+  void routes();
+  void admin_list(httplib::Response& res);
+  void admin_load(const httplib::Request& req, httplib::Response& res);
+  void admin_unload(const httplib::Request& req, httplib::Response& res);
+  // Wraps a handler: auth, ApiError -> error body, metrics for the non-completion routes.
+  httplib::Server::Handler guarded(const std::string& route, bool auth, bool admin,
+                                   std::function<void(const httplib::Request&, httplib::Response&, const KeyScope&)> fn);
+};
+
+KeyScope HttpServer::Impl::authenticate(const httplib::Request& req, bool admin) const {
+  if (!state.keys.enabled()) return {};
+  std::string token = bearer_token(req.get_header_value("Authorization"));
+  if (token.empty())
+    throw ApiError(401, "Missing API key: send 'Authorization: Bearer YOUR_KEY'", "invalid_request_error", "",
+                   "invalid_api_key");
+  auto scope = state.keys.find(token);
+  if (!scope) throw ApiError(401, "Incorrect API key provided", "invalid_request_error", "", "invalid_api_key");
+  if (admin && !scope->all)
+    throw ApiError(403, "This API key is limited to certain models and may not use the admin endpoints",
+                   "permission_error", "", "admin_not_permitted");
+  return *scope;
+}
+
+httplib::Server::Handler HttpServer::Impl::guarded(
+    const std::string& route, bool auth, bool admin,
+    std::function<void(const httplib::Request&, httplib::Response&, const KeyScope&)> fn) {
+  return [this, route, auth, admin, fn](const httplib::Request& req, httplib::Response& res) {
+    const bool completion = route.rfind("/v1/", 0) == 0 && route.find("completions") != std::string::npos;
+    auto start = std::chrono::steady_clock::now();
+    try {
+      KeyScope scope = auth ? authenticate(req, admin) : KeyScope{};
+      fn(req, res, scope);
+    } catch (const ApiError& e) {
+      if (e.status == 401 || e.status == 403) state.metrics.rejected("auth");
+      error_reply(res, e);
+      if (completion && (e.status == 401 || e.status == 403))  // completions_handle never ran: count it here
+        state.metrics.request_done(route, e.status, 0);
+    }
+    if (!completion)
+      state.metrics.request_done(route, res.status == -1 ? 200 : res.status,
+                                 std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+  };
+}
+
+void HttpServer::Impl::routes() {
+  auto& s = state;
+  http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
+    json body = {{"status", state.draining ? "draining" : "ok"}, {"model", state.model_name},
+                 {"adapters", state.adapters.size()}};
+    res.status = state.draining ? 503 : 200;
+    res.set_content(body.dump(), "application/json");
+  });
+  http.Get("/metrics", guarded("/metrics", true, false, [&s](const auto&, auto& res, const auto&) {
+             s.metrics.adapters_loaded(static_cast<int>(s.adapters.size()));
+             res.set_content(s.metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
+           }));
+  http.Get("/v1/models", guarded("/v1/models", true, false, [&s](const auto&, auto& res, const KeyScope& scope) {
+             json data = json::array();
+             auto add = [&](const std::string& id, const json& extra) {
+               if (!scope.allows(id)) return;
+               json m = {{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "hearth"}};
+               m.update(extra);
+               data.push_back(m);
+             };
+             add(s.model_name, {{"root", s.model_name}, {"parent", nullptr}});
+             for (const auto& a : s.adapters.list())
+               add(a.name, {{"created", a.loaded_at}, {"root", s.model_name}, {"parent", s.model_name}});
+             res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
+           }));
+  http.Post("/v1/chat/completions", guarded("/v1/chat/completions", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
+              completions_handle(s, req, res, Endpoint::kChat, scope);
+            }));
+  http.Post("/v1/completions", guarded("/v1/completions", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
+              completions_handle(s, req, res, Endpoint::kCompletions, scope);
+            }));
+  http.Get("/admin/adapters", guarded("/admin/adapters", true, true, [this](const auto&, auto& res, const auto&) { admin_list(res); }));
+  http.Post("/admin/adapters", guarded("/admin/adapters", true, true, [this](const auto& req, auto& res, const auto&) { admin_load(req, res); }));
+  http.Delete(R"(/admin/adapters/([A-Za-z0-9._-]+))", guarded("/admin/adapters", true, true,
+              [this](const auto& req, auto& res, const auto&) { admin_unload(req, res); }));
+  http.Get("/", [](const httplib::Request&, httplib::Response& res) {
+    res.set_content(chat_page_html(), "text/html; charset=utf-8");
+  });
+}
+
+void HttpServer::Impl::admin_list(httplib::Response& res) {
+  json list = json::array();
+  for (const auto& a : state.adapters.list())
+    list.push_back({{"name", a.name}, {"source", a.source}, {"resolved", a.resolved}, {"loaded_at", a.loaded_at},
+                    {"r", a.r}, {"parameters", a.parameters}});
+  res.set_content(json{{"adapters", list}}.dump(), "application/json");
+}
+
+void HttpServer::Impl::admin_load(const httplib::Request& req, httplib::Response& res) {
+  json body;
+  try {
+    body = json::parse(req.body);
+  } catch (const json::parse_error& e) {
+    throw ApiError(400, fmt::format("The request body is not valid JSON: {}", e.what()));
+  }
+  if (!body.is_object() || !body.contains("name") || !body["name"].is_string() || !body.contains("path") ||
+      !body["path"].is_string())
+    throw ApiError(400, "Expected {\"name\": NAME, \"path\": FOLDER}", "invalid_request_error", "name");
+  std::string name = body["name"];
+  if (name == state.model_name)
+    throw ApiError(400, fmt::format("'{}' is the base model's name", name), "invalid_request_error", "name");
+  try {
+    auto info = state.adapters.load(name, body["path"].get<std::string>());
+    state.metrics.adapter_reload(true);
+    log::info("adapter '{}' loaded from {} (admin)", name, info.resolved);
+    res.set_content(json{{"name", info.name}, {"resolved", info.resolved}, {"r", info.r}, {"parameters", info.parameters}}.dump(),
+                    "application/json");
+  } catch (const Error& e) {
+    state.metrics.adapter_reload(false);
+    throw ApiError(400, e.what(), "invalid_request_error", "path", "adapter_load_failed");
+  }
+}
+
+void HttpServer::Impl::admin_unload(const httplib::Request& req, httplib::Response& res) {
+  std::string name = req.matches[1];
+  if (!state.adapters.unload(name))
+    throw ApiError(404, fmt::format("No adapter named '{}' is loaded", name), "invalid_request_error", "name",
+                   "model_not_found");
+  log::info("adapter '{}' unloaded (admin)", name);
+  res.set_content(json{{"name", name}, {"unloaded", true}}.dump(), "application/json");
+}
+
+HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state)) {
+  auto& http = impl_->http;
+  const auto& c = state.config;
+  int threads = c.http_threads > 0 ? c.http_threads : c.max_batch + c.max_queue + 16;
+  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // httplib's default also sets SO_REUSEPORT, which would let a second server share (and steal from) our port.
+  http.set_socket_options([](socket_t sock) {
+    int yes = 1;
+    setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
+  });
+  http.set_payload_max_length(c.max_body_bytes);
+  http.set_read_timeout(c.header_timeout_s, 0);
+  http.set_write_timeout(c.header_timeout_s, 0);
+  http.set_keep_alive_timeout(c.idle_timeout_s);
+  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string message = res.status == 404   ? "Unknown route"
+                          : res.status == 413 ? "The request body is too large"
+                                              : fmt::format("HTTP {}", res.status);
+    error_reply(res, ApiError(res.status, message, api_error_type(res.status)));
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  http.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
+    std::string what = "unknown error";
+    try {
+      std::rethrow_exception(ep);
+    } catch (const std::exception& e) {
+      what = e.what();
+    } catch (...) {
+    }
+    log::error("{} {}: {}", req.method, req.path, what);
+    error_reply(res, ApiError(500, "Internal server error: " + what, "server_error"));
+  });
+  impl_->routes();
+}
+
+HttpServer::~HttpServer() = default;
+
+int HttpServer::bind() {
+  const auto& c = impl_->state.config;
+  int port = c.port;
+  bool ok;
+  if (port == 0) {
+    port = impl_->http.bind_to_any_port(c.host);
+    ok = port > 0;
+  } else {
+    ok = impl_->http.bind_to_port(c.host, port);
+  }
+  if (!ok)
+    throw ResourceError(fmt::format("--host {} --port {}: cannot listen there (address in use, or not an address of "
+                                    "this machine)", c.host, c.port));
+  return port;
+}
+
+void HttpServer::listen() { impl_->http.listen_after_bind(); }
+
+void HttpServer::shutdown(int deadline_s) {
+  auto& s = impl_->state;
+  s.draining = true;
+  impl_->http.stop_accepting();
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(deadline_s);
+  while (s.in_flight > 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (s.in_flight > 0) {
+    log::warn("shutdown: {} requests still running after {} s; ending them", s.in_flight.load(), deadline_s);
+    s.scheduler.abort_all("server shutting down: deadline reached");
+  }
+  impl_->http.close_idle();
+}
+
+}  // namespace hearth::serve

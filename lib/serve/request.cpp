@@ -1,0 +1,178 @@
+#include "serve/request.h"
+
+#include <fmt/format.h>
+
+namespace hearth::serve {
+namespace {
+
+using ojson = nlohmann::ordered_json;
+
+[[noreturn]] void invalid(const std::string& param, const std::string& message) {
+  throw ApiError(400, message, "invalid_request_error", param);
+}
+
+double number_in(const ojson& v, const std::string& param, double lo, double hi) {
+  if (!v.is_number()) invalid(param, fmt::format("'{}' must be a number, got {}", param, v.type_name()));
+  double x = v.get<double>();
+  if (!(x >= lo && x <= hi)) invalid(param, fmt::format("'{}' must be between {} and {}, got {}", param, lo, hi, x));
+  return x;
+}
+
+int integer_in(const ojson& v, const std::string& param, long long lo, long long hi) {
+  if (!v.is_number_integer()) invalid(param, fmt::format("'{}' must be an integer, got {}", param, v.dump()));
+  long long x = v.get<long long>();
+  if (x < lo || x > hi) invalid(param, fmt::format("'{}' must be between {} and {}, got {}", param, lo, hi, x));
+  return static_cast<int>(x);
+}
+
+// A message's content: a string, null, or an array of {"type":"text","text":...} parts (joined).
+ojson content_parse(const ojson& c, const std::string& param) {
+  if (c.is_string() || c.is_null()) return c;
+  if (!c.is_array()) invalid(param, fmt::format("'{}' must be a string or an array of content parts", param));
+  std::string text;
+  for (size_t i = 0; i < c.size(); ++i) {
+    const auto& part = c[i];
+    std::string p = fmt::format("{}[{}]", param, i);
+    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+      invalid(p, fmt::format("'{}': only {{\"type\": \"text\", \"text\": ...}} parts are supported", p));
+    text += part["text"].get<std::string>();
+  }
+  return text;
+}
+
+ojson messages_parse(const ojson& body) {
+  if (!body.contains("messages")) invalid("messages", "'messages' is required");
+  const auto& m = body["messages"];
+  if (!m.is_array() || m.empty()) invalid("messages", "'messages' must be a non-empty array");
+  ojson out = ojson::array();
+  for (size_t i = 0; i < m.size(); ++i) {
+    std::string p = fmt::format("messages[{}]", i);
+    if (!m[i].is_object()) invalid(p, fmt::format("'{}' must be an object", p));
+    ojson msg = m[i];
+    if (!msg.contains("role") || !msg["role"].is_string()) invalid(p + ".role", fmt::format("'{}.role' must be a string", p));
+    static const std::vector<std::string> roles = {"system", "developer", "user", "assistant", "tool"};
+    auto role = msg["role"].get<std::string>();
+    if (std::find(roles.begin(), roles.end(), role) == roles.end())
+      invalid(p + ".role", fmt::format("'{}.role' must be one of system, developer, user, assistant, tool; got '{}'", p, role));
+    if (!msg.contains("content") && role != "assistant") invalid(p + ".content", fmt::format("'{}.content' is required", p));
+    if (msg.contains("content")) msg["content"] = content_parse(msg["content"], p + ".content");
+    out.push_back(std::move(msg));
+  }
+  return out;
+}
+
+void prompt_parse(const ojson& body, CompletionRequest& r) {
+  if (!body.contains("prompt")) invalid("prompt", "'prompt' is required");
+  const auto& p = body["prompt"];
+  auto bad = [] { invalid("prompt", "'prompt' must be a string, an array of strings, or an array of token ids"); };
+  if (p.is_string()) {
+    r.prompts.push_back(p.get<std::string>());
+  } else if (p.is_array() && !p.empty() && p[0].is_string()) {
+    for (const auto& s : p) s.is_string() ? r.prompts.push_back(s.get<std::string>()) : bad();
+  } else if (p.is_array() && !p.empty() && p[0].is_number_integer()) {
+    std::vector<int32_t> ids;
+    for (const auto& t : p) ids.push_back(integer_in(t, "prompt", 0, 1LL << 30));
+    r.prompt_ids.push_back(std::move(ids));
+  } else {
+    bad();
+  }
+}
+
+void stop_parse(const ojson& s, CompletionRequest& r) {
+  if (s.is_null()) return;
+  if (s.is_string()) {
+    if (!s.get<std::string>().empty()) r.stop.push_back(s.get<std::string>());
+    return;
+  }
+  if (!s.is_array() || s.size() > 4) invalid("stop", "'stop' must be a string or an array of at most 4 strings");
+  for (const auto& x : s) {
+    if (!x.is_string()) invalid("stop", "'stop' must be a string or an array of at most 4 strings");
+    if (!x.get<std::string>().empty()) r.stop.push_back(x.get<std::string>());
+  }
+}
+
+void sampling_parse(const ojson& b, CompletionRequest& r) {
+  auto& s = r.sampling;
+  s.temperature = 1.0f;  // OpenAI defaults
+  s.top_p = 1.0f;
+  s.top_k = 0;
+  s.min_p = 0.0f;
+  auto has = [&](const char* k) { return b.contains(k) && !b[k].is_null(); };
+  if (has("temperature")) s.temperature = static_cast<float>(number_in(b["temperature"], "temperature", 0, 2));
+  if (has("top_p")) s.top_p = static_cast<float>(number_in(b["top_p"], "top_p", 0, 1));
+  if (s.top_p <= 0) invalid("top_p", "'top_p' must be greater than 0");
+  if (has("top_k")) s.top_k = integer_in(b["top_k"], "top_k", 0, 1 << 20);  // extension (llama.cpp, vLLM)
+  if (has("min_p")) s.min_p = static_cast<float>(number_in(b["min_p"], "min_p", 0, 1));
+  if (has("presence_penalty")) s.presence_penalty = static_cast<float>(number_in(b["presence_penalty"], "presence_penalty", -2, 2));
+  if (has("frequency_penalty"))
+    s.frequency_penalty = static_cast<float>(number_in(b["frequency_penalty"], "frequency_penalty", -2, 2));
+  if (has("seed")) {
+    if (!b["seed"].is_number_integer()) invalid("seed", "'seed' must be an integer");
+    s.seed = static_cast<uint64_t>(b["seed"].get<int64_t>());
+    r.seed_given = true;
+  }
+}
+
+}  // namespace
+
+std::string api_error_type(int status) {
+  switch (status) {
+    case 401: return "authentication_error";
+    case 403: return "permission_error";
+    case 404: return "not_found_error";
+    case 429: return "rate_limit_error";
+    case 503: return "service_unavailable";
+    default: return status >= 500 ? "server_error" : "invalid_request_error";
+  }
+}
+
+nlohmann::json api_error_body(const ApiError& e) {
+  nlohmann::json err = {{"message", e.what()}, {"type", e.type}, {"param", nullptr}, {"code", nullptr}};
+  if (!e.param.empty()) err["param"] = e.param;
+  if (!e.code.empty()) err["code"] = e.code;
+  return {{"error", err}};
+}
+
+CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int max_tokens_limit, int max_n) {
+  ojson b;
+  try {
+    b = ojson::parse(text);
+  } catch (const ojson::parse_error& e) {
+    throw ApiError(400, fmt::format("The request body is not valid JSON: {}", e.what()));
+  }
+  if (!b.is_object()) throw ApiError(400, "The request body must be a JSON object");
+  CompletionRequest r;
+  r.endpoint = endpoint;
+  if (!b.contains("model") || !b["model"].is_string()) invalid("model", "'model' is required and must be a string");
+  r.model = b["model"].get<std::string>();
+  if (endpoint == Endpoint::kChat) {
+    r.messages = messages_parse(b);
+    if (b.contains("tools") && !b["tools"].is_null()) {
+      if (!b["tools"].is_array()) invalid("tools", "'tools' must be an array");
+      r.tools = b["tools"];
+    }
+  } else {
+    prompt_parse(b, r);
+  }
+  for (const char* k : {"max_tokens", "max_completion_tokens"})
+    if (b.contains(k) && !b[k].is_null()) r.max_tokens = integer_in(b[k], k, 1, max_tokens_limit);
+  sampling_parse(b, r);
+  if (b.contains("stop")) stop_parse(b["stop"], r);
+  if (b.contains("n") && !b["n"].is_null()) r.n = integer_in(b["n"], "n", 1, max_n);
+  if (b.contains("stream") && !b["stream"].is_null()) {
+    if (!b["stream"].is_boolean()) invalid("stream", "'stream' must be a boolean");
+    r.stream = b["stream"].get<bool>();
+  }
+  if (b.contains("stream_options") && !b["stream_options"].is_null()) {
+    const auto& so = b["stream_options"];
+    if (!so.is_object()) invalid("stream_options", "'stream_options' must be an object");
+    if (!r.stream) invalid("stream_options", "'stream_options' is only allowed when 'stream' is true");
+    if (so.contains("include_usage")) {
+      if (!so["include_usage"].is_boolean()) invalid("stream_options.include_usage", "'include_usage' must be a boolean");
+      r.include_usage = so["include_usage"].get<bool>();
+    }
+  }
+  return r;
+}
+
+}  // namespace hearth::serve

@@ -1,0 +1,58 @@
+// OpenAI request bodies -> typed, validated structs; OpenAI-style error bodies.
+//
+// Follows the OpenAI API reference for POST /v1/chat/completions and POST /v1/completions
+// (https://platform.openai.com/docs/api-reference): unknown fields are ignored, known fields with a wrong
+// type or an out-of-range value are rejected with ApiError (HTTP 400, `param` naming the field).
+// Not here: tokenization and the model's context (http_server.cpp checks prompt length), HTTP itself.
+#pragma once
+
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "infer/sampler.h"
+
+namespace hearth::serve {
+
+// An error to answer with: HTTP status and the OpenAI error object {"message","type","param","code"}.
+class ApiError : public std::runtime_error {
+ public:
+  ApiError(int status, const std::string& message, std::string type = "invalid_request_error",
+           std::string param = "", std::string code = "")
+      : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)),
+        code(std::move(code)) {}
+  int status;
+  std::string type, param, code;  // empty param/code are sent as null
+};
+
+// {"error":{"message","type","param","code"}} (param and code null when empty).
+nlohmann::json api_error_body(const ApiError& e);
+// The error type OpenAI uses for an HTTP status (e.g. 401 "authentication_error", 429 "rate_limit_error").
+std::string api_error_type(int status);
+
+enum class Endpoint { kChat, kCompletions };
+
+struct CompletionRequest {
+  Endpoint endpoint = Endpoint::kChat;
+  std::string model;
+  nlohmann::ordered_json messages;           // chat: the validated messages (content parts joined to text)
+  nlohmann::ordered_json tools;              // chat: null when absent
+  std::vector<std::string> prompts;          // completions: text prompts (one or more)
+  std::vector<std::vector<int32_t>> prompt_ids;  // completions: prompts given as token ids
+  std::optional<int> max_tokens;             // max_tokens or max_completion_tokens
+  infer::SamplingParams sampling;            // OpenAI defaults: temperature 1, top_p 1, no top-k/min-p
+  bool seed_given = false;
+  std::vector<std::string> stop;
+  int n = 1;
+  bool stream = false;
+  bool include_usage = false;                // stream_options.include_usage
+};
+
+// Parses and validates a body. `max_tokens_limit`: largest max_tokens accepted; `max_n`: largest n.
+// Throws ApiError(400) for malformed JSON, wrong types and invalid values.
+CompletionRequest request_parse(const std::string& body, Endpoint endpoint, int max_tokens_limit, int max_n);
+
+}  // namespace hearth::serve

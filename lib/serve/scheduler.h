@@ -1,0 +1,108 @@
+// The continuous-batching engine of hearth serve: one thread that owns the model's KV cache and runs every
+// generation of every client.
+//
+// The cache is a fixed pool of rows (--max-batch, shrunk to fit --kv-memory-mb), one sequence per row,
+// each row --ctx tokens (+ one prefill chunk of slack, see below). Sequences wait in a bounded queue
+// (--max-queue; submit() refuses beyond it). Each scheduler step:
+//   1. drops cancelled sequences (client gone) and frees their rows;
+//   2. gives a free row to the oldest waiting sequence and prefills at most --prefill-chunk of its prompt
+//      tokens in a one-row side cache (so a prefill costs what it costs alone, as in `hearth generate`);
+//      a finished prefill is copied into its pool row and samples its first token;
+//   3. decodes one token for every running row in one forward over the pool, each row with its own LoRA
+//      adapter (ForwardOptions::adapters), sampler, stop strings and budget.
+// So new requests join between decode steps, finished ones leave, and a long prompt delays the running
+// streams by at most one chunk per step. Greedy output equals infer::generate() for prompts up to one chunk.
+// Why the slack: KvCache::append() reserves T slots in every row of a step, written or not.
+#pragma once
+
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <condition_variable>
+#include <thread>
+#include <vector>
+
+#include "infer/sampler.h"
+#include "model/llama.h"
+#include "model/lora.h"
+#include "serve/completion.h"
+#include "serve/metrics.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hearth::serve {
+
+// One sequence to generate: a choice of a Completion.
+struct SequenceSpec {
+  std::vector<infer::TokenId> prompt;               // non-empty, shorter than the context
+  int max_tokens = 256;                             // clamped to the context left after the prompt
+  infer::SamplingParams sampling;
+  std::vector<std::string> stop;                    // stop strings
+  std::vector<infer::TokenId> stop_token_ids;
+  std::shared_ptr<const model::LoraAdapter> adapter;  // nullptr: the base model
+};
+
+struct SchedulerOptions {
+  int max_batch = 8;
+  int ctx = 512;            // tokens per row
+  int max_queue = 64;
+  int prefill_chunk = 512;
+  size_t kv_memory_bytes = size_t(4) << 30;
+};
+
+class Scheduler {
+ public:
+  // Sizes the pool (throws ConfigError when not even one row fits the memory budget, ResourceError when
+  // the allocation fails) and starts the thread. The model and tokenizer must outlive the scheduler.
+  Scheduler(const model::LlamaModel& model, const tokenizer::Tokenizer& tokenizer, const SchedulerOptions& options,
+            Metrics* metrics);
+  ~Scheduler();  // stop()
+
+  // Queues the sequences of `completion` (specs[i] is choice i), all or none: false when the queue has no
+  // room for all of them (the caller answers 429) or the scheduler is stopping. Thread-safe.
+  bool submit(const std::shared_ptr<Completion>& completion, std::vector<SequenceSpec> specs);
+  // Fails every queued and running sequence with `message` (shutdown deadline). Thread-safe.
+  void abort_all(const std::string& message);
+  // Stops the thread; anything unfinished fails with "server shutting down". Thread-safe, idempotent.
+  void stop();
+
+  int rows() const { return rows_; }
+  int ctx() const { return options_.ctx; }
+  // Queue depth and cache use, as of the last step. Thread-safe.
+  EngineGauges gauges() const;
+
+ private:
+  struct Sequence;
+  void run();
+  void step();
+  void admit();
+  int prefill_step();
+  void decode_step();
+  void transplant(int row);
+  void accept(Sequence& s, infer::TokenId token);
+  void finish(Sequence& s, const std::string& reason);
+  void drop_cancelled();
+  void fail_running(const std::string& message);
+  void publish_gauges();
+
+  const model::LlamaModel& model_;
+  const tokenizer::Tokenizer& tokenizer_;
+  SchedulerOptions options_;
+  Metrics* metrics_;
+  int rows_ = 0;
+
+  // Shared with submitters (mu_).
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::unique_ptr<Sequence>> queue_;
+  bool stopping_ = false;
+  std::string abort_message_;
+  EngineGauges gauges_;
+
+  // Owned by the scheduler thread.
+  std::unique_ptr<model::KvCache> pool_, side_;
+  std::vector<std::unique_ptr<Sequence>> running_;  // [rows_], nullptr = free
+  std::unique_ptr<Sequence> prefilling_;            // in the side cache, its pool row reserved
+  std::thread thread_;
+};
+
+}  // namespace hearth::serve

@@ -1,0 +1,35 @@
+// What every HTTP handler of hearth serve shares: the model, tokenizer, scheduler, adapters, keys,
+// metrics and the server's settings. Built once by apps/serve.cpp; outlives the HTTP server.
+// Thread-safety: the references are to thread-safe objects (or immutable ones); the atomics are atomics.
+#pragma once
+
+#include <atomic>
+#include <string>
+#include <vector>
+
+#include "model/llama.h"
+#include "serve/adapters.h"
+#include "serve/api_keys.h"
+#include "serve/metrics.h"
+#include "serve/scheduler.h"
+#include "serve/server_config.h"
+#include "tokenizer/tokenizer.h"
+
+namespace hearth::serve {
+
+struct ServeState {
+  const ServerConfig& config;
+  const model::LlamaModel& model;
+  const tokenizer::Tokenizer& tokenizer;
+  std::string model_name;                   // the base model's name in the API
+  std::string model_dir;
+  std::vector<infer::TokenId> stop_ids;     // infer::stop_ids_default()
+  Scheduler& scheduler;
+  AdapterRegistry& adapters;
+  const ApiKeys& keys;
+  Metrics& metrics;
+  std::atomic<bool> draining{false};        // SIGTERM received: refuse new work with 503
+  std::atomic<int> in_flight{0};            // completions being generated or streamed
+};
+
+}  // namespace hearth::serve

@@ -1,0 +1,54 @@
+// hearth serve's settings: one struct filled from a YAML --config file and then from command-line flags
+// (a flag given on the command line wins over the same key in the file).
+//
+// YAML keys are the flag names in snake_case (docs/serve.md lists every one); `adapters` is a map
+// name -> folder. This file only parses and validates; it loads no model and opens no socket.
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <string>
+#include <vector>
+
+namespace hearth::serve {
+
+struct ServerConfig {
+  std::string model;                          // model folder (required)
+  std::string model_name;                     // name clients use for the base model; default: folder name
+  std::map<std::string, std::string> adapters;  // adapter name -> folder (PEFT, or a folder with `latest`)
+  std::string host = "127.0.0.1";
+  int port = 8080;
+  std::string api_keys;                       // key file; empty: no authentication (loopback only)
+  bool insecure = false;                      // allow a non-loopback host without keys
+  int max_batch = 8;                          // rows of the KV-cache pool (sequences decoded together)
+  int ctx = 0;                                // tokens per row; 0: min(model context, 4096)
+  int max_queue = 64;                         // sequences waiting for a row; beyond: 429
+  int kv_memory_mb = 4096;                    // KV-cache budget; the pool shrinks to fit (startup)
+  int prefill_chunk = 512;                    // most prompt tokens prefilled per scheduler step
+  int max_tokens_limit = 4096;                // largest max_tokens a request may ask for
+  size_t max_body_bytes = 1 << 20;            // request body limit (413 beyond)
+  int header_timeout_s = 10;                  // time to receive a request's headers and body
+  int idle_timeout_s = 5;                     // keep-alive idle time before the server closes
+  int shutdown_timeout_s = 30;                // SIGTERM: in-flight requests get this long to finish
+  double watch_interval_s = 5;                // how often adapters' `latest` pointers are checked; 0: off
+  int http_threads = 0;                       // connection threads; 0: max_batch + max_queue + 16
+  std::string dtype = "float32";
+};
+
+// Reads a YAML file into `config` (only the keys present). Throws IoError if unreadable, ConfigError
+// "<file>: <key>: <what>" for unknown keys and wrong types.
+void server_config_load_yaml(const std::filesystem::path& path, ServerConfig& config);
+
+// Parses an --adapter value "NAME=DIR"; throws ConfigError naming the flag.
+std::pair<std::string, std::string> adapter_spec_parse(const std::string& spec);
+
+// True for names clients may use: 1-64 of [A-Za-z0-9._-], not starting with '.'.
+bool model_name_valid(const std::string& name);
+
+// Checks ranges and the loopback rule (non-loopback host needs api_keys or insecure). Throws ConfigError.
+void server_config_validate(const ServerConfig& config);
+
+// True for 127.0.0.0/8, ::1 and "localhost".
+bool host_is_loopback(const std::string& host);
+
+}  // namespace hearth::serve

@@ -1,0 +1,145 @@
+// End to end with the official `openai` npm package (pinned in scripts/fetch_test_assets.sh): starts
+// `hearth serve` with an API key file on a free 127.0.0.1 port and checks chat and completions, streamed and
+// not, plus the SDK's error classes, against `hearth --json generate` (greedy) as the reference.
+//
+//   NODE_PATH=build/test-assets/node_modules node tests/serve/openai_client.mjs HEARTH_BINARY MODEL_DIR
+// Prints one line per check and "N passed, M failed"; exits 1 on any failure.
+import { spawn, execFileSync } from "node:child_process";
+import { createRequire } from "node:module";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+const [hearth, modelDir] = process.argv.slice(2);
+if (!process.env.NODE_PATH) throw new Error("set NODE_PATH to build/test-assets/node_modules");
+const require = createRequire(join(process.env.NODE_PATH, "noop.js"));  // ESM ignores NODE_PATH
+const OpenAI = require("openai");
+
+const dir = mkdtempSync(join(tmpdir(), "hearth-openai-"));
+writeFileSync(join(dir, "keys.txt"), "sk-test-owner-1\n");
+const server = spawn(hearth, ["serve", "--model", modelDir, "--port", "0", "--api-keys", join(dir, "keys.txt")],
+  { stdio: ["ignore", "ignore", "pipe"] });
+const killer = setTimeout(() => { server.kill("SIGKILL"); console.error("timed out"); process.exit(1); }, 120_000);
+const port = await new Promise((resolve, reject) => {
+  let err = "";
+  server.stderr.on("data", (d) => {
+    err += d;
+    const m = err.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+    if (m) resolve(Number(m[1]));
+  });
+  server.on("exit", (code) => reject(new Error(`hearth serve exited ${code}: ${err}`)));
+});
+
+const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "sk-test-owner-1", maxRetries: 0 });
+const model = "stories260K";
+let passed = 0, failed = 0;
+async function check(name, fn) {
+  try {
+    await fn();
+    passed++;
+    console.log("ok   " + name);
+  } catch (e) {
+    failed++;
+    console.log("FAIL " + name + ": " + (e.stack || e));
+  }
+}
+function equal(got, want, what) {
+  if (JSON.stringify(got) !== JSON.stringify(want))
+    throw new Error(`${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+}
+function generate(args) {
+  return JSON.parse(execFileSync(hearth, ["--json", "generate", "--model", modelDir, "--temperature", "0", ...args],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
+}
+
+const chatRef = generate(["--chat", "--prompt", "Tell me a story.", "--max-tokens", "24"]);
+const textRef = generate(["--prompt", "Once upon a time", "--max-tokens", "24"]);
+const messages = [{ role: "user", content: "Tell me a story." }];
+
+await check("models.list has the base model", async () => {
+  const ids = [];
+  for await (const m of client.models.list()) ids.push(m.id);
+  equal(ids, [model], "ids");
+});
+await check("chat.completions.create equals hearth generate --chat", async () => {
+  const r = await client.chat.completions.create({ model, messages, temperature: 0, max_tokens: 24 });
+  equal(r.object, "chat.completion", "object");
+  equal(r.choices[0].message.content, chatRef.text, "content");
+  equal(r.choices[0].finish_reason, chatRef.finish_reason, "finish_reason");
+  equal(r.usage.prompt_tokens, chatRef.prompt_tokens, "usage.prompt_tokens");
+  equal(r.usage.completion_tokens, chatRef.completion_tokens, "usage.completion_tokens");
+});
+await check("chat.completions.create stream equals it too, with usage last", async () => {
+  const stream = await client.chat.completions.create({ model, messages, temperature: 0, max_completion_tokens: 24,
+    stream: true, stream_options: { include_usage: true } });
+  let text = "", finish = null, usage = null, chunks = 0;
+  for await (const chunk of stream) {
+    chunks++;
+    if (chunk.usage) usage = chunk.usage;
+    const c = chunk.choices[0];
+    if (!c) continue;
+    text += c.delta.content || "";
+    if (c.finish_reason) finish = c.finish_reason;
+  }
+  equal(text, chatRef.text, "text");
+  equal(finish, chatRef.finish_reason, "finish_reason");
+  equal(usage.completion_tokens, chatRef.completion_tokens, "usage");
+  if (chunks < 5) throw new Error(`only ${chunks} chunks: not streamed`);
+});
+await check("completions.create equals hearth generate", async () => {
+  const r = await client.completions.create({ model, prompt: "Once upon a time", temperature: 0, max_tokens: 24 });
+  equal(r.choices[0].text, textRef.text, "text");
+  equal(r.usage.total_tokens, textRef.prompt_tokens + textRef.completion_tokens, "usage.total_tokens");
+});
+await check("completions.create stream equals it too", async () => {
+  const stream = await client.completions.create({ model, prompt: "Once upon a time", temperature: 0, max_tokens: 24,
+    stream: true });
+  let text = "";
+  for await (const chunk of stream) text += chunk.choices[0]?.text || "";
+  equal(text, textRef.text, "text");
+});
+await check("n = 2 with a seed gives two reproducible choices", async () => {
+  const req = { model, messages, n: 2, seed: 7, temperature: 1, max_tokens: 12 };
+  const a = await client.chat.completions.create(req), b = await client.chat.completions.create(req);
+  equal(a.choices.length, 2, "choices");
+  equal(a.choices.map((c) => c.message.content), b.choices.map((c) => c.message.content), "same seed");
+});
+await check("stop strings", async () => {
+  const r = await client.completions.create({ model, prompt: "Once upon a time", temperature: 0, max_tokens: 64,
+    stop: ["Lily"] });
+  equal(r.choices[0].text, generate(["--prompt", "Once upon a time", "--max-tokens", "64", "--stop", "Lily"]).text, "text");
+  equal(r.choices[0].finish_reason, "stop", "finish_reason");
+});
+async function expectError(cls, status, fn) {
+  try {
+    await fn();
+  } catch (e) {
+    if (!(e instanceof cls)) throw new Error(`expected ${cls.name}, got ${e.constructor.name}: ${e.message}`);
+    equal(e.status, status, "status");
+    if (!e.error || typeof e.error.message !== "string") throw new Error("no OpenAI error body");
+    return e;
+  }
+  throw new Error("no error");
+}
+await check("unknown model: NotFoundError 404", async () => {
+  const e = await expectError(OpenAI.NotFoundError, 404,
+    () => client.chat.completions.create({ model: "gpt-4o", messages }));
+  equal(e.code, "model_not_found", "code");
+});
+await check("invalid temperature: BadRequestError 400", async () => {
+  const e = await expectError(OpenAI.BadRequestError, 400,
+    () => client.chat.completions.create({ model, messages, temperature: 7 }));
+  equal(e.param, "temperature", "param");
+});
+await check("wrong key: AuthenticationError 401", async () => {
+  const bad = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "sk-not-a-key", maxRetries: 0 });
+  await expectError(OpenAI.AuthenticationError, 401, () => bad.models.list());
+});
+
+server.kill("SIGTERM");
+const code = await new Promise((resolve) => server.on("exit", (c) => resolve(c)));
+await check("SIGTERM: exit code 0", async () => equal(code, 0, "exit code"));
+clearTimeout(killer);
+rmSync(dir, { recursive: true, force: true });
+console.log(`${passed} passed, ${failed} failed`);
+process.exit(failed ? 1 : 0);

@@ -1,0 +1,596 @@
+// End to end: `hearth serve` run as a user would, driven over HTTP on 127.0.0.1 with cpp-httplib's client and
+// curl. Greedy outputs are checked against `hearth --json generate` (a separate code path, infer::generate)
+// and, for adapters, against a plain no-cache greedy loop over LlamaModel::forward written here.
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <future>
+#include <mutex>
+
+#include "model/llama.h"
+#include "model/lora.h"
+#include "serve_process.h"
+#include "tokenizer/tokenizer.h"
+
+using namespace hearth;
+using json = nlohmann::json;
+namespace fs = std::filesystem;
+
+namespace {
+
+std::string q(const std::string& s) { return "'" + s + "'"; }
+
+// `hearth --json generate` for a prompt, greedy.
+json generate_ref(const std::string& prompt, int max_tokens, const std::string& extra = "") {
+  auto [code, out] = test::shell(q(test::hearth_binary().string()) + " --json generate --model " +
+                                 q(test::stories_dir().string()) + " --prompt " + q(prompt) +
+                                 " --temperature 0 --max-tokens " + std::to_string(max_tokens) + " " + extra);
+  REQUIRE(code == 0);
+  return json::parse(out);
+}
+
+// A LoRA adapter with random A and B (a fresh one has B = 0 and would change nothing), saved as PEFT.
+fs::path adapter_make(const std::string& name, uint64_t seed) {
+  auto dir = test::serve_scratch() / "adapters" / name;
+  if (fs::exists(dir / "adapter_config.json")) return dir;
+  auto config = model::config_load(test::stories_dir());
+  model::LoraConfig lc;
+  lc.r = 4;
+  lc.targets = {model::LoraTarget::kQ, model::LoraTarget::kV, model::LoraTarget::kO, model::LoraTarget::kUp,
+                model::LoraTarget::kDown};
+  auto adapter = model::LoraAdapter::create(config, lc, seed);
+  torch::manual_seed(seed);
+  torch::NoGradGuard no_grad;
+  for (auto& p : adapter.parameters()) p.copy_(torch::randn_like(p) * 0.3);
+  adapter.save(dir);
+  return dir;
+}
+
+// Greedy continuation with an adapter, recomputing the whole sequence each step (no KV cache).
+std::string greedy_with_adapter(const fs::path& adapter_dir, const std::string& prompt, int max_tokens) {
+  c10::InferenceMode guard;
+  auto tok = tokenizer::Tokenizer::load(test::stories_dir());
+  auto m = model::LlamaModel::load(test::stories_dir());
+  auto adapter = model::LoraAdapter::load(adapter_dir, m.config());
+  auto ids = tok.encode(prompt);
+  std::vector<int32_t> out;
+  model::ForwardOptions fo;
+  fo.last_only = true;
+  fo.adapters = {&adapter};
+  for (int i = 0; i < max_tokens; ++i) {
+    auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
+    auto pos = torch::arange(t.size(1), torch::kInt64).unsqueeze(0);
+    auto logits = m.forward(t, pos, torch::Tensor(), nullptr, fo);
+    int32_t next = static_cast<int32_t>(logits[0][0].argmax().item<int64_t>());
+    if (next == *tok.eos_id()) break;
+    ids.push_back(next);
+    out.push_back(next);
+  }
+  return tok.decode(out);
+}
+
+json completion_req(const std::string& model, const std::string& prompt, int max_tokens, bool stream = false) {
+  return {{"model", model}, {"prompt", prompt}, {"max_tokens", max_tokens}, {"temperature", 0}, {"stream", stream}};
+}
+
+// Text of a greedy completion (non-streamed); fails the test on an error.
+std::string complete(const test::ServeProcess& s, const std::string& model, const std::string& prompt, int max_tokens,
+                     const std::string& key = "") {
+  auto c = s.client(key);
+  auto [status, body] = test::post_json(c, "/v1/completions", completion_req(model, prompt, max_tokens));
+  INFO(body.dump());
+  REQUIRE(status == 200);
+  return body["choices"][0]["text"];
+}
+
+// Concatenated SSE text of a streamed response body, and whether it ended with [DONE].
+std::pair<std::string, bool> sse_text(const std::string& body, std::string* finish = nullptr) {
+  std::string text;
+  bool done = false;
+  std::istringstream in(body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("data: ", 0) != 0) continue;
+    std::string data = line.substr(6);
+    if (data == "[DONE]") {
+      done = true;
+      continue;
+    }
+    auto j = json::parse(data);
+    if (j.contains("error") || j["choices"].empty()) continue;
+    const auto& c = j["choices"][0];
+    if (c.contains("delta") && c["delta"].contains("content")) text += c["delta"]["content"].get<std::string>();
+    if (c.contains("text")) text += c["text"].get<std::string>();
+    if (finish && !c["finish_reason"].is_null()) *finish = c["finish_reason"];
+  }
+  return {text, done};
+}
+
+std::string stories_name() { return "stories260K"; }
+
+}  // namespace
+
+TEST_CASE("serve: greedy completions equal `hearth generate`, streamed or not", "[serve]") {
+  test::ServeProcess s({});
+  REQUIRE(s.port() > 0);
+  for (const std::string prompt : {"Once upon a time", "The cat sat on", "Lily and Ben went to the park. They"}) {
+    auto ref = generate_ref(prompt, 24);
+    auto c = s.client();
+    auto [status, body] = test::post_json(c, "/v1/completions", completion_req(stories_name(), prompt, 24));
+    REQUIRE(status == 200);
+    CHECK(body["object"] == "text_completion");
+    CHECK(body["model"] == stories_name());
+    CHECK(body["choices"][0]["text"] == ref["text"]);
+    CHECK(body["choices"][0]["finish_reason"] == ref["finish_reason"]);
+    CHECK(body["usage"]["prompt_tokens"] == ref["prompt_tokens"]);
+    CHECK(body["usage"]["completion_tokens"] == ref["completion_tokens"]);
+    CHECK(body["usage"]["total_tokens"] == ref["prompt_tokens"].get<int>() + ref["completion_tokens"].get<int>());
+    auto r = c.Post("/v1/completions", completion_req(stories_name(), prompt, 24, true).dump(), "application/json");
+    REQUIRE(r);
+    CHECK(r->get_header_value("Content-Type").rfind("text/event-stream", 0) == 0);
+    std::string finish;
+    auto [text, done] = sse_text(r->body, &finish);
+    CHECK(text == ref["text"]);
+    CHECK(done);
+    CHECK(finish == ref["finish_reason"]);
+  }
+  // stop strings end the text before them, as `hearth generate --stop`
+  auto ref = generate_ref("Once upon a time", 64, "--stop Lily");
+  auto c = s.client();
+  json req = completion_req(stories_name(), "Once upon a time", 64);
+  req["stop"] = "Lily";
+  auto [status, body] = test::post_json(c, "/v1/completions", req);
+  CHECK(body["choices"][0]["text"] == ref["text"]);
+  CHECK(body["choices"][0]["finish_reason"] == "stop");
+}
+
+TEST_CASE("serve: chat completions use the chat template like `hearth generate --chat`", "[serve]") {
+  test::ServeProcess s({});
+  auto ref = generate_ref("Tell me a story.", 20, "--chat --system 'You are kind.'");
+  auto c = s.client();
+  json req = {{"model", stories_name()},
+              {"messages", {{{"role", "system"}, {"content", "You are kind."}}, {{"role", "user"}, {"content", "Tell me a story."}}}},
+              {"max_completion_tokens", 20},
+              {"temperature", 0}};
+  auto [status, body] = test::post_json(c, "/v1/chat/completions", req);
+  REQUIRE(status == 200);
+  CHECK(body["object"] == "chat.completion");
+  CHECK(body["choices"][0]["message"]["role"] == "assistant");
+  CHECK(body["choices"][0]["message"]["content"] == ref["text"]);
+  CHECK(body["usage"]["prompt_tokens"] == ref["prompt_tokens"]);
+  req["stream"] = true;
+  req["stream_options"] = {{"include_usage", true}};
+  auto r = c.Post("/v1/chat/completions", req.dump(), "application/json");
+  REQUIRE(r);
+  CHECK(sse_text(r->body).first == ref["text"]);
+  CHECK(r->body.find("\"role\":\"assistant\"") != std::string::npos);
+  // the usage chunk comes last, just before [DONE]
+  auto at = r->body.rfind("data: {");
+  auto usage = json::parse(r->body.substr(at + 6, r->body.find('\n', at) - at - 6));
+  CHECK(usage["choices"].empty());
+  CHECK(usage["usage"]["completion_tokens"] == ref["completion_tokens"]);
+  CHECK(r->body.substr(r->body.size() - 14) == "data: [DONE]\n\n");
+  // n = 3 sampled choices with a seed: three indexed choices, reproducible
+  json n3 = req;
+  n3.erase("stream");
+  n3.erase("stream_options");
+  n3["n"] = 3;
+  n3["temperature"] = 1.0;
+  n3["seed"] = 42;
+  auto [s1, b1] = test::post_json(c, "/v1/chat/completions", n3);
+  auto [s2, b2] = test::post_json(c, "/v1/chat/completions", n3);
+  REQUIRE(s1 == 200);
+  REQUIRE(b1["choices"].size() == 3);
+  for (int i = 0; i < 3; ++i) CHECK(b1["choices"][i]["index"] == i);
+  CHECK(b1["choices"] == b2["choices"]);
+}
+
+TEST_CASE("serve: the adapter named by `model` changes the output, and mixed batches equal each alone", "[serve]") {
+  auto a = adapter_make("kids", 11), b = adapter_make("work", 12);
+  test::ServeProcess s({"--adapter", "kids=" + a.string(), "--adapter", "work=" + b.string()});
+  REQUIRE(s.port() > 0);
+  auto c = s.client();
+  auto models = json::parse(c.Get("/v1/models")->body);
+  std::set<std::string> ids;
+  for (const auto& m : models["data"]) ids.insert(m["id"].get<std::string>());
+  CHECK(ids == std::set<std::string>{stories_name(), "kids", "work"});
+
+  const std::string prompt = "Once upon a time";
+  std::map<std::string, std::string> alone;
+  for (const std::string& m : std::vector<std::string>{stories_name(), "kids", "work"}) alone[m] = complete(s, m, prompt, 16);
+  CHECK(alone["kids"] != alone[stories_name()]);
+  CHECK(alone["work"] != alone[stories_name()]);
+  CHECK(alone["kids"] != alone["work"]);
+  // independent reference: a no-cache greedy loop over the model with the adapter applied
+  CHECK(alone["kids"] == greedy_with_adapter(a, prompt, 16));
+  CHECK(alone["work"] == greedy_with_adapter(b, prompt, 16));
+  CHECK(alone[stories_name()] == generate_ref(prompt, 16)["text"]);
+
+  // the three at once, several times, so that they share decode steps
+  for (int round = 0; round < 3; ++round) {
+    std::vector<std::future<std::string>> futures;
+    for (const std::string& m : std::vector<std::string>{"kids", "work", stories_name(), "kids", "work"})
+      futures.push_back(std::async(std::launch::async, [&s, m, prompt] { return complete(s, m, prompt, 16) + "|" + m; }));
+    for (auto& f : futures) {
+      auto r = f.get();
+      auto bar = r.rfind('|');
+      CHECK(r.substr(0, bar) == alone[r.substr(bar + 1)]);
+    }
+  }
+  CHECK(s.metric("hearth_kv_cache_used_tokens") == 0);
+}
+
+TEST_CASE("serve: bad requests get OpenAI error bodies and the server keeps serving", "[serve]") {
+  test::ServeProcess s({"--max-tokens-limit", "100", "--max-body-bytes", "4096"});
+  auto c = s.client();
+  auto expect_error = [&](const std::string& path, const std::string& body, int status, const std::string& param,
+                          const std::string& code = "") {
+    auto r = c.Post(path.c_str(), body, "application/json");
+    REQUIRE(r);
+    INFO(body << " -> " << r->body);
+    CHECK(r->status == status);
+    auto j = json::parse(r->body);
+    REQUIRE(j.contains("error"));
+    for (const char* k : {"message", "type", "param", "code"}) CHECK(j["error"].contains(k));
+    CHECK(j["error"]["message"].get<std::string>().size() > 5);
+    if (!param.empty()) CHECK(j["error"]["param"] == param);
+    if (!code.empty()) CHECK(j["error"]["code"] == code);
+  };
+  const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
+  expect_error("/v1/chat/completions", "{\"model\":", 400, "");
+  expect_error("/v1/chat/completions", R"({"model":"stories260K",)" + msgs + R"(,"temperature":"hot"})", 400, "temperature");
+  expect_error("/v1/chat/completions", R"({"model":"stories260K",)" + msgs + R"(,"max_tokens":101})", 400, "max_tokens");
+  expect_error("/v1/chat/completions", R"({"model":"stories260K","messages":"hi"})", 400, "messages");
+  expect_error("/v1/chat/completions", R"({"model":"gpt-4",)" + msgs + "}", 404, "model", "model_not_found");
+  expect_error("/v1/completions", R"({"model":"stories260K","prompt":[1,2,99999]})", 400, "prompt");
+  std::string longp;
+  for (int i = 0; i < 150; ++i) longp += "the cat and the dog ";  // > 512 tokens, < 4096 bytes
+  expect_error("/v1/completions", json{{"model", "stories260K"}, {"prompt", longp}}.dump(), 400, "prompt",
+               "context_length_exceeded");
+  expect_error("/v1/completions", json{{"model", "stories260K"}, {"prompt", std::string(5000, 'a')}}.dump(), 413, "");
+  auto unknown = c.Get("/v2/nothing");
+  CHECK(unknown->status == 404);
+  CHECK(json::parse(unknown->body).contains("error"));
+  // still serving, and the refusals were counted
+  CHECK(c.Get("/health")->status == 200);
+  CHECK(!complete(s, "stories260K", "Once upon a time", 4).empty());
+  CHECK(s.metric("hearth_requests_total{route=\"/v1/chat/completions\",code=\"400\"}") == 4);
+}
+
+TEST_CASE("serve: API keys, scopes and the admin endpoints", "[serve]") {
+  auto a = adapter_make("kids", 11), b = adapter_make("work", 12);
+  auto keys = test::serve_scratch() / "keys.txt";
+  {
+    std::ofstream(keys) << "# test keys\nsk-owner-0001\nsk-kids-0002 kids\n";
+  }
+  test::ServeProcess s({"--api-keys", keys.string(), "--adapter", "kids=" + a.string()});
+  REQUIRE(s.port() > 0);
+  auto anon = s.client(), owner = s.client("sk-owner-0001"), kid = s.client("sk-kids-0002"), wrong = s.client("sk-wrong-9999");
+  CHECK(anon.Get("/health")->status == 200);  // the only open endpoint (and the static page)
+  for (const char* path : {"/v1/models", "/metrics", "/admin/adapters"}) {
+    INFO(path);
+    auto r = anon.Get(path);
+    CHECK(r->status == 401);
+    CHECK(json::parse(r->body)["error"]["code"] == "invalid_api_key");
+    CHECK(wrong.Get(path)->status == 401);
+  }
+  CHECK(test::post_json(anon, "/v1/completions", completion_req("kids", "Hi", 2)).first == 401);
+  CHECK(test::post_json(owner, "/v1/completions", completion_req(stories_name(), "Hi", 2)).first == 200);
+  CHECK(test::post_json(owner, "/v1/completions", completion_req("kids", "Hi", 2)).first == 200);
+  // the scoped key: its adapter only, and only it is listed
+  CHECK(test::post_json(kid, "/v1/completions", completion_req("kids", "Hi", 2)).first == 200);
+  auto [st, body] = test::post_json(kid, "/v1/completions", completion_req(stories_name(), "Hi", 2));
+  CHECK(st == 403);
+  CHECK(body["error"]["code"] == "model_not_permitted");
+  auto listed = json::parse(kid.Get("/v1/models")->body)["data"];
+  REQUIRE(listed.size() == 1);
+  CHECK(listed[0]["id"] == "kids");
+  CHECK(kid.Get("/admin/adapters")->status == 403);
+  CHECK(kid.Delete("/admin/adapters/kids")->status == 403);
+
+  // hot load and unload through the admin endpoint
+  auto [ls, lb] = test::post_json(owner, "/admin/adapters", {{"name", "work"}, {"path", b.string()}});
+  REQUIRE(ls == 200);
+  CHECK(lb["resolved"] == b.string());
+  CHECK(complete(s, "work", "Once upon a time", 16, "sk-owner-0001") == greedy_with_adapter(b, "Once upon a time", 16));
+  CHECK(test::post_json(kid, "/v1/completions", completion_req("work", "Hi", 2)).first == 403);
+  CHECK(test::post_json(owner, "/admin/adapters", {{"name", "bad"}, {"path", "/nonexistent"}}).first == 400);
+  CHECK(test::post_json(owner, "/admin/adapters", {{"name", "a/b"}, {"path", b.string()}}).first == 400);
+  CHECK(owner.Delete("/admin/adapters/work")->status == 200);
+  CHECK(owner.Delete("/admin/adapters/work")->status == 404);
+  CHECK(test::post_json(owner, "/v1/completions", completion_req("work", "Hi", 2)).first == 404);
+  CHECK(s.metric("hearth_adapter_reloads_total{result=\"ok\"}", "sk-owner-0001") == 1);
+}
+
+TEST_CASE("serve: startup refusals exit with documented codes", "[serve]") {
+  auto hearth = q(test::hearth_binary().string()) + " serve --model " + q(test::stories_dir().string());
+  CHECK(test::shell(hearth + " --host 0.0.0.0 --port 0").first == 2);  // non-loopback without keys
+  CHECK(test::shell(hearth + " --adapter nameonly --port 0").first == 2);
+  CHECK(test::shell(hearth + " --max-batch 0 --port 0").first == 2);
+  CHECK(test::shell(hearth + " --ctx 100000 --port 0").first == 2);
+  CHECK(test::shell(hearth + " --kv-memory-mb 1 --ctx 512 --port 0").first == 2);
+  CHECK(test::shell(hearth + " --api-keys /nonexistent/keys --port 0").first == 3);
+  CHECK(test::shell(hearth + " --adapter x=/nonexistent --port 0").first == 3);
+  CHECK(test::shell(q(test::hearth_binary().string()) + " serve --model /nonexistent --port 0").first == 3);
+  auto yaml = test::serve_scratch() / "bad.yaml";
+  std::ofstream(yaml) << "model: x\nunknown_key: 1\n";
+  CHECK(test::shell(q(test::hearth_binary().string()) + " serve --config " + q(yaml.string())).first == 2);
+  test::ServeProcess first({});
+  REQUIRE(first.port() > 0);
+  CHECK(test::shell(hearth + " --port " + std::to_string(first.port())).first == 5);  // address in use
+}
+
+TEST_CASE("serve: --config YAML works and flags override it", "[serve]") {
+  auto yaml = test::serve_scratch() / "serve.yaml";
+  std::ofstream(yaml) << "model: " << test::stories_dir().string() << "\nmodel_name: tiny\nmax_batch: 2\nport: 1\n";
+  test::ServeProcess s({"--config", yaml.string()}, /*with_model=*/false);  // + "--port 0" (flag over YAML)
+  REQUIRE(s.port() > 0);
+  auto models = json::parse(s.client().Get("/v1/models")->body);
+  CHECK(models["data"][0]["id"] == "tiny");
+  CHECK(s.metric("hearth_kv_cache_rows") == 2);
+}
+
+TEST_CASE("serve: a full queue answers 429 and the rest complete", "[serve]") {
+  test::ServeProcess s({"--max-batch", "1", "--max-queue", "1"});
+  std::vector<std::future<std::pair<int, json>>> futures;
+  for (int i = 0; i < 4; ++i)
+    futures.push_back(std::async(std::launch::async, [&s] {
+      auto c = s.client();
+      return test::post_json(c, "/v1/completions", completion_req("stories260K", "Once upon a time", 400));
+    }));
+  int ok = 0, busy = 0;
+  for (auto& f : futures) {
+    auto [status, body] = f.get();
+    if (status == 200) {
+      ++ok;
+      CHECK(body["choices"][0]["finish_reason"].is_string());
+    }
+    if (status == 429) {
+      ++busy;
+      CHECK(body["error"]["code"] == "queue_full");
+    }
+  }
+  CHECK(ok + busy == 4);
+  CHECK(busy >= 1);
+  CHECK(ok >= 1);
+  CHECK(s.metric("hearth_requests_rejected_total{reason=\"queue_full\"}") == busy);
+}
+
+TEST_CASE("serve: a client that disconnects stops its generation and frees its cache", "[serve]") {
+  test::ServeProcess s({"--max-batch", "2"});
+  // streamed: read two chunks, then hang up
+  {
+    auto c = s.client();
+    int chunks = 0;
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = completion_req("stories260K", "Once upon a time", 500, true).dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char*, size_t, uint64_t, uint64_t) { return ++chunks < 2; };
+    c.send(req);
+    CHECK(chunks == 2);
+  }
+  // not streamed: give up after 200 ms
+  {
+    auto c = s.client();
+    c.set_read_timeout(0, 200000);
+    auto r = c.Post("/v1/completions", completion_req("stories260K", "Once upon a time", 500).dump(), "application/json");
+    CHECK(!r);
+  }
+  double disconnects = 0;
+  for (int i = 0; i < 50 && disconnects < 2; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    disconnects = s.metric("hearth_client_disconnects_total");
+  }
+  CHECK(disconnects == 2);
+  CHECK(s.metric("hearth_active_sequences") == 0);
+  CHECK(s.metric("hearth_kv_cache_used_tokens") == 0);
+  // neither ran to its 500-token budget (2 × 500 = 1000 tokens if they had)
+  CHECK(s.metric("hearth_completion_tokens_total") < 600);
+  CHECK(complete(s, "stories260K", "Once upon a time", 4).size() > 0);
+}
+
+TEST_CASE("serve: an adapter's `latest` pointer is followed without a restart", "[serve]") {
+  auto a = adapter_make("kids", 11), b = adapter_make("work", 12);
+  auto nightly = test::serve_scratch() / "nightly";
+  fs::remove_all(nightly);
+  fs::create_directories(nightly);
+  fs::create_directory_symlink(a, nightly / "latest");
+  test::ServeProcess s({"--adapter", "nightly=" + nightly.string(), "--watch-interval", "0.2"});
+  REQUIRE(s.port() > 0);
+  const std::string prompt = "Once upon a time";
+  auto want_a = greedy_with_adapter(a, prompt, 12), want_b = greedy_with_adapter(b, prompt, 12);
+  REQUIRE(want_a != want_b);
+  CHECK(complete(s, "nightly", prompt, 12) == want_a);
+  // the nightly job writes a new adapter and swaps the pointer atomically (rename over the old link)
+  fs::create_directory_symlink(b, nightly / "latest.tmp");
+  fs::rename(nightly / "latest.tmp", nightly / "latest");
+  std::string got;
+  for (int i = 0; i < 50 && got != want_b; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    got = complete(s, "nightly", prompt, 12);
+  }
+  CHECK(got == want_b);
+  CHECK(s.metric("hearth_adapter_reloads_total{result=\"ok\"}") == 1);
+  // a pointer file (text) naming a broken folder: the server keeps the last good adapter
+  auto broken = nightly / "broken";
+  fs::create_directories(broken);
+  std::ofstream(broken / "adapter_config.json") << "{not json";
+  std::ofstream(nightly / "latest.txt") << "broken\n";
+  fs::remove(nightly / "latest");
+  fs::rename(nightly / "latest.txt", nightly / "latest");
+  double failed = 0;
+  for (int i = 0; i < 50 && failed < 1; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    failed = s.metric("hearth_adapter_reloads_total{result=\"error\"}");
+  }
+  CHECK(failed == 1);
+  CHECK(complete(s, "nightly", prompt, 12) == want_b);
+}
+
+TEST_CASE("serve: SIGTERM finishes in-flight requests, refuses new ones and exits 0", "[serve]") {
+  test::ServeProcess s({});
+  REQUIRE(s.port() > 0);
+  std::string body;
+  std::atomic<bool> first{false};
+  auto streamed = std::async(std::launch::async, [&] {
+    auto c = s.client();
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = completion_req("stories260K", "Once upon a time", 300, true).dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      body.append(d, n);
+      first = true;
+      return true;
+    };
+    return c.send(req);
+  });
+  for (int i = 0; i < 100 && !first; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  REQUIRE(first);
+  s.signal(SIGTERM);
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto late = s.client().Get("/health");
+  CHECK((!late || late->status == 503));  // not accepting (connection refused), or draining
+  CHECK(streamed.get());
+  std::string finish;
+  auto [text, done] = sse_text(body, &finish);
+  CHECK(done);
+  CHECK(finish == "length");
+  CHECK(text == generate_ref("Once upon a time", 300)["text"]);
+  CHECK(s.wait_exit(30) == 0);
+
+  // with a deadline of 0 s, the in-flight stream is ended with an error event, and the exit is still 0
+  test::ServeProcess t({"--shutdown-timeout", "0"});
+  std::string body2;
+  std::atomic<bool> started{false};
+  auto cut = std::async(std::launch::async, [&] {
+    auto c = t.client();
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = completion_req("stories260K", "Once upon a time", 500, true).dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      body2.append(d, n);
+      started = true;
+      return true;
+    };
+    return c.send(req);
+  });
+  for (int i = 0; i < 100 && !started; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  t.signal(SIGTERM);
+  cut.get();
+  CHECK(t.wait_exit(30) == 0);
+  CHECK(body2.find("\"error\"") != std::string::npos);
+  CHECK(body2.find("shutting down") != std::string::npos);
+}
+
+TEST_CASE("serve: metrics and health report the engine", "[serve]") {
+  test::ServeProcess s({"--max-batch", "4"});
+  complete(s, "stories260K", "Once upon a time", 8);
+  auto health = json::parse(s.client().Get("/health")->body);
+  CHECK(health["status"] == "ok");
+  auto text = s.client().Get("/metrics")->body;
+  for (const char* name : {"hearth_requests_total", "hearth_prompt_tokens_total", "hearth_completion_tokens_total",
+                           "hearth_request_duration_seconds_bucket", "hearth_time_to_first_token_seconds_bucket",
+                           "hearth_inter_token_latency_seconds_bucket", "hearth_queue_depth", "hearth_batch_size_bucket",
+                           "hearth_kv_cache_used_tokens", "hearth_kv_cache_capacity_tokens", "hearth_kv_cache_bytes"})
+    CHECK(text.find(name) != std::string::npos);
+  CHECK(s.metric("hearth_prompt_tokens_total") == 5);
+  CHECK(s.metric("hearth_completion_tokens_total") == 8);
+  CHECK(s.metric("hearth_kv_cache_capacity_tokens") == 4 * 512);
+  CHECK(s.metric("hearth_time_to_first_token_seconds_count") == 1);
+  CHECK(s.metric("hearth_inter_token_latency_seconds_count") == 7);
+}
+
+TEST_CASE("serve: the chat page is self-contained", "[serve]") {
+  test::ServeProcess s({});
+  auto r = s.client().Get("/");
+  REQUIRE(r);
+  CHECK(r->status == 200);
+  CHECK(r->get_header_value("Content-Type").rfind("text/html", 0) == 0);
+  CHECK(r->body.find("<select id=\"model\"") != std::string::npos);
+  for (const char* external : {"src=\"http", "href=\"http", "src=\"//", "@import", "url(http"})
+    CHECK(r->body.find(external) == std::string::npos);
+}
+
+TEST_CASE("serve: 16 concurrent clients for 30 s: no errors, all complete, memory bounded", "[serve][soak]") {
+  auto a = adapter_make("kids", 11);
+  test::ServeProcess s({"--max-batch", "8", "--adapter", "kids=" + a.string()});
+  REQUIRE(s.port() > 0);
+  const auto end = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  std::atomic<int> ok{0}, errors{0};
+  std::mutex mu;
+  std::vector<std::string> failures;
+  long rss_start = 0;
+  std::vector<std::thread> clients;
+  for (int i = 0; i < 16; ++i)
+    clients.emplace_back([&, i] {
+      auto c = s.client();
+      for (int n = 0; n < 10000 && std::chrono::steady_clock::now() < end; ++n) {
+        bool stream = (i + n) % 2 == 0;
+        json req = completion_req(i % 3 == 0 ? "kids" : "stories260K", "Once upon a time", 16 + (n * 7 + i) % 48, stream);
+        req["temperature"] = 0.8;
+        auto r = c.Post("/v1/completions", req.dump(), "application/json");
+        std::string finish;
+        bool good = r && r->status == 200;
+        if (good && stream) good = sse_text(r->body, &finish).second && !finish.empty();
+        if (good && !stream) good = json::parse(r->body)["choices"][0]["finish_reason"].is_string();
+        if (good) {
+          ++ok;
+        } else {
+          ++errors;
+          std::lock_guard<std::mutex> lock(mu);
+          failures.push_back(r ? std::to_string(r->status) + " " + r->body.substr(0, 200) : httplib::to_string(r.error()));
+        }
+      }
+    });
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  rss_start = s.rss_kib();
+  for (auto& t : clients) t.join();
+  long rss_end = s.rss_kib();
+  INFO("ok " << ok << ", errors " << errors << (failures.empty() ? "" : ", first: " + failures[0]));
+  CHECK(errors == 0);
+  CHECK(ok > 100);
+  INFO("RSS after 5 s: " << rss_start << " KiB, at the end: " << rss_end << " KiB");
+  CHECK(rss_end - rss_start < 100 * 1024);
+  CHECK(s.metric("hearth_active_sequences") == 0);
+  CHECK(s.metric("hearth_kv_cache_used_tokens") == 0);
+  s.signal(SIGTERM);
+  CHECK(s.wait_exit(30) == 0);
+}
+
+TEST_CASE("serve: the chat page streams a reply from the picked adapter (headless Chromium, real clicks)", "[serve][browser]") {
+  if (test::shell("command -v chromium").first != 0 || test::shell("command -v node").first != 0) {
+    WARN("SKIPPED: needs Debian's chromium and node (scripts/install_deps.sh --test)");
+    return;
+  }
+  auto a = adapter_make("kids", 11);
+  test::ServeProcess s({"--adapter", "kids=" + a.string()});
+  REQUIRE(s.port() > 0);
+  auto shot = test::serve_scratch() / "chat_page.png";
+  auto [code, out] = test::shell("node --experimental-websocket " +
+                                 q((test::source_dir() / "tests/serve/chat_page_click.mjs").string()) + " " +
+                                 q("http://127.0.0.1:" + std::to_string(s.port()) + "/") + " kids " +
+                                 q("Tell me a story.") + " " + q(shot.string()));
+  INFO(out);
+  REQUIRE(code == 0);
+  auto page = json::parse(out);
+  CHECK(page["models"] == json::array({"stories260K", "kids"}));
+  CHECK(page["user"] == "Tell me a story.");
+  CHECK(page["error"] == false);
+  CHECK(fs::file_size(shot) > 1000);
+  // the same conversation through the API, with the adapter and without it
+  auto c = s.client();
+  json req = {{"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"temperature", 0}, {"max_tokens", 24}};
+  req["model"] = "kids";
+  auto with = test::post_json(c, "/v1/chat/completions", req).second["choices"][0];
+  req["model"] = "stories260K";
+  auto base = test::post_json(c, "/v1/chat/completions", req).second["choices"][0];
+  CHECK(page["reply"] == with["message"]["content"]);
+  CHECK(page["finish"] == with["finish_reason"]);
+  CHECK(page["reply"] != base["message"]["content"]);
+}

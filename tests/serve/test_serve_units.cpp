@@ -1,0 +1,224 @@
+// Unit tests of hearth serve's pure parts: request validation, error bodies, API key files, YAML config,
+// metrics text, response shapes. Expected values are written out by hand from the OpenAI API reference.
+#include <catch2/catch.hpp>
+
+#include "core/error.h"
+#include "io/atomic_file.h"
+#include "serve/api_keys.h"
+#include "serve/metrics.h"
+#include "serve/request.h"
+#include "serve/response.h"
+#include "serve/server_config.h"
+#include "serve/sse.h"
+#include "serve_process.h"
+
+using namespace hearth;
+using namespace hearth::serve;
+
+namespace {
+
+// The ApiError a body raises (status, param), or {0, ""} when it parses.
+std::pair<int, std::string> rejection(const std::string& body, Endpoint e = Endpoint::kChat) {
+  try {
+    request_parse(body, e, 1000, 8);
+  } catch (const ApiError& err) {
+    return {err.status, err.param};
+  }
+  return {0, ""};
+}
+
+}  // namespace
+
+TEST_CASE("request_parse: chat fields, defaults and unknown fields", "[serve]") {
+  auto r = request_parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"max_tokens":7,
+      "temperature":0,"top_p":0.5,"seed":3,"stop":["a","b"],"presence_penalty":1.5,"frequency_penalty":-1,"n":2,
+      "stream":true,"stream_options":{"include_usage":true},"logit_bias":{},"user":"x","something_new":[1]})",
+                         Endpoint::kChat, 1000, 8);
+  CHECK(r.model == "m");
+  CHECK(r.messages.size() == 1);
+  CHECK(*r.max_tokens == 7);
+  CHECK(r.sampling.temperature == 0.0f);
+  CHECK(r.sampling.top_p == 0.5f);
+  CHECK(r.seed_given);
+  CHECK(r.sampling.seed == 3);
+  CHECK(r.stop == std::vector<std::string>{"a", "b"});
+  CHECK(r.sampling.presence_penalty == 1.5f);
+  CHECK(r.sampling.frequency_penalty == -1.0f);
+  CHECK(r.n == 2);
+  CHECK(r.stream);
+  CHECK(r.include_usage);
+  // OpenAI defaults: temperature 1, top_p 1, and no top-k / min-p truncation.
+  auto d = request_parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}]})", Endpoint::kChat, 1000, 8);
+  CHECK(d.sampling.temperature == 1.0f);
+  CHECK(d.sampling.top_p == 1.0f);
+  CHECK(d.sampling.top_k == 0);
+  CHECK(d.sampling.min_p == 0.0f);
+  CHECK(!d.max_tokens);
+  CHECK(d.n == 1);
+  auto m = request_parse(R"({"model":"m","messages":[{"role":"user","content":"x"}],"max_completion_tokens":9})",
+                         Endpoint::kChat, 1000, 8);
+  CHECK(*m.max_tokens == 9);
+  // Content parts are joined into one string for the template; key order is kept.
+  auto p = request_parse(R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],
+      "tools":[{"type":"function","function":{"name":"f","parameters":{}}}]})", Endpoint::kChat, 1000, 8);
+  CHECK(p.messages[0]["content"] == "ab");
+  CHECK(p.tools[0]["function"].begin().key() == "name");
+}
+
+TEST_CASE("request_parse: completions prompt forms", "[serve]") {
+  auto a = request_parse(R"({"model":"m","prompt":"hello"})", Endpoint::kCompletions, 1000, 8);
+  CHECK(a.prompts == std::vector<std::string>{"hello"});
+  auto b = request_parse(R"({"model":"m","prompt":["x","y"]})", Endpoint::kCompletions, 1000, 8);
+  CHECK(b.prompts.size() == 2);
+  auto c = request_parse(R"({"model":"m","prompt":[1,2,3]})", Endpoint::kCompletions, 1000, 8);
+  CHECK(c.prompt_ids == std::vector<std::vector<int32_t>>{{1, 2, 3}});
+}
+
+TEST_CASE("request_parse: malformed JSON, wrong types and invalid values are 400 naming the field", "[serve]") {
+  const std::string msg = R"("messages":[{"role":"user","content":"hi"}])";
+  CHECK(rejection("{not json") == std::pair<int, std::string>{400, ""});
+  CHECK(rejection("[1,2]") == std::pair<int, std::string>{400, ""});
+  CHECK(rejection("{" + msg + "}").second == "model");
+  CHECK(rejection(R"({"model":3,)" + msg + "}").second == "model");
+  CHECK(rejection(R"({"model":"m"})").second == "messages");
+  CHECK(rejection(R"({"model":"m","messages":[]})").second == "messages");
+  CHECK(rejection(R"({"model":"m","messages":[{"role":"wizard","content":"x"}]})").second == "messages[0].role");
+  CHECK(rejection(R"({"model":"m","messages":[{"role":"user"}]})").second == "messages[0].content");
+  CHECK(rejection(R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})").second ==
+        "messages[0].content[0]");
+  for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
+           {"temperature", "\"hot\""}, {"temperature", "2.5"}, {"temperature", "-0.1"}, {"top_p", "0"},
+           {"top_p", "1.5"}, {"max_tokens", "0"}, {"max_tokens", "1001"}, {"max_tokens", "2.5"},
+           {"max_completion_tokens", "-3"}, {"n", "0"}, {"n", "9"}, {"seed", "\"x\""}, {"stop", "[1]"},
+           {"stop", R"(["a","b","c","d","e"])"}, {"presence_penalty", "3"}, {"frequency_penalty", "-2.5"},
+           {"stream", "\"yes\""}}) {
+    INFO(field << " = " << value);
+    CHECK(rejection(R"({"model":"m",)" + msg + ",\"" + field + "\":" + value + "}") ==
+          std::pair<int, std::string>{400, field});
+  }
+  CHECK(rejection(R"({"model":"m",)" + msg + R"(,"stream_options":{"include_usage":true}})").second == "stream_options");
+  CHECK(rejection(R"({"model":"m"})", Endpoint::kCompletions).second == "prompt");
+  CHECK(rejection(R"({"model":"m","prompt":{"a":1}})", Endpoint::kCompletions).second == "prompt");
+  CHECK(rejection(R"({"model":"m","prompt":[-1]})", Endpoint::kCompletions).second == "prompt");
+}
+
+TEST_CASE("api_error_body has the OpenAI shape", "[serve]") {
+  auto j = api_error_body(ApiError(400, "bad", "invalid_request_error", "temperature"));
+  CHECK(j == nlohmann::json::parse(
+                 R"({"error":{"message":"bad","type":"invalid_request_error","param":"temperature","code":null}})"));
+  auto k = api_error_body(ApiError(429, "busy", "rate_limit_error", "", "queue_full"));
+  CHECK(k["error"]["param"].is_null());
+  CHECK(k["error"]["code"] == "queue_full");
+}
+
+TEST_CASE("ApiKeys: keys, scopes, comments and errors", "[serve]") {
+  auto keys = ApiKeys::parse("# family keys\nsk-laptop-123\n\n  sk-tablet-456   kids,homework  \n", "keys.txt");
+  CHECK(keys.size() == 2);
+  auto a = keys.find("sk-laptop-123");
+  REQUIRE(a);
+  CHECK(a->all);
+  CHECK(a->allows("anything"));
+  auto b = keys.find("sk-tablet-456");
+  REQUIRE(b);
+  CHECK(!b->all);
+  CHECK(b->allows("kids"));
+  CHECK(b->allows("homework"));
+  CHECK(!b->allows("stories260K"));
+  CHECK(!keys.find("sk-laptop-12"));
+  CHECK(!keys.find("sk-laptop-1234"));
+  CHECK(!keys.find(""));
+  CHECK_THROWS_AS(ApiKeys::parse("short\n", "k"), ConfigError);
+  CHECK_THROWS_AS(ApiKeys::parse("sk-aaaaaaaa\nsk-aaaaaaaa\n", "k"), ConfigError);
+  CHECK_THROWS_AS(ApiKeys::parse("sk-aaaaaaaa a b\n", "k"), ConfigError);
+  CHECK_THROWS_AS(ApiKeys::parse("# nothing\n", "k"), ConfigError);
+  CHECK(bearer_token("Bearer sk-x") == "sk-x");
+  CHECK(bearer_token("Basic abc").empty());
+  CHECK(bearer_token("").empty());
+}
+
+TEST_CASE("server config: YAML keys, flags, adapter specs and the loopback rule", "[serve]") {
+  auto path = test::serve_scratch() / "serve.yaml";
+  io::atomic_write(path, "model: /m\nport: 9000\nmax_batch: 4\nwatch_interval_s: 0.5\ninsecure: false\n"
+                         "adapters:\n  kids: /a/kids\n  work: /a/work\n");
+  ServerConfig c;
+  server_config_load_yaml(path, c);
+  CHECK(c.model == "/m");
+  CHECK(c.port == 9000);
+  CHECK(c.max_batch == 4);
+  CHECK(c.watch_interval_s == 0.5);
+  CHECK(c.adapters.at("work") == "/a/work");
+  CHECK(c.host == "127.0.0.1");  // default kept
+  io::atomic_write(path, "model: /m\nprot: 9000\n");
+  CHECK_THROWS_AS(server_config_load_yaml(path, c), ConfigError);
+  io::atomic_write(path, "model: /m\nport: lots\n");
+  CHECK_THROWS_AS(server_config_load_yaml(path, c), ConfigError);
+  CHECK_THROWS_AS(server_config_load_yaml(test::serve_scratch() / "missing.yaml", c), IoError);
+
+  CHECK(adapter_spec_parse("kids=/x/y") == std::pair<std::string, std::string>{"kids", "/x/y"});
+  for (const char* bad : {"kids", "=/x", "kids=", "bad name=/x", "a/b=/x"}) CHECK_THROWS_AS(adapter_spec_parse(bad), ConfigError);
+
+  ServerConfig v;
+  v.model = "/m";
+  CHECK_NOTHROW(server_config_validate(v));
+  v.host = "0.0.0.0";
+  CHECK_THROWS_AS(server_config_validate(v), ConfigError);
+  v.insecure = true;
+  CHECK_NOTHROW(server_config_validate(v));
+  v.insecure = false;
+  v.api_keys = "keys.txt";
+  CHECK_NOTHROW(server_config_validate(v));
+  CHECK(host_is_loopback("127.0.0.1"));
+  CHECK(host_is_loopback("::1"));
+  CHECK(!host_is_loopback("192.168.1.2"));
+  ServerConfig z;
+  z.model = "/m";
+  z.max_batch = 0;
+  CHECK_THROWS_AS(server_config_validate(z), ConfigError);
+}
+
+TEST_CASE("metrics: Prometheus text with counters, gauges and cumulative histograms", "[serve]") {
+  Metrics m;
+  m.request_done("/v1/completions", 200, 0.2);
+  m.request_done("/v1/completions", 200, 3.0);
+  m.request_done("/v1/completions", 400, 0.01);
+  m.tokens(5, 20);
+  m.rejected("queue_full");
+  m.batch_step(3, 0);
+  EngineGauges g;
+  g.queue_depth = 2;
+  g.kv_used_tokens = 50;
+  g.kv_capacity_tokens = 200;
+  m.gauges(g);
+  auto text = m.render();
+  CHECK(text.find("hearth_requests_total{route=\"/v1/completions\",code=\"200\"} 2\n") != std::string::npos);
+  CHECK(text.find("hearth_requests_total{route=\"/v1/completions\",code=\"400\"} 1\n") != std::string::npos);
+  CHECK(text.find("hearth_completion_tokens_total 20\n") != std::string::npos);
+  CHECK(text.find("hearth_requests_rejected_total{reason=\"queue_full\"} 1\n") != std::string::npos);
+  CHECK(text.find("hearth_queue_depth 2\n") != std::string::npos);
+  CHECK(text.find("hearth_kv_cache_usage_ratio 0.25\n") != std::string::npos);
+  // buckets are cumulative: 0.01 <= 0.05; 0.2 <= 0.25; 3.0 <= 5
+  CHECK(text.find("hearth_request_duration_seconds_bucket{le=\"0.05\"} 1\n") != std::string::npos);
+  CHECK(text.find("hearth_request_duration_seconds_bucket{le=\"0.25\"} 2\n") != std::string::npos);
+  CHECK(text.find("hearth_request_duration_seconds_bucket{le=\"5\"} 3\n") != std::string::npos);
+  CHECK(text.find("hearth_request_duration_seconds_count 3\n") != std::string::npos);
+  CHECK(text.find("hearth_batch_size_bucket{le=\"4\"} 1\n") != std::string::npos);
+}
+
+TEST_CASE("responses and SSE framing follow the OpenAI shapes", "[serve]") {
+  auto meta = response_meta(Endpoint::kChat, "kids");
+  CHECK(meta.id.rfind("chatcmpl-", 0) == 0);
+  auto full = response_full(meta, {{"hello", "stop"}}, {3, 1});
+  CHECK(full["object"] == "chat.completion");
+  CHECK(full["choices"][0]["message"]["content"] == "hello");
+  CHECK(full["choices"][0]["finish_reason"] == "stop");
+  CHECK(full["usage"]["total_tokens"] == 4);
+  auto chunk = chunk_text(meta, 0, "he");
+  CHECK(chunk["object"] == "chat.completion.chunk");
+  CHECK(chunk["choices"][0]["delta"]["content"] == "he");
+  CHECK(chunk["choices"][0]["finish_reason"].is_null());
+  auto tmeta = response_meta(Endpoint::kCompletions, "base");
+  CHECK(chunk_text(tmeta, 1, "x")["choices"][0]["text"] == "x");
+  CHECK(chunk_usage(tmeta, {2, 3})["choices"].empty());
+  CHECK(sse_event({{"a", 1}}) == "data: {\"a\":1}\n\n");
+  CHECK(std::string(kSseDone) == "data: [DONE]\n\n");
+}
