@@ -86,6 +86,11 @@ void one_request(httplib::Client& c, const Options& o, Sample& out) {
   auto res = c.send(req);
   if (!res || res->status != 200 || tokens == 0) {
     ++out.errors;
+    std::cerr << "bench_serve: request failed: "
+              << (!res ? "transport error " + httplib::to_string(res.error())
+                       : res->status != 200 ? "HTTP " + std::to_string(res->status) + " " + res->body
+                                            : std::string("no usage in the stream: ") + buf.substr(0, 200))
+              << std::endl;
     return;
   }
   out.ttft.push_back(ttft);

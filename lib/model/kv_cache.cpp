@@ -33,11 +33,12 @@ size_t KvCache::bytes() const {
 torch::Tensor KvCache::append(const torch::Tensor& valid) {
   // valid: [B, T] bool -> slots [B, T]: row b's tokens go to lengths[b], lengths[b]+1, ...
   auto valid_cpu = valid.to(torch::kCPU);
-  const int64_t T = valid_cpu.size(1);
-  auto slots = torch::empty({batch_, T}, torch::kInt64);
+  const int64_t rows = valid_cpu.size(0), T = valid_cpu.size(1);
+  if (rows > batch_) throw Error(fmt::format("kv cache: {} rows requested; the cache has {}", rows, batch_));
+  auto slots = torch::empty({rows, T}, torch::kInt64);
   auto s = slots.accessor<int64_t, 2>();
   auto vv = valid_cpu.accessor<bool, 2>();
-  for (int64_t b = 0; b < batch_; ++b) {
+  for (int64_t b = 0; b < rows; ++b) {
     int64_t n_valid = 0;
     for (int64_t t = 0; t < T; ++t) n_valid += vv[b][t];
     if (lengths_[b] + T > capacity_)
@@ -48,19 +49,21 @@ torch::Tensor KvCache::append(const torch::Tensor& valid) {
   }
   slots = slots.to(valid_.device());
   // Mark the new slots: valid ones true, padding false (so stale entries never leak in).
-  valid_.scatter_(1, slots, valid.to(valid_.device()));
+  valid_.narrow(0, 0, rows).scatter_(1, slots, valid.to(valid_.device()));
   return slots;
 }
 
 void KvCache::write(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v) {
   // slots [B, T] -> index [B, n_kv, T, hd] along dim 2
-  auto index = slots.view({slots.size(0), 1, slots.size(1), 1}).expand_as(k);
-  k_[layer].scatter_(2, index, k);
-  v_[layer].scatter_(2, index, v);
+  const int64_t rows = slots.size(0);
+  auto index = slots.view({rows, 1, slots.size(1), 1}).expand_as(k);
+  k_[layer].narrow(0, 0, rows).scatter_(2, index, k);
+  v_[layer].narrow(0, 0, rows).scatter_(2, index, v);
 }
 
-std::pair<torch::Tensor, torch::Tensor> KvCache::read(int64_t layer, int64_t n) const {
-  return {k_[layer].narrow(2, 0, n), v_[layer].narrow(2, 0, n)};
+std::pair<torch::Tensor, torch::Tensor> KvCache::read(int64_t layer, int64_t n, int64_t rows) const {
+  if (rows < 0) rows = batch_;
+  return {k_[layer].narrow(0, 0, rows).narrow(2, 0, n), v_[layer].narrow(0, 0, rows).narrow(2, 0, n)};
 }
 
 void KvCache::reset_row(int64_t b) {

@@ -26,17 +26,22 @@ class KvCache {
   // Bytes held by the cache.
   size_t bytes() const;
 
-  // Used by the model's forward. slots: [B, T] int64 slot of each new token; valid [B, T] bool.
-  // Writes layer `layer`'s k, v [B, n_kv, T, hd] at those slots.
+  // The methods below work on the first `rows` rows (rows = the forward's batch size, <= batch()), so a
+  // forward can run over a prefix of the pool (e.g. a server's active rows) without touching the rest.
+  //
+  // Used by the model's forward. slots: [rows, T] int64 slot of each new token.
+  // Writes layer `layer`'s k, v [rows, n_kv, T, hd] at those slots.
   void write(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v);
-  // The first `n` slots of layer `layer`: k, v [B, n_kv, n, hd].
-  std::pair<torch::Tensor, torch::Tensor> read(int64_t layer, int64_t n) const;
-  // valid [B, n] bool for the first n slots.
-  torch::Tensor valid(int64_t n) const { return valid_.narrow(1, 0, n); }
+  // The first `n` slots of layer `layer` for the first `rows` rows: k, v [rows, n_kv, n, hd] (views).
+  std::pair<torch::Tensor, torch::Tensor> read(int64_t layer, int64_t n, int64_t rows = -1) const;
+  // valid [rows, n] bool for the first n slots.
+  torch::Tensor valid(int64_t n, int64_t rows = -1) const {
+    return valid_.narrow(0, 0, rows < 0 ? batch_ : rows).narrow(1, 0, n);
+  }
 
-  // Reserves slots for T new tokens per row (valid [B, T] bool, padding last in each row); returns their
-  // slot indices [B, T] and advances each row by its count of valid tokens. Throws ResourceError when a
-  // row would exceed the capacity.
+  // Reserves slots for T new tokens in each of the first valid.size(0) rows (valid [rows, T] bool, padding
+  // last in each row); returns their slot indices [rows, T] and advances each row by its count of valid
+  // tokens. Throws ResourceError when a row would exceed the capacity.
   torch::Tensor append(const torch::Tensor& valid);
   // Forgets everything in row b (its slots become free).
   void reset_row(int64_t b);

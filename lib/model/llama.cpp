@@ -194,7 +194,7 @@ size_t LlamaModel::weight_bytes() const {
 torch::Tensor LlamaModel::attention_mask(const torch::Tensor& valid, KvCache* cache, const torch::Tensor& slots,
                                          int64_t n_keys, int64_t T) const {
   auto dev = options_.device;
-  torch::Tensor key_valid = cache ? cache->valid(n_keys) : valid;  // [B, n_keys]
+  torch::Tensor key_valid = cache ? cache->valid(n_keys, slots.size(0)) : valid;  // [B, n_keys]
   torch::Tensor q_slot = slots;                                    // [B, T]
   auto key_slot = torch::arange(n_keys, torch::TensorOptions().dtype(torch::kInt64).device(dev)).view({1, 1, -1});
   auto qs = q_slot.unsqueeze(-1);  // [B, T, 1]
@@ -236,7 +236,7 @@ torch::Tensor LlamaModel::layer_forward(int64_t l, const torch::Tensor& x, const
   torch::Tensor keys = k, values = v;
   if (cache) {
     cache->write(l, slots, k, v);
-    std::tie(keys, values) = cache->read(l, n_keys);
+    std::tie(keys, values) = cache->read(l, n_keys, B);
   }
   auto attn = attention(q, keys, values, mask);  // [B, T, H·hd]
   auto out = x + with_lora(project(attn, L.wo, L.bo), attn, LoraTarget::kO);
@@ -263,7 +263,7 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
   auto tokens = tokens_in.to(dev);
   auto positions = positions_in.to(dev);
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  if (cache && cache->batch() != B)
+  if (cache && cache->batch() < B)
     throw Error(fmt::format("forward: batch of {} rows but the cache has {}", B, cache->batch()));
   torch::Tensor valid = valid_in.defined() ? valid_in.to(dev) : torch::ones({B, T}, tokens.options().dtype(torch::kBool));
   torch::Tensor slots;
@@ -275,7 +275,7 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
     slots = torch::arange(T, tokens.options()).unsqueeze(0).expand({B, T});
   }
   bool need_mask = T > 1 || valid_in.defined() || config_.sliding_window.has_value() ||
-                   (cache && cache->valid(n_keys).logical_not().any().item<bool>());
+                   (cache && cache->valid(n_keys, B).logical_not().any().item<bool>());
   torch::Tensor mask = need_mask ? attention_mask(cache ? torch::Tensor() : valid, cache, slots, n_keys, T)
                                  : torch::Tensor();
   auto [cos, sin] = rope_cos_sin(inv_freq_, positions, options_.dtype);

@@ -66,7 +66,8 @@ class LlamaModel {
   //   positions [B, T] int64 (RoPE positions);
   //   valid     [B, T] bool, false on padding (undefined = all valid);
   //   cache     nullptr: causal attention within `tokens` only; otherwise the new keys/values are appended
-  //             to each row of the cache and every token attends to its row's earlier valid tokens.
+  //             to each row of the cache and every token attends to its row's earlier valid tokens. B may
+  //             be smaller than the cache's batch: the forward then uses cache rows [0, B) only.
   //   last_only true: return only the logits of each row's last valid token.
   // Returns logits [B, T, V] (or [B, 1, V]) in float32. Thread-compatible: concurrent calls need
   // separate caches.

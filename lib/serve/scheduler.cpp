@@ -223,14 +223,19 @@ void Scheduler::transplant(int row) {
   }
 }
 
-// One token for every running row: tokens [rows, 1] -> logits [rows, 1, V].
+// One token for every running row: tokens [n, 1] -> logits [n, 1, V], where n is one past the last running
+// row (rows are handed out lowest-first, so n is usually the number running). The forward then touches only
+// pool rows [0, n): a lone request costs one row, not the whole pool, and takes the one-row gemv path.
 void Scheduler::decode_step() {
-  auto tokens = torch::zeros({rows_, 1}, torch::kInt64);
-  auto positions = torch::zeros({rows_, 1}, torch::kInt64);
-  auto valid = torch::zeros({rows_, 1}, torch::kBool);
-  std::vector<const model::LoraAdapter*> adapters(rows_, nullptr);
+  int n = 0;
+  for (int r = 0; r < rows_; ++r)
+    if (running_[r]) n = r + 1;
+  auto tokens = torch::zeros({n, 1}, torch::kInt64);
+  auto positions = torch::zeros({n, 1}, torch::kInt64);
+  auto valid = torch::zeros({n, 1}, torch::kBool);
+  std::vector<const model::LoraAdapter*> adapters(n, nullptr);
   bool any_adapter = false;
-  for (int r = 0; r < rows_; ++r) {
+  for (int r = 0; r < n; ++r) {
     const auto& s = running_[r];
     if (!s) continue;
     tokens[r][0] = static_cast<int64_t>(s->next);
@@ -241,10 +246,14 @@ void Scheduler::decode_step() {
   }
   model::ForwardOptions fo;
   if (any_adapter) fo.adapters = adapters;
-  auto logits = model_.forward(tokens, positions, valid, pool_.get(), fo).to(torch::kCPU).contiguous();
+  // All n rows valid (no gaps): no mask needed, as in hearth generate.
+  const bool no_gaps = valid.all().item<bool>();
+  auto logits = model_.forward(tokens, positions, no_gaps ? torch::Tensor() : valid, pool_.get(), fo)
+                    .to(torch::kCPU)
+                    .contiguous();
   const int64_t V = logits.size(-1);
   float* data = logits.data_ptr<float>();
-  for (int r = 0; r < rows_; ++r) {
+  for (int r = 0; r < n; ++r) {
     auto& s = running_[r];
     if (!s) continue;
     auto token = s->sampler.sample(data + r * V, V, s->context, s->spec.prompt.size());
