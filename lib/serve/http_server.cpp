@@ -236,6 +236,11 @@ void HttpServer::shutdown(int deadline_s) {
   if (s.in_flight > 0) {
     log::warn("shutdown: {} requests still running after {} s; ending them", s.in_flight.load(), deadline_s);
     s.scheduler.abort_all("server shutting down: deadline reached");
+    // Let the aborted responses send their error event (their next pump, within a poll interval) before
+    // the connections are closed; bounded so a stuck client cannot hold the exit.
+    auto grace = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+    while (s.in_flight > 0 && std::chrono::steady_clock::now() < grace)
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   impl_->http.close_idle();
 }
