@@ -118,6 +118,7 @@ void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<
       if (u.finished) results[u.index].finish_reason = u.finish_reason;
     }
     if (!c->done() && peer_closed(fd)) {
+      log::info("request {}: client went away (connection closed); generation stopped", meta.id);
       c->cancel();
       s.metrics.disconnect();
       flight.status = 499;  // nginx's "client closed request"; nothing is sent
@@ -157,6 +158,7 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
     if (ok && u.finished && u.finish_reason != "error") ok = write(sse_event(chunk_finish(st.meta, u.index, u.finish_reason)));
   }
   if (!ok || (updates.empty() && peer_closed(st.fd))) {
+    log::info("request {}: client went away ({}); generation stopped", st.meta.id, ok ? "connection closed" : "write failed");
     st.completion->cancel();
     s.metrics.disconnect();
     st.flight->status = 499;
