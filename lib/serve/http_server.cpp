@@ -29,6 +29,13 @@ class Listener : public httplib::Server {
     if (sock != INVALID_SOCKET) ::shutdown(sock, SHUT_RDWR);  // accept() fails; listen loop ends
   }
   void close_idle() { svr_sock_ = INVALID_SOCKET; }  // httplib closed the socket when its loop ended
+  // httplib listens with a backlog of 5 (compiled into Debian's libcpp-httplib). Clients that open a
+  // connection per request overflow it when the accept thread is briefly starved, and the dropped
+  // handshakes end as connection resets ("transport error Read" in clients). listen() again on the bound
+  // socket to enlarge the queue (the kernel caps it at net.core.somaxconn).
+  void backlog_set(int n) {
+    if (svr_sock_ != INVALID_SOCKET) ::listen(svr_sock_, n);
+  }
 };
 
 void error_reply(httplib::Response& res, const ApiError& e) {
@@ -221,6 +228,7 @@ int HttpServer::bind() {
   if (!ok)
     throw ResourceError(fmt::format("--host {} --port {}: cannot listen there (address in use, or not an address of "
                                     "this machine)", c.host, c.port));
+  impl_->http.backlog_set(1024);
   return port;
 }
 
