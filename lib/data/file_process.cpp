@@ -107,8 +107,10 @@ std::vector<CachedDoc> documents_make(std::string_view bytes, Format f, const Fi
   e.skipped = ex.skip_reason;
   std::vector<CachedDoc> docs;
   if (!e.skipped.empty()) return docs;
+  const RecordEncoder* encoder = nullptr;
   for (auto& r : ex.records) {
     if (!record_prepare(r, ctx.options.redact, e.redactions)) continue;
+    if (!encoder) encoder = &ctx.encoder();  // outside the try below: a tokenizer that failed to load ends the run
     ++e.records;
     CachedDoc d;
     d.line = r.line;
@@ -116,7 +118,7 @@ std::vector<CachedDoc> documents_make(std::string_view bytes, Format f, const Fi
     d.key = text_key(key_text);
     d.minhash = minhash(key_text);
     try {
-      d.doc = ctx.encoder.encode(r);
+      d.doc = encoder->encode(r);
     } catch (const FormatError& err) {
       e.issues.push_back({r.line, err.what()});
       --e.records;

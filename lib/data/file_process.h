@@ -3,6 +3,8 @@
 // thread pool: everything it touches is either owned by the call or const and thread-safe.
 #pragma once
 
+#include <functional>
+
 #include <filesystem>
 #include <optional>
 #include <string>
@@ -17,7 +19,9 @@ namespace hearth::data {
 
 struct FileContext {
   const IngestOptions& options;
-  const RecordEncoder& encoder;
+  // The record encoder. May block until the tokenizer has loaded (ingest_run loads it on its own thread while
+  // files are read and cleaned) and rethrows a load failure, which ends the run.
+  std::function<const RecordEncoder&()> encoder;
   std::optional<Format> forced_format;
   std::string processing_key;  // settings the caches depend on
   bool key_unchanged = false;  // the previous manifest was made with the same processing_key
