@@ -119,6 +119,8 @@ class Parser {
   JinjaExprPtr parse_filter(JinjaExprPtr node);
   JinjaExprPtr parse_test(JinjaExprPtr node);
   void parse_call_args(JinjaExpr& call);
+  // callee(args...): a call node whose first argument is the callee.
+  JinjaExprPtr parse_call(JinjaExprPtr callee);
   JinjaExprPtr parse_collection(EK kind, const char* close, size_t offset);
   JinjaExprPtr parse_dict(size_t offset);
 
@@ -518,14 +520,18 @@ JinjaExprPtr Parser::parse_postfix(JinjaExprPtr node) {
     if (is_op(".") || is_op("[")) {
       node = parse_subscript(std::move(node));
     } else if (is_op("(")) {
-      auto call = make(EK::kCall, node->offset);
-      call->args.push_back(std::move(node));
-      parse_call_args(*call);
-      node = std::move(call);
+      node = parse_call(std::move(node));
     } else {
       return node;
     }
   }
+}
+
+JinjaExprPtr Parser::parse_call(JinjaExprPtr callee) {
+  auto call = make(EK::kCall, callee->offset);
+  call->args.push_back(std::move(callee));
+  parse_call_args(*call);
+  return call;
 }
 
 JinjaExprPtr Parser::parse_filter_expr(JinjaExprPtr node) {
@@ -535,10 +541,7 @@ JinjaExprPtr Parser::parse_filter_expr(JinjaExprPtr node) {
     } else if (is_name("is")) {
       node = parse_test(std::move(node));
     } else if (is_op("(")) {
-      auto call = make(EK::kCall, node->offset);
-      call->args.push_back(std::move(node));
-      parse_call_args(*call);
-      node = std::move(call);
+      node = parse_call(std::move(node));
     } else {
       return node;
     }

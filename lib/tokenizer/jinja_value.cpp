@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "tokenizer/unicode.h"
 
 namespace hearth::tokenizer {
 
@@ -447,21 +448,9 @@ std::string utf8_encode(const std::u32string& s) {
   out.reserve(s.size());
   for (char32_t c : s) {
     if (c >= 0xdc80 && c <= 0xdcff) {
-      out += static_cast<char>(c - 0xdc00);
-    } else if (c < 0x80) {
-      out += static_cast<char>(c);
-    } else if (c < 0x800) {
-      out += static_cast<char>(0xc0 | (c >> 6));
-      out += static_cast<char>(0x80 | (c & 0x3f));
-    } else if (c < 0x10000) {
-      out += static_cast<char>(0xe0 | (c >> 12));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (c & 0x3f));
+      out += static_cast<char>(c - 0xdc00);  // a byte of invalid UTF-8 kept through decoding (surrogateescape)
     } else {
-      out += static_cast<char>(0xf0 | (c >> 18));
-      out += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
-      out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
-      out += static_cast<char>(0x80 | (c & 0x3f));
+      utf8_append(out, static_cast<uint32_t>(c));
     }
   }
   return out;
