@@ -10,10 +10,15 @@ PACKAGES=(
   libcli11-dev libfmt-dev libyaml-cpp-dev catch2 libzstd-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev
   libpoppler-cpp-dev
 )
-if [[ "${1:-}" == "--test" ]]; then
-  PACKAGES+=(nodejs npm chromium)
-fi
 missing=()
+if [[ "${1:-}" == "--test" ]]; then
+  # Tools for the tests (the pinned reference packages are fetched with npm; the chat page is clicked in
+  # chromium). Checked by command, not by package: node/npm installed some other way (nodesource, nvm) are fine,
+  # and asking apt for Debian's npm on top of them fails.
+  command -v node >/dev/null || missing+=(nodejs)
+  command -v npm >/dev/null || missing+=(npm)
+  command -v chromium >/dev/null || missing+=(chromium)
+fi
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
