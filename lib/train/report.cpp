@@ -38,7 +38,7 @@ std::string escape(const std::string& s) {
 
 // A line chart of one or more series sharing axes, as inline SVG.
 std::string svg_chart(const std::string& title, const std::vector<Series>& series) {
-  const double W = 720, H = 280, L = 60, R = 20, T = 30, B = 40;
+  const double W = 720, H = 280, L = 72, R = 20, T = 30, B = 40;
   double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
   for (const auto& s : series)
     for (auto [x, y] : s.points) {
@@ -55,7 +55,7 @@ std::string svg_chart(const std::string& title, const std::vector<Series>& serie
   svg += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#ccc"/>)", L, T, W - L - R, H - T - B);
   for (int i = 0; i <= 4; ++i) {
     double y = y0 + (y1 - y0) * i / 4, x = x0 + (x1 - x0) * i / 4;
-    svg += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="end">{:.4g}</text>)", L - 4, py(y) + 4, y);
+    svg += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="end">{:.3g}</text>)", L - 4, py(y) + 4, y);
     svg += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="middle">{:.0f}</text>)", px(x), H - B + 16, x);
   }
   svg += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="middle">step</text>)", (L + W - R) / 2, H - 6);
