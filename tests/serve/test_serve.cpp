@@ -108,6 +108,27 @@ std::pair<std::string, bool> sse_text(const std::string& body, std::string* fini
 
 std::string stories_name() { return "stories260K"; }
 
+// Starts a streamed /v1/completions request of `max_tokens` on the bundled model in the background. The SSE
+// bytes are appended to `body`, and `started` is set at the first chunk. `body` and `started` must outlive
+// the returned future.
+std::future<httplib::Result> stream_async(const test::ServeProcess& s, int max_tokens, std::string& body,
+                                          std::atomic<bool>& started) {
+  return std::async(std::launch::async, [&s, max_tokens, &body, &started] {
+    auto c = s.client();
+    httplib::Request req;
+    req.method = "POST";
+    req.path = "/v1/completions";
+    req.body = completion_req("stories260K", "Once upon a time", max_tokens, true).dump();
+    req.set_header("Content-Type", "application/json");
+    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
+      body.append(d, n);
+      started = true;
+      return true;
+    };
+    return c.send(req);
+  });
+}
+
 }  // namespace
 
 TEST_CASE("serve: greedy completions equal `hearth generate`, streamed or not", "[serve]") {
@@ -438,20 +459,7 @@ TEST_CASE("serve: SIGTERM finishes in-flight requests, refuses new ones and exit
   REQUIRE(s.port() > 0);
   std::string body;
   std::atomic<bool> first{false};
-  auto streamed = std::async(std::launch::async, [&] {
-    auto c = s.client();
-    httplib::Request req;
-    req.method = "POST";
-    req.path = "/v1/completions";
-    req.body = completion_req("stories260K", "Once upon a time", 300, true).dump();
-    req.set_header("Content-Type", "application/json");
-    req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
-      body.append(d, n);
-      first = true;
-      return true;
-    };
-    return c.send(req);
-  });
+  auto streamed = stream_async(s, 300, body, first);
   for (int i = 0; i < 100 && !first; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
   REQUIRE(first);
   s.signal(SIGTERM);
@@ -474,20 +482,7 @@ TEST_CASE("serve: SIGTERM finishes in-flight requests, refuses new ones and exit
     test::ServeProcess t({"--shutdown-timeout", "0"});
     std::string body2;
     std::atomic<bool> started{false};
-    auto cut = std::async(std::launch::async, [&] {
-      auto c = t.client();
-      httplib::Request req;
-      req.method = "POST";
-      req.path = "/v1/completions";
-      req.body = completion_req("stories260K", "Once upon a time", 500, true).dump();
-      req.set_header("Content-Type", "application/json");
-      req.content_receiver = [&](const char* d, size_t n, uint64_t, uint64_t) {
-        body2.append(d, n);
-        started = true;
-        return true;
-      };
-      return c.send(req);
-    });
+    auto cut = stream_async(t, 500, body2, started);
     for (int i = 0; i < 2000 && !started; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
     t.signal(SIGTERM);
     cut.get();
