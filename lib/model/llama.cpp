@@ -192,7 +192,7 @@ size_t LlamaModel::weight_bytes() const {
 // Which keys each query may attend to: [B, 1, T, n_keys] bool, or undefined when all may (one token, no
 // padding, no window). Always lets a token see itself, so padded rows stay finite.
 torch::Tensor LlamaModel::attention_mask(const torch::Tensor& valid, KvCache* cache, const torch::Tensor& slots,
-                                         int64_t n_keys, int64_t T) const {
+                                         int64_t n_keys) const {
   auto dev = options_.device;
   torch::Tensor key_valid = cache ? cache->valid(n_keys, slots.size(0)) : valid;  // [B, n_keys]
   torch::Tensor q_slot = slots;                                    // [B, T]
@@ -276,7 +276,7 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
   }
   bool need_mask = T > 1 || valid_in.defined() || config_.sliding_window.has_value() ||
                    (cache && cache->valid(n_keys, B).logical_not().any().item<bool>());
-  torch::Tensor mask = need_mask ? attention_mask(cache ? torch::Tensor() : valid, cache, slots, n_keys, T)
+  torch::Tensor mask = need_mask ? attention_mask(cache ? torch::Tensor() : valid, cache, slots, n_keys)
                                  : torch::Tensor();
   auto [cos, sin] = rope_cos_sin(inv_freq_, positions, options_.dtype);
   auto x = torch::embedding(embed_, tokens);  // [B, T, C]

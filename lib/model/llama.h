@@ -100,7 +100,7 @@ class LlamaModel {
  private:
   LlamaModel() = default;
   torch::Tensor attention_mask(const torch::Tensor& valid, KvCache* cache, const torch::Tensor& slots,
-                               int64_t n_keys, int64_t T) const;
+                               int64_t n_keys) const;
 
   ModelConfig config_;
   LoadOptions options_;

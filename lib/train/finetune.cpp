@@ -102,11 +102,25 @@ nlohmann::json FinetuneResult::to_json() const {
           {"tokens_per_second", tokens_per_second}};
 }
 
-FinetunePlan finetune_plan(const LoraRecipe& r, const FinetuneOptions& o) {
+namespace {
+
+// What planning and training both read: the model's config and the datasets, checked against its tokenizer.
+struct RunInputs {
+  model::ModelConfig config;
+  std::vector<data::Dataset> datasets;
+};
+
+RunInputs inputs_open(const LoraRecipe& r) {
   if (!fs::is_directory(r.model)) throw IoError(fmt::format("model: '{}' is not a directory", r.model));
-  auto config = model::config_load(r.model);
-  auto fingerprint = data::tokenizer_fingerprint(r.model);
-  auto datasets = datasets_open(r, fingerprint);
+  RunInputs in;
+  in.config = model::config_load(r.model);
+  in.datasets = datasets_open(r, data::tokenizer_fingerprint(r.model));
+  return in;
+}
+
+FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunInputs& in) {
+  const auto& config = in.config;
+  const auto& datasets = in.datasets;
   FinetunePlan p;
   p.recipe = r.to_json();
   p.seq_len = r.training.seq_len;
@@ -151,9 +165,14 @@ FinetunePlan finetune_plan(const LoraRecipe& r, const FinetuneOptions& o) {
   return p;
 }
 
+}  // namespace
+
+FinetunePlan finetune_plan(const LoraRecipe& r, const FinetuneOptions& o) { return plan_make(r, o, inputs_open(r)); }
+
 FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   // --- plan and lock ---
-  FinetunePlan plan = finetune_plan(r, o);
+  RunInputs inputs = inputs_open(r);
+  FinetunePlan plan = plan_make(r, o, inputs);
   const fs::path run_dir = r.output_dir;
   RunLock lock(run_dir);
   if (o.fresh) {
@@ -173,7 +192,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   auto params = adapter.parameters();
   for (auto& p : params) p.set_requires_grad(true);
   AdamW optimizer(params, {r.optimizer.beta1, r.optimizer.beta2, r.optimizer.eps, r.optimizer.weight_decay});
-  auto datasets = datasets_open(r, data::tokenizer_fingerprint(r.model));
+  const auto& datasets = inputs.datasets;
   std::vector<const data::Dataset*> ds;
   std::vector<double> weights;
   for (size_t i = 0; i < datasets.size(); ++i) {
