@@ -8,7 +8,7 @@
 #include "core/log.h"
 #include "core/progress.h"
 #include "infer/evaluate.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hearth::app {
@@ -27,7 +27,8 @@ void run_eval(const EvalOptions& o, const GlobalOptions& g) {
   std::string text = text_file_read(o.text_file, "--text-file");
   model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(o.dtype, "--dtype")};
   auto tokenizer = tokenizer::Tokenizer::load(o.model);
-  auto model = model::LlamaModel::load(o.model, load);
+  auto model_owner = model::causal_lm_load(o.model, load);
+  const model::CausalLM& model = *model_owner;
   auto ids = tokenizer.encode(text);
   int64_t ctx = o.ctx > 0 ? o.ctx : model.config().max_position_embeddings;
   int64_t stride = o.stride > 0 ? o.stride : std::max<int64_t>(1, ctx / 2);

@@ -17,7 +17,7 @@
 #include <fmt/format.h>
 
 #include "bench/model_presets.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "model/lora.h"
 #include "train/adamw.h"
 
@@ -34,7 +34,8 @@ struct Args {
 int run_one(const Args& a) {
   at::set_num_threads(a.threads);
   auto config = model::config_parse(bench::preset_config("smollm2-135m"), "smollm2-135m");
-  auto model = model::LlamaModel::from_tensors(config, model::LlamaModel::random_tensors(config, 1), {}, "bench");
+  auto model_owner = model::causal_lm_from_tensors(config, model::causal_lm_random_tensors(config, 1), {}, "bench");
+  const model::CausalLM& model = *model_owner;
   model::LoraConfig lc;
   lc.r = a.rank;
   lc.alpha = 2.0 * a.rank;

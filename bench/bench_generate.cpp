@@ -19,7 +19,7 @@
 #include <fmt/format.h>
 
 #include "bench/model_presets.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 
 using namespace hearth;
 using Clock = std::chrono::steady_clock;
@@ -34,31 +34,24 @@ double peak_rss_mb() {
   return ru.ru_maxrss / 1024.0;
 }
 
-model::LlamaModel build(const std::string& name, torch::ScalarType dtype) {
+std::unique_ptr<model::CausalLM> build(const std::string& name, torch::ScalarType dtype) {
   model::LoadOptions options{torch::kCPU, dtype};
-  if (name == "bundled") return model::LlamaModel::load(std::string(HEARTH_SOURCE_DIR) + "/models/stories260K", options);
+  if (name == "bundled") return model::causal_lm_load(std::string(HEARTH_SOURCE_DIR) + "/models/stories260K", options);
   auto config = model::config_parse(bench::preset_config(name), name);
-  auto tensors = model::LlamaModel::random_tensors(config, 1);
+  auto tensors = model::causal_lm_random_tensors(config, 1);
   for (auto& [k, t] : tensors) t = t.to(dtype);
-  return model::LlamaModel::from_tensors(config, tensors, options, name);
+  return model::causal_lm_from_tensors(config, tensors, options, name);
 }
 
 // Seconds for one decode step's matmuls alone (same weights, batch 1).
-double matmul_seconds(const model::LlamaModel& m) {
-  const auto& c = m.config();
+double matmul_seconds(const model::CausalLM& m) {
+  // one row: the same path (Linear::forward) the model takes when decoding one sequence
   auto opts = torch::TensorOptions().dtype(m.dtype());
-  // one row: the same matrix-vector path the model takes when decoding one sequence
-  auto x = torch::randn({c.hidden_size}, opts);
-  auto a = torch::randn({c.num_attention_heads * c.head_dim}, opts);
-  auto f = torch::randn({c.intermediate_size}, opts);
+  std::vector<torch::Tensor> inputs;
+  for (const auto* lin : m.linears()) inputs.push_back(torch::randn({1, 1, lin->in_features()}, opts));
   auto run = [&] {
-    for (const auto& L : m.layers()) {
-      torch::mv(L.wqkv, x);
-      torch::mv(L.wo, a);
-      torch::mv(L.w_gate_up, x);
-      torch::mv(L.w_down, f);
-    }
-    torch::mv(m.lm_head(), x);
+    auto linears = m.linears();
+    for (size_t i = 0; i < linears.size(); ++i) linears[i]->forward(inputs[i]);
   };
   run();
   double best = 1e9;
@@ -75,7 +68,8 @@ int run_one(const std::string& name, const std::string& dtype_name, int threads,
   at::set_num_threads(threads);
   c10::InferenceMode guard;
   auto dtype = model::dtype_parse(dtype_name, "--dtypes");
-  auto m = build(name, dtype);
+  auto m_owner = build(name, dtype);
+  const model::CausalLM& m = *m_owner;
   const int64_t V = m.config().vocab_size;
   auto ids = torch::randint(3, std::min<int64_t>(V, 500), {1, prompt}, torch::kInt64);
   auto pos = torch::arange(prompt, torch::kInt64).unsqueeze(0);

@@ -13,7 +13,7 @@
 #include "io/atomic_file.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;
@@ -31,7 +31,7 @@ int main(int argc, char** argv) {
     auto config = bench::preset_config(preset);
     config["torch_dtype"] = dtype;
     auto parsed = model::config_parse(config, preset);
-    auto tensors = model::LlamaModel::random_tensors(parsed, seed);
+    auto tensors = model::causal_lm_random_tensors(parsed, seed);
     auto st = model::dtype_parse(dtype, "--dtype");
     for (auto& [name, t] : tensors) t = t.to(st);
     fs::create_directories(out);

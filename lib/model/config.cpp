@@ -137,15 +137,6 @@ int64_t ModelConfig::parameter_count() const {
   return embed + num_hidden_layers * layer + hidden_size + (tie_word_embeddings ? 0 : embed);
 }
 
-const std::vector<std::string>& supported_model_types() {
-  static const std::vector<std::string> kTypes = [] {
-    std::vector<std::string> v;
-    for (const auto& f : family_all()) v.emplace_back(f.model_type);
-    return v;
-  }();
-  return kTypes;
-}
-
 ModelConfig config_parse(const json& j, const std::string& origin) {
   if (!j.is_object()) throw FormatError(fmt::format("{}: expected a JSON object", origin));
   Reader r(j, origin);

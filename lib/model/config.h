@@ -62,7 +62,5 @@ struct ModelConfig {
 ModelConfig config_parse(const nlohmann::json& config, const std::string& origin);
 // Loads DIR/config.json and merges DIR/generation_config.json's eos_token_id when present.
 ModelConfig config_load(const std::filesystem::path& dir);
-// The model_type values hearth runs.
-const std::vector<std::string>& supported_model_types();
 
 }  // namespace hearth::model

@@ -4,7 +4,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 
 namespace hearth::model {
 

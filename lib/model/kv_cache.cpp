@@ -22,8 +22,6 @@ KvCache::KvCache(const ModelConfig& c, int64_t batch, int64_t capacity, const to
   }
 }
 
-int64_t KvCache::max_length() const { return *std::max_element(lengths_.begin(), lengths_.end()); }
-
 size_t KvCache::bytes() const {
   size_t n = 0;
   for (const auto& t : k_) n += t.nbytes() * 2;
@@ -69,6 +67,21 @@ std::pair<torch::Tensor, torch::Tensor> KvCache::read(int64_t layer, int64_t n, 
 void KvCache::reset_row(int64_t b) {
   lengths_[b] = 0;
   valid_[b].fill_(false);
+}
+
+void KvCache::copy_row(int64_t dst, const KvCache& from, int64_t src) {
+  const int64_t n = from.lengths_[src];
+  if (n > capacity_)
+    throw Error(fmt::format("kv cache: row {} holds {} slots; this cache's capacity is {}", src, n, capacity_));
+  if (from.k_.size() != k_.size())
+    throw Error(fmt::format("kv cache: copying a row of {} layers into a cache of {}", from.k_.size(), k_.size()));
+  for (size_t l = 0; l < k_.size(); ++l) {
+    k_[l][dst].narrow(1, 0, n).copy_(from.k_[l][src].narrow(1, 0, n));  // [KV, n, hd]
+    v_[l][dst].narrow(1, 0, n).copy_(from.v_[l][src].narrow(1, 0, n));
+  }
+  valid_[dst].fill_(false);
+  valid_[dst].narrow(0, 0, n).copy_(from.valid_[src].narrow(0, 0, n));
+  lengths_[dst] = n;
 }
 
 }  // namespace hearth::model

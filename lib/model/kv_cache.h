@@ -22,7 +22,6 @@ class KvCache {
   int64_t capacity() const { return capacity_; }
   // lengths [B] int64 (CPU): slots used by each row.
   const std::vector<int64_t>& lengths() const { return lengths_; }
-  int64_t max_length() const;
   // Bytes held by the cache.
   size_t bytes() const;
 
@@ -45,6 +44,10 @@ class KvCache {
   torch::Tensor append(const torch::Tensor& valid);
   // Forgets everything in row b (its slots become free).
   void reset_row(int64_t b);
+  // Makes row `dst` a copy of row `src` of `from` (its length, valid slots, keys and values of every layer),
+  // e.g. a prompt prefilled in a side cache moving into a pool row. `from` must have this cache's layers,
+  // heads, head dim, dtype and device. Throws Error when the row does not fit this cache's capacity.
+  void copy_row(int64_t dst, const KvCache& from, int64_t src);
 
  private:
   int64_t batch_, capacity_;

@@ -1,8 +1,10 @@
 #include "model/lora.h"
 
+#include <algorithm>
 #include <cmath>
 #include <map>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -220,6 +222,20 @@ torch::Tensor lora_delta(const torch::Tensor& x, const std::vector<const LoraAda
     delta = delta.index_add(0, index, d);
   }
   return delta;
+}
+
+std::vector<torch::Tensor> lora_trainable(const std::vector<const LoraAdapter*>& rows, int64_t layer) {
+  std::vector<torch::Tensor> out;
+  std::vector<const LoraAdapter*> seen;
+  for (const auto* adapter : rows) {
+    if (!adapter || std::find(seen.begin(), seen.end(), adapter) != seen.end()) continue;
+    seen.push_back(adapter);
+    for (size_t t = 0; t < kLoraTargetCount; ++t)
+      if (const auto* p = adapter->find(layer, static_cast<LoraTarget>(t)))
+        for (const auto& w : {p->A, p->B})
+          if (w.requires_grad()) out.push_back(w);
+  }
+  return out;
 }
 
 }  // namespace hearth::model

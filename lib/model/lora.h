@@ -83,4 +83,8 @@ class LoraAdapter {
 torch::Tensor lora_delta(const torch::Tensor& x, const std::vector<const LoraAdapter*>& rows, int64_t layer,
                          LoraTarget target, bool training);
 
+// The weights of layer `layer` that require grad, over every adapter in `rows` (each once): what a
+// checkpointed layer must route gradients to.
+std::vector<torch::Tensor> lora_trainable(const std::vector<const LoraAdapter*>& rows, int64_t layer);
+
 }  // namespace hearth::model

@@ -5,8 +5,10 @@
 
 #include <chrono>
 #include <cmath>
+#include <optional>
 
 #include <ATen/CPUGeneratorImpl.h>
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
@@ -17,7 +19,7 @@
 #include "data/dataset.h"
 #include "io/atomic_file.h"
 #include "model/config.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "train/adamw.h"
 #include "train/data_loader.h"
 #include "train/run_dir.h"
@@ -54,7 +56,7 @@ std::vector<data::Dataset> datasets_open(const LoraRecipe& r, const std::string&
 }
 
 // Mean cross-entropy of one micro-batch's target tokens, divided by `normalizer` (the step's target count).
-torch::Tensor batch_loss(const model::LlamaModel& m, const Batch& b, const model::ForwardOptions& o, double normalizer) {
+torch::Tensor batch_loss(const model::CausalLM& m, const Batch& b, const model::ForwardOptions& o, double normalizer) {
   auto dev = m.device();
   auto logits = m.forward(b.tokens, b.positions, b.valid, nullptr, o);  // [B, T, V] float32
   auto targets = b.targets.to(dev);
@@ -63,7 +65,7 @@ torch::Tensor batch_loss(const model::LlamaModel& m, const Batch& b, const model
   return loss / normalizer;
 }
 
-double evaluate(const model::LlamaModel& m, const model::LoraAdapter& adapter, const std::vector<Batch>& batches) {
+double evaluate(const model::CausalLM& m, const model::LoraAdapter& adapter, const std::vector<Batch>& batches) {
   if (batches.empty()) return -1;
   torch::NoGradGuard no_grad;
   model::ForwardOptions o;
@@ -185,7 +187,8 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   // --- model, adapter, optimizer, data ---
   const auto device = device_of(r, o);
   const auto dtype = model::dtype_parse(r.training.dtype, "training.dtype");
-  auto model = model::LlamaModel::load(r.model, {device, dtype});
+  auto model_owner = model::causal_lm_load(r.model, {device, dtype});
+  const model::CausalLM& model = *model_owner;
   auto adapter = r.init_adapter.empty()
                      ? model::LoraAdapter::create(model.config(), lora_config(r), r.training.seed, device)
                      : model::LoraAdapter::load(r.init_adapter, model.config(), device);
@@ -203,7 +206,11 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   const auto validation = loader.validation(r.training.micro_batch_size, r.eval.max_batches);
 
   // --- fresh start or exact resume ---
+  // Random state that training draws from: the CPU generator, and the device's when training elsewhere
+  // (LoRA dropout on CUDA draws from the CUDA generator). Both are checkpointed for an exact resume.
   auto gen = at::detail::getDefaultCPUGenerator();
+  std::optional<at::Generator> device_gen;
+  if (!device.is_cpu()) device_gen = at::globalContext().defaultGenerator(device);
   TrainState state;
   state.identity = r.training_identity();
   FinetuneResult result;
@@ -217,11 +224,14 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     state = saved;
     loader.seek(state.loader);
     gen.set_state(state.rng_state);
+    if (device_gen && state.device_rng_state.defined()) device_gen->set_state(state.device_rng_state);
+    else if (device_gen) device_gen->set_current_seed(r.training.seed);
     metrics_truncate(run_dir, state.step);
     result.resumed = true;
     log::info("resuming {} from step {}", r.output_dir, state.step);
   } else {
     gen.set_current_seed(r.training.seed);
+    if (device_gen) device_gen->set_current_seed(r.training.seed);
   }
   const ScheduleSpec schedule{r.schedule.type, plan.warmup_steps, r.schedule.min_lr_ratio};
   model::ForwardOptions train_opts;
@@ -232,6 +242,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   auto checkpoint = [&] {
     state.loader = loader.position();
     state.rng_state = gen.get_state();
+    if (device_gen) state.device_rng_state = device_gen->get_state();
     checkpoint_save(run_dir, state, adapter, optimizer, r.checkpoint.keep_last);
   };
 

@@ -80,6 +80,7 @@ void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::
     opt[fmt::format("exp_avg_sq.{:05d}", i)] = optimizer.exp_avg_sq()[i];
   }
   opt["rng_state"] = s.rng_state;
+  if (s.device_rng_state.defined()) opt["device_rng_state"] = s.device_rng_state;
   model::safetensors_save(tmp / "optimizer.safetensors", opt);
   nlohmann::json state = {{"step", s.step}, {"optimizer_steps", optimizer.steps()}, {"epoch", s.loader.epoch},
                           {"epoch_offset", s.loader.offset}, {"best_eval", s.best_eval}, {"evals", s.evals},
@@ -143,6 +144,7 @@ TrainState checkpoint_load(const fs::path& dir, model::LoraAdapter& adapter, Ada
   auto rng = tensors.find("rng_state");
   if (rng == tensors.end()) throw FormatError(fmt::format("{}: rng_state missing", origin));
   s.rng_state = rng->second.clone();
+  if (auto dev = tensors.find("device_rng_state"); dev != tensors.end()) s.device_rng_state = dev->second.clone();
   return s;
 }
 

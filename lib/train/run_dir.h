@@ -31,7 +31,9 @@ struct TrainState {
   int64_t evals_without_improvement = 0;
   int64_t tokens_seen = 0;
   double elapsed_seconds = 0;
-  torch::Tensor rng_state;  // CPU generator state (dropout)
+  torch::Tensor rng_state;         // CPU generator state
+  torch::Tensor device_rng_state;  // the training device's generator state when it is not the CPU (CUDA
+                                   // dropout draws from it); undefined on CPU
   nlohmann::json identity;  // recipe.training_identity()
 };
 

@@ -8,7 +8,7 @@
 #include "infer/evaluate.h"
 #include "infer/sampler.h"
 #include "io/json_file.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "test_paths.h"
 
 using namespace hearth;
@@ -17,9 +17,9 @@ namespace {
 
 nlohmann::json expected() { return io::json_read(test::stories_dir() / "expected.json"); }
 
-const model::LlamaModel& stories() {
-  static model::LlamaModel m = model::LlamaModel::load(test::stories_dir());
-  return m;
+const model::CausalLM& stories() {
+  static std::unique_ptr<model::CausalLM> m = model::causal_lm_load(test::stories_dir());
+  return *m;
 }
 
 torch::Tensor ids_tensor(const std::vector<int64_t>& ids) { return torch::tensor(ids, torch::kInt64).unsqueeze(0); }
@@ -31,7 +31,7 @@ double max_abs_diff(const torch::Tensor& a, const std::vector<float>& b) {
 }
 
 // Greedy decoding of `n` tokens after `prompt` with the KV cache (batch of one).
-std::vector<int64_t> greedy_cached(const model::LlamaModel& m, std::vector<int64_t> ids, size_t n) {
+std::vector<int64_t> greedy_cached(const model::CausalLM& m, std::vector<int64_t> ids, size_t n) {
   auto cache = m.cache_new(1, static_cast<int64_t>(ids.size() + n));
   auto logits = m.forward(ids_tensor(ids), positions(ids.size()), {}, &cache, true);
   while (ids.size() < n) {
@@ -149,7 +149,8 @@ TEST_CASE("stories260K in bfloat16 stays close to float32", "[model]") {
   c10::InferenceMode guard;
   auto e = expected();
   auto ids = e["prompt_ids_with_bos"].get<std::vector<int64_t>>();
-  auto bf16 = model::LlamaModel::load(test::stories_dir(), {torch::kCPU, torch::kBFloat16});
+  auto bf16_owner = model::causal_lm_load(test::stories_dir(), {torch::kCPU, torch::kBFloat16});
+  const model::CausalLM& bf16 = *bf16_owner;
   auto a = bf16.forward(ids_tensor(ids), positions(ids.size()), {}, nullptr)[0];
   auto b = stories().forward(ids_tensor(ids), positions(ids.size()), {}, nullptr)[0];
   // bfloat16 has 8 bits of mantissa; logits of magnitude ~10 move by a few tenths at most.

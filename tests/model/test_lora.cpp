@@ -12,7 +12,7 @@
 #include "io/atomic_file.h"
 #include "io/json_file.h"
 #include "io/safetensors.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "model/lora.h"
 #include "test_paths.h"
 
@@ -46,7 +46,7 @@ model::LoraAdapter trained(const model::ModelConfig& c, uint64_t seed) {
   return a;
 }
 
-torch::Tensor run(const model::LlamaModel& m, const std::vector<int64_t>& ids, std::vector<const model::LoraAdapter*> ad) {
+torch::Tensor run(const model::CausalLM& m, const std::vector<int64_t>& ids, std::vector<const model::LoraAdapter*> ad) {
   model::ForwardOptions o;
   o.adapters = std::move(ad);
   auto T = static_cast<int64_t>(ids.size());
@@ -60,7 +60,8 @@ const std::vector<int64_t> kIds = {1, 7, 22, 3, 49, 10, 10, 5};
 TEST_CASE("a fresh adapter (B = 0) leaves the model unchanged", "[model][lora]") {
   torch::NoGradGuard g;
   auto c = tiny();
-  auto m = model::LlamaModel::from_tensors(c, model::LlamaModel::random_tensors(c, 3), {}, "t");
+  auto m_owner = model::causal_lm_from_tensors(c, model::causal_lm_random_tensors(c, 3), {}, "t");
+  const model::CausalLM& m = *m_owner;
   auto a = model::LoraAdapter::create(c, all_targets(), 1);
   CHECK(torch::equal(run(m, kIds, {&a}), run(m, kIds, {})));
   // A is initialised as PEFT does: U(-1/sqrt(in), 1/sqrt(in))
@@ -72,8 +73,9 @@ TEST_CASE("a fresh adapter (B = 0) leaves the model unchanged", "[model][lora]")
 TEST_CASE("merged weights W + scale*B*A give the same logits as base + adapter", "[model][lora]") {
   torch::NoGradGuard g;
   auto c = tiny();
-  auto base = model::LlamaModel::random_tensors(c, 3);
-  auto m = model::LlamaModel::from_tensors(c, base, {}, "t");
+  auto base = model::causal_lm_random_tensors(c, 3);
+  auto m_owner = model::causal_lm_from_tensors(c, base, {}, "t");
+  const model::CausalLM& m = *m_owner;
   auto a = trained(c, 5);
   TensorMap merged = base;
   for (int64_t l = 0; l < 2; ++l)
@@ -84,7 +86,8 @@ TEST_CASE("merged weights W + scale*B*A give the same logits as base + adapter",
       std::string name = "model.layers." + std::to_string(l) + "." + block + "." + model::lora_target_name(target) + ".weight";
       merged[name] = base[name] + a.config().scale() * p->B.matmul(p->A);
     }
-  auto mm = model::LlamaModel::from_tensors(c, merged, {}, "merged");
+  auto mm_owner = model::causal_lm_from_tensors(c, merged, {}, "merged");
+  const model::CausalLM& mm = *mm_owner;
   auto with_adapter = run(m, kIds, {&a});
   CHECK((with_adapter - run(mm, kIds, {})).abs().max().item<double>() < 1e-4);
   CHECK((with_adapter - run(m, kIds, {})).abs().max().item<double>() > 1e-2);  // the adapter does something
@@ -93,7 +96,8 @@ TEST_CASE("merged weights W + scale*B*A give the same logits as base + adapter",
 TEST_CASE("rows with different adapters in one batch equal each alone", "[model][lora]") {
   torch::NoGradGuard g;
   auto c = tiny();
-  auto m = model::LlamaModel::from_tensors(c, model::LlamaModel::random_tensors(c, 3), {}, "t");
+  auto m_owner = model::causal_lm_from_tensors(c, model::causal_lm_random_tensors(c, 3), {}, "t");
+  const model::CausalLM& m = *m_owner;
   auto a = trained(c, 5), b = trained(c, 6);
   auto tokens = torch::tensor(kIds).unsqueeze(0).repeat({3, 1});
   auto pos = torch::arange(8).unsqueeze(0).repeat({3, 1});
@@ -137,7 +141,8 @@ TEST_CASE("adapters save and load in the PEFT format", "[model][lora]") {
 
 TEST_CASE("LoRA gradients equal central finite differences", "[model][lora]") {
   auto c = tiny();
-  auto m = model::LlamaModel::from_tensors(c, model::LlamaModel::random_tensors(c, 3), {}, "t");
+  auto m_owner = model::causal_lm_from_tensors(c, model::causal_lm_random_tensors(c, 3), {}, "t");
+  const model::CausalLM& m = *m_owner;
   auto a = trained(c, 9);
   torch::manual_seed(0);
   auto probe = torch::randn({1, 8, 50});
@@ -168,5 +173,5 @@ TEST_CASE("LoRA gradients equal central finite differences", "[model][lora]") {
     CHECK(analytic == Approx(numeric).epsilon(0.02).margin(2e-3));
   }
   // the base weights get no gradient
-  CHECK_FALSE(m.layers()[0].wqkv.requires_grad());
+  for (const auto* lin : m.linears()) CHECK_FALSE(lin->weight().requires_grad());
 }

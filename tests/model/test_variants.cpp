@@ -10,7 +10,7 @@
 #include <torch/types.h>
 
 #include "model/config.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "model/rope.h"
 
 using namespace hearth;
@@ -117,7 +117,8 @@ torch::Tensor reference_forward(const model::ModelConfig& c, const TensorMap& t,
 }
 
 torch::Tensor engine_logits(const model::ModelConfig& c, const TensorMap& t, const std::vector<int64_t>& ids) {
-  auto m = model::LlamaModel::from_tensors(c, t, {}, "test");
+  auto m_owner = model::causal_lm_from_tensors(c, t, {}, "test");
+  const model::CausalLM& m = *m_owner;
   auto T = static_cast<int64_t>(ids.size());
   return m.forward(torch::tensor(ids, torch::kInt64).unsqueeze(0), torch::arange(T).unsqueeze(0), {}, nullptr)[0];
 }
@@ -127,13 +128,14 @@ const std::vector<int64_t> kIds = {3, 17, 42, 5, 60, 0, 23, 23, 9, 31, 12, 7};
 void check_against_reference(const nlohmann::json& j) {
   c10::InferenceMode guard;
   auto c = parse(j);
-  auto t = model::LlamaModel::random_tensors(c, 1234);
+  auto t = model::causal_lm_random_tensors(c, 1234);
   auto want = reference_forward(c, t, kIds);
   auto got = engine_logits(c, t, kIds).to(torch::kFloat64);
   // float32 engine vs float64 reference on logits of magnitude ~1
   CHECK((got - want).abs().max().item<double>() < 1e-4);
   // The KV cache path, token by token, agrees with the full forward.
-  auto m = model::LlamaModel::from_tensors(c, t, {}, "test");
+  auto m_owner = model::causal_lm_from_tensors(c, t, {}, "test");
+  const model::CausalLM& m = *m_owner;
   auto cache = m.cache_new(1, 16);
   for (size_t i = 0; i < kIds.size(); ++i) {
     auto step = m.forward(torch::full({1, 1}, kIds[i]), torch::full({1, 1}, int64_t(i)), {}, &cache)[0][0];
@@ -188,7 +190,7 @@ TEST_CASE("GQA equals MHA with repeated K/V heads", "[model]") {
   c10::InferenceMode guard;
   auto j = base_config();
   auto gqa = parse(j);
-  auto t = model::LlamaModel::random_tensors(gqa, 7);
+  auto t = model::causal_lm_random_tensors(gqa, 7);
   j["num_key_value_heads"] = 4;
   auto mha = parse(j);
   TensorMap t2 = t;
@@ -206,7 +208,7 @@ TEST_CASE("zero bias equals no bias", "[model]") {
   c10::InferenceMode guard;
   auto j = base_config();
   auto plain = parse(j);
-  auto t = model::LlamaModel::random_tensors(plain, 11);
+  auto t = model::causal_lm_random_tensors(plain, 11);
   j["model_type"] = "qwen2";
   auto qwen = parse(j);
   TensorMap t2 = t;

@@ -1,0 +1,29 @@
+// Scaled dot-product attention for the decoder: grouped-query, causal by cache slot, optional sliding
+// window, softmax in float32 (as transformers computes it).
+//
+// The one place attention is computed, so that a faster path (libtorch ≥ 2's scaled_dot_product_attention,
+// a fused CUDA kernel, a CPU kernel reading a quantized cache) replaces it here and nowhere else.
+// Shape letters as in causal_lm.h.
+#pragma once
+
+#include <optional>
+
+#include <torch/types.h>
+
+namespace hearth::model {
+
+// q [B, H, T, hd], k/v [B, KV, S, hd] (H a multiple of KV), mask [B, 1, T, S] bool (true = may attend) or
+// undefined (every query sees every key) -> [B, T, H·hd] in v's dtype. Query head h reads key/value head
+// h / (H / KV), without materializing repeated K/V heads.
+torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                        const torch::Tensor& mask);
+
+// Which keys each query may attend to: [B, 1, T, S] bool.
+//   q_slot    [B, T] int64: the cache slot (or position within the batch) of each query token;
+//   key_valid [B, S] bool, false for keys that hold padding, or undefined (all valid);
+//   window    Mistral's sliding window (a query sees the `window` most recent slots, itself included).
+// Causal by slot; a token always sees itself, so padded rows stay finite.
+torch::Tensor attention_mask(const torch::Tensor& q_slot, const torch::Tensor& key_valid, int64_t n_keys,
+                             std::optional<int64_t> window);
+
+}  // namespace hearth::model

@@ -1,0 +1,106 @@
+// The causal language model interface the rest of hearth uses (generate, eval, serve, train, export):
+// a forward pass over a batch with an optional KV cache and LoRA adapters, the cache, and the config.
+// Which family implements it (llama.h today) is this folder's business; nothing outside lib/model names
+// a family class.
+//
+// Shape letters used throughout lib/model:
+//   B   batch rows (sequences)            T   tokens per row in this call    S   keys attended (cache slots)
+//   C   hidden size                       H   query heads                    KV  key/value heads
+//   hd  head dim                          F   MLP intermediate size          V   vocabulary size
+//   L   decoder layers
+#pragma once
+
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/types.h>
+
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "model/linear.h"
+#include "model/lora.h"
+
+namespace hearth::model {
+
+struct LoadOptions {
+  torch::Device device = torch::kCPU;
+  torch::ScalarType dtype = torch::kFloat32;  // compute dtype: kFloat32 or kBFloat16 (kHalf on CUDA)
+};
+
+// How a forward pass runs, beyond its inputs.
+struct ForwardOptions {
+  bool last_only = false;  // return only each row's last valid position
+  // LoRA adapters: one per batch row (nullptr = base model), or one entry for every row; empty = none.
+  std::vector<const LoraAdapter*> adapters;
+  bool training = false;  // LoRA dropout on
+  // Recompute each layer in backward instead of storing its activations (only when autograd records and
+  // there is no KV cache).
+  bool checkpoint_layers = false;
+};
+
+class CausalLM {
+ public:
+  virtual ~CausalLM() = default;
+  CausalLM(const CausalLM&) = delete;
+  CausalLM& operator=(const CausalLM&) = delete;
+
+  // One forward pass over a batch.
+  //   tokens    [B, T] int64; rows may be right-padded;
+  //   positions [B, T] int64 (RoPE positions);
+  //   valid     [B, T] bool, false on padding (undefined = all valid);
+  //   cache     nullptr: causal attention within `tokens` only; otherwise the new keys/values are appended
+  //             to each row of the cache and every token attends to its row's earlier valid tokens. B may
+  //             be smaller than the cache's batch: the forward then uses cache rows [0, B) only.
+  // Returns logits [B, T, V] (or [B, 1, V] with last_only) in float32. Differentiable with respect to the
+  // adapters' weights when called outside InferenceMode/NoGradGuard. Thread-compatible: concurrent calls
+  // need separate caches.
+  virtual torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions,
+                                const torch::Tensor& valid, KvCache* cache, const ForwardOptions& options) const = 0;
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,
+                        KvCache* cache, bool last_only = false) const;
+
+  // A cache for `batch` rows of up to `capacity` tokens, in this model's dtype and device.
+  KvCache cache_new(int64_t batch, int64_t capacity) const;
+
+  // Every base linear layer, in the order a decode step reads them (for benchmarks and weight formats).
+  virtual std::vector<const Linear*> linears() const = 0;
+  // Bytes of base weights read per decoded token (all layers + head).
+  virtual size_t weight_bytes() const = 0;
+
+  const ModelConfig& config() const { return config_; }
+  torch::Device device() const { return options_.device; }
+  torch::ScalarType dtype() const { return options_.dtype; }
+  const std::string& origin() const { return origin_; }
+
+ protected:
+  CausalLM(ModelConfig config, LoadOptions options, std::string origin)
+      : config_(std::move(config)), options_(options), origin_(std::move(origin)) {}
+
+  ModelConfig config_;
+  LoadOptions options_;
+  std::string origin_;
+};
+
+using TensorMap = std::map<std::string, torch::Tensor>;
+
+// Loads config.json (+ generation_config.json) and the safetensors weights of DIR, as the family its
+// model_type names. Weights already in the requested dtype on CPU are used in place (memory-mapped). Throws
+// IoError / FormatError naming the file and tensor (missing tensor, wrong shape, unsupported dtype),
+// ResourceError for an unavailable device.
+std::unique_ptr<CausalLM> causal_lm_load(const std::filesystem::path& dir, const LoadOptions& options = {});
+// Builds a model from tensors named as in a Hugging Face checkpoint ("model.layers.0.self_attn.q_proj.weight").
+// `origin` names their source in errors.
+std::unique_ptr<CausalLM> causal_lm_from_tensors(const ModelConfig& config, const TensorMap& tensors,
+                                                 const LoadOptions& options, const std::string& origin);
+// Deterministic random weights (normal, std 0.02; norms around 1) named as in HF checkpoints.
+TensorMap causal_lm_random_tensors(const ModelConfig& config, uint64_t seed);
+
+// Parses "float32" | "bfloat16" | "float16" (and "fp32", "bf16", "fp16"); throws ConfigError naming `option`.
+torch::ScalarType dtype_parse(const std::string& text, const std::string& option);
+// "cpu" | "cuda" | "auto" -> a device; throws ResourceError when CUDA is asked for but absent.
+torch::Device device_parse(const std::string& text, const std::string& option);
+
+}  // namespace hearth::model

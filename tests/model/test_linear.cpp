@@ -1,0 +1,85 @@
+// model::Linear: the base product against a float64 reference computed here, the one-row (gemv) path equal
+// to the batched one, LoRA applied to exactly its own slice of a fused weight (scale·B·A·x by hand), and
+// the bytes a forward reads.
+#include <catch2/catch.hpp>
+
+#include <torch/torch.h>
+
+#include "core/error.h"
+#include "model/config.h"
+#include "model/linear.h"
+#include "model/lora.h"
+
+using namespace hearth;
+
+namespace {
+
+model::ModelConfig tiny() {
+  return model::config_parse({{"model_type", "llama"}, {"vocab_size", 50}, {"hidden_size", 24},
+                              {"intermediate_size", 40}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+                              {"num_key_value_heads", 2}, {"max_position_embeddings", 32}},
+                             "tiny");
+}
+
+// x [..., in], w [out, in], b [out] -> x·wᵀ + b in float64
+torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {
+  auto y = torch::matmul(x.to(torch::kFloat64), w.to(torch::kFloat64).t());
+  return b.defined() ? y + b.to(torch::kFloat64) : y;
+}
+
+}  // namespace
+
+TEST_CASE("Linear computes x·Wᵀ + b on every path", "[model][linear]") {
+  torch::manual_seed(1);
+  auto w = torch::randn({12, 8});
+  auto b = torch::randn({12});
+  model::Linear with_bias(w, b), without(w, {});
+  auto batch = torch::randn({3, 5, 8});
+  CHECK(torch::allclose(with_bias.forward(batch).to(torch::kFloat64), reference(batch, w, b), 1e-5, 1e-5));
+  CHECK(torch::allclose(without.forward(batch).to(torch::kFloat64), reference(batch, w, {}), 1e-5, 1e-5));
+  // One row takes the matrix-vector path: same numbers, same shape.
+  auto row = batch.narrow(0, 0, 1).narrow(1, 2, 1);  // [1, 1, 8]
+  auto one = with_bias.forward(row);
+  REQUIRE(one.sizes().vec() == std::vector<int64_t>{1, 1, 12});
+  CHECK(torch::allclose(one.to(torch::kFloat64), reference(row, w, b), 1e-5, 1e-5));
+  CHECK(with_bias.in_features() == 8);
+  CHECK(with_bias.out_features() == 12);
+  CHECK(with_bias.bytes() == (12 * 8 + 12) * sizeof(float));
+  CHECK(without.bytes() == 12 * 8 * sizeof(float));
+}
+
+TEST_CASE("Linear applies each adapter to its own part of a fused weight", "[model][linear][lora]") {
+  auto c = tiny();  // q: 4 heads × 6 = 24 rows, k and v: 2 heads × 6 = 12 rows each, in = 24
+  model::LoraConfig lc;
+  lc.r = 3;
+  lc.alpha = 6;
+  lc.targets = {model::LoraTarget::kK};  // only k is adapted
+  auto adapter = model::LoraAdapter::create(c, lc, 5);
+  torch::manual_seed(2);
+  for (auto& p : adapter.parameters()) p.copy_(torch::randn(p.sizes()) * 0.3);
+  auto w = torch::randn({48, 24}) * 0.1;
+  model::Linear qkv(w, {}, {{model::LoraTarget::kQ, 24}, {model::LoraTarget::kK, 12}, {model::LoraTarget::kV, 12}});
+  auto x = torch::randn({2, 3, 24});
+  std::vector<const model::LoraAdapter*> rows = {&adapter};
+  auto y = qkv.forward(x, {&rows, /*layer=*/1, /*training=*/false}).to(torch::kFloat64);
+  auto base = reference(x, w, {});
+  const auto* pair = adapter.find(1, model::LoraTarget::kK);
+  REQUIRE(pair);
+  // delta = scale · (x·Aᵀ)·Bᵀ with scale = alpha / r = 2
+  auto delta = torch::matmul(torch::matmul(x.to(torch::kFloat64), pair->A.to(torch::kFloat64).t()),
+                             pair->B.to(torch::kFloat64).t()) * 2.0;
+  CHECK(torch::allclose(y.narrow(-1, 0, 24), base.narrow(-1, 0, 24), 1e-5, 1e-5));          // q untouched
+  CHECK(torch::allclose(y.narrow(-1, 24, 12), base.narrow(-1, 24, 12) + delta, 1e-5, 1e-5));  // k adapted
+  CHECK(torch::allclose(y.narrow(-1, 36, 12), base.narrow(-1, 36, 12), 1e-5, 1e-5));         // v untouched
+  CHECK(delta.abs().max().item<double>() > 1e-2);  // the adapter does change k
+  // Per-row adapters: a row without one gets the base output.
+  std::vector<const model::LoraAdapter*> mixed = {nullptr, &adapter};
+  auto ym = qkv.forward(x, {&mixed, 1, false}).to(torch::kFloat64);
+  CHECK(torch::allclose(ym[0], base[0], 1e-5, 1e-5));
+  CHECK(torch::allclose(ym[1], y[1], 1e-6, 1e-6));
+}
+
+TEST_CASE("Linear refuses parts that do not cover its outputs", "[model][linear]") {
+  CHECK_THROWS_AS(model::Linear(torch::zeros({10, 4}), {}, {{model::LoraTarget::kQ, 6}}), Error);
+  CHECK_THROWS_AS(model::Linear(torch::zeros({10}), {}), Error);
+}
