@@ -8,7 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "infer/generator.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
@@ -36,7 +36,8 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   o.sampling.validate();
   model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(o.dtype, "--dtype")};
   auto tokenizer = tokenizer::Tokenizer::load(o.model);
-  auto model = model::LlamaModel::load(o.model, load);
+  auto model_owner = model::causal_lm_load(o.model, load);
+  const model::CausalLM& model = *model_owner;
   std::optional<model::LoraAdapter> adapter;
   if (!o.adapter.empty()) adapter = model::LoraAdapter::load(o.adapter, model.config(), load.device);
 

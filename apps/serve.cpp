@@ -14,7 +14,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "infer/generator.h"
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "serve/http_server.h"
 #include "serve/scheduler.h"
 #include "serve/server_config.h"
@@ -90,7 +90,8 @@ void run_serve(const ServeOptions& o, const GlobalOptions& g) {
   auto keys = c.api_keys.empty() ? serve::ApiKeys() : serve::ApiKeys::load(c.api_keys);
   model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(c.dtype, "--dtype")};
   auto tokenizer = tokenizer::Tokenizer::load(c.model);
-  auto model = model::LlamaModel::load(c.model, load);
+  auto model_owner = model::causal_lm_load(c.model, load);
+  const model::CausalLM& model = *model_owner;
   const int model_ctx = static_cast<int>(model.config().max_position_embeddings);
   if (c.ctx > model_ctx) throw ConfigError(fmt::format("--ctx: {} exceeds the model's context of {}", c.ctx, model_ctx));
   if (c.ctx == 0) c.ctx = std::min(model_ctx, 4096);

@@ -9,7 +9,7 @@
 
 namespace hearth::infer {
 
-EvalResult evaluate_nll(const model::LlamaModel& model, const std::vector<int32_t>& ids, int64_t ctx, int64_t stride,
+EvalResult evaluate_nll(const model::CausalLM& model, const std::vector<int32_t>& ids, int64_t ctx, int64_t stride,
                         const std::function<void(int64_t, int64_t)>& on_window) {
   const int64_t n = static_cast<int64_t>(ids.size());
   const int64_t max_ctx = model.config().max_position_embeddings;

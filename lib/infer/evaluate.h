@@ -7,7 +7,7 @@
 #include <functional>
 #include <vector>
 
-#include "model/llama.h"
+#include "model/causal_lm.h"
 
 namespace hearth::infer {
 
@@ -20,7 +20,7 @@ struct EvalResult {
 
 // ids: at least 2 tokens. ctx: window length (<= model context); stride: 1..ctx. `on_window(done, total)`
 // reports progress. Throws ConfigError for bad ctx/stride or too few tokens.
-EvalResult evaluate_nll(const model::LlamaModel& model, const std::vector<int32_t>& ids, int64_t ctx, int64_t stride,
+EvalResult evaluate_nll(const model::CausalLM& model, const std::vector<int32_t>& ids, int64_t ctx, int64_t stride,
                         const std::function<void(int64_t, int64_t)>& on_window = {});
 
 }  // namespace hearth::infer

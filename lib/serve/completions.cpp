@@ -97,12 +97,12 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
   for (const auto& p : prompts)
     for (int j = 0; j < r.n; ++j) {
       SequenceSpec spec;
-      spec.prompt = p;
-      spec.max_tokens = r.max_tokens.value_or(s.config.max_tokens_limit);
-      spec.sampling = r.sampling;
-      spec.sampling.seed = seed + specs.size();
-      spec.stop = r.stop;
-      spec.stop_token_ids = s.stop_ids;
+      spec.request.prompt = p;
+      spec.request.max_tokens = r.max_tokens.value_or(s.config.max_tokens_limit);
+      spec.request.sampling = r.sampling;
+      spec.request.sampling.seed = seed + specs.size();
+      spec.request.stop = r.stop;
+      spec.request.stop_token_ids = s.stop_ids;
       spec.adapter = adapter;
       specs.push_back(std::move(spec));
     }

@@ -13,21 +13,25 @@ namespace hearth::serve {
 
 using Clock = std::chrono::steady_clock;
 
-struct Scheduler::Sequence {
-  Sequence(std::shared_ptr<Completion> c, size_t i, SequenceSpec sp, const tokenizer::Tokenizer& tok)
-      : completion(std::move(c)), choice(i), spec(std::move(sp)), sampler(spec.sampling), decoder(tok),
-        stops(spec.stop), context(spec.prompt) {}
+namespace {
+
+infer::GenerationRequest request_with(infer::GenerationRequest request, const model::LoraAdapter* adapter) {
+  request.adapter = adapter;
+  return request;
+}
+
+}  // namespace
+
+// A sequence of the engine plus what serving adds: whose choice it is, its cache row, its adapter's owner.
+struct Scheduler::Job {
+  Job(std::shared_ptr<Completion> c, size_t i, SequenceSpec spec, const tokenizer::Tokenizer& tok, int64_t ctx)
+      : completion(std::move(c)), choice(i), adapter(std::move(spec.adapter)),
+        seq(request_with(std::move(spec.request), adapter.get()), tok, ctx) {}
   std::shared_ptr<Completion> completion;
   size_t choice = 0;
-  SequenceSpec spec;
-  infer::Sampler sampler;
-  tokenizer::StreamDecoder decoder;
-  infer::StopMatcher stops;
-  std::vector<infer::TokenId> context;  // prompt + generated
+  std::shared_ptr<const model::LoraAdapter> adapter;
+  infer::Sequence seq;
   int row = -1;
-  size_t prefilled = 0;
-  int generated = 0, budget = 0;
-  infer::TokenId next = 0;  // the token the next decode step feeds
   Clock::time_point last_token;
 };
 
@@ -36,7 +40,7 @@ namespace {
 double seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
 
 // Bytes one cache slot (token) takes over all layers: k and v, [n_kv, head_dim] each.
-size_t slot_bytes(const model::LlamaModel& m) {
+size_t slot_bytes(const model::CausalLM& m) {
   const auto& c = m.config();
   return static_cast<size_t>(2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim) *
              torch::elementSize(m.dtype()) + 1;
@@ -44,12 +48,12 @@ size_t slot_bytes(const model::LlamaModel& m) {
 
 }  // namespace
 
-Scheduler::Scheduler(const model::LlamaModel& model, const tokenizer::Tokenizer& tokenizer,
+Scheduler::Scheduler(const model::CausalLM& model, const tokenizer::Tokenizer& tokenizer,
                      const SchedulerOptions& options, Metrics* metrics)
     : model_(model), tokenizer_(tokenizer), options_(options), metrics_(metrics) {
   const size_t per_slot = slot_bytes(model);
-  const size_t row_bytes = per_slot * (options_.ctx + options_.prefill_chunk);
-  const size_t side_bytes = per_slot * options_.ctx;
+  const size_t row_bytes = per_slot * options_.ctx;
+  const size_t side_bytes = row_bytes;  // the one-row side cache for prefills
   if (options_.kv_memory_bytes < side_bytes + row_bytes)
     throw ConfigError(fmt::format("--kv-memory-mb: {} MiB holds no cache row of --ctx {} (needs {} MiB); raise it or "
                                   "lower --ctx", options_.kv_memory_bytes >> 20, options_.ctx,
@@ -58,7 +62,7 @@ Scheduler::Scheduler(const model::LlamaModel& model, const tokenizer::Tokenizer&
   if (rows_ < options_.max_batch)
     log::warn("--max-batch {}: only {} rows of {} tokens fit --kv-memory-mb {}; serving {} sequences at once",
               options_.max_batch, rows_, options_.ctx, options_.kv_memory_bytes >> 20, rows_);
-  pool_ = std::make_unique<model::KvCache>(model_.cache_new(rows_, options_.ctx + options_.prefill_chunk));
+  pool_ = std::make_unique<model::KvCache>(model_.cache_new(rows_, options_.ctx));
   side_ = std::make_unique<model::KvCache>(model_.cache_new(1, options_.ctx));
   running_.resize(rows_);
   publish_gauges();
@@ -68,17 +72,13 @@ Scheduler::Scheduler(const model::LlamaModel& model, const tokenizer::Tokenizer&
 Scheduler::~Scheduler() { stop(); }
 
 bool Scheduler::submit(const std::shared_ptr<Completion>& completion, std::vector<SequenceSpec> specs) {
-  std::vector<std::unique_ptr<Sequence>> seqs;
-  for (size_t i = 0; i < specs.size(); ++i) {
-    auto s = std::make_unique<Sequence>(completion, i, std::move(specs[i]), tokenizer_);
-    int left = options_.ctx - static_cast<int>(s->spec.prompt.size());
-    s->budget = std::max(0, std::min(s->spec.max_tokens, left));
-    seqs.push_back(std::move(s));
-  }
+  std::vector<std::unique_ptr<Job>> jobs;
+  for (size_t i = 0; i < specs.size(); ++i)
+    jobs.push_back(std::make_unique<Job>(completion, i, std::move(specs[i]), tokenizer_, options_.ctx));
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || queue_.size() + seqs.size() > static_cast<size_t>(options_.max_queue)) return false;
-    for (auto& s : seqs) queue_.push_back(std::move(s));
+    if (stopping_ || queue_.size() + jobs.size() > static_cast<size_t>(options_.max_queue)) return false;
+    for (auto& j : jobs) queue_.push_back(std::move(j));
     gauges_.queue_depth = static_cast<int>(queue_.size());
   }
   cv_.notify_all();
@@ -145,13 +145,16 @@ void Scheduler::step() {
   int prefill_tokens = prefilling_ ? prefill_step() : 0;
   int decoding = 0;
   for (const auto& s : running_) decoding += s != nullptr;
-  if (decoding > 0) decode_step();
+  if (decoding > 0) decode();
   if (metrics_ && (decoding > 0 || prefill_tokens > 0)) metrics_->batch_step(decoding, prefill_tokens);
 }
 
 void Scheduler::drop_cancelled() {
-  for (auto& s : running_)
-    if (s && s->completion->cancelled()) finish(*s, "cancelled");
+  for (auto& job : running_)
+    if (job && job->completion->cancelled()) {
+      job->seq.finish("cancelled");
+      release(*job);
+    }
   if (prefilling_ && prefilling_->completion->cancelled()) {
     side_->reset_row(0);
     prefilling_.reset();
@@ -176,132 +179,70 @@ void Scheduler::admit() {
 
 // Prefills up to one chunk of the waiting sequence's prompt in the side cache. Returns the tokens done.
 int Scheduler::prefill_step() {
-  Sequence& s = *prefilling_;
-  const int64_t n = static_cast<int64_t>(s.spec.prompt.size());
-  const int64_t start = static_cast<int64_t>(s.prefilled);
-  const int64_t T = std::min<int64_t>(options_.prefill_chunk, n - start);
-  auto tokens = torch::empty({1, T}, torch::kInt64);
-  for (int64_t t = 0; t < T; ++t) tokens[0][t] = static_cast<int64_t>(s.spec.prompt[start + t]);
-  auto positions = torch::arange(start, start + T, torch::kInt64).unsqueeze(0);
-  auto valid = torch::ones({1, T}, torch::kBool);
-  model::ForwardOptions fo;
-  fo.last_only = true;
-  if (s.spec.adapter) fo.adapters = {s.spec.adapter.get()};
-  auto logits = model_.forward(tokens, positions, valid, side_.get(), fo).to(torch::kCPU).contiguous();
-  s.prefilled += static_cast<size_t>(T);
-  if (static_cast<int64_t>(s.prefilled) < n) return static_cast<int>(T);
+  Job& job = *prefilling_;
+  infer::Sequence& seq = job.seq;
+  const int64_t n = static_cast<int64_t>(seq.request().prompt.size());
+  const int64_t T = std::min<int64_t>(options_.prefill_chunk, n - static_cast<int64_t>(seq.prefilled()));
+  auto logits = infer::step_forward(model_, *side_, infer::prefill_inputs({&seq}, {T}));
+  seq.prefill_advance(static_cast<size_t>(T));
+  if (static_cast<int64_t>(seq.prefilled()) < n) return static_cast<int>(T);
 
-  const int row = s.row;
-  transplant(row);
+  const int row = job.row;
+  pool_->copy_row(row, *side_, 0);
   side_->reset_row(0);
   running_[row] = std::move(prefilling_);
-  Sequence& r = *running_[row];
-  if (r.budget == 0) {
-    finish(r, "length");
+  if (seq.budget() == 0) {
+    on_token(job, infer::TokenEvent{false, seq.finish("length")});
     return static_cast<int>(T);
   }
-  auto token = r.sampler.sample(logits.data_ptr<float>(), logits.size(-1), r.context, r.spec.prompt.size());
-  accept(r, token);
+  infer::sample_rows({&seq}, logits, [&](size_t, const infer::TokenEvent& e) { on_token(job, e); });
   return static_cast<int>(T);
 }
 
-// Copies the side cache's prompt keys/values into pool row `row`, one chunk at a time (see the header).
-void Scheduler::transplant(int row) {
-  const int64_t n = side_->lengths()[0];
-  const int64_t chunk = options_.prefill_chunk;
-  for (int64_t off = 0; off < n; off += chunk) {
-    const int64_t k = std::min(chunk, n - off);
-    auto mask = torch::zeros({rows_, k}, torch::kBool);
-    mask[row].fill_(true);
-    pool_->append(mask.to(model_.device()));
-    for (int64_t l = 0; l < model_.config().num_hidden_layers; ++l) {
-      auto [pk, pv] = pool_->read(l, off + k);  // views into the pool: [rows, n_kv, off + k, hd]
-      auto [sk, sv] = side_->read(l, off + k);
-      pk.select(0, row).narrow(1, off, k).copy_(sk.select(0, 0).narrow(1, off, k));
-      pv.select(0, row).narrow(1, off, k).copy_(sv.select(0, 0).narrow(1, off, k));
-    }
-  }
-}
-
-// One token for every running row: tokens [n, 1] -> logits [n, 1, V], where n is one past the last running
-// row (rows are handed out lowest-first, so n is usually the number running). The forward then touches only
-// pool rows [0, n): a lone request costs one row, not the whole pool, and takes the one-row gemv path.
-void Scheduler::decode_step() {
+// One token for every running row, over pool rows [0, n) where n is one past the last running row (rows
+// are handed out lowest-first, so n is usually the number running): a lone request costs one row, not the
+// whole pool, and takes the one-row gemv path.
+void Scheduler::decode() {
   int n = 0;
   for (int r = 0; r < rows_; ++r)
     if (running_[r]) n = r + 1;
-  auto tokens = torch::zeros({n, 1}, torch::kInt64);
-  auto positions = torch::zeros({n, 1}, torch::kInt64);
-  auto valid = torch::zeros({n, 1}, torch::kBool);
-  std::vector<const model::LoraAdapter*> adapters(n, nullptr);
-  bool any_adapter = false;
-  for (int r = 0; r < n; ++r) {
-    const auto& s = running_[r];
-    if (!s) continue;
-    tokens[r][0] = static_cast<int64_t>(s->next);
-    positions[r][0] = static_cast<int64_t>(s->context.size()) - 1;
-    valid[r][0] = true;
-    adapters[r] = s->spec.adapter.get();
-    any_adapter = any_adapter || adapters[r] != nullptr;
-  }
-  model::ForwardOptions fo;
-  if (any_adapter) fo.adapters = adapters;
-  // All n rows valid (no gaps): no mask needed, as in hearth generate.
-  const bool no_gaps = valid.all().item<bool>();
-  auto logits = model_.forward(tokens, positions, no_gaps ? torch::Tensor() : valid, pool_.get(), fo)
-                    .to(torch::kCPU)
-                    .contiguous();
-  const int64_t V = logits.size(-1);
-  float* data = logits.data_ptr<float>();
-  for (int r = 0; r < n; ++r) {
-    auto& s = running_[r];
-    if (!s) continue;
-    auto token = s->sampler.sample(data + r * V, V, s->context, s->spec.prompt.size());
-    accept(*s, token);
-  }
+  std::vector<infer::Sequence*> rows(n, nullptr);
+  for (int r = 0; r < n; ++r)
+    if (running_[r]) rows[r] = &running_[r]->seq;
+  infer::decode_step(model_, *pool_, rows, [&](size_t r, const infer::TokenEvent& e) { on_token(*running_[r], e); });
 }
 
-// Records a sampled token; finishes the sequence on a stop token, a stop string or its budget.
-void Scheduler::accept(Sequence& s, infer::TokenId token) {
-  const auto& stop_ids = s.spec.stop_token_ids;
-  if (std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end()) {
-    finish(s, "stop");
-    return;
+// Hands what a token produced to the client; a finished sequence reports its reason and frees its row.
+void Scheduler::on_token(Job& job, const infer::TokenEvent& event) {
+  const infer::Sequence& seq = job.seq;
+  if (event.kept) {
+    auto now = Clock::now();
+    if (metrics_) {
+      if (seq.generated().size() == 1) metrics_->time_to_first_token(seconds(now - job.completion->start()));
+      else metrics_->inter_token(seconds(now - job.last_token));
+    }
+    job.last_token = now;
   }
-  auto now = Clock::now();
-  if (metrics_) {
-    if (s.generated == 0) metrics_->time_to_first_token(seconds(now - s.completion->start()));
-    else metrics_->inter_token(seconds(now - s.last_token));
-  }
-  s.last_token = now;
-  s.context.push_back(token);
-  s.next = token;
-  ++s.generated;
-  std::string safe = s.stops.push(s.decoder.push(token));
-  s.completion->append(s.choice, safe, 1);
-  if (s.stops.stopped()) finish(s, "stop");
-  else if (s.generated >= s.budget) finish(s, "length");
+  job.completion->append(job.choice, event.text, event.kept ? 1 : 0);
+  if (!seq.finished()) return;
+  job.completion->finish(job.choice, seq.finish_reason());
+  if (metrics_) metrics_->tokens(seq.request().prompt.size(), seq.generated().size());
+  release(job);
 }
 
-// Ends a running sequence: flushes held-back text, reports the reason, frees the row.
-void Scheduler::finish(Sequence& s, const std::string& reason) {
-  if (reason != "cancelled") {
-    std::string tail = s.stops.stopped() ? std::string() : s.stops.push(s.decoder.flush()) + s.stops.flush();
-    s.completion->append(s.choice, tail, 0);
-    s.completion->finish(s.choice, reason);
-    if (metrics_) metrics_->tokens(s.spec.prompt.size(), s.generated);
-  }
-  const int row = s.row;
+// Frees a running job's row (destroys the job).
+void Scheduler::release(Job& job) {
+  const int row = job.row;
   pool_->reset_row(row);
-  running_[row].reset();  // destroys s
+  running_[row].reset();
 }
 
 void Scheduler::fail_running(const std::string& message) {
-  for (auto& s : running_)
-    if (s) {
-      s->completion->fail(message);
-      pool_->reset_row(s->row);
-      s.reset();
+  for (auto& job : running_)
+    if (job) {
+      job->completion->fail(message);
+      pool_->reset_row(job->row);
+      job.reset();
     }
   if (prefilling_) {
     prefilling_->completion->fail(message);

@@ -1,18 +1,19 @@
 // The continuous-batching engine of hearth serve: one thread that owns the model's KV cache and runs every
-// generation of every client.
+// generation of every client, with the decode engine of lib/infer (infer::Sequence, infer::decode_step).
 //
 // The cache is a fixed pool of rows (--max-batch, shrunk to fit --kv-memory-mb), one sequence per row,
-// each row --ctx tokens (+ one prefill chunk of slack, see below). Sequences wait in a bounded queue
-// (--max-queue; submit() refuses beyond it). Each scheduler step:
+// each row --ctx tokens. Sequences wait in a bounded queue (--max-queue; submit() refuses beyond it).
+// Each scheduler step:
 //   1. drops cancelled sequences (client gone) and frees their rows;
 //   2. gives a free row to the oldest waiting sequence and prefills at most --prefill-chunk of its prompt
 //      tokens in a one-row side cache (so a prefill costs what it costs alone, as in `hearth generate`);
-//      a finished prefill is copied into its pool row and samples its first token;
+//      a finished prefill is copied into its pool row (KvCache::copy_row) and samples its first token;
 //   3. decodes one token for every running row in one forward over the pool, each row with its own LoRA
-//      adapter (ForwardOptions::adapters), sampler, stop strings and budget.
+//      adapter, sampler, stop strings and budget (infer::decode_step).
 // So new requests join between decode steps, finished ones leave, and a long prompt delays the running
-// streams by at most one chunk per step. Greedy output equals infer::generate() for prompts up to one chunk.
-// Why the slack: KvCache::append() reserves T slots in every row of a step, written or not.
+// streams by at most one chunk per step. A sequence's budget is min(max_tokens, --ctx - prompt), the same
+// rule as infer::generate() with the model's context; greedy output equals generate()'s for prompts up to
+// one chunk.
 #pragma once
 
 #include <deque>
@@ -23,7 +24,8 @@
 #include <vector>
 
 #include "infer/sampler.h"
-#include "model/llama.h"
+#include "infer/sequence.h"
+#include "model/causal_lm.h"
 #include "model/lora.h"
 #include "serve/completion.h"
 #include "serve/metrics.h"
@@ -33,12 +35,8 @@ namespace hearth::serve {
 
 // One sequence to generate: a choice of a Completion.
 struct SequenceSpec {
-  std::vector<infer::TokenId> prompt;               // non-empty, shorter than the context
-  int max_tokens = 256;                             // clamped to the context left after the prompt
-  infer::SamplingParams sampling;
-  std::vector<std::string> stop;                    // stop strings
-  std::vector<infer::TokenId> stop_token_ids;
-  std::shared_ptr<const model::LoraAdapter> adapter;  // nullptr: the base model
+  infer::GenerationRequest request;  // prompt non-empty and shorter than --ctx; request.adapter is set by submit()
+  std::shared_ptr<const model::LoraAdapter> adapter;  // nullptr: the base model; kept alive while it runs
 };
 
 struct SchedulerOptions {
@@ -53,7 +51,7 @@ class Scheduler {
  public:
   // Sizes the pool (throws ConfigError when not even one row fits the memory budget, ResourceError when
   // the allocation fails) and starts the thread. The model and tokenizer must outlive the scheduler.
-  Scheduler(const model::LlamaModel& model, const tokenizer::Tokenizer& tokenizer, const SchedulerOptions& options,
+  Scheduler(const model::CausalLM& model, const tokenizer::Tokenizer& tokenizer, const SchedulerOptions& options,
             Metrics* metrics);
   ~Scheduler();  // stop()
 
@@ -71,20 +69,19 @@ class Scheduler {
   EngineGauges gauges() const;
 
  private:
-  struct Sequence;
+  struct Job;
   void run();
   void step();
   void admit();
   int prefill_step();
-  void decode_step();
-  void transplant(int row);
-  void accept(Sequence& s, infer::TokenId token);
-  void finish(Sequence& s, const std::string& reason);
+  void decode();
+  void on_token(Job& job, const infer::TokenEvent& event);
+  void release(Job& job);
   void drop_cancelled();
   void fail_running(const std::string& message);
   void publish_gauges();
 
-  const model::LlamaModel& model_;
+  const model::CausalLM& model_;
   const tokenizer::Tokenizer& tokenizer_;
   SchedulerOptions options_;
   Metrics* metrics_;
@@ -93,15 +90,15 @@ class Scheduler {
   // Shared with submitters (mu_).
   mutable std::mutex mu_;
   std::condition_variable cv_;
-  std::deque<std::unique_ptr<Sequence>> queue_;
+  std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
   std::string abort_message_;
   EngineGauges gauges_;
 
   // Owned by the scheduler thread.
   std::unique_ptr<model::KvCache> pool_, side_;
-  std::vector<std::unique_ptr<Sequence>> running_;  // [rows_], nullptr = free
-  std::unique_ptr<Sequence> prefilling_;            // in the side cache, its pool row reserved
+  std::vector<std::unique_ptr<Job>> running_;  // [rows_], nullptr = free
+  std::unique_ptr<Job> prefilling_;            // in the side cache, its pool row reserved
   std::thread thread_;
 };
 

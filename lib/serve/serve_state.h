@@ -7,7 +7,7 @@
 #include <string>
 #include <vector>
 
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "serve/adapters.h"
 #include "serve/api_keys.h"
 #include "serve/metrics.h"
@@ -19,7 +19,7 @@ namespace hearth::serve {
 
 struct ServeState {
   const ServerConfig& config;
-  const model::LlamaModel& model;
+  const model::CausalLM& model;
   const tokenizer::Tokenizer& tokenizer;
   std::string model_name;                   // the base model's name in the API
   std::string model_dir;

@@ -12,7 +12,8 @@ using namespace hearth;
 namespace {
 
 struct Fixture {
-  model::LlamaModel model = model::LlamaModel::load(test::stories_dir());
+  std::unique_ptr<model::CausalLM> model_owner = model::causal_lm_load(test::stories_dir());
+  const model::CausalLM& model = *model_owner;
   tokenizer::Tokenizer tokenizer = tokenizer::Tokenizer::load(test::stories_dir());
 };
 

@@ -1,13 +1,13 @@
 // End to end: `hearth serve` run as a user would, driven over HTTP on 127.0.0.1 with cpp-httplib's client and
 // curl. Greedy outputs are checked against `hearth --json generate` (a separate code path, infer::generate)
-// and, for adapters, against a plain no-cache greedy loop over LlamaModel::forward written here.
+// and, for adapters, against a plain no-cache greedy loop over CausalLM::forward written here.
 #include <catch2/catch.hpp>
 
 #include <atomic>
 #include <future>
 #include <mutex>
 
-#include "model/llama.h"
+#include "model/causal_lm.h"
 #include "model/lora.h"
 #include "serve_process.h"
 #include "tokenizer/tokenizer.h"
@@ -50,7 +50,8 @@ fs::path adapter_make(const std::string& name, uint64_t seed) {
 std::string greedy_with_adapter(const fs::path& adapter_dir, const std::string& prompt, int max_tokens) {
   c10::InferenceMode guard;
   auto tok = tokenizer::Tokenizer::load(test::stories_dir());
-  auto m = model::LlamaModel::load(test::stories_dir());
+  auto m_owner = model::causal_lm_load(test::stories_dir());
+  const model::CausalLM& m = *m_owner;
   auto adapter = model::LoraAdapter::load(adapter_dir, m.config());
   auto ids = tok.encode(prompt);
   std::vector<int32_t> out;

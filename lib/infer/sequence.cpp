@@ -1,0 +1,167 @@
+#include "infer/sequence.h"
+
+#include <algorithm>
+
+namespace hearth::infer {
+
+std::string StopMatcher::push(const std::string& text) {
+  if (stopped_) return {};
+  pending_ += text;
+  size_t cut = std::string::npos;
+  for (const auto& s : stops_) {
+    if (s.empty()) continue;
+    size_t at = pending_.find(s);
+    if (at != std::string::npos) cut = std::min(cut, at);
+  }
+  if (cut != std::string::npos) {
+    stopped_ = true;
+    std::string out = pending_.substr(0, cut);
+    pending_.clear();
+    return out;
+  }
+  // Hold back the longest suffix of pending_ that is a proper prefix of some stop string.
+  size_t hold = 0;
+  for (const auto& s : stops_)
+    for (size_t len = std::min(s.size() - 1, pending_.size()); len > hold; --len)
+      if (pending_.compare(pending_.size() - len, len, s, 0, len) == 0) {
+        hold = len;
+        break;
+      }
+  std::string out = pending_.substr(0, pending_.size() - hold);
+  pending_.erase(0, pending_.size() - hold);
+  return out;
+}
+
+std::string StopMatcher::flush() {
+  std::string out;
+  out.swap(pending_);
+  return stopped_ ? std::string() : out;
+}
+
+Sequence::Sequence(GenerationRequest request, const tokenizer::Tokenizer& tokenizer, int64_t ctx)
+    : request_(std::move(request)), sampler_(request_.sampling), decoder_(tokenizer), stops_(request_.stop),
+      context_(request_.prompt) {
+  const int64_t left = ctx - static_cast<int64_t>(request_.prompt.size());
+  budget_ = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(request_.max_tokens, left)));
+}
+
+TokenId Sequence::sample(float* logits, size_t n) {
+  return sampler_.sample(logits, n, context_, request_.prompt.size());
+}
+
+TokenEvent Sequence::accept(TokenId token) {
+  TokenEvent event;
+  if (finished_) return event;
+  const auto& stop_ids = request_.stop_token_ids;
+  if (std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end()) {
+    event.text = finish("stop");
+    return event;
+  }
+  event.kept = true;
+  context_.push_back(token);
+  generated_.push_back(token);
+  event.text = stops_.push(decoder_.push(token));
+  if (stops_.stopped())
+    event.text += finish("stop");
+  else if (static_cast<int>(generated_.size()) >= budget_)
+    event.text += finish("length");
+  return event;
+}
+
+std::string Sequence::finish(const std::string& reason) {
+  if (finished_) return {};
+  finished_ = true;
+  finish_reason_ = reason;
+  return stops_.stopped() ? std::string() : stops_.push(decoder_.flush()) + stops_.flush();
+}
+
+StepInputs prefill_inputs(const std::vector<const Sequence*>& rows, const std::vector<int64_t>& count) {
+  const int64_t B = static_cast<int64_t>(rows.size());
+  const int64_t T = std::max<int64_t>(1, *std::max_element(count.begin(), count.end()));
+  StepInputs in;
+  in.tokens = torch::zeros({B, T}, torch::kInt64);
+  in.positions = torch::zeros({B, T}, torch::kInt64);
+  in.valid = torch::zeros({B, T}, torch::kBool);
+  auto tok = in.tokens.accessor<int64_t, 2>();
+  auto pos = in.positions.accessor<int64_t, 2>();
+  auto val = in.valid.accessor<bool, 2>();
+  bool any_adapter = false;
+  for (int64_t b = 0; b < B; ++b) {
+    const Sequence* s = rows[b];
+    // Padding continues the row's positions (as the prompt's would), so RoPE tables stay in range.
+    const int64_t start = s ? static_cast<int64_t>(s->prefilled()) : 0;
+    for (int64_t t = 0; t < T; ++t) pos[b][t] = start + t;
+    if (!s) continue;
+    for (int64_t t = 0; t < count[b]; ++t) {
+      tok[b][t] = static_cast<int64_t>(s->request().prompt[start + t]);
+      val[b][t] = true;
+    }
+    any_adapter = any_adapter || s->request().adapter;
+  }
+  if (any_adapter)
+    for (const auto* s : rows) in.adapters.push_back(s ? s->request().adapter : nullptr);
+  return in;
+}
+
+StepInputs decode_inputs(const std::vector<const Sequence*>& rows) {
+  const int64_t B = static_cast<int64_t>(rows.size());
+  StepInputs in;
+  in.tokens = torch::zeros({B, 1}, torch::kInt64);
+  in.positions = torch::zeros({B, 1}, torch::kInt64);
+  auto valid = torch::zeros({B, 1}, torch::kBool);
+  auto tok = in.tokens.accessor<int64_t, 2>();
+  auto pos = in.positions.accessor<int64_t, 2>();
+  auto val = valid.accessor<bool, 2>();
+  bool all_live = true, any_adapter = false;
+  for (int64_t b = 0; b < B; ++b) {
+    const Sequence* s = rows[b];
+    if (!s || s->finished()) {
+      all_live = false;
+      continue;
+    }
+    tok[b][0] = static_cast<int64_t>(s->context().back());
+    pos[b][0] = static_cast<int64_t>(s->context().size()) - 1;
+    val[b][0] = true;
+    any_adapter = any_adapter || s->request().adapter;
+  }
+  // With every row live, no mask is needed (the common single-sequence case).
+  if (!all_live) in.valid = valid;
+  if (any_adapter)
+    for (const auto* s : rows) in.adapters.push_back(s && !s->finished() ? s->request().adapter : nullptr);
+  return in;
+}
+
+torch::Tensor step_forward(const model::CausalLM& model, model::KvCache& cache, const StepInputs& in) {
+  model::ForwardOptions o;
+  o.last_only = true;
+  o.adapters = in.adapters;
+  auto logits = model.forward(in.tokens, in.positions, in.valid, &cache, o);  // [B, 1, V]
+  return logits.select(1, 0).to(torch::kCPU).contiguous();
+}
+
+void sample_rows(const std::vector<Sequence*>& rows, torch::Tensor& logits, const TokenCallback& on_token) {
+  float* data = logits.data_ptr<float>();
+  const int64_t V = logits.size(-1);
+  for (size_t b = 0; b < rows.size(); ++b) {
+    Sequence* s = rows[b];
+    if (!s || s->finished()) continue;
+    TokenId token = s->sample(data + static_cast<int64_t>(b) * V, static_cast<size_t>(V));
+    TokenEvent event = s->accept(token);
+    if (on_token) on_token(b, event);
+  }
+}
+
+void decode_step(const model::CausalLM& model, model::KvCache& cache, const std::vector<Sequence*>& rows,
+                 const TokenCallback& on_token) {
+  auto logits = step_forward(model, cache, decode_inputs({rows.begin(), rows.end()}));
+  sample_rows(rows, logits, on_token);
+}
+
+std::vector<TokenId> stop_ids_default(const model::CausalLM& model, const tokenizer::Tokenizer& tokenizer) {
+  std::vector<TokenId> ids;
+  for (int64_t id : model.config().eos_token_id) ids.push_back(static_cast<TokenId>(id));
+  if (auto eos = tokenizer.eos_id(); eos && std::find(ids.begin(), ids.end(), *eos) == ids.end()) ids.push_back(*eos);
+  return ids;
+}
+
+}  // namespace hearth::infer
