@@ -5,9 +5,9 @@
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "chat/chat_template.h"
 #include "core/error.h"
 #include "io/json_file.h"
-#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hearth::app {
@@ -40,8 +40,8 @@ void run_chat_template(const ChatTemplateOptions& o, const GlobalOptions& g) {
                                   "object with \"messages\"), got {}",
                                   o.messages, messages.type_name()));
   nlohmann::ordered_json tools = o.tools.empty() ? nlohmann::ordered_json() : ordered_read(o.tools, "--tools");
-  std::string prompt = tokenizer::chat_template_apply(tok.config(), messages, o.add_generation_prompt, tools,
-                                                      (std::filesystem::path(o.model) / "tokenizer_config.json").string());
+  std::string prompt = chat::chat_template_apply(tok.config(), messages, o.add_generation_prompt, tools,
+                                                 (std::filesystem::path(o.model) / "tokenizer_config.json").string());
   std::vector<tokenizer::TokenId> ids;
   if (o.tokenize) {
     tokenizer::EncodeOptions enc;

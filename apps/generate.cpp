@@ -5,11 +5,11 @@
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "chat/chat_template.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "infer/generator.h"
 #include "model/llama.h"
-#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hearth::app {
@@ -48,8 +48,8 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
     nlohmann::json messages = nlohmann::json::array();
     if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
     messages.push_back({{"role", "user"}, {"content", prompt}});
-    prompt = tokenizer::chat_template_apply(tokenizer.config(), messages, /*add_generation_prompt=*/true, nullptr,
-                                            (std::filesystem::path(o.model) / "tokenizer_config.json").string());
+    prompt = chat::chat_template_apply(tokenizer.config(), messages, /*add_generation_prompt=*/true, nullptr,
+                                       (std::filesystem::path(o.model) / "tokenizer_config.json").string());
     enc.add_special_tokens = false;
     enc.parse_special = true;
   }

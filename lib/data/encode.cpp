@@ -4,9 +4,9 @@
 
 #include <fmt/format.h>
 
+#include "chat/chat_template.h"
 #include "core/error.h"
 #include "data/text_util.h"
-#include "tokenizer/chat_template.h"
 
 namespace hearth::data {
 using nlohmann::json;
@@ -132,8 +132,8 @@ TokenizedDoc RecordEncoder::encode_chat(const Record& r) const {
   if (!any_assistant && train_on_ == TrainOn::kAssistant)
     throw FormatError("no assistant message, so nothing to train on; expected at least one (or --train-on all)");
   const json& config = tok_.config();
-  std::string full = tokenizer::chat_template_apply(config, messages_json(r.messages, r.messages.size()), false,
-                                                    nullptr, origin_);
+  std::string full = chat::chat_template_apply(config, messages_json(r.messages, r.messages.size()), false,
+                                               nullptr, origin_);
   TokenizedDoc d;
   d.kind = RecordKind::kChat;
   d.tokens = tok_.encode(full, kTemplate);
@@ -144,8 +144,8 @@ TokenizedDoc RecordEncoder::encode_chat(const Record& r) const {
   for (size_t i = 0; i < r.messages.size(); ++i) {
     if (r.messages[i].role != "assistant") continue;
     std::string content(trim(r.messages[i].content));
-    std::string a = tokenizer::chat_template_apply(config, messages_json(r.messages, i), true, nullptr, origin_);
-    std::string b = tokenizer::chat_template_apply(config, messages_json(r.messages, i + 1), false, nullptr, origin_);
+    std::string a = chat::chat_template_apply(config, messages_json(r.messages, i), true, nullptr, origin_);
+    std::string b = chat::chat_template_apply(config, messages_json(r.messages, i + 1), false, nullptr, origin_);
     bool prefix_ok = starts_with(full, a) && a.size() >= cursor;
     size_t from = prefix_ok ? a.size() : cursor;
     size_t at = full.find(content, from);

@@ -6,12 +6,12 @@
 
 #include <fmt/format.h>
 
+#include "chat/chat_template.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "serve/http_util.h"
 #include "serve/response.h"
 #include "serve/sse.h"
-#include "tokenizer/chat_template.h"
 
 namespace hearth::serve {
 namespace {
@@ -50,7 +50,7 @@ std::vector<infer::TokenId> chat_prompt(ServeState& s, const CompletionRequest& 
   std::string text;
   try {
     auto origin = (std::filesystem::path(s.model_dir) / "tokenizer_config.json").string();
-    text = tokenizer::chat_template_apply(s.tokenizer.config(), r.messages, /*add_generation_prompt=*/true, r.tools, origin);
+    text = chat::chat_template_apply(s.tokenizer.config(), r.messages, /*add_generation_prompt=*/true, r.tools, origin);
   } catch (const FormatError& e) {
     throw ApiError(400, fmt::format("The chat template could not render these messages: {}", e.what()),
                    "invalid_request_error", "messages");

@@ -18,7 +18,7 @@
 
 #include "core/error.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 // A runtime error raised by an operator or builtin before the interpreter knows where it happened; the
 // interpreter rethrows it as a FormatError prefixed with "<origin>:<line>:<col>: ".
@@ -148,4 +148,4 @@ std::u32string utf8_decode(const std::string& s);
 std::string utf8_encode(const std::u32string& s);
 bool is_unicode_space(char32_t c);
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat
