@@ -5,7 +5,7 @@
 // `tojson` that keeps non-ASCII and does not escape HTML, and `strftime_now`); hearth implements the subset
 // of jinja2 that real chat templates use (see jinja_parser.h, jinja_eval.h, jinja_builtins.h and the "Chat
 // templates" section of docs/tokenizers.md). This file is not a tokenizer: the rendered string still has to
-// be encoded (special tokens such as <|im_start|> are plain text here).
+// be encoded (special tokens such as <|im_start|> are plain text here); prompt.h does both.
 #pragma once
 
 #include <ctime>
