@@ -5,9 +5,9 @@
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "chat/prompt.h"
 #include "core/error.h"
 #include "io/json_file.h"
-#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hearth::app {
@@ -39,23 +39,23 @@ void run_chat_template(const ChatTemplateOptions& o, const GlobalOptions& g) {
     throw FormatError(fmt::format("--messages: {}: expected a JSON array of {{\"role\", \"content\"}} objects (or an "
                                   "object with \"messages\"), got {}",
                                   o.messages, messages.type_name()));
-  nlohmann::ordered_json tools = o.tools.empty() ? nlohmann::ordered_json() : ordered_read(o.tools, "--tools");
-  std::string prompt = tokenizer::chat_template_apply(tok.config(), messages, o.add_generation_prompt, tools,
-                                                      (std::filesystem::path(o.model) / "tokenizer_config.json").string());
-  std::vector<tokenizer::TokenId> ids;
-  if (o.tokenize) {
-    tokenizer::EncodeOptions enc;
-    enc.add_special_tokens = false;  // the template writes BOS itself where the model wants it
-    ids = tok.encode(prompt, enc);
-  }
+  chat::ChatPromptOptions options;
+  options.add_generation_prompt = o.add_generation_prompt;
+  if (!o.tools.empty()) options.tools = ordered_read(o.tools, "--tools");
+  options.origin = (std::filesystem::path(o.model) / "tokenizer_config.json").string();
+  chat::ChatPrompt chat_prompt = chat::chat_prompt_encode(tok, messages, options);
+  const std::string& prompt = chat_prompt.text;
   if (g.json) {
     nlohmann::json j = {{"prompt", prompt}};
-    if (o.tokenize) j["token_ids"] = ids;
+    if (o.tokenize) j["token_ids"] = chat_prompt.ids;
     json_print(j);
     return;
   }
   std::cout << prompt;
-  if (o.tokenize) std::cout << (prompt.empty() || prompt.back() == '\n' ? "" : "\n") << fmt::format("{}", fmt::join(ids, " "));
+  if (o.tokenize) {
+    std::cout << (prompt.empty() || prompt.back() == '\n' ? "" : "\n");
+    std::cout << fmt::format("{}", fmt::join(chat_prompt.ids, " "));
+  }
   std::cout << std::endl;
 }
 

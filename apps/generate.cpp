@@ -5,11 +5,11 @@
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "chat/prompt.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "infer/generator.h"
 #include "model/causal_lm.h"
-#include "tokenizer/chat_template.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hearth::app {
@@ -42,19 +42,19 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   if (!o.adapter.empty()) adapter = model::LoraAdapter::load(o.adapter, model.config(), load.device);
 
   infer::GenerationRequest request;
-  tokenizer::EncodeOptions enc;
-  enc.parse_special = !o.no_special;
   if (o.chat) {
-    // The template writes the special tokens (BOS included) itself.
     nlohmann::json messages = nlohmann::json::array();
     if (!o.system.empty()) messages.push_back({{"role", "system"}, {"content", o.system}});
     messages.push_back({{"role", "user"}, {"content", prompt}});
-    prompt = tokenizer::chat_template_apply(tokenizer.config(), messages, /*add_generation_prompt=*/true, nullptr,
-                                            (std::filesystem::path(o.model) / "tokenizer_config.json").string());
-    enc.add_special_tokens = false;
-    enc.parse_special = true;
+    chat::ChatPromptOptions chat_options;
+    chat_options.add_generation_prompt = true;
+    chat_options.origin = (std::filesystem::path(o.model) / "tokenizer_config.json").string();
+    request.prompt = chat::chat_prompt_encode(tokenizer, messages, chat_options).ids;
+  } else {
+    tokenizer::EncodeOptions enc;
+    enc.parse_special = !o.no_special;
+    request.prompt = tokenizer.encode(prompt, enc);
   }
-  request.prompt = tokenizer.encode(prompt, enc);
   if (request.prompt.empty()) {
     auto bos = tokenizer.bos_id();
     if (!bos) throw ConfigError("--prompt: empty, and the tokenizer has no BOS token to start from");

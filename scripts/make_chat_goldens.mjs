@@ -1,9 +1,9 @@
 #!/usr/bin/env node
-// Writes tests/golden/tokenizer/chat_templates.json: chat templates rendered by an independent Jinja
-// implementation, for tests/tokenizer/test_chat_template.cpp to compare hearth's renderer against.
+// Writes tests/golden/chat/chat_templates.json: chat templates rendered by an independent Jinja
+// implementation, for tests/chat/test_chat_template.cpp to compare hearth's renderer against.
 //
 //   scripts/fetch_test_assets.sh build/test-assets
-//   node scripts/make_chat_goldens.mjs build/test-assets [tests/golden/tokenizer/chat_templates.json]
+//   node scripts/make_chat_goldens.mjs build/test-assets [tests/golden/chat/chat_templates.json]
 //
 // Reference: @huggingface/jinja 0.5.11 (the Jinja of transformers.js), from ASSETS/node_modules. Templates: the
 // real chat_template of ASSETS/llama3 and ASSETS/qwen3 tokenizer_config.json (read at run time, not copied)
@@ -22,7 +22,7 @@ import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const assets = resolve(process.argv[2] ?? join(root, "build", "test-assets"));
-const outPath = resolve(process.argv[3] ?? join(root, "tests", "golden", "tokenizer", "chat_templates.json"));
+const outPath = resolve(process.argv[3] ?? join(root, "tests", "golden", "chat", "chat_templates.json"));
 const jinjaPath = join(assets, "node_modules", "@huggingface", "jinja", "dist", "index.js");
 const { Template, Environment } = await import(pathToFileURL(jinjaPath).href);
 const jinjaVersion = JSON.parse(readFileSync(join(assets, "node_modules", "@huggingface", "jinja", "package.json"), "utf8")).version;

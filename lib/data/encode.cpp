@@ -1,12 +1,14 @@
 #include "data/encode.h"
 
 #include <algorithm>
+#include <utility>
 
 #include <fmt/format.h>
 
+#include "chat/chat_template.h"
+#include "chat/prompt.h"
 #include "core/error.h"
 #include "data/text_util.h"
-#include "tokenizer/chat_template.h"
 
 namespace hearth::data {
 using nlohmann::json;
@@ -15,7 +17,6 @@ using tokenizer::EncodeOptions;
 namespace {
 
 const EncodeOptions kPlain{/*add_special_tokens=*/false, /*parse_special=*/false};
-const EncodeOptions kTemplate{/*add_special_tokens=*/false, /*parse_special=*/true};
 
 json messages_json(const std::vector<Message>& messages, size_t n) {
   json arr = json::array();
@@ -132,11 +133,13 @@ TokenizedDoc RecordEncoder::encode_chat(const Record& r) const {
   if (!any_assistant && train_on_ == TrainOn::kAssistant)
     throw FormatError("no assistant message, so nothing to train on; expected at least one (or --train-on all)");
   const json& config = tok_.config();
-  std::string full = tokenizer::chat_template_apply(config, messages_json(r.messages, r.messages.size()), false,
-                                                    nullptr, origin_);
+  chat::ChatPromptOptions options;
+  options.origin = origin_;
+  chat::ChatPrompt prompt = chat::chat_prompt_encode(tok_, messages_json(r.messages, r.messages.size()), options);
+  const std::string& full = prompt.text;
   TokenizedDoc d;
   d.kind = RecordKind::kChat;
-  d.tokens = tok_.encode(full, kTemplate);
+  d.tokens = std::move(prompt.ids);
   d.mask.assign(d.tokens.size(), train_on_ == TrainOn::kAll ? 1 : 0);
   if (train_on_ == TrainOn::kAll) return d;
   std::vector<size_t> ends = token_ends(d.tokens, full);
@@ -144,8 +147,8 @@ TokenizedDoc RecordEncoder::encode_chat(const Record& r) const {
   for (size_t i = 0; i < r.messages.size(); ++i) {
     if (r.messages[i].role != "assistant") continue;
     std::string content(trim(r.messages[i].content));
-    std::string a = tokenizer::chat_template_apply(config, messages_json(r.messages, i), true, nullptr, origin_);
-    std::string b = tokenizer::chat_template_apply(config, messages_json(r.messages, i + 1), false, nullptr, origin_);
+    std::string a = chat::chat_template_apply(config, messages_json(r.messages, i), true, nullptr, origin_);
+    std::string b = chat::chat_template_apply(config, messages_json(r.messages, i + 1), false, nullptr, origin_);
     bool prefix_ok = starts_with(full, a) && a.size() >= cursor;
     size_t from = prefix_ok ? a.size() : cursor;
     size_t at = full.find(content, from);

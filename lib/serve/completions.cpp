@@ -6,12 +6,12 @@
 
 #include <fmt/format.h>
 
+#include "chat/prompt.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "serve/http_util.h"
 #include "serve/response.h"
 #include "serve/sse.h"
-#include "tokenizer/chat_template.h"
 
 namespace hearth::serve {
 namespace {
@@ -47,18 +47,16 @@ std::shared_ptr<const model::LoraAdapter> model_resolve(ServeState& s, const std
 }
 
 std::vector<infer::TokenId> chat_prompt(ServeState& s, const CompletionRequest& r) {
-  std::string text;
+  chat::ChatPromptOptions options;
+  options.add_generation_prompt = true;
+  options.tools = r.tools;
+  options.origin = (std::filesystem::path(s.model_dir) / "tokenizer_config.json").string();
   try {
-    auto origin = (std::filesystem::path(s.model_dir) / "tokenizer_config.json").string();
-    text = tokenizer::chat_template_apply(s.tokenizer.config(), r.messages, /*add_generation_prompt=*/true, r.tools, origin);
+    return chat::chat_prompt_encode(s.tokenizer, r.messages, options).ids;
   } catch (const FormatError& e) {
     throw ApiError(400, fmt::format("The chat template could not render these messages: {}", e.what()),
                    "invalid_request_error", "messages");
   }
-  tokenizer::EncodeOptions enc;
-  enc.add_special_tokens = false;  // the template writes them
-  enc.parse_special = true;
-  return s.tokenizer.encode(text, enc);
 }
 
 // Every prompt of the request as token ids, checked against the vocabulary and the context.

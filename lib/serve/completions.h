@@ -1,10 +1,9 @@
 // POST /v1/chat/completions and POST /v1/completions: request -> prompt tokens -> scheduler -> JSON or SSE.
 //
-// Chat messages are rendered with the model's chat template (tokenizer/chat_template.h) and encoded without
-// adding special tokens (the template writes them), as `hearth generate --chat`; completion prompts are
-// encoded as `hearth generate --prompt` does. A prompt of --ctx tokens or more is a 400
-// (context_length_exceeded); max_tokens is clamped to the context left. The handler watches its client: when
-// it goes away, the completion is cancelled and the scheduler frees its rows.
+// Chat messages become prompt ids through chat_prompt_encode (chat/prompt.h), as in `hearth generate --chat`;
+// completion prompts are encoded as `hearth generate --prompt` does. A prompt of --ctx tokens or more is a
+// 400 (context_length_exceeded); max_tokens is clamped to the context left. The handler watches its client:
+// when it goes away, the completion is cancelled and the scheduler frees its rows.
 #pragma once
 
 #include <httplib.h>

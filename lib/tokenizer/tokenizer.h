@@ -4,7 +4,7 @@
 // beside it. Supports BPE models of both families: byte-level BPE (GPT-2, Llama 3, Qwen2/3, SmolLM) and
 // SentencePiece-style BPE (Llama 2, Mistral, stories260K). Any component it does not support is a
 // FormatError naming the component, never a silent approximation. See docs/tokenizers.md.
-// Not here: chat templates (chat_template.h), tensors (no libtorch in this library).
+// Not here: chat templates (lib/chat), tensors (no libtorch in this library).
 #pragma once
 
 #include <cstdint>

@@ -102,18 +102,6 @@ std::string utf8_sanitize(std::string_view s) {
   return out;
 }
 
-size_t utf8_complete_prefix(std::string_view s) {
-  // Look back at most 3 bytes for a lead byte whose sequence is not yet complete.
-  const size_t n = s.size();
-  for (size_t back = 1; back <= 3 && back <= n; ++back) {
-    const auto b = static_cast<unsigned char>(s[n - back]);
-    if ((b & 0xC0) == 0x80) continue;  // continuation byte: keep looking for the lead
-    const size_t len = utf8_char_len(b);
-    return len > back ? n - back : n;
-  }
-  return n;
-}
-
 // ---- GPT-2 byte-level map ----
 
 namespace {
@@ -138,8 +126,6 @@ const ByteMap& byte_map() {
 }
 
 }  // namespace
-
-const std::string& byte_to_unicode(uint8_t b) { return byte_map().to_unicode[b]; }
 
 std::optional<uint8_t> unicode_to_byte(uint32_t cp) {
   const auto& m = byte_map().to_byte;

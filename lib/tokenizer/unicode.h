@@ -23,15 +23,10 @@ void utf8_append(std::string& out, uint32_t cp);
 bool utf8_is_valid(std::string_view s);
 // s with every maximal invalid subsequence replaced by U+FFFD (from_utf8_lossy).
 std::string utf8_sanitize(std::string_view s);
-// Length of the longest prefix of s that does not end inside a (possibly still completable) UTF-8
-// sequence: the bytes after it are a truncated-but-valid-so-far sequence start.
-size_t utf8_complete_prefix(std::string_view s);
 // Number of bytes of the UTF-8 sequence that starts with byte b (1 for invalid lead bytes).
 size_t utf8_char_len(unsigned char b);
 
-// GPT-2 byte-level map: the UTF-8 of the code point byte b stands for.
-const std::string& byte_to_unicode(uint8_t b);
-// The byte that code point cp stands for, or nullopt when cp is not in the map.
+// GPT-2 byte-level map: the byte that code point cp stands for, or nullopt when cp is not in the map.
 std::optional<uint8_t> unicode_to_byte(uint32_t cp);
 // Every byte of `bytes` replaced by its byte-level character.
 std::string byte_level_encode(std::string_view bytes);

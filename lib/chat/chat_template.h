@@ -5,7 +5,7 @@
 // `tojson` that keeps non-ASCII and does not escape HTML, and `strftime_now`); hearth implements the subset
 // of jinja2 that real chat templates use (see jinja_parser.h, jinja_eval.h, jinja_builtins.h and the "Chat
 // templates" section of docs/tokenizers.md). This file is not a tokenizer: the rendered string still has to
-// be encoded (special tokens such as <|im_start|> are plain text here).
+// be encoded (special tokens such as <|im_start|> are plain text here); prompt.h does both.
 #pragma once
 
 #include <ctime>
@@ -15,7 +15,7 @@
 
 #include <nlohmann/json.hpp>
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 struct JinjaRenderOptions;
 
@@ -37,7 +37,7 @@ class ChatTemplate {
   // Renders with the given variables (an object: messages, tools, add_generation_prompt, bos_token, ...).
   // The ordered_json overload keeps object key order, which `tojson` output depends on (transformers keeps
   // the order of the request); nlohmann::json sorts keys. Throws hearth::FormatError
-  // "<origin>:<line>:<col>: <what>" for runtime errors and tokenizer::JinjaRaisedError (a FormatError) when the
+  // "<origin>:<line>:<col>: <what>" for runtime errors and chat::JinjaRaisedError (a FormatError) when the
   // template calls raise_exception.
   std::string render(const nlohmann::json& variables) const;
   std::string render(const nlohmann::ordered_json& variables) const;
@@ -73,4 +73,4 @@ std::string chat_template_apply(const nlohmann::json& tokenizer_config, const nl
                                 bool add_generation_prompt, const nlohmann::ordered_json& tools = nullptr,
                                 const std::string& origin = "tokenizer_config.json");
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

@@ -18,7 +18,7 @@
 
 #include "core/error.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 // A runtime error raised by an operator or builtin before the interpreter knows where it happened; the
 // interpreter rethrows it as a FormatError prefixed with "<origin>:<line>:<col>: ".
@@ -89,7 +89,6 @@ class Value {
   bool is_number() const { return kind_ == Kind::kInt || kind_ == Kind::kFloat || kind_ == Kind::kBool; }
   bool is_string() const { return kind_ == Kind::kString; }
   bool is_list() const { return kind_ == Kind::kList; }
-  bool is_tuple() const { return kind_ == Kind::kList && tuple_; }
   bool is_dict() const { return kind_ == Kind::kDict; }
   bool is_namespace() const { return kind_ == Kind::kNamespace; }
   bool is_callable() const { return kind_ == Kind::kCallable; }
@@ -148,4 +147,4 @@ std::u32string utf8_decode(const std::string& s);
 std::string utf8_encode(const std::u32string& s);
 bool is_unicode_space(char32_t c);
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

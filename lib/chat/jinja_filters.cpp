@@ -6,9 +6,9 @@
 #include <functional>
 #include <unordered_map>
 
-#include "tokenizer/jinja_builtins.h"
+#include "chat/jinja_builtins.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 namespace {
 
 using FilterFn = std::function<Value(const Value&, const CallArgs&)>;
@@ -385,4 +385,4 @@ Value jinja_filter(const std::string& name, const Value& operand, const CallArgs
   return it->second(operand, args);
 }
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

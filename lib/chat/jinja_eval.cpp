@@ -1,14 +1,14 @@
 // Interpreter of hearth's Jinja chat-template engine: a tree walker over jinja_parser's nodes. See
 // jinja_eval.h for scoping and Undefined semantics; operators follow Python (jinja2 compiles to Python).
-#include "tokenizer/jinja_eval.h"
+#include "chat/jinja_eval.h"
 
 #include <chrono>
 #include <cmath>
 #include <unordered_map>
 
-#include "tokenizer/jinja_builtins.h"
+#include "chat/jinja_builtins.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 namespace {
 
 using EK = JinjaExpr::Kind;
@@ -548,4 +548,4 @@ std::string jinja_render(const JinjaSource& source, const JinjaBody& body, const
   return Interpreter(source, options, variables).run(body);
 }
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

@@ -1,5 +1,5 @@
 // Value semantics of hearth's Jinja interpreter: Python str/repr/==/< and json.dumps. See jinja_value.h.
-#include "tokenizer/jinja_value.h"
+#include "chat/jinja_value.h"
 
 #include <algorithm>
 #include <cassert>
@@ -7,9 +7,7 @@
 #include <cstdio>
 #include <cstdlib>
 
-#include "tokenizer/unicode.h"
-
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 // ---------------------------------------------------------------------------------------------------------
 // Dict
@@ -449,8 +447,20 @@ std::string utf8_encode(const std::u32string& s) {
   for (char32_t c : s) {
     if (c >= 0xdc80 && c <= 0xdcff) {
       out += static_cast<char>(c - 0xdc00);  // a byte of invalid UTF-8 kept through decoding (surrogateescape)
+    } else if (c < 0x80) {
+      out += static_cast<char>(c);
+    } else if (c < 0x800) {
+      out += static_cast<char>(0xc0 | (c >> 6));
+      out += static_cast<char>(0x80 | (c & 0x3f));
+    } else if (c < 0x10000) {
+      out += static_cast<char>(0xe0 | (c >> 12));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+      out += static_cast<char>(0x80 | (c & 0x3f));
     } else {
-      utf8_append(out, static_cast<uint32_t>(c));
+      out += static_cast<char>(0xf0 | (c >> 18));
+      out += static_cast<char>(0x80 | ((c >> 12) & 0x3f));
+      out += static_cast<char>(0x80 | ((c >> 6) & 0x3f));
+      out += static_cast<char>(0x80 | (c & 0x3f));
     }
   }
   return out;
@@ -462,4 +472,4 @@ bool is_unicode_space(char32_t c) {
          c == 0x3000;
 }
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

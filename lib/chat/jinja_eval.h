@@ -12,11 +12,11 @@
 #include <optional>
 #include <string>
 
+#include "chat/jinja_parser.h"
+#include "chat/jinja_value.h"
 #include "core/error.h"
-#include "tokenizer/jinja_parser.h"
-#include "tokenizer/jinja_value.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 // Thrown by the template's raise_exception(message): a FormatError whose what() is
 // "<origin>:<line>:<col>: raise_exception: <message>" and whose message() is the template's text as-is
@@ -46,4 +46,4 @@ void jinja_check_names(const JinjaSource& source, const JinjaBody& body);
 std::string jinja_render(const JinjaSource& source, const JinjaBody& body, const Value& variables,
                          const JinjaRenderOptions& options);
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

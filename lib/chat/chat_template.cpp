@@ -1,18 +1,18 @@
 // Chat templates: tokenizer_config.json's chat_template -> prompt text. See chat_template.h.
-#include "tokenizer/chat_template.h"
+#include "chat/chat_template.h"
 
 #include <atomic>
 #include <mutex>
 #include <unordered_map>
 
+#include "chat/jinja_eval.h"
+#include "chat/jinja_lexer.h"
+#include "chat/jinja_parser.h"
+#include "chat/jinja_value.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "tokenizer/jinja_eval.h"
-#include "tokenizer/jinja_lexer.h"
-#include "tokenizer/jinja_parser.h"
-#include "tokenizer/jinja_value.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 const char* const kChatTemplateFallback =
     "{%- for message in messages %}"
@@ -161,4 +161,4 @@ std::string chat_template_apply(const nlohmann::json& tokenizer_config, const nl
   return apply(tokenizer_config, std::move(variables), origin);
 }
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 struct JinjaToken {
   enum class Kind {
@@ -50,4 +50,4 @@ JinjaSource jinja_source(const std::string& text, const std::string& origin);
 // an unterminated tag, comment, raw block or string, or a character that starts no token.
 std::vector<JinjaToken> jinja_lex(const JinjaSource& source);
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

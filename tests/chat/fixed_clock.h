@@ -3,11 +3,11 @@
 
 #include <ctime>
 
-#include "tokenizer/jinja_eval.h"
+#include "chat/jinja_eval.h"
 
 namespace hearth::test {
 
-inline tokenizer::JinjaRenderOptions fixed_clock() {
+inline chat::JinjaRenderOptions fixed_clock() {
   std::tm tm{};
   tm.tm_year = 2024 - 1900;
   tm.tm_mon = 6;
@@ -15,7 +15,7 @@ inline tokenizer::JinjaRenderOptions fixed_clock() {
   tm.tm_hour = 12;
   tm.tm_wday = 5;
   tm.tm_yday = 207;
-  tokenizer::JinjaRenderOptions options;
+  chat::JinjaRenderOptions options;
   options.now = tm;
   return options;
 }

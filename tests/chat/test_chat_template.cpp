@@ -3,20 +3,20 @@
 // scripts/make_chat_goldens.mjs). Comparisons are byte-exact.
 #include <catch2/catch.hpp>
 
-#include "tokenizer/fixed_clock.h"
+#include "chat/fixed_clock.h"
 
 #include <fstream>
 #include <sstream>
 
+#include "chat/chat_template.h"
+#include "chat/jinja_eval.h"
 #include "core/error.h"
 #include "test_paths.h"
-#include "tokenizer/chat_template.h"
-#include "tokenizer/jinja_eval.h"
 
-using hearth::tokenizer::ChatTemplate;
-using hearth::tokenizer::chat_template_apply;
-using hearth::tokenizer::JinjaRaisedError;
-using hearth::tokenizer::JinjaRenderOptions;
+using hearth::chat::ChatTemplate;
+using hearth::chat::chat_template_apply;
+using hearth::chat::JinjaRaisedError;
+using hearth::chat::JinjaRenderOptions;
 using json = nlohmann::json;
 using ojson = nlohmann::ordered_json;
 
@@ -33,7 +33,7 @@ std::string read_text(const std::filesystem::path& path) {
 }
 
 const ojson& goldens() {
-  static const ojson g = ojson::parse(read_text(hearth::test::golden_dir() / "tokenizer" / "chat_templates.json"));
+  static const ojson g = ojson::parse(read_text(hearth::test::golden_dir() / "chat" / "chat_templates.json"));
   return g;
 }
 

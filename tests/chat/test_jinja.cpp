@@ -4,19 +4,19 @@
 // 2024-07-26 12:00), then pasted here; they are the reference, not hearth's own output.
 #include <catch2/catch.hpp>
 
-#include "tokenizer/fixed_clock.h"
+#include "chat/fixed_clock.h"
 
 #include <atomic>
 #include <thread>
 #include <vector>
 
+#include "chat/chat_template.h"
+#include "chat/jinja_eval.h"
 #include "core/error.h"
-#include "tokenizer/chat_template.h"
-#include "tokenizer/jinja_eval.h"
 
-using hearth::tokenizer::ChatTemplate;
-using hearth::tokenizer::JinjaRaisedError;
-using hearth::tokenizer::JinjaRenderOptions;
+using hearth::chat::ChatTemplate;
+using hearth::chat::JinjaRaisedError;
+using hearth::chat::JinjaRenderOptions;
 using ojson = nlohmann::ordered_json;
 
 using hearth::test::fixed_clock;

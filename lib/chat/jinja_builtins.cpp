@@ -1,6 +1,6 @@
 // Attribute/item access, iteration, tests and Python methods of hearth's Jinja engine. See jinja_builtins.h.
 // Filters are in jinja_filters.cpp.
-#include "tokenizer/jinja_builtins.h"
+#include "chat/jinja_builtins.h"
 
 #include <algorithm>
 #include <cctype>
@@ -8,7 +8,7 @@
 #include <functional>
 #include <unordered_map>
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 // ---------------------------------------------------------------------------------------------------------
 // Arguments
@@ -458,4 +458,4 @@ bool jinja_method(const Value& object, const std::string& name, const CallArgs& 
   return false;
 }
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

@@ -1,12 +1,12 @@
 // Parser for hearth's Jinja chat-template engine: recursive descent, one function per precedence level,
 // mirroring jinja2's Parser (parse_condexpr, parse_or, ..., parse_unary, parse_primary). See jinja_parser.h.
-#include "tokenizer/jinja_parser.h"
+#include "chat/jinja_parser.h"
 
 #include <initializer_list>
 
 #include "core/error.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 namespace {
 
 using Kind = JinjaToken::Kind;
@@ -654,4 +654,4 @@ JinjaBody jinja_parse(const JinjaSource& source, const std::vector<JinjaToken>& 
   return Parser(source, tokens).parse_template();
 }
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

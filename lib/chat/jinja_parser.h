@@ -13,10 +13,10 @@
 #include <utility>
 #include <vector>
 
-#include "tokenizer/jinja_lexer.h"
-#include "tokenizer/jinja_value.h"
+#include "chat/jinja_lexer.h"
+#include "chat/jinja_value.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 struct JinjaExpr;
 using JinjaExprPtr = std::unique_ptr<JinjaExpr>;
@@ -84,4 +84,4 @@ struct JinjaNode {
 // "<origin>:<line>:<col>: <what>; expected <x>, got <y>" for syntax errors, unknown tags and unclosed blocks.
 JinjaBody jinja_parse(const JinjaSource& source, const std::vector<JinjaToken>& tokens);
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

@@ -3,16 +3,16 @@
 // Whitespace control follows jinja2's Lexer.tokeniter: the text before a tag is right-stripped for `{%-`,
 // or (lstrip_blocks) cut back to the last newline when only whitespace follows it and the text starts a line;
 // after `%}` or `#}` one newline is consumed (trim_blocks), after `-%}` all whitespace.
-#include "tokenizer/jinja_lexer.h"
+#include "chat/jinja_lexer.h"
 
 #include <cctype>
 #include <cerrno>
 #include <cstdlib>
 
+#include "chat/jinja_value.h"
 #include "core/error.h"
-#include "tokenizer/jinja_value.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 std::string JinjaSource::where(size_t offset) const {
   size_t line = 1, col = 1;
@@ -333,4 +333,4 @@ std::vector<JinjaToken> Lexer::run() {
 
 std::vector<JinjaToken> jinja_lex(const JinjaSource& source) { return Lexer(source).run(); }
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

@@ -12,9 +12,9 @@
 #include <string>
 #include <vector>
 
-#include "tokenizer/jinja_value.h"
+#include "chat/jinja_value.h"
 
-namespace hearth::tokenizer {
+namespace hearth::chat {
 
 // Binds call arguments to named parameters (positional first, then by keyword). Throws JinjaError for an
 // unknown keyword, naming `function`; positional arguments past the parameters are available from rest().
@@ -60,4 +60,4 @@ bool jinja_method(const Value& object, const std::string& name, const CallArgs& 
 std::string jinja_strip(const std::string& s, const Value& chars, bool left, bool right);
 size_t jinja_length(const Value& v);  // len(): code points, items, keys; throws for numbers/none
 
-}  // namespace hearth::tokenizer
+}  // namespace hearth::chat

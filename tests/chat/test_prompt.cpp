@@ -1,0 +1,136 @@
+// chat_prompt_encode: the rendered text is chat_template_apply's, the ids are that text encoded without added
+// special tokens (so the template's BOS is the only one) and with special-token text parsed. Uses the bundled
+// stories260K tokenizer and the real Llama 3 / Qwen3 tokenizers fetched by fetch_test_assets.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <fstream>
+
+#include "chat/chat_template.h"
+#include "chat/jinja_eval.h"
+#include "chat/prompt.h"
+#include "core/error.h"
+#include "test_paths.h"
+#include "tokenizer/tokenizer.h"
+
+using hearth::chat::chat_prompt_encode;
+using hearth::chat::chat_template_apply;
+using hearth::chat::ChatPrompt;
+using hearth::chat::ChatPromptOptions;
+using hearth::tokenizer::EncodeOptions;
+using hearth::tokenizer::Tokenizer;
+using json = nlohmann::json;
+using ojson = nlohmann::ordered_json;
+
+namespace {
+
+const EncodeOptions kTemplateText{/*add_special_tokens=*/false, /*parse_special=*/true};
+
+// stories260K's tokenizer.json with `config` as its tokenizer_config.json.
+Tokenizer stories_with_config(const json& config) {
+  std::ifstream in(hearth::test::stories_dir() / "tokenizer.json");
+  REQUIRE(in.good());
+  return Tokenizer::from_json(json::parse(in), config, "stories260K/tokenizer.json");
+}
+
+std::ptrdiff_t count_of(const std::vector<hearth::tokenizer::TokenId>& ids, hearth::tokenizer::TokenId id) {
+  return std::count(ids.begin(), ids.end(), id);
+}
+
+}  // namespace
+
+TEST_CASE("chat_prompt_encode: ids are the rendered text, encoded as template text", "[chat]") {
+  auto tok = Tokenizer::load(hearth::test::stories_dir());  // no chat_template: the ChatML fallback
+  ojson messages = ojson::array({{{"role", "system"}, {"content", "Be brief."}},
+                                 {{"role", "user"}, {"content", "Once upon a time"}}});
+  for (bool agp : {false, true}) {
+    ChatPromptOptions options;
+    options.add_generation_prompt = agp;
+    ChatPrompt p = chat_prompt_encode(tok, messages, options);
+    CHECK(p.text == chat_template_apply(tok.config(), messages, agp));
+    CHECK(p.ids == tok.encode(p.text, kTemplateText));
+    CHECK_FALSE(p.ids.empty());
+  }
+}
+
+TEST_CASE("chat_prompt_encode: the template's BOS is not doubled", "[chat]") {
+  ojson messages = ojson::array({{{"role", "user"}, {"content", "hi"}}});
+
+  SECTION("stories260K with a template that writes bos_token") {
+    const char* tpl = "{{ bos_token }}{% for m in messages %}{{ m.content }}{{ eos_token }}{% endfor %}";
+    json config = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"add_bos_token", true}, {"chat_template", tpl}};
+    auto tok = stories_with_config(config);
+    REQUIRE(tok.bos_id());
+    ChatPrompt p = chat_prompt_encode(tok, messages);
+    CHECK(p.text == "<s>hi</s>");
+    REQUIRE_FALSE(p.ids.empty());
+    CHECK(p.ids.front() == *tok.bos_id());
+    CHECK(count_of(p.ids, *tok.bos_id()) == 1);
+    CHECK(p.ids.back() == *tok.eos_id());  // "</s>" written by the template is the special id, not text
+    CHECK(count_of(tok.encode(p.text), *tok.bos_id()) == 2);  // what a plain encode would have done
+  }
+
+  SECTION("Llama 3, whose real template writes <|begin_of_text|>") {
+    auto tok = Tokenizer::load(hearth::test::assets_dir() / "llama3");
+    REQUIRE(tok.bos_id());
+    ChatPromptOptions options;
+    options.add_generation_prompt = true;
+    ChatPrompt p = chat_prompt_encode(tok, messages, options);
+    CHECK(p.text.rfind("<|begin_of_text|>", 0) == 0);
+    REQUIRE(p.ids.size() > 1);
+    CHECK(p.ids.front() == *tok.bos_id());
+    CHECK(count_of(p.ids, *tok.bos_id()) == 1);
+    CHECK(p.ids == tok.encode(p.text, kTemplateText));
+  }
+}
+
+TEST_CASE("chat_prompt_encode: tools reach the template in the caller's key order", "[chat]") {
+  auto tok = Tokenizer::load(hearth::test::assets_dir() / "qwen3");
+  ojson messages = ojson::array({{{"role", "user"}, {"content", "weather?"}}});
+  ChatPromptOptions options;
+  options.add_generation_prompt = true;
+  options.tools = ojson::parse(R"([{"type":"function","function":{"name":"weather_get","parameters":{"z":1,"a":2}}}])");
+  ChatPrompt with = chat_prompt_encode(tok, messages, options);
+  CHECK(with.text == chat_template_apply(tok.config(), messages, true, options.tools));
+  CHECK(with.text.find(R"({"name": "weather_get", "parameters": {"z": 1, "a": 2}})") != std::string::npos);
+  CHECK(with.ids == tok.encode(with.text, kTemplateText));
+  // <|im_start|> the template wrote is one special id, not its characters.
+  auto im_start = tok.token_to_id("<|im_start|>");
+  REQUIRE(im_start);
+  CHECK(count_of(with.ids, *im_start) == 3);  // system (tools), user, assistant
+
+  options.tools = nullptr;
+  ChatPrompt without = chat_prompt_encode(tok, messages, options);
+  CHECK(without.text == "<|im_start|>user\nweather?<|im_end|>\n<|im_start|>assistant\n");
+  CHECK(without.text.find("weather_get") == std::string::npos);
+}
+
+TEST_CASE("chat_prompt_encode: ordered_json keeps key order, nlohmann::json sorts it", "[chat]") {
+  auto tok = stories_with_config({{"chat_template", "{{ messages | tojson }}"}});
+  ojson ordered = ojson::array({{{"role", "user"}, {"content", "hi"}}});
+  json sorted = json::array({{{"role", "user"}, {"content", "hi"}}});
+  CHECK(chat_prompt_encode(tok, ordered).text == R"([{"role": "user", "content": "hi"}])");
+  CHECK(chat_prompt_encode(tok, sorted).text == R"([{"content": "hi", "role": "user"}])");
+}
+
+TEST_CASE("chat_prompt_encode: template errors name the origin", "[chat]") {
+  ojson messages = ojson::array({{{"role", "user"}, {"content", "hi"}}});
+  ChatPromptOptions options;
+  options.origin = "m/tokenizer_config.json";
+
+  auto broken = stories_with_config({{"chat_template", "{% if %}"}});
+  try {
+    chat_prompt_encode(broken, messages, options);
+    FAIL("expected a FormatError");
+  } catch (const hearth::FormatError& e) {
+    CHECK(std::string(e.what()).find("m/tokenizer_config.json#chat_template:1:") == 0);
+  }
+
+  auto raising = stories_with_config({{"chat_template", "{{ raise_exception('no users here') }}"}});
+  try {
+    chat_prompt_encode(raising, messages, options);
+    FAIL("expected a JinjaRaisedError");
+  } catch (const hearth::chat::JinjaRaisedError& e) {
+    CHECK(e.message() == "no users here");
+  }
+}
