@@ -185,6 +185,7 @@ TEST_CASE("gguf rejects a real file truncated anywhere", "[io][gguf]") {
     }
   }
   CHECK(rejected == static_cast<int>(cuts.size()));
+  fs::remove(path);
 }
 
 TEST_CASE("gguf survives random corruption of a real file's header", "[io][gguf]") {
@@ -227,4 +228,5 @@ TEST_CASE("gguf survives random corruption of a real file's header", "[io][gguf]
   INFO("accepted " << accepted << ", rejected " << rejected);
   CHECK(accepted + rejected == 1500);
   CHECK(rejected > 300);  // many corruptions are detectable (flips inside token text or scores are not)
+  fs::remove(path);
 }
