@@ -6,6 +6,7 @@
 #include "core/error.h"
 #include "model/checkpoint.h"
 #include "model/family.h"
+#include "model/gguf_model.h"
 #include "model/llama.h"
 
 namespace hearth::model {
@@ -22,15 +23,19 @@ KvCache CausalLM::cache_new(int64_t batch, int64_t capacity) const {
 }
 
 std::unique_ptr<CausalLM> causal_lm_from_tensors(const ModelConfig& config, const TensorMap& tensors,
-                                                 const LoadOptions& options, const std::string& origin) {
+                                                 const LoadOptions& options, const std::string& origin,
+                                                 const std::map<std::string, Linear::Blocks>& blocks) {
   // Every supported model_type (family.h) runs on the Llama decoder; a family with its own forward code
   // gets its own class and a branch here.
   if (!family_find(config.model_type))
     throw FormatError(fmt::format("{}: model_type '{}' is not supported", origin, config.model_type));
-  return std::make_unique<LlamaModel>(config, tensors, options, origin);
+  if (!blocks.empty() && !options.device.is_cpu())
+    throw ResourceError(fmt::format("{}: block-quantized weights run on the CPU only", origin));
+  return std::make_unique<LlamaModel>(config, tensors, options, origin, blocks.empty() ? nullptr : &blocks);
 }
 
 std::unique_ptr<CausalLM> causal_lm_load(const std::filesystem::path& dir, const LoadOptions& options) {
+  if (dir.extension() == ".gguf" && !std::filesystem::is_directory(dir)) return gguf_model_load(dir, options);
   ModelConfig config = config_load(dir);
   TensorMap tensors = checkpoint_tensors(dir);
   return causal_lm_from_tensors(config, tensors, options, dir.string());

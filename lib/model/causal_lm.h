@@ -86,15 +86,17 @@ class CausalLM {
 
 using TensorMap = std::map<std::string, torch::Tensor>;
 
-// Loads config.json (+ generation_config.json) and the safetensors weights of DIR, as the family its
-// model_type names. Weights already in the requested dtype on CPU are used in place (memory-mapped). Throws
+// Loads a model: a Hugging Face folder (config.json, generation_config.json, safetensors) or a .gguf file
+// (gguf_model.h), as the family its model_type / architecture names. Weights already in the requested dtype on CPU are used in place (memory-mapped). Throws
 // IoError / FormatError naming the file and tensor (missing tensor, wrong shape, unsupported dtype),
 // ResourceError for an unavailable device.
-std::unique_ptr<CausalLM> causal_lm_load(const std::filesystem::path& dir, const LoadOptions& options = {});
+std::unique_ptr<CausalLM> causal_lm_load(const std::filesystem::path& path, const LoadOptions& options = {});
 // Builds a model from tensors named as in a Hugging Face checkpoint ("model.layers.0.self_attn.q_proj.weight").
+// Weight matrices found in `blocks` (same names) are used as ggml blocks in place instead (CPU only).
 // `origin` names their source in errors.
 std::unique_ptr<CausalLM> causal_lm_from_tensors(const ModelConfig& config, const TensorMap& tensors,
-                                                 const LoadOptions& options, const std::string& origin);
+                                                 const LoadOptions& options, const std::string& origin,
+                                                 const std::map<std::string, Linear::Blocks>& blocks = {});
 // Deterministic random weights (normal, std 0.02; norms around 1) named as in HF checkpoints.
 TensorMap causal_lm_random_tensors(const ModelConfig& config, uint64_t seed);
 

@@ -1,5 +1,7 @@
 #include "model/layers.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -56,8 +58,28 @@ torch::Tensor swiglu_mlp(const torch::Tensor& h, const MlpWeights& w, const Lora
 }
 
 WeightSource::WeightSource(const std::map<std::string, torch::Tensor>& tensors, const LoadOptions& options,
-                           std::string origin)
-    : tensors_(tensors), options_(options), origin_(std::move(origin)) {}
+                           std::string origin, const BlockMap* blocks)
+    : blocks_(blocks), tensors_(tensors), options_(options), origin_(std::move(origin)) {}
+
+Linear WeightSource::linear(const std::vector<std::string>& names, int64_t in, std::vector<Linear::Part> parts,
+                            torch::Tensor bias) const {
+  const bool all_blocks = blocks_ && std::all_of(names.begin(), names.end(),
+                                                 [&](const std::string& n) { return blocks_->count(n) > 0; });
+  if (all_blocks) {
+    std::vector<Linear::Blocks> b;
+    for (size_t i = 0; i < names.size(); ++i) {
+      const Linear::Blocks& w = blocks_->at(names[i]);
+      if (w.rows != parts[i].size || w.in != in)
+        throw FormatError(fmt::format("{}: tensor '{}' has shape [{}, {}]; expected [{}, {}] from the config", origin_,
+                                      names[i], w.rows, w.in, parts[i].size, in));
+      b.push_back(w);
+    }
+    return Linear(std::move(b), std::move(bias), std::move(parts));
+  }
+  std::vector<torch::Tensor> dense;
+  for (size_t i = 0; i < names.size(); ++i) dense.push_back(take(names[i], {parts[i].size, in}));
+  return Linear(dense.size() == 1 ? dense[0] : torch::cat(dense, 0), std::move(bias), std::move(parts));
+}
 
 torch::Tensor WeightSource::take(const std::string& name, const std::vector<int64_t>& shape) const {
   auto it = tensors_.find(name);
@@ -73,19 +95,27 @@ torch::Tensor WeightSource::take_optional(const std::string& name, const std::ve
   return wanted ? take(name, shape) : torch::Tensor();
 }
 
+Linear WeightSource::matrix(const std::string& name, int64_t rows, int64_t in) const {
+  if (blocks_ && blocks_->count(name)) {
+    const Linear::Blocks& w = blocks_->at(name);
+    if (w.rows != rows || w.in != in)
+      throw FormatError(fmt::format("{}: tensor '{}' has shape [{}, {}]; expected [{}, {}] from the config", origin_,
+                                    name, w.rows, w.in, rows, in));
+    return Linear({w}, {});
+  }
+  return Linear(take(name, {rows, in}), {});
+}
+
 AttentionWeights WeightSource::attention(const std::string& p, const ModelConfig& c) const {
   const int64_t C = c.hidden_size, hd = c.head_dim;
   const int64_t q_dim = c.num_attention_heads * hd, kv_dim = c.num_key_value_heads * hd;
   AttentionWeights w;
-  auto wqkv = torch::cat({take(p + "q_proj.weight", {q_dim, C}), take(p + "k_proj.weight", {kv_dim, C}),
-                          take(p + "v_proj.weight", {kv_dim, C})},
-                         0);
   auto bqkv = cat_optional({take_optional(p + "q_proj.bias", {q_dim}, c.qkv_bias),
                             take_optional(p + "k_proj.bias", {kv_dim}, c.qkv_bias),
                             take_optional(p + "v_proj.bias", {kv_dim}, c.qkv_bias)});
-  w.qkv = Linear(wqkv, bqkv, {{LoraTarget::kQ, q_dim}, {LoraTarget::kK, kv_dim}, {LoraTarget::kV, kv_dim}});
-  w.o = Linear(take(p + "o_proj.weight", {C, q_dim}), take_optional(p + "o_proj.bias", {C}, c.o_bias),
-               {{LoraTarget::kO, C}});
+  w.qkv = linear({p + "q_proj.weight", p + "k_proj.weight", p + "v_proj.weight"}, C,
+                 {{LoraTarget::kQ, q_dim}, {LoraTarget::kK, kv_dim}, {LoraTarget::kV, kv_dim}}, bqkv);
+  w.o = linear({p + "o_proj.weight"}, q_dim, {{LoraTarget::kO, C}}, take_optional(p + "o_proj.bias", {C}, c.o_bias));
   w.q_norm = take_optional(p + "q_norm.weight", {hd}, c.qk_norm);
   w.k_norm = take_optional(p + "k_norm.weight", {hd}, c.qk_norm);
   return w;
@@ -94,12 +124,12 @@ AttentionWeights WeightSource::attention(const std::string& p, const ModelConfig
 MlpWeights WeightSource::mlp(const std::string& p, const ModelConfig& c) const {
   const int64_t C = c.hidden_size, F = c.intermediate_size;
   MlpWeights w;
-  auto w_gate_up = torch::cat({take(p + "gate_proj.weight", {F, C}), take(p + "up_proj.weight", {F, C})}, 0);
   auto b_gate_up = cat_optional(
       {take_optional(p + "gate_proj.bias", {F}, c.mlp_bias), take_optional(p + "up_proj.bias", {F}, c.mlp_bias)});
-  w.gate_up = Linear(w_gate_up, b_gate_up, {{LoraTarget::kGate, F}, {LoraTarget::kUp, F}});
-  w.down = Linear(take(p + "down_proj.weight", {C, F}), take_optional(p + "down_proj.bias", {C}, c.mlp_bias),
-                  {{LoraTarget::kDown, C}});
+  w.gate_up = linear({p + "gate_proj.weight", p + "up_proj.weight"}, C,
+                     {{LoraTarget::kGate, F}, {LoraTarget::kUp, F}}, b_gate_up);
+  w.down = linear({p + "down_proj.weight"}, F, {{LoraTarget::kDown, C}},
+                  take_optional(p + "down_proj.bias", {C}, c.mlp_bias));
   return w;
 }
 

@@ -51,11 +51,16 @@ torch::Tensor self_attention(const torch::Tensor& h, const AttentionWeights& w, 
 // SwiGLU MLP over the normalized input h [B, T, C] -> [B, T, C]: down(silu(gate(h)) · up(h)), with LoRA.
 torch::Tensor swiglu_mlp(const torch::Tensor& h, const MlpWeights& w, const LoraCall& lora);
 
+// Weight matrices kept as ggml blocks, by Hugging Face name (e.g. from a GGUF file, on the CPU).
+using BlockMap = std::map<std::string, Linear::Blocks>;
+
 // Takes tensors by Hugging Face name from a checkpoint's map, checks their shapes against the config and
-// converts them to the compute dtype and device. Errors name `origin` and the tensor.
+// converts them to the compute dtype and device. A matrix found in `blocks` instead becomes a block Linear
+// (read in place). Errors name `origin` and the tensor.
 class WeightSource {
  public:
-  WeightSource(const std::map<std::string, torch::Tensor>& tensors, const LoadOptions& options, std::string origin);
+  WeightSource(const std::map<std::string, torch::Tensor>& tensors, const LoadOptions& options, std::string origin,
+               const BlockMap* blocks = nullptr);
   // Throws FormatError for a missing tensor or a shape other than `shape`.
   torch::Tensor take(const std::string& name, const std::vector<int64_t>& shape) const;
   // Undefined tensor when !wanted (the config says the tensor does not exist).
@@ -66,8 +71,15 @@ class WeightSource {
   AttentionWeights attention(const std::string& prefix, const ModelConfig& c) const;
   // The MLP weights under `prefix` ("model.layers.N.mlp."): gate/up/down_proj (+ biases), gate/up fused.
   MlpWeights mlp(const std::string& prefix, const ModelConfig& c) const;
+  // A Linear of the matrices `names` ([rows_i, in] each) fused in order as `parts`, with `bias` (the parts'
+  // biases concatenated, or undefined): from blocks when all are block weights, else dense.
+  Linear linear(const std::vector<std::string>& names, int64_t in, std::vector<Linear::Part> parts,
+                torch::Tensor bias) const;
+  // The matrix `name` [rows, in] as a Linear with no LoRA target (the output head).
+  Linear matrix(const std::string& name, int64_t rows, int64_t in) const;
 
  private:
+  const BlockMap* blocks_;
   const std::map<std::string, torch::Tensor>& tensors_;
   const LoadOptions& options_;
   std::string origin_;

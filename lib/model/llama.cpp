@@ -10,12 +10,12 @@
 namespace hearth::model {
 
 LlamaModel::LlamaModel(const ModelConfig& c, const TensorMap& tensors, const LoadOptions& options,
-                       const std::string& origin)
+                       const std::string& origin, const BlockMap* blocks)
     : CausalLM(c, options, origin) {
-  WeightSource w(tensors, options, origin);
+  WeightSource w(tensors, options, origin, blocks);
   embed_ = w.take("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
   norm_ = w.take("model.norm.weight", {c.hidden_size});
-  lm_head_ = Linear(c.tie_word_embeddings ? embed_ : w.take("lm_head.weight", {c.vocab_size, c.hidden_size}), {});
+  lm_head_ = c.tie_word_embeddings ? Linear(embed_, {}) : w.matrix("lm_head.weight", c.vocab_size, c.hidden_size);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     layers_.push_back({w.take(p + "input_layernorm.weight", {c.hidden_size}), w.attention(p + "self_attn.", c),

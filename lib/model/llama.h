@@ -24,9 +24,9 @@ struct LlamaLayer {
 
 class LlamaModel final : public CausalLM {
  public:
-  // From HF-named tensors (see causal_lm_from_tensors).
+  // From HF-named tensors and block weights (see causal_lm_from_tensors).
   LlamaModel(const ModelConfig& config, const TensorMap& tensors, const LoadOptions& options,
-             const std::string& origin);
+             const std::string& origin, const BlockMap* blocks = nullptr);
 
   using CausalLM::forward;
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,

@@ -1,0 +1,316 @@
+// Activation quantization, the scalar reference kernels, and the run-time choice of a variant.
+#include "quant/matvec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <string_view>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "quant/codec.h"
+#include "quant/half.h"
+
+namespace hearth::quant {
+namespace {
+
+// d = max|x| / 127; q = x / d rounded to nearest even (NaN counts as 0). The same in every variant: the
+// activations are prepared once, here, so the integer dot products agree exactly across variants.
+template <int N>
+float quantize_block(const float* x, int8_t* q) {
+  float amax = 0;
+  for (int i = 0; i < N; ++i) amax = std::max(amax, std::fabs(x[i]));  // NaN never wins a max
+  if (!(amax > 0) || !std::isfinite(amax)) {
+    std::memset(q, 0, N);
+    return 0.0f;
+  }
+  const float d = amax / 127.0f, id = 127.0f / amax;
+  for (int i = 0; i < N; ++i) {
+    float v = std::nearbyint(x[i] * id);
+    q[i] = static_cast<int8_t>(std::isnan(v) ? 0.0f : std::clamp(v, -127.0f, 127.0f));
+  }
+  return d;
+}
+
+struct Unpacked4K {  // a Q4_K/Q5_K super-block's 8 six-bit scales and minimums
+  uint8_t sc[8], m[8];
+};
+Unpacked4K unpack_scales(const uint8_t* s) {
+  Unpacked4K u;
+  for (int j = 0; j < 4; ++j) {
+    u.sc[j] = s[j] & 63;
+    u.m[j] = s[j + 4] & 63;
+  }
+  for (int j = 4; j < 8; ++j) {
+    u.sc[j] = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    u.m[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+  return u;
+}
+
+uint16_t read_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+
+float dot_q8_0(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* a = static_cast<const ActivationBlock32*>(blocks);
+  float sum = 0;
+  for (int64_t b = 0; b < nb; ++b, w += 34) {
+    const auto* q = reinterpret_cast<const int8_t*>(w + 2);
+    int32_t isum = 0;
+    for (int i = 0; i < 32; ++i) isum += int32_t(q[i]) * a[b].q[i];
+    sum += f16_to_f32(read_u16(w)) * a[b].d * float(isum);
+  }
+  return sum;
+}
+
+float dot_q4_0(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* a = static_cast<const ActivationBlock32*>(blocks);
+  float sum = 0;
+  for (int64_t b = 0; b < nb; ++b, w += 18) {
+    const uint8_t* qs = w + 2;
+    int32_t isum = 0;
+    for (int j = 0; j < 16; ++j)
+      isum += ((qs[j] & 15) - 8) * a[b].q[j] + ((qs[j] >> 4) - 8) * a[b].q[j + 16];
+    sum += f16_to_f32(read_u16(w)) * a[b].d * float(isum);
+  }
+  return sum;
+}
+
+// Q4_K (fifth bit from qh when `five`, i.e. Q5_K): x = d·sc·q − dmin·m per sub-block of 32.
+template <bool kFive>
+float dot_q45_k(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* a = static_cast<const ActivationBlock256*>(blocks);
+  constexpr size_t kBytes = kFive ? 176 : 144;
+  float sum = 0;
+  for (int64_t b = 0; b < nb; ++b, w += kBytes) {
+    const float d = f16_to_f32(read_u16(w)), dmin = f16_to_f32(read_u16(w + 2));
+    const Unpacked4K u = unpack_scales(w + 4);
+    const uint8_t* qh = w + 16;
+    const uint8_t* qs = w + (kFive ? 48 : 16);
+    int32_t scaled = 0, mins = 0;
+    for (int j = 0; j < 8; ++j) {
+      const uint8_t* bytes = qs + 32 * (j / 2);
+      const int8_t* x = a[b].q + 32 * j;
+      int32_t isum = 0;
+      for (int l = 0; l < 32; ++l) {
+        int q = (j % 2 == 0) ? (bytes[l] & 15) : (bytes[l] >> 4);
+        if (kFive) q += ((qh[l] >> j) & 1) << 4;
+        isum += q * x[l];
+      }
+      scaled += int32_t(u.sc[j]) * isum;
+      mins += int32_t(u.m[j]) * (a[b].sums[2 * j] + a[b].sums[2 * j + 1]);
+    }
+    sum += a[b].d * (d * float(scaled) - dmin * float(mins));
+  }
+  return sum;
+}
+
+float dot_q6_k(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* a = static_cast<const ActivationBlock256*>(blocks);
+  float sum = 0;
+  for (int64_t b = 0; b < nb; ++b, w += 210) {
+    const uint8_t* ql = w;
+    const uint8_t* qh = w + 128;
+    const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
+    const float d = f16_to_f32(read_u16(w + 208));
+    const int8_t* x = a[b].q;
+    int32_t isum = 0;
+    for (int half = 0; half < 2; ++half, ql += 64, qh += 32, sc += 8, x += 128) {
+      int32_t part[8] = {0};  // per scale index l/16 + {0, 2, 4, 6}
+      for (int l = 0; l < 32; ++l) {
+        const int q1 = ((ql[l] & 15) | (((qh[l] >> 0) & 3) << 4)) - 32;
+        const int q2 = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32;
+        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+        const int is = l / 16;
+        part[is + 0] += q1 * x[l];
+        part[is + 2] += q2 * x[l + 32];
+        part[is + 4] += q3 * x[l + 64];
+        part[is + 6] += q4 * x[l + 96];
+      }
+      for (int i = 0; i < 8; ++i) isum += int32_t(sc[i]) * part[i];
+    }
+    sum += d * a[b].d * float(isum);
+  }
+  return sum;
+}
+
+enum class Isa { kScalar, kAvx2, kAvx512, kAvx512Vnni };
+
+Isa isa_detect() {
+  Isa best = Isa::kScalar;
+#if defined(HEARTH_X86_KERNELS)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
+    best = Isa::kAvx2;
+  if (best == Isa::kAvx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vl"))
+    best = Isa::kAvx512;
+  if (best == Isa::kAvx512 && __builtin_cpu_supports("avx512vnni")) best = Isa::kAvx512Vnni;
+#endif
+  if (const char* cap = std::getenv("HEARTH_KERNELS")) {
+    std::string_view v(cap);
+    const Isa cap_isa = v == "scalar" ? Isa::kScalar : v == "avx2" ? Isa::kAvx2 : v == "avx512" ? Isa::kAvx512 : best;
+    if (static_cast<int>(cap_isa) < static_cast<int>(best)) best = cap_isa;
+  }
+  return best;
+}
+
+Isa isa() {
+  static const Isa kIsa = isa_detect();
+  return kIsa;
+}
+
+detail::Kernels kernels_of(Isa i) {
+  detail::Kernels k;
+  switch (i) {
+    case Isa::kAvx512Vnni: k = detail::kernels_avx512_vnni(); break;
+    case Isa::kAvx512: k = detail::kernels_avx512(); break;
+    case Isa::kAvx2: k = detail::kernels_avx2(); break;
+    case Isa::kScalar: break;
+  }
+  const detail::Kernels scalar = detail::kernels_scalar();
+  for (auto [mine, fallback] : {std::pair{&k.q8_0, scalar.q8_0}, std::pair{&k.q4_0, scalar.q4_0},
+                                std::pair{&k.q4_k, scalar.q4_k}, std::pair{&k.q5_k, scalar.q5_k},
+                                std::pair{&k.q6_k, scalar.q6_k}})
+    if (!*mine) *mine = fallback;
+  return k;
+}
+
+const detail::Kernels& kernels() {
+  static const detail::Kernels kKernels = kernels_of(isa());
+  return kKernels;
+}
+
+// (dot function, elements per activation block) for a weight type; dot = nullptr without an integer kernel.
+std::pair<detail::DotFn, int64_t> dot_for(const detail::Kernels& k, GgmlType type) {
+  switch (type) {
+    case GgmlType::kQ8_0: return {k.q8_0, 32};
+    case GgmlType::kQ4_0: return {k.q4_0, 32};
+    case GgmlType::kQ4_K: return {k.q4_k, 256};
+    case GgmlType::kQ5_K: return {k.q5_k, 256};
+    case GgmlType::kQ6_K: return {k.q6_k, 256};
+    default: return {nullptr, 0};
+  }
+}
+
+const void* blocks_of(const Activations& x) {
+  return x.b32.empty() ? static_cast<const void*>(x.b256.data()) : static_cast<const void*>(x.b32.data());
+}
+
+void run(const detail::Kernels& k, GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m,
+         float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
+  for (int64_t i = 0; i < m; ++i)
+    if (x[i].weight_type != type || x[i].n != x[0].n)
+      throw Error(fmt::format("matmul: activations prepared for {} rows of {}, used with {} rows of {}",
+                              ggml_type_name(x[i].weight_type), x[i].n, ggml_type_name(type), x[0].n));
+  const auto* wb = static_cast<const uint8_t*>(w);
+  auto [dot, block] = dot_for(k, type);
+  if (dot) {
+    const int64_t nb = x[0].n / block;
+    for (int64_t r = row_begin; r < row_end; ++r) {
+      const uint8_t* row = wb + static_cast<size_t>(r) * row_bytes;
+      for (int64_t i = 0; i < m; ++i) y[i * ldy + (r - row_begin)] = dot(row, blocks_of(x[i]), nb);
+    }
+    return;
+  }
+  // No integer kernel: decode each row to float32 once and take the float dot products.
+  std::vector<float> decoded(static_cast<size_t>(x[0].n));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    dequantize(type, wb + static_cast<size_t>(r) * row_bytes, decoded.data(), x[0].n);
+    for (int64_t i = 0; i < m; ++i) {
+      double sum = 0;
+      for (int64_t c = 0; c < x[0].n; ++c) sum += double(decoded[c]) * x[i].values[c];
+      y[i * ldy + (r - row_begin)] = static_cast<float>(sum);
+    }
+  }
+}
+
+}  // namespace
+
+void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activations& out) {
+  if (n % ggml_type_block_size(weight_type) != 0)
+    throw ConfigError(fmt::format("matvec: a row of {} elements is not whole {} blocks of {}", n,
+                                  ggml_type_name(weight_type), ggml_type_block_size(weight_type)));
+  out.weight_type = weight_type;
+  out.n = n;
+  out.b32.clear();
+  out.b256.clear();
+  out.values.clear();
+  switch (weight_type) {
+    case GgmlType::kQ8_0:
+    case GgmlType::kQ4_0:
+      out.b32.resize(static_cast<size_t>(n / 32));
+      for (size_t b = 0; b < out.b32.size(); ++b) out.b32[b].d = quantize_block<32>(x + 32 * b, out.b32[b].q);
+      return;
+    case GgmlType::kQ4_K:
+    case GgmlType::kQ5_K:
+    case GgmlType::kQ6_K:
+      out.b256.resize(static_cast<size_t>(n / 256));
+      for (size_t b = 0; b < out.b256.size(); ++b) {
+        auto& blk = out.b256[b];
+        blk.d = quantize_block<256>(x + 256 * b, blk.q);
+        for (int i = 0; i < 16; ++i) {
+          int s = 0;
+          for (int k = 0; k < 16; ++k) s += blk.q[16 * i + k];
+          blk.sums[i] = static_cast<int16_t>(s);
+        }
+      }
+      return;
+    default:
+      if (!can_dequantize(weight_type))
+        throw ConfigError(fmt::format("matvec: no kernel or decoder for {} rows", ggml_type_name(weight_type)));
+      out.values.assign(x, x + n);
+  }
+}
+
+namespace detail {
+
+#if !defined(HEARTH_X86_KERNELS)
+// Other processors build only the scalar variant; these are never chosen there.
+Kernels kernels_avx2() { return {}; }
+Kernels kernels_avx512() { return {}; }
+Kernels kernels_avx512_vnni() { return {}; }
+#endif
+
+Kernels kernels_scalar() {
+  Kernels k;
+  k.q8_0 = dot_q8_0;
+  k.q4_0 = dot_q4_0;
+  k.q4_k = dot_q45_k<false>;
+  k.q5_k = dot_q45_k<true>;
+  k.q6_k = dot_q6_k;
+  return k;
+}
+
+bool matmul_rows_with(const char* name, GgmlType type, const void* w, size_t row_bytes, const Activations* x,
+                      int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
+  std::string_view want(name);
+  const Isa i = want == "avx512vnni" ? Isa::kAvx512Vnni
+                : want == "avx512"   ? Isa::kAvx512
+                : want == "avx2"     ? Isa::kAvx2
+                                     : Isa::kScalar;
+  if (static_cast<int>(i) > static_cast<int>(isa_detect())) return false;
+  run(kernels_of(i), type, w, row_bytes, x, m, y, ldy, row_begin, row_end);
+  return true;
+}
+
+}  // namespace detail
+
+void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y,
+                 int64_t ldy, int64_t row_begin, int64_t row_end) {
+  run(kernels(), type, w, row_bytes, x, m, y, ldy, row_begin, row_end);
+}
+
+const char* kernel_isa() {
+  switch (isa()) {
+    case Isa::kAvx512Vnni: return "avx512vnni";
+    case Isa::kAvx512: return "avx512";
+    case Isa::kAvx2: return "avx2";
+    case Isa::kScalar: break;
+  }
+  return "scalar";
+}
+
+}  // namespace hearth::quant

@@ -1,0 +1,194 @@
+// Block matrix kernels (quant/matvec.h): the scalar reference equals a float64 dot product of the decoded
+// weights with the decoded 8-bit activations, every SIMD variant this CPU can run equals the scalar one (up
+// to the order of float additions), batched rows equal single rows, and edge cases (zero, extreme and tiny
+// blocks, NaN/Inf activations) stay finite and defined.
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "quant/codec.h"
+#include "quant/matvec.h"
+
+using namespace hearth;
+using namespace hearth::quant;
+
+namespace {
+
+const GgmlType kKernelTypes[] = {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
+const char* const kVariants[] = {"avx2", "avx512", "avx512vnni"};
+
+struct Matrix {
+  GgmlType type;
+  int64_t rows, in;
+  std::vector<uint8_t> bytes;
+  size_t row_bytes() const { return ggml_type_nbytes(type, in); }
+};
+
+Matrix random_matrix(GgmlType type, int64_t rows, int64_t in, uint32_t seed, float scale = 0.05f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, scale);
+  std::vector<float> w(static_cast<size_t>(rows * in));
+  for (auto& v : w) v = normal(rng);
+  Matrix m{type, rows, in, std::vector<uint8_t>(ggml_type_nbytes(type, rows * in))};
+  quantize(type, w.data(), m.bytes.data(), rows * in);
+  return m;
+}
+
+std::vector<float> random_vector(int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> x(static_cast<size_t>(n));
+  for (auto& v : x) v = normal(rng);
+  return x;
+}
+
+// The activations as the kernels see them (d·q per block), decoded back to float.
+std::vector<double> decoded_activations(const Activations& a) {
+  std::vector<double> out;
+  for (const auto& b : a.b32)
+    for (int8_t q : b.q) out.push_back(double(b.d) * q);
+  for (const auto& b : a.b256)
+    for (int8_t q : b.q) out.push_back(double(b.d) * q);
+  return out;
+}
+
+// Σ_k |W[r][k]|·|x[k]| for the tolerance scale, and the float64 reference dot.
+std::pair<double, double> reference(const Matrix& m, int64_t r, const std::vector<double>& x) {
+  std::vector<float> row(static_cast<size_t>(m.in));
+  dequantize(m.type, m.bytes.data() + r * m.row_bytes(), row.data(), m.in);
+  double dot = 0, mag = 0;
+  for (int64_t k = 0; k < m.in; ++k) {
+    dot += row[k] * x[k];
+    mag += std::fabs(row[k] * x[k]);
+  }
+  return {dot, mag};
+}
+
+std::vector<float> run(const char* variant, const Matrix& m, const std::vector<Activations>& acts) {
+  const int64_t M = static_cast<int64_t>(acts.size());
+  std::vector<float> y(static_cast<size_t>(M * m.rows), -1.0f);
+  bool ran = detail::matmul_rows_with(variant, m.type, m.bytes.data(), m.row_bytes(), acts.data(), M, y.data(), m.rows,
+                                      0, m.rows);
+  return ran ? y : std::vector<float>{};
+}
+
+}  // namespace
+
+TEST_CASE("scalar block kernels equal the float64 dot of decoded weights and activations", "[quant][matvec]") {
+  for (GgmlType type : kKernelTypes) {
+    INFO(ggml_type_name(type));
+    const Matrix m = random_matrix(type, 5, 512, 1);
+    Activations a;
+    activations_prepare(type, random_vector(512, 2).data(), 512, a);
+    const auto x = decoded_activations(a);
+    REQUIRE(x.size() == 512);
+    const auto y = run("scalar", m, {a});
+    for (int64_t r = 0; r < m.rows; ++r) {
+      auto [dot, mag] = reference(m, r, x);
+      CHECK(std::fabs(y[r] - dot) <= 1e-5 * mag);
+    }
+  }
+}
+
+TEST_CASE("8-bit activations stay within half a step of the input", "[quant][matvec]") {
+  const auto x = random_vector(512, 3);
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
+    Activations a;
+    activations_prepare(type, x.data(), 512, a);
+    const auto back = decoded_activations(a);
+    const int64_t block = type == GgmlType::kQ8_0 ? 32 : 256;
+    for (int64_t b = 0; b < 512 / block; ++b) {
+      double amax = 0;
+      for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(double(x[b * block + i])));
+      for (int64_t i = 0; i < block; ++i) CHECK(std::fabs(back[b * block + i] - x[b * block + i]) <= amax / 254 * 1.0001);
+    }
+    if (type == GgmlType::kQ4_K)
+      for (const auto& blk : a.b256)
+        for (int i = 0; i < 16; ++i) {
+          int s = 0;
+          for (int k = 0; k < 16; ++k) s += blk.q[16 * i + k];
+          CHECK(blk.sums[i] == s);
+        }
+  }
+}
+
+TEST_CASE("every SIMD variant equals the scalar kernels", "[quant][matvec]") {
+  for (GgmlType type : kKernelTypes)
+    for (int64_t in : {256, 512, 2048}) {
+      INFO(ggml_type_name(type) << " in=" << in);
+      const Matrix m = random_matrix(type, 9, in, 7);
+      std::vector<Activations> acts(3);
+      for (size_t i = 0; i < acts.size(); ++i)
+        activations_prepare(type, random_vector(in, 10 + i).data(), in, acts[i]);
+      const auto want = run("scalar", m, acts);
+      for (const char* variant : kVariants) {
+        const auto got = run(variant, m, acts);
+        if (got.empty()) continue;  // this CPU cannot run it
+        INFO(variant);
+        for (size_t i = 0; i < want.size(); ++i) CHECK(got[i] == Approx(want[i]).epsilon(1e-5).margin(1e-4));
+      }
+    }
+}
+
+TEST_CASE("a batch of activation rows equals each row alone", "[quant][matvec]") {
+  const Matrix m = random_matrix(GgmlType::kQ4_0, 6, 256, 3);
+  std::vector<Activations> acts(4);
+  for (size_t i = 0; i < acts.size(); ++i) activations_prepare(m.type, random_vector(256, 20 + i).data(), 256, acts[i]);
+  std::vector<float> batch(4 * 6);
+  matmul_rows(m.type, m.bytes.data(), m.row_bytes(), acts.data(), 4, batch.data(), 6, 0, 6);
+  for (size_t i = 0; i < acts.size(); ++i) {
+    std::vector<float> one(6);
+    matmul_rows(m.type, m.bytes.data(), m.row_bytes(), &acts[i], 1, one.data(), 6, 0, 6);
+    for (int r = 0; r < 6; ++r) CHECK(batch[i * 6 + r] == one[r]);
+  }
+  // A row range writes only its rows, at the start of y.
+  std::vector<float> part(2, -7.0f);
+  matmul_rows(m.type, m.bytes.data(), m.row_bytes(), &acts[0], 1, part.data(), 2, 3, 5);
+  CHECK(part[0] == batch[3]);
+  CHECK(part[1] == batch[4]);
+}
+
+TEST_CASE("block kernels on edge-case blocks and activations", "[quant][matvec]") {
+  for (GgmlType type : kKernelTypes) {
+    INFO(ggml_type_name(type));
+    // Weights: zeros, tiny (denormal-range scales), large.
+    for (float scale : {0.0f, 1e-30f, 1000.0f}) {
+      INFO("weight scale " << scale);
+      Matrix m = random_matrix(type, 3, 256, 5, scale);
+      std::vector<Activations> acts(3);
+      std::vector<float> zeros(256, 0.0f), big = random_vector(256, 6), bad = random_vector(256, 7);
+      for (auto& v : big) v *= 1e6f;
+      bad[3] = std::nanf("");
+      bad[100] = INFINITY;
+      activations_prepare(type, zeros.data(), 256, acts[0]);
+      activations_prepare(type, big.data(), 256, acts[1]);
+      activations_prepare(type, bad.data(), 256, acts[2]);
+      for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+        const auto y = run(variant, m, acts);
+        if (y.empty()) continue;
+        INFO(variant);
+        for (int r = 0; r < 3; ++r) CHECK(y[r] == 0.0f);  // zero activations
+        for (float v : y) CHECK(std::isfinite(v));
+        if (scale == 0.0f)
+          for (float v : y) CHECK(v == 0.0f);
+      }
+    }
+  }
+}
+
+TEST_CASE("rows without an integer kernel are decoded and dotted in float", "[quant][matvec]") {
+  for (GgmlType type : {GgmlType::kF32, GgmlType::kF16, GgmlType::kBF16}) {
+    INFO(ggml_type_name(type));
+    const Matrix m = random_matrix(type, 4, 64, 9);
+    const auto xv = random_vector(64, 4);
+    Activations a;
+    activations_prepare(type, xv.data(), 64, a);
+    std::vector<float> y(4);
+    matmul_rows(type, m.bytes.data(), m.row_bytes(), &a, 1, y.data(), 4, 0, 4);
+    std::vector<double> x(xv.begin(), xv.end());
+    for (int64_t r = 0; r < 4; ++r) CHECK(y[r] == Approx(reference(m, r, x).first).epsilon(1e-6).margin(1e-6));
+  }
+  CHECK(std::string(kernel_isa()).size() > 0);
+}
