@@ -1,7 +1,9 @@
 // bench_generate: prefill and decode speed, peak memory and distance from the memory-bandwidth floor.
 //
-//   bench_generate [--models bundled,smollm2-135m] [--dtypes float32,bfloat16] [--threads 1,2]
+//   bench_generate [--models bundled,smollm2-135m] [--dtypes float32,bfloat16,q8_0,q4_0,q4_k] [--threads 1,2]
 //                  [--prompt 128] [--decode 64]
+// A ggml type as the dtype (q8_0, q4_0, q4_k, q5_k, q6_k) quantizes every linear matrix of the random model
+// with lib/quant's quantizer and runs it on the block kernels (activations float32).
 // Each (model, dtype, threads) runs in its own process (this binary re-executed with --one) so that peak
 // RSS is that configuration's. The floor is weight bytes per token ÷ the measured read bandwidth (a
 // multi-threaded sum over 512 MiB); "overhead" is a decode step's time minus the time of its matmuls alone.
@@ -20,6 +22,8 @@
 
 #include "bench/model_presets.h"
 #include "model/causal_lm.h"
+#include "model/config.h"
+#include "quant/codec.h"
 
 using namespace hearth;
 using Clock = std::chrono::steady_clock;
@@ -34,18 +38,47 @@ double peak_rss_mb() {
   return ru.ru_maxrss / 1024.0;
 }
 
-std::unique_ptr<model::CausalLM> build(const std::string& name, torch::ScalarType dtype) {
+// Every linear matrix of `tensors` (HF names) as `type` blocks, removed from `tensors`.
+std::map<std::string, model::Linear::Blocks> quantize_matrices(model::TensorMap& tensors, quant::GgmlType type) {
+  std::map<std::string, model::Linear::Blocks> blocks;
+  for (auto it = tensors.begin(); it != tensors.end();) {
+    const std::string& name = it->first;
+    const bool linear = name.find("_proj.weight") != std::string::npos || name == "lm_head.weight" ||
+                        name == "model.embed_tokens.weight";
+    if (!linear || it->second.size(1) % quant::ggml_type_block_size(type) != 0) {
+      ++it;
+      continue;
+    }
+    auto w = it->second.to(torch::kFloat32).contiguous();
+    auto buf = std::make_shared<std::vector<uint8_t>>(quant::ggml_type_nbytes(type, w.numel()));
+    quant::quantize(type, w.data_ptr<float>(), buf->data(), w.numel());
+    blocks[name] = {type, buf->data(), w.size(0), w.size(1), buf};
+    it = tensors.erase(it);
+  }
+  return blocks;
+}
+
+std::unique_ptr<model::CausalLM> build(const std::string& name, const std::string& dtype_name) {
+  const auto parsed = quant::ggml_type_parse(dtype_name);
+  const bool blocks_wanted = parsed && quant::ggml_type_is_quantized(*parsed);  // f16, bf16 are dtypes
+  const quant::GgmlType block_type = blocks_wanted ? *parsed : quant::GgmlType::kF32;
+  const auto dtype = blocks_wanted ? torch::kFloat32 : model::dtype_parse(dtype_name, "--dtypes");
   model::LoadOptions options{torch::kCPU, dtype};
-  if (name == "bundled") return model::causal_lm_load(std::string(HEARTH_SOURCE_DIR) + "/models/stories260K", options);
-  auto config = model::config_parse(bench::preset_config(name), name);
+  if (name == "bundled" && !blocks_wanted)
+    return model::causal_lm_load(std::string(HEARTH_SOURCE_DIR) + "/models/stories260K", options);
+  auto config = name == "bundled" ? model::config_load(std::string(HEARTH_SOURCE_DIR) + "/models/stories260K")
+                                  : model::config_parse(bench::preset_config(name), name);
   auto tensors = model::causal_lm_random_tensors(config, 1);
   for (auto& [k, t] : tensors) t = t.to(dtype);
-  return model::causal_lm_from_tensors(config, tensors, options, name);
+  std::map<std::string, model::Linear::Blocks> blocks;
+  if (blocks_wanted) blocks = quantize_matrices(tensors, block_type);
+  return model::causal_lm_from_tensors(config, tensors, options, name, blocks);
 }
 
 // Seconds for one decode step's matmuls alone (same weights, batch 1).
 double matmul_seconds(const model::CausalLM& m) {
   // one row: the same path (Linear::forward) the model takes when decoding one sequence
+  c10::InferenceMode guard;
   auto opts = torch::TensorOptions().dtype(m.dtype());
   std::vector<torch::Tensor> inputs;
   for (const auto* lin : m.linears()) inputs.push_back(torch::randn({1, 1, lin->in_features()}, opts));
@@ -67,8 +100,7 @@ double matmul_seconds(const model::CausalLM& m) {
 int run_one(const std::string& name, const std::string& dtype_name, int threads, int prompt, int decode) {
   at::set_num_threads(threads);
   c10::InferenceMode guard;
-  auto dtype = model::dtype_parse(dtype_name, "--dtypes");
-  auto m_owner = build(name, dtype);
+  auto m_owner = build(name, dtype_name);
   const model::CausalLM& m = *m_owner;
   const int64_t V = m.config().vocab_size;
   auto ids = torch::randint(3, std::min<int64_t>(V, 500), {1, prompt}, torch::kInt64);

@@ -126,7 +126,8 @@ TensorMap tensors_except(const io::GgufFile& f, const ModelConfig& c,
   const int64_t C = c.hidden_size, hd = c.head_dim, F = c.intermediate_size;
   const int64_t H = c.num_attention_heads, KV = c.num_key_value_heads;
   TensorMap t;
-  t["model.embed_tokens.weight"] = decode(f, "token_embd.weight", {c.vocab_size, C});
+  if (!skip("model.embed_tokens.weight"))
+    t["model.embed_tokens.weight"] = decode(f, "token_embd.weight", {c.vocab_size, C});
   t["model.norm.weight"] = decode(f, "output_norm.weight", {C});
   if (!c.tie_word_embeddings && !skip("lm_head.weight"))
     t["lm_head.weight"] = decode(f, "output.weight", {c.vocab_size, C});
@@ -180,6 +181,7 @@ GgufWeights gguf_weights(const std::shared_ptr<const io::GgufFile>& file, const 
     int64_t heads;
   };
   std::map<std::string, Matrix> matrices;
+  matrices["token_embd.weight"] = {"model.embed_tokens.weight", 0};  // looked up row by row, and the tied head
   if (!c.tie_word_embeddings) matrices["output.weight"] = {"lm_head.weight", 0};
   const char* names[][2] = {{"attn_q", "self_attn.q_proj"}, {"attn_k", "self_attn.k_proj"},
                             {"attn_v", "self_attn.v_proj"}, {"attn_output", "self_attn.o_proj"},

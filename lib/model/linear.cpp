@@ -111,6 +111,28 @@ size_t Linear::bytes() const {
   return n;
 }
 
+torch::Tensor Linear::rows(const torch::Tensor& ids, torch::ScalarType dtype) const {
+  if (blocks_.empty()) return torch::embedding(weight_, ids).to(dtype);
+  auto flat = ids.reshape({-1}).to(torch::kCPU).contiguous();
+  auto out = torch::empty({flat.numel(), in_}, torch::kFloat32);
+  const int64_t* id = flat.data_ptr<int64_t>();
+  for (int64_t i = 0; i < flat.numel(); ++i) {
+    int64_t r = id[i], offset = 0;
+    if (r < 0 || r >= out_) throw Error(fmt::format("Linear: row {} of a {}-row weight", r, out_));
+    for (const Blocks& b : blocks_) {  // the part holding row r
+      if (r < offset + b.rows) {
+        quant::dequantize(b.type, b.data + static_cast<size_t>(r - offset) * b.row_bytes(), out[i].data_ptr<float>(),
+                          in_);
+        break;
+      }
+      offset += b.rows;
+    }
+  }
+  auto shape = ids.sizes().vec();
+  shape.push_back(in_);
+  return out.view(shape).to(dtype);
+}
+
 torch::Tensor Linear::dense() const {
   if (blocks_.empty()) return weight_.to(torch::kFloat32);
   auto w = torch::empty({out_, in_}, torch::kFloat32);

@@ -69,6 +69,8 @@ class Linear {
   // be memory-mapped).
   const torch::Tensor& weight() const { return weight_; }
   const torch::Tensor& bias() const { return bias_; }
+  // Rows `ids` of the weight (an embedding lookup): ids [...] int64 -> [..., in] in `dtype`.
+  torch::Tensor rows(const torch::Tensor& ids, torch::ScalarType dtype) const;
   // The weight as a float32 tensor [out, in] (decoded from blocks when quantized) — for merging and tests.
   torch::Tensor dense() const;
   // The storage type of each part: "F32", "BF16", "Q4_K", ...

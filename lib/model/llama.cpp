@@ -13,9 +13,9 @@ LlamaModel::LlamaModel(const ModelConfig& c, const TensorMap& tensors, const Loa
                        const std::string& origin, const BlockMap* blocks)
     : CausalLM(c, options, origin) {
   WeightSource w(tensors, options, origin, blocks);
-  embed_ = w.take("model.embed_tokens.weight", {c.vocab_size, c.hidden_size});
+  embed_ = w.matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size);
   norm_ = w.take("model.norm.weight", {c.hidden_size});
-  lm_head_ = c.tie_word_embeddings ? Linear(embed_, {}) : w.matrix("lm_head.weight", c.vocab_size, c.hidden_size);
+  lm_head_ = c.tie_word_embeddings ? embed_ : w.matrix("lm_head.weight", c.vocab_size, c.hidden_size);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const std::string p = fmt::format("model.layers.{}.", l);
     layers_.push_back({w.take(p + "input_layernorm.weight", {c.hidden_size}), w.attention(p + "self_attn.", c),
@@ -77,7 +77,7 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
   if (need_mask)
     in.mask = attention_mask(in.slots, cache ? cache->valid(in.n_keys, B) : valid, in.n_keys, config_.sliding_window);
   std::tie(in.cos, in.sin) = rope_cos_sin(inv_freq_, positions, options_.dtype);
-  auto x = torch::embedding(embed_, tokens);  // [B, T, C]
+  auto x = embed_.rows(tokens, options_.dtype);  // [B, T, C]
   const bool recompute = o.checkpoint_layers && !cache && torch::GradMode::is_enabled();
   for (int64_t l = 0; l < config_.num_hidden_layers; ++l) {
     if (recompute)  // the layer function owns copies of what it reads: it runs again in backward

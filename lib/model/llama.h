@@ -39,7 +39,7 @@ class LlamaModel final : public CausalLM {
                               const ForwardOptions& options) const;
 
  private:
-  torch::Tensor embed_;  // [V, C]
+  Linear embed_;         // [V, C]: looked up by row (dense, or blocks decoded row by row)
   torch::Tensor norm_;   // [C]
   Linear lm_head_;       // [V, C] (the embedding when tied)
   torch::Tensor inv_freq_;
