@@ -242,7 +242,12 @@ void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activa
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0:
       out.b32.resize(static_cast<size_t>(n / 32));
-      for (size_t b = 0; b < out.b32.size(); ++b) out.b32[b].d = quantize_block<32>(x + 32 * b, out.b32[b].q);
+      for (size_t b = 0; b < out.b32.size(); ++b) {
+        auto& blk = out.b32[b];
+        blk.d = quantize_block<32>(x + 32 * b, blk.q);
+        blk.sum = 0;
+        for (int8_t q : blk.q) blk.sum += q;
+      }
       return;
     case GgmlType::kQ4_K:
     case GgmlType::kQ5_K:

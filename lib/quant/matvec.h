@@ -22,6 +22,7 @@ namespace hearth::quant {
 struct ActivationBlock32 {
   float d;
   int8_t q[32];
+  int32_t sum;  // Σ q (Q4_0 rows store q + 8 unsigned and subtract 8·Σ x with it)
 };
 struct ActivationBlock256 {
   float d;

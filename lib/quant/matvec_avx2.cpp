@@ -1,9 +1,8 @@
-// AVX2 + FMA variants of the integer block dot products (compiled with -mavx2 -mfma -mf16c; called only when
+// AVX2 + FMA variants of the integer block dot products (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) (compiled with -mavx2 -mfma -mf16c; called only when
 // CPUID reports them). Same results as the scalar reference up to the order of float additions: the
 // per-block integer sums are exact.
 #include <immintrin.h>
 
-#include "quant/half.h"
 #include "quant/matvec.h"
 
 namespace hearth::quant::detail {
@@ -16,7 +15,8 @@ inline float hsum(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
-inline uint16_t u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
+// A block's float16 scale, converted by the F16C instruction (exact, as half.h's f16_to_f32).
+inline float scale16(const uint8_t* p) { return _cvtsh_ss(static_cast<uint16_t>(p[0] | (p[1] << 8))); }
 
 // 8 int32 partial sums of Σ w[i]·x[i] over 32 signed bytes (|w|, |x| ≤ 127).
 inline __m256i dot32(__m256i w, __m256i x) {
@@ -41,14 +41,14 @@ float dot_q8_0(const uint8_t* w, const void* blocks, int64_t nb) {
     const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b + 1].q));
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(u16(w)) * a[b].d), _mm256_cvtepi32_ps(dot32(w0, x0)), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(u16(w + 34)) * a[b + 1].d), _mm256_cvtepi32_ps(dot32(w1, x1)),
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(w0, x0)), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w + 34) * a[b + 1].d), _mm256_cvtepi32_ps(dot32(w1, x1)),
                            acc1);
   }
   for (; b < nb; ++b, w += 34) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(u16(w)) * a[b].d), _mm256_cvtepi32_ps(dot32(w0, x0)), acc0);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(w0, x0)), acc0);
   }
   return hsum(_mm256_add_ps(acc0, acc1));
 }
@@ -60,17 +60,114 @@ float dot_q4_0(const uint8_t* w, const void* blocks, int64_t nb) {
   for (; b + 1 < nb; b += 2, w += 36) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
     const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b + 1].q));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(u16(w)) * a[b].d),
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d),
                            _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 2), x0)), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(u16(w + 18)) * a[b + 1].d),
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w + 18) * a[b + 1].d),
                            _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 20), x1)), acc1);
   }
   for (; b < nb; ++b, w += 18) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(f16_to_f32(u16(w)) * a[b].d),
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d),
                            _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 2), x0)), acc0);
   }
   return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+// Σ over 32 pairs of unsigned bytes u (≤ 63) and signed bytes x, as 16-bit pair sums, times per-lane 16-bit
+// scales -> 8 int32 partial sums.
+inline __m256i dot_u8_scaled(__m256i u, __m256i x, __m256i scales16) {
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), scales16);
+}
+
+struct Scales4K {
+  uint8_t sc[8], m[8];
+};
+inline Scales4K unpack_scales(const uint8_t* s) {
+  Scales4K u;
+  for (int j = 0; j < 4; ++j) {
+    u.sc[j] = s[j] & 63;
+    u.m[j] = s[j + 4] & 63;
+  }
+  for (int j = 4; j < 8; ++j) {
+    u.sc[j] = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
+    u.m[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+  }
+  return u;
+}
+
+// Q4_K and (kFive) Q5_K: x = d·sc·q − dmin·m per sub-block of 32; 8 sub-blocks per super-block.
+template <bool kFive>
+float dot_q45_k(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* a = static_cast<const ActivationBlock256*>(blocks);
+  constexpr size_t kBytes = kFive ? 176 : 144;
+  const __m256i low4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
+  __m256 acc = _mm256_setzero_ps();
+  float mins = 0;
+  for (int64_t b = 0; b < nb; ++b, w += kBytes) {
+    const float d = scale16(w) * a[b].d, dmin = scale16(w + 2) * a[b].d;
+    const Scales4K u = unpack_scales(w + 4);
+    const uint8_t* qs = w + (kFive ? 48 : 16);
+    const __m256i qh = kFive ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)) : _mm256_setzero_si256();
+    __m256i sumi = _mm256_setzero_si256();
+    int32_t summ = 0;
+    for (int p = 0; p < 4; ++p) {
+      const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * p));
+      __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
+      if (kFive) {
+        lo = _mm256_add_epi8(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one), 4));
+        hi = _mm256_add_epi8(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one), 4));
+      }
+      const __m256i x_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q + 64 * p));
+      const __m256i x_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q + 64 * p + 32));
+      sumi = _mm256_add_epi32(sumi, dot_u8_scaled(lo, x_lo, _mm256_set1_epi16(u.sc[2 * p])));
+      sumi = _mm256_add_epi32(sumi, dot_u8_scaled(hi, x_hi, _mm256_set1_epi16(u.sc[2 * p + 1])));
+    }
+    for (int j = 0; j < 8; ++j) summ += int32_t(u.m[j]) * (a[b].sums[2 * j] + a[b].sums[2 * j + 1]);
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    mins += dmin * float(summ);
+  }
+  return hsum(acc) - mins;
+}
+
+// Q6_K: x = d·sc·(q − 32) per sub-block of 16; q = 4 low bits (ql) | 2 high bits (qh) << 4.
+float dot_q6_k(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* a = static_cast<const ActivationBlock256*>(blocks);
+  const __m256i low4 = _mm256_set1_epi8(15), low2 = _mm256_set1_epi8(3);
+  __m256 acc = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b, w += 210) {
+    const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
+    const float d = scale16(w + 208) * a[b].d;
+    __m256i sumi = _mm256_setzero_si256();
+    int32_t offset = 0;  // Σ sc·Σx per sub-block of 16, for the −32
+    for (int g = 0; g < 16; ++g) offset += int32_t(sc[g]) * a[b].sums[g];
+    for (int half = 0; half < 2; ++half) {
+      const uint8_t* ql = w + 64 * half;
+      const uint8_t* qhp = w + 128 + 32 * half;
+      const int8_t* s = sc + 8 * half;
+      const int8_t* x = a[b].q + 128 * half;
+      const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
+      const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
+      const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qhp));
+      const __m256i q[4] = {
+          _mm256_or_si256(_mm256_and_si256(l0, low4), _mm256_slli_epi16(_mm256_and_si256(h, low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(l1, low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 2), low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 4), low2), 4)),
+          _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), low4),
+                          _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), low2), 4))};
+      for (int k = 0; k < 4; ++k) {
+        // 32 elements x[32k ..]: the first 16 with scale s[2k], the next 16 with s[2k + 1]
+        const __m256i scales16 =
+            _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(s[2 * k])), _mm_set1_epi16(s[2 * k + 1]), 1);
+        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * k));
+        sumi = _mm256_add_epi32(sumi, dot_u8_scaled(q[k], xv, scales16));
+      }
+    }
+    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
+    acc = _mm256_sub_ps(acc, _mm256_setr_ps(d * 32.0f * float(offset), 0, 0, 0, 0, 0, 0, 0));
+  }
+  return hsum(acc);
 }
 
 }  // namespace
@@ -79,6 +176,9 @@ Kernels kernels_avx2() {
   Kernels k;
   k.q8_0 = dot_q8_0;
   k.q4_0 = dot_q4_0;
+  k.q4_k = dot_q45_k<false>;
+  k.q5_k = dot_q45_k<true>;
+  k.q6_k = dot_q6_k;
   return k;
 }
 

@@ -1,0 +1,58 @@
+// bench_kernels: the block matrix-vector kernels alone (quant/matvec.h), one thread, per type and variant.
+//
+//   bench_kernels [--rows 4096] [--cols 4096] [--batch 1] [--reps 20]
+// Prints the weight bytes read per second for a [rows, cols] matrix times `batch` activation rows (decode:
+// batch 1), for every variant this CPU runs. Compare with the read bandwidth of ../shared/tools/stream.c
+// (one thread) to see whether a kernel is bandwidth- or compute-bound.
+#include <algorithm>
+#include <chrono>
+#include <iostream>
+#include <random>
+#include <vector>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "quant/codec.h"
+#include "quant/matvec.h"
+
+using namespace hearth::quant;
+
+int main(int argc, char** argv) {
+  int64_t rows = 4096, cols = 4096, batch = 1;
+  int reps = 20;
+  CLI::App app{"hearth block-kernel benchmark"};
+  app.add_option("--rows", rows);
+  app.add_option("--cols", cols);
+  app.add_option("--batch", batch);
+  app.add_option("--reps", reps);
+  CLI11_PARSE(app, argc, argv);
+  std::mt19937 rng(1);
+  std::normal_distribution<float> normal(0.0f, 0.02f);
+  std::vector<float> w(static_cast<size_t>(rows * cols)), x(static_cast<size_t>(cols * batch));
+  for (auto& v : w) v = normal(rng);
+  for (auto& v : x) v = normal(rng) * 50;
+  std::cout << fmt::format("{:<6} {:<11} {:>9} {:>10} {:>9}\n", "type", "variant", "MiB", "ms/product", "GB/s");
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+    std::vector<uint8_t> blocks(ggml_type_nbytes(type, rows * cols));
+    quantize(type, w.data(), blocks.data(), rows * cols);
+    std::vector<Activations> acts(static_cast<size_t>(batch));
+    for (int64_t i = 0; i < batch; ++i) activations_prepare(type, x.data() + i * cols, cols, acts[i]);
+    std::vector<float> y(static_cast<size_t>(rows * batch));
+    const size_t row_bytes = ggml_type_nbytes(type, cols);
+    for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+      double best = 1e9;
+      bool ran = true;
+      for (int r = 0; r < reps && ran; ++r) {
+        auto t0 = std::chrono::steady_clock::now();
+        ran = detail::matmul_rows_with(variant, type, blocks.data(), row_bytes, acts.data(), batch, y.data(), rows, 0,
+                                       rows);
+        best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+      }
+      if (!ran) continue;
+      std::cout << fmt::format("{:<6} {:<11} {:>9.1f} {:>10.3f} {:>9.2f}\n", ggml_type_name(type), variant,
+                               blocks.size() / 1048576.0, best * 1e3, blocks.size() / best / 1e9);
+    }
+  }
+  return 0;
+}
