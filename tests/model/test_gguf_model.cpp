@@ -18,6 +18,7 @@
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/gguf_model.h"
+#include "model/lora.h"
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
 
@@ -133,6 +134,44 @@ TEST_CASE("a GGUF model keeps quantized matrices as blocks on the CPU and matche
   a->forward(tokens.narrow(1, 0, 7), pos.narrow(1, 0, 7), {}, &cache);
   auto step = a->forward(tokens.narrow(1, 7, 1), pos.narrow(1, 7, 1), {}, &cache)[0][0];
   CHECK(torch::allclose(step, la[0][7], 1e-4, 1e-4));
+}
+
+TEST_CASE("LoRA adapters apply on top of block weights", "[model][gguf][lora]") {
+  std::shared_ptr<const io::GgufFile> file = io::GgufFile::open(kq256() / "model-q8_0.gguf");
+  auto config = model::gguf_config(*file);
+  auto blocks = model::gguf_weights(file, config, true);
+  auto decoded = model::gguf_weights(file, config, false);
+  auto a = model::causal_lm_from_tensors(config, blocks.dense, {}, "blocks", blocks.blocks);
+  auto b = model::causal_lm_from_tensors(config, decoded.dense, {}, "decoded");
+  model::LoraConfig lc;
+  lc.r = 4;
+  lc.alpha = 8;
+  lc.targets = {model::LoraTarget::kQ, model::LoraTarget::kV, model::LoraTarget::kGate, model::LoraTarget::kDown};
+  auto adapter = model::LoraAdapter::create(config, lc, 3);
+  torch::manual_seed(4);
+  for (auto& p : adapter.parameters()) p.copy_(torch::randn(p.sizes()) * 0.05);
+  model::ForwardOptions with;
+  with.adapters = {&adapter};
+  c10::InferenceMode guard;
+  auto tokens = torch::tensor({{1, 34, 200, 7, 99}});
+  auto pos = torch::arange(5).unsqueeze(0);
+  // The adapter's effect (with - without) is the same on block and decoded weights: the deltas are float32
+  // products of the layer inputs, which differ only by the base's 8-bit activation rounding.
+  auto effect_a = a->forward(tokens, pos, {}, nullptr, with) - a->forward(tokens, pos, {}, nullptr, false);
+  auto effect_b = b->forward(tokens, pos, {}, nullptr, with) - b->forward(tokens, pos, {}, nullptr, false);
+  CHECK(effect_b.abs().max().item<double>() > 1e-2);
+  CHECK((effect_a - effect_b).abs().max().item<double>() < 0.05 * effect_b.abs().max().item<double>());
+}
+
+TEST_CASE("gradients through block weights are refused, not silently wrong", "[model][gguf][lora]") {
+  auto m = model::gguf_model_load(kq256() / "model-q4_0.gguf");
+  auto adapter = model::LoraAdapter::create(m->config(), model::LoraConfig{}, 3);
+  for (auto& p : adapter.parameters()) p.set_requires_grad(true);
+  model::ForwardOptions o;
+  o.adapters = {&adapter};
+  o.training = true;
+  CHECK_THROWS_WITH(m->forward(torch::tensor({{1, 2, 3}}), torch::arange(3).unsqueeze(0), {}, nullptr, o),
+                    Catch::Matchers::Contains("QLoRA"));
 }
 
 TEST_CASE("GGUF models that hearth cannot run are refused naming the key", "[model][gguf]") {
