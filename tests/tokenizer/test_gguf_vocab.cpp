@@ -9,6 +9,7 @@
 
 #include <unistd.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -25,6 +26,7 @@
 #include "test_paths.h"
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/tokenizer.h"
+#include "tokenizer/unicode.h"
 
 namespace fs = std::filesystem;
 namespace io = hearth::io;
@@ -598,5 +600,102 @@ TEST_CASE("gguf vocab: writing rejects what GGUF cannot express", "[tokenizer][g
     tj["model"]["continuing_subword_prefix"] = "##";
     tj["model"]["merges"] = nlohmann::json::array();
     expect_format_error(write(tj, nullptr), {"continuing_subword_prefix"});
+  }
+}
+
+// ---- llama.cpp itself ----
+
+namespace {
+
+// node-llama-cpp (llama.cpp's prebuilt CPU binaries), installed by fetch_test_assets on Linux x86-64.
+fs::path llamacpp_ref_dir() { return hearth::test::assets_dir() / "llamacpp-ref" / "node_modules" / "node-llama-cpp"; }
+
+struct LlamaCppIds {
+  std::vector<std::vector<TokenId>> no_parse, parse_special;
+};
+
+// llama_tokenize(add_special=false, parse_special=false/true) of each text, by scripts/llamacpp_ref/tokenize.mjs.
+LlamaCppIds llamacpp_tokenize(const fs::path& model, const std::vector<std::string>& texts) {
+  const fs::path request = temp_dir() / "llamacpp_request.json", out = temp_dir() / "llamacpp_out.json";
+  std::ofstream(request) << nlohmann::json{{"model", model.string()}, {"texts", texts}}.dump();
+  const std::string command = "node '" + (hearth::test::source_dir() / "scripts" / "llamacpp_ref" / "tokenize.mjs").string() +
+                              "' '" + hearth::test::assets_dir().string() + "' '" + request.string() + "' '" +
+                              out.string() + "'";
+  REQUIRE(std::system(command.c_str()) == 0);
+  const auto j = nlohmann::json::parse(read_file(out));
+  return {j["no_parse"].get<std::vector<std::vector<TokenId>>>(),
+          j["parse_special"].get<std::vector<std::vector<TokenId>>>()};
+}
+
+// A vocabulary-only GGUF llama.cpp loads: kq256's model keys (architecture llama) plus `tokenizer_kv`.
+fs::path write_for_llamacpp(const std::vector<io::GgufKv>& tokenizer_kv, const std::string& name) {
+  std::vector<io::GgufKv> kv;
+  const auto kq256 = kq256_file();
+  for (const auto& e : kq256->metadata()) {
+    if (e.key.rfind("tokenizer.", 0) != 0 && e.key != "llama.vocab_size") kv.push_back(e);
+  }
+  kv.insert(kv.end(), tokenizer_kv.begin(), tokenizer_kv.end());
+  const fs::path path = temp_dir() / (name + "-llamacpp.gguf");
+  io::gguf_write(path, kv, {});
+  return path;
+}
+
+// Token texts llama.cpp makes control tokens whatever the file says (src/llama-vocab.cpp finds end-of-generation
+// and fill-in-the-middle tokens by their text). Where one is a normal or non-special token (e.g. "</s>" in
+// Qwen3's vocabulary), llama.cpp splits it off as a special token and transformers does not.
+const char* const kControlByText[] = {"</s>",           "<|endoftext|>",  "<|im_end|>",     "<|eot_id|>",
+                                      "<|eom_id|>",     "<|end|>",        "<end_of_turn>",  "<EOT>",
+                                      "<|fim_prefix|>", "<|fim_middle|>", "<|fim_suffix|>", "<|fim_pad|>",
+                                      "<|repo_name|>",  "<|file_sep|>",   "<|end_of_text|>"};
+
+bool llamacpp_promotes_a_token_in(const Tokenizer& t, const std::string& text) {
+  for (const char* control : kControlByText) {
+    const auto id = t.token_to_id(control);
+    if (id && !t.is_special(*id) && text.find(control) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("gguf vocab: llama.cpp itself gives tokenizer_from_gguf's ids", "[tokenizer][gguf][llamacpp]") {
+  if (!fs::exists(llamacpp_ref_dir())) {
+    WARN("llama.cpp reference not installed (fetch_test_assets installs it on Linux x86-64 only); skipped");
+    return;
+  }
+  struct Case {
+    std::string name;
+    fs::path gguf;
+    bool nfc;  // llama.cpp's qwen2 has no NFC step: hand it the text as the Hugging Face normalizer leaves it
+  };
+  std::vector<Case> cases = {{"kq256 (llama.cpp-made)", hearth::test::fixtures_dir() / "kq256" / "model-q8_0.gguf", false}};
+  const std::vector<std::pair<std::string, fs::path>> sources = {
+      {"stories260K", hearth::test::stories_dir()},
+      {"gpt2", hearth::test::fixtures_dir() / "tokenizer-tests" / "gpt2"},
+      {"llama3", hearth::test::assets_dir() / "llama3"},
+      {"qwen3", hearth::test::assets_dir() / "qwen3"}};
+  for (const auto& [name, dir] : sources) {
+    cases.push_back({name, write_for_llamacpp(tok::tokenizer_gguf_metadata(Tokenizer::load(dir)), name), name == "qwen3"});
+  }
+  for (const auto& c : cases) {
+    const auto t = tok::tokenizer_from_gguf(*io::GgufFile::open(c.gguf));
+    std::vector<std::string> texts;
+    for (const auto& s : all_strings()) {
+      if (!llamacpp_promotes_a_token_in(t, s)) texts.push_back(s);
+    }
+    if (c.name.rfind("kq256", 0) == 0) {
+      const auto more = random_texts(io::GgufFile::open(c.gguf)->get_string_array("tokenizer.ggml.tokens"), 1000, 5);
+      texts.insert(texts.end(), more.begin(), more.end());
+    }
+    std::vector<std::string> inputs;
+    for (const auto& s : texts) inputs.push_back(c.nfc ? tok::nfc(s) : s);
+    const LlamaCppIds ref = llamacpp_tokenize(c.gguf, inputs);
+    REQUIRE(ref.no_parse.size() == texts.size());
+    CHECK(texts.size() >= all_strings().size() - 3);
+    for (size_t i = 0; i < texts.size(); ++i) {
+      INFO(c.name << " input: \"" << texts[i].substr(0, 120) << "\"");
+      CHECK(t.encode(texts[i], kNoParse) == ref.no_parse[i]);
+      CHECK(t.encode(texts[i], kPlain) == ref.parse_special[i]);
+    }
   }
 }
