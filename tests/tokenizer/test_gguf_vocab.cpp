@@ -285,8 +285,6 @@ TEST_CASE("gguf vocab: kq256 (llama.cpp-made, model llama) tokenizes like storie
   const auto t = tok::tokenizer_from_gguf(*kq256_file());
   const auto hf = Tokenizer::load(hearth::test::stories_dir());
   check_golden(t, "stories260K");
-  std::vector<std::string> texts;
-  for (const auto& s : all_strings()) texts.push_back(s);
   const std::vector<std::string> vocab = kq256_file()->get_string_array("tokenizer.ggml.tokens");
   check_same(t, hf, random_texts(vocab, 3000, 7));
   CHECK(t.bos_id() == 1);
