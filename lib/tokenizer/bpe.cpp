@@ -1,6 +1,7 @@
 // BPE model: vocabulary, merges, merge loop and word cache. See bpe.h.
 #include "tokenizer/bpe.h"
 
+#include <algorithm>
 #include <functional>
 #include <queue>
 
@@ -100,6 +101,19 @@ std::optional<TokenId> BpeModel::token_to_id(std::string_view token) const {
 const std::string* BpeModel::id_to_token(TokenId id) const {
   if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size()) return nullptr;
   return id_to_token_[id];
+}
+
+std::vector<std::pair<TokenId, TokenId>> BpeModel::merge_pairs() const {
+  std::vector<std::pair<uint32_t, uint64_t>> ranked;
+  ranked.reserve(merges_.size());
+  for (const auto& [key, merge] : merges_) ranked.emplace_back(merge.rank, key);
+  std::sort(ranked.begin(), ranked.end());
+  std::vector<std::pair<TokenId, TokenId>> pairs;
+  pairs.reserve(ranked.size());
+  for (const auto& [rank, key] : ranked) {
+    pairs.emplace_back(static_cast<TokenId>(key >> 32), static_cast<TokenId>(key & 0xFFFFFFFFu));
+  }
+  return pairs;
 }
 
 const BpeModel::Merge* BpeModel::find_merge(TokenId a, TokenId b) const {

@@ -45,6 +45,9 @@ class BpeModel {
   // Max id + 1.
   size_t size() const { return id_to_token_.size(); }
   size_t merge_count() const { return merges_.size(); }
+  // The merges as (left, right) token ids, lowest rank first (a pair listed twice appears once, at its
+  // later rank, as HF keeps it).
+  std::vector<std::pair<TokenId, TokenId>> merge_pairs() const;
 
  private:
   struct Merge {

@@ -61,6 +61,7 @@ bool uses_bos_eos_flags(const nlohmann::json& config) {
 struct Tokenizer::Impl {
   std::string origin;
   nlohmann::json config;
+  nlohmann::json definition;  // tokenizer.json without model.vocab and model.merges
   std::unique_ptr<Normalizer> normalizer;
   std::unique_ptr<PreTokenizer> pre_tokenizer;
   std::unique_ptr<BpeModel> model;
@@ -87,6 +88,12 @@ Tokenizer::Impl::Impl(const nlohmann::json& tj, const nlohmann::json& config_jso
   const Where root{origin, ""};
   if (!tj.is_object()) throw_format(root, "not a tokenizer.json object", "a JSON object", json_brief(tj));
   load_model(tj, root);
+  for (const auto& [key, value] : tj.items()) {
+    if (key != "model") definition[key] = value;
+  }
+  for (const auto& [key, value] : tj["model"].items()) {
+    if (key != "vocab" && key != "merges") definition["model"][key] = value;
+  }
   normalizer = normalizer_from_json(tj.value("normalizer", nlohmann::json()), root / "normalizer");
   pre_tokenizer = pre_tokenizer_from_json(tj.value("pre_tokenizer", nlohmann::json()), root / "pre_tokenizer");
   decoder = decoder_from_json(tj.value("decoder", nlohmann::json()), root / "decoder");
@@ -255,6 +262,8 @@ std::optional<TokenId> Tokenizer::bos_id() const { return impl_->bos; }
 std::optional<TokenId> Tokenizer::eos_id() const { return impl_->eos; }
 std::optional<TokenId> Tokenizer::pad_id() const { return impl_->pad; }
 const nlohmann::json& Tokenizer::config() const { return impl_->config; }
+const nlohmann::json& Tokenizer::definition() const { return impl_->definition; }
+std::vector<std::pair<TokenId, TokenId>> Tokenizer::merges() const { return impl_->model->merge_pairs(); }
 
 std::string Tokenizer::summary() const {
   const Impl& im = *impl_;

@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -61,6 +62,11 @@ class Tokenizer {
   std::optional<TokenId> pad_id() const;
   // The parsed tokenizer_config.json (null JSON when the file is absent): chat_template, bos_token, ...
   const nlohmann::json& config() const;
+  // The tokenizer.json it was built from minus model.vocab and model.merges (normalizer, pre_tokenizer,
+  // post_processor, decoder, added_tokens, the model's options): for describing it in other formats (GGUF).
+  const nlohmann::json& definition() const;
+  // The BPE merges as (left, right) token ids, lowest rank first.
+  std::vector<std::pair<TokenId, TokenId>> merges() const;
   // One line for `hearth inspect`: model type, vocab size, special tokens.
   std::string summary() const;
 
