@@ -22,7 +22,7 @@ void globals_apply(const GlobalOptions& g);
 // Number of threads --threads resolves to.
 int threads_resolve(int requested);
 
-// Checks that DIR exists and holds config.json (IoError naming the path otherwise).
+// Checks that --model is a .gguf file, or a directory holding config.json (IoError naming the path otherwise).
 void model_dir_check(const std::filesystem::path& dir);
 
 // Prints a JSON result on stdout (one line).

@@ -1,13 +1,15 @@
-// hearth inspect: what a model folder holds — architecture, parameters, dtypes, context, tokenizer.
-// Reads only config files and safetensors headers (no weights are loaded).
+// hearth inspect: what a model folder or GGUF file holds — architecture, parameters, dtypes (ggml types for
+// GGUF), context, tokenizer. Reads only config files, safetensors headers or GGUF metadata (no weights).
 #include <iostream>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/config.h"
+#include "model/gguf_model.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hearth::app {
@@ -17,19 +19,44 @@ struct InspectOptions {
   std::string model;
 };
 
-void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
-  model_dir_check(o.model);
-  auto c = model::config_load(o.model);
-  auto archive = io::SafetensorsArchive::open(o.model);
+// What the weights of a model are stored as: parameters and bytes per dtype (or ggml type), file count.
+struct WeightSummary {
   std::map<std::string, int64_t> dtypes;  // dtype -> parameters
   int64_t params = 0;
-  size_t bytes = 0;
+  size_t bytes = 0, files = 0;
+};
+
+WeightSummary weights_of(const std::filesystem::path& model, model::ModelConfig& c) {
+  WeightSummary w;
+  auto add = [&](std::string dtype, int64_t n, size_t bytes) {
+    w.dtypes[dtype] += n;
+    w.params += n;
+    w.bytes += bytes;
+  };
+  if (model.extension() == ".gguf" && !std::filesystem::is_directory(model)) {
+    auto file = io::GgufFile::open(model);
+    c = model::gguf_config(*file);
+    for (const auto& t : file->tensors()) add(std::string(quant::ggml_type_name(t.type)), t.numel(), t.nbytes);
+    w.files = 1;
+    return w;
+  }
+  c = model::config_load(model);
+  auto archive = io::SafetensorsArchive::open(model);
   for (const auto& name : archive.names()) {
     const auto* t = archive.find(name);
-    dtypes[std::string(io::dtype_name(t->dtype))] += t->numel();
-    params += t->numel();
-    bytes += t->nbytes;
+    add(std::string(io::dtype_name(t->dtype)), t->numel(), t->nbytes);
   }
+  w.files = archive.files().size();
+  return w;
+}
+
+void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
+  model_dir_check(o.model);
+  model::ModelConfig c;
+  const WeightSummary w = weights_of(o.model, c);
+  const auto& dtypes = w.dtypes;
+  const int64_t params = w.params;
+  const size_t bytes = w.bytes;
   auto tok = tokenizer::Tokenizer::load(o.model);
   bool has_template = tok.config().is_object() && tok.config().contains("chat_template");
   nlohmann::json j = {
@@ -38,7 +65,7 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
       {"parameters", params},
       {"weight_bytes", bytes},
       {"dtypes", dtypes},
-      {"files", archive.files().size()},
+      {"files", w.files},
       {"context", c.max_position_embeddings},
       {"vocab_size", c.vocab_size},
       {"hidden_size", c.hidden_size},
@@ -62,7 +89,7 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
   }
   std::cout << fmt::format("model        {} ({})\n", o.model, c.model_type);
   std::cout << fmt::format("parameters   {} ({:.2f} M), {:.1f} MiB in {} file(s)\n", params, params / 1e6,
-                           bytes / 1048576.0, archive.files().size());
+                           bytes / 1048576.0, w.files);
   std::string dt;
   for (const auto& [k, v] : dtypes) dt += fmt::format("{}{}: {}", dt.empty() ? "" : ", ", k, v);
   std::cout << fmt::format("dtypes       {}\n", dt);

@@ -10,9 +10,11 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "io/gguf.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/decoder.h"
+#include "tokenizer/gguf_vocab.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/post_processor.h"
 #include "tokenizer/pre_tokenizer.h"
@@ -178,6 +180,8 @@ Tokenizer& Tokenizer::operator=(Tokenizer&&) noexcept = default;
 Tokenizer::~Tokenizer() = default;
 
 Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
+  if (dir.extension() == ".gguf" && !std::filesystem::is_directory(dir))
+    return tokenizer_from_gguf(*io::GgufFile::open(dir));
   const auto path = dir / "tokenizer.json";
   if (!std::filesystem::is_regular_file(path)) {
     throw IoError(path.string() + ": tokenizer file missing; expected a tokenizer.json in " + dir.string() +

@@ -32,9 +32,10 @@ struct EncodeOptions {
 
 class Tokenizer {
  public:
-  // Loads DIR/tokenizer.json (+ tokenizer_config.json, special_tokens_map.json when present).
+  // Loads DIR/tokenizer.json (+ tokenizer_config.json, special_tokens_map.json when present), or, for a
+  // .gguf file, the tokenizer its tokenizer.ggml.* metadata describes (gguf_vocab.h).
   // Throws IoError if tokenizer.json is missing/unreadable, FormatError if malformed or unsupported
-  // (the message names the file and the JSON field).
+  // (the message names the file and the JSON field or metadata key).
   static Tokenizer load(const std::filesystem::path& dir);
   // Same, from already-parsed JSON; `config` may be null. `origin` names the source in error messages.
   static Tokenizer from_json(const nlohmann::json& tokenizer_json, const nlohmann::json& config,
