@@ -1,0 +1,33 @@
+// A model from a GGUF file (llama.cpp's format): config from the metadata, weights by llama.cpp's tensor names
+// mapped to Hugging Face names, for the families hearth runs (GGUF architectures `llama` — also Mistral and
+// SmolLM — `qwen2` and `qwen3`).
+//
+// Metadata keys and tensor names follow llama.cpp (ggml docs/gguf.md, "LLM" section): `<arch>.block_count`,
+// `<arch>.embedding_length`, `<arch>.attention.head_count`, ..., `blk.N.attn_q.weight`, `token_embd.weight`,
+// `output.weight` (absent when the head is tied). For the `llama` architecture llama.cpp's converter stores the
+// q and k rows of each head interleaved for its RoPE kernel (GGUF row 2j+i = HF row i·hd/2 + j); they are put
+// back in Hugging Face order here. Quantized tensors (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, F16, BF16) are decoded
+// to float32 with lib/quant's reference codecs: this loader is exact, not fast — keeping the blocks in
+// `Linear` with quantized kernels is the next step.
+#pragma once
+
+#include <filesystem>
+
+#include "io/gguf.h"
+#include "model/causal_lm.h"
+
+namespace hearth::model {
+
+// The config a GGUF's metadata describes, in config.json terms. Throws FormatError naming the file and key for
+// an architecture hearth does not run, a missing or ill-typed hyperparameter, or a RoPE scaling it cannot
+// apply (llama3-style `rope_freqs`, YaRN).
+ModelConfig gguf_config(const io::GgufFile& file);
+
+// The weights, float32, under Hugging Face names (q/k rows in HF order). Throws FormatError naming the tensor
+// for a missing tensor, a shape that does not match the config, or a type hearth cannot decode.
+TensorMap gguf_tensors(const io::GgufFile& file, const ModelConfig& config);
+
+// Both, as a model. `options` as for causal_lm_load.
+std::unique_ptr<CausalLM> gguf_model_load(const std::filesystem::path& path, const LoadOptions& options = {});
+
+}  // namespace hearth::model
