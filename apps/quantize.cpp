@@ -122,13 +122,12 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& g) {
   options.type = *type;
   options.name = in.name;
   options.threads = threads_resolve(g.threads);
-  std::unique_ptr<Progress> bar;
+  Progress bar("quantize", convert::gguf_model_plan(in.config, options.type).size(), "tensors");
   auto progress = [&bar](const convert::QuantizeProgress& p) {
-    if (!bar) bar = std::make_unique<Progress>("quantize", p.count, "tensors");
-    bar->update(p.done, fmt::format("{} {}", p.tensor->name.gguf, quant::ggml_type_name(p.tensor->type)));
+    bar.update(p.done, fmt::format("{} {}", p.tensor->name.gguf, quant::ggml_type_name(p.tensor->type)));
   };
   auto summary = convert::gguf_model_write(out, in.config, in.source, options, in.extra, progress);
-  if (bar) bar->finish();
+  bar.finish();
   if (g.json) json_print(summary_json(summary, in, o.model));
   else summary_print(summary, in);
 }
