@@ -138,7 +138,7 @@ TEST_CASE("the written GGUF loads back through hearth's reader with the Hugging 
   }
 }
 
-TEST_CASE("a GGUF source goes through HF order and back unchanged; quantized sources are refused", "[convert][kq256]") {
+TEST_CASE("a GGUF source goes through HF order and back unchanged, and quantized sources are refused", "[convert][kq256]") {
   auto f16 = io::GgufFile::open(test::kq256_dir() / "model-f16.gguf");
   auto config = model::gguf_config(*f16);
   QuantizeOptions options;
