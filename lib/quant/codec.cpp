@@ -1,5 +1,5 @@
 // Dispatch for quantize()/dequantize(), and the codecs of the float types and the simple block types
-// (Q8_0, Q4_0, Q8_K). The k-quant types with sub-block scales live in k_quants.cpp. Formats: see codec.h.
+// (Q8_0, Q4_0, Q5_0, Q8_K). The k-quant types with sub-block scales live in k_quants.cpp. Formats: see codec.h.
 #include "quant/codec.h"
 
 #include <algorithm>
@@ -97,6 +97,50 @@ void dequantize_q4_0(const uint8_t* x, float* y, int64_t nb) {
   }
 }
 
+// --- Q5_0: as Q4_0 with a fifth bit: d = m / −16, q = trunc(x/d + 16.5) ≤ 31; the low nibbles pack like Q4_0's
+// and bit 4 of element j goes to bit j of the little-endian u32 qh ---
+uint8_t q5_0_level(float v) {
+  if (!(v >= 0.0f)) return 0;  // only reachable when 1/d overflowed
+  return v >= 31.0f ? 31 : static_cast<uint8_t>(v);
+}
+
+void quantize_q5_0(const float* x, uint8_t* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += 32, y += 22) {
+    float amax = 0.0f, max = 0.0f;
+    for (int j = 0; j < 32; ++j) {
+      if (amax < std::fabs(x[j])) {
+        amax = std::fabs(x[j]);
+        max = x[j];
+      }
+    }
+    const float d = max / -16;
+    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    detail::store_u16(y, scale_to_f16(d, "Q5_0", i));
+    uint32_t qh = 0;
+    for (int j = 0; j < 16; ++j) {
+      const uint8_t lo = q5_0_level(x[j] * id + 16.5f);
+      const uint8_t hi = q5_0_level(x[j + 16] * id + 16.5f);
+      y[6 + j] = static_cast<uint8_t>((lo & 0x0f) | ((hi & 0x0f) << 4));
+      qh |= uint32_t(lo >> 4) << j;
+      qh |= uint32_t(hi >> 4) << (j + 16);
+    }
+    for (int b = 0; b < 4; ++b) y[2 + b] = static_cast<uint8_t>(qh >> (8 * b));
+  }
+}
+
+void dequantize_q5_0(const uint8_t* x, float* y, int64_t nb) {
+  for (int64_t i = 0; i < nb; ++i, x += 22, y += 32) {
+    const float d = load_f16(x);
+    const uint32_t qh = uint32_t(x[2]) | uint32_t(x[3]) << 8 | uint32_t(x[4]) << 16 | uint32_t(x[5]) << 24;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = (x[6 + j] & 0x0f) | int((qh >> j) & 1) << 4;
+      const int hi = (x[6 + j] >> 4) | int((qh >> (j + 16)) & 1) << 4;
+      y[j] = (lo - 16) * d;
+      y[j + 16] = (hi - 16) * d;
+    }
+  }
+}
+
 // --- Q8_K: float32 d, q = round(−127·x/m) where m has the largest magnitude, plus sums of 16 q's ---
 void quantize_q8_k(const float* x, uint8_t* y, int64_t nb) {
   for (int64_t i = 0; i < nb; ++i, x += kQK_K, y += 292) {
@@ -135,6 +179,7 @@ bool is_supported(GgmlType type) {
     case GgmlType::kBF16:
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0:
+    case GgmlType::kQ5_0:
     case GgmlType::kQ4_K:
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:
@@ -149,8 +194,8 @@ bool is_supported(GgmlType type) {
 int64_t check(const char* what, GgmlType type, int64_t n) {
   const GgmlTypeInfo* info = ggml_type_find(static_cast<uint32_t>(type));
   if (!info || !is_supported(type))
-    throw ConfigError(fmt::format("{}: type {} is not supported; expected one of F32, F16, BF16, Q8_0, Q4_0, Q4_K, "
-                                  "Q5_K, Q6_K, Q8_K",
+    throw ConfigError(fmt::format("{}: type {} is not supported; expected one of F32, F16, BF16, Q8_0, Q4_0, Q5_0, "
+                                  "Q4_K, Q5_K, Q6_K, Q8_K",
                                   what, info ? info->name : fmt::format("id {}", static_cast<uint32_t>(type))));
   if (n < 0 || n % info->block_size != 0)
     throw ConfigError(fmt::format("{} {}: element count must be a multiple of {}; got {}", what, info->name,
@@ -172,6 +217,7 @@ void dequantize(GgmlType type, const void* src, float* dst, int64_t n) {
     case GgmlType::kBF16: for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(detail::load_u16(x + 2 * i)); break;
     case GgmlType::kQ8_0: dequantize_q8_0(x, dst, nb); break;
     case GgmlType::kQ4_0: dequantize_q4_0(x, dst, nb); break;
+    case GgmlType::kQ5_0: dequantize_q5_0(x, dst, nb); break;
     case GgmlType::kQ4_K: detail::dequantize_q4_k(x, dst, nb); break;
     case GgmlType::kQ5_K: detail::dequantize_q5_k(x, dst, nb); break;
     case GgmlType::kQ6_K: detail::dequantize_q6_k(x, dst, nb); break;
@@ -195,6 +241,7 @@ void quantize(GgmlType type, const float* src, void* dst, int64_t n) {
     case GgmlType::kBF16: for (int64_t i = 0; i < n; ++i) detail::store_u16(y + 2 * i, f32_to_bf16(src[i])); break;
     case GgmlType::kQ8_0: quantize_q8_0(src, y, nb); break;
     case GgmlType::kQ4_0: quantize_q4_0(src, y, nb); break;
+    case GgmlType::kQ5_0: quantize_q5_0(src, y, nb); break;
     case GgmlType::kQ4_K: detail::quantize_q4_k(src, y, nb); break;
     case GgmlType::kQ5_K: detail::quantize_q5_k(src, y, nb); break;
     case GgmlType::kQ6_K: detail::quantize_q6_k(src, y, nb); break;

@@ -8,6 +8,8 @@
 //   Q8_0   32 el, 34 B:  f16 d | int8 q[32]                          x = d·q
 //   Q4_0   32 el, 18 B:  f16 d | u8 qs[16]                           x[j] = d·((qs[j] & 15) − 8),
 //                                                                    x[j+16] = d·((qs[j] >> 4) − 8)
+//   Q5_0   32 el, 22 B:  f16 d | u32 qh | u8 qs[16]                  as Q4_0 with a fifth bit: bit j of qh for x[j],
+//                                                                    bit j+16 for x[j+16]; x = d·(q − 16)
 //   Q4_K  256 el, 144 B: f16 d | f16 dmin | u8 scales[12] | u8 qs[128]
 //          8 sub-blocks of 32, each with a 6-bit scale sc and 6-bit min m packed in scales[12]
 //          (j < 4: sc = scales[j] & 63, m = scales[j+4] & 63; j ≥ 4: sc = (scales[j+4] & 15) | (scales[j-4] >> 6) << 4,
@@ -22,8 +24,8 @@
 //          x[l+96] = high(ql[l+32]) | bits 6-7; scale index l/16 + 0, 2, 4, 6. x = (d·sc)·q.
 //   Q8_K  256 el, 292 B: f32 d | int8 q[256] | int16 bsums[16] (sums of 16 q's)  x = d·q
 //
-// The quantizers follow llama.cpp's reference ("_ref") quantizers without an importance matrix: Q8_0 and Q4_0
-// are round-to-nearest definitions, and the K types use the same per-sub-block scale/min search in the same
+// The quantizers follow llama.cpp's reference ("_ref") quantizers without an importance matrix: Q8_0, Q4_0 and
+// Q5_0 are round-to-nearest definitions, and the K types use the same per-sub-block scale/min search in the same
 // float32 operation order, so llama-quantize output is reproduced byte for byte (tested on the kq256 fixture).
 // All functions are pure and thread-safe.
 #pragma once
@@ -34,8 +36,8 @@
 
 namespace hearth::quant {
 
-// Whether dequantize() / quantize() support this type. Dequantize: F32, F16, BF16, Q8_0, Q4_0, Q4_K, Q5_K,
-// Q6_K, Q8_K. Quantize: the same set.
+// Whether dequantize() / quantize() support this type. Dequantize: F32, F16, BF16, Q8_0, Q4_0, Q5_0, Q4_K,
+// Q5_K, Q6_K, Q8_K. Quantize: the same set.
 bool can_dequantize(GgmlType type);
 bool can_quantize(GgmlType type);
 
