@@ -14,6 +14,8 @@
 #include "io/gguf.h"
 #include "model/config.h"
 #include "model/gguf_model.h"
+#include "tokenizer/gguf_vocab.h"
+#include "tokenizer/tokenizer.h"
 
 namespace hearth::app {
 namespace {
@@ -35,12 +37,13 @@ struct QuantizeInput {
 
 // The tokenizer of a Hugging Face folder as GGUF metadata (tokenizer.ggml.*), which llama.cpp needs to load the
 // file. hearth cannot produce it yet: this is the one place where it will.
+// The folder's tokenizer (and chat template) as tokenizer.ggml.* metadata, so that the GGUF runs on its own
+// in hearth, llama.cpp and Ollama.
 std::vector<io::GgufKv> tokenizer_metadata(const fs::path& dir) {
-  // MERGE (lib/tokenizer/gguf_vocab.h, another branch): when the folder has a tokenizer, replace the warning with
-  //   if (fs::exists(dir / "tokenizer.json"))
-  //     return tokenizer::tokenizer_gguf_metadata(tokenizer::Tokenizer::load(dir));
-  log::warn("quantize: the tokenizer is not embedded in the GGUF yet (no tokenizer.ggml.* metadata): hearth can "
-            "load the file, llama.cpp cannot until it is");
+  if (fs::exists(dir / "tokenizer.json")) return tokenizer::tokenizer_gguf_metadata(tokenizer::Tokenizer::load(dir));
+  log::warn("quantize: {} has no tokenizer.json, so the GGUF carries no tokenizer (tokenizer.ggml.*): weights "
+            "only, which llama.cpp will not load",
+            dir.string());
   return {};
 }
 
