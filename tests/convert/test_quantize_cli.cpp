@@ -56,11 +56,22 @@ TEST_CASE("hearth quantize --json: summary fields, and llama-quantize's bytes", 
   CHECK(j["bytes"] == fs::file_size(out));
   CHECK(j["types"] == nlohmann::json({{"F32", 5}, {"Q4_K", 12}, {"Q6_K", 3}}));
   CHECK(j["fallbacks"].empty());
-  CHECK(j["tokenizer_embedded"] == false);
+  CHECK(j["tokenizer_embedded"] == true);
   CHECK(j["bits_per_weight"].get<double>() == Approx(8.0 * j["tensor_bytes"].get<double>() / 1312000));
   CHECK(j["seconds"].get<double>() >= 0);
-  CHECK_THAT(r.err, Contains("tokenizer is not embedded"));
   CHECK(data_section(out) == data_section(test::kq256_dir() / "model-q4_k_m.gguf"));
+  // The tokenizer written from hf/tokenizer.json equals what llama.cpp's converter wrote, key for key.
+  auto mine = io::GgufFile::open(out), theirs = io::GgufFile::open(test::kq256_dir() / "model-q4_k_m.gguf");
+  int compared = 0;
+  for (const auto& kv : theirs->metadata()) {
+    if (kv.key.rfind("tokenizer.", 0) != 0) continue;
+    INFO(kv.key);
+    const io::GgufValue* v = mine->find(kv.key);
+    REQUIRE(v);
+    CHECK(*v == kv.value);
+    ++compared;
+  }
+  CHECK(compared >= 5);
 
   // Without --json: a short human summary on stdout.
   auto text = run_hearth("quantize --model " + quote(test::kq256_dir() / "hf") + " --type Q8_0 --out " + quote(out));
