@@ -34,6 +34,27 @@ inline int nearest_int(float x) {
   return i;
 }
 
+// The 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K super-block, from its 12 packed bytes.
+inline void unpack_scale_min(int j, const uint8_t* s, uint8_t* sc, uint8_t* m) {
+  if (j < 4) {
+    *sc = s[j] & 63;
+    *m = s[j + 4] & 63;
+  } else {
+    *sc = static_cast<uint8_t>((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
+    *m = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
+  }
+}
+
+// All 8 scales and mins of a Q4_K/Q5_K super-block.
+struct KScales {
+  uint8_t sc[8], m[8];
+};
+inline KScales unpack_scales(const uint8_t* s) {
+  KScales u;
+  for (int j = 0; j < 8; ++j) unpack_scale_min(j, s, &u.sc[j], &u.m[j]);
+  return u;
+}
+
 // Encodes a block scale as F16. Throws ConfigError naming the type and block if it overflows to inf.
 uint16_t scale_to_f16(float d, const char* type_name, int64_t block);
 

@@ -132,17 +132,6 @@ float fit_signed_scale(int n, int nmax, const float* x, int8_t* L) {
   return scale;
 }
 
-// The 6-bit scale and min of sub-block j (0..7) from the 12 packed bytes.
-void unpack_scale_min(int j, const uint8_t* s, uint8_t* sc, uint8_t* m) {
-  if (j < 4) {
-    *sc = s[j] & 63;
-    *m = s[j + 4] & 63;
-  } else {
-    *sc = static_cast<uint8_t>((s[j + 4] & 0x0f) | ((s[j - 4] >> 6) << 4));
-    *m = static_cast<uint8_t>((s[j + 4] >> 4) | ((s[j] >> 6) << 4));
-  }
-}
-
 // Packs 8 six-bit scales and mins into 12 bytes: bytes 0-3 scales 0-3 (+ top bits of scales 4-7),
 // bytes 4-7 mins 0-3 (+ top bits of mins 4-7), bytes 8-11 low nibbles of scales 4-7 | mins 4-7.
 void pack_scale_min(const uint8_t* ls, const uint8_t* lm, uint8_t* s) {

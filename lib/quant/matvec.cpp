@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "quant/codec.h"
+#include "quant/codec_detail.h"
 #include "quant/half.h"
 
 namespace hearth::quant {
@@ -32,22 +33,6 @@ float quantize_block(const float* x, int8_t* q) {
     q[i] = static_cast<int8_t>(std::isnan(v) ? 0.0f : std::clamp(v, -127.0f, 127.0f));
   }
   return d;
-}
-
-struct Unpacked4K {  // a Q4_K/Q5_K super-block's 8 six-bit scales and minimums
-  uint8_t sc[8], m[8];
-};
-Unpacked4K unpack_scales(const uint8_t* s) {
-  Unpacked4K u;
-  for (int j = 0; j < 4; ++j) {
-    u.sc[j] = s[j] & 63;
-    u.m[j] = s[j + 4] & 63;
-  }
-  for (int j = 4; j < 8; ++j) {
-    u.sc[j] = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-    u.m[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
-  }
-  return u;
 }
 
 uint16_t read_u16(const uint8_t* p) { return static_cast<uint16_t>(p[0] | (p[1] << 8)); }
@@ -85,7 +70,7 @@ float dot_q45_k(const uint8_t* w, const void* blocks, int64_t nb) {
   float sum = 0;
   for (int64_t b = 0; b < nb; ++b, w += kBytes) {
     const float d = f16_to_f32(read_u16(w)), dmin = f16_to_f32(read_u16(w + 2));
-    const Unpacked4K u = unpack_scales(w + 4);
+    const detail::KScales u = detail::unpack_scales(w + 4);
     const uint8_t* qh = w + 16;
     const uint8_t* qs = w + (kFive ? 48 : 16);
     int32_t scaled = 0, mins = 0;

@@ -79,18 +79,20 @@ inline __m256i dot_u8_scaled(__m256i u, __m256i x, __m256i scales16) {
   return _mm256_madd_epi16(_mm256_maddubs_epi16(u, x), scales16);
 }
 
-struct Scales4K {
+// The 8 six-bit scales and mins of a Q4_K/Q5_K super-block. A private copy of codec_detail.h's
+// unpack_scales on purpose: an inline function shared with the generic translation units would be compiled
+// here with AVX2 enabled, and the linker may keep this copy for all callers (an illegal instruction on
+// CPUs without AVX2). SIMD translation units include no inline code of the generic ones.
+struct KScales {
   uint8_t sc[8], m[8];
 };
-inline Scales4K unpack_scales(const uint8_t* s) {
-  Scales4K u;
+KScales unpack_scales(const uint8_t* s) {
+  KScales u;
   for (int j = 0; j < 4; ++j) {
     u.sc[j] = s[j] & 63;
     u.m[j] = s[j + 4] & 63;
-  }
-  for (int j = 4; j < 8; ++j) {
-    u.sc[j] = (s[j + 4] & 15) | ((s[j - 4] >> 6) << 4);
-    u.m[j] = (s[j + 4] >> 4) | ((s[j] >> 6) << 4);
+    u.sc[j + 4] = static_cast<uint8_t>((s[j + 8] & 15) | ((s[j] >> 6) << 4));
+    u.m[j + 4] = static_cast<uint8_t>((s[j + 8] >> 4) | ((s[j + 4] >> 6) << 4));
   }
   return u;
 }
@@ -105,7 +107,7 @@ float dot_q45_k(const uint8_t* w, const void* blocks, int64_t nb) {
   float mins = 0;
   for (int64_t b = 0; b < nb; ++b, w += kBytes) {
     const float d = scale16(w) * a[b].d, dmin = scale16(w + 2) * a[b].d;
-    const Scales4K u = unpack_scales(w + 4);
+    const KScales u = unpack_scales(w + 4);
     const uint8_t* qs = w + (kFive ? 48 : 16);
     const __m256i qh = kFive ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)) : _mm256_setzero_si256();
     __m256i sumi = _mm256_setzero_si256();

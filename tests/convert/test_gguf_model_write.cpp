@@ -18,6 +18,7 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "kq256.h"
+#include "model_config_check.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/gguf_model.h"
@@ -109,23 +110,8 @@ TEST_CASE("the written GGUF loads back through hearth's reader with the Hugging 
     gguf_model_write(out, h, tensor_source_checkpoint(hf), options);
     auto file = io::GgufFile::open(out);
     auto g = model::gguf_config(*file);
-    CHECK(g.model_type == h.model_type);
-    CHECK(g.vocab_size == h.vocab_size);
-    CHECK(g.hidden_size == h.hidden_size);
-    CHECK(g.intermediate_size == h.intermediate_size);
-    CHECK(g.num_hidden_layers == h.num_hidden_layers);
-    CHECK(g.num_attention_heads == h.num_attention_heads);
-    CHECK(g.num_key_value_heads == h.num_key_value_heads);
-    CHECK(g.head_dim == h.head_dim);
-    CHECK(g.max_position_embeddings == h.max_position_embeddings);
-    CHECK(g.rms_norm_eps == Approx(h.rms_norm_eps).epsilon(1e-6));  // stored as f32, as llama.cpp does
-    CHECK(g.rope_theta == h.rope_theta);
-    CHECK(g.rope_scaling.rope_type == h.rope_scaling.rope_type);
-    CHECK(g.tie_word_embeddings == h.tie_word_embeddings);
-    CHECK(g.attention_bias == h.attention_bias);
-    CHECK(g.mlp_bias == h.mlp_bias);
-    CHECK(g.sliding_window == h.sliding_window);
-    // bos/eos ids come with the tokenizer metadata, which hearth does not write yet.
+    test::check_same_architecture(g, h);
+    // bos/eos ids come with the tokenizer metadata (not written here: no extra metadata given).
     auto back = model::gguf_tensors(*file, g);
     REQUIRE(back.size() == hf_tensors.size());
     for (const auto& [name, w] : hf_tensors) {

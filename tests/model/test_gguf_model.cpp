@@ -19,6 +19,7 @@
 #include "model/checkpoint.h"
 #include "model/gguf_model.h"
 #include "model/lora.h"
+#include "model_config_check.h"
 #include "test_paths.h"
 #include "tokenizer/tokenizer.h"
 
@@ -54,18 +55,7 @@ TEST_CASE("GGUF metadata gives the config of the Hugging Face folder", "[model][
   auto file = io::GgufFile::open(kq256() / "model-q8_0.gguf");
   auto g = model::gguf_config(*file);
   auto h = model::config_load(kq256() / "hf");
-  CHECK(g.model_type == h.model_type);
-  CHECK(g.vocab_size == h.vocab_size);
-  CHECK(g.hidden_size == h.hidden_size);
-  CHECK(g.intermediate_size == h.intermediate_size);
-  CHECK(g.num_hidden_layers == h.num_hidden_layers);
-  CHECK(g.num_attention_heads == h.num_attention_heads);
-  CHECK(g.num_key_value_heads == h.num_key_value_heads);
-  CHECK(g.head_dim == h.head_dim);
-  CHECK(g.max_position_embeddings == h.max_position_embeddings);
-  CHECK(g.rms_norm_eps == Approx(h.rms_norm_eps).epsilon(1e-6));
-  CHECK(g.rope_theta == h.rope_theta);
-  CHECK(g.tie_word_embeddings == h.tie_word_embeddings);
+  test::check_same_architecture(g, h);
   CHECK(g.bos_token_id == h.bos_token_id);
   CHECK(g.eos_token_id == h.eos_token_id);
 }

@@ -9,17 +9,13 @@
 #include "model/causal_lm.h"
 #include "model/grad_checkpoint.h"
 #include "model/lora.h"
+#include "tiny_config.h"
 
 using namespace hearth;
 
 namespace {
 
-model::ModelConfig tiny() {
-  return model::config_parse({{"model_type", "llama"}, {"vocab_size", 50}, {"hidden_size", 24},
-                              {"intermediate_size", 40}, {"num_hidden_layers", 3}, {"num_attention_heads", 4},
-                              {"num_key_value_heads", 2}, {"max_position_embeddings", 32}},
-                             "tiny");
-}
+model::ModelConfig tiny() { return test::tiny_config(3); }
 
 // LoRA gradients of one training forward/backward (dropout 0.2), with or without checkpointing.
 std::vector<torch::Tensor> lora_grads(torch::Device device, bool checkpoint) {

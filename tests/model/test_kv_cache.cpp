@@ -6,17 +6,13 @@
 
 #include "core/error.h"
 #include "model/causal_lm.h"
+#include "tiny_config.h"
 
 using namespace hearth;
 
 namespace {
 
-model::ModelConfig tiny() {
-  return model::config_parse({{"model_type", "llama"}, {"vocab_size", 50}, {"hidden_size", 24},
-                              {"intermediate_size", 40}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
-                              {"num_key_value_heads", 2}, {"max_position_embeddings", 64}},
-                             "tiny");
-}
+model::ModelConfig tiny() { return test::tiny_config(2, 64); }
 
 }  // namespace
 

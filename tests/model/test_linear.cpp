@@ -9,17 +9,13 @@
 #include "model/config.h"
 #include "model/linear.h"
 #include "model/lora.h"
+#include "tiny_config.h"
 
 using namespace hearth;
 
 namespace {
 
-model::ModelConfig tiny() {
-  return model::config_parse({{"model_type", "llama"}, {"vocab_size", 50}, {"hidden_size", 24},
-                              {"intermediate_size", 40}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
-                              {"num_key_value_heads", 2}, {"max_position_embeddings", 32}},
-                             "tiny");
-}
+model::ModelConfig tiny() { return test::tiny_config(); }
 
 // x [..., in], w [out, in], b [out] -> x·wᵀ + b in float64
 torch::Tensor reference(const torch::Tensor& x, const torch::Tensor& w, const torch::Tensor& b) {

@@ -15,6 +15,7 @@
 #include "model/causal_lm.h"
 #include "model/lora.h"
 #include "test_paths.h"
+#include "tiny_config.h"
 
 using namespace hearth;
 using TensorMap = std::map<std::string, torch::Tensor>;
@@ -22,12 +23,7 @@ namespace fs = std::filesystem;
 
 namespace {
 
-model::ModelConfig tiny() {
-  return model::config_parse({{"model_type", "llama"}, {"vocab_size", 50}, {"hidden_size", 24},
-                              {"intermediate_size", 40}, {"num_hidden_layers", 2}, {"num_attention_heads", 4},
-                              {"num_key_value_heads", 2}, {"max_position_embeddings", 32}},
-                             "tiny");
-}
+model::ModelConfig tiny() { return test::tiny_config(); }
 
 model::LoraConfig all_targets(int64_t r = 4) {
   model::LoraConfig c;
