@@ -29,6 +29,10 @@ std::unique_ptr<CausalLM> causal_lm_from_tensors(const ModelConfig& config, cons
   // gets its own class and a branch here.
   if (!family_find(config.model_type))
     throw FormatError(fmt::format("{}: model_type '{}' is not supported", origin, config.model_type));
+  if (options.dtype == torch::kHalf && options.device.is_cpu())
+    throw ConfigError(fmt::format("{}: dtype float16 is not supported on the CPU (libtorch has no CPU float16 "
+                                  "matmul); expected float32 or bfloat16, or float16 with --device cuda",
+                                  origin));
   if (!blocks.empty() && !options.device.is_cpu())
     throw ResourceError(fmt::format("{}: block-quantized weights run on the CPU only", origin));
   return std::make_unique<LlamaModel>(config, tensors, options, origin, blocks.empty() ? nullptr : &blocks);
