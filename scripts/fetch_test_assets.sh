@@ -7,7 +7,7 @@
 #   DEST/node_modules/...                                @huggingface/jinja, @lenml/tokenizers (for
 #                                                        scripts/make_*_goldens.mjs)
 #   DEST/llamacpp-ref/node_modules/...                   node-llama-cpp 3.21.1 + its linux-x64 CPU binaries:
-#                                                        llama.cpp itself, for scripts/llamacpp_ref/tokenize.mjs
+#                                                        llama.cpp itself, for scripts/llamacpp_ref/*.mjs
 #                                                        (Linux x86-64 only; about 45 MB download, 85 MB unpacked)
 # Idempotent: a package already unpacked with the right checksum is not fetched again.
 set -euo pipefail

@@ -1,5 +1,6 @@
 #include "model/gguf_model.h"
 
+#include <algorithm>
 #include <cstring>
 #include <functional>
 
@@ -113,7 +114,16 @@ ModelConfig gguf_config(const io::GgufFile& f) {
     j["use_sliding_window"] = true;
   }
   if (f.find("tokenizer.ggml.bos_token_id")) j["bos_token_id"] = f.get_int("tokenizer.ggml.bos_token_id");
-  if (f.find("tokenizer.ggml.eos_token_id")) j["eos_token_id"] = f.get_int("tokenizer.ggml.eos_token_id");
+  // The ids that end generation, as generation_config.json lists them for a folder: EOS, then the end-of-turn and
+  // end-of-message tokens llama.cpp also stops at (llama_vocab_is_eog), e.g. <|im_end|> or <|eot_id|> of a chat
+  // model whose EOS is another token.
+  nlohmann::json eos = nlohmann::json::array();
+  for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+    if (!f.find(key)) continue;
+    const int64_t id = f.get_int(key);
+    if (std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);
+  }
+  if (!eos.empty()) j["eos_token_id"] = eos;
   return config_parse(j, origin + " (metadata)");
 }
 

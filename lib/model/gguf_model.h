@@ -19,7 +19,8 @@
 
 namespace hearth::model {
 
-// The config a GGUF's metadata describes, in config.json terms. Throws FormatError naming the file and key for
+// The config a GGUF's metadata describes, in config.json terms; eos_token_id lists tokenizer.ggml.eos_token_id,
+// then eot_token_id and eom_token_id when present (the ids generation stops at, as in llama.cpp). Throws FormatError naming the file and key for
 // an architecture hearth does not run, a missing or ill-typed hyperparameter, or a RoPE scaling it cannot
 // apply (llama3-style `rope_freqs`, YaRN).
 ModelConfig gguf_config(const io::GgufFile& file);

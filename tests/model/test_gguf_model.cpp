@@ -177,3 +177,20 @@ TEST_CASE("GGUF models that hearth cannot run are refused naming the key", "[mod
                                                       Catch::Matchers::Contains("gpt2"));
   fs::remove(path);
 }
+
+TEST_CASE("a GGUF's end-of-turn and end-of-message tokens end generation as EOS does", "[model][gguf]") {
+  // llama.cpp stops at every end-of-generation token (llama_vocab_is_eog): EOS, and the eot/eom ids of a chat
+  // model whose EOS is another token (ChatML's <|im_end|>, Llama 3's <|eot_id|> / <|eom_id|>). The config's
+  // eos_token_id list — hearth's stop ids — holds them, as generation_config.json would for the folder.
+  auto file = io::GgufFile::open(kq256() / "model-q8_0.gguf");
+  CHECK(model::gguf_config(*file).eos_token_id == std::vector<int64_t>{2});
+  std::vector<io::GgufKv> kv = file->metadata();
+  kv.push_back({"tokenizer.ggml.eot_token_id", io::GgufValue::u32(7)});
+  kv.push_back({"tokenizer.ggml.eom_token_id", io::GgufValue::u32(2)});  // the same as EOS: listed once
+  std::vector<io::GgufTensorSource> tensors;
+  for (const auto& t : file->tensors()) tensors.push_back({t.name, t.dims, t.type, t.data, {}});
+  auto path = fs::temp_directory_path() / fmt::format("hearth-gguf-eot-{}.gguf", ::getpid());
+  io::gguf_write(path, kv, tensors);
+  CHECK(model::gguf_config(*io::GgufFile::open(path)).eos_token_id == std::vector<int64_t>{2, 7});
+  fs::remove(path);
+}
