@@ -149,7 +149,7 @@ TEST_CASE("device cuda without CUDA exits 5", "[cli]") {
 
 TEST_CASE("float16 on the CPU is refused at startup with exit 2, for every command that loads a model", "[cli]") {
   // libtorch's CPU kernels lack float16 matmuls: the forward would fail later, request by request.
-  for (const std::string cmd : {"generate " + model_arg() + " --prompt hi --max-tokens 2 --dtype float16",
+  for (const std::string& cmd : std::vector<std::string>{"generate " + model_arg() + " --prompt hi --max-tokens 2 --dtype float16",
                                 "eval " + model_arg() + " --text-file " + (test::source_dir() / "README.md").string() +
                                     " --dtype float16",
                                 "serve " + model_arg() + " --port 0 --dtype float16"}) {
