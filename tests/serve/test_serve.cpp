@@ -18,15 +18,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Built with HEARTH_SANITIZE=address or thread (scripts/check.sh): the sanitizer's allocator keeps freed
-// memory in quarantine and its shadow memory grows with use, so the server's RSS says nothing about leaks
-// there (LeakSanitizer checks those when the server exits).
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-constexpr bool kSanitized = true;
-#else
-constexpr bool kSanitized = false;
-#endif
-
 std::string q(const std::string& s) { return "'" + s + "'"; }
 
 // `hearth --json generate` for a prompt, greedy.
@@ -586,7 +577,7 @@ TEST_CASE("serve: 16 concurrent clients for 30 s: no errors, all complete, memor
   CHECK(errors == 0);
   CHECK(ok > 100);
   INFO("RSS after 5 s: " << rss_start << " KiB, at the end: " << rss_end << " KiB");
-  if (!kSanitized) CHECK(rss_end - rss_start < 100 * 1024);
+  if (!test::kSanitized) CHECK(rss_end - rss_start < 100 * 1024);  // see kSanitized
   for (int i = 0; i < 200 && s.metric("hearth_active_sequences") != 0; ++i)  // the engine may still be finishing
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK(s.metric("hearth_active_sequences") == 0);
