@@ -15,7 +15,6 @@ void add_eval(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_inspect(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_tokenize(CLI::App& app, const GlobalOptions& g, Runner& run);    // tokenize and detokenize
 void add_chat_template(CLI::App& app, const GlobalOptions& g, Runner& run);
-// --- more subcommands ---
 void add_ingest(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_dataset(CLI::App& app, const GlobalOptions& g, Runner& run);  // dataset inspect
 void add_finetune_lora(CLI::App& app, const GlobalOptions& g, Runner& run);

@@ -78,7 +78,6 @@ int main(int argc, char** argv) {
   app::add_inspect(cli, g, run);
   app::add_tokenize(cli, g, run);
   app::add_chat_template(cli, g, run);
-  // --- more subcommands ---
   app::add_ingest(cli, g, run);
   app::add_dataset(cli, g, run);
   app::add_finetune_lora(cli, g, run);

@@ -22,7 +22,9 @@ constexpr int kMaxChoices = 16;
 
 // Counts a completion as in flight (SIGTERM waits for these) and records its metrics when it ends.
 struct InFlight {
-  InFlight(ServeState& s, std::string route) : state(s), route(std::move(route)), start(Clock::now()) { ++state.in_flight; }
+  InFlight(ServeState& s, std::string route_name) : state(s), route(std::move(route_name)), start(Clock::now()) {
+    ++state.in_flight;
+  }
   ~InFlight() {
     --state.in_flight;
     state.metrics.request_done(route, status, std::chrono::duration<double>(Clock::now() - start).count());

@@ -20,10 +20,10 @@ namespace hearth::serve {
 // An error to answer with: HTTP status and the OpenAI error object {"message","type","param","code"}.
 class ApiError : public std::runtime_error {
  public:
-  ApiError(int status, const std::string& message, std::string type = "invalid_request_error",
-           std::string param = "", std::string code = "")
-      : std::runtime_error(message), status(status), type(std::move(type)), param(std::move(param)),
-        code(std::move(code)) {}
+  ApiError(int http_status, const std::string& message, std::string error_type = "invalid_request_error",
+           std::string error_param = "", std::string error_code = "")
+      : std::runtime_error(message), status(http_status), type(std::move(error_type)),
+        param(std::move(error_param)), code(std::move(error_code)) {}
   int status;
   std::string type, param, code;  // empty param/code are sent as null
 };

@@ -143,8 +143,8 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
   auto lc = lora_config(r);
   if (!r.init_adapter.empty()) model::LoraAdapter::load(r.init_adapter, config);  // validates it
   for (auto t : lc.targets) {
-    auto [out, in] = model::lora_target_shape(config, t);
-    p.trainable_parameters += config.num_hidden_layers * lc.r * (out + in);
+    auto [n_out, n_in] = model::lora_target_shape(config, t);
+    p.trainable_parameters += config.num_hidden_layers * lc.r * (n_out + n_in);
   }
   p.base_parameters = config.parameter_count();
   p.total_steps = steps_total(r, p.epoch_sequences);

@@ -1,10 +1,17 @@
 // Unit tests of hearth serve's pure parts: request validation, error bodies, API key files, YAML config,
-// metrics text, response shapes. Expected values are written out by hand from the OpenAI API reference.
+// metrics text, response shapes; and http_util.h's socket helpers over a loopback connection. Expected values
+// are written out by hand from the OpenAI API reference.
 #include <catch2/catch.hpp>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "serve/api_keys.h"
+#include "serve/http_util.h"
 #include "serve/metrics.h"
 #include "serve/request.h"
 #include "serve/response.h"
@@ -26,6 +33,55 @@ std::pair<int, std::string> rejection(const std::string& body, Endpoint e = Endp
   }
   return {0, ""};
 }
+
+// A TCP connection over loopback: the listening, accepted (server side) and client sockets.
+struct Loopback {
+  int listener = -1, server = -1, client = -1;
+  int server_port = 0, client_port = 0;
+  // family AF_INET on 127.0.0.1, or AF_INET6 on :: (dual-stack) reached from 127.0.0.1, so that the server
+  // side sees IPv4-mapped addresses. ok() is false when the machine cannot do it (no IPv6).
+  explicit Loopback(int family) {
+    sockaddr_storage ss{};
+    socklen_t len = 0;
+    if (family == AF_INET) {
+      auto* a = reinterpret_cast<sockaddr_in*>(&ss);
+      a->sin_family = AF_INET;
+      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+      len = sizeof *a;
+    } else {
+      auto* a = reinterpret_cast<sockaddr_in6*>(&ss);
+      a->sin6_family = AF_INET6;
+      a->sin6_addr = in6addr_any;
+      len = sizeof *a;
+    }
+    listener = socket(family, SOCK_STREAM, 0);
+    if (family == AF_INET6) {
+      int no = 0;
+      setsockopt(listener, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof no);
+    }
+    if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(listener, 1) != 0)
+      return;
+    getsockname(listener, reinterpret_cast<sockaddr*>(&ss), &len);
+    server_port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
+                                          : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
+    sockaddr_in to{};
+    to.sin_family = AF_INET;
+    to.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    to.sin_port = htons(static_cast<uint16_t>(server_port));
+    client = socket(AF_INET, SOCK_STREAM, 0);
+    if (connect(client, reinterpret_cast<sockaddr*>(&to), sizeof to) != 0) return;
+    server = accept(listener, nullptr, nullptr);
+    sockaddr_in from{};
+    socklen_t from_len = sizeof from;
+    getsockname(client, reinterpret_cast<sockaddr*>(&from), &from_len);
+    client_port = ntohs(from.sin_port);
+  }
+  ~Loopback() {
+    for (int fd : {client, server, listener})
+      if (fd >= 0) close(fd);
+  }
+  bool ok() const { return server >= 0; }
+};
 
 }  // namespace
 
@@ -221,4 +277,29 @@ TEST_CASE("responses and SSE framing follow the OpenAI shapes", "[serve]") {
   CHECK(chunk_usage(tmeta, {2, 3})["choices"].empty());
   CHECK(sse_event({{"a", 1}}) == "data: {\"a\":1}\n\n");
   CHECK(std::string(kSseDone) == "data: [DONE]\n\n");
+}
+
+TEST_CASE("connection_fd finds the socket of a connection; peer_closed sees the client leave", "[serve]") {
+  Loopback v4(AF_INET);
+  REQUIRE(v4.ok());
+  CHECK(connection_fd("127.0.0.1", v4.server_port, "127.0.0.1", v4.client_port) == v4.server);
+  CHECK(connection_fd("127.0.0.1", v4.client_port, "127.0.0.1", v4.server_port) == v4.client);  // other end
+  CHECK(connection_fd("127.0.0.1", v4.server_port, "127.0.0.2", v4.client_port) == -1);
+  CHECK(connection_fd("not an address", v4.server_port, "127.0.0.1", v4.client_port) == -1);
+
+  // A dual-stack listener sees the IPv4 client through IPv4-mapped IPv6 addresses (httplib's text form).
+  Loopback mapped(AF_INET6);
+  if (mapped.ok())
+    CHECK(connection_fd("::ffff:127.0.0.1", mapped.server_port, "::ffff:127.0.0.1", mapped.client_port) ==
+          mapped.server);
+  else
+    WARN("no IPv6 here: the IPv4-mapped case is not checked");
+
+  CHECK_FALSE(peer_closed(v4.server));
+  REQUIRE(send(v4.client, "GET", 3, 0) == 3);  // unread bytes (a pipelined request) are not a close
+  CHECK_FALSE(peer_closed(v4.server));
+  close(v4.client);
+  v4.client = -1;
+  CHECK(peer_closed(v4.server));  // loopback delivers the FIN at once; the unread bytes do not hide it
+  CHECK_FALSE(peer_closed(-1));
 }
