@@ -121,7 +121,8 @@ const std::vector<std::string>& all_strings() {
   static const std::vector<std::string> strings = [] {
     std::vector<std::string> out;
     for (const char* g : {"stories260K", "llama3", "qwen3"}) {
-      for (const auto& c : golden(g)["cases"]) out.push_back(c["text"].get<std::string>());
+      const nlohmann::json cases = golden(g)["cases"];  // a copy: golden() returns a temporary
+      for (const auto& c : cases) out.push_back(c["text"].get<std::string>());
     }
     for (const char* v : {"gpt-2", "llama-bpe", "qwen2", "llama-spm", "falcon", "deepseek-llm", "deepseek-coder"}) {
       for (const auto& vec : llamacpp_vectors(v)) out.push_back(vec.text);
@@ -166,7 +167,8 @@ void check_llamacpp_vectors(const Tokenizer& t, const std::string& name) {
 
 // The transformers.js goldens.
 void check_golden(const Tokenizer& t, const std::string& name) {
-  for (const auto& c : golden(name)["cases"]) {
+  const nlohmann::json cases = golden(name)["cases"];  // a copy: golden() returns a temporary
+  for (const auto& c : cases) {
     const auto text = c["text"].get<std::string>();
     INFO(name << " input: \"" << text.substr(0, 120) << "\"");
     CHECK(t.encode(text, kPlain) == c["ids"].get<std::vector<TokenId>>());
@@ -308,7 +310,8 @@ TEST_CASE("gguf vocab: kq256 merges as llama.cpp's SentencePiece tokenizer does 
   const auto scores = file->get_float_array("tokenizer.ggml.scores");
   const auto t = tok::tokenizer_from_gguf(*file);
   auto texts = random_texts(tokens, 3000, 11);
-  for (const auto& c : golden("stories260K")["cases"]) {
+  const nlohmann::json cases = golden("stories260K")["cases"];  // a copy: golden() returns a temporary
+  for (const auto& c : cases) {
     const auto text = c["text"].get<std::string>();
     if (text.find('<') == std::string::npos) texts.push_back(text);  // no special tokens to split off
   }

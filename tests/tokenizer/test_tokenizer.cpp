@@ -22,7 +22,8 @@ std::vector<std::string> golden_texts(const std::string& name) {
   std::ifstream in(hearth::test::golden_dir() / "tokenizer" / (name + ".json"));
   REQUIRE(in.good());
   std::vector<std::string> texts;
-  for (const auto& c : json::parse(in)["cases"]) texts.push_back(c["text"].get<std::string>());
+  const json golden = json::parse(in);  // a range-for over json::parse(in)["cases"] would read a destroyed temporary
+  for (const auto& c : golden["cases"]) texts.push_back(c["text"].get<std::string>());
   return texts;
 }
 
