@@ -36,9 +36,10 @@ void run_chat_template(const ChatTemplateOptions& o, const GlobalOptions& g) {
   auto messages = ordered_read(o.messages, "--messages");
   if (messages.is_object() && messages.contains("messages")) messages = messages["messages"];
   if (!messages.is_array())
-    throw FormatError(fmt::format("--messages: {}: expected a JSON array of {{\"role\", \"content\"}} objects (or an "
-                                  "object with \"messages\"), got {}",
-                                  o.messages, messages.type_name()));
+    throw FormatError(
+        fmt::format("--messages: {}: expected a JSON array of {{\"role\", \"content\"}} objects (or an "
+                    "object with \"messages\"), got {}",
+                    o.messages, messages.type_name()));
   chat::ChatPromptOptions options;
   options.add_generation_prompt = o.add_generation_prompt;
   if (!o.tools.empty()) options.tools = ordered_read(o.tools, "--tools");

@@ -13,7 +13,7 @@ using Runner = std::function<void()>;
 void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_eval(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_inspect(CLI::App& app, const GlobalOptions& g, Runner& run);
-void add_tokenize(CLI::App& app, const GlobalOptions& g, Runner& run);    // tokenize and detokenize
+void add_tokenize(CLI::App& app, const GlobalOptions& g, Runner& run);  // tokenize and detokenize
 void add_chat_template(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_ingest(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_dataset(CLI::App& app, const GlobalOptions& g, Runner& run);  // dataset inspect

@@ -27,9 +27,10 @@ void globals_apply(const GlobalOptions& g) {
 void model_dir_check(const std::filesystem::path& dir) {
   if (dir.extension() == ".gguf" && std::filesystem::is_regular_file(dir)) return;
   if (!std::filesystem::is_directory(dir))
-    throw IoError(fmt::format("--model: '{}' is neither a directory nor a .gguf file; expected a Hugging Face model "
-                              "folder or a GGUF file",
-                              dir.string()));
+    throw IoError(
+        fmt::format("--model: '{}' is neither a directory nor a .gguf file; expected a Hugging Face model "
+                    "folder or a GGUF file",
+                    dir.string()));
   if (!std::filesystem::exists(dir / "config.json"))
     throw IoError(fmt::format("--model: '{}' has no config.json; expected a Hugging Face model folder", dir.string()));
 }

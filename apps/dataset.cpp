@@ -57,14 +57,16 @@ void stats_print(const nlohmann::json& m) {
   const auto& tk = m["tokenizer"];
   std::cout << fmt::format("dataset  schema {} generation {}  seq_len {}\n", m["schema_version"].get<int>(),
                            m["generation"].get<uint64_t>(), m["seq_len"].get<int64_t>());
-  std::cout << fmt::format("tokenizer {} (from {})\n", tk["fingerprint"].get<std::string>(), tk.value("model_dir", "?"));
+  std::cout << fmt::format("tokenizer {} (from {})\n", tk["fingerprint"].get<std::string>(),
+                           tk.value("model_dir", "?"));
   std::cout << fmt::format("files    {} used, {} skipped, {} with problems\n", t.value("files_used", 0),
                            t.value("files_skipped", 0), t.value("files_with_issues", 0));
   std::cout << fmt::format("records  {} -> {} documents ({} exact and {} near duplicates removed, {} truncated)\n",
                            t.value("records", 0), t.value("documents", 0), t.value("duplicates_exact", 0),
                            t.value("duplicates_near", 0), t.value("truncated", 0));
   std::string red;
-  for (auto& [k, v] : t["redactions"].items()) red += fmt::format("{}{} {}", red.empty() ? "" : ", ", v.get<uint64_t>(), k);
+  for (auto& [k, v] : t["redactions"].items())
+    red += fmt::format("{}{} {}", red.empty() ? "" : ", ", v.get<uint64_t>(), k);
   std::cout << "redacted " << (red.empty() ? "nothing" : red) << "\n";
   for (const char* split : {"train", "validation"}) {
     const auto& s = m["splits"][split];
@@ -73,7 +75,8 @@ void stats_print(const nlohmann::json& m) {
                              s["target_tokens"].get<uint64_t>(), s["documents"].get<uint64_t>(), s["shards"].size());
   }
   for (const auto& src : m["sources"]) {
-    if (src.contains("skipped")) std::cout << fmt::format("skipped  {}: {}\n", src["path"].get<std::string>(), src["skipped"].get<std::string>());
+    if (src.contains("skipped"))
+      std::cout << fmt::format("skipped  {}: {}\n", src["path"].get<std::string>(), src["skipped"].get<std::string>());
     else if (!src["issues"].empty())
       std::cout << fmt::format("problems {}: {} (first: {})\n", src["path"].get<std::string>(), src["issues"].size(),
                                src["issues"][0]["reason"].get<std::string>());
@@ -99,8 +102,9 @@ void run_dataset_inspect(const DatasetInspectOptions& o, const GlobalOptions& g)
     throw ConfigError(fmt::format("--split: expected train|validation|both, got '{}'", o.split));
   if (o.sequences < 0) throw ConfigError(fmt::format("--sequences: expected >= 0, got {}", o.sequences));
   auto ds = data::Dataset::open(o.dir);
-  std::filesystem::path tok_dir = o.model.empty()
-      ? std::filesystem::path(o.dir) / ds.manifest()["tokenizer"].value("dir", "tokenizer") : std::filesystem::path(o.model);
+  std::filesystem::path tok_dir = o.model.empty() ? std::filesystem::path(o.dir) /
+                                                        ds.manifest()["tokenizer"].value("dir", "tokenizer")
+                                                  : std::filesystem::path(o.model);
   auto tok = tokenizer::Tokenizer::load(tok_dir);
   if (!o.model.empty()) data::dataset_tokenizer_check(ds, o.model);
   if (o.verify) verify(ds, o.dir);
@@ -121,8 +125,12 @@ void run_dataset_inspect(const DatasetInspectOptions& o, const GlobalOptions& g)
       if (g.json) {
         nlohmann::json js = nlohmann::json::array();
         for (const auto& sg : segs) js.push_back({{"target", sg.target}, {"text", sg.text}});
-        seqs.push_back({{"split", name}, {"index", i}, {"tokens", s.tokens.size()}, {"target_tokens", targets},
-                        {"doc_starts", s.doc_starts}, {"segments", js}});
+        seqs.push_back({{"split", name},
+                        {"index", i},
+                        {"tokens", s.tokens.size()},
+                        {"target_tokens", targets},
+                        {"doc_starts", s.doc_starts},
+                        {"segments", js}});
       } else {
         std::cout << fmt::format("\n=== {} #{}: {} tokens, {} targets, {} document starts ===\n", name, i,
                                  s.tokens.size(), targets, s.doc_starts.size());
@@ -132,11 +140,17 @@ void run_dataset_inspect(const DatasetInspectOptions& o, const GlobalOptions& g)
   }
   if (g.json) {
     const auto& m = ds.manifest();
-    json_print({{"dataset", o.dir}, {"schema_version", m["schema_version"]}, {"generation", m["generation"]},
-                {"seq_len", m["seq_len"]}, {"tokenizer", m["tokenizer"]}, {"totals", m["totals"]},
-                {"splits", {{"train", {{"sequences", ds.size(data::Split::kTrain)}}},
-                            {"validation", {{"sequences", ds.size(data::Split::kValidation)}}}}},
-                {"verified", o.verify}, {"sequences", seqs}});
+    json_print({{"dataset", o.dir},
+                {"schema_version", m["schema_version"]},
+                {"generation", m["generation"]},
+                {"seq_len", m["seq_len"]},
+                {"tokenizer", m["tokenizer"]},
+                {"totals", m["totals"]},
+                {"splits",
+                 {{"train", {{"sequences", ds.size(data::Split::kTrain)}}},
+                  {"validation", {{"sequences", ds.size(data::Split::kValidation)}}}}},
+                {"verified", o.verify},
+                {"sequences", seqs}});
   }
 }
 

@@ -36,12 +36,18 @@ void run_eval(const EvalOptions& o, const GlobalOptions& g) {
   auto r = infer::evaluate_nll(model, ids, ctx, stride, [&](int64_t done, int64_t total) { progress.update(done); });
   progress.finish();
   if (g.json) {
-    json_print({{"mean_nll", r.mean_nll}, {"perplexity", r.perplexity}, {"tokens", ids.size()},
-                {"tokens_scored", r.tokens_scored}, {"windows", r.windows}, {"ctx", ctx}, {"stride", stride}});
+    json_print({{"mean_nll", r.mean_nll},
+                {"perplexity", r.perplexity},
+                {"tokens", ids.size()},
+                {"tokens_scored", r.tokens_scored},
+                {"windows", r.windows},
+                {"ctx", ctx},
+                {"stride", stride}});
   } else {
-    std::cout << fmt::format("mean NLL {:.6f} nats/token, perplexity {:.4f} ({} tokens scored, {} windows, ctx {}, "
-                             "stride {})",
-                             r.mean_nll, r.perplexity, r.tokens_scored, r.windows, ctx, stride)
+    std::cout << fmt::format(
+                     "mean NLL {:.6f} nats/token, perplexity {:.4f} ({} tokens scored, {} windows, ctx {}, "
+                     "stride {})",
+                     r.mean_nll, r.perplexity, r.tokens_scored, r.windows, ctx, stride)
               << std::endl;
   }
 }

@@ -39,10 +39,10 @@ void run_finetune(const FinetuneCliOptions& o, const GlobalOptions& g, const CLI
     std::cout << fmt::format("data                  {} training / {} validation sequences of {} tokens\n",
                              plan.epoch_sequences, plan.validation_sequences, plan.seq_len);
     std::cout << fmt::format("steps                 {} ({} warmup)\n", plan.total_steps, plan.warmup_steps);
-    std::cout << fmt::format("memory (estimate)     {:.1f} MiB: weights {:.1f}, LoRA+optimizer {:.1f}, activations {:.1f}\n",
-                             plan.memory["total"].get<double>() / 1048576, plan.memory["weights"].get<double>() / 1048576,
-                             plan.memory["lora_and_optimizer"].get<double>() / 1048576,
-                             plan.memory["activations"].get<double>() / 1048576);
+    std::cout << fmt::format(
+        "memory (estimate)     {:.1f} MiB: weights {:.1f}, LoRA+optimizer {:.1f}, activations {:.1f}\n",
+        plan.memory["total"].get<double>() / 1048576, plan.memory["weights"].get<double>() / 1048576,
+        plan.memory["lora_and_optimizer"].get<double>() / 1048576, plan.memory["activations"].get<double>() / 1048576);
     return;
   }
   auto result = train::finetune_run(recipe, fo);

@@ -41,7 +41,9 @@ nlohmann::json summary_json(const data::IngestResult& r, const std::string& out)
           {"totals", m.totals},
           {"train", {{"sequences", m.train.sequences}, {"tokens", m.train.tokens}, {"target_tokens", m.train.targets}}},
           {"validation",
-           {{"sequences", m.validation.sequences}, {"tokens", m.validation.tokens}, {"target_tokens", m.validation.targets}}}};
+           {{"sequences", m.validation.sequences},
+            {"tokens", m.validation.tokens},
+            {"target_tokens", m.validation.targets}}}};
 }
 
 void summary_print(const data::IngestResult& r, const std::string& out) {
@@ -56,7 +58,8 @@ void summary_print(const data::IngestResult& r, const std::string& out) {
                            t["duplicates_exact"].get<uint64_t>(), t["duplicates_near"].get<uint64_t>(),
                            t["truncated"].get<uint64_t>());
   std::string red;
-  for (auto& [k, v] : t["redactions"].items()) red += fmt::format("{}{} {}", red.empty() ? "" : ", ", v.get<uint64_t>(), k);
+  for (auto& [k, v] : t["redactions"].items())
+    red += fmt::format("{}{} {}", red.empty() ? "" : ", ", v.get<uint64_t>(), k);
   std::cout << "  redactions: " << (red.empty() ? "none" : red) << "\n";
   std::cout << fmt::format("  train: {} sequences, {} tokens ({} targets); validation: {} sequences, {} tokens\n",
                            r.manifest.train.sequences, r.manifest.train.tokens, r.manifest.train.targets,

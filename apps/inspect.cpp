@@ -94,7 +94,8 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
   for (const auto& [k, v] : dtypes) dt += fmt::format("{}{}: {}", dt.empty() ? "" : ", ", k, v);
   std::cout << fmt::format("dtypes       {}\n", dt);
   std::cout << fmt::format("layers       {} × (hidden {}, ffn {}, heads {} / kv {} × {})\n", c.num_hidden_layers,
-                           c.hidden_size, c.intermediate_size, c.num_attention_heads, c.num_key_value_heads, c.head_dim);
+                           c.hidden_size, c.intermediate_size, c.num_attention_heads, c.num_key_value_heads,
+                           c.head_dim);
   std::cout << fmt::format("context      {} tokens, rope theta {} ({})\n", c.max_position_embeddings, c.rope_theta,
                            c.rope_scaling.rope_type);
   std::cout << fmt::format("features     tied embeddings: {}, qkv bias: {}, qk norm: {}\n", c.tie_word_embeddings,

@@ -6,9 +6,9 @@
 
 #include <csignal>
 #include <cstdlib>
-#include <string>
 #include <iostream>
 #include <new>
+#include <string>
 
 #include <c10/util/Exception.h>
 #include <fmt/format.h>

@@ -41,9 +41,10 @@ struct QuantizeInput {
 // in hearth, llama.cpp and Ollama.
 std::vector<io::GgufKv> tokenizer_metadata(const fs::path& dir) {
   if (fs::exists(dir / "tokenizer.json")) return tokenizer::tokenizer_gguf_metadata(tokenizer::Tokenizer::load(dir));
-  log::warn("quantize: {} has no tokenizer.json, so the GGUF carries no tokenizer (tokenizer.ggml.*): weights "
-            "only, which llama.cpp will not load",
-            dir.string());
+  log::warn(
+      "quantize: {} has no tokenizer.json, so the GGUF carries no tokenizer (tokenizer.ggml.*): weights "
+      "only, which llama.cpp will not load",
+      dir.string());
   return {};
 }
 
@@ -82,26 +83,33 @@ QuantizeInput input_open(const fs::path& path) {
 nlohmann::json summary_json(const convert::QuantizeSummary& s, const QuantizeInput& in, const std::string& model) {
   nlohmann::json fallbacks = nlohmann::json::array();
   for (const auto& f : s.fallbacks)
-    fallbacks.push_back({{"tensor", f.tensor},
-                         {"wanted", quant::ggml_type_name(f.wanted)},
-                         {"used", quant::ggml_type_name(f.used)}});
+    fallbacks.push_back(
+        {{"tensor", f.tensor}, {"wanted", quant::ggml_type_name(f.wanted)}, {"used", quant::ggml_type_name(f.used)}});
   const auto& info = convert::quant_type_info(s.type);
-  return {{"out", s.path.string()},           {"model", model},
-          {"source", in.kind},                {"type", info.name},
-          {"file_type", info.llama_ftype},    {"architecture", s.architecture},
-          {"tensors", s.tensors},             {"parameters", s.parameters},
-          {"bytes", s.file_bytes},            {"tensor_bytes", s.tensor_bytes},
-          {"bits_per_weight", s.bits_per_weight}, {"seconds", s.seconds},
-          {"types", s.tensors_per_type},      {"fallbacks", fallbacks},
+  return {{"out", s.path.string()},
+          {"model", model},
+          {"source", in.kind},
+          {"type", info.name},
+          {"file_type", info.llama_ftype},
+          {"architecture", s.architecture},
+          {"tensors", s.tensors},
+          {"parameters", s.parameters},
+          {"bytes", s.file_bytes},
+          {"tensor_bytes", s.tensor_bytes},
+          {"bits_per_weight", s.bits_per_weight},
+          {"seconds", s.seconds},
+          {"types", s.tensors_per_type},
+          {"fallbacks", fallbacks},
           {"tokenizer_embedded", !in.extra.empty()}};
 }
 
 void summary_print(const convert::QuantizeSummary& s, const QuantizeInput& in) {
   const auto& info = convert::quant_type_info(s.type);
-  std::cout << fmt::format("{}: {} ({}, file type {}), {} tensors, {:.2f} M weights, {:.2f} MiB, {:.2f} bits per "
-                           "weight, {:.1f} s\n",
-                           s.path.string(), info.name, s.architecture, info.llama_ftype, s.tensors, s.parameters / 1e6,
-                           s.file_bytes / 1048576.0, s.bits_per_weight, s.seconds);
+  std::cout << fmt::format(
+      "{}: {} ({}, file type {}), {} tensors, {:.2f} M weights, {:.2f} MiB, {:.2f} bits per "
+      "weight, {:.1f} s\n",
+      s.path.string(), info.name, s.architecture, info.llama_ftype, s.tensors, s.parameters / 1e6,
+      s.file_bytes / 1048576.0, s.bits_per_weight, s.seconds);
   std::string types;
   for (const auto& [t, n] : s.tensors_per_type) types += fmt::format("{}{} {}", types.empty() ? "" : ", ", t, n);
   std::cout << "  types: " << types << "\n";
@@ -115,7 +123,8 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& g) {
   globals_apply(g);
   auto type = convert::quant_type_parse(o.type);
   if (!type)
-    throw ConfigError(fmt::format("--type: unknown type '{}'; expected one of {}", o.type, convert::quant_type_names()));
+    throw ConfigError(
+        fmt::format("--type: unknown type '{}'; expected one of {}", o.type, convert::quant_type_names()));
   const fs::path model = o.model, out = o.out;
   std::error_code ec;
   if (fs::exists(out) && fs::equivalent(model, out, ec))

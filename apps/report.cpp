@@ -15,12 +15,11 @@ struct ReportOptions {
 
 void run_report(const ReportOptions& o, const GlobalOptions& g) {
   std::string html = train::report_html(o.run_dir);
-  std::filesystem::path out = o.out.empty() ? std::filesystem::path(o.run_dir) / "report.html" : std::filesystem::path(o.out);
+  std::filesystem::path out = o.out.empty() ? std::filesystem::path(o.run_dir) / "report.html"
+                                            : std::filesystem::path(o.out);
   io::atomic_write(out, html);
-  if (g.json)
-    json_print({{"report", out.string()}});
-  else
-    std::cout << out.string() << std::endl;
+  if (g.json) json_print({{"report", out.string()}});
+  else std::cout << out.string() << std::endl;
 }
 
 }  // namespace

@@ -77,7 +77,8 @@ void serve_until_signal(serve::ServeState& state, serve::HttpServer& http) {
       next_poll = std::chrono::steady_clock::now() + interval;
     }
   }
-  log::info("signal received: finishing in-flight requests (up to {} s), then exiting", state.config.shutdown_timeout_s);
+  log::info("signal received: finishing in-flight requests (up to {} s), then exiting",
+            state.config.shutdown_timeout_s);
   http.shutdown(state.config.shutdown_timeout_s);
   listener.join();
   state.scheduler.stop();
@@ -93,9 +94,11 @@ void run_serve(const ServeOptions& o, const GlobalOptions& g) {
   auto model_owner = model::causal_lm_load(c.model, load);
   const model::CausalLM& model = *model_owner;
   const int model_ctx = static_cast<int>(model.config().max_position_embeddings);
-  if (c.ctx > model_ctx) throw ConfigError(fmt::format("--ctx: {} exceeds the model's context of {}", c.ctx, model_ctx));
+  if (c.ctx > model_ctx)
+    throw ConfigError(fmt::format("--ctx: {} exceeds the model's context of {}", c.ctx, model_ctx));
   if (c.ctx == 0) c.ctx = std::min(model_ctx, 4096);
-  std::string name = c.model_name.empty() ? std::filesystem::path(c.model).lexically_normal().filename().string() : c.model_name;
+  std::string name = c.model_name.empty() ? std::filesystem::path(c.model).lexically_normal().filename().string()
+                                          : c.model_name;
   if (name.empty() || !serve::model_name_valid(name)) name = "base";
   if (c.adapters.count(name)) throw ConfigError(fmt::format("--adapter: '{}' is the base model's name", name));
 
@@ -105,10 +108,11 @@ void run_serve(const ServeOptions& o, const GlobalOptions& g) {
     log::info("adapter '{}' loaded from {} (r={}, {} parameters)", aname, info.resolved, info.r, info.parameters);
   }
   serve::Metrics metrics;
-  serve::SchedulerOptions so{c.max_batch, c.ctx, c.max_queue, c.prefill_chunk, static_cast<size_t>(c.kv_memory_mb) << 20};
+  serve::SchedulerOptions so{c.max_batch, c.ctx, c.max_queue, c.prefill_chunk,
+                             static_cast<size_t>(c.kv_memory_mb) << 20};
   serve::Scheduler scheduler(model, tokenizer, so, &metrics);
-  serve::ServeState state{c, model, tokenizer, name, c.model, infer::stop_ids_default(model, tokenizer),
-                          scheduler, adapters, keys, metrics};
+  serve::ServeState state{c,         model,    tokenizer, name,   c.model, infer::stop_ids_default(model, tokenizer),
+                          scheduler, adapters, keys,      metrics};
   serve::HttpServer http(state);
   int port = http.bind();
   log::info("serving '{}' with {} adapter(s), {} rows × {} tokens; listening on http://{}:{}{}", name, adapters.size(),
@@ -141,8 +145,10 @@ void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--max-body-bytes", f.max_body_bytes, "Largest request body; beyond: HTTP 413 (default 1 MiB)");
   cmd->add_option("--header-timeout", f.header_timeout_s, "Seconds to receive a request (default 10)");
   cmd->add_option("--idle-timeout", f.idle_timeout_s, "Seconds an idle keep-alive connection stays open (default 5)");
-  cmd->add_option("--shutdown-timeout", f.shutdown_timeout_s, "SIGTERM: seconds in-flight requests may take (default 30)");
-  cmd->add_option("--watch-interval", f.watch_interval_s, "Seconds between checks of adapters' `latest`; 0 = off (default 5)");
+  cmd->add_option("--shutdown-timeout", f.shutdown_timeout_s,
+                  "SIGTERM: seconds in-flight requests may take (default 30)");
+  cmd->add_option("--watch-interval", f.watch_interval_s,
+                  "Seconds between checks of adapters' `latest`; 0 = off (default 5)");
   cmd->add_option("--http-threads", f.http_threads, "Connection threads (default max-batch + max-queue + 16)");
   cmd->add_option("--dtype", f.dtype, "float32|bfloat16 (default float32)");
   cmd->callback([o, &g, &run] { run = [o, &g] { run_serve(*o, g); }; });

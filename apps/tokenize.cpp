@@ -69,10 +69,8 @@ void run_detokenize(const DetokenizeOptions& o, const GlobalOptions& g) {
     if (static_cast<size_t>(id) >= tok.vocab_size())
       throw ConfigError(fmt::format("--ids: token id {} is outside the vocabulary of {}", id, tok.vocab_size()));
   std::string text = tok.decode(ids, o.skip_special);
-  if (g.json)
-    json_print({{"text", text}});
-  else
-    std::cout << text << std::endl;
+  if (g.json) json_print({{"text", text}});
+  else std::cout << text << std::endl;
 }
 
 }  // namespace

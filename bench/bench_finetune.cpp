@@ -55,7 +55,8 @@ int run_one(const Args& a) {
     auto logits = model.forward(tokens, positions, {}, nullptr, o);
     auto V = logits.size(-1);
     auto loss = at::cross_entropy_loss(logits.narrow(1, 0, a.seq - 1).reshape({-1, V}),
-                                       tokens.narrow(1, 1, a.seq - 1).reshape({-1}), {}, at::Reduction::Mean, -100, 0.0);
+                                       tokens.narrow(1, 1, a.seq - 1).reshape({-1}), {}, at::Reduction::Mean, -100,
+                                       0.0);
     loss.backward();
     train::grad_clip(params, 1.0);
     opt.step(1e-4);
@@ -101,17 +102,20 @@ int main(int argc, char** argv) {
   if (one) return run_one(a);
 
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string common = fmt::format("--threads {} --batch {} --seq {} --steps {} --rank {} --targets {}", a.threads,
-                                         a.batch, a.seq, a.steps, a.rank, a.targets);
+  const std::string common = fmt::format("--threads {} --batch {} --seq {} --steps {} --rank {} --targets {}",
+                                         a.threads, a.batch, a.seq, a.steps, a.rank, a.targets);
   const std::string script = std::string(HEARTH_SOURCE_DIR) + "/bench/train_reference.py";
   // Debian's interpreter, where python3-torch lives (a pyenv/venv python3 earlier on PATH may lack torch).
   const std::string python = std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
   double h_tps = 0, h_rss = 0, r_tps = 0, r_rss = 0;
   bool h_ok = result_read(fmt::format("OMP_NUM_THREADS={} '{}' --one {} {}", a.threads, self, common,
-                                      a.checkpointing ? "--checkpointing" : ""), &h_tps, &h_rss);
-  bool r_ok = result_read(fmt::format("OMP_NUM_THREADS={} {} '{}' {}", a.threads, python, script, common), &r_tps, &r_rss);
-  std::cout << fmt::format("LoRA training, SmolLM2-135M shape, batch {} × seq {}, rank {} on {}, {} thread(s), {} steps\n",
-                           a.batch, a.seq, a.rank, a.targets, a.threads, a.steps);
+                                      a.checkpointing ? "--checkpointing" : ""),
+                          &h_tps, &h_rss);
+  bool r_ok = result_read(fmt::format("OMP_NUM_THREADS={} {} '{}' {}", a.threads, python, script, common), &r_tps,
+                          &r_rss);
+  std::cout << fmt::format(
+      "LoRA training, SmolLM2-135M shape, batch {} × seq {}, rank {} on {}, {} thread(s), {} steps\n", a.batch, a.seq,
+      a.rank, a.targets, a.threads, a.steps);
   std::cout << fmt::format("{:<22} {:>12} {:>14}\n", "", "tokens/s", "peak RSS MiB");
   if (h_ok) std::cout << fmt::format("{:<22} {:>12.1f} {:>14.0f}\n", "hearth", h_tps, h_rss);
   if (r_ok) std::cout << fmt::format("{:<22} {:>12.1f} {:>14.0f}\n", "PyTorch eager (python)", r_tps, r_rss);

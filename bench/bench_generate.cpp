@@ -184,7 +184,8 @@ int main(int argc, char** argv) {
     }
     for (const auto& m : split(models))
       for (const auto& d : split(dtypes)) {
-        std::string cmd = fmt::format("OMP_NUM_THREADS={} '{}' --one {} {} {} --prompt {} --decode {}", t, self, m, d, t, prompt, decode);
+        std::string cmd = fmt::format("OMP_NUM_THREADS={} '{}' --one {} {} {} --prompt {} --decode {}", t, self, m, d,
+                                      t, prompt, decode);
         FILE* p = popen(cmd.c_str(), "r");
         char line[512] = {0};
         std::string result;
@@ -197,9 +198,10 @@ int main(int argc, char** argv) {
           continue;
         }
         double floor = bw * 1e9 / (wmb * 1048576.0);
-        std::cout << fmt::format("{:<14} {:<9} {:>3} {:>11.1f} {:>10.1f} {:>8.0f} {:>9.1f} {:>8.1f} {:>9.1f} {:>6.0f}% "
-                                 "{:>11.3f}\n",
-                                 m, d, t, pf, dc, rss, wmb, bw, floor, 100 * dc / floor, step - mm);
+        std::cout << fmt::format(
+            "{:<14} {:<9} {:>3} {:>11.1f} {:>10.1f} {:>8.0f} {:>9.1f} {:>8.1f} {:>9.1f} {:>6.0f}% "
+            "{:>11.3f}\n",
+            m, d, t, pf, dc, rss, wmb, bw, floor, 100 * dc / floor, step - mm);
         std::cout.flush();
       }
   }

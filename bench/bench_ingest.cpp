@@ -29,12 +29,14 @@ namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
 const std::vector<std::string> kWords = {
-    "the", "garden", "morning", "bread", "walked", "to", "market", "and", "bought", "oranges", "tomatoes", "basil",
-    "we", "should", "remember", "call", "Mira", "about", "compost", "meeting", "release", "checklist", "owner",
-    "flaky", "test", "rain", "coast", "train", "harbour", "seals", "binoculars", "lentil", "soup", "lemon",
-    "cumin", "it's", "don't", "I'll", "2024", "3.5", "km", "(maybe)", "e-mail", "café", "naïve", "quickly",
-    "because", "however,", "although", "river", "map", "letters", "lighthouse", "keeper", "slow", "sudden",
-    "kitchen", "cellar", "hydration", "crust", "bike", "chain", "brake", "pads", "drawer", "stairs", "piano"};
+    "the",     "garden",   "morning",  "bread",      "walked",    "to",       "market",  "and",        "bought",
+    "oranges", "tomatoes", "basil",    "we",         "should",    "remember", "call",    "Mira",       "about",
+    "compost", "meeting",  "release",  "checklist",  "owner",     "flaky",    "test",    "rain",       "coast",
+    "train",   "harbour",  "seals",    "binoculars", "lentil",    "soup",     "lemon",   "cumin",      "it's",
+    "don't",   "I'll",     "2024",     "3.5",        "km",        "(maybe)",  "e-mail",  "café",       "naïve",
+    "quickly", "because",  "however,", "although",   "river",     "map",      "letters", "lighthouse", "keeper",
+    "slow",    "sudden",   "kitchen",  "cellar",     "hydration", "crust",    "bike",    "chain",      "brake",
+    "pads",    "drawer",   "stairs",   "piano"};
 
 std::string sentence(std::mt19937& rng) {
   std::string s;
@@ -60,7 +62,10 @@ std::string json_escape(const std::string& s) {
   std::string o;
   for (char c : s) {
     if (c == '"' || c == '\\') o += '\\';
-    if (c == '\n') { o += "\\n"; continue; }
+    if (c == '\n') {
+      o += "\\n";
+      continue;
+    }
     o += c;
   }
   return o;

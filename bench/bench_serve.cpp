@@ -16,9 +16,9 @@
 #include <thread>
 #include <vector>
 
+#include <httplib.h>
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
-#include <httplib.h>
 #include <nlohmann/json.hpp>
 
 namespace {
@@ -51,8 +51,8 @@ struct Options {
 
 // One streamed request; appends its TTFT, ITLs and token count to `out`.
 void one_request(httplib::Client& c, const Options& o, Sample& out) {
-  json body = {{"model", o.model}, {"prompt", o.prompt}, {"max_tokens", o.max_tokens}, {"temperature", 0},
-               {"stream", true}, {"stream_options", {{"include_usage", true}}}};
+  json body = {{"model", o.model}, {"prompt", o.prompt}, {"max_tokens", o.max_tokens},
+               {"temperature", 0}, {"stream", true},     {"stream_options", {{"include_usage", true}}}};
   std::string buf;
   size_t tokens = 0;
   auto t0 = Clock::now(), last = t0;
@@ -87,9 +87,9 @@ void one_request(httplib::Client& c, const Options& o, Sample& out) {
   if (!res || res->status != 200 || tokens == 0) {
     ++out.errors;
     std::cerr << "bench_serve: request failed: "
-              << (!res ? "transport error " + httplib::to_string(res.error())
-                       : res->status != 200 ? "HTTP " + std::to_string(res->status) + " " + res->body
-                                            : std::string("no usage in the stream: ") + buf.substr(0, 200))
+              << (!res                 ? "transport error " + httplib::to_string(res.error())
+                  : res->status != 200 ? "HTTP " + std::to_string(res->status) + " " + res->body
+                                       : std::string("no usage in the stream: ") + buf.substr(0, 200))
               << std::endl;
     return;
   }
@@ -146,21 +146,27 @@ int main(int argc, char** argv) {
   }
   if (o.model.empty()) o.model = json::parse(models->body)["data"][0]["id"];
   one_request(c, o, *std::make_unique<Sample>());  // warm-up
-  std::cout << fmt::format("| streams | requests | errors | aggregate tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |\n"
-                           "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
+  std::cout << fmt::format(
+      "| streams | requests | errors | aggregate tok/s | TTFT p50 ms | TTFT p99 ms | ITL p50 ms | ITL p99 ms |\n"
+      "| --- | --- | --- | --- | --- | --- | --- | --- |\n");
   json results = json::array();
   double first_tps = 0, last_tps = 0;
   for (int n : o.streams) {
     auto [tps, s] = run_level(o, n);
     if (results.empty()) first_tps = tps;
     last_tps = tps;
-    std::cout << fmt::format("| {} | {} | {} | {:.1f} | {:.0f} | {:.0f} | {:.1f} | {:.1f} |\n", n, s.requests, s.errors, tps,
-                             1e3 * percentile(s.ttft, 50), 1e3 * percentile(s.ttft, 99), 1e3 * percentile(s.itl, 50),
-                             1e3 * percentile(s.itl, 99))
+    std::cout << fmt::format("| {} | {} | {} | {:.1f} | {:.0f} | {:.0f} | {:.1f} | {:.1f} |\n", n, s.requests, s.errors,
+                             tps, 1e3 * percentile(s.ttft, 50), 1e3 * percentile(s.ttft, 99),
+                             1e3 * percentile(s.itl, 50), 1e3 * percentile(s.itl, 99))
               << std::flush;
-    results.push_back({{"streams", n}, {"tokens_per_s", tps}, {"requests", s.requests}, {"errors", s.errors},
-                       {"ttft_p50_s", percentile(s.ttft, 50)}, {"ttft_p99_s", percentile(s.ttft, 99)},
-                       {"itl_p50_s", percentile(s.itl, 50)}, {"itl_p99_s", percentile(s.itl, 99)}});
+    results.push_back({{"streams", n},
+                       {"tokens_per_s", tps},
+                       {"requests", s.requests},
+                       {"errors", s.errors},
+                       {"ttft_p50_s", percentile(s.ttft, 50)},
+                       {"ttft_p99_s", percentile(s.ttft, 99)},
+                       {"itl_p50_s", percentile(s.itl, 50)},
+                       {"itl_p99_s", percentile(s.itl, 99)}});
   }
   if (o.streams.size() > 1 && first_tps > 0)
     std::cout << fmt::format("\naggregate throughput, {} streams / {} stream: {:.2f}×\n", o.streams.back(),

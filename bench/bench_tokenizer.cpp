@@ -24,14 +24,22 @@ namespace tok = hearth::tokenizer;
 // Roughly `bytes` of text of one kind, from a fixed seed.
 std::string make_text(const std::string& kind, size_t bytes) {
   static const std::vector<std::string> english = {
-      "the", "a", "little", "girl", "named", "Lily", "loved", "to", "play", "outside", "in", "park", "one",
-      "day", "she", "saw", "big", "red", "ball", "tokenizer", "throughput", "benchmark", "however,",
-      "don't", "it's", "We'll", "1984", "3.14159", "(see", "below)", "e-mail", "naïve", "café"};
-  static const std::vector<std::string> code = {
-      "for (int i = 0; i < n; ++i) {", "  sum += a[i] * b[i];", "}", "def f(x):", "    return x ** 2",
-      "    if not x:", "        raise ValueError(\"empty\")", "#include <vector>", "// comment", "\treturn 0;"};
+      "the",     "a",         "little",     "girl",      "named",    "Lily",  "loved", "to",    "play",
+      "outside", "in",        "park",       "one",       "day",      "she",   "saw",   "big",   "red",
+      "ball",    "tokenizer", "throughput", "benchmark", "however,", "don't", "it's",  "We'll", "1984",
+      "3.14159", "(see",      "below)",     "e-mail",    "naïve",    "café"};
+  static const std::vector<std::string> code = {"for (int i = 0; i < n; ++i) {",
+                                                "  sum += a[i] * b[i];",
+                                                "}",
+                                                "def f(x):",
+                                                "    return x ** 2",
+                                                "    if not x:",
+                                                "        raise ValueError(\"empty\")",
+                                                "#include <vector>",
+                                                "// comment",
+                                                "\treturn 0;"};
   static const std::vector<std::string> cjk = {"你好", "世界", "我想在", "工作", "日本語", "テキスト", "한국어",
-                                               "。", "，", "🦙", "😀", "✅", " "};
+                                               "。",   "，",   "🦙",   "😀",    "✅",      " "};
   std::mt19937 rng(42);
   std::string out;
   while (out.size() < bytes) {
@@ -50,9 +58,7 @@ std::string make_text(const std::string& kind, size_t bytes) {
   return out;
 }
 
-double seconds_since(Clock::time_point start) {
-  return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // Encodes `text` in chunks of ~4 KB (as a server or data pipeline would), appending ids.
 std::vector<tok::TokenId> encode_chunks(const tok::Tokenizer& t, const std::string& text) {
@@ -105,8 +111,8 @@ int main(int argc, char** argv) {
     const auto start = Clock::now();
     const auto t = tok::Tokenizer::load(argv[1]);
     std::printf("%s\nloaded in %.2f s\n\n", t.summary().c_str(), seconds_since(start));
-    std::printf("%-10s %8s %12s %12s %10s %12s %14s\n", "text", "MB", "enc MB/s", "warm MB/s", "tok/byte",
-                "dec MB/s", ("x" + std::to_string(threads) + " MB/s").c_str());
+    std::printf("%-10s %8s %12s %12s %10s %12s %14s\n", "text", "MB", "enc MB/s", "warm MB/s", "tok/byte", "dec MB/s",
+                ("x" + std::to_string(threads) + " MB/s").c_str());
     const auto bytes = static_cast<size_t>(megabytes * 1e6 / 4);
     for (const char* kind : {"english", "code", "cjk+emoji", "mixed"}) bench_kind(t, kind, bytes, threads);
   } catch (const hearth::Error& e) {

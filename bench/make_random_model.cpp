@@ -11,9 +11,9 @@
 
 #include "bench/model_presets.h"
 #include "io/atomic_file.h"
+#include "model/causal_lm.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
-#include "model/causal_lm.h"
 
 int main(int argc, char** argv) {
   namespace fs = std::filesystem;

@@ -42,9 +42,10 @@ inline Run run_hearth(const std::string& args, const std::string& env = "") {
 inline void spawn_hearth(const std::string& args, const std::filesystem::path& dir) {
   std::filesystem::remove(dir / "pid");
   std::filesystem::remove(dir / "rc");
-  std::string cmd = "( " + quote(hearth_binary()) + " " + args + " >" + quote(dir / "bg.out") + " 2>" + quote(dir / "bg.err") +
-                    " & echo $! > " + quote(dir / "pid.tmp") + "; mv " + quote(dir / "pid.tmp") + " " + quote(dir / "pid") +
-                    "; wait $!; echo $? > " + quote(dir / "rc.tmp") + "; mv " + quote(dir / "rc.tmp") + " " + quote(dir / "rc") + " ) &";
+  std::string cmd = "( " + quote(hearth_binary()) + " " + args + " >" + quote(dir / "bg.out") + " 2>" +
+                    quote(dir / "bg.err") + " & echo $! > " + quote(dir / "pid.tmp") + "; mv " +
+                    quote(dir / "pid.tmp") + " " + quote(dir / "pid") + "; wait $!; echo $? > " +
+                    quote(dir / "rc.tmp") + "; mv " + quote(dir / "rc.tmp") + " " + quote(dir / "rc") + " ) &";
   std::system(cmd.c_str());
 }
 

@@ -23,8 +23,8 @@ inline std::filesystem::path kq256_dir() { return fixtures_dir() / "kq256"; }
 // The GGUF files copied into the project. model-f32.gguf is left out to keep the repo small: hf/ holds the same
 // float32 weights (in Hugging Face row order).
 inline const std::vector<std::string>& kq256_gguf_files() {
-  static const std::vector<std::string> files = {"model-f16.gguf",    "model-bf16.gguf",   "model-q8_0.gguf",
-                                                 "model-q4_0.gguf",   "model-q4_k_m.gguf", "model-q5_k_m.gguf",
+  static const std::vector<std::string> files = {"model-f16.gguf",  "model-bf16.gguf",   "model-q8_0.gguf",
+                                                 "model-q4_0.gguf", "model-q4_k_m.gguf", "model-q5_k_m.gguf",
                                                  "model-q6_k.gguf"};
   return files;
 }

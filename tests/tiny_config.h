@@ -7,9 +7,14 @@
 namespace hearth::test {
 
 inline model::ModelConfig tiny_config(int64_t layers = 2, int64_t ctx = 32) {
-  return model::config_parse({{"model_type", "llama"}, {"vocab_size", 50}, {"hidden_size", 24},
-                              {"intermediate_size", 40}, {"num_hidden_layers", layers}, {"num_attention_heads", 4},
-                              {"num_key_value_heads", 2}, {"max_position_embeddings", ctx}},
+  return model::config_parse({{"model_type", "llama"},
+                              {"vocab_size", 50},
+                              {"hidden_size", 24},
+                              {"intermediate_size", 40},
+                              {"num_hidden_layers", layers},
+                              {"num_attention_heads", 4},
+                              {"num_key_value_heads", 2},
+                              {"max_position_embeddings", ctx}},
                              "tiny");
 }
 

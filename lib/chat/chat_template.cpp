@@ -35,8 +35,7 @@ ChatTemplate ChatTemplate::parse(const std::string& source, const std::string& o
   return ChatTemplate(std::move(impl));
 }
 
-std::optional<ChatTemplate> ChatTemplate::from_tokenizer_config(const nlohmann::json& config,
-                                                                const std::string& origin,
+std::optional<ChatTemplate> ChatTemplate::from_tokenizer_config(const nlohmann::json& config, const std::string& origin,
                                                                 const std::string& name) {
   if (!config.is_object() || !config.contains("chat_template") || config["chat_template"].is_null()) {
     return std::nullopt;

@@ -72,8 +72,10 @@ Value jinja_getattr_path(const Value& obj, const std::string& path) {
   while (true) {
     size_t dot = path.find('.', start);
     std::string part = path.substr(start, dot == std::string::npos ? std::string::npos : dot - start);
-    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
-    v = numeric && v.is_list() ? jinja_getitem(v, Value(static_cast<int64_t>(std::stoll(part)))) : jinja_getitem(v, Value(part));
+    bool numeric = !part.empty() && std::all_of(part.begin(), part.end(),
+                                                [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+    v = numeric && v.is_list() ? jinja_getitem(v, Value(static_cast<int64_t>(std::stoll(part))))
+                               : jinja_getitem(v, Value(part));
     if (dot == std::string::npos) return v;
     start = dot + 1;
   }
@@ -143,7 +145,8 @@ bool contains(const Value& container, const Value& item) {
     if (!item.is_string()) throw JinjaError("'in <string>' requires string as left operand, not " + item.type_name());
     return container.as_string().find(item.as_string()) != std::string::npos;
   }
-  if (container.is_dict() || container.is_namespace()) return item.is_string() && container.as_dict().find(item.as_string());
+  if (container.is_dict() || container.is_namespace())
+    return item.is_string() && container.as_dict().find(item.as_string());
   for (const Value& v : jinja_iterate(container))
     if (value_equal(v, item)) return true;
   return false;
@@ -174,23 +177,27 @@ const std::unordered_map<std::string, TestFn>& tests() {
       {"true", [](const Value& v, const JinjaArgs&) { return v.is_bool() && v.as_bool(); }},
       {"false", [](const Value& v, const JinjaArgs&) { return v.is_bool() && !v.as_bool(); }},
       {"mapping", [](const Value& v, const JinjaArgs&) { return v.is_dict(); }},
-      {"iterable", [](const Value& v, const JinjaArgs&) {
-         return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined();
-       }},
+      {"iterable", [](const Value& v,
+                      const JinjaArgs&) { return v.is_list() || v.is_dict() || v.is_string() || v.is_undefined(); }},
       {"sequence", [](const Value& v, const JinjaArgs&) { return v.is_list() || v.is_dict() || v.is_string(); }},
       {"callable", [](const Value& v, const JinjaArgs&) { return v.is_callable(); }},
-      {"odd", [](const Value& v, const JinjaArgs&) {
+      {"odd",
+       [](const Value& v, const JinjaArgs&) {
          if (!v.is_int()) throw JinjaError("test 'odd' needs an integer, got " + v.type_name());
          return v.as_int() % 2 != 0;
        }},
-      {"even", [](const Value& v, const JinjaArgs&) {
+      {"even",
+       [](const Value& v, const JinjaArgs&) {
          if (!v.is_int()) throw JinjaError("test 'even' needs an integer, got " + v.type_name());
          return v.as_int() % 2 == 0;
        }},
-      {"divisibleby", [](const Value& v, const JinjaArgs& a) {
+      {"divisibleby",
+       [](const Value& v, const JinjaArgs& a) {
          Value n = require_arg(a, "divisibleby");
-         if (!v.is_number() || !n.is_number() || n.as_float() == 0) throw JinjaError("test 'divisibleby' needs non-zero numbers");
-         return v.is_float() || n.is_float() ? std::fmod(v.as_float(), n.as_float()) == 0 : v.as_int() % n.as_int() == 0;
+         if (!v.is_number() || !n.is_number() || n.as_float() == 0)
+           throw JinjaError("test 'divisibleby' needs non-zero numbers");
+         return v.is_float() || n.is_float() ? std::fmod(v.as_float(), n.as_float()) == 0
+                                             : v.as_int() % n.as_int() == 0;
        }},
       {"in", [](const Value& v, const JinjaArgs& a) { return contains(require_arg(a, "in"), v); }},
       {"eq", [](const Value& v, const JinjaArgs& a) { return value_equal(v, require_arg(a, "eq")); }},
@@ -199,7 +206,8 @@ const std::unordered_map<std::string, TestFn>& tests() {
       {"le", [](const Value& v, const JinjaArgs& a) { return value_compare(v, require_arg(a, "le")) <= 0; }},
       {"gt", [](const Value& v, const JinjaArgs& a) { return value_compare(v, require_arg(a, "gt")) > 0; }},
       {"ge", [](const Value& v, const JinjaArgs& a) { return value_compare(v, require_arg(a, "ge")) >= 0; }},
-      {"sameas", [](const Value& v, const JinjaArgs& a) {
+      {"sameas",
+       [](const Value& v, const JinjaArgs& a) {
          Value o = require_arg(a, "sameas");
          if (v.kind() != o.kind()) return false;
          if (v.is_list()) return &v.as_list() == &o.as_list();
@@ -214,8 +222,8 @@ const std::unordered_map<std::string, TestFn>& tests() {
 
 const std::unordered_map<std::string, std::string>& test_aliases() {
   static const std::unordered_map<std::string, std::string> aliases = {
-      {"equalto", "eq"}, {"==", "eq"}, {"!=", "ne"}, {"lessthan", "lt"}, {"<", "lt"}, {"<=", "le"},
-      {"greaterthan", "gt"}, {">", "gt"}, {">=", "ge"}};
+      {"equalto", "eq"}, {"==", "eq"},          {"!=", "ne"}, {"lessthan", "lt"}, {"<", "lt"},
+      {"<=", "le"},      {"greaterthan", "gt"}, {">", "gt"},  {">=", "ge"}};
   return aliases;
 }
 
@@ -271,7 +279,8 @@ Value string_split(const std::string& s, const Value& sep, int64_t maxsplit, boo
   std::vector<std::string> out;
   if (!from_right) {
     size_t start = 0, found;
-    while ((maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) && (found = s.find(d, start)) != std::string::npos) {
+    while ((maxsplit < 0 || static_cast<int64_t>(out.size()) < maxsplit) &&
+           (found = s.find(d, start)) != std::string::npos) {
       out.push_back(s.substr(start, found - start));
       start = found + d.size();
     }
@@ -293,7 +302,8 @@ Value string_split(const std::string& s, const Value& sep, int64_t maxsplit, boo
 
 bool affix_match(const std::string& s, const Value& affix, bool prefix) {
   auto one = [&](const Value& a) {
-    if (!a.is_string()) throw JinjaError(std::string(prefix ? "startswith" : "endswith") + " first arg must be str or a tuple of str");
+    if (!a.is_string())
+      throw JinjaError(std::string(prefix ? "startswith" : "endswith") + " first arg must be str or a tuple of str");
     const std::string& x = a.as_string();
     if (x.size() > s.size()) return false;
     return prefix ? s.compare(0, x.size(), x) == 0 : s.compare(s.size() - x.size(), x.size(), x) == 0;

@@ -14,8 +14,8 @@ namespace {
 using EK = JinjaExpr::Kind;
 using NK = JinjaNode::Kind;
 
-constexpr int kMaxCallDepth = 100;          // macro recursion limit
-constexpr int64_t kMaxRange = 10'000'000;   // range() length limit
+constexpr int kMaxCallDepth = 100;         // macro recursion limit
+constexpr int64_t kMaxRange = 10'000'000;  // range() length limit
 
 class Scope {
  public:
@@ -91,7 +91,8 @@ Value arithmetic(const std::string& op, const Value& a, const Value& b) {
   if (op == "*" && (b.is_string() || b.is_list()) && (a.is_int() || a.is_bool())) return repeat(b, a.as_int());
   if (a.is_undefined() || b.is_undefined()) {
     const Value& u = a.is_undefined() ? a : b;
-    throw JinjaError((u.undefined_name().empty() ? std::string("value") : "'" + u.undefined_name() + "'") + " is undefined");
+    throw JinjaError((u.undefined_name().empty() ? std::string("value") : "'" + u.undefined_name() + "'") +
+                     " is undefined");
   }
   throw JinjaError(type_pair(op.c_str(), a, b));
 }
@@ -197,21 +198,24 @@ class Interpreter {
 
 void Interpreter::install_globals() {
   globals_.set("range", Value::callable("range", [](CallArgs& a) {
-    std::vector<int64_t> n;
-    for (const Value& v : a.positional) {
-      if (!v.is_int() && !v.is_bool()) throw JinjaError("range() arguments must be integers, got " + v.type_name());
-      n.push_back(v.as_int());
-    }
-    if (n.empty() || n.size() > 3 || !a.keyword.empty()) throw JinjaError("range() takes 1 to 3 integer arguments");
-    int64_t start = n.size() > 1 ? n[0] : 0, stop = n.size() > 1 ? n[1] : n[0], step = n.size() > 2 ? n[2] : 1;
-    if (step == 0) throw JinjaError("range() step must not be zero");
-    Value::List out;
-    for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
-      if (static_cast<int64_t>(out.size()) >= kMaxRange) throw JinjaError("range() too long");
-      out.emplace_back(i);
-    }
-    return Value::list(std::move(out));
-  }));
+                 std::vector<int64_t> n;
+                 for (const Value& v : a.positional) {
+                   if (!v.is_int() && !v.is_bool())
+                     throw JinjaError("range() arguments must be integers, got " + v.type_name());
+                   n.push_back(v.as_int());
+                 }
+                 if (n.empty() || n.size() > 3 || !a.keyword.empty())
+                   throw JinjaError("range() takes 1 to 3 integer arguments");
+                 int64_t start = n.size() > 1 ? n[0] : 0, stop = n.size() > 1 ? n[1] : n[0],
+                         step = n.size() > 2 ? n[2] : 1;
+                 if (step == 0) throw JinjaError("range() step must not be zero");
+                 Value::List out;
+                 for (int64_t i = start; step > 0 ? i < stop : i > stop; i += step) {
+                   if (static_cast<int64_t>(out.size()) >= kMaxRange) throw JinjaError("range() too long");
+                   out.emplace_back(i);
+                 }
+                 return Value::list(std::move(out));
+               }));
   auto make_mapping = [](Value target, CallArgs& a) {
     for (const Value& v : a.positional) {
       if (!v.is_dict()) throw JinjaError("namespace()/dict() positional argument must be a dict");
@@ -220,27 +224,29 @@ void Interpreter::install_globals() {
     for (const auto& kw : a.keyword) target.as_dict().set(kw.first, kw.second);
     return target;
   };
-  globals_.set("namespace", Value::callable("namespace", [=](CallArgs& a) { return make_mapping(Value::namespace_(), a); }));
+  globals_.set("namespace",
+               Value::callable("namespace", [=](CallArgs& a) { return make_mapping(Value::namespace_(), a); }));
   globals_.set("dict", Value::callable("dict", [=](CallArgs& a) { return make_mapping(Value::dict(), a); }));
   globals_.set("raise_exception", Value::callable("raise_exception", [this](CallArgs& a) -> Value {
-    throw JinjaRaisedError(src_.where(call_offset_), a.positional.empty() ? std::string() : a.positional[0].str());
-  }));
+                 throw JinjaRaisedError(src_.where(call_offset_),
+                                        a.positional.empty() ? std::string() : a.positional[0].str());
+               }));
   globals_.set("strftime_now", Value::callable("strftime_now", [this](CallArgs& a) {
-    JinjaArgs args(a, "strftime_now", {"format"});
-    std::tm tm{};
-    if (options_.now) {
-      tm = *options_.now;
-    } else {
-      std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
-      localtime_r(&t, &tm);
-    }
-    std::string format = args.get(0).str();
-    if (format.empty()) return Value("");
-    std::string buf(format.size() * 8 + 64, '\0');
-    size_t n = std::strftime(&buf[0], buf.size(), format.c_str(), &tm);
-    buf.resize(n);
-    return Value(buf);
-  }));
+                 JinjaArgs args(a, "strftime_now", {"format"});
+                 std::tm tm{};
+                 if (options_.now) {
+                   tm = *options_.now;
+                 } else {
+                   std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+                   localtime_r(&t, &tm);
+                 }
+                 std::string format = args.get(0).str();
+                 if (format.empty()) return Value("");
+                 std::string buf(format.size() * 8 + 64, '\0');
+                 size_t n = std::strftime(&buf[0], buf.size(), format.c_str(), &tm);
+                 buf.resize(n);
+                 return Value(buf);
+               }));
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -323,9 +329,9 @@ void Interpreter::render_for(const JinjaNode& node, Scope& scope, std::string& o
     d.set("previtem", i > 0 ? items[i - 1] : Value::undefined("previtem"));
     d.set("nextitem", i + 1 < n ? items[i + 1] : Value::undefined("nextitem"));
     d.set("cycle", Value::callable("cycle", [i](CallArgs& a) {
-      if (a.positional.empty()) throw JinjaError("loop.cycle() needs at least one argument");
-      return a.positional[static_cast<size_t>(i) % a.positional.size()];
-    }));
+            if (a.positional.empty()) throw JinjaError("loop.cycle() needs at least one argument");
+            return a.positional[static_cast<size_t>(i) % a.positional.size()];
+          }));
     iteration.set("loop", loop);
     assign(*node.target, items[i], iteration);
     if (render(node.body, iteration, out) == Flow::kBreak) break;
@@ -361,8 +367,8 @@ void Interpreter::assign(const JinjaExpr& target, const Value& value, Scope& sco
 Value Interpreter::call_macro(const JinjaNode& macro, const CallArgs& args) {
   if (call_depth_ >= kMaxCallDepth) fail(macro.offset, "macro '" + macro.name + "' recursed too deeply");
   if (args.positional.size() > macro.params.size()) {
-    fail(call_offset_, "macro '" + macro.name + "' takes " + std::to_string(macro.params.size()) +
-                           " arguments; got " + std::to_string(args.positional.size()));
+    fail(call_offset_, "macro '" + macro.name + "' takes " + std::to_string(macro.params.size()) + " arguments; got " +
+                           std::to_string(args.positional.size()));
   }
   Scope frame(&root_);
   std::vector<bool> bound(macro.params.size(), false);
@@ -414,7 +420,7 @@ CallArgs Interpreter::eval_args(const JinjaExpr& e, size_t first, Scope& scope) 
 
 Value Interpreter::apply_filters(const JinjaExpr& filter, const Value& operand, Scope& scope) {
   const JinjaExpr* inner = filter.args[0].get();
-  Value input = !inner                         ? operand
+  Value input = !inner                       ? operand
                 : inner->kind == EK::kFilter ? apply_filters(*inner, operand, scope)
                                              : eval(*inner, scope);
   CallArgs args = eval_args(filter, 1, scope);
@@ -463,7 +469,8 @@ Value Interpreter::eval_inner(const JinjaExpr& e, Scope& scope) {
     }
     case EK::kDict: {
       Value d = Value::dict();
-      for (size_t i = 0; i + 1 < e.args.size(); i += 2) d.as_dict().set(eval(*e.args[i], scope).str(), eval(*e.args[i + 1], scope));
+      for (size_t i = 0; i + 1 < e.args.size(); i += 2)
+        d.as_dict().set(eval(*e.args[i], scope).str(), eval(*e.args[i + 1], scope));
       return d;
     }
     case EK::kGetAttr: return jinja_getattr(eval(*e.args[0], scope), e.name);

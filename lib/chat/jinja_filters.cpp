@@ -132,7 +132,8 @@ Value map_filter(const Value& v, const CallArgs& args) {
       Value x = jinja_getattr_path(item, attribute->str());
       out.push_back(x.is_undefined() && fallback ? *fallback : x);
     } else {
-      if (args.positional.empty() || !args.positional[0].is_string()) throw JinjaError("map: need a filter name or attribute=");
+      if (args.positional.empty() || !args.positional[0].is_string())
+        throw JinjaError("map: need a filter name or attribute=");
       CallArgs rest;
       rest.positional.assign(args.positional.begin() + 1, args.positional.end());
       rest.keyword = args.keyword;
@@ -151,9 +152,7 @@ Value sort_filter(const Value& v, const CallArgs& args) {
   JinjaArgs a(args, "sort", {"reverse", "case_sensitive", "attribute"});
   bool reverse = a.get(0).truthy(), cs = a.get(1).truthy();
   std::vector<Value> items = jinja_iterate(v);
-  auto key = [&](const Value& x) {
-    return sort_key(a.has(2) ? jinja_getattr_path(x, a.get(2).str()) : x, cs);
-  };
+  auto key = [&](const Value& x) { return sort_key(a.has(2) ? jinja_getattr_path(x, a.get(2).str()) : x, cs); };
   std::stable_sort(items.begin(), items.end(), [&](const Value& x, const Value& y) {
     return reverse ? value_compare(key(y), key(x)) < 0 : value_compare(key(x), key(y)) < 0;
   });
@@ -252,7 +251,9 @@ Value minmax_filter(const Value& v, const CallArgs& args, bool want_max) {
   JinjaArgs a(args, want_max ? "max" : "min", {"case_sensitive", "attribute"});
   std::vector<Value> items = jinja_iterate(v);
   if (items.empty()) return Value::undefined();
-  auto key = [&](const Value& x) { return sort_key(a.has(1) ? jinja_getattr_path(x, a.get(1).str()) : x, a.get(0).truthy()); };
+  auto key = [&](const Value& x) {
+    return sort_key(a.has(1) ? jinja_getattr_path(x, a.get(1).str()) : x, a.get(0).truthy());
+  };
   const Value* best = &items[0];
   for (const Value& x : items) {
     int c = value_compare(key(x), key(*best));
@@ -267,7 +268,8 @@ Value sum_filter(const Value& v, const CallArgs& args) {
   for (const Value& x : jinja_iterate(v)) {
     Value item = a.has(0) ? jinja_getattr_path(x, a.get(0).str()) : x;
     if (!item.is_number() || !total.is_number()) throw JinjaError("sum: items must be numbers");
-    total = total.is_float() || item.is_float() ? Value(total.as_float() + item.as_float()) : Value(total.as_int() + item.as_int());
+    total = total.is_float() || item.is_float() ? Value(total.as_float() + item.as_float())
+                                                : Value(total.as_int() + item.as_int());
   }
   return total;
 }
@@ -276,7 +278,8 @@ Value list_of(const Value& v) { return Value::list(jinja_iterate(v)); }
 
 const std::unordered_map<std::string, FilterFn>& filters() {
   static const std::unordered_map<std::string, FilterFn> table = {
-      {"trim", [](const Value& v, const CallArgs& args) {
+      {"trim",
+       [](const Value& v, const CallArgs& args) {
          JinjaArgs a(args, "trim", {"chars"});
          std::string h;
          return Value(jinja_strip(need_string(v, "trim", h), a.get(0), true, true));
@@ -287,17 +290,20 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"lower", [](const Value& v, const CallArgs&) { return Value(ascii_map(v.str(), ::tolower)); }},
       {"title", [](const Value& v, const CallArgs&) { return Value(title_case(v.str())); }},
       {"capitalize", [](const Value& v, const CallArgs&) { return Value(capitalize(v.str())); }},
-      {"default", [](const Value& v, const CallArgs& args) {
+      {"default",
+       [](const Value& v, const CallArgs& args) {
          JinjaArgs a(args, "default", {"default_value", "boolean"});
          bool use_default = v.is_undefined() || (a.get(1).truthy() && !v.truthy());
          return use_default ? a.get(0, Value("")) : v;
        }},
       {"join", join_filter},
-      {"first", [](const Value& v, const CallArgs&) {
+      {"first",
+       [](const Value& v, const CallArgs&) {
          std::vector<Value> items = jinja_iterate(v);
          return items.empty() ? Value::undefined() : items.front();
        }},
-      {"last", [](const Value& v, const CallArgs&) {
+      {"last",
+       [](const Value& v, const CallArgs&) {
          std::vector<Value> items = jinja_iterate(v);
          return items.empty() ? Value::undefined() : items.back();
        }},
@@ -305,12 +311,14 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"string", [](const Value& v, const CallArgs&) { return Value(v.str()); }},
       {"int", int_filter},
       {"float", float_filter},
-      {"abs", [](const Value& v, const CallArgs&) {
+      {"abs",
+       [](const Value& v, const CallArgs&) {
          if (!v.is_number()) throw JinjaError("abs: expected a number, got " + v.type_name());
          return v.is_float() ? Value(std::fabs(v.as_float())) : Value(static_cast<int64_t>(std::llabs(v.as_int())));
        }},
       {"round", round_filter},
-      {"replace", [](const Value& v, const CallArgs& args) {
+      {"replace",
+       [](const Value& v, const CallArgs& args) {
          CallArgs rest = args;
          Value result;
          jinja_method(Value(v.str()), "replace", rest, &result);
@@ -321,7 +329,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"select", [](const Value& v, const CallArgs& a) { return select_filter(v, a, false, true); }},
       {"reject", [](const Value& v, const CallArgs& a) { return select_filter(v, a, false, false); }},
       {"map", map_filter},
-      {"items", [](const Value& v, const CallArgs& args) {
+      {"items",
+       [](const Value& v, const CallArgs& args) {
          if (v.is_undefined()) return Value::list();
          if (!v.is_dict()) throw JinjaError("items: expected a dict, got " + v.type_name());
          Value result;
@@ -331,7 +340,8 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"dictsort", dictsort_filter},
       {"unique", unique_filter},
       {"sort", sort_filter},
-      {"reverse", [](const Value& v, const CallArgs&) {
+      {"reverse",
+       [](const Value& v, const CallArgs&) {
          if (v.is_string()) {
            std::u32string cps = utf8_decode(v.as_string());
            return Value(utf8_encode(std::u32string(cps.rbegin(), cps.rend())));
@@ -345,22 +355,32 @@ const std::unordered_map<std::string, FilterFn>& filters() {
       {"min", [](const Value& v, const CallArgs& a) { return minmax_filter(v, a, false); }},
       {"max", [](const Value& v, const CallArgs& a) { return minmax_filter(v, a, true); }},
       {"sum", sum_filter},
-      {"attr", [](const Value& v, const CallArgs& args) {
+      {"attr",
+       [](const Value& v, const CallArgs& args) {
          JinjaArgs a(args, "attr", {"name"});  // getattr only: dict items are not attributes
          return v.is_namespace() ? jinja_getattr(v, a.get(0).str()) : Value::undefined(a.get(0).str());
        }},
-      {"format", [](const Value& v, const CallArgs& args) {
+      {"format",
+       [](const Value& v, const CallArgs& args) {
          // "%s"-style formatting: %s and %d take the next argument, %% is a percent sign.
          std::string fmt = v.str(), out;
          size_t next = 0;
          for (size_t i = 0; i < fmt.size(); ++i) {
-           if (fmt[i] != '%' || i + 1 >= fmt.size()) { out += fmt[i]; continue; }
+           if (fmt[i] != '%' || i + 1 >= fmt.size()) {
+             out += fmt[i];
+             continue;
+           }
            char c = fmt[++i];
-           if (c == '%') { out += '%'; continue; }
+           if (c == '%') {
+             out += '%';
+             continue;
+           }
            if (c != 's' && c != 'd') throw JinjaError(std::string("format: unsupported conversion %") + c);
            if (next >= args.positional.size()) throw JinjaError("format: not enough arguments for format string");
            const Value& arg = args.positional[next++];
-           out += c == 'd' && arg.is_number() ? std::to_string(arg.is_float() ? static_cast<int64_t>(arg.as_float()) : arg.as_int()) : arg.str();
+           out += c == 'd' && arg.is_number()
+                      ? std::to_string(arg.is_float() ? static_cast<int64_t>(arg.as_float()) : arg.as_int())
+                      : arg.str();
          }
          return Value(out);
        }},

@@ -188,7 +188,9 @@ size_t Lexer::lex_string(size_t pos) {
       case 'b': value += '\b'; break;
       case 'f': value += '\f'; break;
       case 'v': value += '\v'; break;
-      case '\\': case '\'': case '"': value += c; break;
+      case '\\':
+      case '\'':
+      case '"': value += c; break;
       case '\n': break;  // line continuation
       case 'x': hex(2); break;
       case 'u': hex(4); break;
@@ -205,15 +207,17 @@ size_t Lexer::lex_string(size_t pos) {
         }
     }
   }
-  if (i >= s_.size()) fail(pos, "unterminated string literal; expected " + std::string(1, quote) + ", got end of template");
+  if (i >= s_.size())
+    fail(pos, "unterminated string literal; expected " + std::string(1, quote) + ", got end of template");
   out_.push_back({JinjaToken::Kind::kString, std::move(value), 0, 0, pos});
   return i + 1;
 }
 
 size_t Lexer::lex_number(size_t pos) {
   auto digits = [&](size_t p) {
-    while (p < s_.size() && (std::isdigit(static_cast<unsigned char>(s_[p])) ||
-                             (s_[p] == '_' && p + 1 < s_.size() && std::isdigit(static_cast<unsigned char>(s_[p + 1])))))
+    while (p < s_.size() &&
+           (std::isdigit(static_cast<unsigned char>(s_[p])) ||
+            (s_[p] == '_' && p + 1 < s_.size() && std::isdigit(static_cast<unsigned char>(s_[p + 1])))))
       ++p;
     return p;
   };

@@ -640,8 +640,8 @@ JinjaExprPtr Parser::parse_test(JinjaExprPtr node) {
   const JinjaToken& t = peek();
   if (is_op("(")) {
     parse_call_args(*e);
-  } else if ((t.kind == Kind::kName || t.kind == Kind::kString || t.kind == Kind::kInt ||
-              t.kind == Kind::kFloat || is_op("[") || is_op("{")) &&
+  } else if ((t.kind == Kind::kName || t.kind == Kind::kString || t.kind == Kind::kInt || t.kind == Kind::kFloat ||
+              is_op("[") || is_op("{")) &&
              !is_name("else") && !is_name("or") && !is_name("and")) {
     e->args.push_back(parse_postfix(parse_primary()));
   }

@@ -90,9 +90,7 @@ int64_t Value::as_int() const {
   return kind_ == Kind::kBool ? (b_ ? 1 : 0) : i_;
 }
 
-double Value::as_float() const {
-  return kind_ == Kind::kFloat ? f_ : static_cast<double>(as_int());
-}
+double Value::as_float() const { return kind_ == Kind::kFloat ? f_ : static_cast<double>(as_int()); }
 
 bool Value::truthy() const {
   switch (kind_) {
@@ -370,7 +368,10 @@ static void json_dump(const Value& v, int indent, bool sort_keys, int depth, std
     case Value::Kind::kString: json_string(v.as_string(), out); return;
     case Value::Kind::kList: {
       const auto& items = v.as_list();
-      if (items.empty()) { out += "[]"; return; }
+      if (items.empty()) {
+        out += "[]";
+        return;
+      }
       out += '[';
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += item_sep;
@@ -385,9 +386,11 @@ static void json_dump(const Value& v, int indent, bool sort_keys, int depth, std
     case Value::Kind::kNamespace: {
       std::vector<const std::pair<std::string, Value>*> items;
       for (const auto& kv : v.as_dict().items()) items.push_back(&kv);
-      if (items.empty()) { out += "{}"; return; }
-      if (sort_keys)
-        std::stable_sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
+      if (items.empty()) {
+        out += "{}";
+        return;
+      }
+      if (sort_keys) std::stable_sort(items.begin(), items.end(), [](auto* a, auto* b) { return a->first < b->first; });
       out += '{';
       for (size_t i = 0; i < items.size(); ++i) {
         if (i) out += item_sep;
@@ -400,8 +403,7 @@ static void json_dump(const Value& v, int indent, bool sort_keys, int depth, std
       out += '}';
       return;
     }
-    case Value::Kind::kCallable:
-      throw JinjaError("tojson: object of type callable is not JSON serializable");
+    case Value::Kind::kCallable: throw JinjaError("tojson: object of type callable is not JSON serializable");
   }
 }
 
@@ -468,8 +470,7 @@ std::string utf8_encode(const std::u32string& s) {
 
 bool is_unicode_space(char32_t c) {
   return (c >= 0x09 && c <= 0x0d) || (c >= 0x1c && c <= 0x20) || c == 0x85 || c == 0xa0 || c == 0x1680 ||
-         (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f ||
-         c == 0x3000;
+         (c >= 0x2000 && c <= 0x200a) || c == 0x2028 || c == 0x2029 || c == 0x202f || c == 0x205f || c == 0x3000;
 }
 
 }  // namespace hearth::chat

@@ -95,8 +95,8 @@ class Value {
 
   // Accessors; calling one for the wrong kind is a bug (asserts).
   bool as_bool() const { return b_; }
-  int64_t as_int() const;     // int or bool
-  double as_float() const;    // int, float or bool
+  int64_t as_int() const;   // int or bool
+  double as_float() const;  // int, float or bool
   const std::string& as_string() const { return s_; }
   const std::string& undefined_name() const { return s_; }
   List& as_list() const { return *list_; }

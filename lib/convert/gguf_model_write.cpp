@@ -119,8 +119,8 @@ void source_check(const TensorSource& source, const std::vector<PlannedTensor>& 
     if (p.name.hf.empty()) continue;
     auto shape = source.shape(p.name.hf);
     if (!shape)
-      throw FormatError(fmt::format("{}: tensor '{}' missing; the config implies it (GGUF '{}', shape {})", source.origin,
-                                    p.name.hf, p.name.gguf, shape_text(p.name.shape)));
+      throw FormatError(fmt::format("{}: tensor '{}' missing; the config implies it (GGUF '{}', shape {})",
+                                    source.origin, p.name.hf, p.name.gguf, shape_text(p.name.shape)));
     if (*shape != p.name.shape)
       throw FormatError(fmt::format("{}: tensor '{}' has shape {}; expected {} from the config", source.origin,
                                     p.name.hf, shape_text(*shape), shape_text(p.name.shape)));

@@ -38,7 +38,7 @@ struct QuantizeOptions {
 
 // Reported after each tensor is written.
 struct QuantizeProgress {
-  size_t done = 0, count = 0;          // tensors
+  size_t done = 0, count = 0;             // tensors
   const PlannedTensor* tensor = nullptr;  // the one just written
 };
 using QuantizeProgressFn = std::function<void(const QuantizeProgress&)>;
@@ -54,9 +54,9 @@ struct QuantizeSummary {
   std::string architecture;
   QuantType type = QuantType::kQ8_0;
   size_t tensors = 0;
-  int64_t parameters = 0;     // elements of all tensors
-  uint64_t tensor_bytes = 0;  // tensor data, unpadded
-  uint64_t file_bytes = 0;    // the file (header, metadata and alignment padding included)
+  int64_t parameters = 0;      // elements of all tensors
+  uint64_t tensor_bytes = 0;   // tensor data, unpadded
+  uint64_t file_bytes = 0;     // the file (header, metadata and alignment padding included)
   double bits_per_weight = 0;  // 8 · tensor_bytes / parameters
   double seconds = 0;
   std::map<std::string, int> tensors_per_type;  // "Q4_K" -> how many tensors

@@ -11,9 +11,10 @@ namespace hearth::convert {
 std::string gguf_arch(const model::ModelConfig& c) {
   if (c.model_type == "llama" || c.model_type == "mistral") return "llama";
   if (c.model_type == "qwen2" || c.model_type == "qwen3") return c.model_type;
-  throw FormatError(fmt::format("model_type '{}' has no GGUF architecture in hearth; expected llama, mistral, qwen2 "
-                                "or qwen3",
-                                c.model_type));
+  throw FormatError(
+      fmt::format("model_type '{}' has no GGUF architecture in hearth; expected llama, mistral, qwen2 "
+                  "or qwen3",
+                  c.model_type));
 }
 
 bool gguf_arch_interleaves_qk(const std::string& arch) { return arch == "llama"; }

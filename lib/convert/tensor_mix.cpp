@@ -12,9 +12,9 @@ namespace {
 struct MixContext {
   QuantType type;
   GgmlType base;
-  bool tied_head;     // no output.weight: token_embd doubles as the head
+  bool tied_head;  // no output.weight: token_embd doubles as the head
   int n_layer;
-  bool is_70b;        // llama.cpp's LLM_TYPE_70B for these architectures (attn_v gets Q5_K instead of Q4_K)
+  bool is_70b;  // llama.cpp's LLM_TYPE_70B for these architectures (attn_v gets Q5_K instead of Q4_K)
 };
 
 bool ends_with(const std::string& s, const std::string& suffix) {

@@ -13,9 +13,7 @@ namespace hearth::convert {
 
 namespace {
 
-torch::Tensor as_float32(const torch::Tensor& t) {
-  return t.to(torch::kCPU).to(torch::kFloat32).contiguous();
-}
+torch::Tensor as_float32(const torch::Tensor& t) { return t.to(torch::kCPU).to(torch::kFloat32).contiguous(); }
 
 TensorSource source_of_map(std::shared_ptr<model::TensorMap> tensors, std::string origin) {
   TensorSource s;
@@ -52,10 +50,11 @@ TensorSource tensor_source_gguf(std::shared_ptr<const io::GgufFile> file, const 
   const std::string origin = file->path().string();
   for (const auto& t : file->tensors()) {
     if (t.type != quant::GgmlType::kF32 && t.type != quant::GgmlType::kF16 && t.type != quant::GgmlType::kBF16)
-      throw FormatError(fmt::format("{}: tensor '{}' is already quantized ({}); hearth quantizes only from F32, F16 or "
-                                    "BF16 weights, since quantizing twice adds the rounding errors of both — use the "
-                                    "Hugging Face folder or an F16/BF16 GGUF",
-                                    origin, io::gguf_printable(t.name), quant::ggml_type_name(t.type)));
+      throw FormatError(
+          fmt::format("{}: tensor '{}' is already quantized ({}); hearth quantizes only from F32, F16 or "
+                      "BF16 weights, since quantizing twice adds the rounding errors of both — use the "
+                      "Hugging Face folder or an F16/BF16 GGUF",
+                      origin, io::gguf_printable(t.name), quant::ggml_type_name(t.type)));
   }
   // HF name -> where the tensor is in the file.
   auto index = std::make_shared<std::map<std::string, GgufTensorName>>();

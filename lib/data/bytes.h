@@ -45,7 +45,8 @@ class ByteReader {
   template <typename T>
   std::vector<T> get_array(uint64_t max_count = UINT32_MAX) {
     uint32_t n = get<uint32_t>();
-    if (n > max_count) throw FormatError(fmt::format("{}: array of {} entries; expected at most {}", origin_, n, max_count));
+    if (n > max_count)
+      throw FormatError(fmt::format("{}: array of {} entries; expected at most {}", origin_, n, max_count));
     std::vector<T> v(n);
     if (n) std::memcpy(v.data(), take(n * sizeof(T)), n * sizeof(T));
     return v;

@@ -13,7 +13,7 @@ bool is_space_like(uint32_t cp) {
 // Appends c to out, applying the line rules: no trailing blanks, at most one blank line in a row.
 struct LineWriter {
   std::string& out;
-  int newlines = 0;        // newlines at the end of out
+  int newlines = 0;  // newlines at the end of out
   std::string blanks = {};
 
   void put_blank(char c) {

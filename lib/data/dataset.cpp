@@ -31,7 +31,8 @@ SplitReader split_open(const fs::path& dir, const SplitInfo& info, int64_t seq_l
     auto bytes = fs::file_size(p, ec);
     if (ec) throw IoError(fmt::format("{}: shard listed in manifest.json is missing or unreadable", p.string()));
     if (bytes != sh.bytes)
-      throw FormatError(fmt::format("{}: size; expected {} bytes (manifest.json), got {}", p.string(), sh.bytes, bytes));
+      throw FormatError(
+          fmt::format("{}: size; expected {} bytes (manifest.json), got {}", p.string(), sh.bytes, bytes));
     auto reader = std::make_unique<ShardReader>(p);
     if (reader->sequences() != sh.sequences || reader->seq_len() != seq_len)
       throw FormatError(fmt::format("{}: expected {} sequences of at most {} tokens (manifest.json), got {} of {}",
@@ -89,7 +90,8 @@ const nlohmann::json& Dataset::manifest() const { return impl_->manifest; }
 
 std::string tokenizer_fingerprint(const fs::path& model_dir) {
   if (!fs::exists(model_dir / "tokenizer.json"))
-    throw IoError(fmt::format("{}: no tokenizer.json; expected a Hugging Face model or tokenizer folder", model_dir.string()));
+    throw IoError(
+        fmt::format("{}: no tokenizer.json; expected a Hugging Face model or tokenizer folder", model_dir.string()));
   Sha256 h;
   for (const char* name : kTokenizerFiles) {
     fs::path p = model_dir / name;

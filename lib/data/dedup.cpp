@@ -116,7 +116,8 @@ bool NearDupIndex::check_and_add(const std::vector<uint32_t>& sig) {
   }
   auto id = static_cast<uint32_t>(sigs_.size());
   sigs_.push_back(sig);
-  for (int band = 0; band < bands_; ++band) buckets_[static_cast<size_t>(band)][keys[static_cast<size_t>(band)]].push_back(id);
+  for (int band = 0; band < bands_; ++band)
+    buckets_[static_cast<size_t>(band)][keys[static_cast<size_t>(band)]].push_back(id);
   return false;
 }
 

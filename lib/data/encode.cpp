@@ -24,7 +24,9 @@ json messages_json(const std::vector<Message>& messages, size_t n) {
   return arr;
 }
 
-void append(std::vector<int32_t>& dst, const std::vector<int32_t>& src) { dst.insert(dst.end(), src.begin(), src.end()); }
+void append(std::vector<int32_t>& dst, const std::vector<int32_t>& src) {
+  dst.insert(dst.end(), src.begin(), src.end());
+}
 
 // Marks tokens whose [start, end) byte span overlaps [s, e).
 void mask_span(const std::vector<size_t>& ends, size_t s, size_t e, std::vector<uint8_t>& mask) {
@@ -101,8 +103,9 @@ std::vector<size_t> RecordEncoder::token_ends(const std::vector<int32_t>& ids, c
   decoded += dec.flush();
   if (!ends.empty()) ends.back() = decoded.size();
   if (decoded != text)
-    throw FormatError("the tokenized text does not decode back to the rendered text, so assistant spans cannot be "
-                      "mapped to tokens");
+    throw FormatError(
+        "the tokenized text does not decode back to the rendered text, so assistant spans cannot be "
+        "mapped to tokens");
   return ends;
 }
 
@@ -128,7 +131,8 @@ TokenizedDoc RecordEncoder::encode_chat(const Record& r) const {
     if (c.find('<') == std::string::npos) continue;
     for (const auto& sp : specials_)
       if (c.find(sp) != std::string::npos)
-        throw FormatError(fmt::format("messages[{}].content: holds the special token '{}'; expected plain text", i, sp));
+        throw FormatError(
+            fmt::format("messages[{}].content: holds the special token '{}'; expected plain text", i, sp));
   }
   if (!any_assistant && train_on_ == TrainOn::kAssistant)
     throw FormatError("no assistant message, so nothing to train on; expected at least one (or --train-on all)");
@@ -154,7 +158,8 @@ TokenizedDoc RecordEncoder::encode_chat(const Record& r) const {
     size_t at = full.find(content, from);
     size_t in_b = b.rfind(content);
     if (at == std::string::npos || in_b == std::string::npos)
-      throw FormatError(fmt::format("messages[{}]: the assistant content was not found in the chat template's output", i));
+      throw FormatError(
+          fmt::format("messages[{}]: the assistant content was not found in the chat template's output", i));
     size_t end = at + content.size();
     std::string marker = marker_cut(b.substr(in_b + content.size()));
     if (!marker.empty() && full.compare(end, marker.size(), marker) == 0) end += marker.size();

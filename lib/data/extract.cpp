@@ -17,8 +17,8 @@ struct FormatName {
   Format format;
   const char* name;
 };
-constexpr FormatName kFormats[] = {{Format::kTxt, "txt"},   {Format::kMd, "md"},     {Format::kHtml, "html"},
-                                   {Format::kPdf, "pdf"},   {Format::kEml, "eml"},   {Format::kMbox, "mbox"},
+constexpr FormatName kFormats[] = {{Format::kTxt, "txt"},     {Format::kMd, "md"},    {Format::kHtml, "html"},
+                                   {Format::kPdf, "pdf"},     {Format::kEml, "eml"},  {Format::kMbox, "mbox"},
                                    {Format::kJsonl, "jsonl"}, {Format::kJson, "json"}};
 
 Extracted whole_file_issue(uint64_t line, const std::string& reason) {
@@ -35,7 +35,8 @@ Extracted text_document(std::string_view bytes, Format f) {
   std::string problem = utf8_problem(bytes, 1, &line);
   if (!problem.empty() && f == Format::kHtml) {
     std::string head = lower(bytes.substr(0, 2048));
-    if (head.find("charset=iso-8859-1") != std::string::npos || head.find("charset=windows-1252") != std::string::npos ||
+    if (head.find("charset=iso-8859-1") != std::string::npos ||
+        head.find("charset=windows-1252") != std::string::npos ||
         head.find("charset=\"iso-8859-1\"") != std::string::npos) {
       converted = latin1_to_utf8(bytes);
       bytes = converted;
@@ -105,8 +106,7 @@ Extracted extract(std::string_view bytes, Format f, const ExtractOptions& option
   switch (f) {
     case Format::kTxt:
     case Format::kMd:
-    case Format::kHtml:
-      return text_document(bytes, f);
+    case Format::kHtml: return text_document(bytes, f);
     case Format::kPdf: {
       PdfText pdf = pdf_text(bytes);
       if (!pdf.skip_reason.empty()) return whole_file_issue(0, pdf.skip_reason);
@@ -114,14 +114,10 @@ Extracted extract(std::string_view bytes, Format f, const ExtractOptions& option
       ex.records.push_back(Record{1, RecordKind::kText, pdf.text, {}, {}, {}});
       return ex;
     }
-    case Format::kEml:
-      return mail_from_eml(bytes, options.mail);
-    case Format::kMbox:
-      return mail_from_mbox(bytes, options.mail);
-    case Format::kJsonl:
-      return records_from_jsonl(bytes);
-    case Format::kJson:
-      return records_from_json(bytes);
+    case Format::kEml: return mail_from_eml(bytes, options.mail);
+    case Format::kMbox: return mail_from_mbox(bytes, options.mail);
+    case Format::kJsonl: return records_from_jsonl(bytes);
+    case Format::kJson: return records_from_json(bytes);
   }
   return {};
 }

@@ -60,8 +60,10 @@ size_t entity_at(std::string_view text, size_t i, std::string& out) {
     size_t digits = 0;
     for (; k < text.size() && digits < 8; ++k, ++digits) {
       char c = text[k];
-      int v = (c >= '0' && c <= '9') ? c - '0' : (hex && c >= 'a' && c <= 'f') ? c - 'a' + 10
-                                               : (hex && c >= 'A' && c <= 'F') ? c - 'A' + 10 : -1;
+      int v = (c >= '0' && c <= '9')          ? c - '0'
+              : (hex && c >= 'a' && c <= 'f') ? c - 'a' + 10
+              : (hex && c >= 'A' && c <= 'F') ? c - 'A' + 10
+                                              : -1;
       if (v < 0) break;
       cp = cp * (hex ? 16 : 10) + v;
     }
@@ -78,12 +80,12 @@ size_t entity_at(std::string_view text, size_t i, std::string& out) {
   return (k < text.size() && text[k] == ';' ? k + 1 : k) - i;
 }
 
-const std::set<std::string> kSkipContent = {"script", "style",  "noscript", "template", "head",
-                                            "svg",    "math",   "iframe",   "object",   "canvas"};
-const std::set<std::string> kParagraph = {"p",  "div", "h1",         "h2",      "h3",     "h4",     "h5",
-                                          "h6", "ul",  "ol",         "table",   "section", "article", "header",
-                                          "footer", "nav", "aside", "blockquote", "pre", "form",  "fieldset",
-                                          "figure", "main", "dl", "address", "hr", "details", "summary"};
+const std::set<std::string> kSkipContent = {"script", "style", "noscript", "template", "head",
+                                            "svg",    "math",  "iframe",   "object",   "canvas"};
+const std::set<std::string> kParagraph = {"p",      "div",  "h1",    "h2",         "h3",      "h4",      "h5",
+                                          "h6",     "ul",   "ol",    "table",      "section", "article", "header",
+                                          "footer", "nav",  "aside", "blockquote", "pre",     "form",    "fieldset",
+                                          "figure", "main", "dl",    "address",    "hr",      "details", "summary"};
 const std::set<std::string> kLine = {"br", "li", "tr", "dt", "dd", "caption", "figcaption", "option", "title"};
 
 // Accumulates visible text with HTML whitespace rules.
@@ -124,7 +126,8 @@ size_t tag_at(std::string_view html, size_t i, std::string* name, bool* closing)
   *closing = j < html.size() && html[j] == '/';
   if (*closing) ++j;
   size_t k = j;
-  while (k < html.size() && (std::isalnum(static_cast<unsigned char>(html[k])) || html[k] == '-' || html[k] == ':')) ++k;
+  while (k < html.size() && (std::isalnum(static_cast<unsigned char>(html[k])) || html[k] == '-' || html[k] == ':'))
+    ++k;
   *name = lower(html.substr(j, k - j));
   // Skip attributes, honouring quotes (a '>' inside a quoted value does not end the tag).
   char quote = 0;

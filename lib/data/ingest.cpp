@@ -8,12 +8,12 @@
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <set>
-#include <future>
 #include <optional>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
@@ -45,7 +45,8 @@ class DirLock {
     if (fd_ < 0) throw IoError(fmt::format("{}: cannot create the lock file", p.string()));
     if (::flock(fd_, LOCK_EX | LOCK_NB) != 0) {
       ::close(fd_);
-      throw IoError(fmt::format("{}: another hearth ingest is updating this dataset; expected it to be idle", dir.string()));
+      throw IoError(
+          fmt::format("{}: another hearth ingest is updating this dataset; expected it to be idle", dir.string()));
     }
   }
   ~DirLock() {
@@ -65,23 +66,33 @@ std::string utc_now() {
 }
 
 std::string processing_key(const IngestOptions& o, const std::string& fingerprint, int64_t seq_len) {
-  json k = {{"cache_version", kCacheVersion},  {"tokenizer", fingerprint},
+  json k = {{"cache_version", kCacheVersion},
+            {"tokenizer", fingerprint},
             {"train_on", o.train_on == TrainOn::kAll ? "all" : "assistant"},
-            {"redact", redact_describe(o.redact)}, {"mail_headers", o.mail_headers},
-            {"format", o.format},               {"seq_len", seq_len}};
+            {"redact", redact_describe(o.redact)},
+            {"mail_headers", o.mail_headers},
+            {"format", o.format},
+            {"seq_len", seq_len}};
   return sha256_hex(k.dump());
 }
 
 json options_json(const IngestOptions& o, int64_t seq_len) {
   json sources = json::array();
   for (const auto& s : o.sources) sources.push_back(fs::absolute(s).lexically_normal().string());
-  return {{"sources", sources},         {"include", o.include},
-          {"exclude", o.exclude},       {"max_file_size", o.max_file_size},
-          {"format", o.format},         {"seq_len", seq_len},
+  return {{"sources", sources},
+          {"include", o.include},
+          {"exclude", o.exclude},
+          {"max_file_size", o.max_file_size},
+          {"format", o.format},
+          {"seq_len", seq_len},
           {"train_on", o.train_on == TrainOn::kAll ? "all" : "assistant"},
-          {"val_fraction", o.val_fraction}, {"near_dedup", o.near_dedup},
-          {"near_dup_threshold", o.near_dup_threshold}, {"redact", redact_describe(o.redact)},
-          {"mail_headers", o.mail_headers}, {"strict", o.strict}, {"shard_tokens", o.shard_tokens}};
+          {"val_fraction", o.val_fraction},
+          {"near_dedup", o.near_dedup},
+          {"near_dup_threshold", o.near_dup_threshold},
+          {"redact", redact_describe(o.redact)},
+          {"mail_headers", o.mail_headers},
+          {"strict", o.strict},
+          {"shard_tokens", o.shard_tokens}};
 }
 
 // Copies the tokenizer files into DATASET/tokenizer-<fingerprint prefix>/ (so the dataset can be decoded
@@ -107,8 +118,8 @@ std::string tokenizer_copy(const fs::path& model_dir, const fs::path& out_dir, c
 
 // Runs file_process over `files` on `threads` threads, drawing progress on the calling thread.
 std::vector<FileOutcome> files_process(const std::vector<SourceFile>& files,
-                                       const std::map<std::string, const SourceEntry*>& old,
-                                       const FileContext& ctx, int threads, bool progress) {
+                                       const std::map<std::string, const SourceEntry*>& old, const FileContext& ctx,
+                                       int threads, bool progress) {
   std::vector<FileOutcome> out(files.size());
   std::atomic<size_t> next{0}, done{0};
   std::atomic<uint64_t> done_bytes{0};
@@ -267,7 +278,8 @@ int64_t seq_len_default(const fs::path& model_dir) {
 void ingest_options_validate(const IngestOptions& o) {
   if (o.sources.empty()) throw ConfigError("SOURCE: expected at least one file or folder");
   if (!fs::is_directory(o.model_dir))
-    throw IoError(fmt::format("--model: '{}' is not a directory; expected a model or tokenizer folder", o.model_dir.string()));
+    throw IoError(
+        fmt::format("--model: '{}' is not a directory; expected a model or tokenizer folder", o.model_dir.string()));
   if (!fs::exists(o.model_dir / "tokenizer.json"))
     throw IoError(fmt::format("--model: '{}' has no tokenizer.json", o.model_dir.string()));
   if (o.out_dir.empty()) throw ConfigError("--out: expected a dataset folder");
@@ -288,7 +300,8 @@ IngestResult ingest_run(const IngestOptions& o) {
   auto t0 = std::chrono::steady_clock::now();
   ingest_options_validate(o);
   auto stage = [&](const char* s) {
-    log::debug("ingest: stage {} at {:.3f} s", s, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    log::debug("ingest: stage {} at {:.3f} s", s,
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     if (o.on_stage) o.on_stage(s);
   };
   fs::path out_dir = fs::absolute(o.out_dir).lexically_normal();
@@ -345,14 +358,17 @@ IngestResult ingest_run(const IngestOptions& o) {
   for (auto& oc : outcomes) m.sources.push_back(std::move(oc.entry));
   bool reuse = have_old && ctx.key_unchanged && old.options == m.options &&
                result.added + result.changed + result.removed == 0;
-  pack_or_reuse(reuse, old, PackSettings{out_dir, seq_len, o.val_fraction, o.near_dedup, o.near_dup_threshold,
-                                         o.shard_tokens, old.generation + 1}, m);
+  pack_or_reuse(reuse, old,
+                PackSettings{out_dir, seq_len, o.val_fraction, o.near_dedup, o.near_dup_threshold, o.shard_tokens,
+                             old.generation + 1},
+                m);
   stage("shards_written");
   m.tokenizer = tokenizer_json(*tok, o.model_dir, tokenizer_copy(o.model_dir, out_dir, fingerprint), fingerprint);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  m.last_run = {{"finished_at", utc_now()},  {"added", result.added},     {"changed", result.changed},
-                {"removed", result.removed}, {"unchanged", result.unchanged}, {"bytes_read", result.bytes_processed},
-                {"seconds", result.seconds}, {"threads", threads}};
+  m.last_run = {{"finished_at", utc_now()},      {"added", result.added},
+                {"changed", result.changed},     {"removed", result.removed},
+                {"unchanged", result.unchanged}, {"bytes_read", result.bytes_processed},
+                {"seconds", result.seconds},     {"threads", threads}};
   manifest_commit(out_dir, m);
   stage("committed");
   garbage_collect(out_dir, m);

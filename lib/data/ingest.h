@@ -37,9 +37,9 @@ struct IngestOptions {
   bool near_dedup = true;
   double near_dup_threshold = 0.8;  // estimated Jaccard similarity of word 5-grams
   RedactOptions redact;
-  bool mail_headers = false;  // train on From/To/Date/Subject of mail too
-  bool strict = false;        // any bad input is an error (exit 3 unreadable, 4 malformed)
-  int threads = 0;            // 0: all hardware threads
+  bool mail_headers = false;            // train on From/To/Date/Subject of mail too
+  bool strict = false;                  // any bad input is an error (exit 3 unreadable, 4 malformed)
+  int threads = 0;                      // 0: all hardware threads
   uint64_t shard_tokens = 16ull << 20;  // tokens per shard before a new one is started
   bool progress = true;                 // progress bar / log lines on stderr
   // Test hook: called with "loaded", "files_done", "shards_written" and "committed" (each also logged at

@@ -92,8 +92,14 @@ std::string qp_decode(std::string_view s, bool header) {
     if (header && c == '_') {
       out += ' ';
     } else if (c == '=' && i + 2 < s.size() + 1 && i + 1 < s.size()) {
-      if (s[i + 1] == '\n') { ++i; continue; }
-      if (s[i + 1] == '\r' && i + 2 < s.size() && s[i + 2] == '\n') { i += 2; continue; }
+      if (s[i + 1] == '\n') {
+        ++i;
+        continue;
+      }
+      if (s[i + 1] == '\r' && i + 2 < s.size() && s[i + 2] == '\n') {
+        i += 2;
+        continue;
+      }
       if (i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
           std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
         out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
@@ -184,8 +190,9 @@ void part_collect(std::string_view raw, BodyText& out, int depth) {
   }
   if (type != "text/plain" && type != "text/html") return;
   std::string enc = lower(trim(p.headers["content-transfer-encoding"]));
-  std::string bytes = enc == "base64" ? base64_decode(p.body)
-                      : enc == "quoted-printable" ? qp_decode(p.body, false) : std::string(p.body);
+  std::string bytes = enc == "base64"             ? base64_decode(p.body)
+                      : enc == "quoted-printable" ? qp_decode(p.body, false)
+                                                  : std::string(p.body);
   std::string text;
   std::string charset = header_param(ctype, "charset");
   if (!charset_to_utf8(bytes, charset, &text)) {

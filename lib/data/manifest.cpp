@@ -24,8 +24,11 @@ json split_json(const SplitInfo& s) {
   json shards = json::array();
   for (const auto& sh : s.shards)
     shards.push_back({{"file", sh.file}, {"sequences", sh.sequences}, {"bytes", sh.bytes}, {"sha256", sh.sha256}});
-  return {{"sequences", s.sequences}, {"tokens", s.tokens}, {"target_tokens", s.targets},
-          {"documents", s.documents}, {"shards", shards}};
+  return {{"sequences", s.sequences},
+          {"tokens", s.tokens},
+          {"target_tokens", s.targets},
+          {"documents", s.documents},
+          {"shards", shards}};
 }
 
 // A required field of the given JSON type; FormatError naming origin and field otherwise.
@@ -37,7 +40,8 @@ const json& need(const json& j, const char* key, json::value_t type, const std::
             (type == json::value_t::number_float && it->is_number());
   if (!ok) {
     json probe(type);
-    throw FormatError(fmt::format("{}: field '{}': expected {}, got {}", where, key, probe.type_name(), it->type_name()));
+    throw FormatError(
+        fmt::format("{}: field '{}': expected {}, got {}", where, key, probe.type_name(), it->type_name()));
   }
   return *it;
 }
@@ -57,7 +61,8 @@ SplitInfo split_from_json(const json& j, const std::string& where) {
     ShardInfo sh;
     sh.file = need(shards[i], "file", V::string, w).get<std::string>();
     if (sh.file.find('/') != std::string::npos || sh.file.empty() || sh.file[0] == '.')
-      throw FormatError(fmt::format("{}: field 'file': expected a file name in the dataset folder, got '{}'", w, sh.file));
+      throw FormatError(
+          fmt::format("{}: field 'file': expected a file name in the dataset folder, got '{}'", w, sh.file));
     sh.sequences = need(shards[i], "sequences", V::number_unsigned, w).get<uint64_t>();
     sh.bytes = need(shards[i], "bytes", V::number_unsigned, w).get<uint64_t>();
     sh.sha256 = need(shards[i], "sha256", V::string, w).get<std::string>();
@@ -65,7 +70,8 @@ SplitInfo split_from_json(const json& j, const std::string& where) {
     s.shards.push_back(sh);
   }
   if (total != s.sequences)
-    throw FormatError(fmt::format("{}: field 'sequences': expected the shards' sum {}, got {}", where, total, s.sequences));
+    throw FormatError(
+        fmt::format("{}: field 'sequences': expected the shards' sum {}, got {}", where, total, s.sequences));
   return s;
 }
 
@@ -95,10 +101,17 @@ SourceEntry source_from_json(const json& j, const std::string& w) {
 json manifest_to_json(const Manifest& m) {
   json sources = json::array();
   for (const auto& e : m.sources) {
-    json s = {{"path", e.path},       {"size", e.size},         {"mtime_ns", e.mtime_ns},
-              {"sha256", e.sha256},   {"format", e.format},     {"records", e.records},
-              {"documents", e.documents}, {"tokens", e.tokens}, {"duplicates_exact", e.duplicates_exact},
-              {"duplicates_near", e.duplicates_near}, {"redactions", json(e.redactions)},
+    json s = {{"path", e.path},
+              {"size", e.size},
+              {"mtime_ns", e.mtime_ns},
+              {"sha256", e.sha256},
+              {"format", e.format},
+              {"records", e.records},
+              {"documents", e.documents},
+              {"tokens", e.tokens},
+              {"duplicates_exact", e.duplicates_exact},
+              {"duplicates_near", e.duplicates_near},
+              {"redactions", json(e.redactions)},
               {"issues", issues_json(e.issues)}};
     if (!e.skipped.empty()) s["skipped"] = e.skipped;
     if (!e.cache.empty()) s["cache"] = e.cache;
@@ -138,8 +151,8 @@ Manifest manifest_from_json(const json& j, const std::string& origin) {
   m.last_run = j.value("last_run", json::object());
   const json& splits = need(j, "splits", V::object, origin);
   m.train = split_from_json(need(splits, "train", V::object, origin + ": splits"), origin + ": splits.train");
-  m.validation =
-      split_from_json(need(splits, "validation", V::object, origin + ": splits"), origin + ": splits.validation");
+  m.validation = split_from_json(need(splits, "validation", V::object, origin + ": splits"),
+                                 origin + ": splits.validation");
   const json& sources = need(j, "sources", V::array, origin);
   for (size_t i = 0; i < sources.size(); ++i)
     m.sources.push_back(source_from_json(sources[i], fmt::format("{}: sources[{}]", origin, i)));
@@ -149,7 +162,8 @@ Manifest manifest_from_json(const json& j, const std::string& origin) {
 Manifest manifest_read(const std::filesystem::path& dir) {
   auto path = dir / "manifest.json";
   if (!std::filesystem::exists(path))
-    throw IoError(fmt::format("{}: no manifest.json; expected a dataset folder written by hearth ingest", dir.string()));
+    throw IoError(
+        fmt::format("{}: no manifest.json; expected a dataset folder written by hearth ingest", dir.string()));
   return manifest_from_json(io::json_read(path), path.string());
 }
 

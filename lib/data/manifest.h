@@ -24,8 +24,8 @@ struct SourceEntry {
   std::string path;  // absolute
   uint64_t size = 0;
   int64_t mtime_ns = 0;
-  std::string sha256;  // of the file's bytes ("" when it was not read: too large, unsupported)
-  std::string format;  // txt|md|html|pdf|eml|mbox|jsonl|json ("" when unknown)
+  std::string sha256;      // of the file's bytes ("" when it was not read: too large, unsupported)
+  std::string format;      // txt|md|html|pdf|eml|mbox|jsonl|json ("" when unknown)
   uint64_t records = 0;    // records read from the file
   uint64_t documents = 0;  // documents in the dataset from it (after de-duplication)
   uint64_t tokens = 0;     // tokens in the dataset from it

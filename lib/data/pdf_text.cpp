@@ -52,7 +52,8 @@ PdfText pdf_text(std::string_view bytes) {
   }
   if (!any_text) {
     out.text.clear();
-    out.skip_reason = out.pages == 0 ? "PDF has no pages" : "PDF has no text layer (image-only or scanned); OCR it first";
+    out.skip_reason = out.pages == 0 ? "PDF has no pages"
+                                     : "PDF has no text layer (image-only or scanned); OCR it first";
   }
   return out;
 }

@@ -23,8 +23,8 @@ struct Message {
 struct Record {
   uint64_t line = 0;  // 1-based line in the source file where the record starts (0: the whole file)
   RecordKind kind = RecordKind::kText;
-  std::string text;               // kText
-  std::vector<Message> messages;  // kChat
+  std::string text;                // kText
+  std::vector<Message> messages;   // kChat
   std::string prompt, completion;  // kCompletion
 };
 

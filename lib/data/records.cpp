@@ -31,7 +31,8 @@ bool role_valid(const std::string& r) { return r == "system" || r == "user" || r
 std::string sharegpt_role(const std::string& from) {
   std::string f = lower(from);
   if (f == "human" || f == "user") return "user";
-  if (f == "gpt" || f == "assistant" || f == "model" || f == "chatgpt" || f == "bard" || f == "bing") return "assistant";
+  if (f == "gpt" || f == "assistant" || f == "model" || f == "chatgpt" || f == "bard" || f == "bing")
+    return "assistant";
   if (f == "system") return "system";
   if (f == "tool" || f == "function" || f == "observation" || f == "function_response") return "tool";
   return "";
@@ -94,7 +95,8 @@ bool record_from_json(const json& j, Record* out, std::string* why) {
   if (j.contains("conversations")) return chat_from_json(j["conversations"], "conversations", true, out, why);
   if (j.contains("prompt") || j.contains("completion")) {
     if (!j.contains("prompt") || !j.contains("completion")) {
-      *why = fmt::format("expected both 'prompt' and 'completion', got only '{}'", j.contains("prompt") ? "prompt" : "completion");
+      *why = fmt::format("expected both 'prompt' and 'completion', got only '{}'",
+                         j.contains("prompt") ? "prompt" : "completion");
       return false;
     }
     out->kind = RecordKind::kCompletion;

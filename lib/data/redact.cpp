@@ -55,7 +55,8 @@ bool enabled(Group g, const RedactOptions& o) {
 const std::vector<std::unique_ptr<tokenizer::Regex>>& compiled() {
   static const auto regexes = [] {
     std::vector<std::unique_ptr<tokenizer::Regex>> v;
-    for (const auto& r : kRules) v.push_back(std::make_unique<tokenizer::Regex>(r.pattern, tokenizer::Where{"redact", r.kind}));
+    for (const auto& r : kRules)
+      v.push_back(std::make_unique<tokenizer::Regex>(r.pattern, tokenizer::Where{"redact", r.kind}));
     return v;
   }();
   return regexes;
@@ -103,7 +104,8 @@ void redact_parse(const std::string& list, const std::string& option, RedactOpti
     else if (item == "all") *o = RedactOptions{true, true, true, true, true};
     else if (item == "none") *o = RedactOptions{false, false, false, false, false};
     else
-      throw ConfigError(fmt::format("{}: expected a list of secrets|emails|phones|cards|ips|all|none, got '{}'", option, item));
+      throw ConfigError(
+          fmt::format("{}: expected a list of secrets|emails|phones|cards|ips|all|none, got '{}'", option, item));
   }
 }
 

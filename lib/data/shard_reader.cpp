@@ -47,7 +47,8 @@ ShardReader::ShardReader(const fs::path& path) : impl_(std::make_unique<Impl>())
   if (index_offset < kHeader || index_offset > all.size() - kFooter)
     throw FormatError(fmt::format("{}: index offset {} outside the file", origin, index_offset));
   std::string_view index = all.substr(index_offset, all.size() - kFooter - index_offset);
-  if (sha256(index) != index_hash) throw FormatError(fmt::format("{}: index checksum mismatch; the shard is corrupt", origin));
+  if (sha256(index) != index_hash)
+    throw FormatError(fmt::format("{}: index checksum mismatch; the shard is corrupt", origin));
   ByteReader r(index, origin);
   uint64_t n_blocks = r.get<uint64_t>();
   if (n_blocks * kIndexEntry != index.size() - 8)
@@ -61,8 +62,8 @@ ShardReader::ShardReader(const fs::path& path) : impl_(std::make_unique<Impl>())
     blk.n = r.get<uint32_t>();
     r.get<uint32_t>();
     std::memcpy(blk.sha.data(), r.take(32), 32);
-    if (blk.offset < kHeader || blk.size > index_offset || blk.offset > index_offset - blk.size || blk.first != next_seq ||
-        blk.n == 0)
+    if (blk.offset < kHeader || blk.size > index_offset || blk.offset > index_offset - blk.size ||
+        blk.first != next_seq || blk.n == 0)
       throw FormatError(fmt::format("{}: index entry {} is inconsistent", origin, b));
     next_seq += blk.n;
     impl_->blocks.push_back(blk);
@@ -76,7 +77,8 @@ uint64_t ShardReader::sequences() const { return impl_->n_seqs; }
 int64_t ShardReader::seq_len() const { return impl_->seq_len; }
 
 Sequence ShardReader::get(uint64_t i) const {
-  if (i >= impl_->n_seqs) throw std::out_of_range(fmt::format("{}: sequence {} of {}", impl_->origin, i, impl_->n_seqs));
+  if (i >= impl_->n_seqs)
+    throw std::out_of_range(fmt::format("{}: sequence {} of {}", impl_->origin, i, impl_->n_seqs));
   const auto& blocks = impl_->blocks;
   auto it = std::upper_bound(blocks.begin(), blocks.end(), i, [](uint64_t v, const Block& b) { return v < b.first; });
   const Block& blk = *(it - 1);

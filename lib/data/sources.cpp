@@ -36,8 +36,7 @@ bool stat_file(const fs::path& p, SourceFile* out) {
   return true;
 }
 
-void add_file(const fs::path& path, const std::string& relative, const WalkOptions& o,
-              std::vector<SourceFile>& out) {
+void add_file(const fs::path& path, const std::string& relative, const WalkOptions& o, std::vector<SourceFile>& out) {
   std::string name = path.filename().string();
   if (!o.include.empty() && !glob_any(o.include, name, relative)) return;
   if (glob_any(o.exclude, name, relative)) return;
@@ -90,8 +89,9 @@ std::vector<SourceFile> sources_walk(const std::vector<fs::path>& sources, const
     }
   }
   std::sort(out.begin(), out.end(), [](const SourceFile& a, const SourceFile& b) { return a.path < b.path; });
-  out.erase(std::unique(out.begin(), out.end(), [](const SourceFile& a, const SourceFile& b) { return a.path == b.path; }),
-            out.end());
+  out.erase(
+      std::unique(out.begin(), out.end(), [](const SourceFile& a, const SourceFile& b) { return a.path == b.path; }),
+      out.end());
   return out;
 }
 

@@ -30,8 +30,8 @@ std::string zstd_decompress(std::string_view frame, const std::string& origin, s
   std::string out(static_cast<size_t>(size), '\0');
   size_t n = ZSTD_decompress(out.data(), out.size(), frame.data(), frame.size());
   if (ZSTD_isError(n) || n != size)
-    throw FormatError(fmt::format("{}: corrupt zstd data ({})", origin,
-                                  ZSTD_isError(n) ? ZSTD_getErrorName(n) : "size mismatch"));
+    throw FormatError(
+        fmt::format("{}: corrupt zstd data ({})", origin, ZSTD_isError(n) ? ZSTD_getErrorName(n) : "size mismatch"));
   return out;
 }
 

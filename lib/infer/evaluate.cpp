@@ -15,7 +15,8 @@ EvalResult evaluate_nll(const model::CausalLM& model, const std::vector<int32_t>
   const int64_t max_ctx = model.config().max_position_embeddings;
   if (ctx <= 1 || ctx > max_ctx)
     throw ConfigError(fmt::format("--ctx: expected 2..{} (the model's context), got {}", max_ctx, ctx));
-  if (stride <= 0 || stride > ctx) throw ConfigError(fmt::format("--stride: expected 1..{} (--ctx), got {}", ctx, stride));
+  if (stride <= 0 || stride > ctx)
+    throw ConfigError(fmt::format("--stride: expected 1..{} (--ctx), got {}", ctx, stride));
   if (n < 2) throw ConfigError(fmt::format("eval: the text has {} tokens; expected at least 2", n));
   c10::InferenceMode guard;
   auto all = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end()), torch::kInt64);
@@ -32,7 +33,7 @@ EvalResult evaluate_nll(const model::CausalLM& model, const std::vector<int32_t>
     auto tokens = all.narrow(0, begin, T).unsqueeze(0);
     auto positions = torch::arange(T, torch::kInt64).unsqueeze(0);
     auto logits = model.forward(tokens, positions, torch::Tensor(), nullptr).to(torch::kCPU);  // [1, T, V]
-    auto logp = torch::log_softmax(logits[0].to(torch::kFloat64), -1);                          // [T, V]
+    auto logp = torch::log_softmax(logits[0].to(torch::kFloat64), -1);                         // [T, V]
     const int64_t k = end - first_target;
     if (k > 0) {
       auto pred = logp.narrow(0, first_target - 1 - begin, k);  // rows predicting the targets

@@ -12,8 +12,8 @@
 namespace hearth::infer {
 
 struct EvalResult {
-  double mean_nll = 0;     // nats per scored token
-  double perplexity = 0;   // exp(mean_nll)
+  double mean_nll = 0;    // nats per scored token
+  double perplexity = 0;  // exp(mean_nll)
   int64_t tokens_scored = 0;
   int64_t windows = 0;
 };

@@ -29,8 +29,8 @@ std::vector<GenerationResult> generate(const model::CausalLM& model, const token
   for (const auto& r : requests) {
     if (r.prompt.empty()) throw ConfigError("generate: prompt is empty; expected at least one token");
     if (static_cast<int64_t>(r.prompt.size()) >= ctx)
-      throw ConfigError(fmt::format("generate: prompt is {} tokens; the model's context is {} tokens", r.prompt.size(),
-                                    ctx));
+      throw ConfigError(
+          fmt::format("generate: prompt is {} tokens; the model's context is {} tokens", r.prompt.size(), ctx));
     r.sampling.validate();
     seqs.emplace_back(r, tokenizer, ctx);
     prompt_len.push_back(static_cast<int64_t>(r.prompt.size()));

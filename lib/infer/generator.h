@@ -33,7 +33,7 @@ using TextCallback = std::function<void(size_t row, const std::string& text)>;
 // Runs every request to completion as one batch, within the model's context (max_position_embeddings).
 // Throws ConfigError for an empty prompt or one that fills the context, InterruptedError on SIGINT/SIGTERM.
 std::vector<GenerationResult> generate(const model::CausalLM& model, const tokenizer::Tokenizer& tokenizer,
-                                       const std::vector<GenerationRequest>& requests,
-                                       const TextCallback& on_text = {}, GenerationStats* stats = nullptr);
+                                       const std::vector<GenerationRequest>& requests, const TextCallback& on_text = {},
+                                       GenerationStats* stats = nullptr);
 
 }  // namespace hearth::infer

@@ -20,7 +20,8 @@ void SamplingParams::validate() const {
   if (!(min_p >= 0 && min_p <= 1)) fail("min_p", "a value in [0, 1]", min_p);
   if (!(repeat_penalty > 0) || !std::isfinite(repeat_penalty)) fail("repeat_penalty", "> 0", repeat_penalty);
   if (repeat_last_n < 0) fail("repeat_last_n", ">= 0", repeat_last_n);
-  if (!(presence_penalty >= -2 && presence_penalty <= 2)) fail("presence_penalty", "a value in [-2, 2]", presence_penalty);
+  if (!(presence_penalty >= -2 && presence_penalty <= 2))
+    fail("presence_penalty", "a value in [-2, 2]", presence_penalty);
   if (!(frequency_penalty >= -2 && frequency_penalty <= 2))
     fail("frequency_penalty", "a value in [-2, 2]", frequency_penalty);
 }
@@ -57,7 +58,9 @@ TokenId Sampler::sample(float* logits, size_t n, const std::vector<TokenId>& con
 
   candidates_.resize(n);
   for (size_t i = 0; i < n; ++i) candidates_[i] = {logits[i], static_cast<TokenId>(i)};
-  auto by_logit = [](const auto& a, const auto& b) { return a.first > b.first || (a.first == b.first && a.second < b.second); };
+  auto by_logit = [](const auto& a, const auto& b) {
+    return a.first > b.first || (a.first == b.first && a.second < b.second);
+  };
   size_t k = params_.top_k > 0 ? std::min<size_t>(params_.top_k, n) : n;
   std::partial_sort(candidates_.begin(), candidates_.begin() + k, candidates_.end(), by_logit);
   candidates_.resize(k);

@@ -39,7 +39,10 @@ std::string StopMatcher::flush() {
 }
 
 Sequence::Sequence(GenerationRequest request, const tokenizer::Tokenizer& tokenizer, int64_t ctx)
-    : request_(std::move(request)), sampler_(request_.sampling), decoder_(tokenizer), stops_(request_.stop),
+    : request_(std::move(request)),
+      sampler_(request_.sampling),
+      decoder_(tokenizer),
+      stops_(request_.stop),
       context_(request_.prompt) {
   const int64_t left = ctx - static_cast<int64_t>(request_.prompt.size());
   budget_ = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(request_.max_tokens, left)));
@@ -61,10 +64,8 @@ TokenEvent Sequence::accept(TokenId token) {
   context_.push_back(token);
   generated_.push_back(token);
   event.text = stops_.push(decoder_.push(token));
-  if (stops_.stopped())
-    event.text += finish("stop");
-  else if (static_cast<int>(generated_.size()) >= budget_)
-    event.text += finish("length");
+  if (stops_.stopped()) event.text += finish("stop");
+  else if (static_cast<int>(generated_.size()) >= budget_) event.text += finish("length");
   return event;
 }
 

@@ -18,11 +18,11 @@
 namespace hearth::infer {
 
 struct GenerationRequest {
-  std::vector<TokenId> prompt;           // non-empty
-  int max_tokens = 256;                  // clamped to the context left after the prompt
+  std::vector<TokenId> prompt;  // non-empty
+  int max_tokens = 256;         // clamped to the context left after the prompt
   SamplingParams sampling;
-  std::vector<std::string> stop;         // stop strings (not included in the output)
-  std::vector<TokenId> stop_token_ids;   // usually stop_ids_default(); not included in the output
+  std::vector<std::string> stop;                // stop strings (not included in the output)
+  std::vector<TokenId> stop_token_ids;          // usually stop_ids_default(); not included in the output
   const model::LoraAdapter* adapter = nullptr;  // LoRA adapter for this request (nullptr = base model)
 };
 
@@ -89,8 +89,8 @@ class Sequence {
 
 // The inputs of one forward over a batch of sequences, row r of the cache being rows[r].
 struct StepInputs {
-  torch::Tensor tokens, positions;  // [B, T] int64
-  torch::Tensor valid;              // [B, T] bool, or undefined when every position is valid
+  torch::Tensor tokens, positions;                  // [B, T] int64
+  torch::Tensor valid;                              // [B, T] bool, or undefined when every position is valid
   std::vector<const model::LoraAdapter*> adapters;  // per row; empty when no row has an adapter
 };
 

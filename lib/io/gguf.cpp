@@ -20,10 +20,17 @@ namespace {
 // Bytes of one element of a fixed-size type; 0 for string and array.
 size_t fixed_size(GgufType type) {
   switch (type) {
-    case GgufType::kU8: case GgufType::kI8: case GgufType::kBool: return 1;
-    case GgufType::kU16: case GgufType::kI16: return 2;
-    case GgufType::kU32: case GgufType::kI32: case GgufType::kF32: return 4;
-    case GgufType::kU64: case GgufType::kI64: case GgufType::kF64: return 8;
+    case GgufType::kU8:
+    case GgufType::kI8:
+    case GgufType::kBool: return 1;
+    case GgufType::kU16:
+    case GgufType::kI16: return 2;
+    case GgufType::kU32:
+    case GgufType::kI32:
+    case GgufType::kF32: return 4;
+    case GgufType::kU64:
+    case GgufType::kI64:
+    case GgufType::kF64: return 8;
     default: return 0;
   }
 }
@@ -39,9 +46,9 @@ bool is_integer(GgufType type) {
 }
 
 // Limits on what a file may ask us to build beyond its own bytes.
-constexpr int kMaxArrayDepth = 8;                  // arrays of arrays ... (ggml itself reads no nesting)
-constexpr uint64_t kMaxNestedItems = 1u << 20;     // all arrays inside arrays of one file, together
-constexpr uint64_t kMaxKeyLength = 65535;          // the spec's limit for keys; applied to tensor names too
+constexpr int kMaxArrayDepth = 8;               // arrays of arrays ... (ggml itself reads no nesting)
+constexpr uint64_t kMaxNestedItems = 1u << 20;  // all arrays inside arrays of one file, together
+constexpr uint64_t kMaxKeyLength = 65535;       // the spec's limit for keys; applied to tensor names too
 
 }  // namespace
 
@@ -87,17 +94,48 @@ int64_t sign_extend(uint64_t bits, size_t size) {
   return static_cast<int64_t>((bits ^ sign) - sign);
 }
 
-template <class T> struct TypeOf;
-template <> struct TypeOf<uint8_t> { static constexpr GgufType value = GgufType::kU8; };
-template <> struct TypeOf<int8_t> { static constexpr GgufType value = GgufType::kI8; };
-template <> struct TypeOf<uint16_t> { static constexpr GgufType value = GgufType::kU16; };
-template <> struct TypeOf<int16_t> { static constexpr GgufType value = GgufType::kI16; };
-template <> struct TypeOf<uint32_t> { static constexpr GgufType value = GgufType::kU32; };
-template <> struct TypeOf<int32_t> { static constexpr GgufType value = GgufType::kI32; };
-template <> struct TypeOf<uint64_t> { static constexpr GgufType value = GgufType::kU64; };
-template <> struct TypeOf<int64_t> { static constexpr GgufType value = GgufType::kI64; };
-template <> struct TypeOf<float> { static constexpr GgufType value = GgufType::kF32; };
-template <> struct TypeOf<double> { static constexpr GgufType value = GgufType::kF64; };
+template <class T>
+struct TypeOf;
+template <>
+struct TypeOf<uint8_t> {
+  static constexpr GgufType value = GgufType::kU8;
+};
+template <>
+struct TypeOf<int8_t> {
+  static constexpr GgufType value = GgufType::kI8;
+};
+template <>
+struct TypeOf<uint16_t> {
+  static constexpr GgufType value = GgufType::kU16;
+};
+template <>
+struct TypeOf<int16_t> {
+  static constexpr GgufType value = GgufType::kI16;
+};
+template <>
+struct TypeOf<uint32_t> {
+  static constexpr GgufType value = GgufType::kU32;
+};
+template <>
+struct TypeOf<int32_t> {
+  static constexpr GgufType value = GgufType::kI32;
+};
+template <>
+struct TypeOf<uint64_t> {
+  static constexpr GgufType value = GgufType::kU64;
+};
+template <>
+struct TypeOf<int64_t> {
+  static constexpr GgufType value = GgufType::kI64;
+};
+template <>
+struct TypeOf<float> {
+  static constexpr GgufType value = GgufType::kF32;
+};
+template <>
+struct TypeOf<double> {
+  static constexpr GgufType value = GgufType::kF64;
+};
 
 }  // namespace
 
@@ -137,11 +175,11 @@ struct GgufCodec {
   static std::shared_ptr<GgufFile> parse(std::shared_ptr<MappedFile> file);
 };
 
-#define HEARTH_GGUF_SCALAR(fn, T, TYPE)                      \
-  GgufValue GgufValue::fn(T v) {                             \
-    uint64_t bits = 0;                                       \
-    std::memcpy(&bits, &v, sizeof(T));                       \
-    return GgufCodec::make_scalar(GgufType::TYPE, bits);     \
+#define HEARTH_GGUF_SCALAR(fn, T, TYPE)                  \
+  GgufValue GgufValue::fn(T v) {                         \
+    uint64_t bits = 0;                                   \
+    std::memcpy(&bits, &v, sizeof(T));                   \
+    return GgufCodec::make_scalar(GgufType::TYPE, bits); \
   }
 HEARTH_GGUF_SCALAR(u8, uint8_t, kU8)
 HEARTH_GGUF_SCALAR(i8, int8_t, kI8)
@@ -286,8 +324,8 @@ void GgufValue::encode(std::string& out) const {
 }
 
 bool GgufValue::operator==(const GgufValue& o) const {
-  return type_ == o.type_ && element_ == o.element_ && bits_ == o.bits_ && count_ == o.count_ &&
-         bytes_ == o.bytes_ && strings_ == o.strings_ && items_ == o.items_;
+  return type_ == o.type_ && element_ == o.element_ && bits_ == o.bits_ && count_ == o.count_ && bytes_ == o.bytes_ &&
+         strings_ == o.strings_ && items_ == o.items_;
 }
 
 int64_t GgufTensor::numel() const {
@@ -420,7 +458,8 @@ void read_header(Cursor& in, const std::string& origin, uint32_t* version, uint6
   in.take(4, "header (magic)");
   *version = in.u32("header (version)");
   if (*version >= 0x01000000u && (*version & 0xffffu) == 0)
-    throw FormatError(fmt::format("{}: big-endian GGUF is not supported (version field reads {:#x})", origin, *version));
+    throw FormatError(
+        fmt::format("{}: big-endian GGUF is not supported (version field reads {:#x})", origin, *version));
   if (*version != 2 && *version != 3)
     throw FormatError(fmt::format("{}: unsupported GGUF version; expected 2 or 3, got {}", origin, *version));
   *n_tensors = in.u64("header (tensor count)");
@@ -528,8 +567,9 @@ std::shared_ptr<GgufFile> GgufCodec::parse(std::shared_ptr<MappedFile> file) {
     const GgufTensor& a = result->tensors_[ranges[k - 1].second];
     const GgufTensor& b = result->tensors_[ranges[k].second];
     if (b.offset < a.offset + a.nbytes)
-      throw FormatError(fmt::format("{}: tensors '{}' [{}, {}) and '{}' [{}, {}) overlap", origin, gguf_printable(a.name),
-                                    a.offset, a.offset + a.nbytes, gguf_printable(b.name), b.offset, b.offset + b.nbytes));
+      throw FormatError(fmt::format("{}: tensors '{}' [{}, {}) and '{}' [{}, {}) overlap", origin,
+                                    gguf_printable(a.name), a.offset, a.offset + a.nbytes, gguf_printable(b.name),
+                                    b.offset, b.offset + b.nbytes));
   }
   return result;
 }
@@ -556,8 +596,8 @@ std::string describe(const GgufValue& v) {
 }
 
 [[noreturn]] void wrong_type(const GgufFile& f, std::string_view key, const GgufValue& v, std::string_view expected) {
-  throw FormatError(fmt::format("{}: metadata key '{}' has type {}; expected {}", f.path().string(), key, describe(v),
-                                expected));
+  throw FormatError(
+      fmt::format("{}: metadata key '{}' has type {}; expected {}", f.path().string(), key, describe(v), expected));
 }
 
 }  // namespace
@@ -572,8 +612,9 @@ uint64_t GgufFile::get_uint(std::string_view key) const {
   const GgufValue& v = get(key);
   auto r = v.as_uint();
   if (!r) {
-    if (v.as_int()) throw FormatError(fmt::format("{}: metadata key '{}' is negative ({}); expected an unsigned value",
-                                                  path().string(), key, *v.as_int()));
+    if (v.as_int())
+      throw FormatError(fmt::format("{}: metadata key '{}' is negative ({}); expected an unsigned value",
+                                    path().string(), key, *v.as_int()));
     wrong_type(*this, key, v, "an unsigned integer");
   }
   return *r;
@@ -583,8 +624,9 @@ int64_t GgufFile::get_int(std::string_view key) const {
   const GgufValue& v = get(key);
   auto r = v.as_int();
   if (!r) {
-    if (v.as_uint()) throw FormatError(fmt::format("{}: metadata key '{}' = {} does not fit int64", path().string(),
-                                                   key, *v.as_uint()));
+    if (v.as_uint())
+      throw FormatError(
+          fmt::format("{}: metadata key '{}' = {} does not fit int64", path().string(), key, *v.as_uint()));
     wrong_type(*this, key, v, "an integer");
   }
   return *r;
@@ -623,7 +665,8 @@ std::vector<int64_t> GgufFile::get_int_array(std::string_view key) const {
   out.reserve(static_cast<size_t>(v.size()));
   for (uint64_t i = 0; i < v.size(); ++i) {
     auto r = v.item(i).as_int();
-    if (!r) throw FormatError(fmt::format("{}: metadata key '{}': item {} does not fit int64", path().string(), key, i));
+    if (!r)
+      throw FormatError(fmt::format("{}: metadata key '{}': item {} does not fit int64", path().string(), key, i));
     out.push_back(*r);
   }
   return out;

@@ -44,8 +44,19 @@ constexpr size_t kGgufMaxTensorName = 63;
 
 // Metadata value types (gguf_type in ggml's gguf.h).
 enum class GgufType : uint32_t {
-  kU8 = 0, kI8 = 1, kU16 = 2, kI16 = 3, kU32 = 4, kI32 = 5, kF32 = 6, kBool = 7,
-  kString = 8, kArray = 9, kU64 = 10, kI64 = 11, kF64 = 12,
+  kU8 = 0,
+  kI8 = 1,
+  kU16 = 2,
+  kI16 = 3,
+  kU32 = 4,
+  kI32 = 5,
+  kF32 = 6,
+  kBool = 7,
+  kString = 8,
+  kArray = 9,
+  kU64 = 10,
+  kI64 = 11,
+  kF64 = 12,
 };
 // "u8", "i32", "f64", "bool", "string", "array", ...
 std::string_view gguf_type_name(GgufType type);
@@ -160,7 +171,7 @@ class GgufFile {
   bool get_bool(std::string_view key) const;
   const GgufValue& get_array(std::string_view key) const;  // any array
   std::vector<std::string> get_string_array(std::string_view key) const;
-  std::vector<int64_t> get_int_array(std::string_view key) const;  // elements of any integer type within int64
+  std::vector<int64_t> get_int_array(std::string_view key) const;   // elements of any integer type within int64
   std::vector<double> get_float_array(std::string_view key) const;  // f32 or f64 elements
 
   // Tensors in file order.

@@ -30,8 +30,8 @@ uint64_t check_metadata(const std::string& origin, const std::vector<GgufKv>& me
   std::set<std::string_view> keys;
   for (const auto& kv : metadata) {
     if (kv.key.empty() || kv.key.size() > kMaxKeyLength)
-      throw ConfigError(fmt::format("{}: metadata key must have 1 to {} bytes; got {}", origin, kMaxKeyLength,
-                                    kv.key.size()));
+      throw ConfigError(
+          fmt::format("{}: metadata key must have 1 to {} bytes; got {}", origin, kMaxKeyLength, kv.key.size()));
     if (!keys.insert(kv.key).second)
       throw ConfigError(fmt::format("{}: duplicate metadata key '{}'", origin, gguf_printable(kv.key)));
     if (kv.key == "general.alignment") {
@@ -129,8 +129,9 @@ void gguf_write(const fs::path& path, const std::vector<GgufKv>& metadata,
       size_t written = 0;
       t.produce([&](const void* data, size_t size) {
         if (size > sizes[i] - written)
-          throw ConfigError(fmt::format("{}: tensor '{}': producer emitted more than the {} bytes of its shape and type",
-                                        origin, gguf_printable(t.name), sizes[i]));
+          throw ConfigError(
+              fmt::format("{}: tensor '{}': producer emitted more than the {} bytes of its shape and type", origin,
+                          gguf_printable(t.name), sizes[i]));
         writer.write(data, size);
         written += size;
       });

@@ -23,10 +23,9 @@ struct DtypeEntry {
   size_t size;
 };
 constexpr DtypeEntry kDtypes[] = {
-    {Dtype::kBool, "BOOL", 1}, {Dtype::kU8, "U8", 1},     {Dtype::kI8, "I8", 1},
-    {Dtype::kI16, "I16", 2},   {Dtype::kU16, "U16", 2},   {Dtype::kF16, "F16", 2},
-    {Dtype::kBF16, "BF16", 2}, {Dtype::kI32, "I32", 4},   {Dtype::kU32, "U32", 4},
-    {Dtype::kF32, "F32", 4},   {Dtype::kF64, "F64", 8},   {Dtype::kI64, "I64", 8},
+    {Dtype::kBool, "BOOL", 1}, {Dtype::kU8, "U8", 1},          {Dtype::kI8, "I8", 1},          {Dtype::kI16, "I16", 2},
+    {Dtype::kU16, "U16", 2},   {Dtype::kF16, "F16", 2},        {Dtype::kBF16, "BF16", 2},      {Dtype::kI32, "I32", 4},
+    {Dtype::kU32, "U32", 4},   {Dtype::kF32, "F32", 4},        {Dtype::kF64, "F64", 8},        {Dtype::kI64, "I64", 8},
     {Dtype::kU64, "U64", 8},   {Dtype::kF8E4M3, "F8_E4M3", 1}, {Dtype::kF8E5M2, "F8_E5M2", 1},
 };
 
@@ -64,12 +63,12 @@ TensorView parse_entry(const std::string& origin, const std::string& name, const
   }
   uint64_t begin = (*off)[0].get<uint64_t>(), end = (*off)[1].get<uint64_t>();
   if (begin > end || end > data_size)
-    throw FormatError(fmt::format("{}: data_offsets [{}, {}] outside the data section of {} bytes", where, begin, end,
-                                  data_size));
+    throw FormatError(
+        fmt::format("{}: data_offsets [{}, {}] outside the data section of {} bytes", where, begin, end, data_size));
   uint64_t expected = numel * dtype_size(view.dtype);
   if (end - begin != expected)
-    throw FormatError(fmt::format("{}: byte length does not match shape × dtype; expected {}, got {}", where,
-                                  expected, end - begin));
+    throw FormatError(
+        fmt::format("{}: byte length does not match shape × dtype; expected {}, got {}", where, expected, end - begin));
   view.nbytes = static_cast<size_t>(end - begin);
   *begin_out = begin;
   return view;
@@ -83,9 +82,10 @@ std::string_view dtype_name(Dtype dtype) { return dtype_entry(dtype).name; }
 Dtype dtype_parse(std::string_view name, std::string_view where) {
   for (const auto& e : kDtypes)
     if (name == e.name) return e.dtype;
-  throw FormatError(fmt::format("{}: unknown dtype; expected one of F32, F16, BF16, F64, I8, U8, I16, U16, I32, U32, "
-                                "I64, U64, BOOL, F8_E4M3, F8_E5M2, got '{}'",
-                                where, name));
+  throw FormatError(
+      fmt::format("{}: unknown dtype; expected one of F32, F16, BF16, F64, I8, U8, I16, U16, I32, U32, "
+                  "I64, U64, BOOL, F8_E4M3, F8_E5M2, got '{}'",
+                  where, name));
 }
 
 int64_t TensorView::numel() const {
@@ -103,8 +103,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
   uint64_t header_len = 0;
   for (int i = 7; i >= 0; --i) header_len = (header_len << 8) | result->file_->data()[i];
   if (header_len > kSafetensorsMaxHeader)
-    throw FormatError(fmt::format("{}: header length {} exceeds the {} byte limit", origin, header_len,
-                                  kSafetensorsMaxHeader));
+    throw FormatError(
+        fmt::format("{}: header length {} exceeds the {} byte limit", origin, header_len, kSafetensorsMaxHeader));
   if (8 + header_len > size)
     throw FormatError(fmt::format("{}: truncated; header of {} bytes but file has {} bytes", origin, header_len, size));
   std::string header_text(reinterpret_cast<const char*>(result->file_->data()) + 8, header_len);
@@ -132,8 +132,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
   std::sort(ranges.begin(), ranges.end());
   for (size_t i = 1; i < ranges.size(); ++i)
     if (ranges[i].first < ranges[i - 1].second)
-      throw FormatError(fmt::format("{}: tensor data ranges overlap at byte {} of the data section", origin,
-                                    ranges[i].first));
+      throw FormatError(
+          fmt::format("{}: tensor data ranges overlap at byte {} of the data section", origin, ranges[i].first));
   std::sort(result->tensors_.begin(), result->tensors_.end(),
             [](const TensorView& a, const TensorView& b) { return a.name < b.name; });
   return result;
@@ -161,8 +161,8 @@ SafetensorsArchive SafetensorsArchive::open(const fs::path& dir) {
         throw FormatError(fmt::format("{}: weight_map['{}'] must be a file name", index.string(), it.key()));
       std::string file = it->get<std::string>();
       if (file.find('/') != std::string::npos || file.find("..") != std::string::npos)
-        throw FormatError(fmt::format("{}: weight_map['{}'] = '{}' must be a plain file name", index.string(),
-                                      it.key(), file));
+        throw FormatError(
+            fmt::format("{}: weight_map['{}'] = '{}' must be a plain file name", index.string(), it.key(), file));
       names.insert(file);
     }
     for (const auto& n : names) shards.push_back(dir / n);
@@ -212,9 +212,10 @@ void safetensors_write(const fs::path& path, const std::vector<TensorView>& tens
       throw ConfigError(fmt::format("{}: duplicate tensor name '{}'", path.string(), t.name));
     if (t.name == "__metadata__") throw ConfigError(fmt::format("{}: reserved tensor name", path.string()));
     if (static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype) != t.nbytes)
-      throw ConfigError(fmt::format("{}: tensor '{}' has {} bytes; expected {} for its shape and dtype",
-                                    path.string(), t.name, t.nbytes, t.numel() * dtype_size(t.dtype)));
-    header[t.name] = {{"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
+      throw ConfigError(fmt::format("{}: tensor '{}' has {} bytes; expected {} for its shape and dtype", path.string(),
+                                    t.name, t.nbytes, t.numel() * dtype_size(t.dtype)));
+    header[t.name] = {
+        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
     offset += t.nbytes;
   }
   std::string text = header.dump();

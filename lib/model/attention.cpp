@@ -9,7 +9,7 @@ torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const to
                         const torch::Tensor& mask) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
   const int64_t KV = k.size(1), S = k.size(2), G = H / KV;
-  auto qg = q.reshape({B, KV, G * T, hd});                                                // heads kv·G + g
+  auto qg = q.reshape({B, KV, G * T, hd});                                               // heads kv·G + g
   auto scores = torch::matmul(qg, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));  // [B, KV, G·T, S]
   scores = scores.view({B, KV, G, T, S});
   if (mask.defined())

@@ -30,9 +30,10 @@ std::unique_ptr<CausalLM> causal_lm_from_tensors(const ModelConfig& config, cons
   if (!family_find(config.model_type))
     throw FormatError(fmt::format("{}: model_type '{}' is not supported", origin, config.model_type));
   if (options.dtype == torch::kHalf && options.device.is_cpu())
-    throw ConfigError(fmt::format("{}: dtype float16 is not supported on the CPU (libtorch has no CPU float16 "
-                                  "matmul); expected float32 or bfloat16, or float16 with --device cuda",
-                                  origin));
+    throw ConfigError(
+        fmt::format("{}: dtype float16 is not supported on the CPU (libtorch has no CPU float16 "
+                    "matmul); expected float32 or bfloat16, or float16 with --device cuda",
+                    origin));
   if (!blocks.empty() && !options.device.is_cpu())
     throw ResourceError(fmt::format("{}: block-quantized weights run on the CPU only", origin));
   return std::make_unique<LlamaModel>(config, tensors, options, origin, blocks.empty() ? nullptr : &blocks);
@@ -91,8 +92,8 @@ torch::ScalarType dtype_parse(const std::string& text, const std::string& option
   if (text == "float32" || text == "fp32") return torch::kFloat32;
   if (text == "bfloat16" || text == "bf16") return torch::kBFloat16;
   if (text == "float16" || text == "fp16") return torch::kHalf;
-  throw ConfigError(fmt::format("{}: unknown dtype; expected float32 or bfloat16 (float16 on CUDA), got '{}'", option,
-                                text));
+  throw ConfigError(
+      fmt::format("{}: unknown dtype; expected float32 or bfloat16 (float16 on CUDA), got '{}'", option, text));
 }
 
 }  // namespace hearth::model

@@ -57,8 +57,8 @@ class CausalLM {
   // Returns logits [B, T, V] (or [B, 1, V] with last_only) in float32. Differentiable with respect to the
   // adapters' weights when called outside InferenceMode/NoGradGuard. Thread-compatible: concurrent calls
   // need separate caches.
-  virtual torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions,
-                                const torch::Tensor& valid, KvCache* cache, const ForwardOptions& options) const = 0;
+  virtual torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,
+                                KvCache* cache, const ForwardOptions& options) const = 0;
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,
                         KvCache* cache, bool last_only = false) const;
 
@@ -87,9 +87,9 @@ class CausalLM {
 using TensorMap = std::map<std::string, torch::Tensor>;
 
 // Loads a model: a Hugging Face folder (config.json, generation_config.json, safetensors) or a .gguf file
-// (gguf_model.h), as the family its model_type / architecture names. Weights already in the requested dtype on CPU are used in place (memory-mapped). Throws
-// IoError / FormatError naming the file and tensor (missing tensor, wrong shape, unsupported dtype),
-// ResourceError for an unavailable device.
+// (gguf_model.h), as the family its model_type / architecture names. Weights already in the requested dtype on CPU are
+// used in place (memory-mapped). Throws IoError / FormatError naming the file and tensor (missing tensor, wrong shape,
+// unsupported dtype), ResourceError for an unavailable device.
 std::unique_ptr<CausalLM> causal_lm_load(const std::filesystem::path& path, const LoadOptions& options = {});
 // Builds a model from tensors named as in a Hugging Face checkpoint ("model.layers.0.self_attn.q_proj.weight").
 // Weight matrices found in `blocks` (same names) are used as ggml blocks in place instead (CPU only).

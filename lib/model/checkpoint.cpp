@@ -21,9 +21,10 @@ torch::ScalarType dtype_to_torch(io::Dtype dtype, const std::string& where) {
     case io::Dtype::kI64: return torch::kInt64;
     case io::Dtype::kBool: return torch::kBool;
     default:
-      throw FormatError(fmt::format("{}: dtype {} is not supported here; expected F32, F16, BF16, F64, I8, U8, I16, "
-                                    "I32, I64 or BOOL",
-                                    where, io::dtype_name(dtype)));
+      throw FormatError(
+          fmt::format("{}: dtype {} is not supported here; expected F32, F16, BF16, F64, I8, U8, I16, "
+                      "I32, I64 or BOOL",
+                      where, io::dtype_name(dtype)));
   }
 }
 
@@ -55,7 +56,8 @@ torch::Tensor view_to_tensor(const io::TensorView& view, const std::shared_ptr<i
     return t;
   }
   std::shared_ptr<io::SafetensorsFile> keep = file;
-  return torch::from_blob(const_cast<void*>(view.data), view.shape, [keep](void*) mutable { keep.reset(); }, options);
+  return torch::from_blob(
+      const_cast<void*>(view.data), view.shape, [keep](void*) mutable { keep.reset(); }, options);
 }
 }  // namespace
 

@@ -94,9 +94,10 @@ RopeScaling parse_rope_scaling(const json& j, const std::string& origin) {
     rs.high_freq_factor = r.number_or("high_freq_factor", 4.0);
     rs.original_max_position_embeddings = r.int_or("original_max_position_embeddings", 8192);
     if (rs.high_freq_factor <= rs.low_freq_factor || rs.factor <= 0)
-      throw FormatError(fmt::format("{}: rope_scaling (llama3) needs factor > 0 and high_freq_factor > "
-                                    "low_freq_factor",
-                                    origin));
+      throw FormatError(
+          fmt::format("{}: rope_scaling (llama3) needs factor > 0 and high_freq_factor > "
+                      "low_freq_factor",
+                      origin));
     return rs;
   }
   throw FormatError(fmt::format("{}: rope_scaling type '{}' is not supported; expected default, linear or llama3",
@@ -118,7 +119,8 @@ void validate(const ModelConfig& c, const std::string& origin) {
   if (c.num_attention_heads % c.num_key_value_heads != 0)
     throw FormatError(fmt::format("{}: num_attention_heads ({}) must be a multiple of num_key_value_heads ({})", origin,
                                   c.num_attention_heads, c.num_key_value_heads));
-  if (c.head_dim % 2 != 0) throw FormatError(fmt::format("{}: head_dim must be even for RoPE, got {}", origin, c.head_dim));
+  if (c.head_dim % 2 != 0)
+    throw FormatError(fmt::format("{}: head_dim must be even for RoPE, got {}", origin, c.head_dim));
   if (c.hidden_act != "silu")
     throw FormatError(fmt::format("{}: key 'hidden_act'; expected silu, got '{}'", origin, c.hidden_act));
 }
@@ -196,8 +198,8 @@ ModelConfig config_load(const std::filesystem::path& dir) {
   }
   for (int64_t id : c.eos_token_id)
     if (id < 0 || id >= c.vocab_size)
-      throw FormatError(fmt::format("{}: eos_token_id {} outside the vocabulary of {}", path.string(), id,
-                                    c.vocab_size));
+      throw FormatError(
+          fmt::format("{}: eos_token_id {} outside the vocabulary of {}", path.string(), id, c.vocab_size));
   return c;
 }
 

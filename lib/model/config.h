@@ -18,8 +18,8 @@ namespace hearth::model {
 struct RopeScaling {
   std::string rope_type = "default";  // default | linear | llama3
   double factor = 1.0;
-  double low_freq_factor = 1.0;                // llama3
-  double high_freq_factor = 4.0;               // llama3
+  double low_freq_factor = 1.0;                     // llama3
+  double high_freq_factor = 4.0;                    // llama3
   int64_t original_max_position_embeddings = 8192;  // llama3
 };
 
@@ -48,9 +48,9 @@ struct ModelConfig {
   std::vector<int64_t> eos_token_id;  // config.json and generation_config.json merged, in order
 
   // Derived from the family (not config.json keys).
-  bool qkv_bias = false;   // bias on q/k/v projections
-  bool o_bias = false;     // bias on the output projection
-  bool qk_norm = false;    // RMSNorm on q and k per head before RoPE (Qwen3)
+  bool qkv_bias = false;  // bias on q/k/v projections
+  bool o_bias = false;    // bias on the output projection
+  bool qk_norm = false;   // RMSNorm on q and k per head before RoPE (Qwen3)
 
   int64_t n_group() const { return num_attention_heads / num_key_value_heads; }
   // Parameter count implied by the shapes (tied head counted once).

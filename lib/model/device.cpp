@@ -13,9 +13,10 @@ torch::Device device_parse(const std::string& text, const std::string& option) {
   if (text == "auto") return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
   if (text == "cuda" || text.rfind("cuda:", 0) == 0) {
     if (!torch::cuda::is_available())
-      throw ResourceError(fmt::format("{}: CUDA was requested but no CUDA device is available (this build of "
-                                      "libtorch may be CPU-only)",
-                                      option));
+      throw ResourceError(
+          fmt::format("{}: CUDA was requested but no CUDA device is available (this build of "
+                      "libtorch may be CPU-only)",
+                      option));
     return torch::Device(text);
   }
   throw ConfigError(fmt::format("{}: unknown device; expected cpu, cuda or auto, got '{}'", option, text));

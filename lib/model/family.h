@@ -11,9 +11,9 @@ namespace hearth::model {
 
 struct FamilyTraits {
   const char* model_type;
-  const char* examples;      // for docs and error messages
-  bool qkv_bias_always;      // Qwen2: q/k/v have bias regardless of config keys
-  bool qk_norm;              // Qwen3: per-head RMSNorm on q and k
+  const char* examples;        // for docs and error messages
+  bool qkv_bias_always;        // Qwen2: q/k/v have bias regardless of config keys
+  bool qk_norm;                // Qwen3: per-head RMSNorm on q and k
   bool honors_attention_bias;  // reads config.json "attention_bias"
 };
 

@@ -41,9 +41,10 @@ torch::Tensor decode(const io::GgufFile& f, const std::string& name, const std::
     throw FormatError(fmt::format("{}: tensor '{}' has shape [{}]; expected [{}] from the metadata", f.path().string(),
                                   name, fmt::join(t.shape(), ", "), fmt::join(shape, ", ")));
   if (!quant::can_dequantize(t.type))
-    throw FormatError(fmt::format("{}: tensor '{}' has type {}, which hearth cannot decode; expected F32, F16, BF16, "
-                                  "Q8_0, Q4_0, Q4_K, Q5_K or Q6_K",
-                                  f.path().string(), name, quant::ggml_type_name(t.type)));
+    throw FormatError(
+        fmt::format("{}: tensor '{}' has type {}, which hearth cannot decode; expected F32, F16, BF16, "
+                    "Q8_0, Q4_0, Q4_K, Q5_K or Q6_K",
+                    f.path().string(), name, quant::ggml_type_name(t.type)));
   auto out = torch::empty(shape, torch::kFloat32);
   quant::dequantize(t.type, t.data, out.data_ptr<float>(), t.numel());
   return out;
@@ -82,12 +83,13 @@ ModelConfig gguf_config(const io::GgufFile& f) {
   const std::string origin = f.path().string();
   if (f.find(p + "rope.scaling.type") && f.get_string(p + "rope.scaling.type") != "none" &&
       f.get_string(p + "rope.scaling.type") != "linear")
-    throw FormatError(fmt::format("{}: metadata '{}rope.scaling.type' is '{}'; hearth applies none or linear",
-                                  origin, p, f.get_string(p + "rope.scaling.type")));
+    throw FormatError(fmt::format("{}: metadata '{}rope.scaling.type' is '{}'; hearth applies none or linear", origin,
+                                  p, f.get_string(p + "rope.scaling.type")));
   if (f.find_tensor("rope_freqs.weight"))
-    throw FormatError(fmt::format("{}: tensor 'rope_freqs.weight' (llama3-style RoPE scaling) is not supported for "
-                                  "GGUF models yet; use the Hugging Face folder",
-                                  origin));
+    throw FormatError(
+        fmt::format("{}: tensor 'rope_freqs.weight' (llama3-style RoPE scaling) is not supported for "
+                    "GGUF models yet; use the Hugging Face folder",
+                    origin));
   const auto& embd = f.tensor("token_embd.weight");
   nlohmann::json j = {
       {"model_type", a.model_type},
@@ -96,9 +98,8 @@ ModelConfig gguf_config(const io::GgufFile& f) {
       {"intermediate_size", f.get_int(p + "feed_forward_length")},
       {"num_hidden_layers", f.get_int(p + "block_count")},
       {"num_attention_heads", f.get_int(p + "attention.head_count")},
-      {"num_key_value_heads",
-       f.find(p + "attention.head_count_kv") ? f.get_int(p + "attention.head_count_kv")
-                                              : f.get_int(p + "attention.head_count")},
+      {"num_key_value_heads", f.find(p + "attention.head_count_kv") ? f.get_int(p + "attention.head_count_kv")
+                                                                    : f.get_int(p + "attention.head_count")},
       {"max_position_embeddings", f.get_int(p + "context_length")},
       {"rms_norm_eps", f.get_float(p + "attention.layer_norm_rms_epsilon")},
       {"rope_theta", f.find(p + "rope.freq_base") ? f.get_float(p + "rope.freq_base") : 10000.0},
@@ -118,7 +119,8 @@ ModelConfig gguf_config(const io::GgufFile& f) {
   // end-of-message tokens llama.cpp also stops at (llama_vocab_is_eog), e.g. <|im_end|> or <|eot_id|> of a chat
   // model whose EOS is another token.
   nlohmann::json eos = nlohmann::json::array();
-  for (const char* key : {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
+  for (const char* key :
+       {"tokenizer.ggml.eos_token_id", "tokenizer.ggml.eot_token_id", "tokenizer.ggml.eom_token_id"}) {
     if (!f.find(key)) continue;
     const int64_t id = f.get_int(key);
     if (std::find(eos.begin(), eos.end(), id) == eos.end()) eos.push_back(id);

@@ -9,7 +9,8 @@
 // back in Hugging Face order here. On the CPU, quantized weight matrices (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) —
 // the token embedding too, decoded a row at a time when looked up — stay as the file's blocks, memory-mapped
 // and read in place by lib/quant's kernels (q/k of `llama` files are copied once, to reorder their rows);
-// F32/F16/BF16 matrices and the norms are decoded to float32 tensors. Elsewhere (CUDA) everything is decoded and runs dense.
+// F32/F16/BF16 matrices and the norms are decoded to float32 tensors. Elsewhere (CUDA) everything is decoded and runs
+// dense.
 #pragma once
 
 #include <filesystem>
@@ -20,9 +21,9 @@
 namespace hearth::model {
 
 // The config a GGUF's metadata describes, in config.json terms; eos_token_id lists tokenizer.ggml.eos_token_id,
-// then eot_token_id and eom_token_id when present (the ids generation stops at, as in llama.cpp). Throws FormatError naming the file and key for
-// an architecture hearth does not run, a missing or ill-typed hyperparameter, or a RoPE scaling it cannot
-// apply (llama3-style `rope_freqs`, YaRN).
+// then eot_token_id and eom_token_id when present (the ids generation stops at, as in llama.cpp). Throws FormatError
+// naming the file and key for an architecture hearth does not run, a missing or ill-typed hyperparameter, or a RoPE
+// scaling it cannot apply (llama3-style `rope_freqs`, YaRN).
 ModelConfig gguf_config(const io::GgufFile& file);
 
 // The weights, float32, under Hugging Face names (q/k rows in HF order). Throws FormatError naming the tensor
@@ -35,8 +36,7 @@ struct GgufWeights {
   TensorMap dense;
   std::map<std::string, Linear::Blocks> blocks;
 };
-GgufWeights gguf_weights(const std::shared_ptr<const io::GgufFile>& file, const ModelConfig& config,
-                         bool keep_blocks);
+GgufWeights gguf_weights(const std::shared_ptr<const io::GgufFile>& file, const ModelConfig& config, bool keep_blocks);
 
 // Config and weights, as a model. `options` as for causal_lm_load.
 std::unique_ptr<CausalLM> gguf_model_load(const std::filesystem::path& path, const LoadOptions& options = {});

@@ -17,8 +17,8 @@ KvCache::KvCache(const ModelConfig& c, int64_t batch, int64_t capacity, const to
     }
     valid_ = torch::zeros({batch, capacity}, options.dtype(torch::kBool));
   } catch (const c10::Error& e) {
-    throw ResourceError(fmt::format("kv cache: cannot allocate {} rows × {} slots: {}", batch, capacity,
-                                    e.what_without_backtrace()));
+    throw ResourceError(
+        fmt::format("kv cache: cannot allocate {} rows × {} slots: {}", batch, capacity, e.what_without_backtrace()));
   }
 }
 
@@ -40,8 +40,8 @@ torch::Tensor KvCache::append(const torch::Tensor& valid) {
     int64_t n_valid = 0;
     for (int64_t t = 0; t < T; ++t) n_valid += vv[b][t];
     if (lengths_[b] + T > capacity_)
-      throw ResourceError(fmt::format("kv cache: row {} needs {} slots; capacity is {}", b, lengths_[b] + T,
-                                      capacity_));
+      throw ResourceError(
+          fmt::format("kv cache: row {} needs {} slots; capacity is {}", b, lengths_[b] + T, capacity_));
     for (int64_t t = 0; t < T; ++t) s[b][t] = lengths_[b] + t;
     lengths_[b] += n_valid;
   }

@@ -126,8 +126,8 @@ MlpWeights WeightSource::mlp(const std::string& p, const ModelConfig& c) const {
   MlpWeights w;
   auto b_gate_up = cat_optional(
       {take_optional(p + "gate_proj.bias", {F}, c.mlp_bias), take_optional(p + "up_proj.bias", {F}, c.mlp_bias)});
-  w.gate_up = linear({p + "gate_proj.weight", p + "up_proj.weight"}, C,
-                     {{LoraTarget::kGate, F}, {LoraTarget::kUp, F}}, b_gate_up);
+  w.gate_up = linear({p + "gate_proj.weight", p + "up_proj.weight"}, C, {{LoraTarget::kGate, F}, {LoraTarget::kUp, F}},
+                     b_gate_up);
   w.down = linear({p + "down_proj.weight"}, F, {{LoraTarget::kDown, C}},
                   take_optional(p + "down_proj.bias", {C}, c.mlp_bias));
   return w;

@@ -35,11 +35,11 @@ struct MlpWeights {
 
 // Everything an attention call needs besides its input: RoPE tables, mask, and where keys/values live.
 struct AttentionInputs {
-  torch::Tensor cos, sin;  // [B, 1, T, hd]
-  torch::Tensor mask;      // [B, 1, T, S] bool or undefined (see attention_mask)
+  torch::Tensor cos, sin;    // [B, 1, T, hd]
+  torch::Tensor mask;        // [B, 1, T, S] bool or undefined (see attention_mask)
   KvCache* cache = nullptr;  // nullptr: attend within this call's tokens only
-  torch::Tensor slots;     // [B, T] int64 cache slot of each token (positions in the batch without a cache)
-  int64_t n_keys = 0;      // S
+  torch::Tensor slots;       // [B, T] int64 cache slot of each token (positions in the batch without a cache)
+  int64_t n_keys = 0;        // S
 };
 
 // Self-attention over the normalized input h [B, T, C] -> [B, T, C] (before the residual add): fused

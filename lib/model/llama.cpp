@@ -60,8 +60,8 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
     throw Error(fmt::format("forward: batch of {} rows but the cache has {}", B, cache->batch()));
   if (o.adapters.size() > 1 && static_cast<int64_t>(o.adapters.size()) != B)
     throw Error(fmt::format("forward: {} adapters for a batch of {} rows", o.adapters.size(), B));
-  torch::Tensor valid =
-      valid_in.defined() ? valid_in.to(dev) : torch::ones({B, T}, tokens.options().dtype(torch::kBool));
+  torch::Tensor valid = valid_in.defined() ? valid_in.to(dev)
+                                           : torch::ones({B, T}, tokens.options().dtype(torch::kBool));
   AttentionInputs in;
   in.cache = cache;
   if (cache) {
@@ -83,8 +83,7 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
     if (recompute)  // the layer function owns copies of what it reads: it runs again in backward
       x = checkpointed(x, lora_trainable(o.adapters, l),
                        [this, l, in, o](const torch::Tensor& xin) { return layer_forward(l, xin, in, o); });
-    else
-      x = layer_forward(l, x, in, o);
+    else x = layer_forward(l, x, in, o);
   }
   if (o.last_only) {
     // each row's last valid token: index = count(valid) - 1

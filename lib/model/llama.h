@@ -25,8 +25,8 @@ struct LlamaLayer {
 class LlamaModel final : public CausalLM {
  public:
   // From HF-named tensors and block weights (see causal_lm_from_tensors).
-  LlamaModel(const ModelConfig& config, const TensorMap& tensors, const LoadOptions& options,
-             const std::string& origin, const BlockMap* blocks = nullptr);
+  LlamaModel(const ModelConfig& config, const TensorMap& tensors, const LoadOptions& options, const std::string& origin,
+             const BlockMap* blocks = nullptr);
 
   using CausalLM::forward;
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,
@@ -39,9 +39,9 @@ class LlamaModel final : public CausalLM {
                               const ForwardOptions& options) const;
 
  private:
-  Linear embed_;         // [V, C]: looked up by row (dense, or blocks decoded row by row)
-  torch::Tensor norm_;   // [C]
-  Linear lm_head_;       // [V, C] (the embedding when tied)
+  Linear embed_;        // [V, C]: looked up by row (dense, or blocks decoded row by row)
+  torch::Tensor norm_;  // [C]
+  Linear lm_head_;      // [V, C] (the embedding when tied)
   torch::Tensor inv_freq_;
   std::vector<LlamaLayer> layers_;
 };

@@ -15,7 +15,7 @@
 namespace hearth::model {
 namespace {
 
-constexpr const char* kTargetNames[kLoraTargetCount] = {"q_proj", "k_proj", "v_proj", "o_proj",
+constexpr const char* kTargetNames[kLoraTargetCount] = {"q_proj",    "k_proj",  "v_proj",   "o_proj",
                                                         "gate_proj", "up_proj", "down_proj"};
 
 std::string module_path(int64_t layer, LoraTarget t) {
@@ -28,7 +28,8 @@ LoraConfig config_from_peft(const nlohmann::json& j, const std::string& origin) 
   auto fail = [&](const std::string& what) { return FormatError(fmt::format("{}: {}", origin, what)); };
   if (!j.is_object()) throw fail("expected a JSON object");
   if (j.value("peft_type", std::string()) != "LORA")
-    throw fail(fmt::format("key 'peft_type'; expected \"LORA\", got {}", j.contains("peft_type") ? j["peft_type"].dump() : "nothing"));
+    throw fail(fmt::format("key 'peft_type'; expected \"LORA\", got {}",
+                           j.contains("peft_type") ? j["peft_type"].dump() : "nothing"));
   LoraConfig c;
   if (!j.contains("r") || !j["r"].is_number_integer() || j["r"].get<int64_t>() <= 0)
     throw fail("key 'r'; expected a positive integer");
@@ -47,9 +48,10 @@ LoraConfig config_from_peft(const nlohmann::json& j, const std::string& origin) 
   for (const auto& m : *tm) {
     auto t = m.is_string() ? lora_target_parse(m.get<std::string>()) : std::nullopt;
     if (!t)
-      throw fail(fmt::format("target_modules: {} is not supported; expected q_proj, k_proj, v_proj, o_proj, "
-                             "gate_proj, up_proj, down_proj",
-                             m.dump()));
+      throw fail(
+          fmt::format("target_modules: {} is not supported; expected q_proj, k_proj, v_proj, o_proj, "
+                      "gate_proj, up_proj, down_proj",
+                      m.dump()));
     c.targets.push_back(*t);
   }
   c.base_model = j.value("base_model_name_or_path", std::string());
@@ -86,7 +88,8 @@ std::pair<int64_t, int64_t> lora_target_shape(const ModelConfig& c, LoraTarget t
 
 double LoraConfig::scale() const { return use_rslora ? alpha / std::sqrt(double(r)) : alpha / double(r); }
 
-LoraAdapter LoraAdapter::create(const ModelConfig& model, const LoraConfig& config, uint64_t seed, torch::Device device) {
+LoraAdapter LoraAdapter::create(const ModelConfig& model, const LoraConfig& config, uint64_t seed,
+                                torch::Device device) {
   if (config.r <= 0) throw ConfigError(fmt::format("lora.rank: expected a positive integer, got {}", config.r));
   if (config.targets.empty()) throw ConfigError("lora.target_modules: expected at least one module");
   LoraAdapter a;
@@ -118,17 +121,20 @@ LoraAdapter LoraAdapter::load(const std::filesystem::path& dir, const ModelConfi
     int64_t layer = -1;
     char module[64] = {0}, which = 0;
     if (std::sscanf(name.c_str(), "base_model.model.model.layers.%ld.%*[a-z_].%63[a-z_].lora_%c", &layer, module,
-                    &which) != 3 || layer < 0 || layer >= model.num_hidden_layers || (which != 'A' && which != 'B'))
+                    &which) != 3 ||
+        layer < 0 || layer >= model.num_hidden_layers || (which != 'A' && which != 'B'))
       throw FormatError(fmt::format("{}: tensor '{}' is not a LoRA weight of this model's {} layers",
                                     weights_path.string(), name, model.num_hidden_layers));
     auto target = lora_target_parse(module);
-    if (!target) throw FormatError(fmt::format("{}: tensor '{}': unsupported module '{}'", weights_path.string(), name, module));
+    if (!target)
+      throw FormatError(fmt::format("{}: tensor '{}': unsupported module '{}'", weights_path.string(), name, module));
     auto [out, in] = lora_target_shape(model, *target);
-    std::vector<int64_t> want = which == 'A' ? std::vector<int64_t>{a.config_.r, in} : std::vector<int64_t>{out, a.config_.r};
+    std::vector<int64_t> want = which == 'A' ? std::vector<int64_t>{a.config_.r, in}
+                                             : std::vector<int64_t>{out, a.config_.r};
     if (t.sizes().vec() != want)
       throw FormatError(fmt::format("{}: tensor '{}' has shape [{}]; expected [{}] for r={} and this model",
-                                    weights_path.string(), name, fmt::join(t.sizes().vec(), ", "), fmt::join(want, ", "),
-                                    a.config_.r));
+                                    weights_path.string(), name, fmt::join(t.sizes().vec(), ", "),
+                                    fmt::join(want, ", "), a.config_.r));
     auto& slot = a.layers_[layer][static_cast<int>(*target)];
     if (!slot) slot = LoraPair{};
     (which == 'A' ? slot->A : slot->B) = t.to(device, torch::kFloat32).clone();
@@ -136,7 +142,8 @@ LoraAdapter LoraAdapter::load(const std::filesystem::path& dir, const ModelConfi
   for (int64_t l = 0; l < a.n_layers_; ++l)
     for (auto& slot : a.layers_[l])
       if (slot && (!slot->A.defined() || !slot->B.defined()))
-        throw FormatError(fmt::format("{}: layer {} has lora_A without lora_B or the reverse", weights_path.string(), l));
+        throw FormatError(
+            fmt::format("{}: layer {} has lora_A without lora_B or the reverse", weights_path.string(), l));
   return a;
 }
 
@@ -182,12 +189,23 @@ std::map<std::string, torch::Tensor> LoraAdapter::named_tensors() const {
 nlohmann::json LoraAdapter::peft_config() const {
   std::vector<std::string> targets;
   for (auto t : config_.targets) targets.push_back(lora_target_name(t));
-  return {{"peft_type", "LORA"}, {"task_type", "CAUSAL_LM"}, {"r", config_.r}, {"lora_alpha", config_.alpha},
-          {"lora_dropout", config_.dropout}, {"use_rslora", config_.use_rslora}, {"target_modules", targets},
-          {"base_model_name_or_path", config_.base_model}, {"bias", "none"}, {"fan_in_fan_out", false},
-          {"inference_mode", true}, {"init_lora_weights", true}, {"modules_to_save", nullptr},
-          {"layers_to_transform", nullptr}, {"rank_pattern", nlohmann::json::object()},
-          {"alpha_pattern", nlohmann::json::object()}, {"use_dora", false}};
+  return {{"peft_type", "LORA"},
+          {"task_type", "CAUSAL_LM"},
+          {"r", config_.r},
+          {"lora_alpha", config_.alpha},
+          {"lora_dropout", config_.dropout},
+          {"use_rslora", config_.use_rslora},
+          {"target_modules", targets},
+          {"base_model_name_or_path", config_.base_model},
+          {"bias", "none"},
+          {"fan_in_fan_out", false},
+          {"inference_mode", true},
+          {"init_lora_weights", true},
+          {"modules_to_save", nullptr},
+          {"layers_to_transform", nullptr},
+          {"rank_pattern", nlohmann::json::object()},
+          {"alpha_pattern", nlohmann::json::object()},
+          {"use_dora", false}};
 }
 
 void LoraAdapter::save(const std::filesystem::path& dir) const {

@@ -78,8 +78,8 @@ std::optional<GgmlType> ggml_type_parse(std::string_view name) {
 size_t ggml_type_nbytes(GgmlType type, int64_t n) {
   const GgmlTypeInfo& info = ggml_type_info(type);
   if (n < 0 || n % info.block_size != 0)
-    throw ConfigError(fmt::format("ggml type {}: element count must be a multiple of {}; got {}", info.name,
-                                  info.block_size, n));
+    throw ConfigError(
+        fmt::format("ggml type {}: element count must be a multiple of {}; got {}", info.name, info.block_size, n));
   const uint64_t blocks = static_cast<uint64_t>(n / info.block_size);
   if (blocks > std::numeric_limits<size_t>::max() / info.block_bytes)
     throw ConfigError(fmt::format("ggml type {}: {} elements overflow a byte count", info.name, n));

@@ -22,9 +22,10 @@ namespace detail {
 uint16_t scale_to_f16(float d, const char* type_name, int64_t block) {
   const uint16_t h = f32_to_f16(d);
   if ((h & 0x7c00u) == 0x7c00u)
-    throw ConfigError(fmt::format("quantize {}: block {}: scale {} exceeds the F16 range; the values are too large "
-                                  "for this type",
-                                  type_name, block, d));
+    throw ConfigError(
+        fmt::format("quantize {}: block {}: scale {} exceeds the F16 range; the values are too large "
+                    "for this type",
+                    type_name, block, d));
   return h;
 }
 
@@ -155,7 +156,8 @@ void quantize_q8_k(const float* x, uint8_t* y, int64_t nb) {
     if (amax == 0.0f) continue;
     const float iscale = -127.0f / max;
     int8_t* q = reinterpret_cast<int8_t*>(y + 4);
-    for (int j = 0; j < kQK_K; ++j) q[j] = static_cast<int8_t>(std::max(-128, std::min(127, nearest_int(iscale * x[j]))));
+    for (int j = 0; j < kQK_K; ++j)
+      q[j] = static_cast<int8_t>(std::max(-128, std::min(127, nearest_int(iscale * x[j]))));
     for (int g = 0; g < 16; ++g) {
       int sum = 0;
       for (int l = 0; l < 16; ++l) sum += q[16 * g + l];
@@ -183,10 +185,8 @@ bool is_supported(GgmlType type) {
     case GgmlType::kQ4_K:
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:
-    case GgmlType::kQ8_K:
-      return true;
-    default:
-      return false;
+    case GgmlType::kQ8_K: return true;
+    default: return false;
   }
 }
 
@@ -194,12 +194,13 @@ bool is_supported(GgmlType type) {
 int64_t check(const char* what, GgmlType type, int64_t n) {
   const GgmlTypeInfo* info = ggml_type_find(static_cast<uint32_t>(type));
   if (!info || !is_supported(type))
-    throw ConfigError(fmt::format("{}: type {} is not supported; expected one of F32, F16, BF16, Q8_0, Q4_0, Q5_0, "
-                                  "Q4_K, Q5_K, Q6_K, Q8_K",
-                                  what, info ? info->name : fmt::format("id {}", static_cast<uint32_t>(type))));
+    throw ConfigError(
+        fmt::format("{}: type {} is not supported; expected one of F32, F16, BF16, Q8_0, Q4_0, Q5_0, "
+                    "Q4_K, Q5_K, Q6_K, Q8_K",
+                    what, info ? info->name : fmt::format("id {}", static_cast<uint32_t>(type))));
   if (n < 0 || n % info->block_size != 0)
-    throw ConfigError(fmt::format("{} {}: element count must be a multiple of {}; got {}", what, info->name,
-                                  info->block_size, n));
+    throw ConfigError(
+        fmt::format("{} {}: element count must be a multiple of {}; got {}", what, info->name, info->block_size, n));
   return n / info->block_size;
 }
 
@@ -213,8 +214,12 @@ void dequantize(GgmlType type, const void* src, float* dst, int64_t n) {
   const auto* x = static_cast<const uint8_t*>(src);
   switch (type) {
     case GgmlType::kF32: std::memcpy(dst, x, static_cast<size_t>(n) * 4); break;
-    case GgmlType::kF16: for (int64_t i = 0; i < n; ++i) dst[i] = load_f16(x + 2 * i); break;
-    case GgmlType::kBF16: for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(detail::load_u16(x + 2 * i)); break;
+    case GgmlType::kF16:
+      for (int64_t i = 0; i < n; ++i) dst[i] = load_f16(x + 2 * i);
+      break;
+    case GgmlType::kBF16:
+      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_f32(detail::load_u16(x + 2 * i));
+      break;
     case GgmlType::kQ8_0: dequantize_q8_0(x, dst, nb); break;
     case GgmlType::kQ4_0: dequantize_q4_0(x, dst, nb); break;
     case GgmlType::kQ5_0: dequantize_q5_0(x, dst, nb); break;
@@ -232,13 +237,17 @@ void quantize(GgmlType type, const float* src, void* dst, int64_t n) {
   if (ggml_type_is_quantized(type)) {
     for (int64_t i = 0; i < n; ++i)
       if (!std::isfinite(src[i]))
-        throw ConfigError(fmt::format("quantize {}: element {} is {}; expected a finite value", ggml_type_name(type), i,
-                                      src[i]));
+        throw ConfigError(
+            fmt::format("quantize {}: element {} is {}; expected a finite value", ggml_type_name(type), i, src[i]));
   }
   switch (type) {
     case GgmlType::kF32: std::memcpy(y, src, static_cast<size_t>(n) * 4); break;
-    case GgmlType::kF16: for (int64_t i = 0; i < n; ++i) detail::store_u16(y + 2 * i, f32_to_f16(src[i])); break;
-    case GgmlType::kBF16: for (int64_t i = 0; i < n; ++i) detail::store_u16(y + 2 * i, f32_to_bf16(src[i])); break;
+    case GgmlType::kF16:
+      for (int64_t i = 0; i < n; ++i) detail::store_u16(y + 2 * i, f32_to_f16(src[i]));
+      break;
+    case GgmlType::kBF16:
+      for (int64_t i = 0; i < n; ++i) detail::store_u16(y + 2 * i, f32_to_bf16(src[i]));
+      break;
     case GgmlType::kQ8_0: quantize_q8_0(src, y, nb); break;
     case GgmlType::kQ4_0: quantize_q4_0(src, y, nb); break;
     case GgmlType::kQ5_0: quantize_q5_0(src, y, nb); break;

@@ -48,9 +48,9 @@ inline uint16_t f32_to_f16(float f) {
   const uint32_t u = float_bits(f);
   const uint16_t sign = static_cast<uint16_t>((u >> 16) & 0x8000u);
   const uint32_t a = u & 0x7fffffffu;
-  if (a > 0x7f800000u) return sign | 0x7e00u;    // NaN → quiet NaN
-  if (a >= 0x477ff000u) return sign | 0x7c00u;   // ≥ 65520 (half-way past 65504) → inf
-  if (a >= 0x38800000u) {                        // normal half (≥ 2^-14)
+  if (a > 0x7f800000u) return sign | 0x7e00u;   // NaN → quiet NaN
+  if (a >= 0x477ff000u) return sign | 0x7c00u;  // ≥ 65520 (half-way past 65504) → inf
+  if (a >= 0x38800000u) {                       // normal half (≥ 2^-14)
     uint32_t h = ((a >> 23) - 112) << 10 | ((a >> 13) & 0x3ffu);
     const uint32_t rest = a & 0x1fffu;
     if (rest > 0x1000u || (rest == 0x1000u && (h & 1u))) ++h;  // a carry may step into the next exponent

@@ -55,8 +55,7 @@ float dot_q4_0(const uint8_t* w, const void* blocks, int64_t nb) {
   for (int64_t b = 0; b < nb; ++b, w += 18) {
     const uint8_t* qs = w + 2;
     int32_t isum = 0;
-    for (int j = 0; j < 16; ++j)
-      isum += ((qs[j] & 15) - 8) * a[b].q[j] + ((qs[j] >> 4) - 8) * a[b].q[j + 16];
+    for (int j = 0; j < 16; ++j) isum += ((qs[j] & 15) - 8) * a[b].q[j] + ((qs[j] >> 4) - 8) * a[b].q[j + 16];
     sum += f16_to_f32(read_u16(w)) * a[b].d * float(isum);
   }
   return sum;
@@ -156,9 +155,9 @@ detail::Kernels kernels_of(Isa i) {
     case Isa::kScalar: break;
   }
   const detail::Kernels scalar = detail::kernels_scalar();
-  for (auto [mine, fallback] : {std::pair{&k.q8_0, scalar.q8_0}, std::pair{&k.q4_0, scalar.q4_0},
-                                std::pair{&k.q4_k, scalar.q4_k}, std::pair{&k.q5_k, scalar.q5_k},
-                                std::pair{&k.q6_k, scalar.q6_k}})
+  for (auto [mine, fallback] :
+       {std::pair{&k.q8_0, scalar.q8_0}, std::pair{&k.q4_0, scalar.q4_0}, std::pair{&k.q4_k, scalar.q4_k},
+        std::pair{&k.q5_k, scalar.q5_k}, std::pair{&k.q6_k, scalar.q6_k}})
     if (!*mine) *mine = fallback;
   return k;
 }
@@ -274,8 +273,8 @@ Kernels kernels_scalar() {
   return k;
 }
 
-bool matmul_rows_with(const char* name, GgmlType type, const void* w, size_t row_bytes, const Activations* x,
-                      int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
+bool matmul_rows_with(const char* name, GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m,
+                      float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
   std::string_view want(name);
   const Isa i = want == "avx512vnni" ? Isa::kAvx512Vnni
                 : want == "avx512"   ? Isa::kAvx512
@@ -288,8 +287,8 @@ bool matmul_rows_with(const char* name, GgmlType type, const void* w, size_t row
 
 }  // namespace detail
 
-void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y,
-                 int64_t ldy, int64_t row_begin, int64_t row_end) {
+void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y, int64_t ldy,
+                 int64_t row_begin, int64_t row_end) {
   run(kernels(), type, w, row_bytes, x, m, y, ldy, row_begin, row_end);
 }
 

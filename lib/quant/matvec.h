@@ -3,11 +3,11 @@
 //
 // The activations are quantized once per product to 8-bit blocks — of 32 for Q8_0/Q4_0 weights, of 256
 // with per-16 sums for the k-quants (ActivationBlock32/256 below; like ggml's Q8_0/Q8_K but with a float32
-// scale) — so each block's dot product is an exact integer sum, scaled once in float. Weight types without a kernel (F32, F16, BF16) are decoded row by row.
-// Variants: a portable scalar one (the reference the others are tested against), AVX2+FMA and AVX-512
-// (BW/VL, VNNI where present), each in its own translation unit compiled with its flags, chosen once at run
-// time from CPUID; the binary itself stays generic x86-64. `HEARTH_KERNELS=scalar|avx2|avx512` caps the choice.
-// Thread-safe: pure functions over caller-owned memory; callers split rows across threads.
+// scale) — so each block's dot product is an exact integer sum, scaled once in float. Weight types without a kernel
+// (F32, F16, BF16) are decoded row by row. Variants: a portable scalar one (the reference the others are tested
+// against), AVX2+FMA and AVX-512 (BW/VL, VNNI where present), each in its own translation unit compiled with its flags,
+// chosen once at run time from CPUID; the binary itself stays generic x86-64. `HEARTH_KERNELS=scalar|avx2|avx512` caps
+// the choice. Thread-safe: pure functions over caller-owned memory; callers split rows across threads.
 #pragma once
 
 #include <cstddef>
@@ -33,10 +33,10 @@ struct ActivationBlock256 {
 // Activations prepared for products with rows of one weight type.
 struct Activations {
   GgmlType weight_type = GgmlType::kF32;
-  int64_t n = 0;                       // elements (the rows' length)
-  std::vector<ActivationBlock32> b32;  // for Q8_0 and Q4_0 rows
+  int64_t n = 0;                         // elements (the rows' length)
+  std::vector<ActivationBlock32> b32;    // for Q8_0 and Q4_0 rows
   std::vector<ActivationBlock256> b256;  // for Q4_K, Q5_K, Q6_K rows
-  std::vector<float> values;           // for rows without an integer kernel (F32, F16, BF16, ...)
+  std::vector<float> values;             // for rows without an integer kernel (F32, F16, BF16, ...)
 };
 
 // Prepares x[0..n) for products with `weight_type` rows (reuses `out`'s storage). n must be a multiple of the
@@ -47,8 +47,8 @@ void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activa
 // [row_begin, row_end) of W, whose rows are `row_bytes` bytes each (ggml_type_nbytes(type, x[i].n)) from `w`;
 // y's rows are `ldy` floats apart. Each weight row is read once for all m activation rows (decode: m = 1;
 // batched decode: m = the batch).
-void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y,
-                 int64_t ldy, int64_t row_begin, int64_t row_end);
+void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y, int64_t ldy,
+                 int64_t row_begin, int64_t row_end);
 
 // The variant matmul_rows uses: "avx512vnni", "avx512", "avx2" or "scalar".
 const char* kernel_isa();
@@ -66,8 +66,8 @@ Kernels kernels_avx512();
 Kernels kernels_avx512_vnni();
 // For tests: matmul_rows with a given variant ("scalar", "avx2", "avx512", "avx512vnni"); false if this CPU
 // cannot run it.
-bool matmul_rows_with(const char* isa, GgmlType type, const void* w, size_t row_bytes, const Activations* x,
-                      int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end);
+bool matmul_rows_with(const char* isa, GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m,
+                      float* y, int64_t ldy, int64_t row_begin, int64_t row_end);
 }  // namespace detail
 
 }  // namespace hearth::quant

@@ -1,6 +1,6 @@
-// AVX2 + FMA variants of the integer block dot products (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) (compiled with -mavx2 -mfma -mf16c; called only when
-// CPUID reports them). Same results as the scalar reference up to the order of float additions: the
-// per-block integer sums are exact.
+// AVX2 + FMA variants of the integer block dot products (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) (compiled with -mavx2 -mfma
+// -mf16c; called only when CPUID reports them). Same results as the scalar reference up to the order of float
+// additions: the per-block integer sums are exact.
 #include <immintrin.h>
 
 #include "quant/matvec.h"
@@ -42,8 +42,7 @@ float dot_q8_0(const uint8_t* w, const void* blocks, int64_t nb) {
     const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
     const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36));
     acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(w0, x0)), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w + 34) * a[b + 1].d), _mm256_cvtepi32_ps(dot32(w1, x1)),
-                           acc1);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w + 34) * a[b + 1].d), _mm256_cvtepi32_ps(dot32(w1, x1)), acc1);
   }
   for (; b < nb; ++b, w += 34) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
@@ -60,15 +59,15 @@ float dot_q4_0(const uint8_t* w, const void* blocks, int64_t nb) {
   for (; b + 1 < nb; b += 2, w += 36) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
     const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b + 1].q));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d),
-                           _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 2), x0)), acc0);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 2), x0)),
+                           acc0);
     acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w + 18) * a[b + 1].d),
                            _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 20), x1)), acc1);
   }
   for (; b < nb; ++b, w += 18) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d),
-                           _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 2), x0)), acc0);
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 2), x0)),
+                           acc0);
   }
   return hsum(_mm256_add_ps(acc0, acc1));
 }
@@ -160,8 +159,8 @@ float dot_q6_k(const uint8_t* w, const void* blocks, int64_t nb) {
                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(h, 6), low2), 4))};
       for (int k = 0; k < 4; ++k) {
         // 32 elements x[32k ..]: the first 16 with scale s[2k], the next 16 with s[2k + 1]
-        const __m256i scales16 =
-            _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(s[2 * k])), _mm_set1_epi16(s[2 * k + 1]), 1);
+        const __m256i scales16 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(s[2 * k])),
+                                                         _mm_set1_epi16(s[2 * k + 1]), 1);
         const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * k));
         sumi = _mm256_add_epi32(sumi, dot_u8_scaled(q[k], xv, scales16));
       }

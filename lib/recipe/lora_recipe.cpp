@@ -90,8 +90,9 @@ void read_lora(const Reader& r, const YAML::Node& n, LoraRecipe::Lora& l) {
   YAML::Node tm = child(n, "target_modules");
   if (tm.IsDefined() && !tm.IsNull()) {
     if (!tm.IsSequence() || tm.size() == 0) throw r.error(tm, "lora.target_modules", "expected a non-empty list");
-    static const std::set<std::string> kValid = {"q", "k", "v", "o", "gate", "up", "down", "q_proj", "k_proj",
-                                                 "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"};
+    static const std::set<std::string> kValid = {"q",      "k",         "v",       "o",        "gate",
+                                                 "up",     "down",      "q_proj",  "k_proj",   "v_proj",
+                                                 "o_proj", "gate_proj", "up_proj", "down_proj"};
     l.target_modules.clear();
     for (const auto& m : tm) {
       auto name = m.IsScalar() ? m.Scalar() : std::string("?");
@@ -129,11 +130,13 @@ void read_schedule(const Reader& r, const YAML::Node& n, LoraRecipe::Schedule& s
   r.keys_check(n, "schedule", {"type", "warmup_steps", "warmup_ratio", "min_lr_ratio"});
   s.type = r.get<std::string>(n, "type", "schedule.type", s.type, "constant, linear or cosine");
   if (s.type != "constant" && s.type != "linear" && s.type != "cosine")
-    throw r.error(child(n, "type"), "schedule.type", fmt::format("expected constant, linear or cosine, got '{}'", s.type));
+    throw r.error(child(n, "type"), "schedule.type",
+                  fmt::format("expected constant, linear or cosine, got '{}'", s.type));
   s.warmup_steps = r.get<int64_t>(n, "warmup_steps", "schedule.warmup_steps", s.warmup_steps, "an integer");
   s.warmup_ratio = r.get<double>(n, "warmup_ratio", "schedule.warmup_ratio", s.warmup_ratio, "a number");
   range_check(r, child(n, "warmup_ratio"), "schedule.warmup_ratio", s.warmup_ratio, 0.0, 1.0, "0..1");
-  if (child(n, "warmup_steps").IsDefined() && !child(n, "warmup_steps").IsNull() && child(n, "warmup_ratio").IsDefined() && !child(n, "warmup_ratio").IsNull())
+  if (child(n, "warmup_steps").IsDefined() && !child(n, "warmup_steps").IsNull() &&
+      child(n, "warmup_ratio").IsDefined() && !child(n, "warmup_ratio").IsNull())
     throw r.error(child(n, "warmup_ratio"), "schedule", "give warmup_steps or warmup_ratio, not both");
   if (s.warmup_steps < -1) throw r.error(child(n, "warmup_steps"), "schedule.warmup_steps", "expected >= 0");
   s.min_lr_ratio = r.get<double>(n, "min_lr_ratio", "schedule.min_lr_ratio", s.min_lr_ratio, "a number");
@@ -141,9 +144,9 @@ void read_schedule(const Reader& r, const YAML::Node& n, LoraRecipe::Schedule& s
 }
 
 void read_training(const Reader& r, const YAML::Node& n, LoraRecipe::Training& t) {
-  r.keys_check(n, "training", {"micro_batch_size", "gradient_accumulation_steps", "seq_len", "max_steps", "epochs",
-                               "max_time", "grad_clip", "dtype", "gradient_checkpointing", "seed", "device",
-                               "threads", "log_every"});
+  r.keys_check(n, "training",
+               {"micro_batch_size", "gradient_accumulation_steps", "seq_len", "max_steps", "epochs", "max_time",
+                "grad_clip", "dtype", "gradient_checkpointing", "seed", "device", "threads", "log_every"});
   auto int_in = [&](const char* key, int64_t& v, int64_t lo, int64_t hi, const char* expected) {
     v = r.get<int64_t>(n, key, std::string("training.") + key, v, "an integer");
     range_check<int64_t>(r, child(n, key), std::string("training.") + key, v, lo, hi, expected);
@@ -161,8 +164,10 @@ void read_training(const Reader& r, const YAML::Node& n, LoraRecipe::Training& t
     try {
       t.max_time = duration_parse(max_time, "training.max_time");
     } catch (const ConfigError& e) {
-      throw r.error(child(n, "max_time"), "training.max_time", fmt::format("expected a duration like 45m, 2h, 1h30m or "
-                                                                           "seconds, got '{}'", max_time));
+      throw r.error(child(n, "max_time"), "training.max_time",
+                    fmt::format("expected a duration like 45m, 2h, 1h30m or "
+                                "seconds, got '{}'",
+                                max_time));
     }
   }
   t.grad_clip = r.get<double>(n, "grad_clip", "training.grad_clip", t.grad_clip, "a number");
@@ -184,12 +189,14 @@ void read_eval_checkpoint(const Reader& r, const YAML::Node& root, LoraRecipe& r
   rc.eval.every = r.get<int64_t>(e, "every", "eval.every", rc.eval.every, "an integer");
   rc.eval.max_batches = r.get<int64_t>(e, "max_batches", "eval.max_batches", rc.eval.max_batches, "an integer");
   rc.eval.patience = r.get<int64_t>(e, "patience", "eval.patience", rc.eval.patience, "an integer");
-  for (auto [key, v] : {std::pair{"every", rc.eval.every}, {"max_batches", rc.eval.max_batches}, {"patience", rc.eval.patience}})
+  for (auto [key, v] :
+       {std::pair{"every", rc.eval.every}, {"max_batches", rc.eval.max_batches}, {"patience", rc.eval.patience}})
     range_check<int64_t>(r, child(e, key), std::string("eval.") + key, v, 0, int64_t(1) << 40, ">= 0");
   r.keys_check(c, "checkpoint", {"every", "keep_last"});
   rc.checkpoint.every = r.get<int64_t>(c, "every", "checkpoint.every", rc.checkpoint.every, "an integer");
   range_check<int64_t>(r, child(c, "every"), "checkpoint.every", rc.checkpoint.every, 1, int64_t(1) << 40, ">= 1");
-  rc.checkpoint.keep_last = r.get<int64_t>(c, "keep_last", "checkpoint.keep_last", rc.checkpoint.keep_last, "an integer");
+  rc.checkpoint.keep_last = r.get<int64_t>(c, "keep_last", "checkpoint.keep_last", rc.checkpoint.keep_last,
+                                           "an integer");
   range_check<int64_t>(r, child(c, "keep_last"), "checkpoint.keep_last", rc.checkpoint.keep_last, 1, 1000, "1..1000");
 }
 
@@ -252,7 +259,8 @@ void override_apply(YAML::Node& root, const std::string& spec) {
 
 double duration_parse(const std::string& text, const std::string& key) {
   static const std::regex kPlain(R"(^\s*([0-9]+(\.[0-9]+)?)\s*$)");
-  static const std::regex kUnits(R"(^\s*(([0-9]+(\.[0-9]+)?)h)?\s*(([0-9]+(\.[0-9]+)?)m)?\s*(([0-9]+(\.[0-9]+)?)s)?\s*$)");
+  static const std::regex kUnits(
+      R"(^\s*(([0-9]+(\.[0-9]+)?)h)?\s*(([0-9]+(\.[0-9]+)?)m)?\s*(([0-9]+(\.[0-9]+)?)s)?\s*$)");
   std::smatch m;
   if (std::regex_match(text, m, kPlain)) return std::stod(m[1]);
   if (!text.empty() && std::regex_match(text, m, kUnits) && (m[1].matched || m[4].matched || m[7].matched)) {
@@ -276,8 +284,9 @@ LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, cons
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   for (const auto& o : overrides) override_apply(root, o);
   Reader r(origin, base_dir);
-  r.keys_check(root, "", {"model", "datasets", "output_dir", "init_adapter", "lora", "optimizer", "schedule",
-                          "training", "eval", "checkpoint"});
+  r.keys_check(root, "",
+               {"model", "datasets", "output_dir", "init_adapter", "lora", "optimizer", "schedule", "training", "eval",
+                "checkpoint"});
   LoraRecipe rc;
   rc.model = r.path(root, "model", "model");
   if (rc.model.empty()) throw r.error(root, "model", "missing; expected a Hugging Face model folder");
@@ -302,19 +311,40 @@ nlohmann::json LoraRecipe::to_json() const {
   nlohmann::json ds = nlohmann::json::array();
   for (const auto& d : datasets) ds.push_back({{"path", d.path}, {"weight", d.weight}});
   return {
-      {"model", model}, {"datasets", ds}, {"output_dir", output_dir}, {"init_adapter", init_adapter},
-      {"lora", {{"rank", lora.rank}, {"alpha", lora.alpha}, {"dropout", lora.dropout},
-                {"target_modules", lora.target_modules}, {"use_rslora", lora.use_rslora}}},
-      {"optimizer", {{"lr", optimizer.lr}, {"betas", {optimizer.beta1, optimizer.beta2}}, {"eps", optimizer.eps},
-                     {"weight_decay", optimizer.weight_decay}}},
-      {"schedule", {{"type", schedule.type}, {"warmup_steps", schedule.warmup_steps},
-                    {"warmup_ratio", schedule.warmup_ratio}, {"min_lr_ratio", schedule.min_lr_ratio}}},
-      {"training", {{"micro_batch_size", training.micro_batch_size},
-                    {"gradient_accumulation_steps", training.gradient_accumulation_steps},
-                    {"seq_len", training.seq_len}, {"max_steps", training.max_steps}, {"epochs", training.epochs},
-                    {"max_time", training.max_time}, {"grad_clip", training.grad_clip}, {"dtype", training.dtype},
-                    {"gradient_checkpointing", training.gradient_checkpointing}, {"seed", training.seed},
-                    {"device", training.device}, {"threads", training.threads}, {"log_every", training.log_every}}},
+      {"model", model},
+      {"datasets", ds},
+      {"output_dir", output_dir},
+      {"init_adapter", init_adapter},
+      {"lora",
+       {{"rank", lora.rank},
+        {"alpha", lora.alpha},
+        {"dropout", lora.dropout},
+        {"target_modules", lora.target_modules},
+        {"use_rslora", lora.use_rslora}}},
+      {"optimizer",
+       {{"lr", optimizer.lr},
+        {"betas", {optimizer.beta1, optimizer.beta2}},
+        {"eps", optimizer.eps},
+        {"weight_decay", optimizer.weight_decay}}},
+      {"schedule",
+       {{"type", schedule.type},
+        {"warmup_steps", schedule.warmup_steps},
+        {"warmup_ratio", schedule.warmup_ratio},
+        {"min_lr_ratio", schedule.min_lr_ratio}}},
+      {"training",
+       {{"micro_batch_size", training.micro_batch_size},
+        {"gradient_accumulation_steps", training.gradient_accumulation_steps},
+        {"seq_len", training.seq_len},
+        {"max_steps", training.max_steps},
+        {"epochs", training.epochs},
+        {"max_time", training.max_time},
+        {"grad_clip", training.grad_clip},
+        {"dtype", training.dtype},
+        {"gradient_checkpointing", training.gradient_checkpointing},
+        {"seed", training.seed},
+        {"device", training.device},
+        {"threads", training.threads},
+        {"log_every", training.log_every}}},
       {"eval", {{"every", eval.every}, {"max_batches", eval.max_batches}, {"patience", eval.patience}}},
       {"checkpoint", {{"every", checkpoint.every}, {"keep_last", checkpoint.keep_last}}},
   };

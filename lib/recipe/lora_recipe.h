@@ -45,22 +45,22 @@ struct LoraRecipe {
     std::string type = "cosine";  // constant | linear | cosine
     int64_t warmup_steps = -1;    // -1: use warmup_ratio
     double warmup_ratio = 0.0;
-    double min_lr_ratio = 0.0;    // final lr = lr · min_lr_ratio (linear, cosine)
+    double min_lr_ratio = 0.0;  // final lr = lr · min_lr_ratio (linear, cosine)
   } schedule;
 
   struct Training {
     int64_t micro_batch_size = 4;
     int64_t gradient_accumulation_steps = 1;
-    int64_t seq_len = 0;      // 0: the dataset's
-    int64_t max_steps = 0;    // 0: from epochs
-    double epochs = 1.0;      // used when max_steps is 0
-    double max_time = 0;      // seconds; 0 = no limit ("90m", "2h" accepted in YAML)
-    double grad_clip = 1.0;   // 0 = off
+    int64_t seq_len = 0;            // 0: the dataset's
+    int64_t max_steps = 0;          // 0: from epochs
+    double epochs = 1.0;            // used when max_steps is 0
+    double max_time = 0;            // seconds; 0 = no limit ("90m", "2h" accepted in YAML)
+    double grad_clip = 1.0;         // 0 = off
     std::string dtype = "float32";  // float32 | bfloat16 (LoRA weights and optimizer state stay float32)
     bool gradient_checkpointing = false;
     uint64_t seed = 42;
     std::string device = "cpu";
-    int64_t threads = 0;      // 0: all cores (the global --threads wins when given)
+    int64_t threads = 0;  // 0: all cores (the global --threads wins when given)
     int64_t log_every = 1;
   } training;
 

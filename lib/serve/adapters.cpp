@@ -29,8 +29,8 @@ fs::path AdapterRegistry::resolve(const fs::path& source) {
     return fs::canonical(target, ec);
   }
   if (fs::exists(source / "adapter_config.json", ec)) return source;
-  throw IoError(fmt::format("adapter '{}': expected adapter_config.json or a `latest` pointer in the folder",
-                            source.string()));
+  throw IoError(
+      fmt::format("adapter '{}': expected adapter_config.json or a `latest` pointer in the folder", source.string()));
 }
 
 std::string AdapterRegistry::stamp_of(const fs::path& resolved) {
@@ -55,8 +55,8 @@ AdapterInfo AdapterRegistry::load(const std::string& name, const fs::path& sourc
   info.name = name;
   info.source = source.string();
   info.resolved = resolved.string();
-  info.loaded_at = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
+  info.loaded_at =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
   info.r = adapter->config().r;
   info.parameters = adapter->parameter_count();
   std::lock_guard<std::mutex> lock(mu_);

@@ -22,9 +22,9 @@ namespace hearth::serve {
 
 struct AdapterInfo {
   std::string name;
-  std::string source;    // folder given by the user
-  std::string resolved;  // the PEFT folder actually loaded (after `latest`)
-  int64_t loaded_at = 0; // unix seconds
+  std::string source;     // folder given by the user
+  std::string resolved;   // the PEFT folder actually loaded (after `latest`)
+  int64_t loaded_at = 0;  // unix seconds
   int64_t r = 0;
   int64_t parameters = 0;
 };

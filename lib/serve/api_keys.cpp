@@ -49,7 +49,8 @@ ApiKeys ApiKeys::parse(const std::string& text, const std::string& origin) {
     fields >> key >> list >> extra;
     if (!extra.empty())
       throw ConfigError(fmt::format("{}:{}: expected 'KEY' or 'KEY model1,model2', got '{}'", origin, n, line));
-    if (key.size() < 8) throw ConfigError(fmt::format("{}:{}: key too short; expected at least 8 characters", origin, n));
+    if (key.size() < 8)
+      throw ConfigError(fmt::format("{}:{}: key too short; expected at least 8 characters", origin, n));
     for (const auto& [k, s] : out.keys_)
       if (k == key) throw ConfigError(fmt::format("{}:{}: duplicate key", origin, n));
     KeyScope scope;

@@ -77,12 +77,15 @@ std::vector<std::vector<infer::TokenId>> prompts_encode(ServeState& s, const Com
   for (auto& ids : out) {
     if (ids.empty()) {
       auto bos = s.tokenizer.bos_id();
-      if (!bos) throw ApiError(400, "The prompt is empty and the tokenizer has no BOS token", "invalid_request_error", "prompt");
+      if (!bos)
+        throw ApiError(400, "The prompt is empty and the tokenizer has no BOS token", "invalid_request_error",
+                       "prompt");
       ids.push_back(*bos);
     }
     if (static_cast<int>(ids.size()) >= s.scheduler.ctx())
-      throw ApiError(400, fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens",
-                                      s.scheduler.ctx(), ids.size()),
+      throw ApiError(400,
+                     fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens",
+                                 s.scheduler.ctx(), ids.size()),
                      "invalid_request_error", r.endpoint == Endpoint::kChat ? "messages" : "prompt",
                      "context_length_exceeded");
   }
@@ -109,8 +112,8 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
   return specs;
 }
 
-void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<Completion>& c, const ResponseMeta& meta,
-                   size_t choices, size_t prompt_tokens, int fd, InFlight& flight) {
+void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<Completion>& c,
+                   const ResponseMeta& meta, size_t choices, size_t prompt_tokens, int fd, InFlight& flight) {
   std::vector<ChoiceResult> results(choices);
   while (!c->done()) {
     for (auto& u : c->take(kPoll)) {
@@ -155,10 +158,12 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
   auto updates = st.completion->take(kPoll);
   for (const auto& u : updates) {
     if (ok && !u.text.empty()) ok = write(sse_event(chunk_text(st.meta, u.index, u.text)));
-    if (ok && u.finished && u.finish_reason != "error") ok = write(sse_event(chunk_finish(st.meta, u.index, u.finish_reason)));
+    if (ok && u.finished && u.finish_reason != "error")
+      ok = write(sse_event(chunk_finish(st.meta, u.index, u.finish_reason)));
   }
   if (!ok || (updates.empty() && peer_closed(st.fd))) {
-    log::info("request {}: client went away ({}); generation stopped", st.meta.id, ok ? "connection closed" : "write failed");
+    log::info("request {}: client went away ({}); generation stopped", st.meta.id,
+              ok ? "connection closed" : "write failed");
     st.completion->cancel();
     s.metrics.disconnect();
     st.flight->status = 499;
@@ -189,7 +194,8 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     auto adapter = model_resolve(s, r.model, scope);
     auto prompts = prompts_encode(s, r);
     if (static_cast<int>(prompts.size()) * r.n > max_n)
-      throw ApiError(400, fmt::format("{} prompts × n = {} choices; at most {} per request", prompts.size(), r.n, max_n),
+      throw ApiError(400,
+                     fmt::format("{} prompts × n = {} choices; at most {} per request", prompts.size(), r.n, max_n),
                      "invalid_request_error", "n");
     size_t prompt_tokens = 0;
     for (const auto& p : prompts) prompt_tokens += p.size();
@@ -218,9 +224,9 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     st->flight = std::move(flight);
     res.set_header("Cache-Control", "no-cache");
     res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider("text/event-stream",
-                                     [&s, st](size_t, httplib::DataSink& sink) { return stream_pump(s, *st, sink); },
-                                     [st](bool) { st->completion->cancel(); });  // no-op once finished
+    res.set_chunked_content_provider(
+        "text/event-stream", [&s, st](size_t, httplib::DataSink& sink) { return stream_pump(s, *st, sink); },
+        [st](bool) { st->completion->cancel(); });  // no-op once finished
   } catch (const ApiError& e) {
     if (flight) flight->status = e.status;
     throw;

@@ -56,8 +56,9 @@ struct HttpServer::Impl {
   void admin_load(const httplib::Request& req, httplib::Response& res);
   void admin_unload(const httplib::Request& req, httplib::Response& res);
   // Wraps a handler: auth, ApiError -> error body, metrics for the non-completion routes.
-  httplib::Server::Handler guarded(const std::string& route, bool auth, bool admin,
-                                   std::function<void(const httplib::Request&, httplib::Response&, const KeyScope&)> fn);
+  httplib::Server::Handler guarded(
+      const std::string& route, bool auth, bool admin,
+      std::function<void(const httplib::Request&, httplib::Response&, const KeyScope&)> fn);
 };
 
 KeyScope HttpServer::Impl::authenticate(const httplib::Request& req, bool admin) const {
@@ -98,7 +99,8 @@ httplib::Server::Handler HttpServer::Impl::guarded(
 void HttpServer::Impl::routes() {
   auto& s = state;
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    json body = {{"status", state.draining ? "draining" : "ok"}, {"model", state.model_name},
+    json body = {{"status", state.draining ? "draining" : "ok"},
+                 {"model", state.model_name},
                  {"adapters", state.adapters.size()}};
     res.status = state.draining ? 503 : 200;
     res.set_content(body.dump(), "application/json");
@@ -120,16 +122,21 @@ void HttpServer::Impl::routes() {
                add(a.name, {{"created", a.loaded_at}, {"root", s.model_name}, {"parent", s.model_name}});
              res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
            }));
-  http.Post("/v1/chat/completions", guarded("/v1/chat/completions", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
+  http.Post("/v1/chat/completions",
+            guarded("/v1/chat/completions", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
               completions_handle(s, req, res, Endpoint::kChat, scope);
             }));
-  http.Post("/v1/completions", guarded("/v1/completions", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
+  http.Post("/v1/completions",
+            guarded("/v1/completions", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
               completions_handle(s, req, res, Endpoint::kCompletions, scope);
             }));
-  http.Get("/admin/adapters", guarded("/admin/adapters", true, true, [this](const auto&, auto& res, const auto&) { admin_list(res); }));
-  http.Post("/admin/adapters", guarded("/admin/adapters", true, true, [this](const auto& req, auto& res, const auto&) { admin_load(req, res); }));
-  http.Delete(R"(/admin/adapters/([A-Za-z0-9._-]+))", guarded("/admin/adapters", true, true,
-              [this](const auto& req, auto& res, const auto&) { admin_unload(req, res); }));
+  http.Get("/admin/adapters",
+           guarded("/admin/adapters", true, true, [this](const auto&, auto& res, const auto&) { admin_list(res); }));
+  http.Post("/admin/adapters", guarded("/admin/adapters", true, true,
+                                       [this](const auto& req, auto& res, const auto&) { admin_load(req, res); }));
+  http.Delete(R"(/admin/adapters/([A-Za-z0-9._-]+))",
+              guarded("/admin/adapters", true, true,
+                      [this](const auto& req, auto& res, const auto&) { admin_unload(req, res); }));
   http.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(chat_page_html(), "text/html; charset=utf-8");
   });
@@ -138,8 +145,12 @@ void HttpServer::Impl::routes() {
 void HttpServer::Impl::admin_list(httplib::Response& res) {
   json list = json::array();
   for (const auto& a : state.adapters.list())
-    list.push_back({{"name", a.name}, {"source", a.source}, {"resolved", a.resolved}, {"loaded_at", a.loaded_at},
-                    {"r", a.r}, {"parameters", a.parameters}});
+    list.push_back({{"name", a.name},
+                    {"source", a.source},
+                    {"resolved", a.resolved},
+                    {"loaded_at", a.loaded_at},
+                    {"r", a.r},
+                    {"parameters", a.parameters}});
   res.set_content(json{{"adapters", list}}.dump(), "application/json");
 }
 
@@ -160,8 +171,9 @@ void HttpServer::Impl::admin_load(const httplib::Request& req, httplib::Response
     auto info = state.adapters.load(name, body["path"].get<std::string>());
     state.metrics.adapter_reload(true);
     log::info("adapter '{}' loaded from {} (admin)", name, info.resolved);
-    res.set_content(json{{"name", info.name}, {"resolved", info.resolved}, {"r", info.r}, {"parameters", info.parameters}}.dump(),
-                    "application/json");
+    res.set_content(
+        json{{"name", info.name}, {"resolved", info.resolved}, {"r", info.r}, {"parameters", info.parameters}}.dump(),
+        "application/json");
   } catch (const Error& e) {
     state.metrics.adapter_reload(false);
     throw ApiError(400, e.what(), "invalid_request_error", "path", "adapter_load_failed");
@@ -226,8 +238,10 @@ int HttpServer::bind() {
     ok = impl_->http.bind_to_port(c.host, port);
   }
   if (!ok)
-    throw ResourceError(fmt::format("--host {} --port {}: cannot listen there (address in use, or not an address of "
-                                    "this machine)", c.host, c.port));
+    throw ResourceError(
+        fmt::format("--host {} --port {}: cannot listen there (address in use, or not an address of "
+                    "this machine)",
+                    c.host, c.port));
   impl_->http.backlog_set(1024);
   return port;
 }

@@ -92,7 +92,8 @@ std::string Metrics::render() const {
   for (const auto& [k, n] : requests_)
     o += fmt::format("hearth_requests_total{{route=\"{}\",code=\"{}\"}} {}\n", k.first, k.second, n);
   head("hearth_requests_rejected_total", "counter", "Requests refused before generation, by reason.");
-  for (const auto& [reason, n] : rejected_) o += fmt::format("hearth_requests_rejected_total{{reason=\"{}\"}} {}\n", reason, n);
+  for (const auto& [reason, n] : rejected_)
+    o += fmt::format("hearth_requests_rejected_total{{reason=\"{}\"}} {}\n", reason, n);
   head("hearth_prompt_tokens_total", "counter", "Prompt tokens processed.");
   o += fmt::format("hearth_prompt_tokens_total {}\n", prompt_tokens_);
   head("hearth_completion_tokens_total", "counter", "Tokens generated.");
@@ -100,8 +101,9 @@ std::string Metrics::render() const {
   head("hearth_client_disconnects_total", "counter", "Generations stopped because the client went away.");
   o += fmt::format("hearth_client_disconnects_total {}\n", disconnects_);
   head("hearth_adapter_reloads_total", "counter", "Adapter (re)loads by the admin endpoint or the latest watcher.");
-  o += fmt::format("hearth_adapter_reloads_total{{result=\"ok\"}} {}\nhearth_adapter_reloads_total{{result=\"error\"}} {}\n",
-                   reloads_ok_, reloads_failed_);
+  o += fmt::format(
+      "hearth_adapter_reloads_total{{result=\"ok\"}} {}\nhearth_adapter_reloads_total{{result=\"error\"}} {}\n",
+      reloads_ok_, reloads_failed_);
   head("hearth_scheduler_steps_total", "counter", "Forward steps run by the scheduler.");
   o += fmt::format("hearth_scheduler_steps_total {}\n", steps_);
   head("hearth_request_duration_seconds", "histogram", "Time from request to last byte.");

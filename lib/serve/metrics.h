@@ -28,10 +28,10 @@ class Histogram {
 
 // Gauges the scheduler owns, read when /metrics is rendered.
 struct EngineGauges {
-  int queue_depth = 0;          // sequences waiting for a row
-  int active = 0;               // sequences holding a row
-  int rows = 0;                 // rows in the pool
-  int64_t kv_used_tokens = 0;   // slots in use over all rows
+  int queue_depth = 0;         // sequences waiting for a row
+  int active = 0;              // sequences holding a row
+  int rows = 0;                // rows in the pool
+  int64_t kv_used_tokens = 0;  // slots in use over all rows
   int64_t kv_capacity_tokens = 0;
   size_t kv_bytes = 0;
 };
@@ -46,7 +46,7 @@ class Metrics {
   void inter_token(double seconds);
   void batch_step(int rows_decoding, int prefill_tokens);
   void rejected(const std::string& reason);  // "queue_full", "draining", "auth", ...
-  void disconnect();                          // a client went away mid-generation
+  void disconnect();                         // a client went away mid-generation
   void adapter_reload(bool ok);
   void gauges(const EngineGauges& g);
   void adapters_loaded(int n);

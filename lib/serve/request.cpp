@@ -49,12 +49,15 @@ ojson messages_parse(const ojson& body) {
     std::string p = fmt::format("messages[{}]", i);
     if (!m[i].is_object()) invalid(p, fmt::format("'{}' must be an object", p));
     ojson msg = m[i];
-    if (!msg.contains("role") || !msg["role"].is_string()) invalid(p + ".role", fmt::format("'{}.role' must be a string", p));
+    if (!msg.contains("role") || !msg["role"].is_string())
+      invalid(p + ".role", fmt::format("'{}.role' must be a string", p));
     static const std::vector<std::string> roles = {"system", "developer", "user", "assistant", "tool"};
     auto role = msg["role"].get<std::string>();
     if (std::find(roles.begin(), roles.end(), role) == roles.end())
-      invalid(p + ".role", fmt::format("'{}.role' must be one of system, developer, user, assistant, tool; got '{}'", p, role));
-    if (!msg.contains("content") && role != "assistant") invalid(p + ".content", fmt::format("'{}.content' is required", p));
+      invalid(p + ".role",
+              fmt::format("'{}.role' must be one of system, developer, user, assistant, tool; got '{}'", p, role));
+    if (!msg.contains("content") && role != "assistant")
+      invalid(p + ".content", fmt::format("'{}.content' is required", p));
     if (msg.contains("content")) msg["content"] = content_parse(msg["content"], p + ".content");
     out.push_back(std::move(msg));
   }
@@ -103,7 +106,8 @@ void sampling_parse(const ojson& b, CompletionRequest& r) {
   if (s.top_p <= 0) invalid("top_p", "'top_p' must be greater than 0");
   if (has("top_k")) s.top_k = integer_in(b["top_k"], "top_k", 0, 1 << 20);  // extension (llama.cpp, vLLM)
   if (has("min_p")) s.min_p = static_cast<float>(number_in(b["min_p"], "min_p", 0, 1));
-  if (has("presence_penalty")) s.presence_penalty = static_cast<float>(number_in(b["presence_penalty"], "presence_penalty", -2, 2));
+  if (has("presence_penalty"))
+    s.presence_penalty = static_cast<float>(number_in(b["presence_penalty"], "presence_penalty", -2, 2));
   if (has("frequency_penalty"))
     s.frequency_penalty = static_cast<float>(number_in(b["frequency_penalty"], "frequency_penalty", -2, 2));
   if (has("seed")) {
@@ -168,7 +172,8 @@ CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int 
     if (!so.is_object()) invalid("stream_options", "'stream_options' must be an object");
     if (!r.stream) invalid("stream_options", "'stream_options' is only allowed when 'stream' is true");
     if (so.contains("include_usage")) {
-      if (!so["include_usage"].is_boolean()) invalid("stream_options.include_usage", "'include_usage' must be a boolean");
+      if (!so["include_usage"].is_boolean())
+        invalid("stream_options.include_usage", "'include_usage' must be a boolean");
       r.include_usage = so["include_usage"].get<bool>();
     }
   }

@@ -22,8 +22,11 @@ class ApiError : public std::runtime_error {
  public:
   ApiError(int http_status, const std::string& message, std::string error_type = "invalid_request_error",
            std::string error_param = "", std::string error_code = "")
-      : std::runtime_error(message), status(http_status), type(std::move(error_type)),
-        param(std::move(error_param)), code(std::move(error_code)) {}
+      : std::runtime_error(message),
+        status(http_status),
+        type(std::move(error_type)),
+        param(std::move(error_param)),
+        code(std::move(error_code)) {}
   int status;
   std::string type, param, code;  // empty param/code are sent as null
 };
@@ -38,17 +41,17 @@ enum class Endpoint { kChat, kCompletions };
 struct CompletionRequest {
   Endpoint endpoint = Endpoint::kChat;
   std::string model;
-  nlohmann::ordered_json messages;           // chat: the validated messages (content parts joined to text)
-  nlohmann::ordered_json tools;              // chat: null when absent
-  std::vector<std::string> prompts;          // completions: text prompts (one or more)
+  nlohmann::ordered_json messages;               // chat: the validated messages (content parts joined to text)
+  nlohmann::ordered_json tools;                  // chat: null when absent
+  std::vector<std::string> prompts;              // completions: text prompts (one or more)
   std::vector<std::vector<int32_t>> prompt_ids;  // completions: prompts given as token ids
-  std::optional<int> max_tokens;             // max_tokens or max_completion_tokens
-  infer::SamplingParams sampling;            // OpenAI defaults: temperature 1, top_p 1, no top-k/min-p
+  std::optional<int> max_tokens;                 // max_tokens or max_completion_tokens
+  infer::SamplingParams sampling;                // OpenAI defaults: temperature 1, top_p 1, no top-k/min-p
   bool seed_given = false;
   std::vector<std::string> stop;
   int n = 1;
   bool stream = false;
-  bool include_usage = false;                // stream_options.include_usage
+  bool include_usage = false;  // stream_options.include_usage
 };
 
 // Parses and validates a body. `max_tokens_limit`: largest max_tokens accepted; `max_n`: largest n.

@@ -13,8 +13,11 @@ using json = nlohmann::json;
 
 json chunk_base(const ResponseMeta& m) {
   bool chat = m.endpoint == Endpoint::kChat;
-  return {{"id", m.id}, {"object", chat ? "chat.completion.chunk" : "text_completion"}, {"created", m.created},
-          {"model", m.model}, {"system_fingerprint", nullptr}};
+  return {{"id", m.id},
+          {"object", chat ? "chat.completion.chunk" : "text_completion"},
+          {"created", m.created},
+          {"model", m.model},
+          {"system_fingerprint", nullptr}};
 }
 
 json choice_delta(const ResponseMeta& m, size_t index, const json& delta, const json& reason) {
@@ -31,20 +34,26 @@ ResponseMeta response_meta(Endpoint endpoint, const std::string& model) {
   ResponseMeta m;
   m.endpoint = endpoint;
   m.model = model;
-  m.created = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  m.id = fmt::format("{}-{:x}{:06x}", endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl", salt & 0xffffffffff, ++counter);
+  m.created =
+      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+  m.id = fmt::format("{}-{:x}{:06x}", endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl", salt & 0xffffffffff,
+                     ++counter);
   return m;
 }
 
 json usage_json(const Usage& u) {
-  return {{"prompt_tokens", u.prompt_tokens}, {"completion_tokens", u.completion_tokens},
+  return {{"prompt_tokens", u.prompt_tokens},
+          {"completion_tokens", u.completion_tokens},
           {"total_tokens", u.prompt_tokens + u.completion_tokens}};
 }
 
 json response_full(const ResponseMeta& m, const std::vector<ChoiceResult>& choices, const Usage& u) {
   bool chat = m.endpoint == Endpoint::kChat;
-  json out = {{"id", m.id}, {"object", chat ? "chat.completion" : "text_completion"}, {"created", m.created},
-              {"model", m.model}, {"system_fingerprint", nullptr}};
+  json out = {{"id", m.id},
+              {"object", chat ? "chat.completion" : "text_completion"},
+              {"created", m.created},
+              {"model", m.model},
+              {"system_fingerprint", nullptr}};
   json list = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
     if (chat)
@@ -53,7 +62,9 @@ json response_full(const ResponseMeta& m, const std::vector<ChoiceResult>& choic
                       {"logprobs", nullptr},
                       {"finish_reason", choices[i].finish_reason}});
     else
-      list.push_back({{"index", i}, {"text", choices[i].text}, {"logprobs", nullptr},
+      list.push_back({{"index", i},
+                      {"text", choices[i].text},
+                      {"logprobs", nullptr},
                       {"finish_reason", choices[i].finish_reason}});
   }
   out["choices"] = list;

@@ -25,7 +25,9 @@ infer::GenerationRequest request_with(infer::GenerationRequest request, const mo
 // A sequence of the engine plus what serving adds: whose choice it is, its cache row, its adapter's owner.
 struct Scheduler::Job {
   Job(std::shared_ptr<Completion> c, size_t i, SequenceSpec spec, const tokenizer::Tokenizer& tok, int64_t ctx)
-      : completion(std::move(c)), choice(i), adapter(std::move(spec.adapter)),
+      : completion(std::move(c)),
+        choice(i),
+        adapter(std::move(spec.adapter)),
         seq(request_with(std::move(spec.request), adapter.get()), tok, ctx) {}
   std::shared_ptr<Completion> completion;
   size_t choice = 0;
@@ -43,7 +45,8 @@ double seconds(Clock::duration d) { return std::chrono::duration<double>(d).coun
 size_t slot_bytes(const model::CausalLM& m) {
   const auto& c = m.config();
   return static_cast<size_t>(2 * c.num_hidden_layers * c.num_key_value_heads * c.head_dim) *
-             torch::elementSize(m.dtype()) + 1;
+             torch::elementSize(m.dtype()) +
+         1;
 }
 
 }  // namespace
@@ -55,9 +58,10 @@ Scheduler::Scheduler(const model::CausalLM& model, const tokenizer::Tokenizer& t
   const size_t row_bytes = per_slot * options_.ctx;
   const size_t side_bytes = row_bytes;  // the one-row side cache for prefills
   if (options_.kv_memory_bytes < side_bytes + row_bytes)
-    throw ConfigError(fmt::format("--kv-memory-mb: {} MiB holds no cache row of --ctx {} (needs {} MiB); raise it or "
-                                  "lower --ctx", options_.kv_memory_bytes >> 20, options_.ctx,
-                                  ((side_bytes + row_bytes) >> 20) + 1));
+    throw ConfigError(
+        fmt::format("--kv-memory-mb: {} MiB holds no cache row of --ctx {} (needs {} MiB); raise it or "
+                    "lower --ctx",
+                    options_.kv_memory_bytes >> 20, options_.ctx, ((side_bytes + row_bytes) >> 20) + 1));
   rows_ = static_cast<int>(std::min<size_t>(options_.max_batch, (options_.kv_memory_bytes - side_bytes) / row_bytes));
   if (rows_ < options_.max_batch)
     log::warn("--max-batch {}: only {} rows of {} tokens fit --kv-memory-mb {}; serving {} sequences at once",
@@ -118,7 +122,9 @@ void Scheduler::run() {
     bool stopping;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (!busy) cv_.wait_for(lock, std::chrono::milliseconds(50), [&] { return stopping_ || !queue_.empty() || !abort_message_.empty(); });
+      if (!busy)
+        cv_.wait_for(lock, std::chrono::milliseconds(50),
+                     [&] { return stopping_ || !queue_.empty() || !abort_message_.empty(); });
       abort.swap(abort_message_);
       stopping = stopping_;
       if (!abort.empty()) {

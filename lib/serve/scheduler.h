@@ -16,10 +16,10 @@
 // one chunk.
 #pragma once
 
+#include <condition_variable>
 #include <deque>
 #include <memory>
 #include <mutex>
-#include <condition_variable>
 #include <thread>
 #include <vector>
 
@@ -41,7 +41,7 @@ struct SequenceSpec {
 
 struct SchedulerOptions {
   int max_batch = 8;
-  int ctx = 512;            // tokens per row
+  int ctx = 512;  // tokens per row
   int max_queue = 64;
   int prefill_chunk = 512;
   size_t kv_memory_bytes = size_t(4) << 30;

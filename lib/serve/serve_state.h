@@ -21,15 +21,15 @@ struct ServeState {
   const ServerConfig& config;
   const model::CausalLM& model;
   const tokenizer::Tokenizer& tokenizer;
-  std::string model_name;                   // the base model's name in the API
+  std::string model_name;  // the base model's name in the API
   std::string model_dir;
-  std::vector<infer::TokenId> stop_ids;     // infer::stop_ids_default()
+  std::vector<infer::TokenId> stop_ids;  // infer::stop_ids_default()
   Scheduler& scheduler;
   AdapterRegistry& adapters;
   const ApiKeys& keys;
   Metrics& metrics;
-  std::atomic<bool> draining{false};        // SIGTERM received: refuse new work with 503
-  std::atomic<int> in_flight{0};            // completions being generated or streamed
+  std::atomic<bool> draining{false};  // SIGTERM received: refuse new work with 503
+  std::atomic<int> in_flight{0};      // completions being generated or streamed
 };
 
 }  // namespace hearth::serve

@@ -38,15 +38,28 @@ void server_config_load_yaml(const std::filesystem::path& path, ServerConfig& c)
   if (root.IsNull()) return;
   if (!root.IsMap()) throw ConfigError(fmt::format("{}: expected a map of settings at the top level", file));
   using Setter = std::function<void(const YAML::Node&, const std::string&)>;
-  auto str = [&](std::string& v) { return Setter([&](const YAML::Node& n, const std::string& k) { v = yaml_get<std::string>(n, file, k); }); };
-  auto num = [&](int& v) { return Setter([&](const YAML::Node& n, const std::string& k) { v = yaml_get<int>(n, file, k); }); };
+  auto str = [&](std::string& v) {
+    return Setter([&](const YAML::Node& n, const std::string& k) { v = yaml_get<std::string>(n, file, k); });
+  };
+  auto num = [&](int& v) {
+    return Setter([&](const YAML::Node& n, const std::string& k) { v = yaml_get<int>(n, file, k); });
+  };
   const std::map<std::string, Setter> setters = {
-      {"model", str(c.model)}, {"model_name", str(c.model_name)}, {"host", str(c.host)}, {"port", num(c.port)},
-      {"api_keys", str(c.api_keys)}, {"max_batch", num(c.max_batch)}, {"ctx", num(c.ctx)},
-      {"max_queue", num(c.max_queue)}, {"kv_memory_mb", num(c.kv_memory_mb)},
-      {"prefill_chunk", num(c.prefill_chunk)}, {"max_tokens_limit", num(c.max_tokens_limit)},
-      {"header_timeout_s", num(c.header_timeout_s)}, {"idle_timeout_s", num(c.idle_timeout_s)},
-      {"shutdown_timeout_s", num(c.shutdown_timeout_s)}, {"http_threads", num(c.http_threads)},
+      {"model", str(c.model)},
+      {"model_name", str(c.model_name)},
+      {"host", str(c.host)},
+      {"port", num(c.port)},
+      {"api_keys", str(c.api_keys)},
+      {"max_batch", num(c.max_batch)},
+      {"ctx", num(c.ctx)},
+      {"max_queue", num(c.max_queue)},
+      {"kv_memory_mb", num(c.kv_memory_mb)},
+      {"prefill_chunk", num(c.prefill_chunk)},
+      {"max_tokens_limit", num(c.max_tokens_limit)},
+      {"header_timeout_s", num(c.header_timeout_s)},
+      {"idle_timeout_s", num(c.idle_timeout_s)},
+      {"shutdown_timeout_s", num(c.shutdown_timeout_s)},
+      {"http_threads", num(c.http_threads)},
       {"dtype", str(c.dtype)},
       {"insecure", [&](const YAML::Node& n, const std::string& k) { c.insecure = yaml_get<bool>(n, file, k); }},
       {"watch_interval_s",
@@ -57,13 +70,15 @@ void server_config_load_yaml(const std::filesystem::path& path, ServerConfig& c)
        [&](const YAML::Node& n, const std::string& k) {
          if (!n.IsMap()) throw ConfigError(fmt::format("{}: adapters: expected a map of name: folder", file));
          for (const auto& kv : n)
-           c.adapters[kv.first.as<std::string>()] = yaml_get<std::string>(kv.second, file, "adapters." + kv.first.as<std::string>());
+           c.adapters[kv.first.as<std::string>()] = yaml_get<std::string>(kv.second, file,
+                                                                          "adapters." + kv.first.as<std::string>());
        }},
   };
   for (const auto& kv : root) {
     std::string key = kv.first.as<std::string>();
     auto it = setters.find(key);
-    if (it == setters.end()) throw ConfigError(fmt::format("{}: unknown key '{}' (docs/serve.md lists the keys)", file, key));
+    if (it == setters.end())
+      throw ConfigError(fmt::format("{}: unknown key '{}' (docs/serve.md lists the keys)", file, key));
     it->second(kv.second, key);
   }
 }
@@ -106,7 +121,8 @@ void server_config_validate(const ServerConfig& c) {
   at_least("--idle-timeout", c.idle_timeout_s, 1);
   at_least("--shutdown-timeout", c.shutdown_timeout_s, 0);
   at_least("--http-threads", c.http_threads, 0);
-  if (c.watch_interval_s < 0) throw ConfigError(fmt::format("--watch-interval: expected >= 0, got {}", c.watch_interval_s));
+  if (c.watch_interval_s < 0)
+    throw ConfigError(fmt::format("--watch-interval: expected >= 0, got {}", c.watch_interval_s));
   if (!c.model_name.empty() && !model_name_valid(c.model_name))
     throw ConfigError(fmt::format("--model-name: '{}' is not valid; expected 1-64 of A-Z a-z 0-9 . _ -", c.model_name));
   for (const auto& [name, dir] : c.adapters)

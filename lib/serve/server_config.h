@@ -13,25 +13,25 @@
 namespace hearth::serve {
 
 struct ServerConfig {
-  std::string model;                          // model folder (required)
-  std::string model_name;                     // name clients use for the base model; default: folder name
+  std::string model;                            // model folder (required)
+  std::string model_name;                       // name clients use for the base model; default: folder name
   std::map<std::string, std::string> adapters;  // adapter name -> folder (PEFT, or a folder with `latest`)
   std::string host = "127.0.0.1";
   int port = 8080;
-  std::string api_keys;                       // key file; empty: no authentication (loopback only)
-  bool insecure = false;                      // allow a non-loopback host without keys
-  int max_batch = 8;                          // rows of the KV-cache pool (sequences decoded together)
-  int ctx = 0;                                // tokens per row; 0: min(model context, 4096)
-  int max_queue = 64;                         // sequences waiting for a row; beyond: 429
-  int kv_memory_mb = 4096;                    // KV-cache budget; the pool shrinks to fit (startup)
-  int prefill_chunk = 512;                    // most prompt tokens prefilled per scheduler step
-  int max_tokens_limit = 4096;                // largest max_tokens a request may ask for
-  size_t max_body_bytes = 1 << 20;            // request body limit (413 beyond)
-  int header_timeout_s = 10;                  // time to receive a request's headers and body
-  int idle_timeout_s = 5;                     // keep-alive idle time before the server closes
-  int shutdown_timeout_s = 30;                // SIGTERM: in-flight requests get this long to finish
-  double watch_interval_s = 5;                // how often adapters' `latest` pointers are checked; 0: off
-  int http_threads = 0;                       // connection threads; 0: max_batch + max_queue + 16
+  std::string api_keys;             // key file; empty: no authentication (loopback only)
+  bool insecure = false;            // allow a non-loopback host without keys
+  int max_batch = 8;                // rows of the KV-cache pool (sequences decoded together)
+  int ctx = 0;                      // tokens per row; 0: min(model context, 4096)
+  int max_queue = 64;               // sequences waiting for a row; beyond: 429
+  int kv_memory_mb = 4096;          // KV-cache budget; the pool shrinks to fit (startup)
+  int prefill_chunk = 512;          // most prompt tokens prefilled per scheduler step
+  int max_tokens_limit = 4096;      // largest max_tokens a request may ask for
+  size_t max_body_bytes = 1 << 20;  // request body limit (413 beyond)
+  int header_timeout_s = 10;        // time to receive a request's headers and body
+  int idle_timeout_s = 5;           // keep-alive idle time before the server closes
+  int shutdown_timeout_s = 30;      // SIGTERM: in-flight requests get this long to finish
+  double watch_interval_s = 5;      // how often adapters' `latest` pointers are checked; 0: off
+  int http_threads = 0;             // connection threads; 0: max_batch + max_queue + 16
   std::string dtype = "float32";
 };
 

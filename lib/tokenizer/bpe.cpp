@@ -36,7 +36,8 @@ BpeModel::BpeModel(const nlohmann::json& j, const Where& where) {
   const std::string unk = json_string(j, "unk_token", where);
   if (!unk.empty()) {
     unk_id_ = token_to_id(unk);
-    if (!unk_id_) throw_format(where / "unk_token", "not in the vocabulary", "a token of model.vocab", "\"" + unk + "\"");
+    if (!unk_id_)
+      throw_format(where / "unk_token", "not in the vocabulary", "a token of model.vocab", "\"" + unk + "\"");
   }
   byte_ids_.fill(-1);
   for (unsigned b = 0; b < 256; ++b) {
@@ -85,8 +86,7 @@ void BpeModel::load_merges(const nlohmann::json& merges, const Where& where) {
     const auto ida = token_to_id(a), idb = token_to_id(b), idm = token_to_id(merged);
     if (!ida || !idb || !idm) {
       const std::string& missing = !ida ? a : !idb ? b : merged;
-      throw_format(where.at(i), "merge token not in the vocabulary", "tokens of model.vocab",
-                   "\"" + missing + "\"");
+      throw_format(where.at(i), "merge token not in the vocabulary", "tokens of model.vocab", "\"" + missing + "\"");
     }
     merges_[pair_key(*ida, *idb)] = Merge{static_cast<uint32_t>(i), *idm};  // later duplicates win, as HF
   }

@@ -79,8 +79,10 @@ class ByteFallbackDecoder : public Decoder {
     int value = 0;
     for (int i = 3; i < 5; ++i) {
       const char c = t[i];
-      const int digit = (c >= '0' && c <= '9') ? c - '0' : (c >= 'A' && c <= 'F') ? c - 'A' + 10
-                        : (c >= 'a' && c <= 'f') ? c - 'a' + 10 : -1;
+      const int digit = (c >= '0' && c <= '9')   ? c - '0'
+                        : (c >= 'A' && c <= 'F') ? c - 'A' + 10
+                        : (c >= 'a' && c <= 'f') ? c - 'a' + 10
+                                                 : -1;
       if (digit < 0) return std::nullopt;
       value = value * 16 + digit;
     }

@@ -25,8 +25,8 @@ using io::GgufValue;
 
 const Where kRoot{"tokenizer.json", ""};
 // llama.cpp finds the end-of-turn token by its text; these are the ones hearth writes as eot_token_id.
-const char* const kEndOfTurnTokens[] = {"<|eot_id|>", "<|im_end|>", "<|end|>", "<end_of_turn>", "<|end_of_turn|>",
-                                        "<EOT>"};
+const char* const kEndOfTurnTokens[] = {"<|eot_id|>",    "<|im_end|>",      "<|end|>",
+                                        "<end_of_turn>", "<|end_of_turn|>", "<EOT>"};
 
 [[noreturn]] void cannot_express(const std::string& component, const std::string& what, const std::string& expected,
                                  const std::string& got) {
@@ -78,7 +78,7 @@ Vocab vocab_of(const Tokenizer& tok, bool spm) {
       v.tokens[i] = *text;
       const auto a = added.find(id);
       if (a != added.end()) {
-        type = id == unk ? GgufTokenType::kUnknown
+        type = id == unk           ? GgufTokenType::kUnknown
                : a->second.special ? GgufTokenType::kControl
                                    : GgufTokenType::kUserDefined;
       } else if (spm && is_gguf_byte_token(*text)) {
@@ -90,9 +90,8 @@ Vocab vocab_of(const Tokenizer& tok, bool spm) {
     v.types[i] = static_cast<int32_t>(type);
     const auto [it, fresh] = v.ids.emplace(v.tokens[i], id);
     if (!fresh) {
-      cannot_express("model.vocab", "llama.cpp needs every token string once",
-                     "distinct tokens", "\"" + v.tokens[i] + "\" at ids " + std::to_string(it->second) + " and " +
-                                            std::to_string(i));
+      cannot_express("model.vocab", "llama.cpp needs every token string once", "distinct tokens",
+                     "\"" + v.tokens[i] + "\" at ids " + std::to_string(it->second) + " and " + std::to_string(i));
     }
   }
   return v;
@@ -102,7 +101,8 @@ void check_plain_bpe(const nlohmann::json& model, bool byte_fallback) {
   const Where where = kRoot / "model";
   for (const char* key : {"continuing_subword_prefix", "end_of_word_suffix"}) {
     const std::string value = json_string(model, key, where);
-    if (!value.empty()) cannot_express(std::string("model.") + key, "not a GGUF notion", "null or \"\"", "\"" + value + "\"");
+    if (!value.empty())
+      cannot_express(std::string("model.") + key, "not a GGUF notion", "null or \"\"", "\"" + value + "\"");
   }
   if (json_bool(model, "byte_fallback", where, false) != byte_fallback) {
     cannot_express("model.byte_fallback",
@@ -151,8 +151,8 @@ bool spm_add_space_prefix(const nlohmann::json& def) {
   }
   const nlohmann::json decoder = def.value("decoder", nlohmann::json());
   if (decoder != spm_decoder(prefix)) {
-    cannot_express("decoder", "llama.cpp decodes \"\u2581\" to \" \" and joins byte tokens",
-                   spm_decoder(prefix).dump(), json_brief(decoder));
+    cannot_express("decoder", "llama.cpp decodes \"\u2581\" to \" \" and joins byte tokens", spm_decoder(prefix).dump(),
+                   json_brief(decoder));
   }
   return prefix;
 }
@@ -193,9 +193,8 @@ void check_spm_merges(const Vocab& v, const std::vector<std::pair<TokenId, Token
   if (want != got) {
     size_t i = 0;
     while (i < want.size() && i < got.size() && want[i] == got[i]) ++i;
-    cannot_express("model.merges", "scores order merges by the token they make",
-                   "the merges of each token together", "\"" + v.tokens[want[std::min(i, want.size() - 1)]] +
-                                                            "\" made by merges apart from each other");
+    cannot_express("model.merges", "scores order merges by the token they make", "the merges of each token together",
+                   "\"" + v.tokens[want[std::min(i, want.size() - 1)]] + "\" made by merges apart from each other");
   }
 }
 
@@ -324,14 +323,15 @@ std::vector<io::GgufKv> tokenizer_gguf_metadata(const Tokenizer& tok) {
     const auto* pre = gguf_pre_tokenizer_matching(normalizer, pre_tokenizer,
                                                   json_bool(model, "ignore_merges", kRoot / "model", false));
     if (!pre) {
-      cannot_express("pre_tokenizer", "llama.cpp knows byte-level pre-tokenizers by name",
-                     "the pipeline (normalizer, pre_tokenizer, model.ignore_merges) of one of " +
-                         gguf_pre_tokenizer_names(),
-                     json_brief(pre_tokenizer));
+      cannot_express(
+          "pre_tokenizer", "llama.cpp knows byte-level pre-tokenizers by name",
+          "the pipeline (normalizer, pre_tokenizer, model.ignore_merges) of one of " + gguf_pre_tokenizer_names(),
+          json_brief(pre_tokenizer));
     }
     const std::string decoder = json_type(def.value("decoder", nlohmann::json::object({{"type", ""}})),
                                           kRoot / "decoder");
-    if (decoder != "ByteLevel") cannot_express("decoder.type", "llama.cpp decodes byte-level", "\"ByteLevel\"", "\"" + decoder + "\"");
+    if (decoder != "ByteLevel")
+      cannot_express("decoder.type", "llama.cpp decodes byte-level", "\"ByteLevel\"", "\"" + decoder + "\"");
     add_gpt2_model(tok, vocab_of(tok, false), *pre, kv);
   } else {
     add_llama_model(tok, vocab_of(tok, true), kv);

@@ -74,7 +74,8 @@ Vocab read_vocab(const GgufFile& file) {
   v.types = per_token<GgufTokenType>(file, types_key, n, GgufTokenType::kNormal, [&](const GgufValue& x) {
     const auto t = x.as_int();
     if (!t || *t < 0 || *t > static_cast<int64_t>(GgufTokenType::kByte)) {
-      bad_key(file, types_key, "unknown token type", "0..6 (gguf-py TokenType)", t ? std::to_string(*t) : "a non-integer");
+      bad_key(file, types_key, "unknown token type", "0..6 (gguf-py TokenType)",
+              t ? std::to_string(*t) : "a non-integer");
     }
     return static_cast<GgufTokenType>(*t);
   });
@@ -82,7 +83,8 @@ Vocab read_vocab(const GgufFile& file) {
   v.scores = per_token<float>(file, scores_key, n, 0.0f, [&](const GgufValue& x) {
     const auto f = x.as_float();
     const auto i = x.as_int();  // llama.cpp also reads i32 scores
-    if (!f && !i) bad_key(file, scores_key, "wrong element type", "f32 (or i32)", std::string(io::gguf_type_name(x.type())));
+    if (!f && !i)
+      bad_key(file, scores_key, "wrong element type", "f32 (or i32)", std::string(io::gguf_type_name(x.type())));
     const double value = f ? *f : static_cast<double>(*i);
     if (!std::isfinite(value)) bad_key(file, scores_key, "score not finite", "a finite number", std::to_string(value));
     return static_cast<float>(value);
@@ -155,9 +157,8 @@ nlohmann::json gpt2_tokenizer_json(const GgufFile& file, const Vocab& v, const G
     }
     merges.push_back({std::move(left), std::move(right)});
   }
-  nlohmann::json model = {{"type", "BPE"},         {"dropout", nullptr},
-                          {"unk_token", nullptr},  {"fuse_unk", false},
-                          {"byte_fallback", false}, {"ignore_merges", pre.ignore_merges}};
+  nlohmann::json model = {{"type", "BPE"},     {"dropout", nullptr},     {"unk_token", nullptr},
+                          {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", pre.ignore_merges}};
   model["vocab"] = std::move(vocab);
   model["merges"] = std::move(merges);
   return {{"version", "1.0"},
@@ -177,7 +178,9 @@ const GgufPreTokenizer& gpt2_pre(const GgufFile& file) {
   }
   const std::string name = file.get_string(key);
   const GgufPreTokenizer* pre = gguf_pre_tokenizer_by_name(name);
-  if (!pre) bad_key(file, key, "pre-tokenizer hearth does not know", "one of " + gguf_pre_tokenizer_names(), "\"" + name + "\"");
+  if (!pre)
+    bad_key(file, key, "pre-tokenizer hearth does not know", "one of " + gguf_pre_tokenizer_names(),
+            "\"" + name + "\"");
   return *pre;
 }
 
@@ -193,9 +196,8 @@ nlohmann::json llama_tokenizer_json(const GgufFile& file, const Vocab& v, std::o
   for (size_t i = 0; i < v.tokens.size(); ++i) vocab[v.tokens[i]] = i;  // every token can be a merge's result
   nlohmann::json merges = nlohmann::json::array();
   for (const auto& [a, b] : spm_merges_from_scores(v.tokens, v.scores)) merges.push_back({v.tokens[a], v.tokens[b]});
-  nlohmann::json model = {{"type", "BPE"},       {"dropout", nullptr},
-                          {"fuse_unk", true},    {"byte_fallback", true},
-                          {"ignore_merges", false}};
+  nlohmann::json model = {
+      {"type", "BPE"}, {"dropout", nullptr}, {"fuse_unk", true}, {"byte_fallback", true}, {"ignore_merges", false}};
   model["unk_token"] = unk ? nlohmann::json(v.tokens[*unk]) : nlohmann::json();
   model["vocab"] = std::move(vocab);
   model["merges"] = std::move(merges);
@@ -227,8 +229,8 @@ nlohmann::json chat_template_json(const GgufFile& file) {
 Tokenizer tokenizer_from_gguf(const io::GgufFile& file) {
   const std::string model = file.get_string(kModelKey);
   if (model != "gpt2" && model != "llama") {
-    bad_key(file, kModelKey, "unsupported tokenizer model", "\"gpt2\" (byte-level BPE) or \"llama\" (SentencePiece BPE)",
-            "\"" + io::gguf_printable(model) + "\"");
+    bad_key(file, kModelKey, "unsupported tokenizer model",
+            "\"gpt2\" (byte-level BPE) or \"llama\" (SentencePiece BPE)", "\"" + io::gguf_printable(model) + "\"");
   }
   const bool spm = model == "llama";
   const Vocab v = read_vocab(file);

@@ -39,13 +39,13 @@ std::vector<GgufPreTokenizer> make_table() {
   // Qwen2 / 2.5 / 3: single digits, NFC first.
   table.push_back({"qwen2", {}, {{"type", "NFC"}}, split_then_byte_level(kQwen2Regex), false, false});
   // SmolLM / SmolLM2 (StarCoder style): single digits, then the GPT-2 regex.
-  table.push_back({"smollm",
-                   {},
-                   nullptr,
-                   {{"type", "Sequence"},
-                    {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level(true)}}},
-                   false,
-                   false});
+  table.push_back(
+      {"smollm",
+       {},
+       nullptr,
+       {{"type", "Sequence"}, {"pretokenizers", {{{"type", "Digits"}, {"individual_digits", true}}, byte_level(true)}}},
+       false,
+       false});
   return table;
 }
 

@@ -40,9 +40,7 @@ class ReplaceNormalizer : public Normalizer {
  public:
   ReplaceNormalizer(Pattern pattern, std::string content)
       : pattern_(std::move(pattern)), content_(std::move(content)) {}
-  std::string normalize(std::string_view text) const override {
-    return pattern_replace(pattern_, text, content_);
-  }
+  std::string normalize(std::string_view text) const override { return pattern_replace(pattern_, text, content_); }
 
  private:
   Pattern pattern_;
@@ -107,8 +105,8 @@ std::unique_ptr<Normalizer> normalizer_from_json(const nlohmann::json& j, const 
     return std::make_unique<StripNormalizer>(json_bool(j, "strip_left", where, true),
                                              json_bool(j, "strip_right", where, true));
   }
-  throw_format(where / "type", "unsupported normalizer",
-               "one of Sequence, Prepend, Replace, NFC, Strip", "\"" + type + "\"");
+  throw_format(where / "type", "unsupported normalizer", "one of Sequence, Prepend, Replace, NFC, Strip",
+               "\"" + type + "\"");
 }
 
 }  // namespace hearth::tokenizer

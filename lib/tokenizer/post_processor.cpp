@@ -12,13 +12,14 @@ namespace {
 
 std::vector<TokenId> special_ids(const nlohmann::json& specials, const std::string& name, const Where& where) {
   if (!specials.is_object() || !specials.contains(name)) {
-    throw_format(where / "special_tokens", "template names an undefined special token",
-                 "an entry for \"" + name + "\"", "none");
+    throw_format(where / "special_tokens", "template names an undefined special token", "an entry for \"" + name + "\"",
+                 "none");
   }
   const auto& ids = json_member(specials[name], "ids", (where / "special_tokens") / name);
   std::vector<TokenId> out;
   for (const auto& id : ids) {
-    if (!id.is_number_integer()) throw_format((where / "special_tokens") / name, "bad id", "an integer", json_brief(id));
+    if (!id.is_number_integer())
+      throw_format((where / "special_tokens") / name, "bad id", "an integer", json_brief(id));
     out.push_back(id.get<TokenId>());
   }
   return out;
@@ -83,19 +84,20 @@ PostProcessor post_processor_from_json(const nlohmann::json& j, const Where& whe
     return all;
   }
   throw_format(where / "type", "unsupported post_processor",
-               "one of TemplateProcessing, ByteLevel, Sequence, BertProcessing, RobertaProcessing",
-               "\"" + type + "\"");
+               "one of TemplateProcessing, ByteLevel, Sequence, BertProcessing, RobertaProcessing", "\"" + type + "\"");
 }
 
 PostProcessor post_processor_from_flags(std::optional<TokenId> bos, bool add_bos, std::optional<TokenId> eos,
                                         bool add_eos, const Where& where) {
   PostProcessor p;
   if (add_bos) {
-    if (!bos) throw_format(where / "add_bos_token", "add_bos_token is set but there is no bos_token", "a bos_token", "none");
+    if (!bos)
+      throw_format(where / "add_bos_token", "add_bos_token is set but there is no bos_token", "a bos_token", "none");
     p.prefix.push_back(*bos);
   }
   if (add_eos) {
-    if (!eos) throw_format(where / "add_eos_token", "add_eos_token is set but there is no eos_token", "an eos_token", "none");
+    if (!eos)
+      throw_format(where / "add_eos_token", "add_eos_token is set but there is no eos_token", "an eos_token", "none");
     p.suffix.push_back(*eos);
   }
   return p;

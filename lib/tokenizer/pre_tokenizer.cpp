@@ -63,9 +63,7 @@ void apply_behavior(const std::string& text, std::vector<Part> parts, Behavior b
       case Behavior::kRemoved:
         if (!p.is_match) kept.emplace_back(p.begin, p.end);
         break;
-      case Behavior::kIsolated:
-        kept.emplace_back(p.begin, p.end);
-        break;
+      case Behavior::kIsolated: kept.emplace_back(p.begin, p.end); break;
       case Behavior::kMergedWithPrevious:
         if (p.is_match && !previous_match && !kept.empty()) kept.back().second = p.end;
         else kept.emplace_back(p.begin, p.end);
@@ -74,8 +72,7 @@ void apply_behavior(const std::string& text, std::vector<Part> parts, Behavior b
         if (p.is_match == previous_match && !kept.empty()) kept.back().second = p.end;
         else kept.emplace_back(p.begin, p.end);
         break;
-      case Behavior::kMergedWithNext:
-        break;
+      case Behavior::kMergedWithNext: break;
     }
     previous_match = p.is_match;
   }
@@ -149,8 +146,7 @@ class CharSplitPreTokenizer : public PreTokenizer {
   Behavior behavior_;
 };
 
-const char* const kGpt2Pattern =
-    R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
+const char* const kGpt2Pattern = R"('s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+)";
 
 class ByteLevelPreTokenizer : public PreTokenizer {
  public:
@@ -269,8 +265,7 @@ std::unique_ptr<PreTokenizer> pre_tokenizer_from_json(const nlohmann::json& j, c
   if (type == "Punctuation") {
     auto pattern = std::make_shared<Pattern>(
         nlohmann::json{{"Regex", R"([\p{P}\x{21}-\x{2F}\x{3A}-\x{40}\x{5B}-\x{60}\x{7B}-\x{7E}])"}}, where);
-    return std::make_unique<SplitPreTokenizer>(std::move(pattern), behavior_from_json(j, where, "Isolated"),
-                                               false);
+    return std::make_unique<SplitPreTokenizer>(std::move(pattern), behavior_from_json(j, where, "Isolated"), false);
   }
   if (type == "Metaspace") {
     return std::make_unique<MetaspacePreTokenizer>(json_string(j, "replacement", where, "\u2581"),

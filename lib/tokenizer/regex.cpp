@@ -72,13 +72,12 @@ Regex::Regex(const std::string& pattern, const Where& where) : code_(std::make_u
   const std::string translated = onig_compatible(pattern);
   int error = 0;
   PCRE2_SIZE offset = 0;
-  code_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(),
-                              PCRE2_UTF | PCRE2_UCP, &error, &offset, nullptr);
+  code_->code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(translated.data()), translated.size(), PCRE2_UTF | PCRE2_UCP,
+                              &error, &offset, nullptr);
   if (!code_->code) {
     PCRE2_UCHAR buffer[256];
     pcre2_get_error_message(error, buffer, sizeof(buffer));
-    throw_format(where, "bad regex at offset " + std::to_string(offset) + ": " +
-                            reinterpret_cast<const char*>(buffer),
+    throw_format(where, "bad regex at offset " + std::to_string(offset) + ": " + reinterpret_cast<const char*>(buffer),
                  "a PCRE2-compatible pattern", json_brief(pattern));
   }
   pcre2_jit_compile(code_->code, PCRE2_JIT_COMPLETE);  // optional: falls back to the interpreter

@@ -104,8 +104,8 @@ Tokenizer::Impl::Impl(const nlohmann::json& tj, const nlohmann::json& config_jso
   load_post_processor(tj, root);
   const std::string pre = tj.value("pre_tokenizer", nlohmann::json()).dump();
   family = pre.find("\"ByteLevel\"") != std::string::npos ? "byte-level BPE"
-           : tj["model"].value("byte_fallback", false) ? "SentencePiece-style BPE"
-                                                       : "BPE";
+           : tj["model"].value("byte_fallback", false)    ? "SentencePiece-style BPE"
+                                                          : "BPE";
 }
 
 void Tokenizer::Impl::load_model(const nlohmann::json& tj, const Where& root) {
@@ -157,8 +157,8 @@ void Tokenizer::Impl::load_post_processor(const nlohmann::json& tj, const Where&
   } else if (!pp.is_null()) {
     post_processor = post_processor_from_json(pp, root / "post_processor");
   } else {
-    post_processor = post_processor_from_flags(bos, flag("add_bos_token", false), eos,
-                                               flag("add_eos_token", false), config_where);
+    post_processor = post_processor_from_flags(bos, flag("add_bos_token", false), eos, flag("add_eos_token", false),
+                                               config_where);
   }
 }
 
@@ -230,8 +230,8 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special
   for (TokenId id : ids) {
     const std::string* token = im.token_of(id);
     if (!token) {
-      throw FormatError(im.origin + ": decode: unknown token id; expected 0.." +
-                        std::to_string(im.vocab_size - 1) + ", got " + std::to_string(id));
+      throw FormatError(im.origin + ": decode: unknown token id; expected 0.." + std::to_string(im.vocab_size - 1) +
+                        ", got " + std::to_string(id));
     }
     if (skip_special_tokens && is_special(id)) continue;
     tokens.push_back(*token);
@@ -277,8 +277,8 @@ std::string Tokenizer::summary() const {
     return (t ? *t : std::string("?")) + " (" + std::to_string(*id) + ")";
   };
   return im.family + ", vocab " + std::to_string(im.vocab_size) + ", " + std::to_string(im.model->merge_count()) +
-         " merges, " + std::to_string(im.added->tokens().size()) + " added tokens, bos " + name(im.bos) +
-         ", eos " + name(im.eos) + ", pad " + name(im.pad);
+         " merges, " + std::to_string(im.added->tokens().size()) + " added tokens, bos " + name(im.bos) + ", eos " +
+         name(im.eos) + ", pad " + name(im.pad);
 }
 
 }  // namespace hearth::tokenizer

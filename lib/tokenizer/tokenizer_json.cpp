@@ -3,8 +3,7 @@
 
 namespace hearth::tokenizer {
 
-void throw_format(const Where& where, const std::string& what, const std::string& expected,
-                  const std::string& got) {
+void throw_format(const Where& where, const std::string& what, const std::string& expected, const std::string& got) {
   std::string message = where.origin + ": " + (where.path.empty() ? "" : where.path + ": ") + what;
   if (!expected.empty()) message += "; expected " + expected + ", got " + got;
   throw FormatError(message);
@@ -23,8 +22,7 @@ const nlohmann::json& json_member(const nlohmann::json& j, const char* key, cons
   return *it;
 }
 
-std::string json_string(const nlohmann::json& j, const char* key, const Where& where,
-                        const std::string& fallback) {
+std::string json_string(const nlohmann::json& j, const char* key, const Where& where, const std::string& fallback) {
   auto it = j.find(key);
   if (it == j.end() || it->is_null()) return fallback;
   if (!it->is_string()) throw_format(where / key, "wrong type", "a string", json_brief(*it));

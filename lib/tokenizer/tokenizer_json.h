@@ -31,8 +31,7 @@ std::string json_brief(const nlohmann::json& value);
 // The member `key` of object `j`; throws a FormatError when j is not an object or the key is missing.
 const nlohmann::json& json_member(const nlohmann::json& j, const char* key, const Where& where);
 // Typed readers: the member `key` of `j`, or `fallback` when absent or null. Wrong types throw FormatError.
-std::string json_string(const nlohmann::json& j, const char* key, const Where& where,
-                        const std::string& fallback = "");
+std::string json_string(const nlohmann::json& j, const char* key, const Where& where, const std::string& fallback = "");
 bool json_bool(const nlohmann::json& j, const char* key, const Where& where, bool fallback);
 int64_t json_int(const nlohmann::json& j, const char* key, const Where& where, int64_t fallback);
 // The "type" string of a component object.

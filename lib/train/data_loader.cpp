@@ -31,7 +31,8 @@ void shuffle_deterministic(std::vector<int64_t>& v, uint64_t seed) {
 Batch batch_make(const std::vector<data::Sequence>& seqs, int64_t seq_len) {
   const int64_t B = static_cast<int64_t>(seqs.size());
   int64_t T = 1;
-  for (const auto& s : seqs) T = std::max<int64_t>(T, seq_len > 0 ? std::min<int64_t>(seq_len, s.tokens.size()) : s.tokens.size());
+  for (const auto& s : seqs)
+    T = std::max<int64_t>(T, seq_len > 0 ? std::min<int64_t>(seq_len, s.tokens.size()) : s.tokens.size());
   Batch b;
   b.tokens = torch::zeros({B, T}, torch::kInt64);
   b.valid = torch::zeros({B, T}, torch::kBool);
@@ -61,7 +62,8 @@ DataLoader::DataLoader(std::vector<const data::Dataset*> datasets, std::vector<d
                        uint64_t seed)
     : datasets_(std::move(datasets)), weights_(std::move(weights)), seq_len_(seq_len), seed_(seed) {
   order_build(0);
-  if (order_.empty()) throw ConfigError("datasets: the training split is empty; ingest more data or lower --val-fraction");
+  if (order_.empty())
+    throw ConfigError("datasets: the training split is empty; ingest more data or lower --val-fraction");
 }
 
 void DataLoader::order_build(int64_t epoch) {

@@ -18,8 +18,8 @@
 #include "core/signals.h"
 #include "data/dataset.h"
 #include "io/atomic_file.h"
-#include "model/config.h"
 #include "model/causal_lm.h"
+#include "model/config.h"
 #include "train/adamw.h"
 #include "train/data_loader.h"
 #include "train/run_dir.h"
@@ -48,9 +48,10 @@ std::vector<data::Dataset> datasets_open(const LoraRecipe& r, const std::string&
   for (const auto& d : r.datasets) {
     out.push_back(data::Dataset::open(d.path));
     if (out.back().tokenizer_fingerprint() != fingerprint)
-      throw ConfigError(fmt::format("datasets: {} was tokenized with another tokenizer ({}) than the model {} ({}); "
-                                    "re-run hearth ingest with --model {}",
-                                    d.path, out.back().tokenizer_fingerprint(), r.model, fingerprint, r.model));
+      throw ConfigError(
+          fmt::format("datasets: {} was tokenized with another tokenizer ({}) than the model {} ({}); "
+                      "re-run hearth ingest with --model {}",
+                      d.path, out.back().tokenizer_fingerprint(), r.model, fingerprint, r.model));
   }
   return out;
 }
@@ -60,8 +61,8 @@ torch::Tensor batch_loss(const model::CausalLM& m, const Batch& b, const model::
   auto dev = m.device();
   auto logits = m.forward(b.tokens, b.positions, b.valid, nullptr, o);  // [B, T, V] float32
   auto targets = b.targets.to(dev);
-  auto loss = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.view({-1}), {},
-                                     at::Reduction::Sum, -100, 0.0);
+  auto loss = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.view({-1}), {}, at::Reduction::Sum,
+                                     -100, 0.0);
   return loss / normalizer;
 }
 
@@ -93,14 +94,25 @@ torch::Device device_of(const LoraRecipe& r, const FinetuneOptions& o) {
 }  // namespace
 
 nlohmann::json FinetunePlan::to_json() const {
-  return {{"recipe", recipe}, {"trainable_parameters", trainable_parameters}, {"base_parameters", base_parameters},
-          {"epoch_sequences", epoch_sequences}, {"validation_sequences", validation_sequences}, {"seq_len", seq_len},
-          {"total_steps", total_steps}, {"warmup_steps", warmup_steps}, {"memory_estimate_bytes", memory}};
+  return {{"recipe", recipe},
+          {"trainable_parameters", trainable_parameters},
+          {"base_parameters", base_parameters},
+          {"epoch_sequences", epoch_sequences},
+          {"validation_sequences", validation_sequences},
+          {"seq_len", seq_len},
+          {"total_steps", total_steps},
+          {"warmup_steps", warmup_steps},
+          {"memory_estimate_bytes", memory}};
 }
 
 nlohmann::json FinetuneResult::to_json() const {
-  return {{"steps", steps}, {"train_loss", train_loss}, {"eval_loss", eval_loss}, {"stop_reason", stop_reason},
-          {"adapter_dir", adapter_dir}, {"resumed", resumed}, {"seconds", seconds},
+  return {{"steps", steps},
+          {"train_loss", train_loss},
+          {"eval_loss", eval_loss},
+          {"stop_reason", stop_reason},
+          {"adapter_dir", adapter_dir},
+          {"resumed", resumed},
+          {"seconds", seconds},
           {"tokens_per_second", tokens_per_second}};
 }
 
@@ -157,12 +169,16 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
   const double wbytes = r.training.dtype == "bfloat16" ? 2 : 4;
   const double tokens = double(r.training.micro_batch_size) * double(p.seq_len);
   double per_layer = tokens * (12.0 * config.hidden_size + 3.0 * config.intermediate_size) * wbytes +
-                     double(r.training.micro_batch_size) * config.num_attention_heads * double(p.seq_len) * p.seq_len * 4;
-  double layers = r.training.gradient_checkpointing ? tokens * config.hidden_size * wbytes * config.num_hidden_layers + per_layer
-                                                    : per_layer * config.num_hidden_layers;
+                     double(r.training.micro_batch_size) * config.num_attention_heads * double(p.seq_len) * p.seq_len *
+                         4;
+  double layers = r.training.gradient_checkpointing
+                      ? tokens * config.hidden_size * wbytes * config.num_hidden_layers + per_layer
+                      : per_layer * config.num_hidden_layers;
   double logits = tokens * config.vocab_size * 4.0 * 3;
   double weights = double(p.base_parameters) * wbytes, lora = double(p.trainable_parameters) * 16;
-  p.memory = {{"weights", weights}, {"lora_and_optimizer", lora}, {"activations", layers + logits},
+  p.memory = {{"weights", weights},
+              {"lora_and_optimizer", lora},
+              {"activations", layers + logits},
               {"total", weights + lora + layers + logits}};
   return p;
 }
@@ -217,9 +233,10 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   if (auto ckpt = checkpoint_latest(run_dir)) {
     TrainState saved = checkpoint_load(*ckpt, adapter, optimizer);
     if (saved.identity != state.identity && !o.force)
-      throw ConfigError(fmt::format("{}: the recipe changed since this run started (saved in {}); resuming would "
-                                    "change training. Use --fresh to start over or --force to resume anyway",
-                                    r.output_dir, (*ckpt / "state.json").string()));
+      throw ConfigError(
+          fmt::format("{}: the recipe changed since this run started (saved in {}); resuming would "
+                      "change training. Use --fresh to start over or --force to resume anyway",
+                      r.output_dir, (*ckpt / "state.json").string()));
     saved.identity = state.identity;
     state = saved;
     loader.seek(state.loader);
@@ -250,7 +267,9 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const double elapsed_before = state.elapsed_seconds;
   const int64_t tokens_before = state.tokens_seen;
-  auto elapsed = [&] { return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  auto elapsed = [&] {
+    return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  };
   Progress progress("finetune", static_cast<uint64_t>(plan.total_steps), "steps");
   result.stop_reason = "max_steps";
   while (state.step < plan.total_steps) {
@@ -280,10 +299,16 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     state.tokens_seen += n_tokens;
     state.elapsed_seconds = elapsed();
     result.train_loss = loss_sum;
-    const double tps = double(state.tokens_seen - tokens_before) / std::max(1e-9, state.elapsed_seconds - elapsed_before);
+    const double tps = double(state.tokens_seen - tokens_before) /
+                       std::max(1e-9, state.elapsed_seconds - elapsed_before);
     if (state.step % r.training.log_every == 0 || state.step == plan.total_steps)
-      metrics_append(run_dir, {{"step", state.step}, {"loss", loss_sum}, {"lr", lr}, {"grad_norm", grad_norm},
-                               {"tokens_per_s", tps}, {"target_tokens", n_targets}, {"elapsed_s", state.elapsed_seconds}});
+      metrics_append(run_dir, {{"step", state.step},
+                               {"loss", loss_sum},
+                               {"lr", lr},
+                               {"grad_norm", grad_norm},
+                               {"tokens_per_s", tps},
+                               {"target_tokens", n_targets},
+                               {"elapsed_s", state.elapsed_seconds}});
     progress.update(static_cast<uint64_t>(state.step), fmt::format("loss {:.4f} lr {:.2e}", loss_sum, lr));
 
     // --- eval and early stopping ---
@@ -306,9 +331,10 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     if (state.step % r.checkpoint.every == 0 || interrupted || stop_early) checkpoint();
     if (interrupted) {
       progress.finish();
-      throw InterruptedError(fmt::format("finetune-lora: stopped at step {} (checkpoint saved in {}); run the same "
-                                         "command to resume",
-                                         state.step, (run_dir / "checkpoints").string()));
+      throw InterruptedError(
+          fmt::format("finetune-lora: stopped at step {} (checkpoint saved in {}); run the same "
+                      "command to resume",
+                      state.step, (run_dir / "checkpoints").string()));
     }
     if (stop_early) {
       result.stop_reason = "early_stopping";

@@ -13,10 +13,10 @@
 namespace hearth::train {
 
 struct FinetuneOptions {
-  bool fresh = false;      // ignore existing checkpoints and start over
-  bool force = false;      // resume even though the recipe changed in a way that alters training
-  std::string device;      // overrides training.device when set (global --device)
-  int threads = 0;         // overrides training.threads when > 0 (global --threads)
+  bool fresh = false;  // ignore existing checkpoints and start over
+  bool force = false;  // resume even though the recipe changed in a way that alters training
+  std::string device;  // overrides training.device when set (global --device)
+  int threads = 0;     // overrides training.threads when > 0 (global --threads)
 };
 
 // What a run would do: the resolved recipe, sizes and a memory estimate.
@@ -24,12 +24,12 @@ struct FinetunePlan {
   nlohmann::json recipe;
   int64_t trainable_parameters = 0;
   int64_t base_parameters = 0;
-  int64_t epoch_sequences = 0;    // training sequences per epoch (after dataset weights)
+  int64_t epoch_sequences = 0;  // training sequences per epoch (after dataset weights)
   int64_t validation_sequences = 0;
   int64_t seq_len = 0;
   int64_t total_steps = 0;
   int64_t warmup_steps = 0;
-  nlohmann::json memory;          // estimated bytes: weights, lora+optimizer, activations, total
+  nlohmann::json memory;  // estimated bytes: weights, lora+optimizer, activations, total
   nlohmann::json to_json() const;
 };
 
@@ -39,10 +39,10 @@ FinetunePlan finetune_plan(const recipe::LoraRecipe& recipe, const FinetuneOptio
 
 struct FinetuneResult {
   int64_t steps = 0;
-  double train_loss = 0;      // mean loss of the last logged step
-  double eval_loss = -1;      // last eval loss (-1: no validation data)
-  std::string stop_reason;    // max_steps | max_time | early_stopping
-  std::string adapter_dir;    // the published version (RUN_DIR/adapters/vNNNN)
+  double train_loss = 0;    // mean loss of the last logged step
+  double eval_loss = -1;    // last eval loss (-1: no validation data)
+  std::string stop_reason;  // max_steps | max_time | early_stopping
+  std::string adapter_dir;  // the published version (RUN_DIR/adapters/vNNNN)
   bool resumed = false;
   double seconds = 0;
   double tokens_per_second = 0;

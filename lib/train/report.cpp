@@ -44,19 +44,22 @@ std::string svg_chart(const std::string& title, const std::vector<Series>& serie
     for (auto [x, y] : s.points) {
       x0 = std::min(x0, x), x1 = std::max(x1, x), y0 = std::min(y0, y), y1 = std::max(y1, y);
     }
-  std::string svg = fmt::format(R"(<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" width="{}" height="{}" role="img" aria-label="{}">)",
-                                W, H, W, H, escape(title));
+  std::string svg = fmt::format(
+      R"(<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {} {}" width="{}" height="{}" role="img" aria-label="{}">)",
+      W, H, W, H, escape(title));
   svg += fmt::format(R"(<text x="{}" y="20" font-size="14" font-weight="bold">{}</text>)", L, escape(title));
   if (x0 > x1) return svg + R"(<text x="60" y="140">no data</text></svg>)";
   if (x1 == x0) x1 = x0 + 1;
   if (y1 == y0) y1 = y0 + 1e-9 + std::abs(y0) * 0.01;
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return H - B - (y - y0) / (y1 - y0) * (H - T - B); };
-  svg += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#ccc"/>)", L, T, W - L - R, H - T - B);
+  svg += fmt::format(R"(<rect x="{}" y="{}" width="{}" height="{}" fill="none" stroke="#ccc"/>)", L, T, W - L - R,
+                     H - T - B);
   for (int i = 0; i <= 4; ++i) {
     double y = y0 + (y1 - y0) * i / 4, x = x0 + (x1 - x0) * i / 4;
     svg += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="end">{:.3g}</text>)", L - 4, py(y) + 4, y);
-    svg += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="middle">{:.0f}</text>)", px(x), H - B + 16, x);
+    svg += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="middle">{:.0f}</text>)", px(x), H - B + 16,
+                       x);
   }
   svg += fmt::format(R"(<text x="{}" y="{}" font-size="11" text-anchor="middle">step</text>)", (L + W - R) / 2, H - 6);
   double legend_x = L + 10;
@@ -67,7 +70,8 @@ std::string svg_chart(const std::string& title, const std::vector<Series>& serie
     if (s.points.size() <= 40)
       for (auto [x, y] : s.points)
         svg += fmt::format(R"(<circle cx="{:.2f}" cy="{:.2f}" r="2.5" fill="{}"/>)", px(x), py(y), s.color);
-    svg += fmt::format(R"(<text x="{}" y="{}" font-size="12" fill="{}">{}</text>)", legend_x, T + 16, s.color, escape(s.name));
+    svg += fmt::format(R"(<text x="{}" y="{}" font-size="12" fill="{}">{}</text>)", legend_x, T + 16, s.color,
+                       escape(s.name));
     legend_x += 120;
   }
   return svg + "</svg>";
@@ -89,25 +93,30 @@ std::string report_html(const fs::path& run_dir) {
     double step = j.value("step", 0.0);
     if (j.contains("loss")) loss.points.emplace_back(step, j["loss"].get<double>());
     if (j.contains("lr")) lr.points.emplace_back(step, j["lr"].get<double>());
-    if (j.contains("eval_loss") && j["eval_loss"].get<double>() >= 0) eval.points.emplace_back(step, j["eval_loss"].get<double>());
+    if (j.contains("eval_loss") && j["eval_loss"].get<double>() >= 0)
+      eval.points.emplace_back(step, j["eval_loss"].get<double>());
     if (j.contains("tokens_per_s")) last_tps = j["tokens_per_s"].get<double>();
     if (j.contains("elapsed_s")) last_elapsed = j["elapsed_s"].get<double>();
   }
   nlohmann::json recipe;
   if (fs::exists(run_dir / "recipe.resolved.json")) recipe = io::json_read(run_dir / "recipe.resolved.json");
-  std::string html = "<!doctype html><html><head><meta charset=\"utf-8\"><title>hearth run report</title><style>"
-                     "body{font-family:system-ui,sans-serif;max-width:800px;margin:2em auto;color:#222}"
-                     "pre{background:#f6f6f6;padding:1em;overflow:auto}td{padding:2px 12px}</style></head><body>";
+  std::string html =
+      "<!doctype html><html><head><meta charset=\"utf-8\"><title>hearth run report</title><style>"
+      "body{font-family:system-ui,sans-serif;max-width:800px;margin:2em auto;color:#222}"
+      "pre{background:#f6f6f6;padding:1em;overflow:auto}td{padding:2px 12px}</style></head><body>";
   html += fmt::format("<h1>Run report</h1><p>{}</p>", escape(fs::absolute(run_dir).string()));
   html += "<table>";
   html += fmt::format("<tr><td>steps</td><td>{}</td></tr>", loss.points.empty() ? 0 : loss.points.back().first);
-  if (!loss.points.empty()) html += fmt::format("<tr><td>last train loss</td><td>{:.4f}</td></tr>", loss.points.back().second);
-  if (!eval.points.empty()) html += fmt::format("<tr><td>last eval loss</td><td>{:.4f}</td></tr>", eval.points.back().second);
-  html += fmt::format("<tr><td>tokens/s</td><td>{:.1f}</td></tr><tr><td>time</td><td>{:.1f} s</td></tr></table>", last_tps,
-                      last_elapsed);
+  if (!loss.points.empty())
+    html += fmt::format("<tr><td>last train loss</td><td>{:.4f}</td></tr>", loss.points.back().second);
+  if (!eval.points.empty())
+    html += fmt::format("<tr><td>last eval loss</td><td>{:.4f}</td></tr>", eval.points.back().second);
+  html += fmt::format("<tr><td>tokens/s</td><td>{:.1f}</td></tr><tr><td>time</td><td>{:.1f} s</td></tr></table>",
+                      last_tps, last_elapsed);
   html += svg_chart("Loss", {loss, eval});
   html += svg_chart("Learning rate", {lr});
-  html += "<h2>Settings</h2><pre>" + escape(recipe.is_null() ? std::string("(recipe.resolved.json missing)") : recipe.dump(2)) +
+  html += "<h2>Settings</h2><pre>" +
+          escape(recipe.is_null() ? std::string("(recipe.resolved.json missing)") : recipe.dump(2)) +
           "</pre></body></html>\n";
   return html;
 }

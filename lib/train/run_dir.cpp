@@ -82,10 +82,15 @@ void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::
   opt["rng_state"] = s.rng_state;
   if (s.device_rng_state.defined()) opt["device_rng_state"] = s.device_rng_state;
   model::safetensors_save(tmp / "optimizer.safetensors", opt);
-  nlohmann::json state = {{"step", s.step}, {"optimizer_steps", optimizer.steps()}, {"epoch", s.loader.epoch},
-                          {"epoch_offset", s.loader.offset}, {"best_eval", s.best_eval}, {"evals", s.evals},
+  nlohmann::json state = {{"step", s.step},
+                          {"optimizer_steps", optimizer.steps()},
+                          {"epoch", s.loader.epoch},
+                          {"epoch_offset", s.loader.offset},
+                          {"best_eval", s.best_eval},
+                          {"evals", s.evals},
                           {"evals_without_improvement", s.evals_without_improvement},
-                          {"tokens_seen", s.tokens_seen}, {"elapsed_seconds", s.elapsed_seconds},
+                          {"tokens_seen", s.tokens_seen},
+                          {"elapsed_seconds", s.elapsed_seconds},
                           {"identity", s.identity}};
   io::atomic_write(tmp / "state.json", state.dump(2));
   dir_fsync(tmp);
@@ -114,7 +119,8 @@ TrainState checkpoint_load(const fs::path& dir, model::LoraAdapter& adapter, Ada
   for (auto& [name, t] : named) {
     auto it = saved.find(name);
     if (it == saved.end() || !it->second.sizes().equals(t.sizes()))
-      throw FormatError(fmt::format("{}: tensor '{}' missing or of another shape", (dir / "adapter_model.safetensors").string(), name));
+      throw FormatError(fmt::format("{}: tensor '{}' missing or of another shape",
+                                    (dir / "adapter_model.safetensors").string(), name));
     torch::NoGradGuard g;
     t.copy_(it->second);
   }

@@ -34,7 +34,7 @@ struct TrainState {
   torch::Tensor rng_state;         // CPU generator state
   torch::Tensor device_rng_state;  // the training device's generator state when it is not the CPU (CUDA
                                    // dropout draws from it); undefined on CPU
-  nlohmann::json identity;  // recipe.training_identity()
+  nlohmann::json identity;         // recipe.training_identity()
 };
 
 // Exclusive lock on a run directory. Throws ResourceError naming the holder's PID if another live process

@@ -13,8 +13,8 @@
 #include "core/error.h"
 #include "test_paths.h"
 
-using hearth::chat::ChatTemplate;
 using hearth::chat::chat_template_apply;
+using hearth::chat::ChatTemplate;
 using hearth::chat::JinjaRaisedError;
 using hearth::chat::JinjaRenderOptions;
 using json = nlohmann::json;

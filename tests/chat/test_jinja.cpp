@@ -60,8 +60,7 @@ c)J",
      R"J(a
   b
 c)J"},
-    {R"J(a  {%- if true -%}  b  {%- endif -%}  c)J",
-     R"J(abc)J"},
+    {R"J(a  {%- if true -%}  b  {%- endif -%}  c)J", R"J(abc)J"},
     {R"J({% for i in range(3) %}
 {{ i }}
 {% endfor %})J",
@@ -69,10 +68,8 @@ c)J"},
 1
 2
 )J"},
-    {R"J(x {{- ' y ' -}} z)J",
-     R"J(x y z)J"},
-    {R"J(  {%+ if true %}keep{% endif %})J",
-     R"J(  keep)J"},
+    {R"J(x {{- ' y ' -}} z)J", R"J(x y z)J"},
+    {R"J(  {%+ if true %}keep{% endif %})J", R"J(  keep)J"},
     {R"J({% if true +%}
 kept newline{% endif %})J",
      R"J(
@@ -82,8 +79,7 @@ kept newline)J"},
 c)J",
      R"J(a  b
 c)J"},
-    {R"J({% raw %}{{ x }}{% endraw %}|{%- raw -%}  {{ y }}  {%- endraw -%} |)J",
-     R"J({{ x }}|{{ y }}|)J"},
+    {R"J({% raw %}{{ x }}{% endraw %}|{%- raw -%}  {{ y }}  {%- endraw -%} |)J", R"J({{ x }}|{{ y }}|)J"},
     {R"J(line
 windows
 )J",
@@ -100,10 +96,8 @@ windows)J"},
      R"J(True|False|True|True|True|True)J"},
     {R"J({{ 'x' in 'xyz' }}|{{ 2 not in [1, 3] }}|{{ 'k' in {'k': 1} }}|{{ not 0 }}|{{ 0 or 'd' }}|{{ 2 and 3 }}|{{ '' and 1 }})J",
      R"J(True|True|True|True|d|3|)J"},
-    {R"J({{ 'y' if x.y else 'n' }}|{{ 'y' if x.n else 'n' }}|[{{ 'never' if false }}])J",
-     R"J(y|n|[])J"},
-    {R"J({{ messages|length - 1 }}|{{ messages[0].content|trim ~ '!' }})J",
-     R"J(1|hi!)J"},
+    {R"J({{ 'y' if x.y else 'n' }}|{{ 'y' if x.n else 'n' }}|[{{ 'never' if false }}])J", R"J(y|n|[])J"},
+    {R"J({{ messages|length - 1 }}|{{ messages[0].content|trim ~ '!' }})J", R"J(1|hi!)J"},
     {R"J({{ 'it\'s' }}|{{ "a\tb\n" }}|{{ '\u00e9\x41' }}|{{ 'a' 'b' }}|{{ 1_000 }}|{{ 1.5e3 }}|{{ True }}{{ None }}{{ false }})J",
      R"J(it's|a	b
 |éA|ab|1000|1500.0|TrueNoneFalse)J"},
@@ -129,12 +123,10 @@ windows)J"},
      R"J(0134)J"},
     {R"J({% for i in 'abc' %}{{ loop.cycle('x', 'y') }}{{ loop.previtem|default('-') }}{{ loop.nextitem|default('-') }} {% endfor %})J",
      R"J(x-b yac xb- )J"},
-    {R"J({% set n = 1 %}{% for i in range(3) %}{% set n = n + i %}{{ n }}{% endfor %}|{{ n }})J",
-     R"J(123|1)J"},
+    {R"J({% set n = 1 %}{% for i in range(3) %}{% set n = n + i %}{{ n }}{% endfor %}|{{ n }})J", R"J(123|1)J"},
     {R"J({% set ns = namespace(total=0, seen=[]) %}{% for i in range(4) %}{% set ns.total = ns.total + i %}{% set ns.seen = ns.seen + [i] %}{% endfor %}{{ ns.total }} {{ ns.seen }})J",
      R"J(6 [0, 1, 2, 3])J"},
-    {R"J({% set a, b = 'p', 'q' %}{{ a }}{{ b }}{% set t = (1, 2) %}{% set c, d = t %}{{ d }})J",
-     R"J(pq2)J"},
+    {R"J({% set a, b = 'p', 'q' %}{{ a }}{{ b }}{% set t = (1, 2) %}{% set c, d = t %}{{ d }})J", R"J(pq2)J"},
     {R"J({% set block %}
   inner {{ 1 + 1 }}
 {% endset %}[{{ block }}])J",
@@ -246,8 +238,7 @@ TEST_CASE("jinja: runtime errors carry a location", "[chat]") {
   CHECK(error_of("{% for i in 5 %}{% endfor %}") == "t.jinja:1:13: 'integer' object is not iterable");
   CHECK(error_of("{% set ns = 1 %}{% set ns.a = 2 %}").rfind("t.jinja:1:24: cannot assign attribute 'a'", 0) == 0);
   CHECK(error_of("{{ 1 < 'a' }}") == "t.jinja:1:4: '<' not supported between integer and string");
-  CHECK(error_of("{% macro m(a) %}{% endmacro %}{{ m(b=1) }}") ==
-        "t.jinja:1:34: macro 'm' has no parameter 'b'");
+  CHECK(error_of("{% macro m(a) %}{% endmacro %}{{ m(b=1) }}") == "t.jinja:1:34: macro 'm' has no parameter 'b'");
   CHECK(error_of("{% macro r() %}{{ r() }}{% endmacro %}{{ r() }}").find("recursed too deeply") != std::string::npos);
 }
 
@@ -266,7 +257,7 @@ TEST_CASE("jinja: raise_exception is a FormatError carrying the message", "[chat
 TEST_CASE("jinja: nlohmann::json and ordered_json inputs", "[chat]") {
   auto tpl = ChatTemplate::parse("{{ d|tojson }}", "t");
   CHECK(tpl.render(nlohmann::json{{"d", {{"b", 1}, {"a", 2}}}}) == R"({"a": 2, "b": 1})");  // json sorts keys
-  CHECK(tpl.render(ojson{{"d", {{"b", 1}, {"a", 2}}}}) == R"({"b": 1, "a": 2})");          // ordered keeps them
+  CHECK(tpl.render(ojson{{"d", {{"b", 1}, {"a", 2}}}}) == R"({"b": 1, "a": 2})");           // ordered keeps them
   CHECK(ChatTemplate::parse("{{ v }}|{{ v|tojson }}", "t").render(ojson{{"v", 3.0}}) == "3.0|3.0");
   CHECK(ChatTemplate::parse("{{ v }}", "t").render(ojson{{"v", 18446744073709551615ull}}) == "1.8446744073709552e+19");
 }
@@ -291,7 +282,8 @@ TEST_CASE("jinja: truncated and mangled templates never crash", "[chat]") {
   for (const std::string& full : sources) {
     for (size_t n = 0; n <= full.size(); ++n) {
       for (int variant = 0; variant < 2; ++variant) {
-        std::string s = variant == 0 ? full.substr(0, n) : full.substr(0, n) + full.substr(std::min(n + 3, full.size()));
+        std::string s = variant == 0 ? full.substr(0, n)
+                                     : full.substr(0, n) + full.substr(std::min(n + 3, full.size()));
         try {
           render(s);
           ++parsed;
@@ -304,8 +296,10 @@ TEST_CASE("jinja: truncated and mangled templates never crash", "[chat]") {
   CHECK(parsed > 0);
   CHECK(failed > 0);
   // Deep nesting is an error, not a stack overflow.
-  CHECK(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").find("nested too deeply") != std::string::npos);
-  CHECK(error_of("{{ " + std::string(5000, '[') + std::string(5000, ']') + " }}").find("nested too deeply") != std::string::npos);
+  CHECK(error_of("{{ " + std::string(5000, '(') + "1" + std::string(5000, ')') + " }}").find("nested too deeply") !=
+        std::string::npos);
+  CHECK(error_of("{{ " + std::string(5000, '[') + std::string(5000, ']') + " }}").find("nested too deeply") !=
+        std::string::npos);
 }
 
 TEST_CASE("jinja: concurrent renders of one template", "[chat]") {

@@ -41,8 +41,8 @@ std::ptrdiff_t count_of(const std::vector<hearth::tokenizer::TokenId>& ids, hear
 
 TEST_CASE("chat_prompt_encode: ids are the rendered text, encoded as template text", "[chat]") {
   auto tok = Tokenizer::load(hearth::test::stories_dir());  // no chat_template: the ChatML fallback
-  ojson messages = ojson::array({{{"role", "system"}, {"content", "Be brief."}},
-                                 {{"role", "user"}, {"content", "Once upon a time"}}});
+  ojson messages = ojson::array(
+      {{{"role", "system"}, {"content", "Be brief."}}, {{"role", "user"}, {"content", "Once upon a time"}}});
   for (bool agp : {false, true}) {
     ChatPromptOptions options;
     options.add_generation_prompt = agp;

@@ -9,9 +9,9 @@
 #include <filesystem>
 #include <fstream>
 
+#include "cli_util.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
-#include "cli_util.h"
 #include "test_paths.h"
 
 using namespace hearth;
@@ -52,7 +52,8 @@ TEST_CASE("hearth --version and --help exit 0; usage errors exit 2", "[cli]") {
 
 TEST_CASE("hearth generate --json: greedy continuation equals the reference ids", "[cli]") {
   auto want = expected()["greedy_from_bos_64_ids"].get<std::vector<int>>();
-  auto r = run_hearth("--json generate " + model_arg() + " --prompt 'Once upon a time' --temperature 0 --max-tokens 20");
+  auto r = run_hearth("--json generate " + model_arg() +
+                      " --prompt 'Once upon a time' --temperature 0 --max-tokens 20");
   REQUIRE(r.code == 0);
   auto j = nlohmann::json::parse(r.out);
   CHECK(j["prompt_tokens"] == 5);  // <s> Once upon a time
@@ -89,7 +90,8 @@ TEST_CASE("hearth tokenize / detokenize round-trip the reference ids", "[cli]") 
   auto r = run_hearth("--json tokenize " + model_arg() + " --text '" + e["prompt_text"].get<std::string>() + "'");
   REQUIRE(r.code == 0);
   CHECK(nlohmann::json::parse(r.out) == e["prompt_ids_with_bos"]);
-  auto d = run_hearth("detokenize " + model_arg() + " --skip-special --ids '" + nlohmann::json(e["prompt_ids_with_bos"]).dump() + "'");
+  auto d = run_hearth("detokenize " + model_arg() + " --skip-special --ids '" +
+                      nlohmann::json(e["prompt_ids_with_bos"]).dump() + "'");
   REQUIRE(d.code == 0);
   CHECK(d.out == e["prompt_text"].get<std::string>() + "\n");
   CHECK(run_hearth("detokenize " + model_arg() + " --ids '1 99999'").code == 2);
@@ -149,10 +151,10 @@ TEST_CASE("device cuda without CUDA exits 5", "[cli]") {
 
 TEST_CASE("float16 on the CPU is refused at startup with exit 2, for every command that loads a model", "[cli]") {
   // libtorch's CPU kernels lack float16 matmuls: the forward would fail later, request by request.
-  for (const std::string& cmd : std::vector<std::string>{"generate " + model_arg() + " --prompt hi --max-tokens 2 --dtype float16",
-                                "eval " + model_arg() + " --text-file " + (test::source_dir() / "README.md").string() +
-                                    " --dtype float16",
-                                "serve " + model_arg() + " --port 0 --dtype float16"}) {
+  for (const std::string& cmd : std::vector<std::string>{
+           "generate " + model_arg() + " --prompt hi --max-tokens 2 --dtype float16",
+           "eval " + model_arg() + " --text-file " + (test::source_dir() / "README.md").string() + " --dtype float16",
+           "serve " + model_arg() + " --port 0 --dtype float16"}) {
     INFO(cmd);
     auto r = run_hearth(cmd);
     CHECK(r.code == 2);

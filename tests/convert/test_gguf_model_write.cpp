@@ -18,10 +18,10 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "kq256.h"
-#include "model_config_check.h"
 #include "model/checkpoint.h"
 #include "model/config.h"
 #include "model/gguf_model.h"
+#include "model_config_check.h"
 
 using namespace hearth;
 using namespace hearth::convert;
@@ -48,12 +48,19 @@ std::string data_section(const io::GgufFile& f) { return io::file_read(f.path())
 
 // The keys both files must agree on (llama-quantize's file has no key_length / general.type; tokenizer keys are
 // not written by hearth yet).
-const std::vector<std::string> kHyperparameterKeys = {
-    "general.architecture",        "llama.block_count",          "llama.context_length",
-    "llama.embedding_length",      "llama.feed_forward_length",  "llama.attention.head_count",
-    "llama.attention.head_count_kv", "llama.rope.freq_base",     "llama.attention.layer_norm_rms_epsilon",
-    "llama.vocab_size",            "llama.rope.dimension_count", "general.file_type",
-    "general.quantization_version"};
+const std::vector<std::string> kHyperparameterKeys = {"general.architecture",
+                                                      "llama.block_count",
+                                                      "llama.context_length",
+                                                      "llama.embedding_length",
+                                                      "llama.feed_forward_length",
+                                                      "llama.attention.head_count",
+                                                      "llama.attention.head_count_kv",
+                                                      "llama.rope.freq_base",
+                                                      "llama.attention.layer_norm_rms_epsilon",
+                                                      "llama.vocab_size",
+                                                      "llama.rope.dimension_count",
+                                                      "general.file_type",
+                                                      "general.quantization_version"};
 
 }  // namespace
 
@@ -102,8 +109,8 @@ TEST_CASE("the written GGUF loads back through hearth's reader with the Hugging 
   const auto hf = test::kq256_dir() / "hf";
   const auto h = model::config_load(hf);
   const auto hf_tensors = model::checkpoint_tensors(hf);
-  for (auto [type, tol] : {std::pair{QuantType::kF32, 0.0}, std::pair{QuantType::kF16, 1e-4},
-                           std::pair{QuantType::kQ8_0, 2e-3}}) {
+  for (auto [type, tol] :
+       {std::pair{QuantType::kF32, 0.0}, std::pair{QuantType::kF16, 1e-4}, std::pair{QuantType::kQ8_0, 2e-3}}) {
     QuantizeOptions options;
     options.type = type;
     const auto out = scratch_file("loadback.gguf");
@@ -124,7 +131,8 @@ TEST_CASE("the written GGUF loads back through hearth's reader with the Hugging 
   }
 }
 
-TEST_CASE("a GGUF source goes through HF order and back unchanged, and quantized sources are refused", "[convert][kq256]") {
+TEST_CASE("a GGUF source goes through HF order and back unchanged, and quantized sources are refused",
+          "[convert][kq256]") {
   auto f16 = io::GgufFile::open(test::kq256_dir() / "model-f16.gguf");
   auto config = model::gguf_config(*f16);
   QuantizeOptions options;
@@ -202,9 +210,9 @@ TEST_CASE("gguf_model_write checks the source before it writes, and keeps the ol
 }
 
 TEST_CASE("metadata for Qwen3, linear RoPE scaling and Mistral's sliding window", "[convert]") {
-  nlohmann::json base = {{"model_type", "qwen3"},      {"vocab_size", 1024},       {"hidden_size", 256},
-                         {"intermediate_size", 512},   {"num_hidden_layers", 2},   {"num_attention_heads", 4},
-                         {"num_key_value_heads", 2},   {"head_dim", 128},          {"rope_theta", 1000000.0},
+  nlohmann::json base = {{"model_type", "qwen3"},          {"vocab_size", 1024},     {"hidden_size", 256},
+                         {"intermediate_size", 512},       {"num_hidden_layers", 2}, {"num_attention_heads", 4},
+                         {"num_key_value_heads", 2},       {"head_dim", 128},        {"rope_theta", 1000000.0},
                          {"max_position_embeddings", 4096}};
   auto kv_map = [](const std::vector<io::GgufKv>& kv) {
     std::map<std::string, io::GgufValue> m;

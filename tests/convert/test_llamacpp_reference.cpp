@@ -42,7 +42,8 @@ fs::path dir() { return test::scratch("llamacpp_ref"); }
 // Why llama.cpp cannot be run here ("" when it can).
 std::string llamacpp_missing() {
   const fs::path package = test::assets_dir() / "llamacpp-ref" / "node_modules" / "node-llama-cpp";
-  if (!fs::exists(package)) return "llama.cpp reference not installed (fetch_test_assets installs it on Linux x86-64 only)";
+  if (!fs::exists(package))
+    return "llama.cpp reference not installed (fetch_test_assets installs it on Linux x86-64 only)";
   if (std::system("command -v node >/dev/null 2>&1") != 0) return "node not found";
   return "";
 }
@@ -92,7 +93,9 @@ long agreeing(const Ids& a, const Ids& b) {
 std::string divergence_text(const Ids& llamacpp, const Ids& hearth) {
   const long i = first_divergence(llamacpp, hearth);
   if (i < 0) return "all equal";
-  auto at = [&](const Ids& v) { return static_cast<size_t>(i) < v.size() ? std::to_string(v[i]) : std::string("(end)"); };
+  auto at = [&](const Ids& v) {
+    return static_cast<size_t>(i) < v.size() ? std::to_string(v[i]) : std::string("(end)");
+  };
   return "first divergence at index " + std::to_string(i) + ": llama.cpp " + at(llamacpp) + ", hearth " + at(hearth) +
          "; " + std::to_string(agreeing(llamacpp, hearth)) + " of " + std::to_string(llamacpp.size()) + " ids agree";
 }
@@ -112,8 +115,13 @@ fs::path stories_chatml() {
   REQUIRE(tokenizer["model"]["vocab"].contains("."));
   const int64_t full_stop = tokenizer["model"]["vocab"]["."];
   for (auto [id, text] : {std::pair<int64_t, const char*>{vocab, "<|im_start|>"}, {vocab + 1, "<|im_end|>"}})
-    tokenizer["added_tokens"].push_back({{"id", id}, {"content", text}, {"single_word", false}, {"lstrip", false},
-                                         {"rstrip", false}, {"normalized", false}, {"special", true}});
+    tokenizer["added_tokens"].push_back({{"id", id},
+                                         {"content", text},
+                                         {"single_word", false},
+                                         {"lstrip", false},
+                                         {"rstrip", false},
+                                         {"normalized", false},
+                                         {"special", true}});
   io::atomic_write(out / "tokenizer.json", tokenizer.dump());
   auto tokenizer_config = nlohmann::json::parse(io::file_read(src / "tokenizer_config.json"));
   tokenizer_config["chat_template"] =
@@ -162,8 +170,8 @@ TEST_CASE("llama.cpp generates from hearth's GGUFs what hearth generates", "[con
     const auto h = hearth_json("generate --model " + quote(files[i]) + generate_args);
     CHECK(h["prompt_tokens"] == r["prompt_ids"].size());
     const Ids lids = ids_of(r["token_ids"]), hids = ids_of(h["token_ids"]);
-    INFO("llama.cpp: " << r["token_ids"].dump() << " \"" << r["text"].get<std::string>() << "\"\nhearth:    "
-                       << h["token_ids"].dump() << " \"" << h["text"].get<std::string>() << "\"\n"
+    INFO("llama.cpp: " << r["token_ids"].dump() << " \"" << r["text"].get<std::string>()
+                       << "\"\nhearth:    " << h["token_ids"].dump() << " \"" << h["text"].get<std::string>() << "\"\n"
                        << divergence_text(lids, hids));
     if (exact(type)) {
       CHECK(lids.size() == 64);
@@ -196,7 +204,8 @@ TEST_CASE("llama.cpp renders a hearth GGUF's chat template as hearth does and st
   const nlohmann::json messages = {{{"role", "system"}, {"content", "You tell short stories."}},
                                    {{"role", "user"}, {"content", kPrompt}}};
   io::atomic_write(dir() / "messages.json", messages.dump());
-  const std::string template_args = " --messages " + quote(dir() / "messages.json") + " --add-generation-prompt --tokenize";
+  const std::string template_args = " --messages " + quote(dir() / "messages.json") +
+                                    " --add-generation-prompt --tokenize";
   const auto rendered = hearth_json("chat-template --model " + quote(gguf) + template_args);
   CHECK(rendered == hearth_json("chat-template --model " + quote(folder) + template_args));
 

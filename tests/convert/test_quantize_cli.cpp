@@ -138,8 +138,8 @@ TEST_CASE("hearth quantize exit codes", "[convert][cli]") {
 
   auto unknown = run_hearth("--json quantize --model " + hf + " --type q5_k_s --out " + quote(out));
   CHECK(unknown.code == 2);
-  CHECK_THAT(unknown.err, Contains("--type") && Contains("q5_k_s") &&
-                              Contains("f32, f16, bf16, q8_0, q4_0, q6_k, q4_k_m"));
+  CHECK_THAT(unknown.err,
+             Contains("--type") && Contains("q5_k_s") && Contains("f32, f16, bf16, q8_0, q4_0, q6_k, q4_k_m"));
   CHECK(json_of(unknown)["error"]["exit_code"] == 2);
 
   CHECK(run_hearth("quantize --model " + hf + " --out " + quote(out)).code == 2);  // --type missing

@@ -22,9 +22,10 @@ using quant::GgmlType;
 namespace {
 
 model::ModelConfig config_of(const nlohmann::json& j = nlohmann::json::object()) {
-  nlohmann::json base = {{"model_type", "llama"},      {"vocab_size", 1024},        {"hidden_size", 256},
-                         {"intermediate_size", 512},   {"num_hidden_layers", 32},   {"num_attention_heads", 4},
-                         {"num_key_value_heads", 2},   {"max_position_embeddings", 2048},
+  nlohmann::json base = {{"model_type", "llama"},       {"vocab_size", 1024},
+                         {"hidden_size", 256},          {"intermediate_size", 512},
+                         {"num_hidden_layers", 32},     {"num_attention_heads", 4},
+                         {"num_key_value_heads", 2},    {"max_position_embeddings", 2048},
                          {"tie_word_embeddings", false}};
   base.update(j);
   return model::config_parse(base, "test config");
@@ -50,15 +51,15 @@ TEST_CASE("GGUF tensors come in llama-quantize's order with llama.cpp's names", 
   CHECK(names[0].hf == "lm_head.weight");
   CHECK(names[1].gguf == "output_norm.weight");
   CHECK(names[2].gguf == "token_embd.weight");
-  const std::vector<std::string> block = {"attn_k.weight",  "attn_norm.weight", "attn_output.weight",
-                                          "attn_q.weight",  "attn_v.weight",    "ffn_down.weight",
-                                          "ffn_gate.weight", "ffn_norm.weight", "ffn_up.weight"};
+  const std::vector<std::string> block = {"attn_k.weight",   "attn_norm.weight", "attn_output.weight",
+                                          "attn_q.weight",   "attn_v.weight",    "ffn_down.weight",
+                                          "ffn_gate.weight", "ffn_norm.weight",  "ffn_up.weight"};
   for (int l = 0; l < 11; ++l)
     for (size_t i = 0; i < block.size(); ++i) CHECK(names[3 + l * 9 + i].gguf == layer_name(l, block[i].c_str()));
   CHECK(names[3 + 3].hf == "model.layers.0.self_attn.q_proj.weight");
   CHECK(names[3 + 3].shape == std::vector<int64_t>{256, 256});
   CHECK(names[3 + 3].qk_heads == 4);
-  CHECK(names[3 + 0].qk_heads == 2);  // attn_k: the KV heads
+  CHECK(names[3 + 0].qk_heads == 2);                            // attn_k: the KV heads
   CHECK(names[3 + 5].shape == std::vector<int64_t>{256, 512});  // ffn_down: [C, F]
 }
 
@@ -141,9 +142,14 @@ TEST_CASE("q8_0, q4_0, q6_k and the float types", "[convert][mix]") {
 
 TEST_CASE("rows that are not whole blocks fall back as llama.cpp does", "[convert][mix]") {
   // Qwen2.5-0.5B's shapes: C = 896 (3.5 × 256), F = 4864 (19 × 256), 24 layers, tied.
-  auto c = config_of({{"model_type", "qwen2"}, {"hidden_size", 896}, {"intermediate_size", 4864},
-                      {"num_hidden_layers", 24}, {"num_attention_heads", 14}, {"num_key_value_heads", 2},
-                      {"tie_word_embeddings", true}, {"vocab_size", 4096}});
+  auto c = config_of({{"model_type", "qwen2"},
+                      {"hidden_size", 896},
+                      {"intermediate_size", 4864},
+                      {"num_hidden_layers", 24},
+                      {"num_attention_heads", 14},
+                      {"num_key_value_heads", 2},
+                      {"tie_word_embeddings", true},
+                      {"vocab_size", 4096}});
   auto m = plan_map(c, QuantType::kQ4_K_M);
   CHECK(m["token_embd.weight"].type == GgmlType::kQ8_0);  // head with 896 % 256 != 0: Q8_0 by the head rule
   CHECK_FALSE(m["token_embd.weight"].wanted);
@@ -160,8 +166,8 @@ TEST_CASE("rows that are not whole blocks fall back as llama.cpp does", "[conver
   CHECK(q6["blk.4.attn_q.weight"].type == GgmlType::kQ8_0);
   CHECK(q6["blk.4.ffn_down.weight"].type == GgmlType::kQ6_K);
   // A row of 48 fits no block type: F16 (llama.cpp refuses the file for q8_0/q4_0).
-  auto odd = config_of({{"hidden_size", 48}, {"num_attention_heads", 1}, {"num_key_value_heads", 1},
-                        {"num_hidden_layers", 1}});
+  auto odd = config_of(
+      {{"hidden_size", 48}, {"num_attention_heads", 1}, {"num_key_value_heads", 1}, {"num_hidden_layers", 1}});
   for (auto t : {QuantType::kQ8_0, QuantType::kQ4_0, QuantType::kQ4_K_M}) {
     auto p = plan_map(odd, t);
     CHECK(p["blk.0.attn_q.weight"].type == GgmlType::kF16);
@@ -182,9 +188,14 @@ TEST_CASE("70B: attn_v that would be Q4_K gets Q5_K", "[convert][mix]") {
 }
 
 TEST_CASE("llama3 RoPE scaling adds rope_freqs.weight, as llama.cpp's converter computes it", "[convert][mix]") {
-  auto c = config_of({{"rope_theta", 500000.0}, {"head_dim", 64},
-                      {"rope_scaling", {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                                        {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}}}});
+  auto c = config_of({{"rope_theta", 500000.0},
+                      {"head_dim", 64},
+                      {"rope_scaling",
+                       {{"rope_type", "llama3"},
+                        {"factor", 8.0},
+                        {"low_freq_factor", 1.0},
+                        {"high_freq_factor", 4.0},
+                        {"original_max_position_embeddings", 8192}}}});
   auto names = gguf_tensor_names(c);
   CHECK(names[2].gguf == "rope_freqs.weight");  // output, output_norm, rope_freqs, token_embd
   CHECK(names[2].hf.empty());
@@ -197,8 +208,8 @@ TEST_CASE("llama3 RoPE scaling adds rope_freqs.weight, as llama.cpp's converter 
   plain.rope_scaling = model::RopeScaling{};
   auto ratio = model::rope_inv_freq(plain) / model::rope_inv_freq(c);
   for (int i = 0; i < 32; ++i) CHECK(f[i].item<float>() == Approx(ratio[i].item<float>()).epsilon(1e-5));
-  CHECK(f[0].item<float>() == 1.0f);    // shortest wavelength: kept
-  CHECK(f[31].item<float>() == 8.0f);   // longest: divided by factor
+  CHECK(f[0].item<float>() == 1.0f);   // shortest wavelength: kept
+  CHECK(f[31].item<float>() == 8.0f);  // longest: divided by factor
   bool smoothed = false;
   for (int i = 0; i < 32; ++i) {
     const float v = f[i].item<float>();

@@ -20,7 +20,8 @@ TEST_CASE("text_clean: NFC, line endings, controls, blank runs, trailing blanks"
   CHECK(text_clean("\r\n\n  a  \r\nb\t \rc") == "a\nb\nc");
   CHECK(text_clean("p1\n\n\n\n\np2\n \n \np3\n") == "p1\n\np2\n\np3");
   CHECK(text_clean("x\x01y\x7Fz") == "xyz");
-  CHECK(text_clean("zero\xE2\x80\x8Bwidth\xEF\xBB\xBF no\xC2\xA0" "break") == "zerowidth no break");
+  CHECK(text_clean("zero\xE2\x80\x8Bwidth\xEF\xBB\xBF no\xC2\xA0"
+                   "break") == "zerowidth no break");
   CHECK(text_clean("  indented\n    code") == "indented\n    code");
   CHECK(text_clean("line\xE2\x80\xA8next") == "line\nnext");
   CHECK(text_clean(" \n\t\n") == "");
@@ -66,7 +67,7 @@ std::string words(int n, int seed, int changed_every = 0) {
 TEST_CASE("minhash estimates the Jaccard similarity of 5-word shingles", "[data]") {
   std::string base = words(400, 1);
   CHECK(minhash_similarity(minhash(base), minhash(base)) == 1.0);
-  CHECK(minhash("too short for five") .empty());
+  CHECK(minhash("too short for five").empty());
   for (int every : {97, 40, 15, 6}) {
     std::string variant = words(400, 1, every);
     double exact = jaccard(base, variant);

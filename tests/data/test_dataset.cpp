@@ -61,7 +61,8 @@ TEST_CASE("shards: every sequence reads back, across many blocks", "[data]") {
   CHECK(ds.size(Split::kValidation) == 0);
   CHECK(ds.seq_len() == 128);
   CHECK(ds.tokenizer_fingerprint() == "sha256:abc");
-  for (size_t i : {size_t(0), size_t(1), size_t(150), size_t(299), size_t(42)}) CHECK(same(ds.get(Split::kTrain, i), seqs[i]));
+  for (size_t i : {size_t(0), size_t(1), size_t(150), size_t(299), size_t(42)})
+    CHECK(same(ds.get(Split::kTrain, i), seqs[i]));
   for (size_t i = 0; i < seqs.size(); ++i) REQUIRE(same(ds.get(Split::kTrain, i), seqs[i]));
   CHECK_THROWS_AS(ds.get(Split::kTrain, 300), std::out_of_range);
   CHECK_THROWS_AS(ds.get(Split::kValidation, 0), std::out_of_range);
@@ -78,7 +79,8 @@ TEST_CASE("shards: a flipped byte in a block is a FormatError naming the shard",
   bytes[40] = static_cast<char>(bytes[40] ^ 0x55);  // inside the first block
   io::atomic_write(shard, bytes);
   auto ds = Dataset::open(dir);  // the index is intact
-  CHECK_THROWS_WITH(ds.get(Split::kTrain, 0), Catch::Contains("train-000001-00000.shard") && Catch::Contains("checksum"));
+  CHECK_THROWS_WITH(ds.get(Split::kTrain, 0),
+                    Catch::Contains("train-000001-00000.shard") && Catch::Contains("checksum"));
   CHECK(same(ds.get(Split::kTrain, 49), seqs[49]));  // other blocks still read
 
   bytes[bytes.size() - 20] ^= 1;  // the footer's index checksum

@@ -79,10 +79,12 @@ TEST_CASE("chat masking, Llama 3: content and <|eot_id|> are targets, headers ar
   reference(tok,
             {{"<|begin_of_text|><|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
               "<|start_header_id|>user<|end_header_id|>\n\nHi there<|eot_id|>"
-              "<|start_header_id|>assistant<|end_header_id|>\n\n", 0},
+              "<|start_header_id|>assistant<|end_header_id|>\n\n",
+              0},
              {"Hello! How can I help?<|eot_id|>", 1},
              {"<|start_header_id|>user<|end_header_id|>\n\nTell me a story<|eot_id|>"
-              "<|start_header_id|>assistant<|end_header_id|>\n\n", 0},
+              "<|start_header_id|>assistant<|end_header_id|>\n\n",
+              0},
              {"Once upon a time.<|eot_id|>", 1},
              {"<|start_header_id|>assistant<|end_header_id|>\n\n", 0}},
             &tokens, &mask);

@@ -61,7 +61,9 @@ TEST_CASE("html: visible text only, entities decoded, blocks become paragraphs",
   std::string expected =
       "Café & Bar\n\nFirst para\nline two <b> é😀\xC2\xA0x\n\nSecond bold link\n\n  keep\n   spaces\n\n&unknown; &";
   CHECK(html_text(html) == expected);
-  CHECK(html_entities_decode("&#0;&#xD800;&#65;&lt") == "\xEF\xBF\xBD\xEF\xBF\xBD" "A<");
+  CHECK(html_entities_decode("&#0;&#xD800;&#65;&lt") ==
+        "\xEF\xBF\xBD\xEF\xBF\xBD"
+        "A<");
   // A Latin-1 page is converted when it declares its charset in the first 2 KB, else reported.
   auto ex = extract("<p>caf\xE9</p>", Format::kHtml, {});
   CHECK(ex.records.empty());
@@ -184,7 +186,8 @@ TEST_CASE("pdf: text pages via poppler; encrypted and image-only PDFs are report
   auto text = extract(io::file_read(dir / "text.pdf"), Format::kPdf, {});
   REQUIRE(text.records.size() == 1);
   // The strings drawn by make_pdfs.py (PAGE1, PAGE2), one line per Tj, pages separated by a blank line.
-  CHECK(text.records[0].text.find("Quarterly garden report\nThe tomatoes ripened early this year.") != std::string::npos);
+  CHECK(text.records[0].text.find("Quarterly garden report\nThe tomatoes ripened early this year.") !=
+        std::string::npos);
   CHECK(text.records[0].text.find("\n\nSecond page: the basil needs more water.") != std::string::npos);
   auto enc = extract(io::file_read(dir / "encrypted.pdf"), Format::kPdf, {});
   CHECK(enc.records.empty());

@@ -64,7 +64,8 @@ std::vector<Sequence> all_sequences(const fs::path& dir) {
 bool same_sequences(const std::vector<Sequence>& a, const std::vector<Sequence>& b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].tokens != b[i].tokens || a[i].loss_mask != b[i].loss_mask || a[i].doc_starts != b[i].doc_starts) return false;
+    if (a[i].tokens != b[i].tokens || a[i].loss_mask != b[i].loss_mask || a[i].doc_starts != b[i].doc_starts)
+      return false;
   return true;
 }
 
@@ -88,14 +89,17 @@ TEST_CASE("ingest: every format and record shape in one run", "[data]") {
   auto src = test::data_scratch("all_formats/src"), out = src.parent_path() / "out";
   test::file_put(src / "notes/plain.txt", "A plain note about the garden.");
   test::file_put(src / "notes/post.md", "---\ntitle: Post\n---\n# Markdown post\n\nWith a paragraph.");
-  test::file_put(src / "web/page.html", "<html><head><script>alert(1)</script></head><body><p>Visible &amp; kept</p></body></html>");
+  test::file_put(src / "web/page.html",
+                 "<html><head><script>alert(1)</script></head><body><p>Visible &amp; kept</p></body></html>");
   test::file_put(src / "mail/one.eml", "From: a@b.c\nSubject: s\n\nMail body here.\n\n> quoted\n");
-  test::file_put(src / "mail/box.mbox", "From x Mon Jan 1 00:00:00 2024\nSubject: a\n\nFirst message.\n\n"
-                                       "From y Mon Jan 1 00:00:00 2024\nSubject: b\n\nSecond message.\n");
-  test::file_put(src / "chats/export.jsonl",
-                 "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello.\"}]}\n"
-                 "{\"conversations\":[{\"from\":\"human\",\"value\":\"Yo\"},{\"from\":\"gpt\",\"value\":\"Hey.\"}]}\n"
-                 "{\"prompt\":\"Capital of France?\",\"completion\":\" Paris.\"}\n{\"text\":\"Jsonl text record.\"}\n");
+  test::file_put(src / "mail/box.mbox",
+                 "From x Mon Jan 1 00:00:00 2024\nSubject: a\n\nFirst message.\n\n"
+                 "From y Mon Jan 1 00:00:00 2024\nSubject: b\n\nSecond message.\n");
+  test::file_put(
+      src / "chats/export.jsonl",
+      "{\"messages\":[{\"role\":\"user\",\"content\":\"Hi\"},{\"role\":\"assistant\",\"content\":\"Hello.\"}]}\n"
+      "{\"conversations\":[{\"from\":\"human\",\"value\":\"Yo\"},{\"from\":\"gpt\",\"value\":\"Hey.\"}]}\n"
+      "{\"prompt\":\"Capital of France?\",\"completion\":\" Paris.\"}\n{\"text\":\"Jsonl text record.\"}\n");
   test::file_put(src / "chats/array.json", "[{\"text\": \"Json array record.\"}]");
   fs::create_directories(src / "docs");
   fs::copy_file(test::data_fixtures() / "text.pdf", src / "docs/report.pdf");
@@ -115,10 +119,11 @@ TEST_CASE("ingest: every format and record shape in one run", "[data]") {
   CHECK(m.totals["files_used"] == 8);
   auto docs = documents(out);
   CHECK(docs.size() == 12);
-  for (std::string want : {"A plain note about the garden.", "# Markdown post\n\nWith a paragraph.", "Visible & kept",
-                           "Mail body here.", "First message.", "Second message.", "Jsonl text record.",
-                           "Json array record.", "Capital of France? Paris."}) {
-    if (!docs.count(want)) for (auto& [k, v] : docs) std::cerr << "DOC[" << k << "]\n";
+  for (std::string want :
+       {"A plain note about the garden.", "# Markdown post\n\nWith a paragraph.", "Visible & kept", "Mail body here.",
+        "First message.", "Second message.", "Jsonl text record.", "Json array record.", "Capital of France? Paris."}) {
+    if (!docs.count(want))
+      for (auto& [k, v] : docs) std::cerr << "DOC[" << k << "]\n";
     CHECK(docs.count(want) == 1);
   }
   bool pdf = false, script = false;
@@ -168,7 +173,9 @@ TEST_CASE("ingest: exact and near duplicates removed and counted; redactions cou
 
 TEST_CASE("ingest: the validation split follows each document's content hash and never moves", "[data]") {
   auto src = test::data_scratch("split/src"), out = src.parent_path() / "out";
-  auto text = [](int i) { return "Note number " + std::to_string(i) + " says something unique about day " + std::to_string(i * 7) + "."; };
+  auto text = [](int i) {
+    return "Note number " + std::to_string(i) + " says something unique about day " + std::to_string(i * 7) + ".";
+  };
   std::string first, second;
   for (int i = 0; i < 40; ++i) first += "{\"text\": \"" + text(i) + "\"}\n";
   for (int i = 40; i < 60; ++i) second += "{\"text\": \"" + text(i) + "\"}\n";
@@ -254,7 +261,8 @@ TEST_CASE("ingest: incremental re-runs process only what changed and equal a fre
 TEST_CASE("ingest: a failed or killed run leaves the previous dataset intact and readable", "[data]") {
   auto base = test::data_scratch("atomic");
   auto src = base / "src", out = base / "out";
-  for (int i = 0; i < 5; ++i) test::file_put(src / ("n" + std::to_string(i) + ".txt"), "Note " + std::to_string(i) + " text.");
+  for (int i = 0; i < 5; ++i)
+    test::file_put(src / ("n" + std::to_string(i) + ".txt"), "Note " + std::to_string(i) + " text.");
   auto o = options(src, out);
   ingest_run(o);
   auto before = all_sequences(out);
@@ -374,6 +382,6 @@ TEST_CASE("ingest: options are validated before any work", "[data]") {
   bad.sources = {base / "missing"};
   CHECK_THROWS_AS(ingest_run(bad), IoError);
   CHECK_FALSE(fs::exists(base / "out" / "manifest.json"));
-  CHECK(seq_len_default(test::stories_dir()) == 512);  // max_position_embeddings of stories260K
+  CHECK(seq_len_default(test::stories_dir()) == 512);            // max_position_embeddings of stories260K
   CHECK(seq_len_default(test::assets_dir() / "qwen3") == 2048);  // no config.json
 }

@@ -26,7 +26,8 @@ struct Run {
 Run run_hearth(const std::string& args) {
   auto dir = test::data_scratch("cli_io");
   auto out = dir / "stdout", err = dir / "stderr";
-  std::string cmd = "'" + test::hearth_binary().string() + "' " + args + " >'" + out.string() + "' 2>'" + err.string() + "'";
+  std::string cmd = "'" + test::hearth_binary().string() + "' " + args + " >'" + out.string() + "' 2>'" + err.string() +
+                    "'";
   int status = std::system(cmd.c_str());
   return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, io::file_read(out), io::file_read(err)};
 }
@@ -52,7 +53,8 @@ TEST_CASE("hearth ingest on the bundled samples, then dataset inspect", "[cli]")
   CHECK(j["validation"]["sequences"].get<int>() > 0);
   CHECK(r.err.find("no chat_template") != std::string::npos);  // stories260K: ChatML fallback, with a warning
 
-  auto again = run_hearth("--json ingest " + q(samples()) + " " + model() + " --out " + q(out) + " --redact emails,phones");
+  auto again = run_hearth("--json ingest " + q(samples()) + " " + model() + " --out " + q(out) +
+                          " --redact emails,phones");
   REQUIRE(again.code == 0);
   CHECK(nlohmann::json::parse(again.out)["unchanged"] == j["added"]);
 

@@ -109,7 +109,7 @@ TEST_CASE("decode inputs feed each live row's last token, idle rows are padding"
   CHECK(torch::equal(all_live.tokens, torch::tensor({{30}, {41}})));
   CHECK(torch::equal(all_live.positions, torch::tensor({{3}, {3}})));
   CHECK_FALSE(all_live.valid.defined());  // every row live: no mask needed
-  b.accept(2);  // stop token: b is done
+  b.accept(2);                            // stop token: b is done
   auto in = infer::decode_inputs({&a, nullptr, &b});
   CHECK(torch::equal(in.tokens, torch::tensor({{30}, {0}, {0}})));
   REQUIRE(in.valid.defined());

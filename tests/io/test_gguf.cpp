@@ -195,9 +195,10 @@ TEST_CASE("gguf write then read round-trips every metadata type", "[io][gguf]") 
       {"t.array.string", GgufValue::array_of(std::vector<std::string>{"a", "", "ccc"})},
       {"t.array.empty", GgufValue::array_of(std::vector<int32_t>{})},
       {"t.array.nested",
-       GgufValue::array(GgufType::kArray, {GgufValue::array_of(std::vector<uint32_t>{1, 2}),
-                                           GgufValue::array_of(std::vector<std::string>{"x"}),
-                                           GgufValue::array(GgufType::kArray, {GgufValue::array_of(std::vector<int8_t>{-3})})})},
+       GgufValue::array(
+           GgufType::kArray,
+           {GgufValue::array_of(std::vector<uint32_t>{1, 2}), GgufValue::array_of(std::vector<std::string>{"x"}),
+            GgufValue::array(GgufType::kArray, {GgufValue::array_of(std::vector<int8_t>{-3})})})},
   };
   std::vector<float> a = {1, 2, 3, 4, 5, 6};  // ne = [3, 2]: two rows of three
   std::vector<float> w(64);

@@ -76,7 +76,8 @@ constexpr uint32_t kF32 = 0, kQ4_K = 12;  // ggml types
 TEST_CASE("gguf rejects bad magic, versions and truncated headers", "[io][gguf]") {
   require_format_error("", "not a GGUF file");
   require_format_error("GGU", "not a GGUF file");
-  require_format_error("GGUX" + u32(3) + u64(0) + u64(0), "not a GGUF file; expected magic 'GGUF' (47475546), got 47475558");
+  require_format_error("GGUX" + u32(3) + u64(0) + u64(0),
+                       "not a GGUF file; expected magic 'GGUF' (47475546), got 47475558");
   require_format_error(header(0, 0, 1), "unsupported GGUF version; expected 2 or 3, got 1");
   require_format_error(header(0, 0, 4), "got 4");
   require_format_error("GGUF" + std::string("\0\0\0\3", 4) + u64(0) + u64(0), "big-endian GGUF is not supported");
@@ -108,7 +109,8 @@ TEST_CASE("gguf rejects absurd counts and lengths without allocating them", "[io
 
 TEST_CASE("gguf rejects malformed metadata values, naming the key", "[io][gguf]") {
   require_format_error(header(0, 1) + kv("k", 13, u32(0)), "metadata key 'k': unknown value type 13; expected 0..12");
-  require_format_error(header(0, 1) + kv("a", kArray, u32(99) + u64(0)), "metadata key 'a' (array element type): unknown value type 99");
+  require_format_error(header(0, 1) + kv("a", kArray, u32(99) + u64(0)),
+                       "metadata key 'a' (array element type): unknown value type 99");
   require_format_error(header(0, 1) + kv("b", kBool, "\x02"), "metadata key 'b': bool must be 0 or 1; got 2");
   require_format_error(header(0, 1) + kv("b", kArray, u32(kBool) + u64(3) + std::string("\x01\x00\x05", 3)),
                        "metadata key 'b': bool item 2 must be 0 or 1; got 5");
@@ -124,8 +126,10 @@ TEST_CASE("gguf rejects malformed metadata values, naming the key", "[io][gguf]"
 
 TEST_CASE("gguf rejects malformed tensor infos and data placement, naming the tensor", "[io][gguf]") {
   const std::string f32x16(64, '\0');
-  require_format_error(header(1, 0) + tensor_info("t", {1, 1, 1, 1, 1}, kF32, 0), "tensor 't': n_dims must be at most 4; got 5");
-  require_format_error(with_data(header(1, 0) + tensor_info("t", {16}, 4, 0), f32x16), "tensor 't': unknown ggml type 4");
+  require_format_error(header(1, 0) + tensor_info("t", {1, 1, 1, 1, 1}, kF32, 0),
+                       "tensor 't': n_dims must be at most 4; got 5");
+  require_format_error(with_data(header(1, 0) + tensor_info("t", {16}, 4, 0), f32x16),
+                       "tensor 't': unknown ggml type 4");
   require_format_error(with_data(header(1, 0) + tensor_info("t", {16}, 1000, 0), f32x16), "unknown ggml type 1000");
   require_format_error(with_data(header(1, 0) + tensor_info("w", {255, 2}, kQ4_K, 0), std::string(288, '\0')),
                        "tensor 'w': row length ne[0] = 255 is not a multiple of the Q4_K block size 256");
@@ -134,12 +138,12 @@ TEST_CASE("gguf rejects malformed tensor infos and data placement, naming the te
   require_format_error(with_data(header(1, 0) + tensor_info("t", {16}, kF32, 32), f32x16),
                        "tensor 't': data [32, 96) lies outside the data section of 64 bytes");
   require_format_error(with_data(header(1, 0) + tensor_info("t", {16}, kF32, 1ull << 63), f32x16), "lies outside");
-  require_format_error(with_data(header(2, 0) + tensor_info("a", {16}, kF32, 0) + tensor_info("b", {16}, kF32, 32),
-                                 f32x16 + f32x16),
-                       "tensors 'a' [0, 64) and 'b' [32, 96) overlap");
-  require_format_error(with_data(header(2, 0) + tensor_info("a", {16}, kF32, 0) + tensor_info("a", {16}, kF32, 64),
-                                 f32x16 + f32x16),
-                       "duplicate tensor name 'a'");
+  require_format_error(
+      with_data(header(2, 0) + tensor_info("a", {16}, kF32, 0) + tensor_info("b", {16}, kF32, 32), f32x16 + f32x16),
+      "tensors 'a' [0, 64) and 'b' [32, 96) overlap");
+  require_format_error(
+      with_data(header(2, 0) + tensor_info("a", {16}, kF32, 0) + tensor_info("a", {16}, kF32, 64), f32x16 + f32x16),
+      "duplicate tensor name 'a'");
   require_format_error(header(1, 0) + tensor_info("t", {4}, kF32, 0), "truncated; the data section starts at byte 64");
   require_format_error(header(1, 0) + tensor_info("t", {1ull << 40}, kF32, 0), "do not fit in a file of");
   require_format_error(header(1, 0) + str("long.tensor.name") + u32(1) + u64(16),

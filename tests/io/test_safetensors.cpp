@@ -39,9 +39,8 @@ fs::path write_raw(const std::string& name, const std::string& header, const std
 
 TEST_CASE("safetensors reads a hand-built file in the published layout", "[io]") {
   // Two F32 tensors and one BF16, offsets relative to the data section.
-  std::string header =
-      R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
-      R"("b":{"dtype":"BF16","shape":[1,2],"data_offsets":[8,12]}})";
+  std::string header = R"({"__metadata__":{"format":"pt"},"a":{"dtype":"F32","shape":[2],"data_offsets":[0,8]},)"
+                       R"("b":{"dtype":"BF16","shape":[1,2],"data_offsets":[8,12]}})";
   float a[2] = {1.5f, -2.0f};
   uint16_t b[2] = {0x3f80, 0x4000};  // bf16 1.0, 2.0
   std::string data(reinterpret_cast<char*>(a), 8);
@@ -70,16 +69,17 @@ TEST_CASE("safetensors reads a hand-built file in the published layout", "[io]")
 TEST_CASE("safetensors write produces the published layout and reads back", "[io]") {
   float a[3] = {1, 2, 3};
   int32_t c[2] = {7, -9};
-  std::vector<io::TensorView> views = {{"z.weight", io::Dtype::kF32, {3}, a, 12}, {"a.ids", io::Dtype::kI32, {2}, c, 8}};
+  std::vector<io::TensorView> views = {{"z.weight", io::Dtype::kF32, {3}, a, 12},
+                                       {"a.ids", io::Dtype::kI32, {2}, c, 8}};
   auto path = temp_dir() / "written.safetensors";
   io::safetensors_write(path, views, {{"note", "hearth"}});
   std::string raw = io::file_read(path);
   uint64_t n = 0;
   for (int i = 7; i >= 0; --i) n = (n << 8) | static_cast<unsigned char>(raw[i]);
-  CHECK((8 + n) % 8 == 0);                           // data section 8-byte aligned
-  CHECK(raw.size() == 8 + n + 20);                   // header + 20 bytes of data
+  CHECK((8 + n) % 8 == 0);          // data section 8-byte aligned
+  CHECK(raw.size() == 8 + n + 20);  // header + 20 bytes of data
   CHECK(raw.substr(8, 1) == "{");
-  CHECK(raw.find(R"("data_offsets":[0,8])") != std::string::npos);   // "a.ids" sorted first
+  CHECK(raw.find(R"("data_offsets":[0,8])") != std::string::npos);  // "a.ids" sorted first
   CHECK(raw.find(R"("data_offsets":[8,20])") != std::string::npos);
   auto file = io::SafetensorsFile::open(path);
   CHECK(static_cast<const int32_t*>(file->find("a.ids")->data)[1] == -9);
@@ -100,17 +100,16 @@ TEST_CASE("safetensors rejects malformed files with a clear FormatError", "[io]"
     expect_error(p, "truncated");
   }
   SECTION("header longer than the file (truncated)") {
-    expect_error(write_raw("trunc.safetensors", R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", "",
-                           4000),
+    expect_error(write_raw("trunc.safetensors", R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", "", 4000),
                  "truncated");
   }
   SECTION("oversized header length") {
     expect_error(write_raw("huge.safetensors", "{}", "", int64_t(1) << 40), "limit");
   }
   SECTION("data past the end of the file") {
-    expect_error(write_raw("short.safetensors", R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})",
-                           data.substr(0, 8)),
-                 "'a'");
+    expect_error(
+        write_raw("short.safetensors", R"({"a":{"dtype":"F32","shape":[4],"data_offsets":[0,16]}})", data.substr(0, 8)),
+        "'a'");
   }
   SECTION("overlapping tensors") {
     expect_error(write_raw("overlap.safetensors",

@@ -23,8 +23,8 @@ TEST_CASE("stories260K config.json parses with HF keys", "[model]") {
 }
 
 TEST_CASE("family switches come from model_type", "[model]") {
-  nlohmann::json j = {{"model_type", "qwen2"}, {"vocab_size", 10}, {"hidden_size", 8}, {"intermediate_size", 8},
-                      {"num_hidden_layers", 1}, {"num_attention_heads", 2}};
+  nlohmann::json j = {{"model_type", "qwen2"},  {"vocab_size", 10},       {"hidden_size", 8},
+                      {"intermediate_size", 8}, {"num_hidden_layers", 1}, {"num_attention_heads", 2}};
   auto q2 = model::config_parse(j, "c");
   CHECK(q2.qkv_bias);
   CHECK_FALSE(q2.o_bias);
@@ -46,7 +46,10 @@ TEST_CASE("config errors name the file and key", "[model]") {
   nlohmann::json j = {{"model_type", "gpt2"}};
   CHECK_THROWS_WITH(model::config_parse(j, "cfg.json"),
                     Contains("cfg.json") && Contains("gpt2") && Contains("llama, mistral, qwen2, qwen3"));
-  j = {{"model_type", "llama"}, {"vocab_size", 10}, {"hidden_size", 8}, {"num_hidden_layers", 1},
+  j = {{"model_type", "llama"},
+       {"vocab_size", 10},
+       {"hidden_size", 8},
+       {"num_hidden_layers", 1},
        {"num_attention_heads", 2}};
   CHECK_THROWS_WITH(model::config_parse(j, "cfg.json"), Contains("intermediate_size"));
   j["intermediate_size"] = "big";

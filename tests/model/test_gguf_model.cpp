@@ -66,9 +66,9 @@ TEST_CASE("GGUF q/k rows are put back in Hugging Face order", "[model][gguf]") {
   auto config = model::gguf_config(*file);
   auto from_gguf = model::gguf_tensors(*file, config);
   auto hf = model::checkpoint_tensors(kq256() / "hf");
-  for (const char* name : {"model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight",
-                           "model.layers.1.self_attn.v_proj.weight", "model.layers.0.mlp.down_proj.weight",
-                           "model.embed_tokens.weight"}) {
+  for (const char* name :
+       {"model.layers.0.self_attn.q_proj.weight", "model.layers.1.self_attn.k_proj.weight",
+        "model.layers.1.self_attn.v_proj.weight", "model.layers.0.mlp.down_proj.weight", "model.embed_tokens.weight"}) {
     INFO(name);
     REQUIRE(from_gguf.count(name));
     auto diff = (from_gguf[name] - hf[name].to(torch::kFloat32)).abs().max().item<double>();
@@ -173,8 +173,8 @@ TEST_CASE("GGUF models that hearth cannot run are refused naming the key", "[mod
   for (const auto& t : file->tensors()) tensors.push_back({t.name, t.dims, t.type, t.data, {}});
   auto path = fs::temp_directory_path() / fmt::format("hearth-gguf-arch-{}.gguf", ::getpid());
   io::gguf_write(path, kv, tensors);
-  CHECK_THROWS_WITH(model::gguf_model_load(path), Catch::Matchers::Contains("general.architecture") &&
-                                                      Catch::Matchers::Contains("gpt2"));
+  CHECK_THROWS_WITH(model::gguf_model_load(path),
+                    Catch::Matchers::Contains("general.architecture") && Catch::Matchers::Contains("gpt2"));
   fs::remove(path);
 }
 

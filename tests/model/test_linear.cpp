@@ -63,10 +63,11 @@ TEST_CASE("Linear applies each adapter to its own part of a fused weight", "[mod
   REQUIRE(pair);
   // delta = scale · (x·Aᵀ)·Bᵀ with scale = alpha / r = 2
   auto delta = torch::matmul(torch::matmul(x.to(torch::kFloat64), pair->A.to(torch::kFloat64).t()),
-                             pair->B.to(torch::kFloat64).t()) * 2.0;
-  CHECK(torch::allclose(y.narrow(-1, 0, 24), base.narrow(-1, 0, 24), 1e-5, 1e-5));          // q untouched
+                             pair->B.to(torch::kFloat64).t()) *
+               2.0;
+  CHECK(torch::allclose(y.narrow(-1, 0, 24), base.narrow(-1, 0, 24), 1e-5, 1e-5));            // q untouched
   CHECK(torch::allclose(y.narrow(-1, 24, 12), base.narrow(-1, 24, 12) + delta, 1e-5, 1e-5));  // k adapted
-  CHECK(torch::allclose(y.narrow(-1, 36, 12), base.narrow(-1, 36, 12), 1e-5, 1e-5));         // v untouched
+  CHECK(torch::allclose(y.narrow(-1, 36, 12), base.narrow(-1, 36, 12), 1e-5, 1e-5));          // v untouched
   CHECK(delta.abs().max().item<double>() > 1e-2);  // the adapter does change k
   // Per-row adapters: a row without one gets the base output.
   std::vector<const model::LoraAdapter*> mixed = {nullptr, &adapter};

@@ -29,7 +29,7 @@ model::LoraConfig all_targets(int64_t r = 4) {
   model::LoraConfig c;
   c.r = r;
   c.alpha = 8;
-  c.targets = {model::LoraTarget::kQ, model::LoraTarget::kK, model::LoraTarget::kV, model::LoraTarget::kO,
+  c.targets = {model::LoraTarget::kQ,    model::LoraTarget::kK,  model::LoraTarget::kV,   model::LoraTarget::kO,
                model::LoraTarget::kGate, model::LoraTarget::kUp, model::LoraTarget::kDown};
   return c;
 }
@@ -42,7 +42,8 @@ model::LoraAdapter trained(const model::ModelConfig& c, uint64_t seed) {
   return a;
 }
 
-torch::Tensor run(const model::CausalLM& m, const std::vector<int64_t>& ids, std::vector<const model::LoraAdapter*> ad) {
+torch::Tensor run(const model::CausalLM& m, const std::vector<int64_t>& ids,
+                  std::vector<const model::LoraAdapter*> ad) {
   model::ForwardOptions o;
   o.adapters = std::move(ad);
   auto T = static_cast<int64_t>(ids.size());
@@ -79,7 +80,8 @@ TEST_CASE("merged weights W + scale*B*A give the same logits as base + adapter",
       auto target = static_cast<model::LoraTarget>(t);
       const auto* p = a.find(l, target);
       std::string block = t < 4 ? "self_attn" : "mlp";
-      std::string name = "model.layers." + std::to_string(l) + "." + block + "." + model::lora_target_name(target) + ".weight";
+      std::string name = "model.layers." + std::to_string(l) + "." + block + "." + model::lora_target_name(target) +
+                         ".weight";
       merged[name] = base[name] + a.config().scale() * p->B.matmul(p->A);
     }
   auto mm_owner = model::causal_lm_from_tensors(c, merged, {}, "merged");
@@ -165,7 +167,8 @@ TEST_CASE("LoRA gradients equal central finite differences", "[model][lora]") {
     double down = loss_of().item<double>();
     w[pk.i][pk.j] = orig;
     double numeric = (up - down) / (2 * eps);
-    INFO(model::lora_target_name(pk.t) << (pk.is_a ? " A" : " B") << " analytic " << analytic << " numeric " << numeric);
+    INFO(model::lora_target_name(pk.t) << (pk.is_a ? " A" : " B") << " analytic " << analytic << " numeric "
+                                       << numeric);
     CHECK(analytic == Approx(numeric).epsilon(0.02).margin(2e-3));
   }
   // the base weights get no gradient

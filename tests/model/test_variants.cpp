@@ -9,8 +9,8 @@
 
 #include <torch/types.h>
 
-#include "model/config.h"
 #include "model/causal_lm.h"
+#include "model/config.h"
 #include "model/rope.h"
 
 using namespace hearth;
@@ -19,9 +19,11 @@ using TensorMap = std::map<std::string, torch::Tensor>;
 namespace {
 
 nlohmann::json base_config() {
-  return {{"model_type", "llama"}, {"vocab_size", 61},          {"hidden_size", 32},   {"intermediate_size", 40},
-          {"num_hidden_layers", 2}, {"num_attention_heads", 4}, {"num_key_value_heads", 2},
-          {"max_position_embeddings", 64}, {"rms_norm_eps", 1e-5}, {"rope_theta", 10000.0},
+  return {{"model_type", "llama"},       {"vocab_size", 61},
+          {"hidden_size", 32},           {"intermediate_size", 40},
+          {"num_hidden_layers", 2},      {"num_attention_heads", 4},
+          {"num_key_value_heads", 2},    {"max_position_embeddings", 64},
+          {"rms_norm_eps", 1e-5},        {"rope_theta", 10000.0},
           {"tie_word_embeddings", false}};
 }
 
@@ -162,8 +164,11 @@ TEST_CASE("Llama variants match a naive float64 reference (full forward and KV c
   }
   SECTION("llama 3.1 rope_scaling") {
     j["rope_theta"] = 500000.0;
-    j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                         {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 16}};
+    j["rope_scaling"] = {{"rope_type", "llama3"},
+                         {"factor", 8.0},
+                         {"low_freq_factor", 1.0},
+                         {"high_freq_factor", 4.0},
+                         {"original_max_position_embeddings", 16}};
     check_against_reference(j);
   }
   SECTION("linear rope_scaling") {
@@ -229,8 +234,11 @@ TEST_CASE("llama3 rope inverse frequencies match the published formula", "[model
   j["hidden_size"] = 512;
   j["head_dim"] = 128;
   j["rope_theta"] = 500000.0;
-  j["rope_scaling"] = {{"rope_type", "llama3"}, {"factor", 8.0}, {"low_freq_factor", 1.0},
-                       {"high_freq_factor", 4.0}, {"original_max_position_embeddings", 8192}};
+  j["rope_scaling"] = {{"rope_type", "llama3"},
+                       {"factor", 8.0},
+                       {"low_freq_factor", 1.0},
+                       {"high_freq_factor", 4.0},
+                       {"original_max_position_embeddings", 8192}};
   auto c = parse(j);
   auto got = model::rope_inv_freq(c);
   auto want = inv_freq_scalar(c);

@@ -104,8 +104,13 @@ std::vector<uint8_t> random_blocks(GgmlType type, int n_blocks, std::mt19937& rn
   for (int i = 0; i < n_blocks; ++i) {
     const size_t o = bb * i;
     switch (type) {
-      case GgmlType::kQ8_0: case GgmlType::kQ4_0: put_f16(o); break;
-      case GgmlType::kQ4_K: case GgmlType::kQ5_K: put_f16(o); put_f16(o + 2); break;
+      case GgmlType::kQ8_0:
+      case GgmlType::kQ4_0: put_f16(o); break;
+      case GgmlType::kQ4_K:
+      case GgmlType::kQ5_K:
+        put_f16(o);
+        put_f16(o + 2);
+        break;
       case GgmlType::kQ6_K: put_f16(o + 208); break;
       case GgmlType::kQ8_K: {
         const float d = scale(rng);
@@ -129,12 +134,12 @@ TEST_CASE("ggml type table: ids, names, block sizes and bytes", "[quant]") {
     bool quantized;
   };
   const Row rows[] = {
-      {0, "F32", 1, 4, false},       {1, "F16", 1, 2, false},       {2, "Q4_0", 32, 18, true},
-      {3, "Q4_1", 32, 20, true},     {6, "Q5_0", 32, 22, true},     {7, "Q5_1", 32, 24, true},
-      {8, "Q8_0", 32, 34, true},     {9, "Q8_1", 32, 36, true},     {10, "Q2_K", 256, 84, true},
-      {11, "Q3_K", 256, 110, true},  {12, "Q4_K", 256, 144, true},  {13, "Q5_K", 256, 176, true},
-      {14, "Q6_K", 256, 210, true},  {15, "Q8_K", 256, 292, true},  {30, "BF16", 1, 2, false},
-      {24, "I8", 1, 1, false},       {28, "F64", 1, 8, false},      {23, "IQ4_XS", 256, 136, true},
+      {0, "F32", 1, 4, false},      {1, "F16", 1, 2, false},      {2, "Q4_0", 32, 18, true},
+      {3, "Q4_1", 32, 20, true},    {6, "Q5_0", 32, 22, true},    {7, "Q5_1", 32, 24, true},
+      {8, "Q8_0", 32, 34, true},    {9, "Q8_1", 32, 36, true},    {10, "Q2_K", 256, 84, true},
+      {11, "Q3_K", 256, 110, true}, {12, "Q4_K", 256, 144, true}, {13, "Q5_K", 256, 176, true},
+      {14, "Q6_K", 256, 210, true}, {15, "Q8_K", 256, 292, true}, {30, "BF16", 1, 2, false},
+      {24, "I8", 1, 1, false},      {28, "F64", 1, 8, false},     {23, "IQ4_XS", 256, 136, true},
   };
   for (const auto& r : rows) {
     INFO(r.name);
@@ -169,9 +174,9 @@ TEST_CASE("block decoders match the spec on random hand-made blocks", "[quant]")
     GgmlType type;
     float (*spec)(const uint8_t*, int);
   };
-  for (const Case& c : {Case{GgmlType::kQ8_0, spec_q8_0}, Case{GgmlType::kQ4_0, spec_q4_0},
-                        Case{GgmlType::kQ4_K, spec_q4_k}, Case{GgmlType::kQ5_K, spec_q5_k},
-                        Case{GgmlType::kQ6_K, spec_q6_k}, Case{GgmlType::kQ8_K, spec_q8_k}}) {
+  for (const Case& c :
+       {Case{GgmlType::kQ8_0, spec_q8_0}, Case{GgmlType::kQ4_0, spec_q4_0}, Case{GgmlType::kQ4_K, spec_q4_k},
+        Case{GgmlType::kQ5_K, spec_q5_k}, Case{GgmlType::kQ6_K, spec_q6_k}, Case{GgmlType::kQ8_K, spec_q8_k}}) {
     INFO(ggml_type_name(c.type));
     const int n_blocks = 64;
     const auto bytes = random_blocks(c.type, n_blocks, rng);
@@ -189,7 +194,8 @@ TEST_CASE("block decoders match the spec on random hand-made blocks", "[quant]")
 TEST_CASE("block layouts: values worked out by hand", "[quant]") {
   SECTION("F16 and BF16") {
     const std::vector<uint8_t> f16 = {0x00, 0x3c, 0x00, 0xc0, 0xff, 0x7b, 0x01, 0x00, 0x00, 0x80};
-    CHECK(hearth_decode(GgmlType::kF16, f16) == std::vector<float>{1.0f, -2.0f, 65504.0f, std::ldexp(1.0f, -24), -0.0f});
+    CHECK(hearth_decode(GgmlType::kF16, f16) ==
+          std::vector<float>{1.0f, -2.0f, 65504.0f, std::ldexp(1.0f, -24), -0.0f});
     const std::vector<uint8_t> bf16 = {0x80, 0x3f, 0x49, 0xc0};  // 1.0, -3.140625
     CHECK(hearth_decode(GgmlType::kBF16, bf16) == std::vector<float>{1.0f, -3.140625f});
   }
@@ -220,16 +226,16 @@ TEST_CASE("block layouts: values worked out by hand", "[quant]") {
     b[0] = 0x00, b[1] = 0x3c;  // d = 1
     b[2] = 0x00, b[3] = 0x38;  // dmin = 0.5
     uint8_t* scales = &b[4];
-    scales[1] = 5;                      // sub-block 1: scale 5 (low 6 bits of byte 1) ...
-    scales[5] = 3;                      // ... min 3 (low 6 bits of byte 5)
-    scales[9] = 0x7a;                   // sub-block 5: scale low nibble 10, min low nibble 7
-    scales[1] |= 0x80;                  // scale high bits 0b10 → scale = 10 + 32 = 42
-    scales[5] |= 0x40;                  // min high bits 0b01 → min = 7 + 16 = 23
+    scales[1] = 5;      // sub-block 1: scale 5 (low 6 bits of byte 1) ...
+    scales[5] = 3;      // ... min 3 (low 6 bits of byte 5)
+    scales[9] = 0x7a;   // sub-block 5: scale low nibble 10, min low nibble 7
+    scales[1] |= 0x80;  // scale high bits 0b10 → scale = 10 + 32 = 42
+    scales[5] |= 0x40;  // min high bits 0b01 → min = 7 + 16 = 23
     uint8_t* qs = &b[16];
     qs[0] = 0x90;   // element 32 (sub-block 1, high nibble of qs[0]) = 9; element 0 = 0
     qs[64] = 0xe0;  // element 160 (sub-block 5 = odd, high nibble of qs[64 + 0]) = 14
     const auto x = hearth_decode(GgmlType::kQ4_K, b);
-    CHECK(x[32] == 5.0f * 9 - 0.5f * 3);     // 43.5
+    CHECK(x[32] == 5.0f * 9 - 0.5f * 3);      // 43.5
     CHECK(x[160] == 42.0f * 14 - 0.5f * 23);  // 576.5
     CHECK(x[0] == 0.0f);                      // sub-block 0: scale 0, min 0
   }
@@ -257,7 +263,8 @@ TEST_CASE("block layouts: values worked out by hand", "[quant]") {
 TEST_CASE("dequantize rejects unsupported types and partial blocks", "[quant]") {
   std::vector<uint8_t> bytes(292);
   std::vector<float> out(256);
-  CHECK_THROWS_WITH(dequantize(GgmlType::kQ3_K, bytes.data(), out.data(), 256), Catch::Contains("Q3_K is not supported"));
+  CHECK_THROWS_WITH(dequantize(GgmlType::kQ3_K, bytes.data(), out.data(), 256),
+                    Catch::Contains("Q3_K is not supported"));
   CHECK_THROWS_WITH(dequantize(GgmlType::kQ4_K, bytes.data(), out.data(), 100),
                     Catch::Contains("element count must be a multiple of 256; got 100"));
   CHECK_THROWS_AS(quantize(GgmlType::kIQ2_XXS, out.data(), bytes.data(), 256), ConfigError);

@@ -63,10 +63,10 @@ TEST_CASE("f16 narrowing round-trips and rounds ties to even", "[quant][half]") 
   CHECK(f32_to_f16(65520.0f) == 0x7c00);  // the tie rounds to even: infinity
   CHECK(f32_to_f16(-1e10f) == 0xfc00);
   CHECK(f32_to_f16(std::numeric_limits<float>::infinity()) == 0x7c00);
-  CHECK(f32_to_f16(std::ldexp(1.0f, -25)) == 0x0000);                      // half the smallest subnormal: tie to 0
+  CHECK(f32_to_f16(std::ldexp(1.0f, -25)) == 0x0000);  // half the smallest subnormal: tie to 0
   CHECK(f32_to_f16(std::nextafter(std::ldexp(1.0f, -25), 1.0f)) == 0x0001);
-  CHECK(f32_to_f16(-std::ldexp(1.0f, -30)) == 0x8000);                     // underflow keeps the sign
-  CHECK(f32_to_f16(1e-45f) == 0x0000);                                      // float32 subnormal
+  CHECK(f32_to_f16(-std::ldexp(1.0f, -30)) == 0x8000);  // underflow keeps the sign
+  CHECK(f32_to_f16(1e-45f) == 0x0000);                  // float32 subnormal
   CHECK(f32_to_f16(std::numeric_limits<float>::quiet_NaN()) == 0x7e00);
 }
 
@@ -88,6 +88,6 @@ TEST_CASE("bf16 round-trips every pattern and rounds ties to even", "[quant][hal
   }
   CHECK(f32_to_bf16(1.0f) == 0x3f80);
   CHECK(f32_to_bf16(std::numeric_limits<float>::max()) == 0x7f80);  // rounds up to infinity
-  CHECK(f32_to_bf16(1e-40f) == 0x0001);                              // subnormals kept, not flushed
-  CHECK(f32_to_bf16(float_from_bits(0x7f800001u)) == 0x7fc0);        // signalling NaN made quiet
+  CHECK(f32_to_bf16(1e-40f) == 0x0001);                             // subnormals kept, not flushed
+  CHECK(f32_to_bf16(float_from_bits(0x7f800001u)) == 0x7fc0);       // signalling NaN made quiet
 }

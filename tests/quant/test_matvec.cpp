@@ -102,7 +102,8 @@ TEST_CASE("8-bit activations stay within half a step of the input", "[quant][mat
     for (int64_t b = 0; b < 512 / block; ++b) {
       double amax = 0;
       for (int64_t i = 0; i < block; ++i) amax = std::max(amax, std::fabs(double(x[b * block + i])));
-      for (int64_t i = 0; i < block; ++i) CHECK(std::fabs(back[b * block + i] - x[b * block + i]) <= amax / 254 * 1.0001);
+      for (int64_t i = 0; i < block; ++i)
+        CHECK(std::fabs(back[b * block + i] - x[b * block + i]) <= amax / 254 * 1.0001);
     }
     if (type == GgmlType::kQ4_K)
       for (const auto& blk : a.b256)
@@ -120,8 +121,7 @@ TEST_CASE("every SIMD variant equals the scalar kernels", "[quant][matvec]") {
       INFO(ggml_type_name(type) << " in=" << in);
       const Matrix m = random_matrix(type, 9, in, 7);
       std::vector<Activations> acts(3);
-      for (size_t i = 0; i < acts.size(); ++i)
-        activations_prepare(type, random_vector(in, 10 + i).data(), in, acts[i]);
+      for (size_t i = 0; i < acts.size(); ++i) activations_prepare(type, random_vector(in, 10 + i).data(), in, acts[i]);
       const auto want = run("scalar", m, acts);
       for (const char* variant : kVariants) {
         const auto got = run(variant, m, acts);

@@ -206,11 +206,12 @@ TEST_CASE("quantizers handle zeros, extreme, tiny and denormal values", "[quant]
 TEST_CASE("quantizers reject non-finite input and out-of-range scales", "[quant]") {
   std::vector<float> x(256, 0.5f);
   std::vector<uint8_t> out(300 * 2);
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K,
-                        GgmlType::kQ8_K}) {
+  for (GgmlType type :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K, GgmlType::kQ8_K}) {
     INFO(ggml_type_name(type));
     x[77] = std::numeric_limits<float>::quiet_NaN();
-    CHECK_THROWS_WITH(quantize(type, x.data(), out.data(), 256), Contains("element 77 is nan; expected a finite value"));
+    CHECK_THROWS_WITH(quantize(type, x.data(), out.data(), 256),
+                      Contains("element 77 is nan; expected a finite value"));
     x[77] = -std::numeric_limits<float>::infinity();
     CHECK_THROWS_AS(quantize(type, x.data(), out.data(), 256), ConfigError);
     x[77] = 0.5f;

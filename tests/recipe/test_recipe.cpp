@@ -97,8 +97,8 @@ TEST_CASE("every bundled recipe parses", "[recipe]") {
 
 TEST_CASE("training identity ignores bookkeeping keys but not training ones", "[recipe]") {
   auto a = parse(kMinimal);
-  CHECK(a.training_identity() == parse(kMinimal, {"output_dir=elsewhere", "checkpoint.every=7",
-                                                  "training.max_time=5m"}).training_identity());
+  CHECK(a.training_identity() ==
+        parse(kMinimal, {"output_dir=elsewhere", "checkpoint.every=7", "training.max_time=5m"}).training_identity());
   CHECK(a.training_identity() != parse(kMinimal, {"optimizer.lr=0.01"}).training_identity());
   CHECK(a.training_identity() != parse(kMinimal, {"training.max_steps=99"}).training_identity());
 }

@@ -136,7 +136,8 @@ class ServeProcess {
 };
 
 // POSTs JSON; returns {status, parsed body (or null)}.
-inline std::pair<int, nlohmann::json> post_json(httplib::Client& c, const std::string& path, const nlohmann::json& body) {
+inline std::pair<int, nlohmann::json> post_json(httplib::Client& c, const std::string& path,
+                                                const nlohmann::json& body) {
   auto r = c.Post(path.c_str(), body.dump(), "application/json");
   if (!r) return {-1, nullptr};
   nlohmann::json j = nlohmann::json::parse(r->body, nullptr, false);

@@ -171,10 +171,12 @@ TEST_CASE("serve: chat completions use the chat template like `hearth generate -
   test::ServeProcess s({});
   auto ref = generate_ref("Tell me a story.", 20, "--chat --system 'You are kind.'");
   auto c = s.client();
-  json req = {{"model", stories_name()},
-              {"messages", {{{"role", "system"}, {"content", "You are kind."}}, {{"role", "user"}, {"content", "Tell me a story."}}}},
-              {"max_completion_tokens", 20},
-              {"temperature", 0}};
+  json req = {
+      {"model", stories_name()},
+      {"messages",
+       {{{"role", "system"}, {"content", "You are kind."}}, {{"role", "user"}, {"content", "Tell me a story."}}}},
+      {"max_completion_tokens", 20},
+      {"temperature", 0}};
   auto [status, body] = test::post_json(c, "/v1/chat/completions", req);
   REQUIRE(status == 200);
   CHECK(body["object"] == "chat.completion");
@@ -220,7 +222,8 @@ TEST_CASE("serve: the adapter named by `model` changes the output, and mixed bat
 
   const std::string prompt = "Once upon a time";
   std::map<std::string, std::string> alone;
-  for (const std::string& m : std::vector<std::string>{stories_name(), "kids", "work"}) alone[m] = complete(s, m, prompt, 16);
+  for (const std::string& m : std::vector<std::string>{stories_name(), "kids", "work"})
+    alone[m] = complete(s, m, prompt, 16);
   CHECK(alone["kids"] != alone[stories_name()]);
   CHECK(alone["work"] != alone[stories_name()]);
   CHECK(alone["kids"] != alone["work"]);
@@ -269,8 +272,10 @@ TEST_CASE("serve: bad requests get OpenAI error bodies and the server keeps serv
   };
   const std::string msgs = R"("messages":[{"role":"user","content":"hi"}])";
   expect_error("/v1/chat/completions", "{\"model\":", 400, "");
-  expect_error("/v1/chat/completions", R"({"model":"stories260K",)" + msgs + R"(,"temperature":"hot"})", 400, "temperature");
-  expect_error("/v1/chat/completions", R"({"model":"stories260K",)" + msgs + R"(,"max_tokens":101})", 400, "max_tokens");
+  expect_error("/v1/chat/completions", R"({"model":"stories260K",)" + msgs + R"(,"temperature":"hot"})", 400,
+               "temperature");
+  expect_error("/v1/chat/completions", R"({"model":"stories260K",)" + msgs + R"(,"max_tokens":101})", 400,
+               "max_tokens");
   expect_error("/v1/chat/completions", R"({"model":"stories260K","messages":"hi"})", 400, "messages");
   expect_error("/v1/chat/completions", R"({"model":"gpt-4",)" + msgs + "}", 404, "model", "model_not_found");
   expect_error("/v1/completions", R"({"model":"stories260K","prompt":[1,2,99999]})", 400, "prompt");
@@ -291,12 +296,11 @@ TEST_CASE("serve: bad requests get OpenAI error bodies and the server keeps serv
 TEST_CASE("serve: API keys, scopes and the admin endpoints", "[serve]") {
   auto a = adapter_make("kids", 11), b = adapter_make("work", 12);
   auto keys = test::serve_scratch() / "keys.txt";
-  {
-    std::ofstream(keys) << "# test keys\nsk-owner-0001\nsk-kids-0002 kids\n";
-  }
+  { std::ofstream(keys) << "# test keys\nsk-owner-0001\nsk-kids-0002 kids\n"; }
   test::ServeProcess s({"--api-keys", keys.string(), "--adapter", "kids=" + a.string()});
   REQUIRE(s.port() > 0);
-  auto anon = s.client(), owner = s.client("sk-owner-0001"), kid = s.client("sk-kids-0002"), wrong = s.client("sk-wrong-9999");
+  auto anon = s.client(), owner = s.client("sk-owner-0001"), kid = s.client("sk-kids-0002"),
+       wrong = s.client("sk-wrong-9999");
   CHECK(anon.Get("/health")->status == 200);  // the only open endpoint (and the static page)
   for (const char* path : {"/v1/models", "/metrics", "/admin/adapters"}) {
     INFO(path);
@@ -406,7 +410,8 @@ TEST_CASE("serve: a client that disconnects stops its generation and frees its c
   {
     auto c = s.client();
     c.set_read_timeout(0, 200000);
-    auto r = c.Post("/v1/completions", completion_req("stories260K", "Once upon a time", 500).dump(), "application/json");
+    auto r = c.Post("/v1/completions", completion_req("stories260K", "Once upon a time", 500).dump(),
+                    "application/json");
     CHECK(!r);
   }
   double disconnects = 0;
@@ -509,10 +514,11 @@ TEST_CASE("serve: metrics and health report the engine", "[serve]") {
   auto health = json::parse(s.client().Get("/health")->body);
   CHECK(health["status"] == "ok");
   auto text = s.client().Get("/metrics")->body;
-  for (const char* name : {"hearth_requests_total", "hearth_prompt_tokens_total", "hearth_completion_tokens_total",
-                           "hearth_request_duration_seconds_bucket", "hearth_time_to_first_token_seconds_bucket",
-                           "hearth_inter_token_latency_seconds_bucket", "hearth_queue_depth", "hearth_batch_size_bucket",
-                           "hearth_kv_cache_used_tokens", "hearth_kv_cache_capacity_tokens", "hearth_kv_cache_bytes"})
+  for (const char* name :
+       {"hearth_requests_total", "hearth_prompt_tokens_total", "hearth_completion_tokens_total",
+        "hearth_request_duration_seconds_bucket", "hearth_time_to_first_token_seconds_bucket",
+        "hearth_inter_token_latency_seconds_bucket", "hearth_queue_depth", "hearth_batch_size_bucket",
+        "hearth_kv_cache_used_tokens", "hearth_kv_cache_capacity_tokens", "hearth_kv_cache_bytes"})
     CHECK(text.find(name) != std::string::npos);
   // The engine thread records a request's metrics as it finishes, which can be just after the client has the
   // last byte: poll (bounded) rather than read once.
@@ -553,7 +559,8 @@ TEST_CASE("serve: 16 concurrent clients for 30 s: no errors, all complete, memor
       auto c = s.client();
       for (int n = 0; n < 10000 && std::chrono::steady_clock::now() < end; ++n) {
         bool stream = (i + n) % 2 == 0;
-        json req = completion_req(i % 3 == 0 ? "kids" : "stories260K", "Once upon a time", 16 + (n * 7 + i) % 48, stream);
+        json req = completion_req(i % 3 == 0 ? "kids" : "stories260K", "Once upon a time", 16 + (n * 7 + i) % 48,
+                                  stream);
         req["temperature"] = 0.8;
         auto r = c.Post("/v1/completions", req.dump(), "application/json");
         std::string finish;
@@ -565,7 +572,8 @@ TEST_CASE("serve: 16 concurrent clients for 30 s: no errors, all complete, memor
         } else {
           ++errors;
           std::lock_guard<std::mutex> lock(mu);
-          failures.push_back(r ? std::to_string(r->status) + " " + r->body.substr(0, 200) : httplib::to_string(r.error()));
+          failures.push_back(r ? std::to_string(r->status) + " " + r->body.substr(0, 200)
+                               : httplib::to_string(r.error()));
         }
       }
     });
@@ -574,11 +582,11 @@ TEST_CASE("serve: 16 concurrent clients for 30 s: no errors, all complete, memor
   for (auto& t : clients) t.join();
   long rss_end = s.rss_kib();
   INFO("ok " << ok << ", errors " << errors << (failures.empty() ? "" : ", first: " + failures[0])
-       << "; server-side disconnects counted: " << s.metric("hearth_client_disconnects_total"));
+             << "; server-side disconnects counted: " << s.metric("hearth_client_disconnects_total"));
   CHECK(errors == 0);
   CHECK(ok > 100);
   INFO("RSS after 5 s: " << rss_start << " KiB, at the end: " << rss_end << " KiB");
-  if (!test::kSanitized) CHECK(rss_end - rss_start < 100 * 1024);  // see kSanitized
+  if (!test::kSanitized) CHECK(rss_end - rss_start < 100 * 1024);            // see kSanitized
   for (int i = 0; i < 200 && s.metric("hearth_active_sequences") != 0; ++i)  // the engine may still be finishing
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK(s.metric("hearth_active_sequences") == 0);
@@ -587,14 +595,16 @@ TEST_CASE("serve: 16 concurrent clients for 30 s: no errors, all complete, memor
   CHECK(s.wait_exit(30) == 0);
 }
 
-TEST_CASE("serve: the chat page streams a reply from the picked adapter (headless Chromium, real clicks)", "[serve][browser]") {
+TEST_CASE("serve: the chat page streams a reply from the picked adapter (headless Chromium, real clicks)",
+          "[serve][browser]") {
   if (test::shell("command -v chromium").first != 0 || test::shell("command -v node").first != 0) {
     WARN("SKIPPED: needs Debian's chromium and node (scripts/install_deps.sh --test)");
     return;
   }
   // The click script drives Chromium over the DevTools WebSocket with node's built-in WebSocket (node >= 20.10
   // with --experimental-websocket, or >= 22). Debian 12's own node 18 has none.
-  if (test::shell("node --experimental-websocket -e \"process.exit(typeof WebSocket === 'function' ? 0 : 1)\"").first != 0) {
+  if (test::shell("node --experimental-websocket -e \"process.exit(typeof WebSocket === 'function' ? 0 : 1)\"").first !=
+      0) {
     WARN("SKIPPED: this node has no built-in WebSocket (needs node >= 20.10); the chat page was not clicked");
     return;
   }
@@ -615,7 +625,8 @@ TEST_CASE("serve: the chat page streams a reply from the picked adapter (headles
   CHECK(fs::file_size(shot) > 1000);
   // the same conversation through the API, with the adapter and without it
   auto c = s.client();
-  json req = {{"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"temperature", 0}, {"max_tokens", 24}};
+  json req = {
+      {"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"temperature", 0}, {"max_tokens", 24}};
   req["model"] = "kids";
   auto with = test::post_json(c, "/v1/chat/completions", req).second["choices"][0];
   req["model"] = "stories260K";

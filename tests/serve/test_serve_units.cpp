@@ -59,8 +59,7 @@ struct Loopback {
       int no = 0;
       setsockopt(listener, IPPROTO_IPV6, IPV6_V6ONLY, &no, sizeof no);
     }
-    if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(listener, 1) != 0)
-      return;
+    if (listener < 0 || bind(listener, reinterpret_cast<sockaddr*>(&ss), len) != 0 || listen(listener, 1) != 0) return;
     getsockname(listener, reinterpret_cast<sockaddr*>(&ss), &len);
     server_port = ntohs(family == AF_INET ? reinterpret_cast<sockaddr_in*>(&ss)->sin_port
                                           : reinterpret_cast<sockaddr_in6*>(&ss)->sin6_port);
@@ -115,8 +114,10 @@ TEST_CASE("request_parse: chat fields, defaults and unknown fields", "[serve]") 
                          Endpoint::kChat, 1000, 8);
   CHECK(*m.max_tokens == 9);
   // Content parts are joined into one string for the template; key order is kept.
-  auto p = request_parse(R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],
-      "tools":[{"type":"function","function":{"name":"f","parameters":{}}}]})", Endpoint::kChat, 1000, 8);
+  auto p = request_parse(
+      R"({"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"text","text":"b"}]}],
+      "tools":[{"type":"function","function":{"name":"f","parameters":{}}}]})",
+      Endpoint::kChat, 1000, 8);
   CHECK(p.messages[0]["content"] == "ab");
   CHECK(p.tools[0]["function"].begin().key() == "name");
 }
@@ -142,17 +143,30 @@ TEST_CASE("request_parse: malformed JSON, wrong types and invalid values are 400
   CHECK(rejection(R"({"model":"m","messages":[{"role":"user"}]})").second == "messages[0].content");
   CHECK(rejection(R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})").second ==
         "messages[0].content[0]");
-  for (const auto& [field, value] : std::vector<std::pair<std::string, std::string>>{
-           {"temperature", "\"hot\""}, {"temperature", "2.5"}, {"temperature", "-0.1"}, {"top_p", "0"},
-           {"top_p", "1.5"}, {"max_tokens", "0"}, {"max_tokens", "1001"}, {"max_tokens", "2.5"},
-           {"max_completion_tokens", "-3"}, {"n", "0"}, {"n", "9"}, {"seed", "\"x\""}, {"stop", "[1]"},
-           {"stop", R"(["a","b","c","d","e"])"}, {"presence_penalty", "3"}, {"frequency_penalty", "-2.5"},
-           {"stream", "\"yes\""}}) {
+  for (const auto& [field, value] :
+       std::vector<std::pair<std::string, std::string>>{{"temperature", "\"hot\""},
+                                                        {"temperature", "2.5"},
+                                                        {"temperature", "-0.1"},
+                                                        {"top_p", "0"},
+                                                        {"top_p", "1.5"},
+                                                        {"max_tokens", "0"},
+                                                        {"max_tokens", "1001"},
+                                                        {"max_tokens", "2.5"},
+                                                        {"max_completion_tokens", "-3"},
+                                                        {"n", "0"},
+                                                        {"n", "9"},
+                                                        {"seed", "\"x\""},
+                                                        {"stop", "[1]"},
+                                                        {"stop", R"(["a","b","c","d","e"])"},
+                                                        {"presence_penalty", "3"},
+                                                        {"frequency_penalty", "-2.5"},
+                                                        {"stream", "\"yes\""}}) {
     INFO(field << " = " << value);
     CHECK(rejection(R"({"model":"m",)" + msg + ",\"" + field + "\":" + value + "}") ==
           std::pair<int, std::string>{400, field});
   }
-  CHECK(rejection(R"({"model":"m",)" + msg + R"(,"stream_options":{"include_usage":true}})").second == "stream_options");
+  CHECK(rejection(R"({"model":"m",)" + msg + R"(,"stream_options":{"include_usage":true}})").second ==
+        "stream_options");
   CHECK(rejection(R"({"model":"m"})", Endpoint::kCompletions).second == "prompt");
   CHECK(rejection(R"({"model":"m","prompt":{"a":1}})", Endpoint::kCompletions).second == "prompt");
   CHECK(rejection(R"({"model":"m","prompt":[-1]})", Endpoint::kCompletions).second == "prompt");
@@ -194,8 +208,9 @@ TEST_CASE("ApiKeys: keys, scopes, comments and errors", "[serve]") {
 
 TEST_CASE("server config: YAML keys, flags, adapter specs and the loopback rule", "[serve]") {
   auto path = test::serve_scratch() / "serve.yaml";
-  io::atomic_write(path, "model: /m\nport: 9000\nmax_batch: 4\nwatch_interval_s: 0.5\ninsecure: false\n"
-                         "adapters:\n  kids: /a/kids\n  work: /a/work\n");
+  io::atomic_write(path,
+                   "model: /m\nport: 9000\nmax_batch: 4\nwatch_interval_s: 0.5\ninsecure: false\n"
+                   "adapters:\n  kids: /a/kids\n  work: /a/work\n");
   ServerConfig c;
   server_config_load_yaml(path, c);
   CHECK(c.model == "/m");
@@ -211,7 +226,8 @@ TEST_CASE("server config: YAML keys, flags, adapter specs and the loopback rule"
   CHECK_THROWS_AS(server_config_load_yaml(test::serve_scratch() / "missing.yaml", c), IoError);
 
   CHECK(adapter_spec_parse("kids=/x/y") == std::pair<std::string, std::string>{"kids", "/x/y"});
-  for (const char* bad : {"kids", "=/x", "kids=", "bad name=/x", "a/b=/x"}) CHECK_THROWS_AS(adapter_spec_parse(bad), ConfigError);
+  for (const char* bad : {"kids", "=/x", "kids=", "bad name=/x", "a/b=/x"})
+    CHECK_THROWS_AS(adapter_spec_parse(bad), ConfigError);
 
   ServerConfig v;
   v.model = "/m";
@@ -292,8 +308,7 @@ TEST_CASE("connection_fd finds the socket of a connection; peer_closed sees the 
   if (mapped.ok())
     CHECK(connection_fd("::ffff:127.0.0.1", mapped.server_port, "::ffff:127.0.0.1", mapped.client_port) ==
           mapped.server);
-  else
-    WARN("no IPv6 here: the IPv4-mapped case is not checked");
+  else WARN("no IPv6 here: the IPv4-mapped case is not checked");
 
   CHECK_FALSE(peer_closed(v4.server));
   REQUIRE(send(v4.client, "GET", 3, 0) == 3);  // unread bytes (a pipelined request) are not a close

@@ -179,7 +179,8 @@ void check_golden(const Tokenizer& t, const std::string& name) {
 
 // The same chat template, rendered and encoded the same.
 void check_same_chat(const Tokenizer& got, const Tokenizer& want) {
-  CHECK(got.config().value("chat_template", nlohmann::json()) == want.config().value("chat_template", nlohmann::json()));
+  CHECK(got.config().value("chat_template", nlohmann::json()) ==
+        want.config().value("chat_template", nlohmann::json()));
   const nlohmann::ordered_json messages = nlohmann::ordered_json::array(
       {{{"role", "system"}, {"content", "You are brief."}},
        {{"role", "user"}, {"content", "Hello, who are you? ünïcödé 你好"}},
@@ -400,7 +401,8 @@ TEST_CASE("gguf vocab: Qwen3 round trip (gpt2, pre qwen2)", "[tokenizer][gguf]")
 
 TEST_CASE("gguf vocab: SmolLM's pipeline round trips as pre smollm", "[tokenizer][gguf]") {
   // GPT-2's vocabulary behind SmolLM's pre-tokenizer (single digits, then the GPT-2 regex).
-  auto tj = nlohmann::json::parse(read_file(hearth::test::fixtures_dir() / "tokenizer-tests" / "gpt2" / "tokenizer.json"));
+  auto tj = nlohmann::json::parse(
+      read_file(hearth::test::fixtures_dir() / "tokenizer-tests" / "gpt2" / "tokenizer.json"));
   tj["pre_tokenizer"] = nlohmann::json::parse(
       R"({"type": "Sequence", "pretokenizers": [{"type": "Digits", "individual_digits": true},
           {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true, "use_regex": true}]})");
@@ -427,9 +429,12 @@ TEST_CASE("gguf vocab: metadata survives a second round trip unchanged", "[token
 
 TEST_CASE("gguf vocab: named chat templates", "[tokenizer][gguf]") {
   auto tj = nlohmann::json::parse(read_file(hearth::test::stories_dir() / "tokenizer.json"));
-  const nlohmann::json config = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"chat_template", {
-      {{"name", "default"}, {"template", "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}"}},
-      {{"name", "tool_use"}, {"template", "{{ tools | tojson }}"}}}}};
+  const nlohmann::json config = {
+      {"bos_token", "<s>"},
+      {"eos_token", "</s>"},
+      {"chat_template",
+       {{{"name", "default"}, {"template", "{{ bos_token }}{% for m in messages %}{{ m.content }}{% endfor %}"}},
+        {{"name", "tool_use"}, {"template", "{{ tools | tojson }}"}}}}};
   const auto hf = Tokenizer::from_json(tj, config, "named");
   const auto kv = tok::tokenizer_gguf_metadata(hf);
   CHECK(find_kv(kv, "tokenizer.chat_template") != nullptr);
@@ -550,8 +555,8 @@ TEST_CASE("gguf vocab: writing rejects what GGUF cannot express", "[tokenizer][g
   const auto gpt2 = nlohmann::json::parse(
       read_file(hearth::test::fixtures_dir() / "tokenizer-tests" / "gpt2" / "tokenizer.json"));
   const auto stories = nlohmann::json::parse(read_file(hearth::test::stories_dir() / "tokenizer.json"));
-  const nlohmann::json stories_config = {{"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"},
-                                         {"tokenizer_class", "LlamaTokenizer"}};
+  const nlohmann::json stories_config = {
+      {"bos_token", "<s>"}, {"eos_token", "</s>"}, {"unk_token", "<unk>"}, {"tokenizer_class", "LlamaTokenizer"}};
   auto write = [](const nlohmann::json& tj, const nlohmann::json& config) {
     return [tj, config] { tok::tokenizer_gguf_metadata(Tokenizer::from_json(tj, config, "t")); };
   };
@@ -574,12 +579,14 @@ TEST_CASE("gguf vocab: writing rejects what GGUF cannot express", "[tokenizer][g
   SECTION("a post-processor adding more than BOS") {
     auto tj = stories;
     tj["post_processor"]["single"].push_back({{"SpecialToken", {{"id", "<s>"}, {"type_id", 0}}}});
-    expect_format_error(write(tj, {{"bos_token", "<s>"}, {"eos_token", "</s>"}}), {"post_processor", "EOS last", "[1]"});
+    expect_format_error(write(tj, {{"bos_token", "<s>"}, {"eos_token", "</s>"}}),
+                        {"post_processor", "EOS last", "[1]"});
   }
   SECTION("SentencePiece with Metaspace (▁ only at the very start)") {
     auto tj = stories;
     tj["normalizer"] = nullptr;
-    tj["pre_tokenizer"] = {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "first"}, {"split", false}};
+    tj["pre_tokenizer"] = {
+        {"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "first"}, {"split", false}};
     expect_format_error(write(tj, stories_config), {"normalizer"});
   }
   SECTION("SentencePiece merges whose order scores cannot give") {
@@ -619,7 +626,8 @@ struct LlamaCppIds {
 LlamaCppIds llamacpp_tokenize(const fs::path& model, const std::vector<std::string>& texts) {
   const fs::path request = temp_dir() / "llamacpp_request.json", out = temp_dir() / "llamacpp_out.json";
   std::ofstream(request) << nlohmann::json{{"model", model.string()}, {"texts", texts}}.dump();
-  const std::string command = "node '" + (hearth::test::source_dir() / "scripts" / "llamacpp_ref" / "tokenize.mjs").string() +
+  const std::string command = "node '" +
+                              (hearth::test::source_dir() / "scripts" / "llamacpp_ref" / "tokenize.mjs").string() +
                               "' '" + hearth::test::assets_dir().string() + "' '" + request.string() + "' '" +
                               out.string() + "'";
   REQUIRE(std::system(command.c_str()) == 0);
@@ -669,14 +677,16 @@ TEST_CASE("gguf vocab: llama.cpp itself gives tokenizer_from_gguf's ids", "[toke
     fs::path gguf;
     bool nfc;  // llama.cpp's qwen2 has no NFC step: hand it the text as the Hugging Face normalizer leaves it
   };
-  std::vector<Case> cases = {{"kq256 (llama.cpp-made)", hearth::test::fixtures_dir() / "kq256" / "model-q8_0.gguf", false}};
+  std::vector<Case> cases = {
+      {"kq256 (llama.cpp-made)", hearth::test::fixtures_dir() / "kq256" / "model-q8_0.gguf", false}};
   const std::vector<std::pair<std::string, fs::path>> sources = {
       {"stories260K", hearth::test::stories_dir()},
       {"gpt2", hearth::test::fixtures_dir() / "tokenizer-tests" / "gpt2"},
       {"llama3", hearth::test::assets_dir() / "llama3"},
       {"qwen3", hearth::test::assets_dir() / "qwen3"}};
   for (const auto& [name, dir] : sources) {
-    cases.push_back({name, write_for_llamacpp(tok::tokenizer_gguf_metadata(Tokenizer::load(dir)), name), name == "qwen3"});
+    cases.push_back(
+        {name, write_for_llamacpp(tok::tokenizer_gguf_metadata(Tokenizer::load(dir)), name), name == "qwen3"});
   }
   for (const auto& c : cases) {
     const auto t = tok::tokenizer_from_gguf(*io::GgufFile::open(c.gguf));

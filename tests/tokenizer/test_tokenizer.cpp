@@ -51,8 +51,7 @@ tok::Tokenizer toy_tokenizer() {
         {"unk_token", "<unk>"},
         {"fuse_unk", true}}},
       {"added_tokens",
-       {{{"id", 10}, {"content", "<m>"}, {"lstrip", true}, {"rstrip", true}, {"normalized", false},
-         {"special", true}},
+       {{{"id", 10}, {"content", "<m>"}, {"lstrip", true}, {"rstrip", true}, {"normalized", false}, {"special", true}},
         {{"id", 11}, {"content", "cc"}, {"single_word", true}, {"normalized", false}, {"special", false}}}}};
   return tok::Tokenizer::from_json(j, json(), "toy tokenizer.json");
 }
@@ -181,19 +180,25 @@ TEST_CASE("encode is thread-safe and gives the same ids from several threads", "
 
 TEST_CASE("invalid UTF-8 input is read as U+FFFD, as HF's lossy conversion", "[tokenizer]") {
   const auto t = tok::Tokenizer::load(hearth::test::assets_dir() / "llama3");
-  CHECK(t.encode("a\xff" "b", {false, true}) == t.encode("a\xEF\xBF\xBD" "b", {false, true}));
-  CHECK(tok::utf8_sanitize("\xE4\xBD") == "\xEF\xBF\xBD");            // one maximal subpart
-  CHECK(tok::utf8_sanitize("\xF0\x9F\x98\x41") == "\xEF\xBF\xBD" "A");
+  CHECK(t.encode("a\xff"
+                 "b",
+                 {false, true}) == t.encode("a\xEF\xBF\xBD"
+                                            "b",
+                                            {false, true}));
+  CHECK(tok::utf8_sanitize("\xE4\xBD") == "\xEF\xBF\xBD");  // one maximal subpart
+  CHECK(tok::utf8_sanitize("\xF0\x9F\x98\x41") ==
+        "\xEF\xBF\xBD"
+        "A");
 }
 
 TEST_CASE("NFC composes, reorders and leaves NFC text alone", "[tokenizer]") {
   CHECK(tok::nfc("cafe\u0301") == "caf\u00e9");
   CHECK(tok::nfc("A\u030a") == "\u00c5");
-  CHECK(tok::nfc("\u1100\u1161\u11a8") == "\uac01");               // Hangul jamo -> syllable
-  CHECK(tok::nfc("a\u0323\u0302") == "\u1ead");                     // ạ + ̂ -> ậ
-  CHECK(tok::nfc("a\u0302\u0323") == "\u1ead");                     // marks reordered first
-  CHECK(tok::nfc("\u212b") == "\u00c5");                            // singleton (Angstrom sign)
-  CHECK(tok::nfc("\u0958") == "\u0915\u093c");                      // composition exclusion
+  CHECK(tok::nfc("\u1100\u1161\u11a8") == "\uac01");  // Hangul jamo -> syllable
+  CHECK(tok::nfc("a\u0323\u0302") == "\u1ead");       // ạ + ̂ -> ậ
+  CHECK(tok::nfc("a\u0302\u0323") == "\u1ead");       // marks reordered first
+  CHECK(tok::nfc("\u212b") == "\u00c5");              // singleton (Angstrom sign)
+  CHECK(tok::nfc("\u0958") == "\u0915\u093c");        // composition exclusion
   CHECK(tok::nfc("plain ascii, 日本語") == "plain ascii, 日本語");
 }
 
@@ -204,8 +209,8 @@ TEST_CASE("Metaspace pre-tokenizer and decoder follow HF prepend_scheme rules", 
                 {"vocab", {{"\u2581a", 0}, {"\u2581b", 1}, {"\u2581", 2}, {"a", 3}, {"b", 4}}},
                 {"merges", json::array({"\u2581 a", "\u2581 b"})}}},
               {"added_tokens", {{{"id", 5}, {"content", "<m>"}, {"normalized", false}, {"special", true}}}},
-              {"pre_tokenizer", {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", scheme},
-                                 {"split", split}}},
+              {"pre_tokenizer",
+               {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", scheme}, {"split", split}}},
               {"decoder", {{"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", scheme}}}};
     return tok::Tokenizer::from_json(j, json(), "metaspace tokenizer.json");
   };
@@ -230,8 +235,8 @@ TEST_CASE("Split pre-tokenizer behaviors and invert", "[tokenizer]") {
                {{"type", "BPE"},
                 {"vocab", {{"a", 0}, {"-", 1}, {"a-", 2}, {"-a", 3}, {"--", 4}, {"1", 5}, {"11", 6}}},
                 {"merges", json::array({"- -", "a -", "- a", "1 1"})}}},
-              {"pre_tokenizer", {{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior},
-                                 {"invert", invert}}}};
+              {"pre_tokenizer",
+               {{"type", "Split"}, {"pattern", {{"String", "-"}}}, {"behavior", behavior}, {"invert", invert}}}};
     return tok::Tokenizer::from_json(j, json(), "split tokenizer.json");
   };
   CHECK(make("Isolated", false).encode("a--a") == ids({0, 1, 1, 0}));

@@ -16,8 +16,7 @@ using nlohmann::json;
 namespace {
 
 json minimal() {
-  return {{"model",
-           {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", json::array({"a b"})}}}};
+  return {{"model", {{"type", "BPE"}, {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}}}, {"merges", json::array({"a b"})}}}};
 }
 
 // The FormatError message from_json gives for `j` ("" when it loads).
@@ -75,8 +74,7 @@ TEST_CASE("malformed or unsupported components are FormatErrors naming the field
 
   j = minimal();
   j["model"]["type"] = "WordPiece";
-  CHECK(format_error(j) ==
-        "bad/tokenizer.json: model.type: unsupported model; expected \"BPE\", got \"WordPiece\"");
+  CHECK(format_error(j) == "bad/tokenizer.json: model.type: unsupported model; expected \"BPE\", got \"WordPiece\"");
 
   j = minimal();
   j["model"]["type"] = "Unigram";
@@ -84,8 +82,9 @@ TEST_CASE("malformed or unsupported components are FormatErrors naming the field
 
   j = minimal();
   j["model"]["merges"] = json::array({"a b", "a zz"});
-  CHECK(format_error(j) == "bad/tokenizer.json: model.merges[1]: merge token not in the vocabulary; "
-                           "expected tokens of model.vocab, got \"zz\"");
+  CHECK(format_error(j) ==
+        "bad/tokenizer.json: model.merges[1]: merge token not in the vocabulary; "
+        "expected tokens of model.vocab, got \"zz\"");
 
   j = minimal();
   j["model"]["merges"] = json::array({"a b c"});
@@ -109,9 +108,8 @@ TEST_CASE("malformed or unsupported components are FormatErrors naming the field
 
   j = minimal();
   j["pre_tokenizer"] = {{"type", "Sequence"}, {"pretokenizers", {{{"type", "BertPreTokenizer"}}}}};
-  CHECK_THAT(format_error(j),
-             Catch::Contains("pre_tokenizer.pretokenizers[0].type: unsupported pre_tokenizer") &&
-                 Catch::Contains("got \"BertPreTokenizer\""));
+  CHECK_THAT(format_error(j), Catch::Contains("pre_tokenizer.pretokenizers[0].type: unsupported pre_tokenizer") &&
+                                  Catch::Contains("got \"BertPreTokenizer\""));
 
   j = minimal();
   j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(unclosed"}}}, {"behavior", "Isolated"}};
@@ -123,16 +121,16 @@ TEST_CASE("malformed or unsupported components are FormatErrors naming the field
 
   j = minimal();
   j["normalizer"] = {{"type", "NFKC"}};
-  CHECK_THAT(format_error(j), Catch::Contains("normalizer.type: unsupported normalizer") &&
-                                  Catch::Contains("got \"NFKC\""));
+  CHECK_THAT(format_error(j),
+             Catch::Contains("normalizer.type: unsupported normalizer") && Catch::Contains("got \"NFKC\""));
 
   j = minimal();
   j["decoder"] = {{"type", "WordPiece"}};
   CHECK_THAT(format_error(j), Catch::Contains("decoder.type: unsupported decoder"));
 
   j = minimal();
-  j["post_processor"] = {{"type", "TemplateProcessing"}, {"single", {{{"SpecialToken", {{"id", "<s>"}}}},
-                                                                     {{"Sequence", {{"id", "A"}}}}}}};
+  j["post_processor"] = {{"type", "TemplateProcessing"},
+                         {"single", {{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}}}};
   CHECK_THAT(format_error(j), Catch::Contains("post_processor.special_tokens: template names an undefined"));
 
   j = minimal();

@@ -101,8 +101,7 @@ TEST_CASE("stories260K encodes the prompt of expected.json", "[tokenizer]") {
 namespace {
 
 void check_golden(const tok::Tokenizer& t, const std::string& name) {
-  const auto golden =
-      nlohmann::json::parse(read_file(hearth::test::golden_dir() / "tokenizer" / (name + ".json")));
+  const auto golden = nlohmann::json::parse(read_file(hearth::test::golden_dir() / "tokenizer" / (name + ".json")));
   REQUIRE(golden["cases"].size() >= 30);
   for (const auto& c : golden["cases"]) {
     const auto text = c["text"].get<std::string>();

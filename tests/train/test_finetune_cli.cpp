@@ -103,7 +103,7 @@ TEST_CASE("finetune-lora trains: loss falls, adapter published, metrics and repo
   auto html = io::file_read(run / "report.html");
   CHECK(html.find("<svg") != std::string::npos);
   CHECK(html.find("polyline") != std::string::npos);
-  CHECK(html.find("src=") == std::string::npos);  // self-contained: no external assets
+  CHECK(html.find("src=") == std::string::npos);                 // self-contained: no external assets
   CHECK(html.find("&quot;rank&quot;: 4") != std::string::npos);  // the settings, HTML-escaped
 }
 
@@ -175,11 +175,13 @@ TEST_CASE("recipe and dataset problems exit 2 naming the key or file", "[train][
   fs::path gpt2_model = work() / "gpt2_model";
   fs::create_directories(gpt2_model);
   for (const char* f : {"tokenizer.json", "tokenizer_config.json"})
-    fs::copy_file(test::fixtures_dir() / "tokenizer-tests" / "gpt2" / f, gpt2_model / f, fs::copy_options::overwrite_existing);
+    fs::copy_file(test::fixtures_dir() / "tokenizer-tests" / "gpt2" / f, gpt2_model / f,
+                  fs::copy_options::overwrite_existing);
   fs::copy_file(test::stories_dir() / "config.json", gpt2_model / "config.json", fs::copy_options::overwrite_existing);
   fs::path other = work() / "data_gpt2";
   REQUIRE(run_hearth("ingest " + quote(work() / "src") + " --model " + quote(gpt2_model) + " --out " + quote(other) +
-                     " --seq-len 128").code == 0);
+                     " --seq-len 128")
+              .code == 0);
   auto mismatch = run_hearth(finetune_args(work() / "run_mm", "datasets=[" + other.string() + "]"));
   CHECK(mismatch.code == 2);
   CHECK(mismatch.err.find("another tokenizer") != std::string::npos);
@@ -197,12 +199,13 @@ TEST_CASE("every bundled recipe passes --dry-run with its model's real config", 
     INFO(file);
     fs::path model = work() / ("cfg_" + name);
     fs::create_directories(model);
-    fs::copy_file(test::fixtures_dir() / "configs" / (name + ".json"), model / "config.json", fs::copy_options::overwrite_existing);
+    fs::copy_file(test::fixtures_dir() / "configs" / (name + ".json"), model / "config.json",
+                  fs::copy_options::overwrite_existing);
     for (const char* f : {"tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"})
       fs::copy_file(test::stories_dir() / f, model / f, fs::copy_options::overwrite_existing);
-    auto r = run_hearth("--json finetune-lora " + quote(test::source_dir() / "recipes" / file) + " model=" + model.string() +
-                        " datasets=[" + dataset().string() + "] output_dir=" + (work() / "dry").string() +
-                        " training.seq_len=0 training.device=cpu --dry-run");
+    auto r = run_hearth("--json finetune-lora " + quote(test::source_dir() / "recipes" / file) +
+                        " model=" + model.string() + " datasets=[" + dataset().string() + "] output_dir=" +
+                        (work() / "dry").string() + " training.seq_len=0 training.device=cpu --dry-run");
     INFO(r.err);
     REQUIRE(r.code == 0);
     auto plan = nlohmann::json::parse(r.out);
@@ -219,7 +222,8 @@ TEST_CASE("every bundled recipe passes --dry-run with its model's real config", 
 
 TEST_CASE("generate --adapter uses the trained adapter", "[train][cli]") {
   const auto& run = reference_run();
-  std::string args = "--json generate --model " + quote(test::stories_dir()) + " --prompt 'Tom had' --temperature 0 --max-tokens 12";
+  std::string args = "--json generate --model " + quote(test::stories_dir()) +
+                     " --prompt 'Tom had' --temperature 0 --max-tokens 12";
   auto base = run_hearth(args);
   auto tuned = run_hearth(args + " --adapter " + quote(run / "adapters" / "latest"));
   REQUIRE(base.code == 0);

@@ -45,9 +45,9 @@ TEST_CASE("grad_clip scales to the max global norm and reports the norm before",
 
 TEST_CASE("schedules: warmup, then constant / linear / cosine to the floor", "[train]") {
   train::ScheduleSpec s{"cosine", 10, 0.1};
-  CHECK(train::lr_at(s, 1.0, 0, 110) == Approx(0.1));   // warmup step 1 of 10
+  CHECK(train::lr_at(s, 1.0, 0, 110) == Approx(0.1));  // warmup step 1 of 10
   CHECK(train::lr_at(s, 1.0, 9, 110) == Approx(1.0));
-  CHECK(train::lr_at(s, 1.0, 10, 110) == Approx(1.0));  // decay starts at full lr
+  CHECK(train::lr_at(s, 1.0, 10, 110) == Approx(1.0));              // decay starts at full lr
   CHECK(train::lr_at(s, 1.0, 60, 110) == Approx(0.1 + 0.9 * 0.5));  // halfway: cos(pi/2) = 0
   CHECK(train::lr_at(s, 1.0, 110, 110) == Approx(0.1));
   s.type = "linear";
