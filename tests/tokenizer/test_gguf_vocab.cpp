@@ -702,7 +702,11 @@ TEST_CASE("gguf vocab: llama.cpp itself gives tokenizer_from_gguf's ids", "[toke
     for (const auto& s : texts) inputs.push_back(c.nfc ? tok::nfc(s) : s);
     const LlamaCppIds ref = llamacpp_tokenize(c.gguf, inputs);
     REQUIRE(ref.no_parse.size() == texts.size());
-    CHECK(texts.size() >= all_strings().size() - 3);
+    INFO(c.name << ": " << all_strings().size() - (texts.size() - (c.name.rfind("kq256", 0) == 0 ? 1000 : 0))
+                << " strings hold a token llama.cpp promotes to control");
+    // Qwen3 has </s> as an ordinary token that llama.cpp promotes by its text: 4 of the strings hold it (the
+    // count was 3 while a use-after-free in all_strings() dropped some golden strings).
+    CHECK(texts.size() >= all_strings().size() - 4);
     for (size_t i = 0; i < texts.size(); ++i) {
       INFO(c.name << " input: \"" << texts[i].substr(0, 120) << "\"");
       CHECK(t.encode(texts[i], kNoParse) == ref.no_parse[i]);
