@@ -26,7 +26,8 @@
 // Each result: {"model", "prompt_ids", "token_ids" (generated, without the end-of-generation token),
 // "text" (token_ids detokenized by llama.cpp, control tokens left out), "finish_reason" ("stop" at an
 // end-of-generation token, "length" at max_tokens), "eog_token" (the id that stopped it, or null),
-// "chat_prompt" (the rendered chat, for "messages"), "model_add_bos" (the GGUF's add_bos as llama.cpp reads it),
+// "chat_prompt" (the rendered chat, for "messages"), "chat_wrapper_prompt" (the same chat as node-llama-cpp's
+// JinjaTemplateChatWrapper renders it, as text), "model_add_bos" (the GGUF's add_bos as llama.cpp reads it),
 // "threads" (what the context really uses), "prefill_seconds", "prefill_tokens_per_s", "decode_seconds",
 // "decode_tokens_per_s"}.
 //
@@ -45,7 +46,7 @@ if (!requestPath) {
   process.exit(2);
 }
 const modules = path.join(assets, "llamacpp-ref", "node_modules");
-const {getLlama, LlamaLogLevel} = await import(pathToFileURL(path.join(modules, "node-llama-cpp", "dist", "index.js")).href);
+const {getLlama, LlamaLogLevel, JinjaTemplateChatWrapper} = await import(pathToFileURL(path.join(modules, "node-llama-cpp", "dist", "index.js")).href);
 const {Template} = await import(pathToFileURL(path.join(modules, "@huggingface", "jinja", "dist", "index.js")).href);
 
 const request = JSON.parse(fs.readFileSync(requestPath, "utf8"));
@@ -65,6 +66,17 @@ function render_chat(model, messages) {
     bos_token: text(model.tokens.bos),
     eos_token: text(model.tokens.eos),
   });
+}
+
+// The same chat through node-llama-cpp's own JinjaTemplateChatWrapper (what its chat sessions feed llama.cpp
+// for a template it has no dedicated wrapper for), as text; "BOS" stands for a BOS token it adds.
+function wrap_chat(model, messages) {
+  const wrapper = new JinjaTemplateChatWrapper({template: model.fileInfo.metadata.tokenizer.chat_template});
+  const type = {system: "system", user: "user", assistant: "model"};
+  const chatHistory = messages.map((m) =>
+    m.role === "assistant" ? {type: "model", response: [m.content]} : {type: type[m.role], text: m.content});
+  chatHistory.push({type: "model", response: []});
+  return wrapper.generateContextState({chatHistory}).contextText.toString();
 }
 
 function prompt_ids(model, run) {
@@ -122,6 +134,7 @@ async function generate(run) {
         finish_reason: eog != null ? "stop" : "length",
         eog_token: eog,
         chat_prompt: chat,
+        chat_wrapper_prompt: run.messages ? wrap_chat(model, run.messages) : null,
         model_add_bos: model.tokens.shouldPrependBosToken,
         threads: context.currentThreads,
         prefill_seconds: prefill,

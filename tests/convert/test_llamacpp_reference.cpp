@@ -11,9 +11,10 @@
 // - q4_0, q4_k_m: llama.cpp loads them and generates; how many of the 64 ids agree with hearth's is WARNed,
 //   not asserted (4-bit rounding may flip a near tie between two implementations' float sums).
 // - chat: a copy of stories260K with a ChatML template and two added tokens (<|im_start|>, <|im_end|> — the
-//   end-of-turn token, eot_token_id in the GGUF); the template as llama.cpp's metadata reader gives it, rendered
-//   by @huggingface/jinja, equals `hearth chat-template` on the GGUF, the prompt ids are equal, and greedy
-//   generation stops at <|im_end|> in llama.cpp exactly where hearth stops.
+//   end-of-turn token, eot_token_id in the GGUF); the template as node-llama-cpp's metadata reader gives it,
+//   rendered by @huggingface/jinja and by node-llama-cpp's JinjaTemplateChatWrapper, equals `hearth
+//   chat-template` on the GGUF, the prompt ids are equal, and greedy generation stops at <|im_end|> in llama.cpp
+//   exactly where hearth stops.
 #include <catch2/catch.hpp>
 
 #include <cstdlib>
@@ -214,6 +215,7 @@ TEST_CASE("llama.cpp renders a hearth GGUF's chat template as hearth does and st
   const auto ref = llamacpp_generate(nlohmann::json::array(
       {{{"model", gguf.string()}, {"messages", messages}, {"add_bos", false}, {"max_tokens", 64}}}))[0];
   CHECK(ref["chat_prompt"] == rendered["prompt"]);
+  CHECK(ref["chat_wrapper_prompt"] == rendered["prompt"]);  // node-llama-cpp's JinjaTemplateChatWrapper
   CHECK(ids_of(ref["prompt_ids"]) == ids_of(rendered["token_ids"]));
 
   const std::string generate_args = " --chat --system " + quote("You tell short stories.") + " --prompt " +
