@@ -8,9 +8,9 @@
 
 #include <fmt/format.h>
 
-#include "convert/gguf_names.h"
 #include "core/error.h"
 #include "core/signals.h"
+#include "model/gguf_names.h"
 #include "quant/codec.h"
 
 namespace hearth::convert {
@@ -31,7 +31,7 @@ uint32_t u32_of(int64_t v, const char* what) {
 }  // namespace
 
 std::vector<GgufKv> gguf_model_metadata(const model::ModelConfig& c, const QuantizeOptions& options) {
-  const std::string arch = gguf_arch(c);
+  const std::string arch = model::gguf_arch(c);
   const std::string p = arch + ".";
   std::vector<GgufKv> kv;
   auto u32 = [&](const std::string& key, int64_t v) { kv.push_back({key, GgufValue::u32(u32_of(v, key.c_str()))}); };
@@ -143,7 +143,7 @@ torch::Tensor tensor_for(const PlannedTensor& p, const model::ModelConfig& confi
     throw FormatError(fmt::format("{}: tensor '{}' loaded as {} {}; expected contiguous float32 {}", source.origin,
                                   p.name.hf, c10::toString(w.scalar_type()), shape_text(w.sizes().vec()),
                                   shape_text(p.name.shape)));
-  return p.name.qk_heads > 0 ? qk_rows_to_gguf(w, p.name.qk_heads) : w;
+  return p.name.qk_heads > 0 ? model::qk_rows_to_gguf(w, p.name.qk_heads) : w;
 }
 
 }  // namespace
@@ -162,7 +162,7 @@ QuantizeSummary gguf_model_write(const std::filesystem::path& path, const model:
   const int threads = options.threads > 0 ? options.threads : std::max(1u, std::thread::hardware_concurrency());
   QuantizeSummary s;
   s.path = path;
-  s.architecture = gguf_arch(config);
+  s.architecture = model::gguf_arch(config);
   s.type = options.type;
   std::vector<io::GgufTensorSource> tensors;
   for (const auto& p : plan) {

@@ -64,7 +64,7 @@ struct QuantizeSummary {
 };
 
 // The metadata gguf_model_write writes before `extra_metadata` (general.quantization_version comes after it).
-// Throws as gguf_arch.
+// Throws as model::gguf_arch.
 std::vector<io::GgufKv> gguf_model_metadata(const model::ModelConfig& config, const QuantizeOptions& options);
 
 // llama.cpp's rope_freqs.weight for a config with llama3 RoPE scaling: [head_dim/2] float32 factors that divide

@@ -22,7 +22,7 @@ bool ends_with(const std::string& s, const std::string& suffix) {
 }
 
 // tensor_allows_quantization for these families: matrices whose name ends in "weight", norms excepted.
-bool quantizable(const GgufTensorName& t) {
+bool quantizable(const model::GgufTensorName& t) {
   return t.shape.size() >= 2 && ends_with(t.gguf, "weight") && !ends_with(t.gguf, "_norm.weight");
 }
 
@@ -31,7 +31,7 @@ bool use_more_bits(int i_layer, int n_layers) {
 }
 
 // llama_tensor_get_type_impl, reduced to the file types hearth writes (no IQ/Q2/Q3/Q5 mixes, no experts).
-GgmlType mix_type(const MixContext& m, const GgufTensorName& t) {
+GgmlType mix_type(const MixContext& m, const model::GgufTensorName& t) {
   const int64_t row = t.shape.back();
   GgmlType type = m.base;
   const bool is_head = t.gguf == "output.weight" || (m.tied_head && t.gguf == "token_embd.weight");
@@ -67,13 +67,13 @@ GgmlType fallback_type(GgmlType wanted, int64_t row) {
 }  // namespace
 
 std::vector<PlannedTensor> gguf_model_plan(const model::ModelConfig& config, QuantType type) {
-  const std::string arch = gguf_arch(config);
+  const std::string arch = model::gguf_arch(config);
   const QuantTypeInfo& info = quant_type_info(type);
   const bool gqa = config.num_attention_heads != config.num_key_value_heads;
   MixContext m{type, info.base, config.tie_word_embeddings, static_cast<int>(config.num_hidden_layers),
                config.num_hidden_layers == 80 && ((arch == "llama" && gqa) || arch == "qwen2")};
   std::vector<PlannedTensor> plan;
-  for (auto& name : gguf_tensor_names(config)) {
+  for (auto& name : model::gguf_tensor_names(config)) {
     PlannedTensor p{std::move(name), GgmlType::kF32, std::nullopt};
     if (quantizable(p.name)) {
       if (!quant::ggml_type_is_quantized(info.base)) {

@@ -20,16 +20,16 @@
 #include <string>
 #include <vector>
 
-#include "convert/gguf_names.h"
 #include "convert/quant_type.h"
 #include "model/config.h"
+#include "model/gguf_names.h"
 #include "quant/block_format.h"
 
 namespace hearth::convert {
 
 // One tensor of the file to write, with its type.
 struct PlannedTensor {
-  GgufTensorName name;
+  model::GgufTensorName name;
   quant::GgmlType type = quant::GgmlType::kF32;  // what is written
   // Set when the row length did not fit the mix's choice and `type` is the fallback.
   std::optional<quant::GgmlType> wanted;
@@ -37,8 +37,8 @@ struct PlannedTensor {
   std::vector<int64_t> dims() const { return {name.shape.rbegin(), name.shape.rend()}; }
 };
 
-// Every tensor of a GGUF of `config` (gguf_tensor_names order) with the type `type` gives it. Throws as
-// gguf_tensor_names.
+// Every tensor of a GGUF of `config` (model::gguf_tensor_names order) with the type `type` gives it. Throws as
+// model::gguf_tensor_names.
 std::vector<PlannedTensor> gguf_model_plan(const model::ModelConfig& config, QuantType type);
 
 }  // namespace hearth::convert

@@ -4,9 +4,10 @@
 
 #include <fmt/format.h>
 
-#include "convert/gguf_names.h"
 #include "core/error.h"
 #include "model/checkpoint.h"
+#include "model/gguf_model.h"
+#include "model/gguf_names.h"
 #include "quant/codec.h"
 
 namespace hearth::convert {
@@ -57,8 +58,8 @@ TensorSource tensor_source_gguf(std::shared_ptr<const io::GgufFile> file, const 
                       origin, io::gguf_printable(t.name), quant::ggml_type_name(t.type)));
   }
   // HF name -> where the tensor is in the file.
-  auto index = std::make_shared<std::map<std::string, GgufTensorName>>();
-  for (auto& n : gguf_tensor_names(config))
+  auto index = std::make_shared<std::map<std::string, model::GgufTensorName>>();
+  for (auto& n : model::gguf_tensor_names(config))
     if (!n.hf.empty() && file->find_tensor(n.gguf)) (*index)[n.hf] = n;
   TensorSource s;
   s.origin = origin;
@@ -70,10 +71,7 @@ TensorSource tensor_source_gguf(std::shared_ptr<const io::GgufFile> file, const 
   s.load = [file, index, origin](const std::string& hf) {
     auto it = index->find(hf);
     if (it == index->end()) throw FormatError(fmt::format("{}: no tensor for '{}'", origin, hf));
-    const io::GgufTensor& t = file->tensor(it->second.gguf);
-    auto out = torch::empty(t.shape(), torch::kFloat32);
-    quant::dequantize(t.type, t.data, out.data_ptr<float>(), t.numel());
-    return it->second.qk_heads > 0 ? qk_rows_to_hf(out, it->second.qk_heads) : out;
+    return model::gguf_tensor_decode(*file, it->second);
   };
   return s;
 }

@@ -17,6 +17,7 @@
 
 #include "io/gguf.h"
 #include "model/causal_lm.h"
+#include "model/gguf_names.h"
 
 namespace hearth::model {
 
@@ -29,6 +30,10 @@ ModelConfig gguf_config(const io::GgufFile& file);
 // The weights, float32, under Hugging Face names (q/k rows in HF order). Throws FormatError naming the tensor
 // for a missing tensor, a shape that does not match the config, or a type hearth cannot decode.
 TensorMap gguf_tensors(const io::GgufFile& file, const ModelConfig& config);
+
+// One tensor of the file as float32, in Hugging Face shape and row order (q/k rows reordered). Throws
+// FormatError naming the tensor for a missing tensor, a shape other than n.shape or a type hearth cannot decode.
+torch::Tensor gguf_tensor_decode(const io::GgufFile& file, const GgufTensorName& n);
 
 // The weights split as a model uses them: HF-named float32 tensors, and, when `keep_blocks`, the quantized
 // weight matrices as blocks (those are then absent from `dense`).

@@ -9,10 +9,10 @@
 #include <torch/torch.h>
 
 #include "convert/gguf_model_write.h"
-#include "convert/gguf_names.h"
 #include "convert/tensor_mix.h"
 #include "core/error.h"
 #include "model/config.h"
+#include "model/gguf_names.h"
 #include "model/rope.h"
 
 using namespace hearth;
@@ -44,7 +44,7 @@ std::string layer_name(int l, const char* rest) { return "blk." + std::to_string
 
 TEST_CASE("GGUF tensors come in llama-quantize's order with llama.cpp's names", "[convert][mix]") {
   auto c = config_of({{"num_hidden_layers", 11}, {"tie_word_embeddings", false}});
-  auto names = gguf_tensor_names(c);
+  auto names = model::gguf_tensor_names(c);
   REQUIRE(names.size() == 3 + 11 * 9);
   // Outside the blocks first, by name ('.' sorts before '_'); then blocks by number (10 after 9), names sorted.
   CHECK(names[0].gguf == "output.weight");
@@ -66,35 +66,35 @@ TEST_CASE("GGUF tensors come in llama-quantize's order with llama.cpp's names", 
 TEST_CASE("Qwen tensors: biases, q/k norms, no q/k interleaving", "[convert][mix]") {
   auto q2 = config_of({{"model_type", "qwen2"}, {"num_hidden_layers", 1}});
   std::set<std::string> n2;
-  for (auto& n : gguf_tensor_names(q2)) {
+  for (auto& n : model::gguf_tensor_names(q2)) {
     n2.insert(n.gguf);
     CHECK(n.qk_heads == 0);
   }
-  CHECK(gguf_arch(q2) == "qwen2");
+  CHECK(model::gguf_arch(q2) == "qwen2");
   CHECK(n2.count("blk.0.attn_q.bias"));
   CHECK(n2.count("blk.0.attn_k.bias"));
   CHECK(n2.count("blk.0.attn_v.bias"));
   CHECK_FALSE(n2.count("blk.0.attn_output.bias"));
   auto q3 = config_of({{"model_type", "qwen3"}, {"num_hidden_layers", 1}, {"head_dim", 128}});
-  std::map<std::string, GgufTensorName> n3;
-  for (auto& n : gguf_tensor_names(q3)) n3[n.gguf] = n;
-  CHECK(gguf_arch(q3) == "qwen3");
+  std::map<std::string, model::GgufTensorName> n3;
+  for (auto& n : model::gguf_tensor_names(q3)) n3[n.gguf] = n;
+  CHECK(model::gguf_arch(q3) == "qwen3");
   REQUIRE(n3.count("blk.0.attn_q_norm.weight"));
   CHECK(n3["blk.0.attn_q_norm.weight"].shape == std::vector<int64_t>{128});
   CHECK(n3["blk.0.attn_q.weight"].shape == std::vector<int64_t>{4 * 128, 256});
   CHECK(n3["blk.0.attn_output.weight"].shape == std::vector<int64_t>{256, 4 * 128});
-  CHECK(gguf_arch(config_of({{"model_type", "mistral"}})) == "llama");
+  CHECK(model::gguf_arch(config_of({{"model_type", "mistral"}})) == "llama");
 }
 
 TEST_CASE("q/k rows: GGUF row 2j+i of a head is HF row i*hd/2 + j, and back", "[convert][mix]") {
   // 2 heads of hd = 4, rows numbered by their HF index.
   auto w = torch::arange(8, torch::kFloat32).unsqueeze(1).repeat({1, 3});
-  auto g = qk_rows_to_gguf(w, 2);
+  auto g = model::qk_rows_to_gguf(w, 2);
   const std::vector<float> want = {0, 2, 1, 3, 4, 6, 5, 7};  // head 0: j=0 -> rows 0,2; j=1 -> rows 1,3
   for (int r = 0; r < 8; ++r) CHECK(g[r][0].item<float>() == want[r]);
-  CHECK(torch::equal(qk_rows_to_hf(g, 2), w));
+  CHECK(torch::equal(model::qk_rows_to_hf(g, 2), w));
   auto bias = torch::arange(8, torch::kFloat32);
-  CHECK(torch::equal(qk_rows_to_gguf(bias, 2), torch::tensor(want)));
+  CHECK(torch::equal(model::qk_rows_to_gguf(bias, 2), torch::tensor(want)));
 }
 
 TEST_CASE("q4_k_m: head Q6_K, attn_v and ffn_down Q6_K on use_more_bits layers", "[convert][mix]") {
@@ -196,7 +196,7 @@ TEST_CASE("llama3 RoPE scaling adds rope_freqs.weight, as llama.cpp's converter 
                         {"low_freq_factor", 1.0},
                         {"high_freq_factor", 4.0},
                         {"original_max_position_embeddings", 8192}}}});
-  auto names = gguf_tensor_names(c);
+  auto names = model::gguf_tensor_names(c);
   CHECK(names[2].gguf == "rope_freqs.weight");  // output, output_norm, rope_freqs, token_embd
   CHECK(names[2].hf.empty());
   CHECK(plan_map(c, QuantType::kQ4_K_M)["rope_freqs.weight"].type == GgmlType::kF32);

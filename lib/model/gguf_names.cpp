@@ -1,4 +1,4 @@
-#include "convert/gguf_names.h"
+#include "model/gguf_names.h"
 
 #include <algorithm>
 
@@ -6,9 +6,9 @@
 
 #include "core/error.h"
 
-namespace hearth::convert {
+namespace hearth::model {
 
-std::string gguf_arch(const model::ModelConfig& c) {
+std::string gguf_arch(const ModelConfig& c) {
   if (c.model_type == "llama" || c.model_type == "mistral") return "llama";
   if (c.model_type == "qwen2" || c.model_type == "qwen3") return c.model_type;
   throw FormatError(
@@ -19,7 +19,7 @@ std::string gguf_arch(const model::ModelConfig& c) {
 
 bool gguf_arch_interleaves_qk(const std::string& arch) { return arch == "llama"; }
 
-std::vector<GgufTensorName> gguf_tensor_names(const model::ModelConfig& c) {
+std::vector<GgufTensorName> gguf_tensor_names(const ModelConfig& c) {
   const std::string arch = gguf_arch(c);
   const bool interleave = gguf_arch_interleaves_qk(arch);
   const int64_t C = c.hidden_size, F = c.intermediate_size, V = c.vocab_size, hd = c.head_dim;
@@ -84,4 +84,4 @@ torch::Tensor swap_halves(const torch::Tensor& w, int64_t heads, bool to_gguf) {
 torch::Tensor qk_rows_to_gguf(const torch::Tensor& w, int64_t heads) { return swap_halves(w, heads, true); }
 torch::Tensor qk_rows_to_hf(const torch::Tensor& w, int64_t heads) { return swap_halves(w, heads, false); }
 
-}  // namespace hearth::convert
+}  // namespace hearth::model

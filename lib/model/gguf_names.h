@@ -1,5 +1,5 @@
 // Hugging Face checkpoint <-> GGUF: the architecture name, tensor names and row order llama.cpp expects for the
-// families hearth runs. The inverse of what lib/model/gguf_model.cpp reads.
+// families hearth runs. Shared by the GGUF reader (gguf_model.cpp) and writer (lib/convert).
 //
 // Names follow llama.cpp's gguf-py (constants.py MODEL_TENSOR names, tensor_mapping.py): model.embed_tokens ->
 // token_embd, model.norm -> output_norm, lm_head -> output (absent when tied), model.layers.N.* -> blk.N.*
@@ -17,10 +17,10 @@
 
 #include "model/config.h"
 
-namespace hearth::convert {
+namespace hearth::model {
 
 // "llama" (model_type llama or mistral), "qwen2" or "qwen3". Throws FormatError for any other model_type.
-std::string gguf_arch(const model::ModelConfig& config);
+std::string gguf_arch(const ModelConfig& config);
 // Whether the architecture stores q/k rows interleaved (llama only).
 bool gguf_arch_interleaves_qk(const std::string& arch);
 
@@ -37,11 +37,11 @@ struct GgufTensorName {
 // then by name): output.weight, output_norm.weight, rope_freqs.weight, token_embd.weight, then blk.0.* by name,
 // blk.1.*, ... Biases, q/k norms, the untied head and rope_freqs (llama3 RoPE scaling) appear when the config
 // has them. Throws as gguf_arch.
-std::vector<GgufTensorName> gguf_tensor_names(const model::ModelConfig& config);
+std::vector<GgufTensorName> gguf_tensor_names(const ModelConfig& config);
 
 // q/k rows from Hugging Face order to GGUF's interleaved order and back. w: [heads·hd, C] or a bias [heads·hd];
 // returns a new contiguous tensor of the same shape.
 torch::Tensor qk_rows_to_gguf(const torch::Tensor& w, int64_t heads);
 torch::Tensor qk_rows_to_hf(const torch::Tensor& w, int64_t heads);
 
-}  // namespace hearth::convert
+}  // namespace hearth::model
