@@ -1,5 +1,7 @@
 #include "model/linear.h"
 
+#include <optional>
+
 #include <ATen/Parallel.h>
 #include <fmt/format.h>
 
@@ -69,14 +71,22 @@ torch::Tensor Linear::base_blocks(const torch::Tensor& x) const {
   auto xf = x.reshape({M, in_}).to(torch::kFloat32).contiguous();
   auto y = torch::empty({M, out_}, torch::kFloat32);
   float* yp = y.data_ptr<float>();
-  std::vector<quant::Activations> acts(static_cast<size_t>(M));
+  // The calling thread's activation buffers, reused from call to call (no allocation per token). The
+  // workers below get a pointer: naming a thread_local inside the lambda would find their own, empty one.
+  thread_local std::vector<quant::Activations> scratch;
+  if (scratch.size() < static_cast<size_t>(M)) scratch.resize(static_cast<size_t>(M));
+  quant::Activations* acts = scratch.data();
+  const float* xp = xf.data_ptr<float>();
+  std::optional<quant::GgmlType> prepared;  // parts of one type share their activations
   int64_t offset = 0;
   for (const Blocks& b : blocks_) {
-    if (acts[0].weight_type != b.type || acts[0].n != in_)  // parts of one type share their activations
-      for (int64_t i = 0; i < M; ++i) quant::activations_prepare(b.type, xf[i].data_ptr<float>(), in_, acts[i]);
+    if (prepared != b.type) {
+      for (int64_t i = 0; i < M; ++i) quant::activations_prepare(b.type, xp + i * in_, in_, acts[i]);
+      prepared = b.type;
+    }
     const size_t row_bytes = b.row_bytes();
     at::parallel_for(0, b.rows, 16, [&](int64_t r0, int64_t r1) {
-      quant::matmul_rows(b.type, b.data, row_bytes, acts.data(), M, yp + offset + r0, out_, r0, r1);
+      quant::matmul_rows(b.type, b.data, row_bytes, acts, M, yp + offset + r0, out_, r0, r1);
     });
     offset += b.rows;
   }
