@@ -45,10 +45,10 @@ ModelConfig gguf_config(const io::GgufFile& f) {
   const std::string model_type = model_type_of(f);
   const std::string p = model_type + ".";
   const std::string origin = f.path().string();
-  if (f.find(p + "rope.scaling.type") && f.get_string(p + "rope.scaling.type") != "none" &&
-      f.get_string(p + "rope.scaling.type") != "linear")
-    throw FormatError(fmt::format("{}: metadata '{}rope.scaling.type' is '{}'; hearth applies none or linear", origin,
-                                  p, f.get_string(p + "rope.scaling.type")));
+  const std::string scaling = f.find(p + "rope.scaling.type") ? f.get_string(p + "rope.scaling.type") : "none";
+  if (scaling != "none" && scaling != "linear")
+    throw FormatError(
+        fmt::format("{}: metadata '{}rope.scaling.type' is '{}'; hearth applies none or linear", origin, p, scaling));
   if (f.find_tensor("rope_freqs.weight"))
     throw FormatError(
         fmt::format("{}: tensor 'rope_freqs.weight' (llama3-style RoPE scaling) is not supported for "
@@ -72,7 +72,7 @@ ModelConfig gguf_config(const io::GgufFile& f) {
       {"mlp_bias", f.find_tensor("blk.0.ffn_down.bias") != nullptr},
   };
   if (f.find(p + "attention.key_length")) j["head_dim"] = f.get_int(p + "attention.key_length");
-  if (f.find(p + "rope.scaling.type") && f.get_string(p + "rope.scaling.type") == "linear")
+  if (scaling == "linear")
     j["rope_scaling"] = {{"rope_type", "linear"}, {"factor", f.get_float(p + "rope.scaling.factor")}};
   if (f.find(p + "attention.sliding_window")) {
     j["sliding_window"] = f.get_int(p + "attention.sliding_window");
