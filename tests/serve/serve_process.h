@@ -4,6 +4,7 @@
 
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -48,14 +49,18 @@ inline std::string file_text(const std::filesystem::path& p) {
 class ServeProcess {
  public:
   // Starts `hearth serve --model stories --port 0 ARGS...` and waits (up to 60 s) for "listening on".
+  // The server gets SIGTERM if the thread that started it ends (create it on the test's own thread), so it
+  // never outlives a test process that dies (a sanitizer report, a crash) without running the destructor.
   explicit ServeProcess(std::vector<std::string> args, bool with_model = true) {
     static int counter = 0;
     log_ = serve_scratch() / ("serve_" + std::to_string(++counter) + ".log");
     std::vector<std::string> argv = {hearth_binary().string(), "serve", "--port", "0"};
     if (with_model) argv.insert(argv.end(), {"--model", stories_dir().string()});
     argv.insert(argv.end(), args.begin(), args.end());
+    const pid_t parent = ::getpid();
     pid_ = fork();
     if (pid_ == 0) {
+      if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || ::getppid() != parent) _exit(127);
       int fd = ::open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
       dup2(fd, 2);
       dup2(fd, 1);
