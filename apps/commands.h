@@ -21,5 +21,6 @@ void add_finetune_lora(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_report(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_quantize(CLI::App& app, const GlobalOptions& g, Runner& run);  // HF folder / GGUF -> GGUF
+void add_export(CLI::App& app, const GlobalOptions& g, Runner& run);    // hf, peft, gguf, gguf-lora, ollama
 
 }  // namespace hearth::app

@@ -84,6 +84,7 @@ int main(int argc, char** argv) {
   app::add_report(cli, g, run);
   app::add_serve(cli, g, run);
   app::add_quantize(cli, g, run);
+  app::add_export(cli, g, run);
 
   try {
     cli.parse(argc, argv);

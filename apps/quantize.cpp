@@ -7,15 +7,10 @@
 
 #include "apps/commands.h"
 #include "convert/gguf_model_write.h"
+#include "convert/model_input.h"
 #include "convert/tensor_source.h"
 #include "core/error.h"
-#include "core/log.h"
 #include "core/progress.h"
-#include "io/gguf.h"
-#include "model/config.h"
-#include "model/gguf_model.h"
-#include "tokenizer/gguf_vocab.h"
-#include "tokenizer/tokenizer.h"
 
 namespace hearth::app {
 namespace {
@@ -26,61 +21,8 @@ struct QuantizeCliOptions {
   std::string model, out, type;
 };
 
-// What the command reads: the config, the weights and the metadata to carry over.
-struct QuantizeInput {
-  model::ModelConfig config;
-  convert::TensorSource source;
-  std::vector<io::GgufKv> extra;  // tokenizer.ggml.* keys
-  std::string name;               // general.name
-  std::string kind;               // "hf" | "gguf"
-};
-
-// The tokenizer of a Hugging Face folder as GGUF metadata (tokenizer.ggml.*), which llama.cpp needs to load the
-// file. hearth cannot produce it yet: this is the one place where it will.
-// The folder's tokenizer (and chat template) as tokenizer.ggml.* metadata, so that the GGUF runs on its own
-// in hearth, llama.cpp and Ollama.
-std::vector<io::GgufKv> tokenizer_metadata(const fs::path& dir) {
-  if (fs::exists(dir / "tokenizer.json")) return tokenizer::tokenizer_gguf_metadata(tokenizer::Tokenizer::load(dir));
-  log::warn(
-      "quantize: {} has no tokenizer.json, so the GGUF carries no tokenizer (tokenizer.ggml.*): weights "
-      "only, which llama.cpp will not load",
-      dir.string());
-  return {};
-}
-
-std::string folder_name(const fs::path& dir) {
-  fs::path p = fs::absolute(dir).lexically_normal();
-  if (p.filename().empty()) p = p.parent_path();
-  return p.filename().string();
-}
-
-QuantizeInput input_open(const fs::path& path) {
-  QuantizeInput in;
-  if (fs::is_directory(path)) {
-    model_dir_check(path);
-    in.config = model::config_load(path);
-    in.source = convert::tensor_source_checkpoint(path);
-    in.extra = tokenizer_metadata(path);
-    in.name = folder_name(path);
-    in.kind = "hf";
-    return in;
-  }
-  if (!fs::exists(path))
-    throw IoError(fmt::format("--model: '{}' does not exist; expected a Hugging Face model folder or a .gguf file",
-                              path.string()));
-  std::shared_ptr<const io::GgufFile> file = io::GgufFile::open(path);
-  in.config = model::gguf_config(*file);
-  in.source = convert::tensor_source_gguf(file, in.config);  // refuses quantized tensors
-  // As llama-quantize does, keep the source's tokenizer.
-  for (const auto& kv : file->metadata())
-    if (kv.key.rfind("tokenizer.", 0) == 0) in.extra.push_back(kv);
-  const io::GgufValue* name = file->find("general.name");
-  in.name = name && name->as_string() ? *name->as_string() : path.stem().string();
-  in.kind = "gguf";
-  return in;
-}
-
-nlohmann::json summary_json(const convert::QuantizeSummary& s, const QuantizeInput& in, const std::string& model) {
+nlohmann::json summary_json(const convert::QuantizeSummary& s, const convert::ModelInput& in,
+                            const std::string& model) {
   nlohmann::json fallbacks = nlohmann::json::array();
   for (const auto& f : s.fallbacks)
     fallbacks.push_back(
@@ -100,10 +42,10 @@ nlohmann::json summary_json(const convert::QuantizeSummary& s, const QuantizeInp
           {"seconds", s.seconds},
           {"types", s.tensors_per_type},
           {"fallbacks", fallbacks},
-          {"tokenizer_embedded", !in.extra.empty()}};
+          {"tokenizer_embedded", !in.tokenizer.empty()}};
 }
 
-void summary_print(const convert::QuantizeSummary& s, const QuantizeInput& in) {
+void summary_print(const convert::QuantizeSummary& s, const convert::ModelInput& in) {
   const auto& info = convert::quant_type_info(s.type);
   std::cout << fmt::format(
       "{}: {} ({}, file type {}), {} tensors, {:.2f} M weights, {:.2f} MiB, {:.2f} bits per "
@@ -116,7 +58,7 @@ void summary_print(const convert::QuantizeSummary& s, const QuantizeInput& in) {
   for (const auto& f : s.fallbacks)
     std::cout << fmt::format("  fallback: {} {} -> {} (row length not a multiple of the block)\n", f.tensor,
                              quant::ggml_type_name(f.wanted), quant::ggml_type_name(f.used));
-  std::cout << "  tokenizer: " << (in.extra.empty() ? "not embedded" : "embedded") << "\n";
+  std::cout << "  tokenizer: " << (in.tokenizer.empty() ? "not embedded" : "embedded") << "\n";
 }
 
 void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& g) {
@@ -129,7 +71,8 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& g) {
   std::error_code ec;
   if (fs::exists(out) && fs::equivalent(model, out, ec))
     throw ConfigError(fmt::format("--out: '{}' is the --model file itself; write to another file", out.string()));
-  QuantizeInput in = input_open(model);
+  if (fs::is_directory(model)) model_dir_check(model);
+  convert::ModelInput in = convert::model_input_open(model);
   convert::QuantizeOptions options;
   options.type = *type;
   options.name = in.name;
@@ -138,7 +81,7 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& g) {
   auto progress = [&bar](const convert::QuantizeProgress& p) {
     bar.update(p.done, fmt::format("{} {}", p.tensor->name.gguf, quant::ggml_type_name(p.tensor->type)));
   };
-  auto summary = convert::gguf_model_write(out, in.config, in.source, options, in.extra, progress);
+  auto summary = convert::gguf_model_write(out, in.config, in.source, options, in.tokenizer, progress);
   bar.finish();
   if (g.json) json_print(summary_json(summary, in, o.model));
   else summary_print(summary, in);

@@ -19,6 +19,7 @@ torch::Tensor as_float32(const torch::Tensor& t) { return t.to(torch::kCPU).to(t
 TensorSource source_of_map(std::shared_ptr<model::TensorMap> tensors, std::string origin) {
   TensorSource s;
   s.origin = origin;
+  for (const auto& [name, t] : *tensors) s.names.push_back(name);
   s.shape = [tensors](const std::string& name) -> std::optional<std::vector<int64_t>> {
     auto it = tensors->find(name);
     if (it == tensors->end()) return std::nullopt;
@@ -63,6 +64,7 @@ TensorSource tensor_source_gguf(std::shared_ptr<const io::GgufFile> file, const 
     if (!n.hf.empty() && file->find_tensor(n.gguf)) (*index)[n.hf] = n;
   TensorSource s;
   s.origin = origin;
+  for (const auto& [hf, n] : *index) s.names.push_back(hf);
   s.shape = [file, index](const std::string& hf) -> std::optional<std::vector<int64_t>> {
     auto it = index->find(hf);
     if (it == index->end()) return std::nullopt;

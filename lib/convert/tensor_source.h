@@ -21,7 +21,8 @@
 namespace hearth::convert {
 
 struct TensorSource {
-  std::string origin;  // the folder or file, for error messages
+  std::string origin;              // the folder or file, for error messages
+  std::vector<std::string> names;  // every tensor the source holds, by HF name, sorted
   // Shape (outermost first) of the tensor `hf_name`, or std::nullopt when the source lacks it. Reads no weights.
   std::function<std::optional<std::vector<int64_t>>(const std::string& hf_name)> shape;
   // The tensor as a contiguous float32 CPU tensor of that shape. Called once per tensor, from one thread.

@@ -23,6 +23,9 @@ void signals_install() {
   sigemptyset(&sa.sa_mask);
   sigaction(SIGINT, &sa, nullptr);
   sigaction(SIGTERM, &sa, nullptr);
+  // A write past the file-size limit (ulimit -f) then fails with EFBIG, which the writers report and clean up
+  // after, instead of the default action killing the process with a half-written temporary left behind.
+  std::signal(SIGXFSZ, SIG_IGN);
 }
 
 bool interrupt_requested() { return g_signal.load() != 0; }

@@ -198,25 +198,31 @@ std::string SafetensorsArchive::origin(std::string_view name) const {
   return files_.empty() ? std::string("(no files)") : files_.front()->path().parent_path().string();
 }
 
-void safetensors_write(const fs::path& path, const std::vector<TensorView>& tensors,
-                       const std::map<std::string, std::string>& metadata) {
-  std::vector<const TensorView*> order;
-  for (const auto& t : tensors) order.push_back(&t);
+uint64_t TensorSpec::nbytes() const {
+  uint64_t n = dtype_size(dtype);
+  for (int64_t d : shape) n *= static_cast<uint64_t>(d);
+  return n;
+}
+
+void safetensors_write_streamed(const fs::path& path, const std::vector<TensorSpec>& specs,
+                                const std::map<std::string, std::string>& metadata,
+                                const std::function<void(const TensorSpec&, const SafetensorsEmit&)>& produce) {
+  std::vector<const TensorSpec*> order;
+  for (const auto& t : specs) order.push_back(&t);
   std::sort(order.begin(), order.end(), [](auto* a, auto* b) { return a->name < b->name; });
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (size_t i = 0; i < order.size(); ++i) {
-    const TensorView& t = *order[i];
+    const TensorSpec& t = *order[i];
     if (i > 0 && order[i - 1]->name == t.name)
       throw ConfigError(fmt::format("{}: duplicate tensor name '{}'", path.string(), t.name));
     if (t.name == "__metadata__") throw ConfigError(fmt::format("{}: reserved tensor name", path.string()));
-    if (static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype) != t.nbytes)
-      throw ConfigError(fmt::format("{}: tensor '{}' has {} bytes; expected {} for its shape and dtype", path.string(),
-                                    t.name, t.nbytes, t.numel() * dtype_size(t.dtype)));
+    for (int64_t d : t.shape)
+      if (d < 0) throw ConfigError(fmt::format("{}: tensor '{}' has a negative dimension", path.string(), t.name));
     header[t.name] = {
-        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes}}};
-    offset += t.nbytes;
+        {"dtype", dtype_name(t.dtype)}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.nbytes()}}};
+    offset += t.nbytes();
   }
   std::string text = header.dump();
   text.append((8 - text.size() % 8) % 8, ' ');  // pad so the data section is 8-byte aligned
@@ -226,8 +232,37 @@ void safetensors_write(const fs::path& path, const std::vector<TensorView>& tens
   AtomicWriter writer(path);
   writer.write(len, 8);
   writer.write(text.data(), text.size());
-  for (const auto* t : order) writer.write(t->data, t->nbytes);
+  for (const auto* t : order) {
+    uint64_t emitted = 0;
+    produce(*t, [&](const void* data, size_t size) {
+      emitted += size;
+      if (emitted > t->nbytes())
+        throw IoError(fmt::format("{}: tensor '{}': producer emitted more than its {} bytes", path.string(), t->name,
+                                  t->nbytes()));
+      writer.write(data, size);
+    });
+    if (emitted != t->nbytes())
+      throw IoError(fmt::format("{}: tensor '{}': producer emitted {} bytes; expected {}", path.string(), t->name,
+                                emitted, t->nbytes()));
+  }
   writer.commit();
+}
+
+void safetensors_write(const fs::path& path, const std::vector<TensorView>& tensors,
+                       const std::map<std::string, std::string>& metadata) {
+  std::vector<TensorSpec> specs;
+  std::map<std::string, const TensorView*> views;
+  for (const auto& t : tensors) {
+    if (static_cast<uint64_t>(t.numel()) * dtype_size(t.dtype) != t.nbytes)
+      throw ConfigError(fmt::format("{}: tensor '{}' has {} bytes; expected {} for its shape and dtype", path.string(),
+                                    t.name, t.nbytes, t.numel() * dtype_size(t.dtype)));
+    specs.push_back({t.name, t.dtype, t.shape});
+    views[t.name] = &t;
+  }
+  safetensors_write_streamed(path, specs, metadata, [&views](const TensorSpec& spec, const SafetensorsEmit& emit) {
+    const TensorView* v = views.at(spec.name);
+    emit(v->data, v->nbytes);
+  });
 }
 
 }  // namespace hearth::io

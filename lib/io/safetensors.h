@@ -10,6 +10,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -82,5 +83,22 @@ class SafetensorsArchive {
 // (nbytes ≠ numel × dtype size, duplicate names), IoError/ResourceError on write failure.
 void safetensors_write(const std::filesystem::path& path, const std::vector<TensorView>& tensors,
                        const std::map<std::string, std::string>& metadata = {});
+
+// A tensor to be streamed into a file: its header entry now, its bytes when write() asks for them.
+struct TensorSpec {
+  std::string name;
+  Dtype dtype = Dtype::kF32;
+  std::vector<int64_t> shape;
+  uint64_t nbytes() const;  // numel × dtype size
+};
+// Receives a tensor's bytes, in as many pieces as the producer likes.
+using SafetensorsEmit = std::function<void(const void* data, size_t size)>;
+
+// As safetensors_write, for files larger than memory: the header is built from `specs`, then `produce` is
+// called once per tensor, in name order, and must emit exactly spec.nbytes() bytes (IoError naming the tensor
+// otherwise; the target is then left untouched).
+void safetensors_write_streamed(const std::filesystem::path& path, const std::vector<TensorSpec>& specs,
+                                const std::map<std::string, std::string>& metadata,
+                                const std::function<void(const TensorSpec&, const SafetensorsEmit&)>& produce);
 
 }  // namespace hearth::io

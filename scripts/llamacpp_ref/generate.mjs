@@ -22,7 +22,8 @@
 //                                      llama.cpp's llama_vocab_is_eog — eos, eot, eom and the like)
 //    "ignore_eog": false,              true: keep generating through end-of-generation tokens (benchmarks)
 //    "threads": 1,                     llama.cpp's thread count (default: 1)
-//    "context_size": 512, "batch_size": 512}   defaults: prompt + max_tokens rounded up, batch ≥ the prompt
+//    "context_size": 512, "batch_size": 512,   defaults: prompt + max_tokens rounded up, batch ≥ the prompt
+//    "lora": ["adapter.gguf", ...]}    llama.cpp LoRA GGUFs applied to the context at scale 1 (llama-cli --lora)
 // Each result: {"model", "prompt_ids", "token_ids" (generated, without the end-of-generation token),
 // "text" (token_ids detokenized by llama.cpp, control tokens left out), "finish_reason" ("stop" at an
 // end-of-generation token, "length" at max_tokens), "eog_token" (the id that stopped it, or null),
@@ -104,6 +105,7 @@ async function generate(run) {
       batchSize: run.batch_size ?? Math.max(512, ids.length),
       sequences: 1,
       threads: {ideal: threads, min: threads},
+      ...(run.lora ? {lora: {adapters: run.lora.map((filePath) => ({filePath, scale: 1}))}} : {}),
     });
     try {
       const sequence = context.getSequence();

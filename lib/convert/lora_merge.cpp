@@ -1,0 +1,41 @@
+#include "convert/lora_merge.h"
+
+#include <cstdio>
+
+#include <torch/torch.h>
+
+namespace hearth::convert {
+
+std::optional<std::pair<int64_t, model::LoraTarget>> lora_target_of(const std::string& hf_name) {
+  long layer = -1;
+  char block[16] = {}, module[16] = {}, rest[16] = {};
+  int used = 0;
+  if (std::sscanf(hf_name.c_str(), "model.layers.%ld.%15[a-z_].%15[a-z_].%15[a-z]%n", &layer, block, module, rest,
+                  &used) != 4 ||
+      used != static_cast<int>(hf_name.size()) || std::string(rest) != "weight" || layer < 0)
+    return std::nullopt;
+  auto target = model::lora_target_parse(module);
+  if (!target) return std::nullopt;
+  const bool attention = *target <= model::LoraTarget::kO;
+  if (std::string(block) != (attention ? "self_attn" : "mlp")) return std::nullopt;
+  return std::make_pair(static_cast<int64_t>(layer), *target);
+}
+
+TensorSource tensor_source_merged(TensorSource base, std::shared_ptr<const model::LoraAdapter> adapter) {
+  TensorSource s = base;
+  s.origin = base.origin + " + adapter";
+  s.load = [base, adapter](const std::string& hf_name) {
+    torch::Tensor w = base.load(hf_name);  // float32 [out, in]
+    auto target = lora_target_of(hf_name);
+    const model::LoraPair* pair = target ? adapter->find(target->first, target->second) : nullptr;
+    if (!pair) return w;
+    torch::NoGradGuard no_grad;
+    // W + scale · B [out, r] · A [r, in], as PEFT merges (in float32; the adapter is float32 already).
+    const double scale = adapter->config().scale();
+    torch::Tensor delta = torch::matmul(pair->B.to(torch::kCPU), pair->A.to(torch::kCPU));
+    return (w + delta.mul(scale)).contiguous();
+  };
+  return s;
+}
+
+}  // namespace hearth::convert
