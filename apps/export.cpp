@@ -229,7 +229,11 @@ nlohmann::json export_ollama(const ExportCliOptions& o, const std::shared_ptr<co
   io::AtomicDir dir(o.out, o.force);
   const convert::QuantizeOptions options = gguf_options(o, in.name, g);
   if (o.no_merge) {
-    out["model"] = gguf_summary_json(gguf_write(dir.path() / "base.gguf", in, nullptr, options, prov));
+    // The base GGUF holds no adapter, so its record names none; adapter.gguf carries the adapter's.
+    convert::Provenance base_prov = prov;
+    base_prov.adapter = base_prov.adapter_sha256 = base_prov.run_dir = "";
+    base_prov.adapter_config = base_prov.recipe = base_prov.datasets = base_prov.metrics = nullptr;
+    out["model"] = gguf_summary_json(gguf_write(dir.path() / "base.gguf", in, nullptr, options, base_prov));
     auto s = convert::gguf_lora_write(dir.path() / "adapter.gguf", in.config, *adapter, convert::provenance_gguf(prov));
     out["adapter"] = {{"tensors", s.tensors}, {"bytes", s.file_bytes}, {"alpha", s.alpha}};
     mf.from = "./base.gguf";

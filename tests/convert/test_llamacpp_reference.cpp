@@ -28,9 +28,11 @@
 #include "cli_util.h"
 #include "io/atomic_file.h"
 #include "io/gguf.h"
+#include "llamacpp_ref.h"
 #include "model/checkpoint.h"
 
 using namespace hearth;
+using test::llamacpp_missing;
 using test::quote;
 using test::run_hearth;
 namespace fs = std::filesystem;
@@ -40,28 +42,7 @@ namespace {
 
 fs::path dir() { return test::scratch("llamacpp_ref"); }
 
-// Why llama.cpp cannot be run here ("" when it can).
-std::string llamacpp_missing() {
-  const fs::path package = test::assets_dir() / "llamacpp-ref" / "node_modules" / "node-llama-cpp";
-  if (!fs::exists(package))
-    return "llama.cpp reference not installed (fetch_test_assets installs it on Linux x86-64 only)";
-  if (std::system("command -v node >/dev/null 2>&1") != 0) return "node not found";
-  return "";
-}
-
-// scripts/llamacpp_ref/generate.mjs on a list of runs: one result object per run.
-nlohmann::json llamacpp_generate(const nlohmann::json& runs) {
-  const fs::path request = dir() / "request.json", out = dir() / "llamacpp.json", err = dir() / "llamacpp.err";
-  io::atomic_write(request, runs.dump());
-  const std::string command = "node " + quote(test::source_dir() / "scripts" / "llamacpp_ref" / "generate.mjs") + " " +
-                              quote(test::assets_dir()) + " " + quote(request) + " >" + quote(out) + " 2>" + quote(err);
-  const int status = std::system(command.c_str());
-  INFO("generate.mjs stderr: " << io::file_read(err));
-  REQUIRE(status == 0);
-  auto j = nlohmann::json::parse(io::file_read(out));
-  REQUIRE(j.size() == runs.size());
-  return j;
-}
+nlohmann::json llamacpp_generate(const nlohmann::json& runs) { return test::llamacpp_generate(runs, dir()); }
 
 nlohmann::json hearth_json(const std::string& args) {
   auto r = run_hearth("--json " + args);
