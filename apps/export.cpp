@@ -45,6 +45,7 @@ struct ExportCliOptions {
   bool force = false;
   std::string dtype, max_shard_size, type, system, name;
   bool no_merge = false;
+  bool allow_base_mismatch = false;
 };
 
 // Flags that only some formats use: anything else given is an error, never silently ignored.
@@ -63,6 +64,8 @@ void flags_check(const ExportCliOptions& o) {
   only(!o.system.empty(), "--system", {"ollama"});
   only(o.no_merge, "--no-merge", {"ollama"});
   only(!o.name.empty(), "--name", {"gguf", "gguf-lora", "ollama"});
+  if (o.allow_base_mismatch && o.adapter.empty())
+    throw ConfigError("--allow-base-mismatch: only meaningful with --adapter");
   const bool needs_adapter = o.format == "peft" || o.format == "gguf-lora" || o.no_merge;
   if (needs_adapter && o.adapter.empty())
     throw ConfigError(
@@ -249,6 +252,34 @@ nlohmann::json export_ollama(const ExportCliOptions& o, const std::shared_ptr<co
   return out;
 }
 
+// An adapter trained on another base than --model (by the hash finetune-lora recorded) is refused: its shapes may
+// fit, but its weights were learned against other weights. Hashes of a folder and of a GGUF cannot be compared.
+void base_match_check(const ExportCliOptions& o, const convert::Provenance& prov) {
+  const nlohmann::json& t = prov.trained_on;
+  if (!t.is_object() || !t.contains("sha256") || !t["sha256"].is_string()) {
+    if (!o.adapter.empty())
+      log::info("export: {} records no base hash (not published by hearth finetune-lora); only its shapes are checked",
+                o.adapter);
+    return;
+  }
+  const std::string kind = fs::is_directory(o.model) ? "hf" : "gguf";
+  if (t.value("kind", "") != kind) {
+    log::info("export: the adapter was trained on a {} base and --model is a {}; their hashes cannot be compared, "
+              "only the shapes are checked",
+              t.value("kind", "?"), kind);
+    return;
+  }
+  if (t["sha256"] == prov.base_sha256) return;
+  const std::string msg = fmt::format(
+      "--adapter: '{}' was trained on base sha256 {} ('{}'); --model '{}' has sha256 {}", o.adapter,
+      t["sha256"].get<std::string>(), t.value("path", "?"), o.model, prov.base_sha256);
+  if (o.allow_base_mismatch) {
+    log::warn("{} (exporting anyway: --allow-base-mismatch)", msg);
+    return;
+  }
+  throw FormatError(msg + "; export it with the base it was trained on, or pass --allow-base-mismatch");
+}
+
 void run_export(const ExportCliOptions& o, const GlobalOptions& g) {
   globals_apply(g);
   const auto start = std::chrono::steady_clock::now();
@@ -276,6 +307,8 @@ void run_export(const ExportCliOptions& o, const GlobalOptions& g) {
   log::info("export {}: hashing the inputs for the provenance record", o.format);
   const convert::Provenance prov = convert::provenance_collect(
       model, o.adapter.empty() ? std::nullopt : std::optional<fs::path>(o.adapter), o.format, HEARTH_VERSION);
+
+  base_match_check(o, prov);
 
   nlohmann::json detail;
   if (o.format == "hf") detail = export_hf(o, adapter, prov);
@@ -319,6 +352,8 @@ void add_export(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--type", o->type, "gguf, ollama: " + convert::quant_type_names() + " (default q8_0)");
   cmd->add_option("--system", o->system, "ollama: SYSTEM prompt of the Modelfile");
   cmd->add_flag("--no-merge", o->no_merge, "ollama: keep the adapter as a separate GGUF (Modelfile ADAPTER)");
+  cmd->add_flag("--allow-base-mismatch", o->allow_base_mismatch,
+                "Export even if the adapter was trained on a base with another hash");
   cmd->add_option("--name", o->name, "gguf, gguf-lora, ollama: general.name in the GGUF (default: the base's)");
   cmd->callback([o, &g, &run] { run = [o, &g] { run_export(*o, g); }; });
 }

@@ -9,24 +9,14 @@
 
 #include "core/error.h"
 #include "core/log.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 #include "io/json_file.h"
+#include "model/checkpoint.h"
 
 namespace hearth::convert {
 namespace {
 
 namespace fs = std::filesystem;
-
-void hash_file(data::Sha256& h, const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("{}: cannot open for reading", path.string()));
-  std::vector<char> buf(1 << 20);
-  while (in) {
-    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
-    if (in.gcount() > 0) h.update(buf.data(), static_cast<size_t>(in.gcount()));
-  }
-  if (in.bad()) throw IoError(fmt::format("{}: read failed", path.string()));
-}
 
 std::string now_utc() {
   std::time_t t = std::time(nullptr);
@@ -67,9 +57,9 @@ nlohmann::json datasets_of(const nlohmann::json& recipe) {
     const fs::path manifest = fs::path(path) / "manifest.json";
     nlohmann::json entry = {{"path", path}, {"weight", d.value("weight", 1.0)}};
     if (fs::exists(manifest)) {
-      data::Sha256 h;
-      hash_file(h, manifest);
-      entry["manifest_sha256"] = data::digest_hex(h.digest());
+      Sha256 h;
+      h.update_file(manifest);
+      entry["manifest_sha256"] = digest_hex(h.digest());
       nlohmann::json m = json_or_null(manifest);
       entry["totals"] = m.is_object() && m.contains("totals") ? m["totals"] : nlohmann::json(nullptr);
     } else {
@@ -101,19 +91,15 @@ std::string short_hash(const std::string& h) { return h.size() > 12 ? h.substr(0
 
 }  // namespace
 
-std::string model_sha256(const fs::path& model) {
-  data::Sha256 h;
-  if (!fs::is_directory(model)) {
-    hash_file(h, model);
-    return data::digest_hex(h.digest());
+nlohmann::json adapter_trained_on(const fs::path& adapter) {
+  if (fs::exists(adapter / "hearth_base.json")) return json_or_null(adapter / "hearth_base.json");
+  const fs::path run = run_dir_of(adapter);
+  if (!run.empty() && fs::exists(run / "base.json")) {
+    nlohmann::json j = json_or_null(run / "base.json");
+    if (j.is_object()) j.erase("files");
+    return j;
   }
-  hash_file(h, model / "config.json");
-  std::vector<fs::path> weights;
-  for (const auto& e : fs::directory_iterator(model))
-    if (e.is_regular_file() && e.path().extension() == ".safetensors") weights.push_back(e.path());
-  std::sort(weights.begin(), weights.end());
-  for (const auto& w : weights) hash_file(h, w);
-  return data::digest_hex(h.digest());
+  return nullptr;
 }
 
 Provenance provenance_collect(const fs::path& base, const std::optional<fs::path>& adapter, const std::string& format,
@@ -123,16 +109,17 @@ Provenance provenance_collect(const fs::path& base, const std::optional<fs::path
   p.created = now_utc();
   p.format = format;
   p.base = fs::absolute(base).lexically_normal().string();
-  p.base_sha256 = model_sha256(base);
-  p.adapter_config = nullptr;
+  p.base_sha256 = model::model_sha256(base);
+  p.adapter_config = p.trained_on = nullptr;
   p.recipe = p.datasets = p.metrics = nullptr;
   if (!adapter) return p;
   p.adapter = fs::absolute(*adapter).lexically_normal().string();
-  data::Sha256 h;
-  hash_file(h, *adapter / "adapter_config.json");
-  hash_file(h, *adapter / "adapter_model.safetensors");
-  p.adapter_sha256 = data::digest_hex(h.digest());
+  Sha256 h;
+  h.update_file(*adapter / "adapter_config.json");
+  h.update_file(*adapter / "adapter_model.safetensors");
+  p.adapter_sha256 = digest_hex(h.digest());
   p.adapter_config = json_or_null(*adapter / "adapter_config.json");
+  p.trained_on = adapter_trained_on(*adapter);
   const fs::path run = run_dir_of(*adapter);
   if (!run.empty()) {
     p.run_dir = run.string();

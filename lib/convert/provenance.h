@@ -28,14 +28,16 @@ struct Provenance {
   std::string base, base_sha256;
   std::string adapter, adapter_sha256;  // empty without an adapter
   nlohmann::json adapter_config;        // adapter_config.json, null without an adapter
+  nlohmann::json trained_on;            // the base the adapter was trained on ({"path", "kind", "sha256"}, from
+                                        // hearth_base.json beside it or its run's base.json), or null
   std::string run_dir;                  // "" when the adapter is not in a run directory
   nlohmann::json recipe;                // RUN_DIR/recipe.resolved.json, or null
   nlohmann::json datasets;              // [{path, manifest_sha256, totals}] from the recipe, or null
   nlohmann::json metrics;               // {step, loss, eval_loss} from the last lines of metrics.jsonl, or null
 };
 
-// SHA-256 of a base model as described above (hex). Throws IoError naming an unreadable file.
-std::string model_sha256(const std::filesystem::path& model);
+// The base an adapter folder was trained on, as finetune-lora recorded it (train::base_record), or null.
+nlohmann::json adapter_trained_on(const std::filesystem::path& adapter);
 
 // Collects the provenance of an export of `base` (with `adapter` when given). Reads the whole base to hash it.
 // Throws IoError for unreadable files; a malformed recipe, manifest or metrics line is recorded as null with a

@@ -7,7 +7,7 @@
 #include <string>
 #include <string_view>
 
-#include "data/sha256.h"
+#include "core/sha256.h"
 
 namespace hearth::data {
 

@@ -7,7 +7,7 @@
 
 #include "core/error.h"
 #include "data/manifest.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 #include "data/shard.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"

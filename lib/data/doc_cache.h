@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "data/encode.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 
 namespace hearth::data {
 

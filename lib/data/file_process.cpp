@@ -14,7 +14,7 @@
 #include "data/clean.h"
 #include "data/dedup.h"
 #include "data/doc_cache.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 #include "data/text_util.h"
 #include "io/atomic_file.h"
 

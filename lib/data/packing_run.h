@@ -8,7 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "data/manifest.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 
 namespace hearth::data {
 

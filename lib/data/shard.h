@@ -17,7 +17,7 @@
 #include <string>
 
 #include "data/dataset.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 #include "io/atomic_file.h"
 
 namespace hearth::data {

@@ -1,5 +1,9 @@
 #include "model/checkpoint.h"
 
+#include <algorithm>
+
+#include "core/sha256.h"
+
 #include <cstring>
 
 #include <fmt/format.h>
@@ -44,7 +48,6 @@ io::Dtype dtype_from_torch(torch::ScalarType dtype, const std::string& where) {
   }
 }
 
-namespace {
 torch::Tensor view_to_tensor(const io::TensorView& view, const std::shared_ptr<io::SafetensorsFile>& file) {
   auto dtype = dtype_to_torch(view.dtype, fmt::format("{}: tensor '{}'", file->path().string(), view.name));
   auto options = torch::TensorOptions().dtype(dtype);
@@ -59,7 +62,6 @@ torch::Tensor view_to_tensor(const io::TensorView& view, const std::shared_ptr<i
   return torch::from_blob(
       const_cast<void*>(view.data), view.shape, [keep](void*) mutable { keep.reset(); }, options);
 }
-}  // namespace
 
 std::map<std::string, torch::Tensor> checkpoint_tensors(const std::filesystem::path& dir) {
   auto archive = io::SafetensorsArchive::open(dir);
@@ -67,6 +69,21 @@ std::map<std::string, torch::Tensor> checkpoint_tensors(const std::filesystem::p
   for (const auto& file : archive.files())
     for (const auto& view : file->tensors()) out[view.name] = view_to_tensor(view, file);
   return out;
+}
+
+std::string model_sha256(const std::filesystem::path& model) {
+  Sha256 h;
+  if (!std::filesystem::is_directory(model)) {
+    h.update_file(model);
+    return digest_hex(h.digest());
+  }
+  h.update_file(model / "config.json");
+  std::vector<std::filesystem::path> weights;
+  for (const auto& e : std::filesystem::directory_iterator(model))
+    if (e.is_regular_file() && e.path().extension() == ".safetensors") weights.push_back(e.path());
+  std::sort(weights.begin(), weights.end());
+  for (const auto& w : weights) h.update_file(w);
+  return digest_hex(h.digest());
 }
 
 std::map<std::string, torch::Tensor> safetensors_tensors(const std::filesystem::path& path) {

@@ -18,12 +18,20 @@ namespace hearth::model {
 // (F32, F16, BF16, I8, U8, I32, I64). Throws as io::SafetensorsArchive::open, and FormatError for a dtype
 // libtorch cannot hold (naming the tensor).
 std::map<std::string, torch::Tensor> checkpoint_tensors(const std::filesystem::path& dir);
+// One tensor of an open file: a zero-copy view into its mapping (which it keeps alive), or a copy when the data
+// is not aligned for its dtype.
+torch::Tensor view_to_tensor(const io::TensorView& view, const std::shared_ptr<io::SafetensorsFile>& file);
 // Same for a single .safetensors file.
 std::map<std::string, torch::Tensor> safetensors_tensors(const std::filesystem::path& file);
 
 // Writes tensors (moved to CPU, made contiguous) to a .safetensors file atomically.
 void safetensors_save(const std::filesystem::path& file, const std::map<std::string, torch::Tensor>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
+
+// SHA-256 (hex) identifying a base model's weights: a GGUF file's bytes; for a folder, config.json followed by every
+// *.safetensors in name order (the same as `cat config.json *.safetensors | sha256sum`). Reads the whole model.
+// Throws IoError naming an unreadable file.
+std::string model_sha256(const std::filesystem::path& model);
 
 torch::ScalarType dtype_to_torch(io::Dtype dtype, const std::string& where);
 io::Dtype dtype_from_torch(torch::ScalarType dtype, const std::string& where);

@@ -198,6 +198,8 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     fs::remove(run_dir / "metrics.jsonl");
   }
   io::atomic_write(run_dir / "recipe.resolved.json", r.to_json().dump(2) + "\n");
+  // The base's hash goes with every published adapter (export refuses another base); cached in the run dir.
+  const nlohmann::json base = base_record(run_dir, r.model);
   if (o.threads > 0 || r.training.threads > 0) at::set_num_threads(o.threads > 0 ? o.threads : int(r.training.threads));
 
   // --- model, adapter, optimizer, data ---
@@ -349,7 +351,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     metrics_append(run_dir, {{"step", state.step}, {"eval_loss", result.eval_loss}, {"final", true}});
   }
   checkpoint();
-  result.adapter_dir = adapter_publish(run_dir, adapter).string();
+  result.adapter_dir = adapter_publish(run_dir, adapter, base).string();
   result.steps = state.step;
   result.seconds = state.elapsed_seconds;
   result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, state.elapsed_seconds);

@@ -4,6 +4,7 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -154,7 +155,46 @@ TrainState checkpoint_load(const fs::path& dir, model::LoraAdapter& adapter, Ada
   return s;
 }
 
-fs::path adapter_publish(const fs::path& run_dir, const model::LoraAdapter& adapter) {
+namespace {
+// What base_record's cached hash depends on: each weight file's name, size and modification time.
+nlohmann::json weight_files_key(const fs::path& model) {
+  std::vector<fs::path> files;
+  if (fs::is_directory(model)) {
+    files.push_back(model / "config.json");
+    for (const auto& e : fs::directory_iterator(model))
+      if (e.is_regular_file() && e.path().extension() == ".safetensors") files.push_back(e.path());
+  } else {
+    files.push_back(model);
+  }
+  std::sort(files.begin(), files.end());
+  nlohmann::json key = nlohmann::json::array();
+  for (const auto& f : files) {
+    std::error_code ec;
+    const auto size = fs::file_size(f, ec);
+    const auto mtime = fs::last_write_time(f, ec).time_since_epoch().count();
+    key.push_back({f.filename().string(), ec ? -1 : static_cast<int64_t>(size), static_cast<int64_t>(mtime)});
+  }
+  return key;
+}
+}  // namespace
+
+nlohmann::json base_record(const fs::path& run_dir, const fs::path& model) {
+  const std::string path = fs::absolute(model).lexically_normal().string();
+  const nlohmann::json key = weight_files_key(model);
+  const fs::path cache = run_dir / "base.json";
+  if (fs::exists(cache)) {
+    nlohmann::json cached = nlohmann::json::parse(io::file_read(cache), nullptr, false);
+    if (cached.is_object() && cached.value("path", "") == path && cached.value("files", nlohmann::json()) == key &&
+        cached.contains("sha256") && cached["sha256"].is_string())
+      return {{"path", path}, {"kind", cached.value("kind", "")}, {"sha256", cached["sha256"]}};
+  }
+  const std::string kind = fs::is_directory(model) ? "hf" : "gguf";
+  const std::string sha = model::model_sha256(model);
+  io::atomic_write(cache, nlohmann::json{{"path", path}, {"kind", kind}, {"sha256", sha}, {"files", key}}.dump(2) + "\n");
+  return {{"path", path}, {"kind", kind}, {"sha256", sha}};
+}
+
+fs::path adapter_publish(const fs::path& run_dir, const model::LoraAdapter& adapter, const nlohmann::json& base) {
   fs::path root = run_dir / "adapters";
   fs::create_directories(root);
   int next = 1;
@@ -166,6 +206,7 @@ fs::path adapter_publish(const fs::path& run_dir, const model::LoraAdapter& adap
   fs::path tmp = root / (".tmp-" + name);
   fs::remove_all(tmp);
   adapter.save(tmp);
+  if (base.is_object()) io::atomic_write(tmp / "hearth_base.json", base.dump(2) + "\n");
   dir_fsync(tmp);
   fs::rename(tmp, root / name);
   fs::path link_tmp = root / ".latest.tmp";

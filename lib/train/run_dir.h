@@ -5,7 +5,9 @@
 //   RUN_DIR/metrics.jsonl            one JSON object per logged step / eval
 //   RUN_DIR/checkpoints/step-NNNNNNNN/{adapter_model.safetensors, adapter_config.json, optimizer.safetensors,
 //                                      state.json}
-//   RUN_DIR/adapters/vNNNN/          published PEFT adapters;  RUN_DIR/adapters/latest -> vNNNN (symlink)
+//   RUN_DIR/adapters/vNNNN/          published PEFT adapters (+ hearth_base.json: the base they were trained on);
+//                                    RUN_DIR/adapters/latest -> vNNNN (symlink)
+//   RUN_DIR/base.json                the base model's hash, cached (base_record)
 // A checkpoint is written into a temporary folder and renamed into place, so it is complete or absent.
 #pragma once
 
@@ -59,9 +61,16 @@ std::optional<std::filesystem::path> checkpoint_latest(const std::filesystem::pa
 // the file when anything is missing or inconsistent.
 TrainState checkpoint_load(const std::filesystem::path& dir, model::LoraAdapter& adapter, AdamW& optimizer);
 
+// The base model a run trains on, as its adapters record it: {"path", "kind" ("hf" | "gguf"), "sha256"
+// (model::model_sha256)}. The hash reads the whole model once; it is cached in RUN_DIR/base.json, keyed by the
+// path and the weight files' names, sizes and modification times, and recomputed when any of them changes.
+nlohmann::json base_record(const std::filesystem::path& run_dir, const std::filesystem::path& model);
+
 // Publishes the adapter as the next version under RUN_DIR/adapters and points `latest` at it (atomic
-// symlink swap). Returns the version folder.
-std::filesystem::path adapter_publish(const std::filesystem::path& run_dir, const model::LoraAdapter& adapter);
+// symlink swap). `base` (a base_record), when given, is written beside it as hearth_base.json, so that
+// `hearth export` can refuse a different base. Returns the version folder.
+std::filesystem::path adapter_publish(const std::filesystem::path& run_dir, const model::LoraAdapter& adapter,
+                                      const nlohmann::json& base = nullptr);
 
 // Keeps only the metrics.jsonl lines with step <= `step` (after resuming from a checkpoint).
 void metrics_truncate(const std::filesystem::path& run_dir, int64_t step);

@@ -22,7 +22,7 @@
 
 #include "chat/ollama.h"
 #include "cli_util.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 #include "io/atomic_file.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
@@ -91,7 +91,7 @@ nlohmann::json export_json(const std::string& args) {
   return nlohmann::json::parse(r.out);
 }
 
-std::string sha256_file(const fs::path& p) { return data::sha256_hex(io::file_read(p)); }
+std::string sha256_file(const fs::path& p) { return sha256_hex(io::file_read(p)); }
 
 // Entries of `parent` whose names start with `prefix` (temporaries left behind would show up here).
 std::vector<std::string> entries_with_prefix(const fs::path& parent, const std::string& prefix) {
@@ -132,9 +132,9 @@ TEST_CASE("export hf: the merged folder gives the logits of base + adapter", "[c
     CHECK(out_cfg == base_cfg);
     // Provenance: hashes of what went in.
     auto prov = nlohmann::json::parse(io::file_read(out / "hearth_provenance.json"));
-    CHECK(prov["adapter"]["sha256"] == data::sha256_hex(io::file_read(adapter / "adapter_config.json") +
+    CHECK(prov["adapter"]["sha256"] == sha256_hex(io::file_read(adapter / "adapter_config.json") +
                                                         io::file_read(adapter / "adapter_model.safetensors")));
-    CHECK(prov["base"]["sha256"] == data::sha256_hex(io::file_read(test::stories_dir() / "config.json") +
+    CHECK(prov["base"]["sha256"] == sha256_hex(io::file_read(test::stories_dir() / "config.json") +
                                                      io::file_read(test::stories_dir() / "model.safetensors")));
     CHECK(s["base_sha256"] == prov["base"]["sha256"]);
     CHECK_THAT(io::file_read(out / "README.md"), Contains("base_model:") && Contains("hearth_provenance.json"));
@@ -379,6 +379,29 @@ TEST_CASE("export errors: exit codes, and nothing half-written", "[convert][expo
   CHECK_THAT(r.err, Contains("adapter_model.safetensors"));
   CHECK_FALSE(fs::exists(bad_out));
   CHECK_FALSE(fs::exists(dir() / "bad.gguf"));
+
+  // An adapter whose recorded base (hearth_base.json, as finetune-lora writes it) has another hash: refused (4)
+  // unless --allow-base-mismatch; the matching hash passes.
+  const fs::path recorded = dir() / "adapter-recorded";
+  fs::remove_all(recorded);
+  fs::copy(adapter, recorded);
+  const std::string stories_sha = sha256_hex(io::file_read(stories / "config.json") +
+                                             io::file_read(stories / "model.safetensors"));
+  io::atomic_write(recorded / "hearth_base.json",
+                   nlohmann::json{{"path", "/elsewhere/base"}, {"kind", "hf"}, {"sha256", std::string(64, '0')}}.dump());
+  const fs::path mismatch = dir() / "err-mismatch.gguf";
+  r = run_hearth("export gguf-lora" + m + " --adapter " + quote(recorded) + " --out " + quote(mismatch));
+  CHECK(r.code == 4);
+  CHECK_THAT(r.err, Contains("/elsewhere/base") && Contains(stories_sha) && Contains("--allow-base-mismatch"));
+  CHECK_FALSE(fs::exists(mismatch));
+  CHECK(run_hearth("export gguf-lora" + m + " --adapter " + quote(recorded) + " --out " + quote(mismatch) +
+                   " --allow-base-mismatch")
+            .code == 0);
+  fs::remove(mismatch);
+  io::atomic_write(recorded / "hearth_base.json",
+                   nlohmann::json{{"path", stories.string()}, {"kind", "hf"}, {"sha256", stories_sha}}.dump());
+  CHECK(run_hearth("export gguf-lora" + m + " --adapter " + quote(recorded) + " --out " + quote(mismatch)).code == 0);
+  CHECK(run_hearth("export gguf" + m + " --allow-base-mismatch --out " + quote(dir() / "x.gguf")).code == 2);
 
   // A write that fails midway (the file-size limit, as a full disk would): exit 5, no output, no temporaries.
   const fs::path full = dir() / "err-full";

@@ -14,7 +14,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/ingest.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 #include "data_test_util.h"
 #include "io/atomic_file.h"
 #include "tokenizer/tokenizer.h"

@@ -2,9 +2,9 @@
 #include <catch2/catch.hpp>
 
 #include "core/error.h"
-#include "data/sha256.h"
+#include "core/sha256.h"
 
-using namespace hearth::data;
+using namespace hearth;
 
 TEST_CASE("sha256 matches the FIPS 180-2 examples", "[data]") {
   CHECK(sha256_hex("") == "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855");

@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "core/sha256.h"
 #include "io/json_file.h"
 
 using namespace hearth;
@@ -98,6 +99,12 @@ TEST_CASE("finetune-lora trains: loss falls, adapter published, metrics and repo
   auto cfg = io::json_read(run / "adapters" / "latest" / "adapter_config.json");
   CHECK(cfg["peft_type"] == "LORA");
   CHECK(cfg["r"] == 4);
+  // The base it was trained on, by the hash `cat config.json *.safetensors | sha256sum` gives (export checks it).
+  auto base = io::json_read(run / "adapters" / "latest" / "hearth_base.json");
+  CHECK(base["kind"] == "hf");
+  CHECK(base["sha256"] == sha256_hex(io::file_read(test::stories_dir() / "config.json") +
+                                     io::file_read(test::stories_dir() / "model.safetensors")));
+  CHECK(io::json_read(run / "base.json")["sha256"] == base["sha256"]);  // cached for the next run
   auto rep = run_hearth("report " + quote(run));
   REQUIRE(rep.code == 0);
   auto html = io::file_read(run / "report.html");

@@ -1,8 +1,14 @@
-#include "data/sha256.h"
+#include "core/sha256.h"
 
 #include <cstring>
+#include <fstream>
+#include <vector>
 
-namespace hearth::data {
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace hearth {
 namespace {
 
 constexpr uint32_t kK[64] = {
@@ -107,4 +113,15 @@ uint64_t digest_u64(const Digest& d) {
   return v;
 }
 
-}  // namespace hearth::data
+void Sha256::update_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("{}: cannot open for reading", path.string()));
+  std::vector<char> buf(1 << 20);
+  while (in) {
+    in.read(buf.data(), static_cast<std::streamsize>(buf.size()));
+    if (in.gcount() > 0) update(buf.data(), static_cast<size_t>(in.gcount()));
+  }
+  if (in.bad()) throw IoError(fmt::format("{}: read failed", path.string()));
+}
+
+}  // namespace hearth

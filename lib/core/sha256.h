@@ -5,10 +5,11 @@
 #include <array>
 #include <cstddef>
 #include <cstdint>
+#include <filesystem>
 #include <string>
 #include <string_view>
 
-namespace hearth::data {
+namespace hearth {
 
 using Digest = std::array<uint8_t, 32>;
 
@@ -18,6 +19,8 @@ class Sha256 {
   Sha256();
   void update(const void* data, size_t size);
   void update(std::string_view s) { update(s.data(), s.size()); }
+  // Feeds a whole file. Throws IoError naming the path when it cannot be read.
+  void update_file(const std::filesystem::path& path);
   Digest digest();
 
  private:
@@ -35,4 +38,4 @@ inline std::string sha256_hex(std::string_view data) { return digest_hex(sha256(
 // The first 8 bytes of a digest as a little-endian integer (for hash tables and the train/val split).
 uint64_t digest_u64(const Digest& d);
 
-}  // namespace hearth::data
+}  // namespace hearth
