@@ -135,15 +135,35 @@ void extra_check(const std::vector<GgufKv>& metadata, const std::vector<GgufKv>&
       throw ConfigError(fmt::format("gguf_model_write: extra metadata key '{}' is one the writer sets itself", kv.key));
 }
 
-// The float32 weights of planned tensor `p`, in GGUF row order.
-torch::Tensor tensor_for(const PlannedTensor& p, const model::ModelConfig& config, const TensorSource& source) {
-  if (p.name.hf.empty()) return gguf_rope_freqs(config);
-  torch::Tensor w = source.load(p.name.hf);
-  if (w.sizes().vec() != p.name.shape || w.scalar_type() != torch::kFloat32 || !w.is_contiguous())
-    throw FormatError(fmt::format("{}: tensor '{}' loaded as {} {}; expected contiguous float32 {}", source.origin,
-                                  p.name.hf, c10::toString(w.scalar_type()), shape_text(w.sizes().vec()),
-                                  shape_text(p.name.shape)));
-  return p.name.qk_heads > 0 ? model::qk_rows_to_gguf(w, p.name.qk_heads) : w;
+// Slices of planned tensor `p`'s float32 weights in GGUF row order, handed to `sink` one at a time: rows
+// [r0, r1) of the tensor, whole heads where q/k rows are interleaved per head, ~64 MiB of float32 each — so a
+// large tensor (an embedding) is never held whole in float32.
+void tensor_slices(const PlannedTensor& p, const model::ModelConfig& config, const TensorSource& source,
+                   const std::function<void(const torch::Tensor&)>& sink) {
+  if (p.name.hf.empty()) return sink(gguf_rope_freqs(config));
+  const std::vector<int64_t>& shape = p.name.shape;
+  auto check = [&](const torch::Tensor& w, std::vector<int64_t> want) {
+    if (w.sizes().vec() != want || w.scalar_type() != torch::kFloat32 || !w.is_contiguous())
+      throw FormatError(fmt::format("{}: tensor '{}' loaded as {} {}; expected contiguous float32 {}", source.origin,
+                                    p.name.hf, c10::toString(w.scalar_type()), shape_text(w.sizes().vec()),
+                                    shape_text(want)));
+  };
+  if (shape.size() < 2) {
+    torch::Tensor w = source.load(p.name.hf);
+    check(w, shape);
+    return sink(p.name.qk_heads > 0 ? model::qk_rows_to_gguf(w, p.name.qk_heads) : w);
+  }
+  const int64_t rows = shape[0], row_elements = shape.back() * (shape.size() > 2 ? shape[1] : 1);
+  const int64_t head_rows = p.name.qk_heads > 0 ? rows / p.name.qk_heads : 1;
+  const int64_t step = tensor_slice_rows(rows, row_elements, head_rows);
+  for (int64_t r0 = 0; r0 < rows; r0 += step) {
+    const int64_t r1 = std::min(rows, r0 + step);
+    torch::Tensor w = tensor_source_rows(source, p.name.hf, r0, r1);
+    std::vector<int64_t> want = shape;
+    want[0] = r1 - r0;
+    check(w, want);
+    sink(p.name.qk_heads > 0 ? model::qk_rows_to_gguf(w, (r1 - r0) / head_rows) : w);
+  }
 }
 
 }  // namespace
@@ -169,16 +189,17 @@ QuantizeSummary gguf_model_write(const std::filesystem::path& path, const model:
     io::GgufTensorSource t{p.name.gguf, p.dims(), p.type, nullptr, {}};
     t.produce = [&p, &config, &source, &s, &plan, &progress, threads](const io::GgufEmit& emit) {
       interrupt_check("quantize");
-      torch::Tensor w = tensor_for(p, config, source);
-      std::vector<uint8_t> bytes;
-      try {
-        bytes = encode(p.type, w, p.name.shape.back(), threads);
-      } catch (const ConfigError& e) {  // non-finite weight, scale beyond F16: the model's fault, not the user's
-        throw FormatError(fmt::format("{}: tensor '{}': {}", source.origin, p.name.gguf, e.what()));
-      }
-      emit(bytes.data(), bytes.size());
-      s.parameters += w.numel();
-      s.tensor_bytes += bytes.size();
+      tensor_slices(p, config, source, [&](const torch::Tensor& w) {
+        std::vector<uint8_t> bytes;
+        try {
+          bytes = encode(p.type, w, p.name.shape.back(), threads);
+        } catch (const ConfigError& e) {  // non-finite weight, scale beyond F16: the model's fault, not the user's
+          throw FormatError(fmt::format("{}: tensor '{}': {}", source.origin, p.name.gguf, e.what()));
+        }
+        emit(bytes.data(), bytes.size());
+        s.parameters += w.numel();
+        s.tensor_bytes += bytes.size();
+      });
       ++s.tensors;
       if (progress) progress({s.tensors, plan.size(), &p});
     };

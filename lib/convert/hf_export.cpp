@@ -92,14 +92,23 @@ HfExportSummary hf_weights_write(const fs::path& dir, const TensorSource& source
     io::safetensors_write_streamed(
         dir / file, shards[i], {{"format", "pt"}}, [&](const io::TensorSpec& spec, const io::SafetensorsEmit& emit) {
           interrupt_check("export");
-          torch::Tensor w = source.load(spec.name);  // float32
-          if (!torch::isfinite(w).all().item<bool>())
-            throw FormatError(fmt::format("{}: tensor '{}' has non-finite values", source.origin, spec.name));
-          torch::Tensor out = w.to(torch_type(spec.dtype)).contiguous();
-          if (spec.dtype == io::Dtype::kF16 && !torch::isfinite(out).all().item<bool>())
-            throw FormatError(
-                fmt::format("{}: tensor '{}' overflows float16; export as bf16 or f32", source.origin, spec.name));
-          emit(out.data_ptr(), out.numel() * out.element_size());
+          auto write = [&](const torch::Tensor& w) {
+            if (!torch::isfinite(w).all().item<bool>())
+              throw FormatError(fmt::format("{}: tensor '{}' has non-finite values", source.origin, spec.name));
+            torch::Tensor out = w.to(torch_type(spec.dtype)).contiguous();
+            if (spec.dtype == io::Dtype::kF16 && !torch::isfinite(out).all().item<bool>())
+              throw FormatError(fmt::format("{}: tensor '{}' overflows float16; export as bf16 or f32", source.origin,
+                                            spec.name));
+            emit(out.data_ptr(), out.numel() * out.element_size());
+          };
+          // A slice of rows at a time: a large embedding is never held in float32 whole.
+          if (spec.shape.size() < 2 || spec.shape[0] == 0) {
+            write(source.load(spec.name));
+          } else {
+            const int64_t rows = spec.shape[0];
+            const int64_t step = tensor_slice_rows(rows, io::TensorSpec{spec.name, io::Dtype::kU8, spec.shape}.nbytes() / rows);
+            for (int64_t r0 = 0; r0 < rows; r0 += step) write(tensor_source_rows(source, spec.name, r0, std::min(rows, r0 + step)));
+          }
           summary.bytes += spec.nbytes();
           ++summary.tensors;
           if (progress) progress(summary.tensors, count);

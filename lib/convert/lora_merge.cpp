@@ -35,6 +35,15 @@ TensorSource tensor_source_merged(TensorSource base, std::shared_ptr<const model
     torch::Tensor delta = torch::matmul(pair->B.to(torch::kCPU), pair->A.to(torch::kCPU));
     return (w + delta.mul(scale)).contiguous();
   };
+  s.load_rows = [base, adapter](const std::string& hf_name, int64_t r0, int64_t r1) {
+    torch::Tensor w = tensor_source_rows(base, hf_name, r0, r1);  // [r1 - r0, in]
+    auto target = lora_target_of(hf_name);
+    const model::LoraPair* pair = target ? adapter->find(target->first, target->second) : nullptr;
+    if (!pair) return w;
+    torch::NoGradGuard no_grad;
+    torch::Tensor delta = torch::matmul(pair->B.to(torch::kCPU).slice(0, r0, r1), pair->A.to(torch::kCPU));
+    return (w + delta.mul(adapter->config().scale())).contiguous();
+  };
   return s;
 }
 

@@ -1,10 +1,12 @@
 #include "convert/tensor_source.h"
 
+#include <algorithm>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "io/safetensors.h"
 #include "model/checkpoint.h"
 #include "model/gguf_model.h"
 #include "model/gguf_names.h"
@@ -39,9 +41,41 @@ TensorSource source_of_map(std::shared_ptr<model::TensorMap> tensors, std::strin
 }  // namespace
 
 TensorSource tensor_source_checkpoint(const std::filesystem::path& dir) {
-  // Zero-copy views into the memory map: nothing is read until a tensor is converted.
-  auto tensors = std::make_shared<model::TensorMap>(model::checkpoint_tensors(dir));
-  return source_of_map(std::move(tensors), dir.string());
+  // Zero-copy views into the memory maps: nothing is read until a tensor is converted, and once it is, its pages
+  // leave the resident set again, so a pass over a model larger than memory stays at about one tensor.
+  auto archive = std::make_shared<io::SafetensorsArchive>(io::SafetensorsArchive::open(dir));
+  auto tensors = std::make_shared<model::TensorMap>();
+  auto views = std::make_shared<std::map<std::string, std::pair<const io::TensorView*, const io::SafetensorsFile*>>>();
+  for (const auto& file : archive->files())
+    for (const auto& view : file->tensors()) {
+      (*tensors)[view.name] = model::view_to_tensor(view, file);
+      (*views)[view.name] = {&view, file.get()};
+    }
+  TensorSource s = source_of_map(tensors, dir.string());
+  // Drops the mapped pages of rows [r0, r1) of `name` from the resident set once they are converted.
+  auto release = [views](const std::string& name, int64_t r0, int64_t r1, int64_t rows) {
+    auto it = views->find(name);
+    if (it == views->end() || rows <= 0) return;
+    const io::TensorView& v = *it->second.first;
+    const size_t row_bytes = v.nbytes / static_cast<size_t>(rows);
+    it->second.second->mapping()->release(static_cast<const unsigned char*>(v.data) + row_bytes * r0,
+                                          row_bytes * static_cast<size_t>(r1 - r0));
+  };
+  auto load = s.load;
+  s.load = [load, tensors, release](const std::string& name) {
+    torch::Tensor t = load(name);  // float32 (a copy unless stored as float32)
+    const int64_t rows = t.dim() > 0 ? t.size(0) : 1;
+    release(name, 0, rows, rows);
+    return t;
+  };
+  s.load_rows = [tensors, release, origin = dir.string()](const std::string& name, int64_t r0, int64_t r1) {
+    auto it = tensors->find(name);
+    if (it == tensors->end()) throw FormatError(fmt::format("{}: tensor '{}' missing", origin, name));
+    torch::Tensor t = as_float32(it->second.slice(0, r0, r1));
+    release(name, r0, r1, it->second.size(0));
+    return t;
+  };
+  return s;
 }
 
 TensorSource tensor_source_map(model::TensorMap tensors, std::string origin) {
@@ -76,6 +110,18 @@ TensorSource tensor_source_gguf(std::shared_ptr<const io::GgufFile> file, const 
     return model::gguf_tensor_decode(*file, it->second);
   };
   return s;
+}
+
+torch::Tensor tensor_source_rows(const TensorSource& source, const std::string& hf_name, int64_t r0, int64_t r1) {
+  if (source.load_rows) return source.load_rows(hf_name, r0, r1);
+  return source.load(hf_name).slice(0, r0, r1).contiguous();
+}
+
+int64_t tensor_slice_rows(int64_t rows, int64_t row_elements, int64_t align) {
+  constexpr int64_t kSliceElements = int64_t(16) << 20;
+  int64_t n = std::max<int64_t>(1, kSliceElements / std::max<int64_t>(1, row_elements));
+  n = std::max<int64_t>(align, n / align * align);
+  return std::min(n, rows);
 }
 
 }  // namespace hearth::convert

@@ -28,7 +28,18 @@ struct TensorSource {
   // The tensor as a contiguous float32 CPU tensor of that shape. Called once per tensor, from one thread.
   // Throws FormatError naming the tensor when it cannot be read or decoded.
   std::function<torch::Tensor(const std::string& hf_name)> load;
+  // Rows [r0, r1) of the tensor's outermost dimension, as load() would give them, so that writers convert a large
+  // tensor (a 128K-row embedding) a slice at a time. Empty: the writer slices load()'s result.
+  std::function<torch::Tensor(const std::string& hf_name, int64_t r0, int64_t r1)> load_rows;
 };
+
+// Rows [r0, r1) of `hf_name` from `source` (load_rows when the source has it, else a slice of load()), contiguous
+// float32.
+torch::Tensor tensor_source_rows(const TensorSource& source, const std::string& hf_name, int64_t r0, int64_t r1);
+
+// Rows per slice when a writer streams a tensor of `rows` rows of `row_elements` floats: about 16 Mi floats
+// (64 MiB of float32) per slice, a multiple of `align` rows (whole heads where rows are reordered per head).
+int64_t tensor_slice_rows(int64_t rows, int64_t row_elements, int64_t align = 1);
 
 // The safetensors weights of a Hugging Face folder (memory-mapped; each tensor converted to float32 when
 // loaded). Throws as model::checkpoint_tensors (IoError, FormatError).

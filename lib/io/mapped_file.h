@@ -18,6 +18,11 @@ class MappedFile {
   const unsigned char* data() const { return data_; }
   size_t size() const { return size_; }
   const std::filesystem::path& path() const { return path_; }
+  // Drops the pages of [p, p + n) (whole pages inside it only) from this process's resident set; the data stays
+  // readable (the mapping is read-only, so the kernel reads it back from the page cache or the file on the next
+  // access). For streaming readers, so a pass over a large file does not keep it all resident. Ignores ranges
+  // outside the mapping.
+  void release(const void* p, size_t n) const;
 
  private:
   MappedFile() = default;
