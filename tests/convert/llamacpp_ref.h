@@ -9,9 +9,11 @@
 #include <string>
 
 #include <nlohmann/json.hpp>
+#include <torch/torch.h>
 
 #include "cli_util.h"
 #include "io/atomic_file.h"
+#include "model/checkpoint.h"
 
 namespace hearth::test {
 
@@ -37,6 +39,46 @@ inline nlohmann::json llamacpp_generate(const nlohmann::json& runs, const std::f
   auto j = nlohmann::json::parse(io::file_read(out));
   REQUIRE(j.size() == runs.size());
   return j;
+}
+
+// In `parent`, a copy of stories260K that is a chat model: <|im_start|> (512) and <|im_end|> (513) added as special tokens, a
+// ChatML template, <|im_end|> the end of turn (generation_config.json lists it, as chat models' do). The model
+// never learned them, so their embedding rows are made from existing ones: <|im_start|> = <s>'s row, and
+// <|im_end|> = 1.01 × "."'s row. The head is tied, so <|im_end|>'s logit is 1.01 × "."'s: wherever "." would be
+// the arg-max with a positive logit, <|im_end|> is — the model ends its turn at its first full stop.
+inline std::filesystem::path stories_chatml(const std::filesystem::path& parent) {
+  namespace fs = std::filesystem;
+  const fs::path src = stories_dir(), out = parent / "stories260K-chatml";
+  fs::create_directories(out);
+  auto tokenizer = nlohmann::json::parse(io::file_read(src / "tokenizer.json"));
+  const int64_t vocab = 512;
+  REQUIRE(tokenizer["model"]["vocab"].contains("."));
+  const int64_t full_stop = tokenizer["model"]["vocab"]["."];
+  for (auto [id, text] : {std::pair<int64_t, const char*>{vocab, "<|im_start|>"}, {vocab + 1, "<|im_end|>"}})
+    tokenizer["added_tokens"].push_back({{"id", id},
+                                         {"content", text},
+                                         {"single_word", false},
+                                         {"lstrip", false},
+                                         {"rstrip", false},
+                                         {"normalized", false},
+                                         {"special", true}});
+  io::atomic_write(out / "tokenizer.json", tokenizer.dump());
+  auto tokenizer_config = nlohmann::json::parse(io::file_read(src / "tokenizer_config.json"));
+  tokenizer_config["chat_template"] =
+      "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + '<|im_end|>' + "
+      "'\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}";
+  io::atomic_write(out / "tokenizer_config.json", tokenizer_config.dump(2));
+  auto config = nlohmann::json::parse(io::file_read(src / "config.json"));
+  config["vocab_size"] = vocab + 2;
+  io::atomic_write(out / "config.json", config.dump(2));
+  io::atomic_write(out / "generation_config.json",
+                   nlohmann::json{{"bos_token_id", 1}, {"eos_token_id", {2, vocab + 1}}}.dump(2));
+  auto tensors = model::checkpoint_tensors(src);
+  auto& embed = tensors.at("model.embed_tokens.weight");  // [V, C] -> [V + 2, C]
+  REQUIRE(embed.size(0) == vocab);
+  embed = torch::cat({embed, embed[1].unsqueeze(0), (embed[full_stop] * 1.01f).unsqueeze(0)}, 0);
+  model::safetensors_save(out / "model.safetensors", tensors, {{"format", "pt"}});
+  return out;
 }
 
 }  // namespace hearth::test

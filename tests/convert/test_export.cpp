@@ -292,6 +292,48 @@ TEST_CASE("llama.cpp generates from hearth's exports what hearth generates with 
   CHECK(ref[2]["token_ids"] != h["token_ids"]);  // without the adapter llama.cpp says something else
 }
 
+TEST_CASE("llama.cpp renders an exported chat model's template as hearth does and stops at its end of turn",
+          "[convert][llamacpp]") {
+  if (const auto missing = test::llamacpp_missing(); !missing.empty()) {
+    WARN(missing << "; skipped");
+    return;
+  }
+  // stories260K as a chat model (ChatML, <|im_end|> = 513 its end of turn; see llamacpp_ref.h) with an adapter.
+  const fs::path chat = test::stories_chatml(dir());
+  const fs::path adapter = random_adapter("adapter-chat", model::config_load(chat), false, 14);
+  const fs::path gguf = dir() / "chat-merged-f32.gguf";
+  fs::remove(gguf);
+  export_json("gguf --model " + quote(chat) + " --adapter " + quote(adapter) + " --type f32 --out " + quote(gguf));
+  auto f = io::GgufFile::open(gguf);
+  CHECK(f->get_int("tokenizer.ggml.eot_token_id") == 513);
+
+  const nlohmann::json messages = {{{"role", "system"}, {"content", "You tell short stories."}},
+                                   {{"role", "user"}, {"content", "Once upon a time"}}};
+  io::atomic_write(dir() / "messages.json", messages.dump());
+  auto rendered = run_hearth("--json chat-template --model " + quote(gguf) + " --messages " +
+                             quote(dir() / "messages.json") + " --add-generation-prompt --tokenize");
+  REQUIRE(rendered.code == 0);
+  const auto hearth_prompt = nlohmann::json::parse(rendered.out);
+  const auto ref = test::llamacpp_generate(
+      nlohmann::json::array({{{"model", gguf.string()}, {"messages", messages}, {"add_bos", false}, {"max_tokens", 64}}}),
+      dir())[0];
+  CHECK(ref["chat_prompt"] == hearth_prompt["prompt"]);
+  CHECK(ref["chat_wrapper_prompt"] == hearth_prompt["prompt"]);
+
+  auto r = run_hearth("--json generate --model " + quote(chat) + " --adapter " + quote(adapter) +
+                      " --chat --system " + quote("You tell short stories.") +
+                      " --prompt 'Once upon a time' --temperature 0 --max-tokens 64");
+  REQUIRE(r.code == 0);
+  const auto h = nlohmann::json::parse(r.out);
+  INFO("llama.cpp: " << ref["token_ids"].dump() << " " << ref["finish_reason"] << "\nhearth:    "
+                     << h["token_ids"].dump() << " " << h["finish_reason"]);
+  CHECK(ref["finish_reason"] == "stop");
+  CHECK(ref["eog_token"] == 513);
+  CHECK(h["finish_reason"] == "stop");
+  CHECK(ref["token_ids"] == h["token_ids"]);
+  CHECK(ref["text"] == h["text"]);
+}
+
 TEST_CASE("export ollama: GGUFs and the Modelfile for them", "[convert][export]") {
   // stories260K with a ChatML template (the Modelfile's TEMPLATE and stops follow from it).
   const fs::path chat = dir() / "stories-chatml";
