@@ -4,7 +4,9 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
@@ -190,6 +192,30 @@ void strict_check(const std::vector<FileOutcome>& outcomes) {
   }
 }
 
+bool all_hex(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f'); });
+}
+bool all_digits(std::string_view s) {
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+}
+
+// Whether `name` (an entry of the dataset folder, or of its cache/ when `in_cache`) is one ingest writes:
+// manifest.json, .lock, cache/, {train,validation}-GGGGGG-NNNNN.shard, tokenizer-<16 hex>, cache/<64 hex>.zst,
+// or a temporary of one of these ("<name>.tmp.<pid>.<hex>", AtomicWriter's). Only these are ever deleted.
+bool dataset_entry(std::string_view name, bool in_cache) {
+  if (auto t = name.find(".tmp."); t != std::string_view::npos) name = name.substr(0, t);
+  if (in_cache) return name.size() == 68 && name.substr(64) == ".zst" && all_hex(name.substr(0, 64));
+  if (name == "manifest.json" || name == ".lock" || name == "cache") return true;
+  if (name.size() == 26 && name.substr(0, 10) == "tokenizer-") return all_hex(name.substr(10));
+  for (std::string_view split : {"train-", "validation-"}) {
+    if (name.substr(0, split.size()) != split) continue;
+    std::string_view rest = name.substr(split.size());  // GGGGGG-NNNNN.shard
+    return rest.size() == 18 && rest.substr(12) == ".shard" && rest[6] == '-' && all_digits(rest.substr(0, 6)) &&
+           all_digits(rest.substr(7, 5));
+  }
+  return false;
+}
+
 // Deletes what the committed manifest no longer references: old shards, caches, tokenizer copies, and
 // temporaries of crashed runs. Failures are only logged: the dataset is already consistent.
 void garbage_collect(const fs::path& dir, const Manifest& m) {
@@ -203,8 +229,7 @@ void garbage_collect(const fs::path& dir, const Manifest& m) {
   auto sweep = [&](const fs::path& folder, const std::string& prefix) {
     for (const auto& entry : fs::directory_iterator(folder, ec)) {
       std::string name = entry.path().filename().string();
-      bool ours = name.find(".shard") != std::string::npos || name.find(".zst") != std::string::npos ||
-                  name.rfind("tokenizer-", 0) == 0 || name.find(".tmp.") != std::string::npos;
+      const bool ours = dataset_entry(name, !prefix.empty()) && name != "cache" && name != ".lock";
       if (!ours || keep.count(prefix + name) || name == "manifest.json") continue;
       fs::remove_all(entry.path(), ec);
       if (ec) log::warn("{}: cannot remove: {}", entry.path().string(), ec.message());
@@ -285,6 +310,17 @@ void ingest_options_validate(const IngestOptions& o) {
   if (o.out_dir.empty()) throw ConfigError("--out: expected a dataset folder");
   if (fs::exists(o.out_dir) && !fs::is_directory(o.out_dir))
     throw ConfigError(fmt::format("--out: '{}' exists and is not a folder", o.out_dir.string()));
+  // A folder holding anything ingest does not write is someone's folder, not a dataset: refuse it unless --force
+  // (and even then only ingest's own files are ever replaced or removed).
+  if (fs::is_directory(o.out_dir) && !fs::exists(o.out_dir / "manifest.json") && !o.force) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(o.out_dir, ec))
+      if (!dataset_entry(e.path().filename().string(), false))
+        throw ConfigError(fmt::format(
+            "--out: '{}' is not a hearth dataset and holds other files (e.g. '{}'); choose an empty or new folder, "
+            "or pass --force to write the dataset beside them (they are never modified)",
+            o.out_dir.string(), e.path().filename().string()));
+  }
   if (o.seq_len < 0 || (o.seq_len > 0 && o.seq_len < 16) || o.seq_len > (1 << 20))
     throw ConfigError(fmt::format("--seq-len: expected 16..1048576, got {}", o.seq_len));
   if (!(o.val_fraction >= 0 && o.val_fraction < 1))

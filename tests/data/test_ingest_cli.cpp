@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdlib>
+#include <map>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -106,4 +107,43 @@ TEST_CASE("hearth ingest / dataset inspect exit codes", "[cli]") {
   auto bad = run_hearth("dataset inspect " + q(dir / "o"));
   CHECK(bad.code == 4);
   CHECK(bad.err.find("schema_version") != std::string::npos);
+}
+
+TEST_CASE("ingest --out never touches files it did not write", "[cli]") {
+  // A person's folder with files whose names look like a dataset's (a .zst, a .shard, a tokenizer- folder).
+  auto dir = test::data_scratch("cli_out_guard");
+  test::file_put(dir / "src/a.txt", "Tom had a red ball. Lily played with the big dog all day long.");
+  const fs::path mine = dir / "mine";
+  test::file_put(mine / "notes.zst", "my compressed notes");
+  test::file_put(mine / "old.shard", "not a hearth shard");
+  test::file_put(mine / "tokenizer-mine/vocab.txt", "mine");
+  test::file_put(mine / "cache/photo.zst", "my photo");
+  const auto snapshot = [&] {
+    std::map<std::string, std::string> files;
+    for (const auto& e : fs::recursive_directory_iterator(mine))
+      if (e.is_regular_file()) files[fs::relative(e.path(), mine).string()] = io::file_read(e.path());
+    return files;
+  };
+  const auto before = snapshot();
+
+  auto r = run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(mine));
+  CHECK(r.code == 2);
+  CHECK(r.err.find("not a hearth dataset") != std::string::npos);
+  CHECK(r.err.find("--force") != std::string::npos);
+  CHECK(snapshot() == before);
+
+  // With --force the dataset is written beside them, twice (the second run garbage-collects its own old files),
+  // and every file of the person's is still there, unchanged.
+  REQUIRE(run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(mine) + " --force").code == 0);
+  test::file_put(dir / "src/b.txt", "Sam saw a blue kite. Mia ran to the park with a small cat.");
+  REQUIRE(run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(mine) + " --force").code == 0);
+  auto after = snapshot();
+  for (const auto& [name, content] : before) {
+    INFO(name);
+    REQUIRE(after.count(name) == 1);
+    CHECK(after[name] == content);
+  }
+  CHECK(fs::exists(mine / "manifest.json"));
+  // Now a dataset: later runs need no --force.
+  CHECK(run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(mine)).code == 0);
 }
