@@ -66,13 +66,34 @@ RunLock::~RunLock() {
   if (fd_ >= 0) ::close(fd_);  // closing releases the flock
 }
 
+namespace {
+// Removes the ".tmp-*" entries of `dir`: folders of writes that never completed (a full disk, a crash). Only called
+// with the run's lock held, so no other process can be writing one.
+void temporaries_sweep(const fs::path& dir) {
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(dir, ec))
+    if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path(), ec);
+}
+
+// Removes a temporary folder when the write that fills it fails, so a full disk is not left fuller.
+struct TempDirGuard {
+  fs::path path;
+  bool keep = false;
+  ~TempDirGuard() {
+    std::error_code ec;
+    if (!keep) fs::remove_all(path, ec);
+  }
+};
+}  // namespace
+
 void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::LoraAdapter& adapter,
                      const AdamW& optimizer, int64_t keep_last) {
   fs::path root = run_dir / "checkpoints";
   fs::create_directories(root);
+  temporaries_sweep(root);  // a previous run's failed writes would otherwise fill the disk for good
   fs::path final_dir = root / fmt::format("step-{:08d}", s.step);
   fs::path tmp = root / fmt::format(".tmp-step-{:08d}-{}", s.step, ::getpid());
-  fs::remove_all(tmp);
+  TempDirGuard guard{tmp};
   fs::create_directories(tmp);
   adapter.save(tmp);
   std::map<std::string, torch::Tensor> opt;
@@ -97,6 +118,7 @@ void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::
   dir_fsync(tmp);
   if (fs::exists(final_dir)) fs::remove_all(final_dir);
   fs::rename(tmp, final_dir);
+  guard.keep = true;
   dir_fsync(root);
   auto all = checkpoints_sorted(run_dir);
   for (size_t i = 0; i + keep_last < all.size(); ++i) fs::remove_all(all[i]);
@@ -203,12 +225,14 @@ fs::path adapter_publish(const fs::path& run_dir, const model::LoraAdapter& adap
     if (n.size() == 5 && n[0] == 'v') next = std::max(next, std::atoi(n.c_str() + 1) + 1);
   }
   std::string name = fmt::format("v{:04d}", next);
+  temporaries_sweep(root);
   fs::path tmp = root / (".tmp-" + name);
-  fs::remove_all(tmp);
+  TempDirGuard guard{tmp};
   adapter.save(tmp);
   if (base.is_object()) io::atomic_write(tmp / "hearth_base.json", base.dump(2) + "\n");
   dir_fsync(tmp);
   fs::rename(tmp, root / name);
+  guard.keep = true;
   fs::path link_tmp = root / ".latest.tmp";
   fs::remove(link_tmp);
   fs::create_symlink(name, link_tmp);

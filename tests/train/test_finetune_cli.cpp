@@ -178,6 +178,15 @@ TEST_CASE("recipe and dataset problems exit 2 naming the key or file", "[train][
   CHECK(bad.code == 2);
   CHECK(bad.err.find("lora.rnak") != std::string::npos);
   CHECK(run_hearth("finetune-lora /nonexistent/recipe.yaml").code == 3);
+  // output_dir naming a file: a usage error naming the key, caught by --dry-run too (it was an internal error, 1)
+  io::atomic_write(work() / "a_file", "not a folder");
+  for (const std::string dry : {"", " --dry-run"}) {
+    auto file_out = run_hearth("--threads 1 finetune-lora " + quote(recipe()) + " output_dir=" +
+                               (work() / "a_file").string() + dry);
+    CHECK(file_out.code == 2);
+    CHECK(file_out.err.find("output_dir") != std::string::npos);
+  }
+  CHECK(io::file_read(work() / "a_file") == "not a folder");
   // a dataset made with another tokenizer (GPT-2's) is refused
   fs::path gpt2_model = work() / "gpt2_model";
   fs::create_directories(gpt2_model);
@@ -257,4 +266,33 @@ TEST_CASE("gradient checkpointing gives the same adapter bit for bit; bfloat16 t
   CHECK(j["eval_loss"].get<double>() < 1.5);  // the base model's loss on this data is ~1.8
   // LoRA weights stay float32 in bfloat16 training
   CHECK(io::file_read(bf16 / "adapters" / "latest" / "adapter_model.safetensors").find("\"F32\"") != std::string::npos);
+}
+
+TEST_CASE("a checkpoint that cannot be written (disk full) leaves no temporaries, and the retry succeeds",
+          "[train][cli]") {
+  // The file-size limit makes every write past 64 KiB fail with EFBIG, as a full disk fails with ENOSPC: the
+  // optimizer state of the first checkpoint (step 5) cannot be written.
+  fs::path run = work() / "run_full";
+  fs::remove_all(run);
+  const std::string args = finetune_args(run, "training.max_steps=6 checkpoint.every=5");
+  auto full = run_hearth(args, "ulimit -f 64;");
+  INFO(full.err);
+  CHECK(full.code == 5);
+  auto temporaries = [&] {
+    std::vector<std::string> names;
+    for (const char* sub : {"checkpoints", "adapters"})
+      if (fs::exists(run / sub))
+        for (const auto& e : fs::directory_iterator(run / sub))
+          if (e.path().filename().string().rfind(".tmp", 0) == 0) names.push_back(e.path().string());
+    return names;
+  };
+  CHECK(temporaries().empty());
+  // A temporary left by a process that died mid-write (kill -9) is swept by the next run too.
+  fs::create_directories(run / "checkpoints" / ".tmp-step-00000005-999999");
+  io::atomic_write(run / "checkpoints" / ".tmp-step-00000005-999999" / "optimizer.safetensors", std::string(1000, 'x'));
+  auto retry = run_hearth(args);
+  INFO(retry.err);
+  CHECK(retry.code == 0);
+  CHECK(temporaries().empty());
+  CHECK(fs::exists(run / "adapters" / "latest" / "adapter_model.safetensors"));
 }
