@@ -155,6 +155,8 @@ void AtomicDir::commit() {
 }
 
 std::string file_read(const fs::path& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) throw IoError(fmt::format("{}: is a folder; expected a file", path.string()));
   std::ifstream in(path, std::ios::binary);
   if (!in) {
     if (!fs::exists(path)) throw IoError(fmt::format("{}: file not found", path.string()));

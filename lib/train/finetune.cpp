@@ -126,6 +126,10 @@ struct RunInputs {
 
 RunInputs inputs_open(const LoraRecipe& r) {
   if (!fs::is_directory(r.model)) throw IoError(fmt::format("model: '{}' is not a directory", r.model));
+  if (fs::exists(r.output_dir) && !fs::is_directory(r.output_dir))
+    throw ConfigError(fmt::format("output_dir: '{}' exists and is not a folder; expected a run directory (created "
+                                  "when missing)",
+                                  r.output_dir));
   RunInputs in;
   in.config = model::config_load(r.model);
   in.datasets = datasets_open(r, data::tokenizer_fingerprint(r.model));
