@@ -1,5 +1,8 @@
 #include "model/config.h"
 
+#include <algorithm>
+#include <cmath>
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -123,6 +126,20 @@ void validate(const ModelConfig& c, const std::string& origin) {
     throw FormatError(fmt::format("{}: head_dim must be even for RoPE, got {}", origin, c.head_dim));
   if (c.hidden_act != "silu")
     throw FormatError(fmt::format("{}: key 'hidden_act'; expected silu, got '{}'", origin, c.hidden_act));
+  // Values that load but make every output garbage: RoPE needs a base > 0 (a non-positive one gives NaN or
+  // constant angles), RMSNorm an epsilon ≥ 0 (a negative one can take the square root of a negative number).
+  if (!(c.rope_theta > 0) || !std::isfinite(c.rope_theta))
+    throw FormatError(fmt::format("{}: key 'rope_theta'; expected a positive number, got {}", origin, c.rope_theta));
+  if (!(c.rms_norm_eps >= 0) || !std::isfinite(c.rms_norm_eps))
+    throw FormatError(
+        fmt::format("{}: key 'rms_norm_eps'; expected a number >= 0, got {}", origin, c.rms_norm_eps));
+  if (c.bos_token_id && (*c.bos_token_id < 0 || *c.bos_token_id >= c.vocab_size))
+    throw FormatError(fmt::format("{}: key 'bos_token_id'; {} is outside the vocabulary of {}", origin,
+                                  *c.bos_token_id, c.vocab_size));
+  for (int64_t id : c.eos_token_id)
+    if (id < 0 || id >= c.vocab_size)
+      throw FormatError(
+          fmt::format("{}: key 'eos_token_id'; {} is outside the vocabulary of {}", origin, id, c.vocab_size));
 }
 
 }  // namespace
@@ -199,7 +216,10 @@ ModelConfig config_load(const std::filesystem::path& dir) {
   for (int64_t id : c.eos_token_id)
     if (id < 0 || id >= c.vocab_size)
       throw FormatError(
-          fmt::format("{}: eos_token_id {} outside the vocabulary of {}", path.string(), id, c.vocab_size));
+          fmt::format("{}: eos_token_id {} outside the vocabulary of {}", gen_path.string(), id, c.vocab_size));
+  if (c.bos_token_id && (*c.bos_token_id < 0 || *c.bos_token_id >= c.vocab_size))
+    throw FormatError(fmt::format("{}: bos_token_id {} outside the vocabulary of {}", gen_path.string(),
+                                  *c.bos_token_id, c.vocab_size));
   return c;
 }
 

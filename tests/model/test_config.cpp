@@ -61,4 +61,27 @@ TEST_CASE("config errors name the file and key", "[model]") {
   j["num_key_value_heads"] = 2;
   j["rope_scaling"] = {{"rope_type", "yarn"}, {"factor", 4.0}};
   CHECK_THROWS_WITH(model::config_parse(j, "cfg.json"), Contains("yarn") && Contains("llama3"));
+  j.erase("rope_scaling");
+  REQUIRE_NOTHROW(model::config_parse(j, "cfg.json"));
+
+  // Values that used to load and give garbage with exit 0 (#16 item 17).
+  auto refused = [&](const char* key, nlohmann::json value) {
+    nlohmann::json bad = j;
+    bad[key] = value;
+    INFO(key << " = " << value.dump());
+    CHECK_THROWS_AS(model::config_parse(bad, "cfg.json"), FormatError);
+    CHECK_THROWS_WITH(model::config_parse(bad, "cfg.json"), Contains("cfg.json") && Contains(key));
+  };
+  refused("rope_theta", 0);
+  refused("rope_theta", -10000.0);
+  refused("rms_norm_eps", -1e-6);
+  refused("bos_token_id", 10);  // vocab_size 10: ids 0..9
+  refused("bos_token_id", -1);
+  refused("eos_token_id", 12);
+  refused("eos_token_id", nlohmann::json::array({2, 10}));
+  nlohmann::json edge = j;
+  edge["rms_norm_eps"] = 0;
+  edge["bos_token_id"] = 9;
+  edge["eos_token_id"] = 0;
+  CHECK_NOTHROW(model::config_parse(edge, "cfg.json"));
 }
