@@ -1,5 +1,6 @@
 // hearth eval: mean negative log-likelihood and perplexity of a model on a text file.
 #include <iostream>
+#include <optional>
 
 #include <fmt/format.h>
 
@@ -17,12 +18,16 @@ namespace {
 struct EvalOptions {
   std::string model;
   std::string text_file;
-  int64_t ctx = 0;     // 0: the model's context
-  int64_t stride = 0;  // 0: ctx / 2
+  std::optional<int64_t> ctx;     // unset: the model's context
+  std::optional<int64_t> stride;  // unset: ctx / 2
   std::string dtype = "float32";
 };
 
 void run_eval(const EvalOptions& o, const GlobalOptions& g) {
+  // Given explicitly, 0 or a negative number is an error, not "the default".
+  if (o.ctx && *o.ctx <= 0) throw ConfigError(fmt::format("--ctx: expected a positive number of tokens, got {}", *o.ctx));
+  if (o.stride && *o.stride <= 0)
+    throw ConfigError(fmt::format("--stride: expected a positive number of tokens, got {}", *o.stride));
   model_dir_check(o.model);
   std::string text = text_file_read(o.text_file, "--text-file");
   model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(o.dtype, "--dtype")};
@@ -30,8 +35,8 @@ void run_eval(const EvalOptions& o, const GlobalOptions& g) {
   auto model_owner = model::causal_lm_load(o.model, load);
   const model::CausalLM& model = *model_owner;
   auto ids = tokenizer.encode(text);
-  int64_t ctx = o.ctx > 0 ? o.ctx : model.config().max_position_embeddings;
-  int64_t stride = o.stride > 0 ? o.stride : std::max<int64_t>(1, ctx / 2);
+  int64_t ctx = o.ctx ? *o.ctx : model.config().max_position_embeddings;
+  int64_t stride = o.stride ? *o.stride : std::max<int64_t>(1, ctx / 2);
   Progress progress("eval", 0, "windows");
   auto r = infer::evaluate_nll(model, ids, ctx, stride, [&](int64_t done, int64_t total) { progress.update(done); });
   progress.finish();

@@ -83,6 +83,12 @@ TEST_CASE("hearth eval matches the reference prompt NLL", "[cli]") {
   CHECK(j["mean_nll"].get<double>() == Approx(expected()["prompt_mean_nll"].get<double>()).margin(1e-5));
   CHECK(j["tokens_scored"] == 15);
   CHECK(run_hearth("eval " + model_arg() + " --text-file /nonexistent.txt").code == 3);
+  const std::string readme = " --text-file " + (test::source_dir() / "README.md").string();
+  for (const char* bad : {" --stride 0", " --stride -5", " --ctx 0", " --ctx -1"}) {  // not "the default"
+    auto r = run_hearth("eval " + model_arg() + readme + bad);
+    INFO(bad);
+    CHECK(r.code == 2);
+  }
   auto folder = run_hearth("eval " + model_arg() + " --text-file " + test::source_dir().string());  // a folder: I/O (3)
   CHECK(folder.code == 3);
   CHECK(folder.err.find("is a folder") != std::string::npos);
