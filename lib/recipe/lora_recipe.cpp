@@ -1,6 +1,7 @@
 #include "recipe/lora_recipe.h"
 
 #include <cmath>
+#include <map>
 #include <regex>
 #include <set>
 
@@ -273,6 +274,26 @@ double duration_parse(const std::string& text, const std::string& key) {
   throw ConfigError(fmt::format("{}: expected a duration like 45m, 2h, 1h30m or seconds, got '{}'", key, text));
 }
 
+// yaml-cpp keeps both entries of a key written twice and lookups see only the first, so the second would be
+// silently ignored: refuse it, naming both lines.
+void duplicate_keys_check(const YAML::Node& node, const std::string& origin, const std::string& path) {
+  if (node.IsSequence()) {
+    for (size_t i = 0; i < node.size(); ++i) duplicate_keys_check(node[i], origin, fmt::format("{}[{}]", path, i));
+    return;
+  }
+  if (!node.IsMap()) return;
+  std::map<std::string, int> seen;  // key -> line (1-based)
+  for (auto it = node.begin(); it != node.end(); ++it) {
+    const std::string key = it->first.IsScalar() ? it->first.Scalar() : "";
+    const std::string where = path.empty() ? key : path + "." + key;
+    const int line = it->first.Mark().line + 1;
+    if (auto [prev, fresh] = seen.emplace(key, line); !fresh)
+      throw ConfigError(fmt::format("{}:{}: key '{}' appears twice (first on line {}); keep one", origin, line, where,
+                                    prev->second));
+    duplicate_keys_check(it->second, origin, where);
+  }
+}
+
 LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, const fs::path& base_dir,
                         const std::vector<std::string>& overrides) {
   YAML::Node root;
@@ -282,6 +303,7 @@ LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, cons
     throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg));
   }
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  duplicate_keys_check(root, origin, "");
   for (const auto& o : overrides) override_apply(root, o);
   Reader r(origin, base_dir);
   r.keys_check(root, "",

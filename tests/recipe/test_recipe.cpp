@@ -73,6 +73,12 @@ TEST_CASE("recipe errors carry the file and line", "[recipe]") {
     CHECK_THROWS_WITH(parse(kMinimal + "schedule:\n  warmup_steps: 3\n  warmup_ratio: 0.1\n"), Contains("not both"));
   }
   SECTION("invalid YAML") { CHECK_THROWS_WITH(parse("model: [unclosed\n"), Contains("r.yaml") && Contains("YAML")); }
+  SECTION("a key written twice (yaml-cpp would keep the first silently)") {
+    CHECK_THROWS_AS(parse(kMinimal + "optimizer:\n  lr: 1.0e-3\n  lr: 5.0e-4\n"), ConfigError);
+    CHECK_THROWS_WITH(parse(kMinimal + "optimizer:\n  lr: 1.0e-3\n  lr: 5.0e-4\n"),
+                      Contains("r.yaml:6") && Contains("optimizer.lr") && Contains("line 5"));
+    CHECK_THROWS_WITH(parse(kMinimal + "model: other\n"), Contains("r.yaml:4") && Contains("'model'"));
+  }
 }
 
 TEST_CASE("durations", "[recipe]") {
