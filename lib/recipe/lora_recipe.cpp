@@ -19,9 +19,18 @@ namespace {
 // Reads typed values from the YAML tree; every error names the file, line and dotted key.
 class Reader {
  public:
-  Reader(std::string origin, fs::path base) : origin_(std::move(origin)), base_(std::move(base)) {}
+  // `overrides`: the command line's "key.path=value" specs, so that an error in a value they set names the
+  // override rather than a line of the file (their nodes come from parsing the value alone: line 1).
+  Reader(std::string origin, fs::path base, const std::vector<std::string>& overrides = {})
+      : origin_(std::move(origin)), base_(std::move(base)) {
+    for (const auto& o : overrides)
+      if (auto eq = o.find('='); eq != std::string::npos) overrides_[o.substr(0, eq)] = o;
+  }
 
   ConfigError error(const YAML::Node& node, const std::string& key, const std::string& what) const {
+    for (const auto& [k, spec] : overrides_)
+      if (key == k || key.rfind(k + ".", 0) == 0 || key.rfind(k + "[", 0) == 0)
+        return ConfigError(fmt::format("override '{}': {}: {}", spec, key, what));
     std::string where = origin_;
     if (node.IsDefined() && !node.Mark().is_null()) where += fmt::format(":{}", node.Mark().line + 1);
     return ConfigError(fmt::format("{}: {}: {}", where, key, what));
@@ -65,6 +74,7 @@ class Reader {
  private:
   std::string origin_;
   fs::path base_;
+  std::map<std::string, std::string> overrides_;  // dotted key -> "key=value"
 };
 
 // Checks a numeric value against [lo, hi]; `node` locates it.
@@ -305,7 +315,7 @@ LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, cons
   if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
   duplicate_keys_check(root, origin, "");
   for (const auto& o : overrides) override_apply(root, o);
-  Reader r(origin, base_dir);
+  Reader r(origin, base_dir, overrides);
   r.keys_check(root, "",
                {"model", "datasets", "output_dir", "init_adapter", "lora", "optimizer", "schedule", "training", "eval",
                 "checkpoint"});

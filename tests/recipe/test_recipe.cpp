@@ -43,6 +43,13 @@ TEST_CASE("overrides use dotted keys and are validated like the file", "[recipe]
   CHECK(r.optimizer.beta1 == 0.8);
   CHECK_THROWS_WITH(parse(kMinimal, {"lora.rnak=4"}), Contains("lora.rnak") && Contains("rank, alpha"));
   CHECK_THROWS_WITH(parse(kMinimal, {"lora.rank=-1"}), Contains("lora.rank") && Contains("1..4096"));
+  // The error names the override, not a line of the file (it said "r.yaml:1" before).
+  CHECK_THROWS_WITH(parse(kMinimal, {"lora.rank=-1"}), Contains("override 'lora.rank=-1'"));
+  CHECK_THROWS_WITH(parse(kMinimal, {"lora.rank=-1"}), !Contains("r.yaml"));
+  CHECK_THROWS_WITH(parse(kMinimal, {"lora.rnak=4"}), Contains("override 'lora.rnak=4'"));
+  // An error in the file next to an override still names the file's line.
+  CHECK_THROWS_WITH(parse(kMinimal + "training:\n  micro_batch_size: lots\n", {"lora.rank=8"}),
+                    Contains("r.yaml:5") && Contains("training.micro_batch_size"));
   CHECK_THROWS_AS(parse(kMinimal, {"noequals"}), ConfigError);
 }
 
