@@ -87,6 +87,11 @@ torch::Tensor WeightSource::take(const std::string& name, const std::vector<int6
   if (it->second.sizes().vec() != shape)
     throw FormatError(fmt::format("{}: tensor '{}' has shape [{}]; expected [{}] from config.json", origin_, name,
                                   fmt::join(it->second.sizes().vec(), ", "), fmt::join(shape, ", ")));
+  // Integer weights (an I8/U8/I32 tensor: a quantization format hearth does not read from safetensors) would be
+  // cast to float value by value — a model of garbage. Refuse them by name.
+  if (!it->second.is_floating_point())
+    throw FormatError(fmt::format("{}: tensor '{}' has dtype {}; expected a float type (F32, F16, BF16)", origin_, name,
+                                  c10::toString(it->second.scalar_type())));
   return it->second.to(options_.device, options_.dtype);
 }
 

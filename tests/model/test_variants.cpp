@@ -9,6 +9,7 @@
 
 #include <torch/types.h>
 
+#include "core/error.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
 #include "model/rope.h"
@@ -226,6 +227,18 @@ TEST_CASE("zero bias equals no bias", "[model]") {
   // and a non-zero bias changes the output (the bias is really applied)
   t2["model.layers.0.self_attn.v_proj.bias"] = torch::full({t2["model.layers.0.self_attn.v_proj.bias"].size(0)}, 0.5);
   CHECK_FALSE(torch::allclose(engine_logits(plain, t, kIds), engine_logits(qwen, t2, kIds), 1e-3, 1e-3));
+}
+
+TEST_CASE("integer weight tensors are refused by name, not cast to float", "[model]") {
+  c10::InferenceMode guard;
+  auto config = parse(base_config());
+  auto t = model::causal_lm_random_tensors(config, 13);
+  REQUIRE_NOTHROW(model::causal_lm_from_tensors(config, t, {}, "ok"));
+  const std::string name = "model.layers.1.mlp.up_proj.weight";
+  t[name] = (t[name] * 100).to(torch::kInt8);  // e.g. a quantized checkpoint hearth does not read
+  CHECK_THROWS_AS(model::causal_lm_from_tensors(config, t, {}, "ckpt"), FormatError);
+  CHECK_THROWS_WITH(model::causal_lm_from_tensors(config, t, {}, "ckpt"),
+                    Catch::Matchers::Contains(name) && Catch::Matchers::Contains("Char"));
 }
 
 TEST_CASE("llama3 rope inverse frequencies match the published formula", "[model]") {
