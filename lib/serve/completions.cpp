@@ -230,6 +230,9 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
   } catch (const ApiError& e) {
     if (flight) flight->status = e.status;
     throw;
+  } catch (const std::exception&) {
+    if (flight) flight->status = 500;  // counted as sent (it was counted as 200)
+    throw;
   }
 }
 

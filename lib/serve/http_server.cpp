@@ -89,6 +89,11 @@ httplib::Server::Handler HttpServer::Impl::guarded(
       error_reply(res, e);
       if (completion && (e.status == 401 || e.status == 403))  // completions_handle never ran: count it here
         state.metrics.request_done(route, e.status, 0);
+    } catch (const std::exception& e) {
+      // A bug or an unexpected failure: the details go to the log, not to the client, and the 500 is counted as
+      // the status it is (completions_handle counts its own).
+      log::error("{} {}: {}", req.method, req.path, e.what());
+      error_reply(res, ApiError(500, "Internal server error (the details are in the server's log)", "server_error"));
     }
     if (!completion)
       state.metrics.request_done(route, res.status == -1 ? 200 : res.status,
@@ -158,7 +163,7 @@ void HttpServer::Impl::admin_load(const httplib::Request& req, httplib::Response
   json body;
   try {
     body = json::parse(req.body);
-  } catch (const json::parse_error& e) {
+  } catch (const json::exception& e) {  // syntax errors, and numbers out of range such as 1e400
     throw ApiError(400, fmt::format("The request body is not valid JSON: {}", e.what()));
   }
   if (!body.is_object() || !body.contains("name") || !body["name"].is_string() || !body.contains("path") ||
@@ -220,7 +225,7 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
     } catch (...) {
     }
     log::error("{} {}: {}", req.method, req.path, what);
-    error_reply(res, ApiError(500, "Internal server error: " + what, "server_error"));
+    error_reply(res, ApiError(500, "Internal server error (the details are in the server's log)", "server_error"));
   });
   impl_->routes();
 }

@@ -141,7 +141,7 @@ CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int 
   ojson b;
   try {
     b = ojson::parse(text);
-  } catch (const ojson::parse_error& e) {
+  } catch (const ojson::exception& e) {  // syntax errors, and numbers out of range such as 1e400
     throw ApiError(400, fmt::format("The request body is not valid JSON: {}", e.what()));
   }
   if (!b.is_object()) throw ApiError(400, "The request body must be a JSON object");

@@ -277,6 +277,8 @@ TEST_CASE("serve: bad requests get OpenAI error bodies and the server keeps serv
   expect_error("/v1/chat/completions", R"({"model":"stories260K",)" + msgs + R"(,"max_tokens":101})", 400,
                "max_tokens");
   expect_error("/v1/chat/completions", R"({"model":"stories260K","messages":"hi"})", 400, "messages");
+  expect_error("/v1/chat/completions", R"({"model":"stories260K",)" + msgs + R"(,"top_p":1e400})", 400, "");
+  expect_error("/admin/adapters", R"({"name":"x","path":1e400})", 400, "");
   expect_error("/v1/chat/completions", R"({"model":"gpt-4",)" + msgs + "}", 404, "model", "model_not_found");
   expect_error("/v1/completions", R"({"model":"stories260K","prompt":[1,2,99999]})", 400, "prompt");
   std::string longp;
@@ -290,7 +292,8 @@ TEST_CASE("serve: bad requests get OpenAI error bodies and the server keeps serv
   // still serving, and the refusals were counted
   CHECK(c.Get("/health")->status == 200);
   CHECK(!complete(s, "stories260K", "Once upon a time", 4).empty());
-  CHECK(s.metric("hearth_requests_total{route=\"/v1/chat/completions\",code=\"400\"}") == 4);
+  CHECK(s.metric("hearth_requests_total{route=\"/v1/chat/completions\",code=\"400\"}") == 5);
+  CHECK(s.metric("hearth_requests_total{route=\"/admin/adapters\",code=\"400\"}") == 1);
 }
 
 TEST_CASE("serve: API keys, scopes and the admin endpoints", "[serve]") {

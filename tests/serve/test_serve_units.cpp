@@ -135,6 +135,9 @@ TEST_CASE("request_parse: malformed JSON, wrong types and invalid values are 400
   const std::string msg = R"("messages":[{"role":"user","content":"hi"}])";
   CHECK(rejection("{not json") == std::pair<int, std::string>{400, ""});
   CHECK(rejection("[1,2]") == std::pair<int, std::string>{400, ""});
+  // A number beyond double's range is not valid JSON to parse: 400, not an internal error (#16 item 8).
+  CHECK(rejection(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"temperature":1e400})") ==
+        std::pair<int, std::string>{400, ""});
   CHECK(rejection("{" + msg + "}").second == "model");
   CHECK(rejection(R"({"model":3,)" + msg + "}").second == "model");
   CHECK(rejection(R"({"model":"m"})").second == "messages");
