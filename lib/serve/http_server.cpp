@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <cctype>
 #include <chrono>
 #include <thread>
 
@@ -208,6 +209,26 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
   http.set_read_timeout(c.header_timeout_s, 0);
   http.set_write_timeout(c.header_timeout_s, 0);
   http.set_keep_alive_timeout(c.idle_timeout_s);
+  // The POST routes take JSON bodies only. A form or text body (curl -d's default) is refused here with a clear
+  // 415 before its body is read — httplib would otherwise apply its 8 KiB form limit (a puzzling 413) — and a
+  // web page cannot post to them with a "simple" CORS request (text/plain, forms).
+  http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    if (req.method != "POST") return httplib::Server::HandlerResponse::Unhandled;
+    const std::string type = req.get_header_value("Content-Type");
+    std::string media = type.substr(0, type.find(';'));
+    media.erase(media.find_last_not_of(" \t") + 1);
+    for (auto& ch : media) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (type.empty() || media == "application/json") return httplib::Server::HandlerResponse::Unhandled;
+    error_reply(res, ApiError(415,
+                              fmt::format("Content-Type must be application/json, got '{}' (with curl: "
+                                          "-H 'Content-Type: application/json')",
+                                          type),
+                              "invalid_request_error", "", "unsupported_media_type"));
+    if (req.path == "/v1/chat/completions" || req.path == "/v1/completions" || req.path == "/admin/adapters")
+      impl_->state.metrics.request_done(req.path, 415, 0);
+    res.set_header("Connection", "close");  // the body was not read
+    return httplib::Server::HandlerResponse::Handled;
+  });
   http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string message = res.status == 404   ? "Unknown route"

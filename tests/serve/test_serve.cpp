@@ -286,6 +286,20 @@ TEST_CASE("serve: bad requests get OpenAI error bodies and the server keeps serv
   expect_error("/v1/completions", json{{"model", "stories260K"}, {"prompt", longp}}.dump(), 400, "prompt",
                "context_length_exceeded");
   expect_error("/v1/completions", json{{"model", "stories260K"}, {"prompt", std::string(5000, 'a')}}.dump(), 413, "");
+  // JSON routes take JSON only: a form or text/plain body (curl -d's default; what a web page can post without a
+  // CORS preflight) is a clear 415, whatever its size — it was parsed as JSON (or a 413 past 8 KiB).
+  const std::string chat = R"({"model":"stories260K",)" + msgs + R"(,"max_tokens":2})";
+  for (const char* type : {"application/x-www-form-urlencoded", "text/plain", "multipart/form-data; boundary=x"}) {
+    auto r = s.client().Post("/v1/chat/completions", chat, type);
+    REQUIRE(r);
+    INFO(type << " -> " << r->body);
+    CHECK(r->status == 415);
+    CHECK(json::parse(r->body)["error"]["code"] == "unsupported_media_type");
+  }
+  auto admin_text = s.client().Post("/admin/adapters", R"({"name":"x","path":"/tmp"})", "text/plain");
+  REQUIRE(admin_text);
+  CHECK(admin_text->status == 415);
+  CHECK(c.Post("/v1/chat/completions", chat, "application/json; charset=utf-8")->status == 200);
   auto unknown = c.Get("/v2/nothing");
   CHECK(unknown->status == 404);
   CHECK(json::parse(unknown->body).contains("error"));
