@@ -4,6 +4,10 @@
 
 #include <cctype>
 #include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+#include <system_error>
 #include <thread>
 
 #include <httplib.h>
@@ -50,6 +54,7 @@ struct HttpServer::Impl {
   explicit Impl(ServeState& s) : state(s) {}
   ServeState& state;
   Listener http;
+  int threads = 0;  // connection threads
 
   KeyScope authenticate(const httplib::Request& req, bool admin) const;
   void routes();
@@ -198,8 +203,11 @@ void HttpServer::Impl::admin_unload(const httplib::Request& req, httplib::Respon
 HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state)) {
   auto& http = impl_->http;
   const auto& c = state.config;
-  int threads = c.http_threads > 0 ? c.http_threads : c.max_batch + c.max_queue + 16;
-  http.new_task_queue = [threads] { return new httplib::ThreadPool(threads); };
+  // A waiting request holds a connection thread, so by default there is one for each row and queue slot — capped,
+  // so that a long queue does not ask for more threads than the machine gives (beyond it, connections wait for a
+  // thread before they are queued).
+  impl_->threads = c.http_threads > 0 ? c.http_threads : std::min(c.max_batch + c.max_queue + 16, kDefaultHttpThreadsMax);
+  http.new_task_queue = [threads = impl_->threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
   // httplib's default also sets SO_REUSEPORT, which would let a second server share (and steal from) our port.
   http.set_socket_options([](socket_t sock) {
     int yes = 1;
@@ -253,6 +261,35 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
 
 HttpServer::~HttpServer() = default;
 
+namespace {
+// Whether this process can run `n` more threads at once: starts n idle threads, then lets them all end. Returns ""
+// when it can, else why not.
+std::string threads_probe(int n) {
+  std::mutex m;
+  std::condition_variable cv;
+  bool release = false;
+  std::vector<std::thread> started;
+  started.reserve(static_cast<size_t>(n));
+  std::string failure;
+  try {
+    for (int i = 0; i < n; ++i)
+      started.emplace_back([&] {
+        std::unique_lock<std::mutex> lock(m);
+        cv.wait(lock, [&] { return release; });
+      });
+  } catch (const std::system_error& e) {
+    failure = e.what();
+  }
+  {
+    std::lock_guard<std::mutex> lock(m);
+    release = true;
+  }
+  cv.notify_all();
+  for (auto& t : started) t.join();
+  return failure;
+}
+}  // namespace
+
 int HttpServer::bind() {
   const auto& c = impl_->state.config;
   int port = c.port;
@@ -269,6 +306,12 @@ int HttpServer::bind() {
                     "this machine)",
                     c.host, c.port));
   impl_->http.backlog_set(1024);
+  // A machine that cannot give the connection threads is a clear error now, before "listening" (httplib's pool
+  // aborts, or hangs, when a thread fails to start).
+  if (auto failure = threads_probe(impl_->threads); !failure.empty())
+    throw ResourceError(fmt::format("--http-threads: cannot start {} connection threads ({}); lower --http-threads "
+                                    "(default: --max-batch + --max-queue + 16, at most {})",
+                                    impl_->threads, failure, kDefaultHttpThreadsMax));
   return port;
 }
 

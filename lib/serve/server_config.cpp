@@ -110,7 +110,13 @@ void server_config_validate(const ServerConfig& c) {
   };
   if (c.model.empty()) throw ConfigError("--model: required (on the command line or as `model:` in --config)");
   if (c.port < 0 || c.port > 65535) throw ConfigError(fmt::format("--port: expected 0-65535, got {}", c.port));
+  auto at_most = [](const char* flag, long long v, long long hi) {
+    if (v > hi) throw ConfigError(fmt::format("{}: expected <= {}, got {}", flag, hi, v));
+  };
   at_least("--max-batch", c.max_batch, 1);
+  at_most("--max-batch", c.max_batch, kMaxBatchMax);
+  at_most("--max-queue", c.max_queue, kMaxQueueMax);
+  at_most("--http-threads", c.http_threads, kHttpThreadsMax);
   at_least("--ctx", c.ctx, 0);
   at_least("--max-queue", c.max_queue, 0);
   at_least("--kv-memory-mb", c.kv_memory_mb, 1);

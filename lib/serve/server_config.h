@@ -12,6 +12,12 @@
 
 namespace hearth::serve {
 
+// Upper bounds checked by server_config_validate: more rows, queue slots or threads than any machine hearth runs
+// on can use (they used to abort the server at the first request instead of failing at startup).
+constexpr int kMaxBatchMax = 4096, kMaxQueueMax = 1'000'000, kHttpThreadsMax = 16384;
+// The default number of connection threads (max_batch + max_queue + 16) is capped here.
+constexpr int kDefaultHttpThreadsMax = 1024;
+
 struct ServerConfig {
   std::string model;                            // model folder (required)
   std::string model_name;                       // name clients use for the base model; default: folder name

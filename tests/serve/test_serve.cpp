@@ -359,6 +359,17 @@ TEST_CASE("serve: startup refusals exit with documented codes", "[serve]") {
   CHECK(test::shell(hearth + " --host 0.0.0.0 --port 0").first == 2);  // non-loopback without keys
   CHECK(test::shell(hearth + " --adapter nameonly --port 0").first == 2);
   CHECK(test::shell(hearth + " --max-batch 0 --port 0").first == 2);
+  // Sizes no machine can give: a usage error at startup, not an abort at the first request (#16 item 4).
+  CHECK(test::shell(hearth + " --max-batch 100000 --port 0").first == 2);
+  CHECK(test::shell(hearth + " --max-queue 100000000 --port 0").first == 2);
+  CHECK(test::shell(hearth + " --http-threads 1000000 --port 0").first == 2);
+  // Threads the machine will not start (16000 stacks of 8 MiB in an 8 GB address space): a resource error (5)
+  // before "listening" — httplib's pool hung in its destructor when a thread failed to start.
+  const auto err = test::serve_scratch() / "threads.err";
+  auto limited = test::shell("(ulimit -v 8000000; timeout -s KILL 60 " + hearth + " --http-threads 16000 --port 0 2>" +
+                             q(err.string()) + ")");
+  CHECK(limited.first == 5);
+  CHECK(test::file_text(err).find("--http-threads") != std::string::npos);
   CHECK(test::shell(hearth + " --ctx 100000 --port 0").first == 2);
   CHECK(test::shell(hearth + " --kv-memory-mb 1 --ctx 512 --port 0").first == 2);
   CHECK(test::shell(hearth + " --api-keys /nonexistent/keys --port 0").first == 3);
