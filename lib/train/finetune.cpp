@@ -3,6 +3,7 @@
 // checkpoints → publish.
 #include "train/finetune.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <optional>
@@ -225,7 +226,17 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     weights.push_back(r.datasets[i].weight);
   }
   DataLoader loader(ds, weights, r.training.seq_len, r.training.seed);
-  const auto validation = loader.validation(r.training.micro_batch_size, r.eval.max_batches);
+  auto validation = loader.validation(r.training.micro_batch_size, r.eval.max_batches);
+  // An eval with nothing to score is no eval, never a score: a validation split whose sequences hold no target
+  // tokens (e.g. chats truncated before their assistant turn) would otherwise "score" -1, look like the best loss
+  // ever, and stop the run early.
+  if (!validation.empty() &&
+      std::all_of(validation.begin(), validation.end(), [](const Batch& b) { return b.n_targets == 0; })) {
+    log::warn(
+        "finetune: the validation split has no target tokens (its sequences are all prompt, e.g. chats cut off "
+        "before their assistant turn by seq_len); evaluation and early stopping are off for this run");
+    validation.clear();
+  }
 
   // --- fresh start or exact resume ---
   // Random state that training draws from: the CPU generator, and the device's when training elsewhere

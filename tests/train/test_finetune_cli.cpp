@@ -296,3 +296,42 @@ TEST_CASE("a checkpoint that cannot be written (disk full) leaves no temporaries
   CHECK(temporaries().empty());
   CHECK(fs::exists(run / "adapters" / "latest" / "adapter_model.safetensors"));
 }
+
+TEST_CASE("a validation split with no target tokens turns evaluation off instead of scoring -1", "[train][cli]") {
+  // Dataset A: stories (all tokens are targets), no validation split. Dataset B: chats whose long user turn fills
+  // seq_len, so the assistant turn is cut off — sequences with no targets — half of them held out for validation.
+  const fs::path a_src = work() / "notargets_a", b_src = work() / "notargets_b";
+  fs::create_directories(a_src);
+  fs::create_directories(b_src);
+  for (int i = 0; i < 30; ++i)
+    io::atomic_write(a_src / ("s" + std::to_string(i) + ".txt"),
+                     "Tom had a red ball number " + std::to_string(i) + ". Lily was happy and played all day.");
+  std::string chats;
+  for (int i = 0; i < 40; ++i) {
+    std::string user;
+    for (int k = 0; k < 8; ++k) user += "the cat number " + std::to_string(i) + " saw the dog and the bird in the park ";
+    chats += nlohmann::json{{"messages", {{{"role", "user"}, {"content", user}}, {{"role", "assistant"}, {"content", "Yes."}}}}}
+                 .dump() +
+             "\n";
+  }
+  io::atomic_write(b_src / "chats.jsonl", chats);
+  const fs::path a = work() / "notargets_da", b = work() / "notargets_db", run = work() / "run_notargets";
+  const std::string model = " --model " + quote(test::stories_dir()) + " --seq-len 64";
+  REQUIRE(run_hearth("ingest " + quote(a_src) + model + " --out " + quote(a) + " --val-fraction 0").code == 0);
+  auto ingest_b = run_hearth("--json ingest " + quote(b_src) + model + " --out " + quote(b) + " --val-fraction 0.5");
+  REQUIRE(ingest_b.code == 0);
+  REQUIRE(io::json_read(b / "manifest.json")["splits"]["validation"]["target_tokens"] == 0);
+  REQUIRE(io::json_read(b / "manifest.json")["splits"]["validation"]["sequences"] > 0);
+
+  fs::remove_all(run);
+  auto r = run_hearth("--json --threads 1 finetune-lora " + quote(recipe()) + " output_dir=" + run.string() +
+                      " datasets=[" + a.string() + "," + b.string() + "] training.max_steps=12 eval.every=2 "
+                      "eval.patience=1 checkpoint.every=100");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto result = nlohmann::json::parse(r.out);
+  CHECK(result["steps"] == 12);  // it stopped "early" at step 4 on eval_loss -1 before
+  CHECK(result["stop_reason"] != "early_stopping");
+  CHECK(r.err.find("no target tokens") != std::string::npos);
+  CHECK(io::file_read(run / "metrics.jsonl").find("eval_loss") == std::string::npos);
+}
