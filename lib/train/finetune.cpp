@@ -247,8 +247,8 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   TrainState state;
   state.identity = r.training_identity();
   FinetuneResult result;
-  if (auto ckpt = checkpoint_latest(run_dir)) {
-    TrainState saved = checkpoint_load(*ckpt, adapter, optimizer);
+  TrainState saved;
+  if (auto ckpt = checkpoint_resume(run_dir, adapter, optimizer, saved)) {
     if (saved.identity != state.identity && !o.force)
       throw ConfigError(
           fmt::format("{}: the recipe changed since this run started (saved in {}); resuming would "

@@ -13,6 +13,8 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/log.h"
+#include "core/sha256.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
 #include "model/checkpoint.h"
@@ -21,6 +23,9 @@ namespace hearth::train {
 namespace fs = std::filesystem;
 
 namespace {
+
+// The files of a checkpoint that state.json records checksums of.
+constexpr const char* kCheckpointFiles[] = {"adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors"};
 
 std::vector<fs::path> checkpoints_sorted(const fs::path& run_dir) {
   std::vector<fs::path> out;
@@ -114,6 +119,14 @@ void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::
                           {"tokens_seen", s.tokens_seen},
                           {"elapsed_seconds", s.elapsed_seconds},
                           {"identity", s.identity}};
+  // Checksums of the other files, verified on resume: a checkpoint damaged on disk is detected, not trained from.
+  nlohmann::json files = nlohmann::json::object();
+  for (const char* f : kCheckpointFiles) {
+    Sha256 h;
+    h.update_file(tmp / f);
+    files[f] = digest_hex(h.digest());
+  }
+  state["files"] = files;
   io::atomic_write(tmp / "state.json", state.dump(2));
   dir_fsync(tmp);
   if (fs::exists(final_dir)) fs::remove_all(final_dir);
@@ -126,14 +139,48 @@ void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::
     if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
 }
 
-std::optional<fs::path> checkpoint_latest(const fs::path& run_dir) {
+std::optional<fs::path> checkpoint_resume(const fs::path& run_dir, model::LoraAdapter& adapter, AdamW& optimizer,
+                                          TrainState& state) {
   auto all = checkpoints_sorted(run_dir);
-  if (all.empty()) return std::nullopt;
-  return all.back();
+  std::vector<std::string> failures;
+  for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    std::string failure;
+    try {
+      state = checkpoint_load(*it, adapter, optimizer);
+    } catch (const FormatError& e) {
+      failure = e.what();
+    } catch (const IoError& e) {
+      failure = e.what();
+    }
+    if (failure.empty()) {
+      if (!failures.empty()) log::warn("resuming from {}, the newest valid checkpoint", it->string());
+      return *it;
+    }
+    // Set aside (kept for inspection, no longer a checkpoint) so that later saves and resumes skip it.
+    fs::path aside = it->parent_path() / ("corrupt-" + it->filename().string());
+    std::error_code ec;
+    fs::remove_all(aside, ec);
+    fs::rename(*it, aside, ec);
+    log::warn("{}; checkpoint set aside as {}, trying the one before", failure, aside.string());
+    failures.push_back(failure);
+  }
+  if (!failures.empty())
+    throw FormatError(fmt::format("{}: no valid checkpoint to resume from ({}); use --fresh to start over",
+                                  (run_dir / "checkpoints").string(), fmt::join(failures, "; ")));
+  return std::nullopt;
 }
 
 TrainState checkpoint_load(const fs::path& dir, model::LoraAdapter& adapter, AdamW& optimizer) {
   auto state = io::json_read(dir / "state.json");
+  if (state.is_object() && state.contains("files") && state["files"].is_object())  // before anything is changed
+    for (const char* f : kCheckpointFiles) {
+      if (!state["files"].contains(f)) continue;
+      Sha256 h;
+      h.update_file(dir / f);
+      if (digest_hex(h.digest()) != state["files"][f])
+        throw FormatError(fmt::format("{}: checksum mismatch (the file changed or was damaged after it was written)",
+                                      (dir / f).string()));
+    }
   auto tensors = model::safetensors_tensors(dir / "optimizer.safetensors");
   std::string origin = (dir / "optimizer.safetensors").string();
   // adapter weights, in place (the optimizer holds the same tensors)

@@ -4,7 +4,8 @@
 //   RUN_DIR/recipe.resolved.json     the resolved recipe
 //   RUN_DIR/metrics.jsonl            one JSON object per logged step / eval
 //   RUN_DIR/checkpoints/step-NNNNNNNN/{adapter_model.safetensors, adapter_config.json, optimizer.safetensors,
-//                                      state.json}
+//                                      state.json (with the other files' SHA-256)}
+//   RUN_DIR/checkpoints/corrupt-step-N/  a checkpoint that failed to load or verify, set aside on resume
 //   RUN_DIR/adapters/vNNNN/          published PEFT adapters (+ hearth_base.json: the base they were trained on);
 //                                    RUN_DIR/adapters/latest -> vNNNN (symlink)
 //   RUN_DIR/base.json                the base model's hash, cached (base_record)
@@ -55,8 +56,12 @@ class RunLock {
 // Writes checkpoint `state.step`, then removes all but the newest `keep_last` (and stale temporaries).
 void checkpoint_save(const std::filesystem::path& run_dir, const TrainState& state, const model::LoraAdapter& adapter,
                      const AdamW& optimizer, int64_t keep_last);
-// The newest complete checkpoint folder, if any.
-std::optional<std::filesystem::path> checkpoint_latest(const std::filesystem::path& run_dir);
+// Resumes from the newest checkpoint that loads and matches its checksums (checkpoint_load), into `state`,
+// `adapter` and `optimizer`; returns its folder, or std::nullopt when there is none. A damaged checkpoint is
+// renamed corrupt-step-N (kept for inspection) with a warning naming it, and the one before is tried; FormatError
+// listing them when none is valid.
+std::optional<std::filesystem::path> checkpoint_resume(const std::filesystem::path& run_dir,
+                                                       model::LoraAdapter& adapter, AdamW& optimizer, TrainState& state);
 // Reads a checkpoint into the state, adapter weights (in place) and optimizer. Throws FormatError naming
 // the file when anything is missing or inconsistent.
 TrainState checkpoint_load(const std::filesystem::path& dir, model::LoraAdapter& adapter, AdamW& optimizer);

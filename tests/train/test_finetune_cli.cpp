@@ -335,3 +335,35 @@ TEST_CASE("a validation split with no target tokens turns evaluation off instead
   CHECK(r.err.find("no target tokens") != std::string::npos);
   CHECK(io::file_read(run / "metrics.jsonl").find("eval_loss") == std::string::npos);
 }
+
+TEST_CASE("a damaged newest checkpoint is set aside and the run resumes exactly from the one before", "[train][cli]") {
+  // A finished reference run keeps step-35 and step-40. Damage step-40 (one byte of the optimizer state, its
+  // safetensors header intact): the rerun must notice (checksum), resume from step-35, and end bit-identical.
+  const std::string want = adapter_bytes(reference_run());
+  fs::path run = work() / "run_damaged";
+  fs::remove_all(run);
+  fs::copy(reference_run(), run, fs::copy_options::recursive | fs::copy_options::copy_symlinks);
+  fs::remove(run / ".lock");
+  const fs::path opt = run / "checkpoints" / "step-00000040" / "optimizer.safetensors";
+  REQUIRE(fs::exists(opt));
+  REQUIRE(fs::exists(run / "checkpoints" / "step-00000035"));
+  std::string bytes = io::file_read(opt);
+  bytes[bytes.size() - 7] ^= 0x10;
+  io::atomic_write(opt, bytes);
+  auto r = run_hearth("--json " + finetune_args(run));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  CHECK(r.err.find("step-00000040") != std::string::npos);
+  CHECK(r.err.find("checksum") != std::string::npos);
+  CHECK(fs::exists(run / "checkpoints" / "corrupt-step-00000040"));
+  CHECK(nlohmann::json::parse(r.out)["resumed"] == true);
+  CHECK(adapter_bytes(run) == want);
+
+  // Nothing valid left: exit 4 naming what was found, and --fresh starts over.
+  for (const auto& e : fs::directory_iterator(run / "checkpoints"))
+    if (e.path().filename().string().rfind("step-", 0) == 0) fs::resize_file(e.path() / "optimizer.safetensors", 10);
+  auto none = run_hearth(finetune_args(run));
+  CHECK(none.code == 4);
+  CHECK(none.err.find("no valid checkpoint") != std::string::npos);
+  CHECK(run_hearth(finetune_args(run, "--fresh")).code == 0);
+}
