@@ -106,6 +106,8 @@ void add_ingest(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_flag("--no-redact-secrets", o->no_redact_secrets, "Keep private keys, API tokens and passwords");
   cmd->add_flag("--mail-headers", o->ingest.mail_headers, "Train on From/To/Date/Subject of mail too");
   cmd->add_flag("--strict", o->ingest.strict, "Fail on any bad input instead of skipping it");
+  cmd->add_flag("--follow-symlinks", o->ingest.follow_symlinks,
+                "Read symlinked files that lead out of their source folder (skipped by default)");
   cmd->add_flag("--force", o->ingest.force, "Write into an --out folder that holds other files (they are kept)");
   cmd->add_option("--shard-tokens", o->ingest.shard_tokens, "Tokens per shard file (default 16777216)");
   cmd->callback([o, &g, &run] { run = [o, &g] { run_ingest(*o, g); }; });

@@ -367,7 +367,7 @@ IngestResult ingest_run(const IngestOptions& o) {
   std::map<std::string, const SourceEntry*> old_by_path;
   for (const auto& e : old.sources) old_by_path[e.path] = &e;
 
-  WalkOptions walk{o.include, o.exclude, out_dir};
+  WalkOptions walk{o.include, o.exclude, out_dir, o.follow_symlinks};
   stage("loaded");
   std::vector<SourceFile> files = sources_walk(o.sources, walk);
   log::info("ingest: {} files under {} source(s) -> {}", files.size(), o.sources.size(), out_dir.string());

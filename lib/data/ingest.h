@@ -40,6 +40,7 @@ struct IngestOptions {
   bool mail_headers = false;            // train on From/To/Date/Subject of mail too
   bool strict = false;                  // any bad input is an error (exit 3 unreadable, 4 malformed)
   bool force = false;                   // write into an --out folder that holds other files (never touched)
+  bool follow_symlinks = false;         // read links that lead out of their SOURCE folder (skipped otherwise)
   int threads = 0;                      // 0: all hardware threads
   uint64_t shard_tokens = 16ull << 20;  // tokens per shard before a new one is started
   bool progress = true;                 // progress bar / log lines on stderr

@@ -44,8 +44,17 @@ void add_file(const fs::path& path, const std::string& relative, const WalkOptio
   if (stat_file(path, &f)) out.push_back(std::move(f));
 }
 
+// Whether `path` lies inside the folder `root` (both canonical).
+bool path_inside(const fs::path& path, const fs::path& root) {
+  auto r = root.begin(), p = path.begin();
+  for (; r != root.end(); ++r, ++p)
+    if (p == path.end() || *p != *r) return false;
+  return true;
+}
+
 void walk_dir(const fs::path& root, const WalkOptions& o, std::vector<SourceFile>& out) {
   std::error_code ec;
+  const fs::path real_root = fs::canonical(root, ec);
   fs::recursive_directory_iterator it(root, fs::directory_options::skip_permission_denied, ec), end;
   if (ec) throw IoError(fmt::format("{}: cannot read folder: {}", root.string(), ec.message()));
   for (; it != end; it.increment(ec)) {
@@ -63,6 +72,15 @@ void walk_dir(const fs::path& root, const WalkOptions& o, std::vector<SourceFile
     }
     if (is_dir) continue;
     if (!it->is_regular_file(ec)) continue;  // sockets, fifos, dangling links, links to folders
+    if (it->is_symlink(ec) && !o.follow_symlinks) {
+      std::error_code ec2;
+      const fs::path target = fs::canonical(p, ec2);
+      if (ec2 || real_root.empty() || !path_inside(target, real_root)) {
+        log::warn("{}: a link to '{}', outside {}; skipped (--follow-symlinks to read it)", p.string(),
+                  ec2 ? std::string("?") : target.string(), root.string());
+        continue;
+      }
+    }
     add_file(p, p.lexically_relative(root).generic_string(), o, out);
   }
 }

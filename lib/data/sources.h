@@ -24,10 +24,13 @@ struct WalkOptions {
   std::vector<std::string> include;  // empty: every file
   std::vector<std::string> exclude;
   std::filesystem::path skip_dir;  // never descend into this folder (absolute), e.g. the output dataset
+  bool follow_symlinks = false;    // follow links to files outside their SOURCE folder too
 };
 
-// Every file under `sources`, sorted by path, without duplicates. Symlinks to files are followed, symlinks to
-// folders are not (no loops). A SOURCE that does not exist is an IoError naming it; an unreadable folder
+// Every file under `sources`, sorted by path, without duplicates. Symlinks to files inside the SOURCE folder are
+// followed; a link that leads out of it (to /etc/shadow, a private key) is skipped with a warning unless
+// `follow_symlinks`; symlinks to folders are not followed (no loops). A file named as a SOURCE itself is read
+// wherever it points. A SOURCE that does not exist is an IoError naming it; an unreadable folder
 // inside a source is logged and skipped.
 std::vector<SourceFile> sources_walk(const std::vector<std::filesystem::path>& sources, const WalkOptions& options);
 

@@ -8,6 +8,7 @@
 
 #include <cstdlib>
 #include <map>
+#include <set>
 
 #include "core/error.h"
 #include "data/dataset.h"
@@ -146,4 +147,27 @@ TEST_CASE("ingest --out never touches files it did not write", "[cli]") {
   CHECK(fs::exists(mine / "manifest.json"));
   // Now a dataset: later runs need no --force.
   CHECK(run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(mine)).code == 0);
+}
+
+TEST_CASE("ingest does not follow links out of a source folder unless asked", "[cli]") {
+  auto dir = test::data_scratch("cli_symlinks");
+  test::file_put(dir / "src/a.txt", "Tom had a red ball. Lily played with the big dog all day long in the park.");
+  test::file_put(dir / "src/sub/real.txt", "Sam saw a blue kite. Mia ran to the park with a small cat and a hat.");
+  test::file_put(dir / "elsewhere/secret.txt", "root:$6$hash:19000:0:99999:7::: the password file of the machine");
+  fs::create_symlink(dir / "elsewhere/secret.txt", dir / "src/shadow.txt");  // leads out: skipped
+  fs::create_symlink(dir / "src/sub/real.txt", dir / "src/inside.txt");      // stays inside: read
+  auto paths = [](const fs::path& out) {  // the files the manifest lists as read
+    std::set<std::string> names;
+    const auto manifest = nlohmann::json::parse(io::file_read(out / "manifest.json"));
+    for (const auto& s : manifest["sources"]) names.insert(fs::path(s["path"].get<std::string>()).filename().string());
+    return names;
+  };
+  auto r = run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(dir / "o"));
+  REQUIRE(r.code == 0);
+  CHECK(r.err.find("shadow.txt") != std::string::npos);
+  CHECK(r.err.find("--follow-symlinks") != std::string::npos);
+  CHECK(paths(dir / "o") == std::set<std::string>{"a.txt", "inside.txt", "real.txt"});
+  REQUIRE(run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(dir / "o2") + " --follow-symlinks")
+              .code == 0);
+  CHECK(paths(dir / "o2").count("shadow.txt") == 1);
 }
