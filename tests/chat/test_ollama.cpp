@@ -25,6 +25,7 @@
 
 #include "chat/chat_template.h"
 #include "chat/ollama.h"
+#include "io/atomic_file.h"
 #include "core/error.h"
 #include "test_paths.h"
 
@@ -43,16 +44,8 @@ using ojson = nlohmann::ordered_json;
 
 namespace {
 
-std::string read_text(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  REQUIRE(in.good());
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 std::string fixture(const std::string& name) {
-  return read_text(hearth::test::fixtures_dir() / "chat_templates" / name);
+  return hearth::io::file_read(hearth::test::fixtures_dir() / "chat_templates" / name);
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -627,7 +620,7 @@ TEST_CASE("ollama: the comparison tells the families apart", "[ollama]") {
 }
 
 TEST_CASE("ollama: Qwen3's template (fetched tokenizer_config.json) is ChatML for plain conversations", "[ollama]") {
-  json config = json::parse(read_text(hearth::test::assets_dir() / "qwen3" / "tokenizer_config.json"));
+  json config = json::parse(hearth::io::file_read(hearth::test::assets_dir() / "qwen3" / "tokenizer_config.json"));
   std::string source = config["chat_template"];
   REQUIRE(chat_family_detect(source) == ChatFamily::kChatML);
   CHECK_FALSE(chat_default_system(source).has_value());
