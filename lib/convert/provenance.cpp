@@ -184,7 +184,11 @@ std::string model_card(const Provenance& p, bool peft) {
       s << " |\n";
     }
   if (p.metrics.is_object()) s << "| last metrics | " << p.metrics.dump() << " |\n";
-  s << "\nThe full record (recipe included) is in `hearth_provenance.json`.\n\n";
+  if (p.recipe.is_object())
+    s << "\n## Training recipe\n\nAs `hearth finetune-lora` resolved it (`" << p.run_dir
+      << "/recipe.resolved.json`):\n\n```json\n"
+      << p.recipe.dump(2) << "\n```\n";
+  s << "\nThe full record is in `hearth_provenance.json`.\n\n";
   if (peft) {
     s << "## Use\n\n```python\nfrom transformers import AutoModelForCausalLM\nfrom peft import PeftModel\n\n"
          "base = AutoModelForCausalLM.from_pretrained(\"PATH/TO/BASE\")\n"

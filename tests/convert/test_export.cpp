@@ -6,7 +6,8 @@
 // - peft: the adapter bytes unchanged, base_model_name_or_path set, a model card; provenance from a run directory.
 // - gguf-lora: llama.cpp's layout (keys, names, ne order), alpha = scale · r, q/k rows of B interleaved per
 //   llama.cpp's permute (written here from the spec, not with hearth's function).
-// - llama.cpp (node-llama-cpp 3.21.1, see llamacpp_ref.h): `export gguf --type f32` of base + adapter generates in
+// - llama.cpp (node-llama-cpp 3.21.1, see llamacpp_ref.h): `export gguf --type f32` of base + an adapter trained by
+//   finetune-lora here generates in
 //   llama.cpp the 64 greedy ids `hearth generate --adapter` does; so does the base GGUF with the `gguf-lora` file.
 // - ollama: the Modelfile is exactly the one lib/chat renders for the folder's files, template and SYSTEM.
 // - errors: unknown format, misplaced flags, an existing --out, a mismatched or corrupt adapter, a file-size limit
@@ -99,6 +100,34 @@ std::vector<std::string> entries_with_prefix(const fs::path& parent, const std::
   for (const auto& e : fs::directory_iterator(parent))
     if (e.path().filename().string().rfind(prefix, 0) == 0) out.push_back(e.path().filename().string());
   return out;
+}
+
+// An adapter really trained by `hearth finetune-lora` on stories260K (20 steps on a few short stories, all seven
+// projections): RUN/adapters/latest, made once per process.
+const fs::path& trained_adapter() {
+  static const fs::path latest = [] {
+    const fs::path src = dir() / "train-src", data = dir() / "train-data", run = dir() / "train-run";
+    fs::create_directories(src);
+    const char* names[] = {"Tom", "Lily", "Sam", "Mia"};
+    const char* things[] = {"a red ball", "a big dog", "a small cat", "a blue kite"};
+    for (int f = 0; f < 24; ++f)
+      io::atomic_write(src / ("story" + std::to_string(f) + ".txt"),
+                       std::string(names[f % 4]) + " had " + things[(f / 4) % 4] + ". " + names[(f + 1) % 4] +
+                           " was happy and they played all day in the park.");
+    auto r = run_hearth("ingest " + quote(src) + " --model " + quote(test::stories_dir()) + " --out " + quote(data) +
+                        " --seq-len 64");
+    REQUIRE(r.code == 0);
+    io::atomic_write(dir() / "train.yaml",
+                     "model: " + test::stories_dir().string() + "\ndatasets: [" + data.string() + "]\noutput_dir: " +
+                         run.string() +
+                         "\nlora: {rank: 4, alpha: 8, target_modules: [q, k, v, o, gate, up, down]}\n"
+                         "optimizer: {lr: 1.0e-2}\ntraining: {micro_batch_size: 4, max_steps: 20, seed: 5}\n");
+    r = run_hearth("--threads 1 finetune-lora " + quote(dir() / "train.yaml") + " --fresh");
+    INFO(r.err);
+    REQUIRE(r.code == 0);
+    return run / "adapters" / "latest";
+  }();
+  return latest;
 }
 
 }  // namespace
@@ -208,7 +237,9 @@ TEST_CASE("export peft: the adapter as PEFT loads it, with its run's provenance"
   CHECK(cfg["base_model_name_or_path"] == fs::absolute(test::stories_dir()).lexically_normal().string());
   CHECK(cfg["peft_type"] == "LORA");
   CHECK_NOTHROW(model::LoraAdapter::load(out, stories_config()));
-  CHECK_THAT(io::file_read(out / "README.md"), Contains("library_name: peft") && Contains("PeftModel"));
+  CHECK_THAT(io::file_read(out / "README.md"),
+             Contains("library_name: peft") && Contains("PeftModel") && Contains("## Training recipe") &&
+                 Contains(data_dir.string()) && Contains("\"tokens\":99"));
 
   auto prov = nlohmann::json::parse(io::file_read(out / "hearth_provenance.json"));
   CHECK(prov["run_dir"] == fs::canonical(run).string());
@@ -266,7 +297,7 @@ TEST_CASE("llama.cpp generates from hearth's exports what hearth generates with 
     WARN(missing << "; skipped");
     return;
   }
-  const fs::path adapter = random_adapter("adapter-llamacpp", stories_config(), false, 9);
+  const fs::path adapter = trained_adapter();
   const fs::path merged = dir() / "merged-f32.gguf", base = dir() / "base-f32.gguf", lora = dir() / "lora-f32.gguf";
   for (const auto& p : {merged, base, lora}) fs::remove(p);
   const std::string m = " --model " + quote(test::stories_dir()), a = " --adapter " + quote(adapter);
