@@ -8,6 +8,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/progress.h"
+#include "infer/generator.h"
 #include "infer/evaluate.h"
 #include "model/causal_lm.h"
 #include "tokenizer/tokenizer.h"
@@ -34,6 +35,7 @@ void run_eval(const EvalOptions& o, const GlobalOptions& g) {
   auto tokenizer = tokenizer::Tokenizer::load(o.model);
   auto model_owner = model::causal_lm_load(o.model, load);
   const model::CausalLM& model = *model_owner;
+  infer::vocab_check(tokenizer, model.config(), o.model);
   auto ids = tokenizer.encode(text);
   int64_t ctx = o.ctx ? *o.ctx : model.config().max_position_embeddings;
   int64_t stride = o.stride ? *o.stride : std::max<int64_t>(1, ctx / 2);

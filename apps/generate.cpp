@@ -38,6 +38,7 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   auto tokenizer = tokenizer::Tokenizer::load(o.model);
   auto model_owner = model::causal_lm_load(o.model, load);
   const model::CausalLM& model = *model_owner;
+  infer::vocab_check(tokenizer, model.config(), o.model);
   std::optional<model::LoraAdapter> adapter;
   if (!o.adapter.empty()) adapter = model::LoraAdapter::load(o.adapter, model.config(), load.device);
 

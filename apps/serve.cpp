@@ -93,6 +93,7 @@ void run_serve(const ServeOptions& o, const GlobalOptions& g) {
   auto tokenizer = tokenizer::Tokenizer::load(c.model);
   auto model_owner = model::causal_lm_load(c.model, load);
   const model::CausalLM& model = *model_owner;
+  infer::vocab_check(tokenizer, model.config(), c.model);
   const int model_ctx = static_cast<int>(model.config().max_position_embeddings);
   if (c.ctx > model_ctx)
     throw ConfigError(fmt::format("--ctx: {} exceeds the model's context of {}", c.ctx, model_ctx));

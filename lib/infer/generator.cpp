@@ -74,4 +74,14 @@ std::vector<GenerationResult> generate(const model::CausalLM& model, const token
   return results;
 }
 
+void vocab_check(const tokenizer::Tokenizer& tokenizer, const model::ModelConfig& config, const std::string& origin) {
+  const auto ids = static_cast<int64_t>(tokenizer.vocab_size());
+  if (ids <= config.vocab_size) return;
+  const auto last = tokenizer.id_to_token(static_cast<tokenizer::TokenId>(ids - 1));
+  throw FormatError(fmt::format(
+      "{}: the tokenizer has ids up to {} (e.g. '{}') but the model's vocab_size is {}: those tokens have no "
+      "embedding row; expected a tokenizer made for this model",
+      origin, ids - 1, last ? *last : std::string("?"), config.vocab_size));
+}
+
 }  // namespace hearth::infer

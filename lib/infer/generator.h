@@ -30,6 +30,12 @@ struct GenerationStats {
 // stop string).
 using TextCallback = std::function<void(size_t row, const std::string& text)>;
 
+// The tokenizer may not produce ids the model has no embedding row for (an added token with an id >= the config's
+// vocab_size): FormatError naming `origin`, the token and both sizes — at load, instead of an index error in the
+// middle of a generation (which in serve also failed the requests batched with it). A tokenizer smaller than the
+// embedding (padded vocabularies) is fine.
+void vocab_check(const tokenizer::Tokenizer& tokenizer, const model::ModelConfig& config, const std::string& origin);
+
 // Runs every request to completion as one batch, within the model's context (max_position_embeddings).
 // Throws ConfigError for an empty prompt or one that fills the context, InterruptedError on SIGINT/SIGTERM.
 std::vector<GenerationResult> generate(const model::CausalLM& model, const tokenizer::Tokenizer& tokenizer,

@@ -137,8 +137,8 @@ void Scheduler::run() {
     try {
       step();
     } catch (const std::exception& e) {
-      log::error("scheduler: step failed: {}", e.what());
-      fail_running(fmt::format("internal error: {}", e.what()));
+      log::error("scheduler: step failed: {}", e.what());  // the details (a libtorch backtrace) stay in the log
+      fail_running("internal error in the generation engine (the details are in the server's log)");
     }
     publish_gauges();
   }

@@ -171,3 +171,30 @@ TEST_CASE("float16 on the CPU is refused at startup with exit 2, for every comma
     CHECK(r.err.find("bfloat16") != std::string::npos);  // says what works instead
   }
 }
+
+TEST_CASE("a tokenizer with ids beyond the model's vocabulary is refused at load, naming the token", "[cli]") {
+  // stories260K (vocab_size 512) with an added token at id 600: it used to load, and the first use of the token
+  // failed with an index error (in serve, a 500 that also failed the requests batched with it).
+  const fs::path dir = scratch() / "vocab_beyond";
+  fs::remove_all(dir);
+  fs::copy(test::stories_dir(), dir);
+  auto tok = nlohmann::json::parse(io::file_read(dir / "tokenizer.json"));
+  tok["added_tokens"].push_back({{"id", 600},
+                                 {"content", "<|extra|>"},
+                                 {"single_word", false},
+                                 {"lstrip", false},
+                                 {"rstrip", false},
+                                 {"normalized", false},
+                                 {"special", true}});
+  io::atomic_write(dir / "tokenizer.json", tok.dump());
+  const std::string model = " --model '" + dir.string() + "'";
+  for (const std::string cmd : {"generate" + model + " --prompt 'Once' --max-tokens 2",
+                                "eval" + model + " --text-file '" + (test::source_dir() / "README.md").string() + "'",
+                                "serve" + model + " --port 0"}) {
+    auto r = run_hearth(cmd);
+    INFO(cmd << "\n" << r.err);
+    CHECK(r.code == 4);
+    CHECK(r.err.find("<|extra|>") != std::string::npos);
+    CHECK(r.err.find("vocab_size is 512") != std::string::npos);
+  }
+}
