@@ -15,6 +15,10 @@ namespace fs = std::filesystem;
 
 fs::path AdapterRegistry::resolve(const fs::path& source) {
   std::error_code ec;
+  // A finetune-lora run directory stands for its newest published adapter (RUN_DIR/adapters/latest).
+  if (!fs::exists(source / "latest", ec) && !fs::exists(source / "adapter_config.json", ec) &&
+      fs::exists(source / "adapters" / "latest", ec))
+    return resolve(source / "adapters");
   fs::path latest = source / "latest";
   if (fs::exists(latest, ec)) {
     if (fs::is_directory(latest, ec)) return fs::canonical(latest, ec);
@@ -30,7 +34,9 @@ fs::path AdapterRegistry::resolve(const fs::path& source) {
   }
   if (fs::exists(source / "adapter_config.json", ec)) return source;
   throw IoError(
-      fmt::format("adapter '{}': expected adapter_config.json or a `latest` pointer in the folder", source.string()));
+      fmt::format("adapter '{}': expected adapter_config.json, a `latest` pointer, or a finetune-lora run directory "
+                  "(adapters/latest) in the folder",
+                  source.string()));
 }
 
 std::string AdapterRegistry::stamp_of(const fs::path& resolved) {

@@ -3,7 +3,8 @@
 //
 // An adapter source is a folder that either holds a PEFT adapter (adapter_config.json +
 // adapter_model.safetensors) or holds `latest`: a symlink to such a folder, or a text file whose first line
-// names one (relative to the source folder). The pointer wins when both are present. Requests hold a
+// names one (relative to the source folder). The pointer wins when both are present. A finetune-lora run
+// directory (RUN_DIR/adapters/latest) stands for its newest published adapter. Requests hold a
 // shared_ptr to the adapter they started with, so a reload never changes a generation mid-way.
 // Not here: HTTP (http_server.cpp has the admin endpoints), the forward pass (lib/model/lora.h).
 #pragma once

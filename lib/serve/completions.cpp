@@ -171,9 +171,12 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
   }
   if (!st.completion->done()) return true;
   if (!st.completion->error().empty()) {
+    // The error object is the stream's last event (docs/serve.md): no usage chunk, no [DONE] after it.
     int status = s.draining ? 503 : 500;
     ok = write(sse_event(api_error_body(ApiError(status, st.completion->error(), api_error_type(status)))));
     st.flight->status = status;
+    sink.done();
+    return ok;
   }
   if (ok && st.include_usage)
     ok = write(sse_event(chunk_usage(st.meta, {st.prompt_tokens, st.completion->completion_tokens()})));

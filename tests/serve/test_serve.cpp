@@ -531,6 +531,10 @@ TEST_CASE("serve: SIGTERM finishes in-flight requests, refuses new ones and exit
     if (body2.find("\"error\"") == std::string::npos && body2.find("[DONE]") != std::string::npos) continue;
     CHECK(body2.find("\"error\"") != std::string::npos);
     CHECK(body2.find("shutting down") != std::string::npos);
+    // The error is the last event, as docs/serve.md says: nothing (no [DONE]) after it.
+    const auto last_event = body2.rfind("data: ");
+    CHECK(body2.find("\"error\"", last_event) != std::string::npos);
+    CHECK(body2.find("[DONE]") == std::string::npos);
     cut_seen = true;
   }
   CHECK(cut_seen);

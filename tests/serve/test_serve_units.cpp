@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "serve/adapters.h"
 #include "serve/api_keys.h"
 #include "serve/http_util.h"
 #include "serve/metrics.h"
@@ -320,4 +321,18 @@ TEST_CASE("connection_fd finds the socket of a connection; peer_closed sees the 
   v4.client = -1;
   CHECK(peer_closed(v4.server));  // loopback delivers the FIN at once; the unread bytes do not hide it
   CHECK_FALSE(peer_closed(-1));
+}
+
+TEST_CASE("adapter sources: a PEFT folder, a `latest` pointer, or a finetune-lora run directory", "[serve]") {
+  namespace fs = std::filesystem;
+  const fs::path run = test::serve_scratch() / "resolve_run";
+  fs::remove_all(run);
+  fs::create_directories(run / "adapters" / "v0001");
+  io::atomic_write(run / "adapters" / "v0001" / "adapter_config.json", "{}");
+  fs::create_directory_symlink("v0001", run / "adapters" / "latest");
+  const fs::path v1 = fs::canonical(run / "adapters" / "v0001");
+  CHECK(AdapterRegistry::resolve(run / "adapters" / "v0001") == run / "adapters" / "v0001");
+  CHECK(AdapterRegistry::resolve(run / "adapters") == v1);
+  CHECK(AdapterRegistry::resolve(run) == v1);  // docs/serve.md's `--adapter kids=runs/kids-lora` (it failed)
+  CHECK_THROWS_AS(AdapterRegistry::resolve(run / "adapters" / "missing"), IoError);
 }
