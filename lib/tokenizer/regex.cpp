@@ -41,6 +41,8 @@ std::string onig_compatible(const std::string& pattern) {
   return out;
 }
 
+constexpr uint32_t kMatchLimit = 1'000'000, kDepthLimit = 100'000;
+
 // Per-thread JIT stack and match data, so find_all needs no locks.
 struct ThreadScratch {
   pcre2_jit_stack* jit_stack = nullptr;
@@ -49,6 +51,13 @@ struct ThreadScratch {
     jit_stack = pcre2_jit_stack_create(32 * 1024, 4 * 1024 * 1024, nullptr);
     context = pcre2_match_context_create(nullptr);
     if (jit_stack && context) pcre2_jit_stack_assign(context, nullptr, jit_stack);
+    // Deliberate limits (PCRE2's defaults are 10M and 10M): a pattern that backtracks catastrophically on some
+    // text gives up quickly instead of running for minutes; the tokenizer patterns real models ship need a few
+    // dozen steps per match.
+    if (context) {
+      pcre2_set_match_limit(context, kMatchLimit);
+      pcre2_set_depth_limit(context, kDepthLimit);
+    }
   }
   ~ThreadScratch() {
     pcre2_match_context_free(context);
@@ -65,10 +74,14 @@ ThreadScratch& scratch() {
 
 struct Regex::Code {
   pcre2_code* code = nullptr;
+  Where where;          // where the pattern was read, for match errors
+  std::string pattern;  // as written
   ~Code() { pcre2_code_free(code); }
 };
 
 Regex::Regex(const std::string& pattern, const Where& where) : code_(std::make_unique<Code>()) {
+  code_->where = where;
+  code_->pattern = pattern;
   const std::string translated = onig_compatible(pattern);
   int error = 0;
   PCRE2_SIZE offset = 0;
@@ -95,7 +108,14 @@ void Regex::find_all(std::string_view text, std::vector<Span>& out) const {
     if (rc < 0) {
       if (rc == PCRE2_ERROR_NOMATCH) break;
       pcre2_match_data_free(md);
-      throw Error("tokenizer regex: match failed with PCRE2 error " + std::to_string(rc));
+      PCRE2_UCHAR buffer[256];
+      pcre2_get_error_message(rc, buffer, sizeof(buffer));
+      // Limits hit (catastrophic backtracking) or another match failure: the tokenizer file's fault, named.
+      throw_format(code_->where,
+                   "regex " + json_brief(code_->pattern) + " gave up on a text of " + std::to_string(text.size()) +
+                       " bytes (PCRE2 error " + std::to_string(rc) + ": " + reinterpret_cast<const char*>(buffer) +
+                       ")",
+                   "a pattern that matches without catastrophic backtracking");
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     if (ov[1] > ov[0]) {

@@ -149,3 +149,21 @@ TEST_CASE("decoding an unknown id is a FormatError", "[tokenizer]") {
   tok::StreamDecoder stream(t);
   CHECK_THROWS_AS(stream.push(1234), hearth::FormatError);
 }
+
+TEST_CASE("a pre-tokenizer regex that backtracks catastrophically is a FormatError naming it, quickly", "[tokenizer]") {
+  // (a+)+$ on "aaaa…b" tries every way to split the a's: PCRE2 gives up at hearth's match limit. It was an
+  // internal error (exit 1, "PCRE2 error -47"); it is the tokenizer file's fault, so exit 4 naming the field.
+  json j = minimal();
+  j["pre_tokenizer"] = {{"type", "Split"}, {"pattern", {{"Regex", "(a+)+$"}}}, {"behavior", "Isolated"}};
+  const auto t = tok::Tokenizer::from_json(j, json(), "bad/tokenizer.json");
+  try {
+    t.encode(std::string(40, 'a') + "b");
+    FAIL("expected a FormatError");
+  } catch (const hearth::FormatError& e) {
+    CHECK(e.exit_code() == hearth::ExitCode::kFormat);
+    CHECK_THAT(std::string(e.what()), Catch::Contains("bad/tokenizer.json") &&
+                                          Catch::Contains("pre_tokenizer.pattern.Regex") &&
+                                          Catch::Contains("(a+)+$") && Catch::Contains("backtracking"));
+  }
+  CHECK(t.encode("abba").size() > 0);  // ordinary text still encodes
+}
