@@ -1,11 +1,15 @@
 // hearth inspect: what a model folder or GGUF file holds — architecture, parameters, dtypes (ggml types for
-// GGUF), context, tokenizer. Reads only config files, safetensors headers or GGUF metadata (no weights).
+// GGUF), context, tokenizer. Reads only config files, safetensors headers or GGUF metadata (no weights), unless
+// --verify: then every weight is read and checked for NaN/Inf (exit 4 when any is found).
 #include <iostream>
 #include <map>
 
 #include <fmt/format.h>
 
 #include "apps/commands.h"
+#include "core/error.h"
+#include "core/progress.h"
+#include "model/checkpoint.h"
 #include "io/gguf.h"
 #include "io/safetensors.h"
 #include "model/config.h"
@@ -17,6 +21,7 @@ namespace {
 
 struct InspectOptions {
   std::string model;
+  bool verify = false;
 };
 
 // What the weights of a model are stored as: parameters and bytes per dtype (or ggml type), file count.
@@ -83,7 +88,28 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
       {"tokenizer", tok.summary()},
       {"chat_template", has_template},
   };
+  std::vector<model::NonFiniteTensor> bad;
+  if (o.verify) {
+    Progress bar("verify", 0, "tensors");
+    bad = model::weights_non_finite(o.model, [&bar](size_t done, size_t) { bar.update(done); });
+    bar.finish();
+    nlohmann::json list = nlohmann::json::array();
+    for (const auto& b : bad) list.push_back({{"tensor", b.name}, {"non_finite", b.count}, {"numel", b.numel}});
+    j["verify"] = {{"ok", bad.empty()}, {"non_finite_tensors", list}};
+  }
+  // Non-finite weights are a format error (exit 4) naming the tensors; with --json the error object replaces the
+  // summary (one JSON object per run).
+  auto verdict = [&] {
+    if (bad.empty()) return;
+    std::string list;
+    for (size_t i = 0; i < bad.size() && i < 5; ++i)
+      list += fmt::format("{}'{}' ({} of {})", i ? ", " : "", bad[i].name, bad[i].count, bad[i].numel);
+    throw FormatError(fmt::format("{}: {} weight tensor(s) hold NaN or Inf values: {}{}; the model would produce "
+                                  "garbage",
+                                  o.model, bad.size(), list, bad.size() > 5 ? ", ..." : ""));
+  };
   if (g.json) {
+    verdict();
     json_print(j);
     return;
   }
@@ -103,6 +129,11 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
   std::cout << fmt::format("eos ids      [{}]\n", fmt::join(c.eos_token_id, ", "));
   std::cout << fmt::format("tokenizer    {}\n", tok.summary());
   std::cout << fmt::format("chat tmpl    {}\n", has_template ? "yes" : "no (fallback used)");
+  if (o.verify) {
+    std::cout << fmt::format("verify       {}\n", bad.empty() ? "every weight is finite" : "NON-FINITE WEIGHTS:");
+    for (const auto& b : bad) std::cout << fmt::format("  {}: {} of {} values are NaN or Inf\n", b.name, b.count, b.numel);
+  }
+  verdict();
 }
 
 }  // namespace
@@ -110,7 +141,8 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
 void add_inspect(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto o = std::make_shared<InspectOptions>();
   auto* cmd = app.add_subcommand("inspect", "Describe a model folder: architecture, parameters, dtypes, tokenizer");
-  cmd->add_option("--model", o->model, "Model folder (Hugging Face layout)")->required();
+  cmd->add_option("--model", o->model, "Model folder (Hugging Face layout) or GGUF file")->required();
+  cmd->add_flag("--verify", o->verify, "Read every weight and check it is finite (exit 4 if not)");
   cmd->callback([o, &g, &run] { run = [o, &g] { run_inspect(*o, g); }; });
 }
 

@@ -1,14 +1,15 @@
 #include "model/checkpoint.h"
 
 #include <algorithm>
-
-#include "core/sha256.h"
-
 #include <cstring>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/sha256.h"
+#include "core/signals.h"
+#include "io/gguf.h"
+#include "quant/codec.h"
 
 namespace hearth::model {
 
@@ -84,6 +85,43 @@ std::string model_sha256(const std::filesystem::path& model) {
   std::sort(weights.begin(), weights.end());
   for (const auto& w : weights) h.update_file(w);
   return digest_hex(h.digest());
+}
+
+std::vector<NonFiniteTensor> weights_non_finite(const std::filesystem::path& model,
+                                                const std::function<void(size_t, size_t)>& progress) {
+  std::vector<NonFiniteTensor> out;
+  auto check = [&out](const std::string& name, const torch::Tensor& t) {
+    const int64_t bad = t.numel() - torch::isfinite(t).sum().item<int64_t>();
+    if (bad > 0) out.push_back({name, bad, t.numel()});
+  };
+  if (!std::filesystem::is_directory(model)) {
+    auto file = io::GgufFile::open(model);
+    const size_t total = file->tensors().size();
+    size_t done = 0;
+    for (const auto& t : file->tensors()) {
+      interrupt_check("verify");
+      if (!quant::can_dequantize(t.type))
+        throw FormatError(fmt::format("{}: tensor '{}' has type {}, which hearth cannot decode", model.string(),
+                                      io::gguf_printable(t.name), quant::ggml_type_name(t.type)));
+      torch::Tensor values = torch::empty({t.numel()}, torch::kFloat32);
+      quant::dequantize(t.type, t.data, values.data_ptr<float>(), t.numel());
+      check(t.name, values);
+      if (progress) progress(++done, total);
+    }
+    return out;
+  }
+  auto archive = io::SafetensorsArchive::open(model);
+  const auto names = archive.names();
+  size_t done = 0;
+  for (const auto& file : archive.files())
+    for (const auto& view : file->tensors()) {
+      interrupt_check("verify");
+      torch::Tensor t = view_to_tensor(view, file);
+      if (t.is_floating_point()) check(view.name, t.to(torch::kFloat32));
+      file->mapping()->release(view.data, view.nbytes);
+      if (progress) progress(++done, names.size());
+    }
+  return out;
 }
 
 std::map<std::string, torch::Tensor> safetensors_tensors(const std::filesystem::path& path) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <string>
 
@@ -32,6 +33,19 @@ void safetensors_save(const std::filesystem::path& file, const std::map<std::str
 // *.safetensors in name order (the same as `cat config.json *.safetensors | sha256sum`). Reads the whole model.
 // Throws IoError naming an unreadable file.
 std::string model_sha256(const std::filesystem::path& model);
+
+// A weight tensor holding NaN or ±Inf values.
+struct NonFiniteTensor {
+  std::string name;     // as stored (HF name, or GGUF name)
+  int64_t count = 0;    // non-finite values
+  int64_t numel = 0;
+};
+// Reads every floating-point weight of a model (a folder's safetensors, or a GGUF's tensors, decoded) and lists
+// those with non-finite values — what `hearth inspect --verify` reports. `progress(done, total)` after each tensor.
+// Integer tensors are skipped. Throws as the loaders do (IoError, FormatError, e.g. a GGUF type hearth cannot
+// decode).
+std::vector<NonFiniteTensor> weights_non_finite(const std::filesystem::path& model,
+                                                const std::function<void(size_t, size_t)>& progress = {});
 
 torch::ScalarType dtype_to_torch(io::Dtype dtype, const std::string& where);
 io::Dtype dtype_from_torch(torch::ScalarType dtype, const std::string& where);
