@@ -2,6 +2,7 @@
 
 #include <sys/socket.h>
 
+#include <atomic>
 #include <cctype>
 #include <chrono>
 #include <condition_variable>
@@ -54,7 +55,8 @@ struct HttpServer::Impl {
   explicit Impl(ServeState& s) : state(s) {}
   ServeState& state;
   Listener http;
-  int threads = 0;  // connection threads
+  int threads = 0;               // connection threads
+  std::atomic<int> bound_port{0};  // set by bind()
 
   KeyScope authenticate(const httplib::Request& req, bool admin) const;
   void routes();
@@ -221,6 +223,17 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
   // 415 before its body is read — httplib would otherwise apply its 8 KiB form limit (a puzzling 413) — and a
   // web page cannot post to them with a "simple" CORS request (text/plain, forms).
   http.set_pre_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const auto& config = impl_->state.config;
+    if (!impl_->state.keys.enabled() && host_is_loopback(config.host)) {
+      const std::string refusal = keyless_request_refusal(req.get_header_value("Host"), req.get_header_value("Origin"),
+                                                          config.host, impl_->bound_port.load());
+      if (!refusal.empty()) {
+        log::warn("{} {}: refused: {}", req.method, req.path, refusal);
+        error_reply(res, ApiError(403, refusal, "permission_error", "", "origin_not_allowed"));
+        res.set_header("Connection", "close");
+        return httplib::Server::HandlerResponse::Handled;
+      }
+    }
     if (req.method != "POST") return httplib::Server::HandlerResponse::Unhandled;
     const std::string type = req.get_header_value("Content-Type");
     std::string media = type.substr(0, type.find(';'));
@@ -306,6 +319,7 @@ int HttpServer::bind() {
                     "this machine)",
                     c.host, c.port));
   impl_->http.backlog_set(1024);
+  impl_->bound_port = port;
   // A machine that cannot give the connection threads is a clear error now, before "listening" (httplib's pool
   // aborts, or hangs, when a thread fails to start).
   if (auto failure = threads_probe(impl_->threads); !failure.empty())

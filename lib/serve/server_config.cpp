@@ -1,5 +1,9 @@
 #include "serve/server_config.h"
 
+#include <arpa/inet.h>
+
+#include <cctype>
+
 #include <functional>
 
 #include <fmt/format.h>
@@ -101,7 +105,51 @@ bool model_name_valid(const std::string& name) {
 }
 
 bool host_is_loopback(const std::string& host) {
-  return host == "localhost" || host == "::1" || host == "[::1]" || host.rfind("127.", 0) == 0;
+  if (host == "localhost" || host == "::1" || host == "[::1]") return true;
+  // 127.0.0.0/8 as a dotted quad only: "127.0.0.1.evil.example" is a name anyone can point anywhere.
+  in_addr addr{};
+  return ::inet_pton(AF_INET, host.c_str(), &addr) == 1 && (ntohl(addr.s_addr) >> 24) == 127;
+}
+
+namespace {
+// "host:port" / "[v6]:port" / "host" -> host (brackets kept for IPv6) and port (-1 when absent).
+std::pair<std::string, int> host_port_split(const std::string& text) {
+  std::string host = text;
+  int port = -1;
+  const auto colon = text.rfind(':');
+  const auto bracket = text.rfind(']');
+  if (colon != std::string::npos && (bracket == std::string::npos || colon > bracket)) {
+    host = text.substr(0, colon);
+    try {
+      port = std::stoi(text.substr(colon + 1));
+    } catch (const std::exception&) {
+      port = -2;  // malformed
+    }
+  }
+  for (auto& c : host) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return {host, port};
+}
+}  // namespace
+
+std::string keyless_request_refusal(const std::string& host_header, const std::string& origin_header,
+                                    const std::string& bound_host, int port) {
+  auto local = [&](const std::string& h) { return host_is_loopback(h) || h == bound_host; };
+  if (!host_header.empty()) {
+    auto [host, p] = host_port_split(host_header);
+    if (!local(host) || p == -2)
+      return fmt::format("Host '{}' is not this server's; without API keys only localhost names are answered",
+                         host_header);
+  }
+  if (!origin_header.empty()) {
+    const std::string prefix = "http://";
+    if (origin_header.rfind(prefix, 0) != 0)
+      return fmt::format("Origin '{}' may not call this server without API keys", origin_header);
+    auto [host, p] = host_port_split(origin_header.substr(prefix.size()));
+    if (!local(host) || (p != port && !(p == -1 && port == 80)))
+      return fmt::format("Origin '{}' may not call this server without API keys (only its own pages may)",
+                         origin_header);
+  }
+  return "";
 }
 
 void server_config_validate(const ServerConfig& c) {

@@ -57,4 +57,13 @@ void server_config_validate(const ServerConfig& config);
 // True for 127.0.0.0/8, ::1 and "localhost".
 bool host_is_loopback(const std::string& host);
 
+// Without API keys the server trusts whoever can reach it — on a loopback address, the local user. Web pages the
+// user opens can reach it too (a cross-site POST, or DNS rebinding: a page whose name resolves to 127.0.0.1), so a
+// keyless loopback server only answers requests whose Host header names a loopback host (or `bound_host`) and
+// whose Origin, when sent, is the server itself (http://localhost|127.x|[::1]:PORT). Returns "" when the request
+// may proceed, else why not (for a 403). Applies nothing when keys are configured or the host is not loopback
+// (--insecure: the user chose to trust the network).
+std::string keyless_request_refusal(const std::string& host_header, const std::string& origin_header,
+                                    const std::string& bound_host, int port);
+
 }  // namespace hearth::serve

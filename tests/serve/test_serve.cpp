@@ -300,6 +300,19 @@ TEST_CASE("serve: bad requests get OpenAI error bodies and the server keeps serv
   REQUIRE(admin_text);
   CHECK(admin_text->status == 415);
   CHECK(c.Post("/v1/chat/completions", chat, "application/json; charset=utf-8")->status == 200);
+  // Keyless and on loopback: a request from another site's page (Origin) or under another host name (DNS
+  // rebinding) is refused; the server's own pages and plain clients are served.
+  const std::string own = "http://127.0.0.1:" + std::to_string(s.port());
+  for (const auto& [header, value] : std::vector<std::pair<std::string, std::string>>{
+           {"Origin", "http://evil.example"}, {"Origin", "http://localhost:1"}, {"Host", "evil.example"}}) {
+    auto r = s.client().Post("/v1/chat/completions", httplib::Headers{{header, value}}, chat, "application/json");
+    REQUIRE(r);
+    INFO(header << ": " << value << " -> " << r->body);
+    CHECK(r->status == 403);
+    CHECK(json::parse(r->body)["error"]["code"] == "origin_not_allowed");
+  }
+  CHECK(s.client().Get("/health", httplib::Headers{{"Host", "evil.example"}})->status == 403);
+  CHECK(c.Post("/v1/chat/completions", httplib::Headers{{"Origin", own}}, chat, "application/json")->status == 200);
   auto unknown = c.Get("/v2/nothing");
   CHECK(unknown->status == 404);
   CHECK(json::parse(unknown->body).contains("error"));

@@ -246,6 +246,8 @@ TEST_CASE("server config: YAML keys, flags, adapter specs and the loopback rule"
   CHECK(host_is_loopback("127.0.0.1"));
   CHECK(host_is_loopback("::1"));
   CHECK(!host_is_loopback("192.168.1.2"));
+  CHECK(host_is_loopback("127.3.2.1"));
+  CHECK(!host_is_loopback("127.0.0.1.evil.example"));  // a name, not an address
   ServerConfig z;
   z.model = "/m";
   z.max_batch = 0;
@@ -335,4 +337,22 @@ TEST_CASE("adapter sources: a PEFT folder, a `latest` pointer, or a finetune-lor
   CHECK(AdapterRegistry::resolve(run / "adapters") == v1);
   CHECK(AdapterRegistry::resolve(run) == v1);  // docs/serve.md's `--adapter kids=runs/kids-lora` (it failed)
   CHECK_THROWS_AS(AdapterRegistry::resolve(run / "adapters" / "missing"), IoError);
+}
+
+TEST_CASE("keyless loopback servers answer only their own host names and pages", "[serve]") {
+  // DNS rebinding (a page at evil.example whose name now resolves to 127.0.0.1) sends Host: evil.example; a
+  // cross-site request sends the page's Origin. Both were answered (#16 item 5).
+  CHECK(keyless_request_refusal("127.0.0.1:8080", "", "127.0.0.1", 8080).empty());
+  CHECK(keyless_request_refusal("localhost:8080", "", "127.0.0.1", 8080).empty());
+  CHECK(keyless_request_refusal("LOCALHOST", "", "127.0.0.1", 8080).empty());
+  CHECK(keyless_request_refusal("[::1]:8080", "", "::1", 8080).empty());
+  CHECK(keyless_request_refusal("", "", "127.0.0.1", 8080).empty());  // HTTP/1.0: no Host
+  CHECK(keyless_request_refusal("127.0.0.1:8080", "http://127.0.0.1:8080", "127.0.0.1", 8080).empty());
+  CHECK(keyless_request_refusal("127.0.0.1:8080", "http://localhost:8080", "127.0.0.1", 8080).empty());
+  CHECK_THAT(keyless_request_refusal("evil.example:8080", "", "127.0.0.1", 8080), Catch::Contains("evil.example"));
+  CHECK_FALSE(keyless_request_refusal("127.0.0.1.evil.example", "", "127.0.0.1", 8080).empty());
+  CHECK_FALSE(keyless_request_refusal("127.0.0.1:8080", "http://evil.example", "127.0.0.1", 8080).empty());
+  CHECK_FALSE(keyless_request_refusal("127.0.0.1:8080", "http://localhost:3000", "127.0.0.1", 8080).empty());
+  CHECK_FALSE(keyless_request_refusal("127.0.0.1:8080", "https://127.0.0.1:8080", "127.0.0.1", 8080).empty());
+  CHECK_FALSE(keyless_request_refusal("127.0.0.1:8080", "null", "127.0.0.1", 8080).empty());  // sandboxed frames
 }
