@@ -235,20 +235,41 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
       }
     }
     if (req.method != "POST") return httplib::Server::HandlerResponse::Unhandled;
+    const bool known = req.path == "/v1/chat/completions" || req.path == "/v1/completions" ||
+                       req.path == "/admin/adapters";
+    auto refuse = [&](const ApiError& e) {
+      error_reply(res, e);
+      if (known) impl_->state.metrics.request_done(req.path, e.status, 0);
+      res.set_header("Connection", "close");  // the body was not read
+      return httplib::Server::HandlerResponse::Handled;
+    };
+    // The key is checked on the headers, before a byte of the body is read: an unauthenticated client cannot
+    // make the server buffer its body.
+    if (known && impl_->state.keys.enabled()) {
+      try {
+        impl_->authenticate(req, req.path.rfind("/admin/", 0) == 0);
+      } catch (const ApiError& e) {
+        impl_->state.metrics.rejected("auth");
+        return refuse(e);
+      }
+    }
+    // A chunked body has no length to check against --max-body-bytes before reading it (httplib does not bound
+    // it): refused, as the OpenAI clients send a Content-Length anyway.
+    std::string encoding = req.get_header_value("Transfer-Encoding");
+    for (auto& ch : encoding) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+    if (encoding.find("chunked") != std::string::npos)
+      return refuse(ApiError(411, "Send the request body with a Content-Length (chunked bodies are not accepted)",
+                             "invalid_request_error", "", "length_required"));
     const std::string type = req.get_header_value("Content-Type");
     std::string media = type.substr(0, type.find(';'));
     media.erase(media.find_last_not_of(" \t") + 1);
     for (auto& ch : media) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
     if (type.empty() || media == "application/json") return httplib::Server::HandlerResponse::Unhandled;
-    error_reply(res, ApiError(415,
-                              fmt::format("Content-Type must be application/json, got '{}' (with curl: "
-                                          "-H 'Content-Type: application/json')",
-                                          type),
-                              "invalid_request_error", "", "unsupported_media_type"));
-    if (req.path == "/v1/chat/completions" || req.path == "/v1/completions" || req.path == "/admin/adapters")
-      impl_->state.metrics.request_done(req.path, 415, 0);
-    res.set_header("Connection", "close");  // the body was not read
-    return httplib::Server::HandlerResponse::Handled;
+    return refuse(ApiError(415,
+                           fmt::format("Content-Type must be application/json, got '{}' (with curl: "
+                                       "-H 'Content-Type: application/json')",
+                                       type),
+                           "invalid_request_error", "", "unsupported_media_type"));
   });
   http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;

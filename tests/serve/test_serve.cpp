@@ -3,7 +3,13 @@
 // and, for adapters, against a plain no-cache greedy loop over CausalLM::forward written here.
 #include <catch2/catch.hpp>
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
 #include <atomic>
+#include <csignal>
 #include <future>
 #include <mutex>
 
@@ -129,6 +135,34 @@ std::future<httplib::Result> stream_async(const test::ServeProcess& s, int max_t
     };
     return c.send(req);
   });
+}
+
+}  // namespace
+
+namespace {
+
+// Sends `request` as it is over a new connection to 127.0.0.1:port and returns everything the server answers
+// until it closes the connection.
+std::string raw_http(int port, const std::string& request) {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(::send(fd, request.data(), request.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(request.size()));
+  std::string response;
+  char buf[4096];
+  for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, static_cast<size_t>(n));
+  ::close(fd);
+  return response;
+}
+
+std::string fmt_hex(size_t n) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%zx", n);
+  return buf;
 }
 
 }  // namespace
@@ -340,6 +374,33 @@ TEST_CASE("serve: API keys, scopes and the admin endpoints", "[serve]") {
     CHECK(wrong.Get(path)->status == 401);
   }
   CHECK(test::post_json(anon, "/v1/completions", completion_req("kids", "Hi", 2)).first == 401);
+  // The key is checked before the body is read: a keyless body over --max-body-bytes is a 401 (it was read
+  // first: a 413 here, and a body under the limit was buffered before the 401). 100 KB fits the socket buffers,
+  // so the client can finish sending and read the answer.
+  {
+    std::signal(SIGPIPE, SIG_IGN);  // a client writing to a connection the server closed must not kill the test
+    test::ServeProcess small({"--api-keys", keys.string(), "--max-body-bytes", "4096"});
+    const std::string big = json{{"model", "kids"}, {"prompt", std::string(100000, 'a')}}.dump();
+    auto big_anon = small.client().Post("/v1/completions", big, "application/json");
+    REQUIRE(big_anon);
+    CHECK(big_anon->status == 401);
+    auto big_owner = small.client("sk-owner-0001").Post("/v1/completions", big, "application/json");
+    REQUIRE(big_owner);
+    CHECK(big_owner->status == 413);  // with a key, the size limit answers
+  }
+  // A chunked body cannot be bounded before reading it: 411 with a key, 401 without. (Sent whole through a raw
+  // socket: httplib's client may still be writing the body when the server answers and closes.)
+  auto chunked = [&](const std::string& key) {
+    const std::string body = completion_req(stories_name(), "Hi", 2).dump();
+    std::string request = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
+                          "Transfer-Encoding: chunked\r\n";
+    if (!key.empty()) request += "Authorization: Bearer " + key + "\r\n";
+    request += "\r\n" + fmt_hex(body.size()) + "\r\n" + body + "\r\n0\r\n\r\n";
+    return raw_http(s.port(), request);
+  };
+  CHECK(chunked("sk-owner-0001").rfind("HTTP/1.1 411", 0) == 0);
+  CHECK(chunked("sk-owner-0001").find("length_required") != std::string::npos);
+  CHECK(chunked("").rfind("HTTP/1.1 401", 0) == 0);
   CHECK(test::post_json(owner, "/v1/completions", completion_req(stories_name(), "Hi", 2)).first == 200);
   CHECK(test::post_json(owner, "/v1/completions", completion_req("kids", "Hi", 2)).first == 200);
   // the scoped key: its adapter only, and only it is listed
