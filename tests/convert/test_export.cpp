@@ -202,8 +202,8 @@ TEST_CASE("export hf: sharded output and another dtype load to the same model", 
   export_json("hf --model " + quote(test::stories_dir()) + " --adapter " + quote(adapter) + " --out " + quote(bf16) +
               " --dtype bf16");
   CHECK(nlohmann::json::parse(io::file_read(bf16 / "config.json"))["torch_dtype"] == "bfloat16");
-  for (const auto& t : io::SafetensorsFile::open(bf16 / "model.safetensors")->tensors())
-    CHECK(t.dtype == io::Dtype::kBF16);
+  const auto bf16_file = io::SafetensorsFile::open(bf16 / "model.safetensors");  // outlives the loop below
+  for (const auto& t : bf16_file->tensors()) CHECK(t.dtype == io::Dtype::kBF16);
   const torch::Tensor reference = logits(out);
   // bfloat16 keeps 8 significant bits of each weight: within a few percent of the logits' range.
   CHECK(max_diff(logits(bf16), reference) < 0.03 * reference.abs().max().item<double>());
