@@ -135,8 +135,7 @@ void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::
   dir_fsync(root);
   auto all = checkpoints_sorted(run_dir);
   for (size_t i = 0; i + keep_last < all.size(); ++i) fs::remove_all(all[i]);
-  for (const auto& e : fs::directory_iterator(root))
-    if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path());
+  temporaries_sweep(root);
 }
 
 std::optional<fs::path> checkpoint_resume(const fs::path& run_dir, model::LoraAdapter& adapter, AdamW& optimizer,
