@@ -124,6 +124,10 @@ nlohmann::json gguf_summary_json(const convert::QuantizeSummary& s) {
           {"types", s.tensors_per_type}};
 }
 
+nlohmann::json lora_summary_json(const convert::GgufLoraSummary& s) {
+  return {{"tensors", s.tensors}, {"bytes", s.file_bytes}, {"alpha", s.alpha}};
+}
+
 void provenance_write(const fs::path& dir, const convert::Provenance& prov, bool peft) {
   io::atomic_write(dir / "hearth_provenance.json", convert::provenance_json(prov).dump(2) + "\n");
   io::atomic_write(dir / "README.md", convert::model_card(prov, peft));
@@ -203,8 +207,7 @@ nlohmann::json export_gguf_lora(const ExportCliOptions& o, const model::ModelCon
   std::vector<io::GgufKv> extra;
   if (!o.name.empty()) extra.push_back({"general.name", io::GgufValue::string(o.name)});
   for (auto& kv : convert::provenance_gguf(prov)) extra.push_back(std::move(kv));
-  auto s = convert::gguf_lora_write(o.out, config, adapter, extra);
-  return {{"tensors", s.tensors}, {"bytes", s.file_bytes}, {"alpha", s.alpha}};
+  return lora_summary_json(convert::gguf_lora_write(o.out, config, adapter, extra));
 }
 
 nlohmann::json export_ollama(const ExportCliOptions& o, const std::shared_ptr<const model::LoraAdapter>& adapter,
@@ -237,8 +240,8 @@ nlohmann::json export_ollama(const ExportCliOptions& o, const std::shared_ptr<co
     base_prov.adapter = base_prov.adapter_sha256 = base_prov.run_dir = "";
     base_prov.adapter_config = base_prov.recipe = base_prov.datasets = base_prov.metrics = nullptr;
     out["model"] = gguf_summary_json(gguf_write(dir.path() / "base.gguf", in, nullptr, options, base_prov));
-    auto s = convert::gguf_lora_write(dir.path() / "adapter.gguf", in.config, *adapter, convert::provenance_gguf(prov));
-    out["adapter"] = {{"tensors", s.tensors}, {"bytes", s.file_bytes}, {"alpha", s.alpha}};
+    out["adapter"] = lora_summary_json(
+        convert::gguf_lora_write(dir.path() / "adapter.gguf", in.config, *adapter, convert::provenance_gguf(prov)));
     mf.from = "./base.gguf";
     mf.adapter = "./adapter.gguf";
   } else {

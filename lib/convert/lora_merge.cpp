@@ -21,28 +21,29 @@ std::optional<std::pair<int64_t, model::LoraTarget>> lora_target_of(const std::s
   return std::make_pair(static_cast<int64_t>(layer), *target);
 }
 
+namespace {
+// Rows [r0, r1) of `hf_name` (`w`, float32 [r1 - r0, in]) with the adapter merged: W + scale · B[r0:r1] · A, as PEFT
+// merges (in float32; the adapter is float32 already). `w` unchanged when the adapter does not wrap the tensor.
+torch::Tensor merge_rows(torch::Tensor w, const model::LoraAdapter& adapter, const std::string& hf_name, int64_t r0,
+                         int64_t r1) {
+  auto target = lora_target_of(hf_name);
+  const model::LoraPair* pair = target ? adapter.find(target->first, target->second) : nullptr;
+  if (!pair) return w;
+  torch::NoGradGuard no_grad;
+  torch::Tensor delta = torch::matmul(pair->B.to(torch::kCPU).slice(0, r0, r1), pair->A.to(torch::kCPU));
+  return (w + delta.mul(adapter.config().scale())).contiguous();
+}
+}  // namespace
+
 TensorSource tensor_source_merged(TensorSource base, std::shared_ptr<const model::LoraAdapter> adapter) {
   TensorSource s = base;
   s.origin = base.origin + " + adapter";
   s.load = [base, adapter](const std::string& hf_name) {
     torch::Tensor w = base.load(hf_name);  // float32 [out, in]
-    auto target = lora_target_of(hf_name);
-    const model::LoraPair* pair = target ? adapter->find(target->first, target->second) : nullptr;
-    if (!pair) return w;
-    torch::NoGradGuard no_grad;
-    // W + scale · B [out, r] · A [r, in], as PEFT merges (in float32; the adapter is float32 already).
-    const double scale = adapter->config().scale();
-    torch::Tensor delta = torch::matmul(pair->B.to(torch::kCPU), pair->A.to(torch::kCPU));
-    return (w + delta.mul(scale)).contiguous();
+    return merge_rows(w, *adapter, hf_name, 0, w.dim() > 0 ? w.size(0) : 0);
   };
   s.load_rows = [base, adapter](const std::string& hf_name, int64_t r0, int64_t r1) {
-    torch::Tensor w = tensor_source_rows(base, hf_name, r0, r1);  // [r1 - r0, in]
-    auto target = lora_target_of(hf_name);
-    const model::LoraPair* pair = target ? adapter->find(target->first, target->second) : nullptr;
-    if (!pair) return w;
-    torch::NoGradGuard no_grad;
-    torch::Tensor delta = torch::matmul(pair->B.to(torch::kCPU).slice(0, r0, r1), pair->A.to(torch::kCPU));
-    return (w + delta.mul(adapter->config().scale())).contiguous();
+    return merge_rows(tensor_source_rows(base, hf_name, r0, r1), *adapter, hf_name, r0, r1);
   };
   return s;
 }
