@@ -498,7 +498,9 @@ TEST_CASE("serve: a full queue answers 429 and the rest complete", "[serve]") {
 }
 
 TEST_CASE("serve: a client that disconnects stops its generation and frees its cache", "[serve]") {
-  test::ServeProcess s({"--max-batch", "2"});
+  // One thread: a 500-token generation must outlast the client's patience below on any machine (on an idle one
+  // with all threads it took under 200 ms and the test failed now and then).
+  test::ServeProcess s({"--max-batch", "2", "--threads", "1"});
   // streamed: read two chunks, then hang up
   {
     auto c = s.client();
@@ -512,10 +514,10 @@ TEST_CASE("serve: a client that disconnects stops its generation and frees its c
     c.send(req);
     CHECK(chunks == 2);
   }
-  // not streamed: give up after 200 ms
+  // not streamed: give up after 50 ms
   {
     auto c = s.client();
-    c.set_read_timeout(0, 200000);
+    c.set_read_timeout(0, 50000);
     auto r = c.Post("/v1/completions", completion_req("stories260K", "Once upon a time", 500).dump(),
                     "application/json");
     CHECK(!r);
