@@ -78,6 +78,14 @@ class ServeProcess {
       else if (exited()) break;
       else std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
+    // "listening" is printed once the socket is bound; wait until the server really answers, so that a test's
+    // first request does not race the start of the accept loop on a loaded machine.
+    for (int i = 0; i < 100 && port_ > 0 && !exited(); ++i) {
+      httplib::Client probe("127.0.0.1", port_);
+      probe.set_connection_timeout(1, 0);
+      if (auto r = probe.Get("/health"); r && r->status > 0) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
   }
   ~ServeProcess() {
     if (pid_ > 0 && !reaped_) {
