@@ -24,7 +24,7 @@ const port = await new Promise((resolve, reject) => {
   let err = "";
   server.stderr.on("data", (d) => {
     err += d;
-    const m = err.match(/listening on http:\/\/127\.0\.0\.1:(\d+)/);
+    const m = err.match(/listening on http:\/\/127\.0\.0\.1:(\d+)[ \n]/); // whole line: a chunk may end mid-port
     if (m) resolve(Number(m[1]));
   });
   server.on("exit", (code) => reject(new Error(`hearth serve exited ${code}: ${err}`)));

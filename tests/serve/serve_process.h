@@ -70,7 +70,9 @@ class ServeProcess {
       execv(cargs[0], cargs.data());
       _exit(127);
     }
-    std::regex re("listening on http://127\\.0\\.0\\.1:([0-9]+)");
+    // The port must be followed by the rest of its line: the log may be read while the line is being written,
+    // and a partly written "…:44425" would otherwise give port 44 (seen under full ctest load).
+    std::regex re("listening on http://127\\.0\\.0\\.1:([0-9]+)[ \n]");
     for (int i = 0; i < 600 && port_ == 0; ++i) {
       std::smatch m;
       std::string log = file_text(log_);
