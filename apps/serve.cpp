@@ -53,7 +53,8 @@ serve::ServerConfig config_merge(const ServeOptions& o) {
   if (given("--idle-timeout")) c.idle_timeout_s = f.idle_timeout_s;
   if (given("--shutdown-timeout")) c.shutdown_timeout_s = f.shutdown_timeout_s;
   if (given("--watch-interval")) c.watch_interval_s = f.watch_interval_s;
-  if (given("--http-threads")) c.http_threads = f.http_threads;
+  if (given("--max-connections")) c.max_connections = f.max_connections;
+  if (given("--max-connections-per-client")) c.max_connections_per_client = f.max_connections_per_client;
   if (given("--dtype")) c.dtype = f.dtype;
   for (const auto& spec : o.adapter_specs) {
     auto [name, dir] = serve::adapter_spec_parse(spec);
@@ -144,13 +145,18 @@ void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--prefill-chunk", f.prefill_chunk, "Most prompt tokens prefilled per step (default 512)");
   cmd->add_option("--max-tokens-limit", f.max_tokens_limit, "Largest max_tokens a request may ask for (default 4096)");
   cmd->add_option("--max-body-bytes", f.max_body_bytes, "Largest request body; beyond: HTTP 413 (default 1 MiB)");
-  cmd->add_option("--header-timeout", f.header_timeout_s, "Seconds to receive a request (default 10)");
+  cmd->add_option("--header-timeout", f.header_timeout_s,
+                  "Seconds to receive a whole request from its first byte (default 10)");
   cmd->add_option("--idle-timeout", f.idle_timeout_s, "Seconds an idle keep-alive connection stays open (default 5)");
   cmd->add_option("--shutdown-timeout", f.shutdown_timeout_s,
                   "SIGTERM: seconds in-flight requests may take (default 30)");
   cmd->add_option("--watch-interval", f.watch_interval_s,
                   "Seconds between checks of adapters' `latest`; 0 = off (default 5)");
-  cmd->add_option("--http-threads", f.http_threads, "Connection threads (default max-batch + max-queue + 16)");
+  cmd->add_option("--max-connections", f.max_connections,
+                  "Open connections in all, one thread each; beyond: HTTP 503 (default max(1024, max-batch + "
+                  "max-queue + 16))");
+  cmd->add_option("--max-connections-per-client", f.max_connections_per_client,
+                  "Open connections from one address; beyond: HTTP 503 (default 256)");
   cmd->add_option("--dtype", f.dtype, "float32|bfloat16 (default float32)");
   cmd->callback([o, &g, &run] { run = [o, &g] { run_serve(*o, g); }; });
 }

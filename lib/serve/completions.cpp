@@ -9,7 +9,7 @@
 #include "chat/prompt.h"
 #include "core/error.h"
 #include "core/log.h"
-#include "serve/http_util.h"
+#include "serve/connection.h"
 #include "serve/response.h"
 #include "serve/sse.h"
 
@@ -211,7 +211,7 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
       throw ApiError(429, "The server is busy (its request queue is full); retry later", "rate_limit_error", "",
                      "queue_full");
     }
-    int fd = connection_fd(req.local_addr, req.local_port, req.remote_addr, req.remote_port);
+    int fd = connection_fd_current();
     auto meta = response_meta(endpoint, r.model);
     if (!r.stream) {
       respond_whole(s, res, completion, meta, choices, prompt_tokens, fd, *flight);

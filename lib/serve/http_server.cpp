@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "serve/chat_page.h"
+#include "serve/connection.h"
 #include "serve/completions.h"
 #include "serve/request.h"
 
@@ -25,23 +26,20 @@ namespace {
 
 using json = nlohmann::json;
 
-// httplib's server, with the two shutdown steps it lacks: httplib::Server::stop() also cuts streamed
-// responses short (they stop when the listening socket is invalidated), so stop accepting first by shutting
-// the listening socket down, and invalidate it (ending keep-alive loops) only once in-flight work is done.
-class Listener : public httplib::Server {
+// Lets a warning through at most once per `period` (a flood of refused or slow connections must not flood the log).
+class LogThrottle {
  public:
-  void stop_accepting() {
-    socket_t sock = svr_sock_;
-    if (sock != INVALID_SOCKET) ::shutdown(sock, SHUT_RDWR);  // accept() fails; listen loop ends
+  explicit LogThrottle(std::chrono::seconds period) : period_(period) {}
+  bool allow() {
+    const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+    int64_t last = last_.load();
+    const int64_t gap = std::chrono::duration_cast<std::chrono::steady_clock::duration>(period_).count();
+    return (last == 0 || now - last >= gap) && last_.compare_exchange_strong(last, now);
   }
-  void close_idle() { svr_sock_ = INVALID_SOCKET; }  // httplib closed the socket when its loop ended
-  // httplib listens with a backlog of 5 (compiled into Debian's libcpp-httplib). Clients that open a
-  // connection per request overflow it when the accept thread is briefly starved, and the dropped
-  // handshakes end as connection resets ("transport error Read" in clients). listen() again on the bound
-  // socket to enlarge the queue (the kernel caps it at net.core.somaxconn).
-  void backlog_set(int n) {
-    if (svr_sock_ != INVALID_SOCKET) ::listen(svr_sock_, n);
-  }
+
+ private:
+  std::chrono::seconds period_;
+  std::atomic<int64_t> last_{0};
 };
 
 void error_reply(httplib::Response& res, const ApiError& e) {
@@ -55,8 +53,8 @@ struct HttpServer::Impl {
   explicit Impl(ServeState& s) : state(s) {}
   ServeState& state;
   Listener http;
-  int threads = 0;               // connection threads
   std::atomic<int> bound_port{0};  // set by bind()
+  LogThrottle refusals_logged{std::chrono::seconds(10)}, timeouts_logged{std::chrono::seconds(10)};
 
   KeyScope authenticate(const httplib::Request& req, bool admin) const;
   void routes();
@@ -205,20 +203,38 @@ void HttpServer::Impl::admin_unload(const httplib::Request& req, httplib::Respon
 HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state)) {
   auto& http = impl_->http;
   const auto& c = state.config;
-  // A waiting request holds a connection thread, so by default there is one for each row and queue slot — capped,
-  // so that a long queue does not ask for more threads than the machine gives (beyond it, connections wait for a
-  // thread before they are queued).
-  impl_->threads = c.http_threads > 0 ? c.http_threads : std::min(c.max_batch + c.max_queue + 16, kDefaultHttpThreadsMax);
-  http.new_task_queue = [threads = impl_->threads] { return new httplib::ThreadPool(static_cast<size_t>(threads)); };
+  // Connection admission, the whole-request deadline and write timeouts (connection.h). A waiting request holds
+  // its connection, so by default there is one for each row and queue slot, and at least 1024.
+  ConnectionLimits limits;
+  limits.max_total = server_connections_max(c);
+  limits.max_per_client = c.max_connections_per_client;
+  limits.request_timeout_s = c.header_timeout_s;
+  limits.idle_timeout_s = c.idle_timeout_s;
+  limits.write_timeout_s = c.header_timeout_s;
+  auto& metrics = state.metrics;
+  Impl& impl = *impl_;
+  http.limits_set(limits, {[&metrics](int delta) { metrics.connection_open(delta); },
+                           [&metrics, &impl](const std::string& reason) {
+                             metrics.connection_refused(reason);
+                             if (impl.refusals_logged.allow())
+                               log::warn("connections refused (503): too many open {} (at most one warning per 10 s; "
+                                         "/metrics counts them)",
+                                         reason == "total" ? "in all (--max-connections)"
+                                                           : "from one address (--max-connections-per-client)");
+                           },
+                           [&metrics, &impl](const std::string& client) {
+                             metrics.request_timed_out();
+                             if (impl.timeouts_logged.allow())
+                               log::warn("connection from {} closed: its request did not arrive whole within "
+                                         "--header-timeout (at most one warning per 10 s; /metrics counts them)",
+                                         client);
+                           }});
   // httplib's default also sets SO_REUSEPORT, which would let a second server share (and steal from) our port.
   http.set_socket_options([](socket_t sock) {
     int yes = 1;
     setsockopt(sock, SOL_SOCKET, SO_REUSEADDR, &yes, sizeof yes);
   });
   http.set_payload_max_length(c.max_body_bytes);
-  http.set_read_timeout(c.header_timeout_s, 0);
-  http.set_write_timeout(c.header_timeout_s, 0);
-  http.set_keep_alive_timeout(c.idle_timeout_s);
   // The POST routes take JSON bodies only. A form or text body (curl -d's default) is refused here with a clear
   // 415 before its body is read — httplib would otherwise apply its 8 KiB form limit (a puzzling 413) — and a
   // web page cannot post to them with a "simple" CORS request (text/plain, forms).
@@ -343,10 +359,10 @@ int HttpServer::bind() {
   impl_->bound_port = port;
   // A machine that cannot give the connection threads is a clear error now, before "listening" (httplib's pool
   // aborts, or hangs, when a thread fails to start).
-  if (auto failure = threads_probe(impl_->threads); !failure.empty())
-    throw ResourceError(fmt::format("--http-threads: cannot start {} connection threads ({}); lower --http-threads "
-                                    "(default: --max-batch + --max-queue + 16, at most {})",
-                                    impl_->threads, failure, kDefaultHttpThreadsMax));
+  if (auto failure = threads_probe(impl_->http.threads()); !failure.empty())
+    throw ResourceError(fmt::format("--max-connections: cannot start {} connection threads ({}); lower "
+                                    "--max-connections (default: max({}, --max-batch + --max-queue + 16))",
+                                    impl_->http.threads(), failure, kDefaultConnections));
   return port;
 }
 

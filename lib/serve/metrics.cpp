@@ -62,6 +62,21 @@ void Metrics::rejected(const std::string& reason) {
   ++rejected_[reason];
 }
 
+void Metrics::connection_open(int delta) {
+  std::lock_guard<std::mutex> lock(mu_);
+  connections_open_ += delta;
+}
+
+void Metrics::connection_refused(const std::string& reason) {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++connections_refused_[reason];
+}
+
+void Metrics::request_timed_out() {
+  std::lock_guard<std::mutex> lock(mu_);
+  ++request_timeouts_;
+}
+
 void Metrics::disconnect() {
   std::lock_guard<std::mutex> lock(mu_);
   ++disconnects_;
@@ -94,6 +109,12 @@ std::string Metrics::render() const {
   head("hearth_requests_rejected_total", "counter", "Requests refused before generation, by reason.");
   for (const auto& [reason, n] : rejected_)
     o += fmt::format("hearth_requests_rejected_total{{reason=\"{}\"}} {}\n", reason, n);
+  head("hearth_connections_refused_total", "counter",
+       "Connections answered 503 and closed: too many open in all (total) or from one address (per_client).");
+  for (const auto& [reason, n] : connections_refused_)
+    o += fmt::format("hearth_connections_refused_total{{reason=\"{}\"}} {}\n", reason, n);
+  head("hearth_request_timeouts_total", "counter", "Connections closed because a request did not arrive whole in time.");
+  o += fmt::format("hearth_request_timeouts_total {}\n", request_timeouts_);
   head("hearth_prompt_tokens_total", "counter", "Prompt tokens processed.");
   o += fmt::format("hearth_prompt_tokens_total {}\n", prompt_tokens_);
   head("hearth_completion_tokens_total", "counter", "Tokens generated.");
@@ -128,6 +149,7 @@ std::string Metrics::render() const {
   gauge("hearth_kv_cache_usage_ratio", "Used / capacity.",
         gauges_.kv_capacity_tokens ? static_cast<double>(gauges_.kv_used_tokens) / gauges_.kv_capacity_tokens : 0.0);
   gauge("hearth_kv_cache_bytes", "Memory held by the KV cache.", static_cast<double>(gauges_.kv_bytes));
+  gauge("hearth_connections_open", "HTTP connections open (admitted).", static_cast<double>(connections_open_));
   gauge("hearth_adapters_loaded", "LoRA adapters being served.", adapters_);
   return o;
 }

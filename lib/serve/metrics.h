@@ -47,6 +47,9 @@ class Metrics {
   void batch_step(int rows_decoding, int prefill_tokens);
   void rejected(const std::string& reason);  // "queue_full", "draining", "auth", ...
   void disconnect();                         // a client went away mid-generation
+  void connection_open(int delta);           // +1 admitted, -1 closed
+  void connection_refused(const std::string& reason);  // "total", "per_client"
+  void request_timed_out();                  // a request did not arrive whole within --header-timeout
   void adapter_reload(bool ok);
   void gauges(const EngineGauges& g);
   void adapters_loaded(int n);
@@ -56,7 +59,9 @@ class Metrics {
  private:
   mutable std::mutex mu_;
   std::map<std::pair<std::string, int>, uint64_t> requests_;
-  std::map<std::string, uint64_t> rejected_;
+  std::map<std::string, uint64_t> rejected_, connections_refused_;
+  int64_t connections_open_ = 0;
+  uint64_t request_timeouts_ = 0;
   uint64_t prompt_tokens_ = 0, completion_tokens_ = 0, disconnects_ = 0, steps_ = 0;
   uint64_t reloads_ok_ = 0, reloads_failed_ = 0;
   int adapters_ = 0;

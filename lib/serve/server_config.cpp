@@ -1,3 +1,4 @@
+#include <algorithm>
 #include "serve/server_config.h"
 
 #include <arpa/inet.h>
@@ -63,7 +64,8 @@ void server_config_load_yaml(const std::filesystem::path& path, ServerConfig& c)
       {"header_timeout_s", num(c.header_timeout_s)},
       {"idle_timeout_s", num(c.idle_timeout_s)},
       {"shutdown_timeout_s", num(c.shutdown_timeout_s)},
-      {"http_threads", num(c.http_threads)},
+      {"max_connections", num(c.max_connections)},
+      {"max_connections_per_client", num(c.max_connections_per_client)},
       {"dtype", str(c.dtype)},
       {"insecure", [&](const YAML::Node& n, const std::string& k) { c.insecure = yaml_get<bool>(n, file, k); }},
       {"watch_interval_s",
@@ -95,6 +97,11 @@ std::pair<std::string, std::string> adapter_spec_parse(const std::string& spec) 
   if (!model_name_valid(name))
     throw ConfigError(fmt::format("--adapter: name '{}' is not valid; expected 1-64 of A-Z a-z 0-9 . _ -", name));
   return {name, spec.substr(eq + 1)};
+}
+
+int server_connections_max(const ServerConfig& c) {
+  if (c.max_connections > 0) return c.max_connections;
+  return std::min(std::max(kDefaultConnections, c.max_batch + c.max_queue + 16), kMaxConnectionsMax);
 }
 
 bool model_name_valid(const std::string& name) {
@@ -164,7 +171,8 @@ void server_config_validate(const ServerConfig& c) {
   at_least("--max-batch", c.max_batch, 1);
   at_most("--max-batch", c.max_batch, kMaxBatchMax);
   at_most("--max-queue", c.max_queue, kMaxQueueMax);
-  at_most("--http-threads", c.http_threads, kHttpThreadsMax);
+  at_most("--max-connections", c.max_connections, kMaxConnectionsMax);
+  at_most("--max-connections-per-client", c.max_connections_per_client, kMaxConnectionsMax);
   at_least("--ctx", c.ctx, 0);
   at_least("--max-queue", c.max_queue, 0);
   at_least("--kv-memory-mb", c.kv_memory_mb, 1);
@@ -174,7 +182,8 @@ void server_config_validate(const ServerConfig& c) {
   at_least("--header-timeout", c.header_timeout_s, 1);
   at_least("--idle-timeout", c.idle_timeout_s, 1);
   at_least("--shutdown-timeout", c.shutdown_timeout_s, 0);
-  at_least("--http-threads", c.http_threads, 0);
+  at_least("--max-connections", c.max_connections, 0);
+  at_least("--max-connections-per-client", c.max_connections_per_client, 1);
   if (c.watch_interval_s < 0)
     throw ConfigError(fmt::format("--watch-interval: expected >= 0, got {}", c.watch_interval_s));
   if (!c.model_name.empty() && !model_name_valid(c.model_name))

@@ -12,11 +12,12 @@
 
 namespace hearth::serve {
 
-// Upper bounds checked by server_config_validate: more rows, queue slots or threads than any machine hearth runs
-// on can use (they used to abort the server at the first request instead of failing at startup).
-constexpr int kMaxBatchMax = 4096, kMaxQueueMax = 1'000'000, kHttpThreadsMax = 16384;
-// The default number of connection threads (max_batch + max_queue + 16) is capped here.
-constexpr int kDefaultHttpThreadsMax = 1024;
+// Upper bounds checked by server_config_validate: more rows, queue slots or connections (each has its thread) than
+// any machine hearth runs on can use (they used to abort the server at the first request instead of failing at
+// startup).
+constexpr int kMaxBatchMax = 4096, kMaxQueueMax = 1'000'000, kMaxConnectionsMax = 16384;
+// The default --max-connections: max(1024, max_batch + max_queue + 16), capped at kMaxConnectionsMax.
+constexpr int kDefaultConnections = 1024;
 
 struct ServerConfig {
   std::string model;                            // model folder (required)
@@ -33,13 +34,17 @@ struct ServerConfig {
   int prefill_chunk = 512;          // most prompt tokens prefilled per scheduler step
   int max_tokens_limit = 4096;      // largest max_tokens a request may ask for
   size_t max_body_bytes = 1 << 20;  // request body limit (413 beyond)
-  int header_timeout_s = 10;        // time to receive a request's headers and body
+  int header_timeout_s = 10;        // time to receive a whole request (line, headers, body) from its first byte
   int idle_timeout_s = 5;           // keep-alive idle time before the server closes
   int shutdown_timeout_s = 30;      // SIGTERM: in-flight requests get this long to finish
   double watch_interval_s = 5;      // how often adapters' `latest` pointers are checked; 0: off
-  int http_threads = 0;             // connection threads; 0: max_batch + max_queue + 16
+  int max_connections = 0;          // open connections in all (one thread each); 0: server_connections_max()
+  int max_connections_per_client = 256;  // open connections from one address
   std::string dtype = "float32";
 };
+
+// The number of connections a server with this config admits at once (--max-connections, or its default).
+int server_connections_max(const ServerConfig& config);
 
 // Reads a YAML file into `config` (only the keys present). Throws IoError if unreadable, ConfigError
 // "<file>: <key>: <what>" for unknown keys and wrong types.

@@ -5,6 +5,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -157,6 +158,60 @@ std::string raw_http(int port, const std::string& request) {
   for (ssize_t n; (n = ::recv(fd, buf, sizeof buf, 0)) > 0;) response.append(buf, static_cast<size_t>(n));
   ::close(fd);
   return response;
+}
+
+// A TCP connection to 127.0.0.1:port from the loopback address `from` (127.0.0.0/8 all reach this machine, and
+// the server sees each as its own client address). -1 if it cannot connect.
+int raw_connect(int port, const char* from = "127.0.0.1") {
+  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
+  if (fd < 0) return -1;
+  sockaddr_in src{};
+  src.sin_family = AF_INET;
+  ::inet_pton(AF_INET, from, &src.sin_addr);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&src), sizeof src) != 0 ||
+      ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Reads one HTTP response (headers and a Content-Length body) from fd, waiting up to `seconds`; what arrived.
+std::string raw_response(int fd, double seconds = 10) {
+  std::string in;
+  const auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+  char buf[4096];
+  while (std::chrono::steady_clock::now() < end) {
+    const auto head_end = in.find("\r\n\r\n");
+    if (head_end != std::string::npos) {
+      std::smatch m;
+      std::string head = in.substr(0, head_end);
+      size_t length = std::regex_search(head, m, std::regex("Content-Length: ([0-9]+)", std::regex::icase))
+                          ? std::stoul(m[1])
+                          : 0;
+      if (in.size() >= head_end + 4 + length) break;
+    }
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 50) <= 0) continue;
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n <= 0) break;
+    in.append(buf, static_cast<size_t>(n));
+  }
+  return in;
+}
+
+// Open connections that each finished one request and stay idle (keep-alive): admitted for certain.
+int holder_open(int port, const char* from) {
+  int fd = raw_connect(port, from);
+  REQUIRE(fd >= 0);
+  const std::string req = "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n";
+  REQUIRE(::send(fd, req.data(), req.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(req.size()));
+  REQUIRE(raw_response(fd).rfind("HTTP/1.1 200", 0) == 0);
+  return fd;
 }
 
 std::string fmt_hex(size_t n) {
@@ -436,17 +491,18 @@ TEST_CASE("serve: startup refusals exit with documented codes", "[serve]") {
   // Sizes no machine can give: a usage error at startup, not an abort at the first request (#16 item 4).
   CHECK(test::shell(hearth + " --max-batch 100000 --port 0").first == 2);
   CHECK(test::shell(hearth + " --max-queue 100000000 --port 0").first == 2);
-  CHECK(test::shell(hearth + " --http-threads 1000000 --port 0").first == 2);
+  CHECK(test::shell(hearth + " --max-connections 1000000 --port 0").first == 2);
+  CHECK(test::shell(hearth + " --max-connections-per-client 0 --port 0").first == 2);
 #if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
   WARN("the thread-limit check is skipped under sanitizers: their shadow memory needs more than an 8 GB address space");
 #else
   // Threads the machine will not start (16000 stacks of 8 MiB in an 8 GB address space): a resource error (5)
   // before "listening" — httplib's pool hung in its destructor when a thread failed to start.
   const auto err = test::serve_scratch() / "threads.err";
-  auto limited = test::shell("(ulimit -v 8000000; timeout -s KILL 60 " + hearth + " --http-threads 16000 --port 0 2>" +
+  auto limited = test::shell("(ulimit -v 8000000; timeout -s KILL 60 " + hearth + " --max-connections 16000 --port 0 2>" +
                              q(err.string()) + ")");
   CHECK(limited.first == 5);
-  CHECK(test::file_text(err).find("--http-threads") != std::string::npos);
+  CHECK(test::file_text(err).find("--max-connections") != std::string::npos);
 #endif
   CHECK(test::shell(hearth + " --ctx 100000 --port 0").first == 2);
   CHECK(test::shell(hearth + " --kv-memory-mb 1 --ctx 512 --port 0").first == 2);
@@ -495,6 +551,106 @@ TEST_CASE("serve: a full queue answers 429 and the rest complete", "[serve]") {
   CHECK(busy >= 1);
   CHECK(ok >= 1);
   CHECK(s.metric("hearth_requests_rejected_total{reason=\"queue_full\"}") == busy);
+}
+
+TEST_CASE("serve: a request must arrive whole within --header-timeout, however steadily it trickles in (slowloris)",
+          "[serve]") {
+  test::ServeProcess s({"--header-timeout", "2"});
+  REQUIRE(s.port() > 0);
+  int fd = raw_connect(s.port());
+  REQUIRE(fd >= 0);
+  const auto start = std::chrono::steady_clock::now();
+  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  std::string line = "GET /health HTTP/1.1\r\n";
+  bool closed = false;
+  // One header line every 250 ms: each read is well within the per-read timeout; the whole request never ends.
+  while (!closed && elapsed() < 12) {
+    closed = ::send(fd, line.data(), line.size(), MSG_NOSIGNAL) < 0;
+    line = "X-Slow: 1\r\n";
+    pollfd p{fd, POLLIN, 250};
+    if (!closed && ::poll(&p, 1, 250) > 0) {
+      char buf[1024];
+      closed = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT) <= 0 || (p.revents & (POLLHUP | POLLERR));
+    }
+  }
+  ::close(fd);
+  INFO("closed after " << elapsed() << " s");
+  CHECK(closed);
+  CHECK(elapsed() >= 1.5);
+  CHECK(elapsed() < 6);
+  for (int i = 0; i < 40 && s.metric("hearth_request_timeouts_total") != 1; ++i)  // counted just after the close
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  CHECK(s.metric("hearth_request_timeouts_total") == 1);
+  auto c = s.client();
+  CHECK(test::post_json(c, "/v1/completions", completion_req(stories_name(), "Hi", 2)).first == 200);
+}
+
+TEST_CASE("serve: 250 slow connections leave a normal client served; per-client and total caps answer 503",
+          "[serve]") {
+  {
+    // 250 requests stuck in their headers, from five addresses: each holds a connection, none holds the server.
+    test::ServeProcess s({"--header-timeout", "60"});
+    REQUIRE(s.port() > 0);
+    std::vector<int> slow;
+    for (int i = 0; i < 250; ++i) {
+      const std::string from = "127.0.0." + std::to_string(2 + i % 5);
+      int fd = raw_connect(s.port(), from.c_str());
+      REQUIRE(fd >= 0);
+      const std::string part = "POST /v1/completions HTTP/1.1\r\nHost: 127.0.0.1\r\n";
+      REQUIRE(::send(fd, part.data(), part.size(), MSG_NOSIGNAL) == static_cast<ssize_t>(part.size()));
+      slow.push_back(fd);
+    }
+    auto c = s.client();
+    c.set_connection_timeout(5, 0);
+    c.set_read_timeout(5, 0);
+    double open = 0;
+    for (int i = 0; i < 100 && open < 251; ++i) {  // the 250 and this request's own connection
+      auto r = c.Get("/metrics");
+      REQUIRE(r);  // before the fix: the pool's threads were all held by the slow connections; this timed out
+      std::smatch m;
+      if (std::regex_search(r->body, m, std::regex("\nhearth_connections_open ([0-9]+)"))) open = std::stod(m[1]);
+      if (open < 251) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    CHECK(open >= 251);
+    const auto t0 = std::chrono::steady_clock::now();
+    CHECK(test::post_json(c, "/v1/completions", completion_req(stories_name(), "Once upon a time", 8)).first == 200);
+    CHECK(c.Get("/health")->status == 200);
+    CHECK(std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < 5);
+    for (int fd : slow) ::close(fd);
+  }
+  {
+    // Caps: 4 per address, 6 in all. Holders are admitted connections (one request done, kept alive).
+    test::ServeProcess s({"--max-connections-per-client", "4", "--max-connections", "6", "--idle-timeout", "60"});
+    REQUIRE(s.port() > 0);
+    std::vector<int> held;
+    for (int i = 0; i < 4; ++i) held.push_back(holder_open(s.port(), "127.0.0.2"));
+    int fifth = raw_connect(s.port(), "127.0.0.2");
+    REQUIRE(fifth >= 0);
+    std::string refusal = raw_response(fifth);
+    ::close(fifth);
+    CHECK(refusal.rfind("HTTP/1.1 503", 0) == 0);
+    CHECK(refusal.find("\"code\":\"too_many_connections\"") != std::string::npos);
+    CHECK(refusal.find("--max-connections-per-client 4") != std::string::npos);
+    for (int i = 0; i < 2; ++i) held.push_back(holder_open(s.port(), "127.0.0.3"));
+    int seventh = raw_connect(s.port(), "127.0.0.4");
+    REQUIRE(seventh >= 0);
+    refusal = raw_response(seventh);
+    ::close(seventh);
+    CHECK(refusal.rfind("HTTP/1.1 503", 0) == 0);
+    CHECK(refusal.find("--max-connections 6") != std::string::npos);
+    ::close(held.back());  // a freed connection is anyone's
+    held.pop_back();
+    bool served = false;
+    for (int i = 0; i < 40 && !served; ++i) {
+      auto r = s.client().Get("/health");
+      served = r && r->status == 200;
+      if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(served);
+    CHECK(s.metric("hearth_connections_refused_total{reason=\"per_client\"}") == 1);
+    CHECK(s.metric("hearth_connections_refused_total{reason=\"total\"}") == 1);
+    for (int fd : held) ::close(fd);
+  }
 }
 
 TEST_CASE("serve: a client that disconnects stops its generation and frees its cache", "[serve]") {

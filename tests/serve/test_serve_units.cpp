@@ -1,5 +1,5 @@
 // Unit tests of hearth serve's pure parts: request validation, error bodies, API key files, YAML config,
-// metrics text, response shapes; and http_util.h's socket helpers over a loopback connection. Expected values
+// metrics text, response shapes; and connection.h's admission counts and socket helpers over a loopback connection. Expected values
 // are written out by hand from the OpenAI API reference.
 #include <catch2/catch.hpp>
 
@@ -12,7 +12,7 @@
 #include "io/atomic_file.h"
 #include "serve/adapters.h"
 #include "serve/api_keys.h"
-#include "serve/http_util.h"
+#include "serve/connection.h"
 #include "serve/metrics.h"
 #include "serve/request.h"
 #include "serve/response.h"
@@ -301,20 +301,16 @@ TEST_CASE("responses and SSE framing follow the OpenAI shapes", "[serve]") {
   CHECK(std::string(kSseDone) == "data: [DONE]\n\n");
 }
 
-TEST_CASE("connection_fd finds the socket of a connection; peer_closed sees the client leave", "[serve]") {
+TEST_CASE("peer_address names the client; peer_closed sees it leave", "[serve]") {
   Loopback v4(AF_INET);
   REQUIRE(v4.ok());
-  CHECK(connection_fd("127.0.0.1", v4.server_port, "127.0.0.1", v4.client_port) == v4.server);
-  CHECK(connection_fd("127.0.0.1", v4.client_port, "127.0.0.1", v4.server_port) == v4.client);  // other end
-  CHECK(connection_fd("127.0.0.1", v4.server_port, "127.0.0.2", v4.client_port) == -1);
-  CHECK(connection_fd("not an address", v4.server_port, "127.0.0.1", v4.client_port) == -1);
-
-  // A dual-stack listener sees the IPv4 client through IPv4-mapped IPv6 addresses (httplib's text form).
+  CHECK(peer_address(v4.server) == "127.0.0.1");
+  CHECK(peer_address(-1).empty());
+  // A dual-stack listener sees the IPv4 client through an IPv4-mapped IPv6 address: the same client, the same key.
   Loopback mapped(AF_INET6);
-  if (mapped.ok())
-    CHECK(connection_fd("::ffff:127.0.0.1", mapped.server_port, "::ffff:127.0.0.1", mapped.client_port) ==
-          mapped.server);
+  if (mapped.ok()) CHECK(peer_address(mapped.server) == "127.0.0.1");
   else WARN("no IPv6 here: the IPv4-mapped case is not checked");
+  CHECK(connection_fd_current() == -1);  // not on a connection thread
 
   CHECK_FALSE(peer_closed(v4.server));
   REQUIRE(send(v4.client, "GET", 3, 0) == 3);  // unread bytes (a pipelined request) are not a close
@@ -323,6 +319,23 @@ TEST_CASE("connection_fd finds the socket of a connection; peer_closed sees the 
   v4.client = -1;
   CHECK(peer_closed(v4.server));  // loopback delivers the FIN at once; the unread bytes do not hide it
   CHECK_FALSE(peer_closed(-1));
+}
+
+TEST_CASE("ConnectionGate counts open connections in all and per client address", "[serve]") {
+  using V = ConnectionGate::Verdict;
+  ConnectionGate gate(3, 2);
+  CHECK(gate.admit("10.0.0.1") == V::kAdmitted);
+  CHECK(gate.admit("10.0.0.1") == V::kAdmitted);
+  CHECK(gate.admit("10.0.0.1") == V::kPerClient);  // a third from one address
+  CHECK(gate.admit("10.0.0.2") == V::kAdmitted);
+  CHECK(gate.open() == 3);
+  CHECK(gate.admit("10.0.0.3") == V::kTotal);  // a fourth in all
+  gate.release("10.0.0.1");
+  CHECK(gate.open() == 2);
+  CHECK(gate.admit("10.0.0.3") == V::kAdmitted);  // a freed slot is anyone's
+  CHECK(gate.admit("10.0.0.1") == V::kTotal);
+  gate.release("10.0.0.9");  // never admitted: changes nothing
+  CHECK(gate.open() == 3);
 }
 
 TEST_CASE("adapter sources: a PEFT folder, a `latest` pointer, or a finetune-lora run directory", "[serve]") {
