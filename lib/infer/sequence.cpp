@@ -140,15 +140,21 @@ torch::Tensor step_forward(const model::CausalLM& model, model::KvCache& cache, 
   return logits.select(1, 0).to(torch::kCPU).contiguous();
 }
 
-void sample_rows(const std::vector<Sequence*>& rows, torch::Tensor& logits, const TokenCallback& on_token) {
+void sample_rows(const std::vector<Sequence*>& rows, torch::Tensor& logits, const TokenCallback& on_token,
+                 const RowErrorCallback& on_error) {
   float* data = logits.data_ptr<float>();
   const int64_t V = logits.size(-1);
   for (size_t b = 0; b < rows.size(); ++b) {
     Sequence* s = rows[b];
     if (!s || s->finished()) continue;
-    TokenId token = s->sample(data + static_cast<int64_t>(b) * V, static_cast<size_t>(V));
-    TokenEvent event = s->accept(token);
-    if (on_token) on_token(b, event);
+    try {
+      TokenId token = s->sample(data + static_cast<int64_t>(b) * V, static_cast<size_t>(V));
+      TokenEvent event = s->accept(token);
+      if (on_token) on_token(b, event);
+    } catch (const std::exception& e) {
+      if (!on_error) throw;
+      on_error(b, e);
+    }
   }
 }
 

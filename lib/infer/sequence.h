@@ -108,8 +108,13 @@ torch::Tensor step_forward(const model::CausalLM& model, model::KvCache& cache, 
 // the caller never touches a row again after its callback.
 using TokenCallback = std::function<void(size_t row, const TokenEvent& event)>;
 
-// Samples and accepts one token for every live row from logits [B, V] (row r for rows[r]).
-void sample_rows(const std::vector<Sequence*>& rows, torch::Tensor& logits, const TokenCallback& on_token);
+// Receives a row's failure (sampling, accepting or its callback threw); the row is not touched again this step.
+using RowErrorCallback = std::function<void(size_t row, const std::exception& error)>;
+
+// Samples and accepts one token for every live row from logits [B, V] (row r for rows[r]). Without `on_error`
+// a row's failure propagates (rows after it get no token this step); with it, the other rows go on.
+void sample_rows(const std::vector<Sequence*>& rows, torch::Tensor& logits, const TokenCallback& on_token,
+                 const RowErrorCallback& on_error = nullptr);
 
 // One decode step: the rows' last tokens through the model (decode_inputs, step_forward), then sample_rows.
 void decode_step(const model::CausalLM& model, model::KvCache& cache, const std::vector<Sequence*>& rows,

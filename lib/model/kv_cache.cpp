@@ -69,6 +69,12 @@ void KvCache::reset_row(int64_t b) {
   valid_[b].fill_(false);
 }
 
+void KvCache::truncate_row(int64_t b, int64_t length) {
+  if (length >= lengths_[b]) return;
+  lengths_[b] = std::max<int64_t>(length, 0);
+  valid_[b].narrow(0, lengths_[b], capacity_ - lengths_[b]).fill_(false);
+}
+
 void KvCache::copy_row(int64_t dst, const KvCache& from, int64_t src) {
   const int64_t n = from.lengths_[src];
   if (n > capacity_)

@@ -44,6 +44,8 @@ class KvCache {
   torch::Tensor append(const torch::Tensor& valid);
   // Forgets everything in row b (its slots become free).
   void reset_row(int64_t b);
+  // Forgets row b's slots from `length` on (e.g. the slot a failed forward reserved), keeping [0, length).
+  void truncate_row(int64_t b, int64_t length);
   // Makes row `dst` a copy of row `src` of `from` (its length, valid slots, keys and values of every layer),
   // e.g. a prompt prefilled in a side cache moving into a pool row. `from` must have this cache's layers,
   // heads, head dim, dtype and device. Throws Error when the row does not fit this cache's capacity.

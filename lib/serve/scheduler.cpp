@@ -15,6 +15,9 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
+// What a client whose request failed in the engine is told; the cause goes to the server's log.
+constexpr const char* kEngineError = "internal error in the generation engine (the details are in the server's log)";
+
 infer::GenerationRequest request_with(infer::GenerationRequest request, const model::LoraAdapter* adapter) {
   request.adapter = adapter;
   return request;
@@ -137,18 +140,33 @@ void Scheduler::run() {
     try {
       step();
     } catch (const std::exception& e) {
-      log::error("scheduler: step failed: {}", e.what());  // the details (a libtorch backtrace) stay in the log
-      fail_running("internal error in the generation engine (the details are in the server's log)");
+      // Not one request's failure (step() isolates those): the details (a libtorch backtrace) stay in the log.
+      log::error("scheduler: step failed: {}", e.what());
+      fail_running(kEngineError);
     }
     publish_gauges();
   }
   publish_gauges();
 }
 
+// A request's failure in the engine fails that request only: a prefill that throws fails its own request; a
+// batched decode step that throws is rewound and retried one sequence at a time, so that only the sequences
+// that fail alone fail; a sequence whose sampling throws fails alone (fail_row).
 void Scheduler::step() {
   drop_cancelled();
   admit();
-  int prefill_tokens = prefilling_ ? prefill_step() : 0;
+  int prefill_tokens = 0;
+  if (prefilling_) {
+    try {
+      prefill_tokens = prefill_step();
+    } catch (const std::exception& e) {
+      log::error("scheduler: a prompt's prefill failed: {}", e.what());
+      prefilling_->completion->fail(kEngineError);
+      prefilling_->completion->cancel();  // its other choices stop too
+      side_->reset_row(0);
+      prefilling_.reset();
+    }
+  }
   int decoding = 0;
   for (const auto& s : running_) decoding += s != nullptr;
   if (decoding > 0) decode();
@@ -201,7 +219,9 @@ int Scheduler::prefill_step() {
     on_token(job, infer::TokenEvent{false, seq.finish("length")});
     return static_cast<int>(T);
   }
-  infer::sample_rows({&seq}, logits, [&](size_t, const infer::TokenEvent& e) { on_token(job, e); });
+  infer::sample_rows(
+      {&seq}, logits, [&](size_t, const infer::TokenEvent& e) { on_token(job, e); },
+      [&](size_t, const std::exception& e) { fail_row(row, e); });
   return static_cast<int>(T);
 }
 
@@ -213,9 +233,52 @@ void Scheduler::decode() {
   for (int r = 0; r < rows_; ++r)
     if (running_[r]) n = r + 1;
   std::vector<infer::Sequence*> rows(n, nullptr);
-  for (int r = 0; r < n; ++r)
+  std::vector<int64_t> before(n);
+  int live = 0;
+  for (int r = 0; r < n; ++r) {
     if (running_[r]) rows[r] = &running_[r]->seq;
-  infer::decode_step(model_, *pool_, rows, [&](size_t r, const infer::TokenEvent& e) { on_token(*running_[r], e); });
+    before[r] = pool_->lengths()[r];
+    live += running_[r] != nullptr;
+  }
+  auto deliver = [&](size_t r, const infer::TokenEvent& e) { on_token(*running_[r], e); };
+  auto fail = [&](size_t r, const std::exception& e) { fail_row(static_cast<int>(r), e); };
+  torch::Tensor logits;
+  try {
+    logits = infer::step_forward(model_, *pool_, infer::decode_inputs({rows.begin(), rows.end()}));
+  } catch (const std::exception& e) {
+    for (int r = 0; r < n; ++r) pool_->truncate_row(r, before[r]);  // the slots the failed step reserved
+    if (live > 1)
+      log::warn("scheduler: a decode step of {} sequences failed ({}); retrying them one at a time", live, e.what());
+    for (int r = 0; r < n; ++r) {
+      if (!running_[r]) continue;
+      if (live == 1) {
+        fail(r, e);
+        continue;
+      }
+      std::vector<infer::Sequence*> one(r + 1, nullptr);
+      one[r] = rows[r];
+      try {
+        auto alone = infer::step_forward(model_, *pool_, infer::decode_inputs({one.begin(), one.end()}));
+        infer::sample_rows(one, alone, deliver, fail);
+      } catch (const std::exception& e_alone) {
+        pool_->truncate_row(r, before[r]);
+        fail(r, e_alone);
+      }
+    }
+    return;
+  }
+  infer::sample_rows(rows, logits, deliver, fail);
+}
+
+// Fails the request of the job in pool row `row` (all its choices), frees the row; the cause goes to the log only.
+void Scheduler::fail_row(int row, const std::exception& e) {
+  auto& job = running_[row];
+  if (!job) return;
+  log::error("scheduler: a request failed in the engine: {}", e.what());
+  job->completion->fail(kEngineError);
+  job->completion->cancel();  // its other choices stop too
+  pool_->reset_row(row);
+  job.reset();
 }
 
 // Hands what a token produced to the client; a finished sequence reports its reason and frees its row.

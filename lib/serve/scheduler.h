@@ -79,6 +79,7 @@ class Scheduler {
   void release(Job& job);
   void drop_cancelled();
   void fail_running(const std::string& message);
+  void fail_row(int row, const std::exception& e);
   void publish_gauges();
 
   const model::CausalLM& model_;

@@ -10,14 +10,18 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "model/causal_lm.h"
+#include "model/lora.h"
 #include "serve/adapters.h"
 #include "serve/api_keys.h"
 #include "serve/connection.h"
 #include "serve/metrics.h"
 #include "serve/request.h"
 #include "serve/response.h"
+#include "serve/scheduler.h"
 #include "serve/server_config.h"
 #include "serve/sse.h"
+#include "tokenizer/tokenizer.h"
 #include "serve_process.h"
 
 using namespace hearth;
@@ -368,4 +372,102 @@ TEST_CASE("keyless loopback servers answer only their own host names and pages",
   CHECK_FALSE(keyless_request_refusal("127.0.0.1:8080", "http://localhost:3000", "127.0.0.1", 8080).empty());
   CHECK_FALSE(keyless_request_refusal("127.0.0.1:8080", "https://127.0.0.1:8080", "127.0.0.1", 8080).empty());
   CHECK_FALSE(keyless_request_refusal("127.0.0.1:8080", "null", "127.0.0.1", 8080).empty());  // sandboxed frames
+}
+
+namespace {
+
+// The real model, except that a step fails for rows running one of two marked adapters, as a bug or an input
+// specific to one request would: `prefill_poison` fails every prefill (T > 1), `decode_poison` fails decode steps
+// once the row is past position 12 (so that, by then, other requests share its batch). The marked adapters
+// otherwise act as the base model.
+class PoisonedModel final : public model::CausalLM {
+ public:
+  PoisonedModel(const model::CausalLM& inner, const model::LoraAdapter* prefill_poison,
+                const model::LoraAdapter* decode_poison)
+      : CausalLM(inner.config(), model::LoadOptions{inner.device(), inner.dtype()}, "poisoned"),
+        inner_(inner),
+        prefill_(prefill_poison),
+        decode_(decode_poison) {}
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,
+                        model::KvCache* cache, const model::ForwardOptions& options) const override {
+    auto o = options;
+    for (size_t b = 0; b < o.adapters.size(); ++b) {
+      if (o.adapters[b] == prefill_ && tokens.size(1) > 1) throw std::runtime_error("poisoned prefill");
+      if (o.adapters[b] == decode_ && tokens.size(1) == 1 && positions[static_cast<int64_t>(b)][0].item<int64_t>() > 12)
+        throw std::runtime_error("poisoned decode");
+      if (o.adapters[b] == prefill_ || o.adapters[b] == decode_) o.adapters[b] = nullptr;
+    }
+    return inner_.forward(tokens, positions, valid, cache, o);
+  }
+  std::vector<const model::Linear*> linears() const override { return inner_.linears(); }
+  size_t weight_bytes() const override { return inner_.weight_bytes(); }
+
+ private:
+  const model::CausalLM& inner_;
+  const model::LoraAdapter *prefill_, *decode_;
+};
+
+// Waits for a completion; returns (text of choice 0, error).
+std::pair<std::string, std::string> completion_wait(Completion& c) {
+  std::string text;
+  for (int i = 0; i < 600 && !c.done(); ++i)
+    for (const auto& u : c.take(std::chrono::milliseconds(100))) text += u.text;
+  return {text, c.error()};
+}
+
+SequenceSpec greedy_spec(const tokenizer::Tokenizer& tok, const std::string& prompt, int max_tokens,
+                         std::shared_ptr<const model::LoraAdapter> adapter = nullptr) {
+  SequenceSpec spec;
+  spec.request.prompt = tok.encode(prompt);
+  spec.request.max_tokens = max_tokens;
+  spec.request.sampling.temperature = 0;
+  spec.adapter = std::move(adapter);
+  return spec;
+}
+
+}  // namespace
+
+TEST_CASE("Scheduler: a request that fails in the engine fails alone; its batch neighbours finish unchanged",
+          "[serve]") {
+  auto tok = tokenizer::Tokenizer::load(test::stories_dir());
+  auto real = model::causal_lm_load(test::stories_dir());
+  model::LoraConfig lc;
+  lc.r = 2;
+  auto prefill_poison = std::make_shared<const model::LoraAdapter>(model::LoraAdapter::create(real->config(), lc, 1));
+  auto decode_poison = std::make_shared<const model::LoraAdapter>(model::LoraAdapter::create(real->config(), lc, 2));
+  PoisonedModel poisoned(*real, prefill_poison.get(), decode_poison.get());
+  SchedulerOptions so;
+  so.max_batch = 4;
+  so.ctx = 128;
+  Scheduler sched(poisoned, tok, so, nullptr);
+
+  auto run = [&](std::vector<std::pair<SequenceSpec, std::shared_ptr<Completion>>> jobs) {
+    for (auto& [spec, c] : jobs) REQUIRE(sched.submit(c, {std::move(spec)}));
+    std::vector<std::pair<std::string, std::string>> out;
+    for (auto& [spec, c] : jobs) out.push_back(completion_wait(*c));
+    return out;
+  };
+  // References: each healthy request alone.
+  auto alone_a = run({{greedy_spec(tok, "Once upon a time", 40), std::make_shared<Completion>(1)}});
+  auto alone_b = run({{greedy_spec(tok, "The cat sat on", 40), std::make_shared<Completion>(1)}});
+  REQUIRE(alone_a[0].second.empty());
+  REQUIRE(alone_b[0].second.empty());
+  REQUIRE(!alone_a[0].first.empty());
+
+  // The decode-poisoned request runs in one batch with both; the prefill-poisoned one arrives among them.
+  auto mixed = run({{greedy_spec(tok, "Once upon a time", 40), std::make_shared<Completion>(1)},
+                    {greedy_spec(tok, "Lily and Ben", 40, decode_poison), std::make_shared<Completion>(1)},
+                    {greedy_spec(tok, "The cat sat on", 40), std::make_shared<Completion>(1)},
+                    {greedy_spec(tok, "One day", 40, prefill_poison), std::make_shared<Completion>(1)}});
+  CHECK(mixed[0] == alone_a[0]);
+  CHECK(mixed[2] == alone_b[0]);
+  CHECK(mixed[1].second.find("internal error in the generation engine") != std::string::npos);
+  CHECK(mixed[3].second.find("internal error in the generation engine") != std::string::npos);
+  CHECK(mixed[1].second.find("poisoned") == std::string::npos);  // the cause stays in the log
+  // Every row is free again, and the engine still serves.
+  for (int i = 0; i < 100 && sched.gauges().active > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  CHECK(sched.gauges().active == 0);
+  CHECK(sched.gauges().kv_used_tokens == 0);
+  CHECK(run({{greedy_spec(tok, "Once upon a time", 40), std::make_shared<Completion>(1)}})[0] == alone_a[0]);
+  sched.stop();
 }
