@@ -17,6 +17,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/signals.h"
+#include "io/mapped_file.h"
 
 #ifndef HEARTH_VERSION
 #define HEARTH_VERSION "0.0.0"
@@ -98,8 +99,13 @@ int main(int argc, char** argv) {
   try {
     app::globals_apply(g);
     if (run) run();
+    // A mapped model or dataset file changed underneath (io/mapped_file.h): what was computed from it is void.
+    if (auto damage = io::mapped_files_damage_seen(); !damage.empty())
+      return report(g, damage, static_cast<int>(ExitCode::kIo));
     return 0;
   } catch (const Error& e) {
+    if (auto damage = io::mapped_files_damage_seen(); !damage.empty())
+      return report(g, damage, static_cast<int>(ExitCode::kIo));
     return report(g, e.what(), exit_code_for(e));
   } catch (const std::bad_alloc&) {
     return report(g, "out of memory", static_cast<int>(ExitCode::kResource));

@@ -5,14 +5,151 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <signal.h>
+
+#include <array>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 
 #include <fmt/format.h>
 
 #include "core/error.h"
 
 namespace hearth::io {
+namespace {
+
+// The guarded mappings. The handler reads begin/end and sets damaged without locks (async-signal-safe); the rest
+// is guarded by `mu`. A slot is free while begin is 0.
+struct Slot {
+  std::atomic<uintptr_t> begin{0}, end{0};
+  std::atomic<bool> damaged{false};
+  // The file as mapped, for mapped_files_check().
+  std::filesystem::path path;
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = 0;
+  timespec mtime{};
+};
+std::array<Slot, kGuardedMappings> g_slots;
+std::mutex g_mu;
+std::atomic<int> g_damaged{0};  // damaged live mappings
+std::string g_damage_history;    // messages of damaged mappings since unmapped
+uintptr_t g_page = 4096;
+struct sigaction g_previous {};
+
+// SIGBUS: a read inside a guarded mapping past its file's (new) end. The rest of that mapping becomes zero pages,
+// so the read (and every later one) succeeds; the damage is reported by mapped_files_damage(). Any other SIGBUS
+// goes where it went before this handler.
+void on_sigbus(int sig, siginfo_t* info, void* context) {
+  const auto addr = reinterpret_cast<uintptr_t>(info->si_addr);
+  for (auto& slot : g_slots) {
+    const uintptr_t begin = slot.begin.load(std::memory_order_acquire), end = slot.end.load(std::memory_order_acquire);
+    if (begin == 0 || addr < begin || addr >= end) continue;
+    const uintptr_t from = addr & ~(g_page - 1), to = (end + g_page - 1) & ~(g_page - 1);
+    void* p = ::mmap(reinterpret_cast<void*>(from), to - from, PROT_READ, MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, -1, 0);
+    if (p == MAP_FAILED) break;
+    if (!slot.damaged.exchange(true)) g_damaged.fetch_add(1);
+    return;
+  }
+  if ((g_previous.sa_flags & SA_SIGINFO) && g_previous.sa_sigaction) {
+    g_previous.sa_sigaction(sig, info, context);
+  } else if (g_previous.sa_handler != SIG_DFL && g_previous.sa_handler != SIG_IGN) {
+    g_previous.sa_handler(sig);
+  } else {
+    ::signal(SIGBUS, SIG_DFL);  // the faulting read runs again and ends the process, as without this handler
+  }
+}
+
+void sigbus_install() {
+  static std::once_flag once;
+  std::call_once(once, [] {
+    g_page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
+    struct sigaction sa {};
+    sa.sa_sigaction = on_sigbus;
+    sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+    sigemptyset(&sa.sa_mask);
+    ::sigaction(SIGBUS, &sa, &g_previous);
+  });
+}
+
+// Registers a mapping; returns its slot, or -1 when every slot is taken (the mapping is then unguarded).
+int guard(const void* data, size_t size, const std::filesystem::path& path, const struct stat& st) {
+  sigbus_install();
+  std::lock_guard<std::mutex> lock(g_mu);
+  for (int i = 0; i < kGuardedMappings; ++i) {
+    Slot& slot = g_slots[static_cast<size_t>(i)];
+    if (slot.begin.load() != 0) continue;
+    slot.path = path;
+    slot.dev = st.st_dev;
+    slot.ino = st.st_ino;
+    slot.size = st.st_size;
+    slot.mtime = st.st_mtim;
+    slot.damaged = false;
+    slot.end.store(reinterpret_cast<uintptr_t>(data) + size, std::memory_order_release);
+    slot.begin.store(reinterpret_cast<uintptr_t>(data), std::memory_order_release);
+    return i;
+  }
+  return -1;
+}
+
+std::string damage_message(const std::filesystem::path& path) {
+  return fmt::format("{}: the file was truncated or written over while hearth had it mapped; what was read from it "
+                     "can no longer be trusted (restart; replace model files by renaming a new file into place, "
+                     "never by writing over them)",
+                     path.string());
+}
+
+void unguard(int i) {
+  if (i < 0) return;
+  std::lock_guard<std::mutex> lock(g_mu);
+  Slot& slot = g_slots[static_cast<size_t>(i)];
+  slot.begin.store(0, std::memory_order_release);
+  slot.end.store(0, std::memory_order_release);
+  if (slot.damaged.exchange(false)) {
+    g_damaged.fetch_sub(1);
+    g_damage_history += (g_damage_history.empty() ? "" : "; ") + damage_message(slot.path);
+  }
+  slot.path.clear();
+}
+
+
+}  // namespace
+
+bool mapped_files_damaged() { return g_damaged.load(std::memory_order_acquire) > 0; }
+
+std::string mapped_files_damage() {
+  if (!mapped_files_damaged()) return "";
+  std::lock_guard<std::mutex> lock(g_mu);
+  std::string out;
+  for (const auto& slot : g_slots)
+    if (slot.begin.load() != 0 && slot.damaged.load()) out += (out.empty() ? "" : "; ") + damage_message(slot.path);
+  return out;
+}
+
+std::string mapped_files_damage_seen() {
+  std::string now = mapped_files_damage();
+  std::lock_guard<std::mutex> lock(g_mu);
+  if (g_damage_history.empty()) return now;
+  return now.empty() ? g_damage_history : g_damage_history + "; " + now;
+}
+
+std::string mapped_files_check() {
+  {
+    std::lock_guard<std::mutex> lock(g_mu);
+    for (auto& slot : g_slots) {
+      if (slot.begin.load() == 0 || slot.damaged.load()) continue;
+      struct stat now {};
+      // Gone, or another file at the path (replaced by rename): the mapping still holds the file it mapped.
+      if (::stat(slot.path.c_str(), &now) != 0 || now.st_dev != slot.dev || now.st_ino != slot.ino) continue;
+      if (now.st_size != slot.size || now.st_mtim.tv_sec != slot.mtime.tv_sec ||
+          now.st_mtim.tv_nsec != slot.mtime.tv_nsec)
+        if (!slot.damaged.exchange(true)) g_damaged.fetch_add(1);
+    }
+  }
+  return mapped_files_damage();
+}
 
 std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -36,12 +173,14 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
       throw IoError(fmt::format("{}: mmap failed: {}", path.string(), std::strerror(err)));
     }
     file->data_ = static_cast<const unsigned char*>(p);
+    file->slot_ = guard(p, file->size_, path, st);
   }
   ::close(fd);
   return file;
 }
 
 MappedFile::~MappedFile() {
+  unguard(slot_);
   if (data_) ::munmap(const_cast<unsigned char*>(data_), size_);
 }
 

@@ -1,9 +1,23 @@
 // A read-only memory map of a whole file (mmap), shared by everything that points into it.
+//
+// A mapped file that changes underneath — truncated, or written over in place (`cp new old`, `truncate`) — is a
+// known hazard of mmap: a read past the new end raises SIGBUS, which would kill the process, and bytes written in
+// place show through the mapping. MappedFile guards every live mapping: a SIGBUS handler (installed with the first
+// mapping; faults elsewhere go to the previous handler, or kill the process as before) replaces the rest of the
+// faulting mapping with zero pages, marks the file damaged and lets the read go on; mapped_files_check() finds
+// files written over in place without a fault (size or modification time changed; a file replaced by rename is
+// another file and harmless: the mapping keeps the old one). Code that reads weights checks
+// mapped_files_damaged() where it can stop cleanly, and fails with mapped_files_damage()'s message. At most
+// kGuardedMappings mappings are guarded at once (more are mapped unguarded).
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstddef>
+#include <ctime>
 #include <filesystem>
 #include <memory>
+#include <string>
 
 namespace hearth::io {
 
@@ -29,6 +43,21 @@ class MappedFile {
   std::filesystem::path path_;
   const unsigned char* data_ = nullptr;
   size_t size_ = 0;
+  int slot_ = -1;  // its entry among the guarded mappings, or -1
 };
+
+inline constexpr int kGuardedMappings = 4096;
+
+// True once a guarded mapping has faulted (its file was truncated underneath). Cheap (an atomic load): check it
+// after reading mapped weights. Cleared when the damaged mappings are unmapped.
+bool mapped_files_damaged();
+// "" while every live mapping is intact; else a message naming each damaged file and what to do.
+std::string mapped_files_damage();
+// Every file found damaged since the process started, whether still mapped or not ("" when none): for a
+// command's final word on whether what it computed can be trusted.
+std::string mapped_files_damage_seen();
+// Like mapped_files_damage(), after also looking (stat) for mapped files changed in place without a fault; such
+// files are marked damaged too. A few system calls per mapped file.
+std::string mapped_files_check();
 
 }  // namespace hearth::io

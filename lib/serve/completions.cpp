@@ -9,6 +9,7 @@
 #include "chat/prompt.h"
 #include "core/error.h"
 #include "core/log.h"
+#include "io/mapped_file.h"
 #include "serve/connection.h"
 #include "serve/response.h"
 #include "serve/sse.h"
@@ -205,6 +206,8 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     auto specs = specs_build(s, r, prompts, adapter);
     const size_t choices = specs.size();
     auto completion = std::make_shared<Completion>(choices);
+    if (!io::mapped_files_check().empty())
+      throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
     if (!s.scheduler.submit(completion, std::move(specs))) {
       s.metrics.rejected(s.draining ? "draining" : "queue_full");
       if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/mapped_file.h"
 #include "serve/chat_page.h"
 #include "serve/connection.h"
 #include "serve/completions.h"
@@ -110,10 +111,12 @@ httplib::Server::Handler HttpServer::Impl::guarded(
 void HttpServer::Impl::routes() {
   auto& s = state;
   http.Get("/health", [this](const httplib::Request&, httplib::Response& res) {
-    json body = {{"status", state.draining ? "draining" : "ok"},
+    const bool broken = !io::mapped_files_check().empty();
+    json body = {{"status", broken ? "error" : state.draining ? "draining" : "ok"},
                  {"model", state.model_name},
                  {"adapters", state.adapters.size()}};
-    res.status = state.draining ? 503 : 200;
+    if (broken) body["error"] = kModelFilesChanged;
+    res.status = broken || state.draining ? 503 : 200;
     res.set_content(body.dump(), "application/json");
   });
   http.Get("/metrics", guarded("/metrics", true, false, [&s](const auto&, auto& res, const auto&) {

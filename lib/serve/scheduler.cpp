@@ -7,6 +7,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/mapped_file.h"
 #include "infer/generator.h"
 
 namespace hearth::serve {
@@ -137,6 +138,18 @@ void Scheduler::run() {
     }
     if (!abort.empty()) fail_running(abort);
     if (stopping) break;
+    if (io::mapped_files_damaged()) {  // the model's files changed underneath: nothing computed can be trusted
+      if (!damage_logged_) log::error("{}", io::mapped_files_damage());
+      damage_logged_ = true;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        for (auto& s : queue_) s->completion->fail(kModelFilesChanged);
+        queue_.clear();
+      }
+      fail_running(kModelFilesChanged);
+      publish_gauges();
+      continue;
+    }
     try {
       step();
     } catch (const std::exception& e) {
@@ -208,6 +221,7 @@ int Scheduler::prefill_step() {
   const int64_t n = static_cast<int64_t>(seq.request().prompt.size());
   const int64_t T = std::min<int64_t>(options_.prefill_chunk, n - static_cast<int64_t>(seq.prefilled()));
   auto logits = infer::step_forward(model_, *side_, infer::prefill_inputs({&seq}, {T}));
+  if (io::mapped_files_damaged()) return 0;  // computed from zeros: run() fails it
   seq.prefill_advance(static_cast<size_t>(T));
   if (static_cast<int64_t>(seq.prefilled()) < n) return static_cast<int>(T);
 
@@ -267,6 +281,7 @@ void Scheduler::decode() {
     }
     return;
   }
+  if (io::mapped_files_damaged()) return;  // computed from zeros: run() fails every row
   infer::sample_rows(rows, logits, deliver, fail);
 }
 

@@ -39,6 +39,12 @@ struct SequenceSpec {
   std::shared_ptr<const model::LoraAdapter> adapter;  // nullptr: the base model; kept alive while it runs
 };
 
+// What clients are told once the model's mapped files changed underneath (io::mapped_files_damaged): every
+// request fails with it, and the server answers nothing else until restarted.
+inline constexpr const char* kModelFilesChanged =
+    "The model's files changed on disk while the server was using them; restart hearth serve (the details are in "
+    "its log)";
+
 struct SchedulerOptions {
   int max_batch = 8;
   int ctx = 512;  // tokens per row
@@ -94,6 +100,7 @@ class Scheduler {
   std::deque<std::unique_ptr<Job>> queue_;
   bool stopping_ = false;
   std::string abort_message_;
+  bool damage_logged_ = false;  // scheduler thread only
   EngineGauges gauges_;
 
   // Owned by the scheduler thread.

@@ -19,6 +19,7 @@
 #include "core/signals.h"
 #include "data/dataset.h"
 #include "io/atomic_file.h"
+#include "io/mapped_file.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
 #include "train/adamw.h"
@@ -308,6 +309,9 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
       loss.backward();
       loss_sum += loss.item<double>();
     }
+    // The base model's or the dataset's mapped files changed underneath: this step learnt from zeros. Stop before
+    // it reaches the adapter or a checkpoint (the last checkpoint stays good to resume from once files are fixed).
+    if (io::mapped_files_damaged()) throw IoError(io::mapped_files_damage());
     const double grad_norm = grad_clip(params, r.training.grad_clip);
     const double lr = lr_at(schedule, r.optimizer.lr, state.step, plan.total_steps);
     optimizer.step(lr);
