@@ -38,7 +38,7 @@ fs::path model_copy(const std::string& name) {
 
 }  // namespace
 
-TEST_CASE("hearth --version and --help exit 0; usage errors exit 2", "[cli]") {
+TEST_CASE("hearth --version and --help exit 0, usage errors exit 2", "[cli]") {
   auto v = run_hearth("--version");
   CHECK(v.code == 0);
   CHECK(v.out.find("hearth 0.") != std::string::npos);

@@ -138,7 +138,7 @@ TEST_CASE("prompt/completion: completion and EOS are targets", "[data]") {
   CHECK(d.mask == mask);
 }
 
-TEST_CASE("plain text: [BOS] text EOS, BOS not a target; long texts break at paragraphs", "[data]") {
+TEST_CASE("plain text: [BOS] text EOS, BOS not a target, long texts break at paragraphs", "[data]") {
   auto stories = Tokenizer::load(test::stories_dir());
   RecordEncoder enc(stories, "stories", TrainOn::kAssistant, 512);
   Record r;

@@ -16,7 +16,7 @@
 using namespace hearth;
 using namespace hearth::data;
 
-TEST_CASE("format_detect by extension; --format names", "[data]") {
+TEST_CASE("format_detect by extension, --format names", "[data]") {
   CHECK(format_detect("a/b/Notes.MD") == Format::kMd);
   CHECK(format_detect("x.htm") == Format::kHtml);
   CHECK(format_detect("x.ndjson") == Format::kJsonl);
@@ -181,7 +181,7 @@ TEST_CASE("mbox: messages split at From lines, >From unescaped, records carry th
   CHECK(ex.issues[0].reason.find("koi8-r") != std::string::npos);
 }
 
-TEST_CASE("pdf: text pages via poppler; encrypted and image-only PDFs are reported", "[data]") {
+TEST_CASE("pdf: text pages via poppler, encrypted and image-only PDFs are reported", "[data]") {
   auto dir = test::data_fixtures();
   auto text = extract(io::file_read(dir / "text.pdf"), Format::kPdf, {});
   REQUIRE(text.records.size() == 1);

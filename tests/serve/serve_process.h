@@ -57,6 +57,9 @@ class ServeProcess {
     std::vector<std::string> argv = {hearth_binary().string(), "serve", "--port", "0"};
     if (with_model) argv.insert(argv.end(), {"--model", stories_dir().string()});
     argv.insert(argv.end(), args.begin(), args.end());
+    // The scratch folder is named after this process's PID, which an earlier test process may have had: a stale
+    // log of the same name would give an old server's port before the child has truncated it.
+    std::filesystem::remove(log_);
     const pid_t parent = ::getpid();
     pid_ = fork();
     if (pid_ == 0) {

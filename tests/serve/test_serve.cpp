@@ -585,7 +585,7 @@ TEST_CASE("serve: a request must arrive whole within --header-timeout, however s
   CHECK(test::post_json(c, "/v1/completions", completion_req(stories_name(), "Hi", 2)).first == 200);
 }
 
-TEST_CASE("serve: 250 slow connections leave a normal client served; per-client and total caps answer 503",
+TEST_CASE("serve: 250 slow connections leave a normal client served, and per-client and total caps answer 503",
           "[serve]") {
   {
     // 250 requests stuck in their headers, from five addresses: each holds a connection, none holds the server.
@@ -641,16 +641,64 @@ TEST_CASE("serve: 250 slow connections leave a normal client served; per-client 
     ::close(held.back());  // a freed connection is anyone's
     held.pop_back();
     bool served = false;
+    int refused = 0;  // until the server has seen the close, a new connection is still one too many
     for (int i = 0; i < 40 && !served; ++i) {
       auto r = s.client().Get("/health");
       served = r && r->status == 200;
-      if (!served) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      if (!served) {
+        refused += r && r->status == 503;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      }
     }
     CHECK(served);
     CHECK(s.metric("hearth_connections_refused_total{reason=\"per_client\"}") == 1);
-    CHECK(s.metric("hearth_connections_refused_total{reason=\"total\"}") == 1);
+    CHECK(s.metric("hearth_connections_refused_total{reason=\"total\"}") == 1 + refused);
     for (int fd : held) ::close(fd);
   }
+}
+
+TEST_CASE("serve: a model file truncated while being served fails requests with 503, never kills the server",
+          "[serve]") {
+  const fs::path model = test::serve_scratch() / "model_truncated";
+  fs::remove_all(model);
+  fs::copy(test::stories_dir(), model);
+  // One row, 16 choices of 400 tokens: seconds of generation, so the file is cut while weights are being read.
+  test::ServeProcess s({"--model", model.string(), "--max-batch", "1", "--max-tokens-limit", "400"}, false);
+  REQUIRE(s.port() > 0);
+  json req = completion_req("model_truncated", "Once upon a time", 400, true);
+  req["n"] = 16;
+  req["temperature"] = 0.9;
+  std::string body;
+  bool cut = false;
+  auto c = s.client();
+  httplib::Request streamed;
+  streamed.method = "POST";
+  streamed.path = "/v1/completions";
+  streamed.body = req.dump();
+  streamed.set_header("Content-Type", "application/json");
+  streamed.content_receiver = [&](const char* data, size_t n, uint64_t, uint64_t) {
+    body.append(data, n);
+    if (!cut) fs::resize_file(model / "model.safetensors", 4096);  // `truncate -s 4096` during generation
+    cut = true;
+    return true;
+  };
+  auto r = c.send(streamed);
+  REQUIRE(r);
+  CHECK(cut);
+  CHECK(body.find("changed on disk") != std::string::npos);  // the stream's error event
+  CHECK(body.find("data: [DONE]") == std::string::npos);
+  CHECK_FALSE(s.exited());  // before: SIGBUS, exit 135
+  auto [status, err] = test::post_json(c, "/v1/completions", completion_req("model_truncated", "Hi", 4));
+  CHECK(status == 503);
+  CHECK(err["error"]["code"] == "model_files_changed");
+  auto health = c.Get("/health");
+  REQUIRE(health);
+  CHECK(health->status == 503);
+  CHECK(json::parse(health->body)["status"] == "error");
+  CHECK(s.log().find((model / "model.safetensors").string() + ": the file was truncated or written over") !=
+        std::string::npos);
+  s.signal(SIGTERM);
+  CHECK(s.wait_exit(30) == 3);  // stops as asked, and says the model was damaged (a supervisor restarts it)
 }
 
 TEST_CASE("serve: a client that disconnects stops its generation and frees its cache", "[serve]") {

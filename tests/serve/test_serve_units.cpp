@@ -305,7 +305,7 @@ TEST_CASE("responses and SSE framing follow the OpenAI shapes", "[serve]") {
   CHECK(std::string(kSseDone) == "data: [DONE]\n\n");
 }
 
-TEST_CASE("peer_address names the client; peer_closed sees it leave", "[serve]") {
+TEST_CASE("peer_address names the client, and peer_closed sees it leave", "[serve]") {
   Loopback v4(AF_INET);
   REQUIRE(v4.ok());
   CHECK(peer_address(v4.server) == "127.0.0.1");
@@ -427,7 +427,7 @@ SequenceSpec greedy_spec(const tokenizer::Tokenizer& tok, const std::string& pro
 
 }  // namespace
 
-TEST_CASE("Scheduler: a request that fails in the engine fails alone; its batch neighbours finish unchanged",
+TEST_CASE("Scheduler: a request that fails in the engine fails alone, and its batch neighbours finish unchanged",
           "[serve]") {
   auto tok = tokenizer::Tokenizer::load(test::stories_dir());
   auto real = model::causal_lm_load(test::stories_dir());

@@ -132,7 +132,7 @@ TEST_CASE("a run killed with -9 and resumed ends bit-identical to an uninterrupt
   CHECK(adapter_bytes(run) == want);
 }
 
-TEST_CASE("SIGINT finishes the step, checkpoints, exits 130; the resumed run is bit-identical", "[train][cli]") {
+TEST_CASE("SIGINT finishes the step, checkpoints, exits 130, the resumed run is bit-identical", "[train][cli]") {
   const std::string want = adapter_bytes(reference_run());
   fs::path run = work() / "run_int";
   fs::remove_all(run);
@@ -161,7 +161,7 @@ TEST_CASE("a second run on the same directory is refused while the first holds t
   CHECK(test::read_int(work() / "rc") == 143);
 }
 
-TEST_CASE("resuming with a changed recipe is refused unless --force; --fresh starts over", "[train][cli]") {
+TEST_CASE("resuming with a changed recipe is refused unless --force, --fresh starts over", "[train][cli]") {
   fs::path run = work() / "run_change";
   fs::remove_all(run);
   REQUIRE(run_hearth(finetune_args(run, "training.max_steps=6")).code == 0);
@@ -253,7 +253,7 @@ TEST_CASE("generate --adapter uses the trained adapter", "[train][cli]") {
   CHECK(run_hearth(args + " --adapter /nonexistent/adapter").code == 3);
 }
 
-TEST_CASE("gradient checkpointing gives the same adapter bit for bit; bfloat16 training runs", "[train][cli]") {
+TEST_CASE("gradient checkpointing gives the same adapter bit for bit, bfloat16 training runs", "[train][cli]") {
   fs::path plain = work() / "run_gc0", recompute = work() / "run_gc1", bf16 = work() / "run_bf16";
   for (const auto& p : {plain, recompute, bf16}) fs::remove_all(p);
   REQUIRE(run_hearth(finetune_args(plain, "training.max_steps=6")).code == 0);
