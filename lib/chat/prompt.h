@@ -5,8 +5,11 @@
 // The text is the tokenizer_config.json's chat template rendered by chat_template_apply (chat_template.h).
 // The ids are that text encoded with add_special_tokens=false, because the template writes BOS and the other
 // special tokens itself (letting the tokenizer add its own would double BOS), and parse_special=true, so that
-// the "<|im_start|>" the template wrote become their special ids. Not here: what a caller does with an empty
-// prompt or one longer than the context.
+// the "<|im_start|>" the template wrote become their special ids. The text that came from the messages and
+// tools (content, names, tool call arguments, ...) is the exception: special-token text in it ("</s>",
+// "<|im_end|>", "<|eot_id|>") is encoded as the plain text it is, as transformers' split_special_tokens=True
+// encodes it, so a message cannot end its turn or forge another (docs/tokenizers.md, "Special-token text in
+// messages"). Not here: what a caller does with an empty prompt or one longer than the context.
 #pragma once
 
 #include <string>
@@ -30,7 +33,7 @@ struct ChatPromptOptions {
 
 struct ChatPrompt {
   std::string text;                     // the rendered template
-  std::vector<tokenizer::TokenId> ids;  // text, encoded as above
+  std::vector<tokenizer::TokenId> ids;  // text, encoded as above (special-token text from messages plain)
 };
 
 // Renders `messages` (an OpenAI-style array of {"role", "content", ...}) with the chat template of

@@ -52,11 +52,7 @@ RecordEncoder::RecordEncoder(const tokenizer::Tokenizer& tokenizer, std::string 
   auto joint = tok_.encode(a + b, kPlain), pa = tok_.encode(a, kPlain), pb = tok_.encode(b, kPlain);
   append(pa, pb);
   separable_ = joint == pa;
-  for (size_t id = 0; id < tok_.vocab_size(); ++id) {
-    if (!tok_.is_special(static_cast<int32_t>(id))) continue;
-    auto t = tok_.id_to_token(static_cast<int32_t>(id));
-    if (t && !t->empty()) specials_.push_back(*t);
-  }
+  specials_ = tok_.special_tokens();
 }
 
 TokenizedDoc RecordEncoder::encode(const Record& record) const {
@@ -125,15 +121,7 @@ std::string RecordEncoder::marker_cut(const std::string& suffix) const {
 
 TokenizedDoc RecordEncoder::encode_chat(const Record& r) const {
   bool any_assistant = false;
-  for (size_t i = 0; i < r.messages.size(); ++i) {
-    const auto& c = r.messages[i].content;
-    any_assistant |= r.messages[i].role == "assistant";
-    if (c.find('<') == std::string::npos) continue;
-    for (const auto& sp : specials_)
-      if (c.find(sp) != std::string::npos)
-        throw FormatError(
-            fmt::format("messages[{}].content: holds the special token '{}'; expected plain text", i, sp));
-  }
+  for (const auto& m : r.messages) any_assistant |= m.role == "assistant";
   if (!any_assistant && train_on_ == TrainOn::kAssistant)
     throw FormatError("no assistant message, so nothing to train on; expected at least one (or --train-on all)");
   const json& config = tok_.config();

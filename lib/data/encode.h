@@ -8,14 +8,15 @@
 // token boundaries instead.
 //
 // Chat (assistant-only loss): the conversation is rendered once with the chat template (F = render(all
-// messages)). For each assistant message i the prompt the model sees at inference, A = render(messages[:i],
-// add_generation_prompt=true), and the rendering that ends with that message, B = render(messages[:i+1]),
-// give its span in F: it starts where A ends (when F begins with A; otherwise where the message's content
-// is found) and ends after the content plus the end-of-turn marker that follows the content in B, cut after
-// the first special token (<|im_end|>, <|eot_id|>, </s>) or, with no special token, at the end of the line.
-// F is tokenized once; each token's character span comes from decoding the ids one by one (StreamDecoder),
-// and a token is a target when its span overlaps an assistant span. --train-on all makes every token a
-// target.
+// messages)) and tokenized by chat_prompt_encode (chat/prompt.h), so special-token text in a message is plain
+// text, as in every chat prompt hearth builds. For each assistant message i the prompt the model sees at
+// inference, A = render(messages[:i], add_generation_prompt=true), and the rendering that ends with that
+// message, B = render(messages[:i+1]), give its span in F: it starts where A ends (when F begins with A;
+// otherwise where the message's content is found) and ends after the content plus the end-of-turn marker
+// that follows the content in B, cut after the first special token (<|im_end|>, <|eot_id|>, </s>) or, with
+// no special token, at the end of the line. F is tokenized once; each token's character span comes from
+// decoding the ids one by one (StreamDecoder), and a token is a target when its span overlaps an assistant
+// span. --train-on all makes every token a target.
 //
 // Prompt/completion: [leading specials] + prompt + completion + EOS, the completion and EOS are targets.
 #pragma once
@@ -45,8 +46,8 @@ class RecordEncoder {
   // EOS token. The tokenizer must outlive the encoder.
   RecordEncoder(const tokenizer::Tokenizer& tokenizer, std::string origin, TrainOn train_on, int64_t seq_len);
   // Tokenizes one (cleaned, redacted) record. Throws FormatError with the reason when the record cannot be
-  // used (a chat with no assistant message under --train-on assistant, a message holding special-token text,
-  // a template whose output cannot be mapped back). Thread-safe.
+  // used (a chat with no assistant message under --train-on assistant, a template whose output cannot be
+  // mapped back). Thread-safe.
   TokenizedDoc encode(const Record& record) const;
   bool paragraph_separable() const { return separable_; }
 

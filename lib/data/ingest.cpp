@@ -36,7 +36,8 @@ using nlohmann::json;
 
 namespace {
 
-constexpr int kCacheVersion = 1;  // bump when the document cache or the processing changes
+// Bump when the document cache or the processing changes (2: chats holding special-token text are kept).
+constexpr int kCacheVersion = 2;
 
 // An exclusive lock on DATASET/.lock for the whole run (cron jobs may overlap).
 class DirLock {

@@ -132,6 +132,13 @@ size_t strip_left_to(std::string_view s, size_t end) {
   return 0;
 }
 
+// Whether [begin, end) overlaps one of `spans` (sorted, disjoint).
+bool overlaps(const ByteSpans& spans, size_t begin, size_t end) {
+  auto it = std::upper_bound(spans.begin(), spans.end(), begin,
+                             [](size_t pos, const std::pair<size_t, size_t>& s) { return pos < s.second; });
+  return it != spans.end() && it->first < end;
+}
+
 // Byte offset of the first non-whitespace character at or after begin, or s.size().
 size_t strip_right_from(std::string_view s, size_t begin) {
   while (begin < s.size()) {
@@ -144,8 +151,8 @@ size_t strip_right_from(std::string_view s, size_t begin) {
 
 }  // namespace
 
-void AddedVocabulary::split_with(const Trie& trie, const std::string& text, bool parse_special, bool at_start,
-                                 std::vector<Segment>& out) const {
+void AddedVocabulary::split_with(const Trie& trie, const std::string& text, bool parse_special, const ByteSpans* plain,
+                                 bool at_start, std::vector<Segment>& out) const {
   // Leftmost-longest, non-overlapping matches over the whole text first (as HF's Aho-Corasick pass).
   std::vector<std::pair<Span, size_t>> matches;
   for (size_t pos = 0; !trie.empty() && pos < text.size();) {
@@ -161,7 +168,7 @@ void AddedVocabulary::split_with(const Trie& trie, const std::string& text, bool
   for (const auto& [span, index] : matches) {
     const AddedToken& t = tokens_[index];
     auto [start, stop] = span;
-    if (!parse_special && t.special) continue;
+    if (t.special && (!parse_special || (plain && overlaps(*plain, start, stop)))) continue;
     if (start < offset) continue;  // swallowed by the previous token's rstrip
     if (t.single_word) {
       const bool left_ok = start == 0 || !is_word_char(last_char(std::string_view(text).substr(0, start)));
@@ -180,18 +187,23 @@ void AddedVocabulary::split_with(const Trie& trie, const std::string& text, bool
   }
 }
 
-std::vector<Segment> AddedVocabulary::split_and_normalize(std::string_view text, bool parse_special) const {
+std::vector<Segment> AddedVocabulary::split_and_normalize(std::string_view text, bool parse_special,
+                                                          const ByteSpans& plain) const {
   std::vector<Segment> raw;
-  split_with(*raw_trie_, std::string(text), parse_special, true, raw);
+  split_with(*raw_trie_, std::string(text), parse_special, plain.empty() ? nullptr : &plain, true, raw);
   std::vector<Segment> out;
   out.reserve(raw.size());
+  size_t end = 0;  // the raw pieces cover `text` in order, so their sizes give their offsets
   for (Segment& s : raw) {
+    const size_t begin = end;
+    end += s.text.size();
     if (s.id >= 0) {
       out.push_back(std::move(s));
       continue;
     }
+    const bool special_here = parse_special && !overlaps(plain, begin, end);
     const std::string normalized = normalizer_ ? normalizer_->normalize(s.text) : std::move(s.text);
-    split_with(*normalized_trie_, normalized, parse_special, s.at_input_start, out);
+    split_with(*normalized_trie_, normalized, special_here, nullptr, s.at_input_start, out);
   }
   return out;
 }

@@ -5,7 +5,8 @@
 // tokens with normalized=true in each normalized stretch between those (their content normalized too);
 // matching is leftmost-longest; single_word requires no word character on either side; lstrip/rstrip
 // absorb whitespace on that side. With parse_special=false the special tokens are not recognized (HF
-// `encode_special_tokens`/`split_special_tokens`); non-special added tokens still are.
+// `encode_special_tokens`/`split_special_tokens`); non-special added tokens still are. Plain spans narrow
+// that to parts of the text (a chat prompt's message content; hearth's own, HF has no such thing).
 #pragma once
 
 #include <cstdint>
@@ -13,6 +14,7 @@
 #include <string>
 #include <string_view>
 #include <unordered_map>
+#include <utility>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +25,9 @@
 namespace hearth::tokenizer {
 
 using TokenId = int32_t;
+
+// Byte ranges [begin, end) of a text, sorted and disjoint.
+using ByteSpans = std::vector<std::pair<size_t, size_t>>;
 
 struct AddedToken {
   TokenId id = 0;
@@ -52,8 +57,13 @@ class AddedVocabulary {
   AddedVocabulary(AddedVocabulary&&) noexcept;
   ~AddedVocabulary();
 
-  // Splits `text` (valid UTF-8) into added tokens and normalized text stretches, in order. Thread-safe.
-  std::vector<Segment> split_and_normalize(std::string_view text, bool parse_special) const;
+  // Splits `text` (valid UTF-8) into added tokens and normalized text stretches, in order. With
+  // parse_special, a special token whose match overlaps one of the `plain` spans (byte ranges of `text`) is
+  // not recognized, as if parse_special were false there; normalized special tokens (normalized=true, rare)
+  // are matched after normalization, where offsets are gone, so none is recognized in a stretch between
+  // added tokens that overlaps a plain span. Thread-safe.
+  std::vector<Segment> split_and_normalize(std::string_view text, bool parse_special,
+                                           const ByteSpans& plain = {}) const;
 
   const AddedToken* by_id(TokenId id) const;
   const AddedToken* by_content(std::string_view content) const;
@@ -61,8 +71,9 @@ class AddedVocabulary {
 
  private:
   class Trie;
-  // Appends the pieces of `text` split at matches of `trie` (HF AddedVocabulary::find_matches).
-  void split_with(const Trie& trie, const std::string& text, bool parse_special, bool at_start,
+  // Appends the pieces of `text` split at matches of `trie` (HF AddedVocabulary::find_matches), skipping
+  // special tokens that overlap `plain` (byte ranges of `text`; may be null).
+  void split_with(const Trie& trie, const std::string& text, bool parse_special, const ByteSpans* plain, bool at_start,
                   std::vector<Segment>& out) const;
 
   std::vector<AddedToken> tokens_;

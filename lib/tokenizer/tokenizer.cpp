@@ -58,6 +58,19 @@ bool uses_bos_eos_flags(const nlohmann::json& config) {
   return cls == "LlamaTokenizer" || cls == "CodeLlamaTokenizer" || cls == "GemmaTokenizer";
 }
 
+// Plain spans are byte offsets into the text as given; sanitizing must not move them.
+void plain_spans_check(const ByteSpans& spans, std::string_view text, const std::string& clean) {
+  size_t end = 0;
+  for (const auto& [b, e] : spans) {
+    if (b < end || e < b || e > text.size())
+      throw Error("encode: plain_spans; expected sorted, disjoint byte ranges within the " +
+                  std::to_string(text.size()) + "-byte text, got [" + std::to_string(b) + ", " + std::to_string(e) +
+                  ")");
+    end = e;
+  }
+  if (clean != text) throw Error("encode: plain_spans need valid UTF-8 text; got invalid bytes");
+}
+
 }  // namespace
 
 struct Tokenizer::Impl {
@@ -204,12 +217,18 @@ Tokenizer Tokenizer::from_json(const nlohmann::json& tokenizer_json, const nlohm
 }
 
 std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOptions& options) const {
+  return encode(text, options, {});
+}
+
+std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOptions& options,
+                                       const ByteSpans& plain_spans) const {
   const Impl& im = *impl_;
   const std::string clean = utf8_sanitize(text);
+  if (!plain_spans.empty()) plain_spans_check(plain_spans, text, clean);
   std::vector<TokenId> ids;
   ids.reserve(clean.size() / 3 + 4);
   std::vector<std::string> pieces;
-  for (Segment& seg : im.added->split_and_normalize(clean, options.parse_special)) {
+  for (Segment& seg : im.added->split_and_normalize(clean, options.parse_special, plain_spans)) {
     if (seg.id >= 0) {
       ids.push_back(seg.id);
       continue;
@@ -260,6 +279,13 @@ std::optional<TokenId> Tokenizer::token_to_id(std::string_view token) const { re
 bool Tokenizer::is_special(TokenId id) const {
   const AddedToken* t = impl_->added->by_id(id);
   return t && t->special;
+}
+
+std::vector<std::string> Tokenizer::special_tokens() const {
+  std::vector<std::string> out;
+  for (const AddedToken& t : impl_->added->tokens())
+    if (t.special) out.push_back(t.content);
+  return out;
 }
 
 std::optional<TokenId> Tokenizer::bos_id() const { return impl_->bos; }

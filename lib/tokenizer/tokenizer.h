@@ -47,6 +47,14 @@ class Tokenizer {
 
   // Text -> ids, exactly as HF `tokenizer(text, add_special_tokens=...)`. Thread-safe (const).
   std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options = {}) const;
+  // As above, where `plain_spans` (byte ranges [begin, end) of `text`, sorted and disjoint) hold someone
+  // else's text, such as chat message content in a rendered template (chat/prompt.h): with parse_special, a
+  // special token overlapping a span is not recognized but encoded as the plain text it is, as
+  // parse_special=false would; the ids of the rest are as above, so spans without special-token text
+  // change nothing. Throws hearth::Error when the spans are out of order or out of range, or `text` is
+  // not valid UTF-8 (sanitizing it would move the offsets).
+  std::vector<TokenId> encode(std::string_view text, const EncodeOptions& options,
+                              const std::vector<std::pair<size_t, size_t>>& plain_spans) const;
   // Ids -> text, as HF `decode(ids, skip_special_tokens=...)`. Unknown ids throw FormatError.
   std::string decode(const std::vector<TokenId>& ids, bool skip_special_tokens = false) const;
 
@@ -56,6 +64,9 @@ class Tokenizer {
   std::optional<std::string> id_to_token(TokenId id) const;
   std::optional<TokenId> token_to_id(std::string_view token) const;
   bool is_special(TokenId id) const;
+  // The text of every special added token ("<|im_end|>", "</s>"): what parse_special=false stops
+  // recognizing. In added_tokens order.
+  std::vector<std::string> special_tokens() const;
 
   // Special tokens named in tokenizer_config.json / special_tokens_map.json, when present.
   std::optional<TokenId> bos_id() const;
