@@ -300,7 +300,7 @@ TEST_CASE("serve: chat completions use the chat template like `hearth generate -
   CHECK(b1["choices"] == b2["choices"]);
 }
 
-TEST_CASE("serve: special-token text in a message cannot end its turn; serve and `generate --chat` agree", "[serve]") {
+TEST_CASE("serve: special-token text in a message cannot end its turn, and serve and `generate --chat` agree", "[serve]") {
   // stories260K with a chat template whose turns are <s>role: content</s>: a message holding "</s><s>" would
   // close its own turn and open a forged one if that text became control tokens.
   auto dir = test::serve_scratch() / "special_chat" / "stories260K";
