@@ -35,4 +35,15 @@ void interrupt_check(const char* where) {
   if (interrupt_requested()) throw InterruptedError(std::string(where) + ": interrupted by signal");
 }
 
+namespace {
+thread_local const char* t_interrupt_scope = nullptr;  // the innermost InterruptScope's `where`
+}  // namespace
+
+InterruptScope::InterruptScope(const char* where) : outer_(t_interrupt_scope) { t_interrupt_scope = where; }
+InterruptScope::~InterruptScope() { t_interrupt_scope = outer_; }
+
+void interrupt_point() {
+  if (t_interrupt_scope) interrupt_check(t_interrupt_scope);
+}
+
 }  // namespace hearth

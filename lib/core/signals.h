@@ -15,4 +15,21 @@ int interrupt_signal();
 // Throws InterruptedError("<where>: interrupted") if a signal was received.
 void interrupt_check(const char* where);
 
+// Interruption inside library work that has no safe point of its own (tokenizing one 45 MB text): a thread that
+// may stop there opens an InterruptScope; long loops deep in the libraries call interrupt_point(), which throws
+// InterruptedError("<where>: interrupted by signal") once a signal was received — on threads inside a scope only.
+// Elsewhere (a server's request threads, which finish their work on SIGTERM) interrupt_point() does nothing.
+// Cost: a thread-local load; call it every few thousand iterations.
+class InterruptScope {
+ public:
+  explicit InterruptScope(const char* where);
+  ~InterruptScope();
+  InterruptScope(const InterruptScope&) = delete;
+  InterruptScope& operator=(const InterruptScope&) = delete;
+
+ private:
+  const char* outer_;
+};
+void interrupt_point();
+
 }  // namespace hearth

@@ -4,6 +4,8 @@
 #include <cctype>
 #include <cmath>
 
+#include "core/signals.h"
+
 namespace hearth::data {
 namespace {
 
@@ -65,6 +67,7 @@ std::vector<uint32_t> minhash(std::string_view text) {
   const Coefficients& c = coefficients();
   std::vector<uint32_t> sig(kMinHashSize, UINT32_MAX);
   for (size_t i = 0; i + kShingleWords <= words.size(); ++i) {
+    if (i % 65536 == 65535) interrupt_point();  // a huge text in an interruptible scope (core/signals.h)
     uint64_t h = words[i];
     for (int k = 1; k < kShingleWords; ++k) h = mix64(h * 31 + words[i + k]);
     auto x = static_cast<uint32_t>(h ^ (h >> 32));

@@ -15,6 +15,7 @@
 #include "data/dedup.h"
 #include "data/doc_cache.h"
 #include "core/sha256.h"
+#include "core/signals.h"
 #include "data/text_util.h"
 #include "io/atomic_file.h"
 
@@ -103,19 +104,23 @@ std::vector<CachedDoc> documents_make(std::string_view bytes, Format f, const Fi
   ExtractOptions xo;
   xo.mail.headers = ctx.options.mail_headers;
   Extracted ex = extract(bytes, f, xo);
+  interrupt_point();  // between the phases of one large file (the worker's InterruptScope, core/signals.h)
   e.issues = ex.issues;
   e.skipped = ex.skip_reason;
   std::vector<CachedDoc> docs;
   if (!e.skipped.empty()) return docs;
   const RecordEncoder* encoder = nullptr;
   for (auto& r : ex.records) {
+    interrupt_point();
     if (!record_prepare(r, ctx.options.redact, e.redactions)) continue;
+    interrupt_point();
     if (!encoder) encoder = &ctx.encoder();  // outside the try below: a tokenizer that failed to load ends the run
     ++e.records;
     CachedDoc d;
     d.line = r.line;
     std::string key_text = dedup_text(r);
     d.key = text_key(key_text);
+    interrupt_point();
     d.minhash = minhash(key_text);
     try {
       d.doc = encoder->encode(r);
@@ -170,7 +175,9 @@ FileOutcome file_process(const SourceFile& file, const SourceEntry* old, const F
   }
   out.bytes_read = bytes.size();
   e.size = bytes.size();
+  interrupt_point();
   e.sha256 = sha256_hex(bytes);
+  interrupt_point();
   if (reusable && old->sha256 == e.sha256) {  // touched, not changed
     SourceEntry kept = *old;
     kept.size = e.size;

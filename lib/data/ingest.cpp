@@ -132,6 +132,7 @@ std::vector<FileOutcome> files_process(const std::vector<SourceFile>& files,
   uint64_t total_bytes = 0;
   for (const auto& f : files) total_bytes += f.size;
   auto worker = [&] {
+    InterruptScope interruptible("ingest");  // a signal stops even one huge file's tokenizing within a second
     for (size_t i; (i = next++) < files.size();) {
       if (interrupt_requested()) break;
       {

@@ -5,6 +5,7 @@
 #include <functional>
 #include <queue>
 
+#include "core/signals.h"
 #include "tokenizer/unicode.h"
 
 namespace hearth::tokenizer {
@@ -125,7 +126,8 @@ void BpeModel::initial_symbols(std::string_view word, std::vector<TokenId>& symb
   std::optional<TokenId> pending_unk;  // HF keeps one pending unk, fused or flushed by the next char
   std::string buffer;
   size_t pos = 0;
-  while (pos < word.size()) {
+  for (size_t chars = 1; pos < word.size(); ++chars) {
+    if (chars % 65536 == 0) interrupt_point();  // one huge word (no pre-tokenizer) in an interruptible scope
     const size_t start = pos;
     utf8_next(word, pos);
     std::string_view ch = word.substr(start, pos - start);
@@ -175,12 +177,14 @@ void BpeModel::merge_symbols(std::vector<TokenId>& symbols) const {
   std::vector<Node> nodes(n);
   std::priority_queue<Candidate> queue;
   for (int i = 0; i < n; ++i) {
+    if (i % 65536 == 65535) interrupt_point();
     nodes[i] = {symbols[i], i - 1, i + 1 < n ? i + 1 : -1, true};
     if (i + 1 < n) {
       if (const Merge* m = find_merge(symbols[i], symbols[i + 1])) queue.push({m->rank, i, m->new_id});
     }
   }
-  while (!queue.empty()) {
+  for (size_t steps = 1; !queue.empty(); ++steps) {
+    if (steps % 65536 == 0) interrupt_point();  // one huge word (no pre-tokenizer) in an interruptible scope
     const Candidate top = queue.top();
     queue.pop();
     Node& left = nodes[top.pos];

@@ -1,9 +1,12 @@
 // PCRE2 wrapper for tokenizer patterns. See regex.h.
 #include "tokenizer/regex.h"
 
+#include <memory>
+
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include <pcre2.h>
 
+#include "core/signals.h"
 #include "tokenizer/unicode.h"
 
 namespace hearth::tokenizer {
@@ -100,14 +103,16 @@ Regex::~Regex() = default;
 
 void Regex::find_all(std::string_view text, std::vector<Span>& out) const {
   auto& s = scratch();
-  pcre2_match_data* md = pcre2_match_data_create_from_pattern(code_->code, nullptr);
+  std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> data(
+      pcre2_match_data_create_from_pattern(code_->code, nullptr), pcre2_match_data_free);
+  pcre2_match_data* md = data.get();
   const auto* subject = reinterpret_cast<PCRE2_SPTR>(text.data());
   size_t pos = 0;
-  while (pos <= text.size()) {
+  for (size_t matches = 1; pos <= text.size(); ++matches) {
+    if (matches % 4096 == 0) interrupt_point();  // a long text in an interruptible scope (core/signals.h)
     const int rc = pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, s.context);
     if (rc < 0) {
       if (rc == PCRE2_ERROR_NOMATCH) break;
-      pcre2_match_data_free(md);
       PCRE2_UCHAR buffer[256];
       pcre2_get_error_message(rc, buffer, sizeof(buffer));
       // Limits hit (catastrophic backtracking) or another match failure: the tokenizer file's fault, named.
@@ -126,7 +131,6 @@ void Regex::find_all(std::string_view text, std::vector<Span>& out) const {
       pos = ov[0] + utf8_char_len(static_cast<unsigned char>(text[ov[0]]));
     }
   }
-  pcre2_match_data_free(md);
 }
 
 Pattern::Pattern(const nlohmann::json& j, const Where& where) {
@@ -146,6 +150,7 @@ void Pattern::find_all(std::string_view text, std::vector<Span>& out) const {
   while ((pos = text.find(literal_, pos)) != std::string_view::npos) {
     out.emplace_back(pos, pos + literal_.size());
     pos += literal_.size();
+    if (out.size() % 65536 == 0) interrupt_point();
   }
 }
 

@@ -10,6 +10,7 @@
 #include <sstream>
 
 #include "core/error.h"
+#include "core/signals.h"
 #include "io/gguf.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
@@ -236,7 +237,10 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOption
     pieces.clear();
     pieces.push_back(std::move(seg.text));
     if (im.pre_tokenizer) im.pre_tokenizer->split(pieces, seg.at_input_start);
-    for (const std::string& piece : pieces) im.model->tokenize(piece, ids);
+    for (size_t i = 0; i < pieces.size(); ++i) {
+      if (i % 1024 == 1023) interrupt_point();  // a long text in an interruptible scope (core/signals.h)
+      im.model->tokenize(pieces[i], ids);
+    }
   }
   if (options.add_special_tokens) im.post_processor.apply(ids);
   return ids;

@@ -12,6 +12,8 @@
 #include <set>
 
 #include "core/error.h"
+#include "core/signals.h"
+#include "data/dedup.h"
 #include "data/dataset.h"
 #include "data/ingest.h"
 #include "core/sha256.h"
@@ -385,4 +387,45 @@ TEST_CASE("ingest: options are validated before any work", "[data]") {
   CHECK_FALSE(fs::exists(base / "out" / "manifest.json"));
   CHECK(seq_len_default(test::stories_dir()) == 512);            // max_position_embeddings of stories260K
   CHECK(seq_len_default(test::assets_dir() / "qwen3") == 2048);  // no config.json
+}
+
+TEST_CASE("a signal stops tokenizing one huge text inside an InterruptScope, and nowhere else", "[data]") {
+  // Ingest's workers run inside a scope, so SIGTERM ends even one 45 MB file's work within a second (it took 13 s
+  // to finish the file first); serve's threads are outside any scope and finish their work. The signal is raised
+  // in a child process, whose exit code says which check failed (the flag it sets cannot be cleared).
+  auto tok = tokenizer::Tokenizer::load(test::stories_dir());
+  std::string big;
+  while (big.size() < 300000) big += "the cat sat on the mat and lily was happy. ";
+  const pid_t pid = fork();
+  if (pid == 0) {
+    signals_install();
+    ::raise(SIGTERM);
+    if (!interrupt_requested()) _exit(10);
+    try {
+      interrupt_point();  // outside a scope: nothing
+      if (tok.encode(big).empty()) _exit(11);
+    } catch (...) {
+      _exit(12);
+    }
+    InterruptScope scope("ingest");
+    try {
+      tok.encode(big);  // one word of 300 KB (no pre-tokenizer): only its own loops can stop it
+      _exit(13);
+    } catch (const InterruptedError& e) {
+      if (std::string(e.what()) != "ingest: interrupted by signal") _exit(14);
+    } catch (...) {
+      _exit(15);
+    }
+    try {
+      minhash(big);
+      _exit(16);
+    } catch (const InterruptedError&) {
+    }
+    _exit(0);
+  }
+  REQUIRE(pid > 0);
+  int status = 0;
+  REQUIRE(::waitpid(pid, &status, 0) == pid);
+  REQUIRE(WIFEXITED(status));
+  CHECK(WEXITSTATUS(status) == 0);
 }
