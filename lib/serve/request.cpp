@@ -1,5 +1,7 @@
 #include "serve/request.h"
 
+#include <set>
+
 #include <fmt/format.h>
 
 namespace hearth::serve {
@@ -117,6 +119,44 @@ void sampling_parse(const ojson& b, CompletionRequest& r) {
   }
 }
 
+// Fields neither endpoint implements yet, but which a request may carry with a value that asks for nothing
+// (what OpenAI does by default): those are accepted. Any other value is a 400 naming the field — an app that asked
+// for log-probabilities or JSON output must not receive a reply that silently lacks them.
+bool neutral(const std::string& key, const ojson& v) {
+  if (v.is_null()) return true;
+  if (key == "parallel_tool_calls") return v.is_boolean();  // no effect while no tool calls are made
+  if (key == "logprobs" || key == "echo") return v.is_boolean() && !v.get<bool>();
+  if (key == "logit_bias") return v.is_object() && v.empty();
+  if (key == "response_format") return v.is_object() && v.size() == 1 && v.value("type", "") == "text";
+  if (key == "best_of") return v.is_number_integer() && v.get<long long>() == 1;
+  if (key == "suffix") return v.is_string() && v.get<std::string>().empty();
+  return false;
+}
+
+// Every field of `b` is one this endpoint implements, or carries a neutral value; else a 400 naming it.
+void fields_check(const ojson& b, Endpoint endpoint) {
+  static const std::set<std::string> common = {"model", "max_tokens", "temperature", "top_p", "top_k", "min_p",
+                                               "presence_penalty", "frequency_penalty", "seed", "stop", "n",
+                                               "stream", "stream_options",
+                                               "user"};  // an end-user id for abuse tracking: nothing to do locally
+  static const std::set<std::string> chat = {"messages", "max_completion_tokens", "tools", "tool_choice"};
+  static const std::set<std::string> completions = {"prompt"};
+  static const std::set<std::string> later = {"logprobs", "top_logprobs", "echo", "logit_bias", "response_format",
+                                              "best_of", "suffix", "parallel_tool_calls"};
+  for (const auto& [key, value] : b.items()) {
+    if (common.count(key) || (endpoint == Endpoint::kChat ? chat : completions).count(key)) continue;
+    if (later.count(key)) {
+      if (neutral(key, value)) continue;
+      throw ApiError(400, fmt::format("'{}' is not supported by hearth serve yet; leave it out (docs/serve.md lists "
+                                      "the supported fields)",
+                                      key),
+                     "invalid_request_error", key, "unsupported_parameter");
+    }
+    throw ApiError(400, fmt::format("Unrecognized request field '{}' (docs/serve.md lists the supported fields)", key),
+                   "invalid_request_error", key, "unknown_parameter");
+  }
+}
+
 }  // namespace
 
 std::string api_error_type(int status) {
@@ -145,6 +185,7 @@ CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int 
     throw ApiError(400, fmt::format("The request body is not valid JSON: {}", e.what()));
   }
   if (!b.is_object()) throw ApiError(400, "The request body must be a JSON object");
+  fields_check(b, endpoint);
   CompletionRequest r;
   r.endpoint = endpoint;
   if (!b.contains("model") || !b["model"].is_string()) invalid("model", "'model' is required and must be a string");
@@ -153,8 +194,19 @@ CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int 
     r.messages = messages_parse(b);
     if (b.contains("tools") && !b["tools"].is_null()) {
       if (!b["tools"].is_array()) invalid("tools", "'tools' must be an array");
+      // Tool calls are not parsed out of replies yet: the tools are described to the model (rendered by the chat
+      // template) only when the request asks for a text reply, as tool_choice "none" does.
+      const ojson none = "none";
+      if (!b["tools"].empty() && b.value("tool_choice", ojson()) != none)
+        throw ApiError(400,
+                       "'tools': tool calls are not parsed from replies yet; send \"tool_choice\": \"none\" to "
+                       "describe the tools to the model and get a text reply, or leave 'tools' out",
+                       "invalid_request_error", "tools", "unsupported_parameter");
       r.tools = b["tools"];
     }
+    if (b.contains("tool_choice") && !b["tool_choice"].is_null() && b["tool_choice"] != ojson("none"))
+      throw ApiError(400, "'tool_choice': only \"none\" is supported (tool calls are not parsed from replies yet)",
+                     "invalid_request_error", "tool_choice", "unsupported_parameter");
   } else {
     prompt_parse(b, r);
   }
