@@ -54,6 +54,7 @@ serve::ServerConfig config_merge(const ServeOptions& o) {
   if (given("--shutdown-timeout")) c.shutdown_timeout_s = f.shutdown_timeout_s;
   if (given("--watch-interval")) c.watch_interval_s = f.watch_interval_s;
   if (given("--max-connections")) c.max_connections = f.max_connections;
+  if (given("--cors-origin")) c.cors_origins = f.cors_origins;
   if (given("--max-connections-per-client")) c.max_connections_per_client = f.max_connections_per_client;
   if (given("--dtype")) c.dtype = f.dtype;
   for (const auto& spec : o.adapter_specs) {
@@ -155,6 +156,9 @@ void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--max-connections", f.max_connections,
                   "Open connections in all, one thread each; beyond: HTTP 503 (default max(1024, max-batch + "
                   "max-queue + 16))");
+  cmd->add_option("--cors-origin", f.cors_origins,
+                  "A web origin (scheme://host[:port]) whose pages may call the API from a browser (repeatable; "
+                  "default: none, CORS off)");
   cmd->add_option("--max-connections-per-client", f.max_connections_per_client,
                   "Open connections from one address; beyond: HTTP 503 (default 256)");
   cmd->add_option("--dtype", f.dtype, "float32|bfloat16 (default float32)");

@@ -123,18 +123,30 @@ void HttpServer::Impl::routes() {
              s.metrics.adapters_loaded(static_cast<int>(s.adapters.size()));
              res.set_content(s.metrics.render(), "text/plain; version=0.0.4; charset=utf-8");
            }));
-  http.Get("/v1/models", guarded("/v1/models", true, false, [&s](const auto&, auto& res, const KeyScope& scope) {
-             json data = json::array();
-             auto add = [&](const std::string& id, const json& extra) {
-               if (!scope.allows(id)) return;
-               json m = {{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "hearth"}};
-               m.update(extra);
-               data.push_back(m);
-             };
-             add(s.model_name, {{"root", s.model_name}, {"parent", nullptr}});
-             for (const auto& a : s.adapters.list())
-               add(a.name, {{"created", a.loaded_at}, {"root", s.model_name}, {"parent", s.model_name}});
-             res.set_content(json{{"object", "list"}, {"data", data}}.dump(), "application/json");
+  // The models a key may use: the base model and every adapter, as OpenAI model objects.
+  auto models = [&s](const KeyScope& scope) {
+    json data = json::array();
+    auto add = [&](const std::string& id, const json& extra) {
+      if (!scope.allows(id)) return;
+      json m = {{"id", id}, {"object", "model"}, {"created", 0}, {"owned_by", "hearth"}};
+      m.update(extra);
+      data.push_back(m);
+    };
+    add(s.model_name, {{"root", s.model_name}, {"parent", nullptr}});
+    for (const auto& a : s.adapters.list())
+      add(a.name, {{"created", a.loaded_at}, {"root", s.model_name}, {"parent", s.model_name}});
+    return data;
+  };
+  http.Get("/v1/models", guarded("/v1/models", true, false, [models](const auto&, auto& res, const KeyScope& scope) {
+             res.set_content(json{{"object", "list"}, {"data", models(scope)}}.dump(), "application/json");
+           }));
+  http.Get(R"(/v1/models/([^/]+))",
+           guarded("/v1/models", true, false, [models](const auto& req, auto& res, const KeyScope& scope) {
+             const std::string id = req.matches[1];
+             for (const auto& m : models(scope))
+               if (m["id"] == id) return res.set_content(m.dump(), "application/json");
+             throw ApiError(404, fmt::format("The model '{}' does not exist", id), "invalid_request_error", "model",
+                            "model_not_found");
            }));
   http.Post("/v1/chat/completions",
             guarded("/v1/chat/completions", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
@@ -245,13 +257,31 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
     const auto& config = impl_->state.config;
     if (!impl_->state.keys.enabled() && host_is_loopback(config.host)) {
       const std::string refusal = keyless_request_refusal(req.get_header_value("Host"), req.get_header_value("Origin"),
-                                                          config.host, impl_->bound_port.load());
+                                                          config.host, impl_->bound_port.load(), config.cors_origins);
       if (!refusal.empty()) {
         log::warn("{} {}: refused: {}", req.method, req.path, refusal);
         error_reply(res, ApiError(403, refusal, "permission_error", "", "origin_not_allowed"));
         res.set_header("Connection", "close");
         return httplib::Server::HandlerResponse::Handled;
       }
+    }
+    // CORS preflight (--cors-origin): answered here, before routing, for every route; a listed origin is told what
+    // it may send, any other gets a 403 without CORS headers (the browser then blocks the call).
+    if (req.method == "OPTIONS") {
+      const std::string origin = req.get_header_value("Origin");
+      if (!cors_origin_allowed(origin, config.cors_origins)) {
+        error_reply(res, ApiError(403,
+                                  config.cors_origins.empty()
+                                      ? "Cross-origin requests are off (start the server with --cors-origin ORIGIN)"
+                                      : fmt::format("Origin '{}' is not one of --cors-origin", origin),
+                                  "permission_error", "", "origin_not_allowed"));
+        return httplib::Server::HandlerResponse::Handled;
+      }
+      res.status = 204;
+      res.set_header("Access-Control-Allow-Methods", "GET, POST, DELETE, OPTIONS");
+      res.set_header("Access-Control-Allow-Headers", "Authorization, Content-Type");
+      res.set_header("Access-Control-Max-Age", "600");
+      return httplib::Server::HandlerResponse::Handled;  // Allow-Origin: added with every response, below
     }
     if (req.method != "POST") return httplib::Server::HandlerResponse::Unhandled;
     const bool known = req.path == "/v1/chat/completions" || req.path == "/v1/completions" ||
@@ -289,6 +319,13 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
                                        "-H 'Content-Type: application/json')",
                                        type),
                            "invalid_request_error", "", "unsupported_media_type"));
+  });
+  // Every response to a listed origin (streams, errors and preflights too) names it; others carry no CORS header.
+  http.set_post_routing_handler([this](const httplib::Request& req, httplib::Response& res) {
+    const std::string origin = req.get_header_value("Origin");
+    if (!cors_origin_allowed(origin, impl_->state.config.cors_origins)) return;
+    res.set_header("Access-Control-Allow-Origin", origin);
+    res.set_header("Vary", "Origin");
   });
   http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;

@@ -65,6 +65,11 @@ void server_config_load_yaml(const std::filesystem::path& path, ServerConfig& c)
       {"idle_timeout_s", num(c.idle_timeout_s)},
       {"shutdown_timeout_s", num(c.shutdown_timeout_s)},
       {"max_connections", num(c.max_connections)},
+      {"cors_origins",
+       [&](const YAML::Node& n, const std::string& k) {
+         if (!n.IsSequence()) throw ConfigError(fmt::format("{}: {}: expected a list of origins", file, k));
+         for (const auto& o : n) c.cors_origins.push_back(yaml_get<std::string>(o, file, k));
+       }},
       {"max_connections_per_client", num(c.max_connections_per_client)},
       {"dtype", str(c.dtype)},
       {"insecure", [&](const YAML::Node& n, const std::string& k) { c.insecure = yaml_get<bool>(n, file, k); }},
@@ -138,8 +143,20 @@ std::pair<std::string, int> host_port_split(const std::string& text) {
 }
 }  // namespace
 
+bool cors_origin_allowed(const std::string& origin, const std::vector<std::string>& cors_origins) {
+  auto lower = [](std::string s) {
+    for (auto& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    return s;
+  };
+  if (origin.empty()) return false;
+  for (const auto& o : cors_origins)
+    if (lower(o) == lower(origin)) return true;
+  return false;
+}
+
 std::string keyless_request_refusal(const std::string& host_header, const std::string& origin_header,
-                                    const std::string& bound_host, int port) {
+                                    const std::string& bound_host, int port,
+                                    const std::vector<std::string>& cors_origins) {
   auto local = [&](const std::string& h) { return host_is_loopback(h) || h == bound_host; };
   if (!host_header.empty()) {
     auto [host, p] = host_port_split(host_header);
@@ -147,7 +164,7 @@ std::string keyless_request_refusal(const std::string& host_header, const std::s
       return fmt::format("Host '{}' is not this server's; without API keys only localhost names are answered",
                          host_header);
   }
-  if (!origin_header.empty()) {
+  if (!origin_header.empty() && !cors_origin_allowed(origin_header, cors_origins)) {  // --cors-origin: let in
     const std::string prefix = "http://";
     if (origin_header.rfind(prefix, 0) != 0)
       return fmt::format("Origin '{}' may not call this server without API keys", origin_header);
@@ -184,6 +201,14 @@ void server_config_validate(const ServerConfig& c) {
   at_least("--shutdown-timeout", c.shutdown_timeout_s, 0);
   at_least("--max-connections", c.max_connections, 0);
   at_least("--max-connections-per-client", c.max_connections_per_client, 1);
+  for (const auto& o : c.cors_origins) {
+    const bool scheme = o.rfind("http://", 0) == 0 || o.rfind("https://", 0) == 0;
+    const std::string rest = scheme ? o.substr(o.find("://") + 3) : "";
+    if (!scheme || rest.empty() || rest.find('/') != std::string::npos || o == "*")
+      throw ConfigError(fmt::format("--cors-origin: '{}' is not an origin; expected scheme://host[:port] such as "
+                                    "http://localhost:3000 (no path, no wildcard)",
+                                    o));
+  }
   if (c.watch_interval_s < 0)
     throw ConfigError(fmt::format("--watch-interval: expected >= 0, got {}", c.watch_interval_s));
   if (!c.model_name.empty() && !model_name_valid(c.model_name))

@@ -40,6 +40,7 @@ struct ServerConfig {
   double watch_interval_s = 5;      // how often adapters' `latest` pointers are checked; 0: off
   int max_connections = 0;          // open connections in all (one thread each); 0: server_connections_max()
   int max_connections_per_client = 256;  // open connections from one address
+  std::vector<std::string> cors_origins;  // web origins (scheme://host[:port]) whose pages may call the API; none: off
   std::string dtype = "float32";
 };
 
@@ -69,6 +70,11 @@ bool host_is_loopback(const std::string& host);
 // may proceed, else why not (for a 403). Applies nothing when keys are configured or the host is not loopback
 // (--insecure: the user chose to trust the network).
 std::string keyless_request_refusal(const std::string& host_header, const std::string& origin_header,
-                                    const std::string& bound_host, int port);
+                                    const std::string& bound_host, int port,
+                                    const std::vector<std::string>& cors_origins = {});
+
+// True when `origin` (an Origin header) is one of `cors_origins` (--cors-origin), compared as browsers send it:
+// exact, scheme and host case-insensitive.
+bool cors_origin_allowed(const std::string& origin, const std::vector<std::string>& cors_origins);
 
 }  // namespace hearth::serve

@@ -570,6 +570,72 @@ TEST_CASE("serve: --config YAML works and flags override it", "[serve]") {
   CHECK(s.metric("hearth_kv_cache_rows") == 2);
 }
 
+TEST_CASE("serve: GET /v1/models/ID, and CORS headers only for --cors-origin origins", "[serve]") {
+  const std::string app = "http://notes.example:3000";
+  test::ServeProcess s({"--cors-origin", app});
+  REQUIRE(s.port() > 0);
+  auto c = s.client();
+  auto one = c.Get("/v1/models/stories260K");
+  REQUIRE(one);
+  CHECK(one->status == 200);
+  CHECK(json::parse(one->body)["id"] == "stories260K");
+  CHECK(json::parse(one->body)["object"] == "model");
+  auto missing = c.Get("/v1/models/nope");
+  REQUIRE(missing);
+  CHECK(missing->status == 404);
+  CHECK(json::parse(missing->body)["error"]["code"] == "model_not_found");
+  CHECK(missing->get_header_value("Access-Control-Allow-Origin").empty());  // no Origin sent: no CORS header
+
+  // A preflight from the listed origin is answered; the call itself names the origin (also on a stream).
+  auto preflight = [&](const std::string& origin) {
+    httplib::Request r;
+    r.method = "OPTIONS";
+    r.path = "/v1/chat/completions";
+    r.set_header("Origin", origin);
+    r.set_header("Access-Control-Request-Method", "POST");
+    r.set_header("Access-Control-Request-Headers", "authorization, content-type");
+    return c.send(r);
+  };
+  auto ok = preflight(app);
+  REQUIRE(ok);
+  CHECK(ok->status == 204);
+  CHECK(ok->get_header_value("Access-Control-Allow-Origin") == app);
+  CHECK(ok->get_header_value("Access-Control-Allow-Methods").find("POST") != std::string::npos);
+  CHECK(ok->get_header_value("Access-Control-Allow-Headers").find("Authorization") != std::string::npos);
+  auto other = preflight("http://evil.example");
+  REQUIRE(other);
+  CHECK(other->status == 403);
+  CHECK(other->get_header_value("Access-Control-Allow-Origin").empty());
+  httplib::Headers from_app = {{"Origin", app}};
+  auto call = c.Post("/v1/completions", from_app, completion_req(stories_name(), "Hi", 4, true).dump(),
+                     "application/json");
+  REQUIRE(call);
+  CHECK(call->status == 200);  // the keyless Origin check lets a listed origin through
+  CHECK(call->get_header_value("Access-Control-Allow-Origin") == app);
+  CHECK(call->body.find("data: [DONE]") != std::string::npos);
+  auto foreign = c.Post("/v1/completions", {{"Origin", "http://evil.example"}},
+                        completion_req(stories_name(), "Hi", 4).dump(), "application/json");
+  REQUIRE(foreign);
+  CHECK(foreign->status == 403);  // not listed: still refused by a keyless server
+  CHECK(foreign->get_header_value("Access-Control-Allow-Origin").empty());
+
+  // Without --cors-origin, preflights are refused and no response carries CORS headers.
+  test::ServeProcess plain({});
+  REQUIRE(plain.port() > 0);
+  auto pc = plain.client();
+  httplib::Request r;
+  r.method = "OPTIONS";
+  r.path = "/v1/models";
+  r.set_header("Origin", app);
+  auto refused = pc.send(r);
+  REQUIRE(refused);
+  CHECK(refused->status == 403);
+  CHECK(refused->get_header_value("Access-Control-Allow-Origin").empty());
+  CHECK(test::shell(q(test::hearth_binary().string()) + " serve --model " + q(test::stories_dir().string()) +
+                    " --port 0 --cors-origin '*'")
+            .first == 2);
+}
+
 TEST_CASE("serve: a full queue answers 429 and the rest complete", "[serve]") {
   test::ServeProcess s({"--max-batch", "1", "--max-queue", "1"});
   std::vector<std::future<std::pair<int, json>>> futures;
