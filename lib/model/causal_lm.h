@@ -39,6 +39,8 @@ struct ForwardOptions {
   // Recompute each layer in backward instead of storing its activations (only when autograd records and
   // there is no KV cache).
   bool checkpoint_layers = false;
+  // Return the final hidden states (after the final norm) [B, T, C] in float32 instead of the logits (embeddings).
+  bool hidden_states = false;
 };
 
 class CausalLM {

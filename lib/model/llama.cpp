@@ -91,7 +91,8 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
     x = x.gather(1, last);
   }
   x = rms_norm(x, norm_, config_.rms_norm_eps);
-  return lm_head_.forward(x).to(torch::kFloat32);  // [B, T, V]
+  if (o.hidden_states) return x.to(torch::kFloat32);  // [B, T, C]
+  return lm_head_.forward(x).to(torch::kFloat32);     // [B, T, V]
 }
 
 }  // namespace hearth::model

@@ -36,19 +36,6 @@ struct InFlight {
   int status = 200;
 };
 
-// The adapter for the request's `model` (nullptr for the base model). 403 outside the key's scope, 404 unknown.
-std::shared_ptr<const model::LoraAdapter> model_resolve(ServeState& s, const std::string& name, const KeyScope& scope) {
-  if (!scope.allows(name))
-    throw ApiError(403, fmt::format("This API key may not use the model '{}'", name), "permission_error", "model",
-                   "model_not_permitted");
-  if (name == s.model_name) return nullptr;
-  auto adapter = s.adapters.find(name);
-  if (!adapter)
-    throw ApiError(404, fmt::format("The model '{}' does not exist", name), "invalid_request_error", "model",
-                   "model_not_found");
-  return adapter;
-}
-
 std::vector<infer::TokenId> chat_prompt(ServeState& s, const CompletionRequest& r) {
   chat::ChatPromptOptions options;
   options.add_generation_prompt = true;

@@ -19,6 +19,7 @@
 #include "io/mapped_file.h"
 #include "serve/chat_page.h"
 #include "serve/connection.h"
+#include "serve/embeddings.h"
 #include "serve/completions.h"
 #include "serve/request.h"
 
@@ -156,6 +157,10 @@ void HttpServer::Impl::routes() {
             guarded("/v1/completions", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
               completions_handle(s, req, res, Endpoint::kCompletions, scope);
             }));
+  http.Post("/v1/embeddings",
+            guarded("/v1/embeddings", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
+              embeddings_handle(s, req, res, scope);
+            }));
   http.Get("/admin/adapters",
            guarded("/admin/adapters", true, true, [this](const auto&, auto& res, const auto&) { admin_list(res); }));
   http.Post("/admin/adapters", guarded("/admin/adapters", true, true,
@@ -285,7 +290,7 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
     }
     if (req.method != "POST") return httplib::Server::HandlerResponse::Unhandled;
     const bool known = req.path == "/v1/chat/completions" || req.path == "/v1/completions" ||
-                       req.path == "/admin/adapters";
+                       req.path == "/v1/embeddings" || req.path == "/admin/adapters";
     auto refuse = [&](const ApiError& e) {
       error_reply(res, e);
       if (known) impl_->state.metrics.request_done(req.path, e.status, 0);

@@ -32,4 +32,8 @@ struct ServeState {
   std::atomic<int> in_flight{0};      // completions being generated or streamed
 };
 
+// The adapter a request's `model` names (nullptr for the base model). ApiError 403 outside the key's scope, 404
+// for an unknown name.
+std::shared_ptr<const model::LoraAdapter> model_resolve(ServeState& s, const std::string& name, const KeyScope& scope);
+
 }  // namespace hearth::serve

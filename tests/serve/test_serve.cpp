@@ -16,6 +16,7 @@
 #include <mutex>
 
 #include "model/causal_lm.h"
+#include "model/checkpoint.h"
 #include "model/lora.h"
 #include "serve_process.h"
 #include "tokenizer/tokenizer.h"
@@ -634,6 +635,104 @@ TEST_CASE("serve: GET /v1/models/ID, and CORS headers only for --cors-origin ori
   CHECK(test::shell(q(test::hearth_binary().string()) + " serve --model " + q(test::stories_dir().string()) +
                     " --port 0 --cors-origin '*'")
             .first == 2);
+}
+
+namespace {
+
+// Floats from the base64 of their little-endian bytes (OpenAI's encoding_format "base64").
+std::vector<float> floats_of_base64(const std::string& b64) {
+  auto value = [](char c) -> int {
+    if (c >= 'A' && c <= 'Z') return c - 'A';
+    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
+    if (c >= '0' && c <= '9') return c - '0' + 52;
+    return c == '+' ? 62 : c == '/' ? 63 : -1;
+  };
+  std::string bytes;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char c : b64) {
+    int v = value(c);
+    if (v < 0) continue;  // '=' padding
+    acc = (acc << 6) | static_cast<uint32_t>(v);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      bytes += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  std::vector<float> out(bytes.size() / sizeof(float));
+  std::memcpy(out.data(), bytes.data(), out.size() * sizeof(float));
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("serve: /v1/embeddings is the L2-normalised mean of the final hidden states", "[serve]") {
+  auto a = adapter_make("kids", 11);
+  test::ServeProcess s({"--adapter", "kids=" + a.string()});
+  REQUIRE(s.port() > 0);
+  auto c = s.client();
+  const std::string text = "Once upon a time there was a cat";
+  auto [status, body] = test::post_json(c, "/v1/embeddings", {{"model", stories_name()}, {"input", text}});
+  REQUIRE(status == 200);
+  CHECK(body["object"] == "list");
+  CHECK(body["model"] == stories_name());
+  const std::vector<float> got = body["data"][0]["embedding"];
+  REQUIRE(got.size() == 64);  // stories260K's hidden size
+
+  // Independently: the final hidden states must be what the tied head turns into the logits (so they are the
+  // model's real last states), and the server's vector is their mean over the tokens, L2-normalised.
+  auto tok = tokenizer::Tokenizer::load(test::stories_dir());
+  auto m = model::causal_lm_load(test::stories_dir());
+  const auto ids = tok.encode(text);
+  CHECK(body["usage"]["prompt_tokens"] == ids.size());
+  std::vector<int64_t> wide(ids.begin(), ids.end());
+  const auto T = static_cast<int64_t>(ids.size());
+  auto tokens = torch::tensor(wide).view({1, T});
+  auto positions = torch::arange(T).view({1, T});
+  torch::NoGradGuard no_grad;
+  model::ForwardOptions ho;
+  ho.hidden_states = true;
+  auto hidden = m->forward(tokens, positions, torch::Tensor(), nullptr, ho)[0];  // [T, C]
+  auto logits = m->forward(tokens, positions, torch::Tensor(), nullptr, false)[0];
+  auto head = model::checkpoint_tensors(test::stories_dir()).at("model.embed_tokens.weight");  // tied head
+  CHECK(torch::allclose(hidden.matmul(head.t()), logits, 1e-4, 1e-4));
+  auto want = hidden.mean(0);
+  want = want / want.norm();
+  for (int64_t i = 0; i < 64; ++i) CHECK(std::abs(got[static_cast<size_t>(i)] - want[i].item<float>()) < 1e-5);
+
+  // Batches equal single inputs; token ids equal their text; base64 carries the same floats; the adapter changes it.
+  auto [s2, batch] = test::post_json(
+      c, "/v1/embeddings", {{"model", stories_name()}, {"input", {"The dog ran", text}}, {"encoding_format", "float"}});
+  REQUIRE(s2 == 200);
+  CHECK(batch["data"].size() == 2);
+  CHECK(batch["data"][1]["index"] == 1);
+  CHECK(batch["data"][1]["embedding"] == body["data"][0]["embedding"]);
+  auto [s3, by_ids] = test::post_json(c, "/v1/embeddings", {{"model", stories_name()}, {"input", json(ids)}});
+  REQUIRE(s3 == 200);
+  CHECK(by_ids["data"][0]["embedding"] == body["data"][0]["embedding"]);
+  auto [s4, b64] = test::post_json(c, "/v1/embeddings",
+                                   {{"model", stories_name()}, {"input", text}, {"encoding_format", "base64"}});
+  REQUIRE(s4 == 200);
+  CHECK(floats_of_base64(b64["data"][0]["embedding"].get<std::string>()) == got);
+  auto [s5, kids] = test::post_json(c, "/v1/embeddings", {{"model", "kids"}, {"input", text}});
+  REQUIRE(s5 == 200);
+  CHECK(kids["data"][0]["embedding"] != body["data"][0]["embedding"]);
+
+  // Refusals name the field.
+  auto refused = [&](const json& req) {
+    auto [code, err] = test::post_json(c, "/v1/embeddings", req);
+    return std::make_pair(code, err["error"]["param"]);
+  };
+  CHECK(refused({{"model", stories_name()}, {"input", ""}}) == std::make_pair(400, json("input")));
+  CHECK(refused({{"model", stories_name()}, {"input", text}, {"dimensions", 32}}) ==
+        std::make_pair(400, json("dimensions")));
+  CHECK(refused({{"model", stories_name()}, {"input", text}, {"encoding_format", "int8"}}) ==
+        std::make_pair(400, json("encoding_format")));
+  CHECK(refused({{"model", stories_name()}, {"input", text}, {"pooling", "cls"}}) ==
+        std::make_pair(400, json("pooling")));
+  CHECK(refused({{"model", stories_name()}, {"input", json::array({100000})}}) == std::make_pair(400, json("input")));
+  CHECK(refused({{"model", "nope"}, {"input", text}}).first == 404);
 }
 
 TEST_CASE("serve: a full queue answers 429 and the rest complete", "[serve]") {
