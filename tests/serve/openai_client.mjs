@@ -114,6 +114,28 @@ await check("stop strings", async () => {
   equal(r.choices[0].text, stopRef.text, "text");
   equal(r.choices[0].finish_reason, "stop", "finish_reason");
 });
+await check("models.retrieve names the base model", async () => {
+  const m = await client.models.retrieve(model);
+  equal(m.id, model, "id");
+});
+await check("embeddings.create: unit vectors of the hidden size, batched like single, the SDK's base64 decoded",
+  async () => {
+    // The SDK asks for base64 unless told otherwise and decodes it itself: the same floats as "float".
+    const r = await client.embeddings.create({ model, input: ["The dog ran", "Once upon a time"] });
+    equal(r.data.length, 2, "data");
+    equal(r.data[0].embedding.length, 64, "dimensions");
+    const norm = Math.hypot(...r.data[1].embedding);
+    if (Math.abs(norm - 1) > 1e-5) throw new Error(`norm ${norm}`);
+    const one = await client.embeddings.create({ model, input: "Once upon a time", encoding_format: "float" });
+    equal(one.data[0].embedding, r.data[1].embedding, "same vector");
+    if (!(r.usage.prompt_tokens > 0)) throw new Error("no usage");
+  });
+await check("a field hearth does not implement yet is a 400 naming it", async () => {
+  const e = await expectError(OpenAI.BadRequestError, 400,
+    () => client.chat.completions.create({ model, messages, response_format: { type: "json_object" } }));
+  equal(e.param, "response_format", "param");
+  equal(e.code, "unsupported_parameter", "code");
+});
 async function expectError(cls, status, fn) {
   try {
     await fn();
