@@ -52,7 +52,10 @@ void run_finetune(const FinetuneCliOptions& o, const GlobalOptions& g, const CLI
   }
   std::cout << fmt::format("{} steps ({}), train loss {:.4f}", result.steps, result.stop_reason, result.train_loss);
   if (result.eval_loss >= 0) std::cout << fmt::format(", eval loss {:.4f}", result.eval_loss);
-  std::cout << fmt::format(", {:.0f} tokens/s\nadapter: {}\n", result.tokens_per_second, result.adapter_dir);
+  std::cout << fmt::format(", {:.0f} tokens/s\n", result.tokens_per_second);
+  if (result.published) std::cout << fmt::format("adapter: {}\n", result.adapter_dir);
+  else std::cout << fmt::format("no step trained in this run; nothing published{}\n",
+                                result.adapter_dir.empty() ? "" : " (latest adapter: " + result.adapter_dir + ")");
 }
 
 }  // namespace

@@ -109,6 +109,8 @@ nlohmann::json FinetunePlan::to_json() const {
 
 nlohmann::json FinetuneResult::to_json() const {
   return {{"steps", steps},
+          {"steps_trained", steps_trained},
+          {"published", published},
           {"train_loss", train_loss},
           {"eval_loss", eval_loss},
           {"stop_reason", stop_reason},
@@ -285,13 +287,15 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   const auto t0 = std::chrono::steady_clock::now();
   const double elapsed_before = state.elapsed_seconds;
   const int64_t tokens_before = state.tokens_seen;
-  auto elapsed = [&] {
-    return elapsed_before + std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  };
+  const int64_t steps_before = state.step;
+  // Seconds of this invocation: training.max_time is a window per run of the command (a nightly cron run trains
+  // for max_time each night), while elapsed() counts the run's training time over all its invocations.
+  auto invocation = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
+  auto elapsed = [&] { return elapsed_before + invocation(); };
   Progress progress("finetune", static_cast<uint64_t>(plan.total_steps), "steps");
-  result.stop_reason = "max_steps";
+  result.stop_reason = state.step < plan.total_steps ? "max_steps" : "complete";
   while (state.step < plan.total_steps) {
-    if (r.training.max_time > 0 && elapsed() >= r.training.max_time) {
+    if (r.training.max_time > 0 && invocation() >= r.training.max_time) {
       result.stop_reason = "max_time";
       break;
     }
@@ -363,6 +367,19 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     }
   }
   progress.finish();
+  result.steps = state.step;
+  result.steps_trained = state.step - steps_before;
+  if (result.steps_trained == 0) {
+    // Nothing learnt: publishing would add a byte-identical version (and make servers reload it).
+    std::error_code ec;
+    auto latest = fs::canonical(run_dir / "adapters" / "latest", ec);
+    result.adapter_dir = ec ? "" : latest.string();
+    log::warn("finetune-lora: no step trained in this run ({}); nothing published{}", result.stop_reason,
+              result.adapter_dir.empty() ? "" : " (the latest adapter stays " + result.adapter_dir + ")");
+    result.seconds = state.elapsed_seconds;
+    result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, state.elapsed_seconds);
+    return result;
+  }
 
   // --- final eval, checkpoint, publish ---
   if (!validation.empty()) {
@@ -371,7 +388,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   }
   checkpoint();
   result.adapter_dir = adapter_publish(run_dir, adapter, base).string();
-  result.steps = state.step;
+  result.published = true;
   result.seconds = state.elapsed_seconds;
   result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, state.elapsed_seconds);
   return result;

@@ -38,11 +38,13 @@ struct FinetunePlan {
 FinetunePlan finetune_plan(const recipe::LoraRecipe& recipe, const FinetuneOptions& options = {});
 
 struct FinetuneResult {
-  int64_t steps = 0;
+  int64_t steps = 0;          // the run's steps, over all invocations
+  int64_t steps_trained = 0;  // steps this invocation trained
+  bool published = false;     // this invocation published an adapter version (only when it trained a step)
   double train_loss = 0;    // mean loss of the last logged step
   double eval_loss = -1;    // last eval loss (-1: no validation data)
-  std::string stop_reason;  // max_steps | max_time | early_stopping
-  std::string adapter_dir;  // the published version (RUN_DIR/adapters/vNNNN)
+  std::string stop_reason;  // max_steps | max_time | early_stopping | complete (nothing left to train)
+  std::string adapter_dir;  // the published version (RUN_DIR/adapters/vNNNN); unpublished: the latest, or "" 
   bool resumed = false;
   double seconds = 0;
   double tokens_per_second = 0;

@@ -367,3 +367,51 @@ TEST_CASE("a damaged newest checkpoint is set aside and the run resumes exactly 
   CHECK(none.err.find("no valid checkpoint") != std::string::npos);
   CHECK(run_hearth(finetune_args(run, "--fresh")).code == 0);
 }
+
+TEST_CASE("training.max_time is a window per invocation, and a run that trains no step publishes nothing",
+          "[train][cli]") {
+  auto versions = [](const fs::path& run) {
+    int n = 0;
+    for (const auto& e : fs::directory_iterator(run / "adapters")) n += e.path().filename().string()[0] == 'v';
+    return n;
+  };
+  // A nightly run with a time budget: each night trains for max_time from where the last one stopped (the time
+  // used to count over all nights, so after the first every run trained 0 steps and republished the same adapter).
+  const fs::path run = work() / "run_max_time";
+  fs::remove_all(run);
+  const std::string nightly = "training.max_steps=100000 training.max_time=1s";
+  auto first = run_hearth("--json " + finetune_args(run, nightly));
+  INFO(first.err);
+  REQUIRE(first.code == 0);
+  auto a = nlohmann::json::parse(first.out);
+  CHECK(a["stop_reason"] == "max_time");
+  CHECK(a["steps_trained"].get<int>() >= 1);
+  CHECK(a["published"] == true);
+  auto second = run_hearth("--json " + finetune_args(run, nightly));
+  INFO(second.err);
+  REQUIRE(second.code == 0);
+  auto b = nlohmann::json::parse(second.out);
+  CHECK(b["resumed"] == true);
+  CHECK(b["stop_reason"] == "max_time");
+  CHECK(b["steps_trained"].get<int>() >= 1);
+  CHECK(b["steps"].get<int>() == a["steps"].get<int>() + b["steps_trained"].get<int>());
+  CHECK(b["published"] == true);
+  CHECK(versions(run) == 2);
+
+  // A finished run run again: nothing to train, nothing published, and it says so.
+  const fs::path done = work() / "run_complete";
+  fs::remove_all(done);
+  REQUIRE(run_hearth(finetune_args(done, "training.max_steps=3")).code == 0);
+  const std::string before = adapter_bytes(done);
+  auto again = run_hearth("--json " + finetune_args(done, "training.max_steps=3"));
+  INFO(again.err);
+  REQUIRE(again.code == 0);
+  auto c = nlohmann::json::parse(again.out);
+  CHECK(c["stop_reason"] == "complete");
+  CHECK(c["steps_trained"] == 0);
+  CHECK(c["published"] == false);
+  CHECK(c["adapter_dir"].get<std::string>().find("v0001") != std::string::npos);
+  CHECK(versions(done) == 1);
+  CHECK(adapter_bytes(done) == before);
+  CHECK(again.err.find("no step trained in this run (complete); nothing published") != std::string::npos);
+}
