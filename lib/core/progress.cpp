@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstdio>
 
 #include <fmt/format.h>
@@ -12,10 +13,12 @@ namespace hearth {
 
 bool stderr_is_tty() { return isatty(STDERR_FILENO) == 1; }
 
-Progress::Progress(std::string label, uint64_t total, std::string unit)
+Progress::Progress(std::string label, uint64_t total, std::string unit, uint64_t initial)
     : label_(std::move(label)),
       unit_(std::move(unit)),
       total_(total),
+      initial_(initial),
+      done_(initial),
       tty_(stderr_is_tty()),
       start_(std::chrono::steady_clock::now()),
       last_draw_(start_) {}
@@ -39,14 +42,24 @@ void Progress::finish() {
   draw(true);
 }
 
+std::string Progress::line() const {
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
+  double rate = secs > 0 ? static_cast<double>(done_ - std::min(done_, initial_)) / secs : 0.0;
+  std::string counts = total_ ? fmt::format("{}/{} {}", done_, total_, unit_) : fmt::format("{} {}", done_, unit_);
+  return fmt::format("{}: {} ({:.1f} {}/s, {:.1f} s){}{}", label_, counts, rate, unit_, secs,
+                     suffix_.empty() ? "" : " ", suffix_);
+}
+
 void Progress::draw(bool final) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  double rate = secs > 0 ? done_ / secs : 0.0;
+  double rate = secs > 0 ? static_cast<double>(done_ - std::min(done_, initial_)) / secs : 0.0;
   std::string counts = total_ ? fmt::format("{}/{} {}", done_, total_, unit_) : fmt::format("{} {}", done_, unit_);
   if (!tty_) {
-    if (log::level() <= log::Level::kInfo)
-      log::info("{}: {} ({:.1f} {}/s, {:.1f} s){}{}", label_, counts, rate, unit_, secs, suffix_.empty() ? "" : " ",
-                suffix_);
+    // The final line repeats nothing: when the last periodic line already showed this count, it is the end.
+    const std::string key = counts + "|" + suffix_;
+    if (final && key == logged_) return;
+    logged_ = key;
+    if (log::level() <= log::Level::kInfo) log::info("{}", line());
     return;
   }
   std::string bar;

@@ -11,18 +11,23 @@ namespace hearth {
 
 class Progress {
  public:
-  // `total` may be 0 when unknown. `unit` names what is counted ("tok", "files").
-  Progress(std::string label, uint64_t total, std::string unit);
+  // `total` may be 0 when unknown. `unit` names what is counted ("tok", "files"). `initial`: the count already
+  // done before this Progress started (a resumed run); the rate counts only what is done from here.
+  Progress(std::string label, uint64_t total, std::string unit, uint64_t initial = 0);
   ~Progress();
   // Sets the count done so far; redraws at most ~10 times a second (a log line every 10 s off-terminal).
   void update(uint64_t done, const std::string& suffix = "");
-  // Final line; called by the destructor if not called before.
+  // Final line (off a terminal: only when the last log line did not already say the same); called by the
+  // destructor if not called before.
   void finish();
+  // The line draw() writes (for tests): the counts, rate and suffix, without terminal control codes.
+  std::string line() const;
 
  private:
   void draw(bool final);
   std::string label_, unit_, suffix_;
-  uint64_t total_, done_ = 0;
+  uint64_t total_, initial_, done_;
+  std::string logged_;  // the last plain log line's text (off a terminal)
   bool tty_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };

@@ -6,7 +6,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <functional>
 #include <optional>
+#include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -121,6 +123,29 @@ nlohmann::json FinetuneResult::to_json() const {
 }
 
 namespace {
+
+// The keys whose values differ between two recipe identities, as "key: old -> new" (dotted paths), joined.
+std::string identity_changes(const nlohmann::json& was, const nlohmann::json& now) {
+  std::vector<std::string> out;
+  auto text = [](const nlohmann::json* v) { return v ? v->dump() : std::string("(absent)"); };
+  std::function<void(const nlohmann::json*, const nlohmann::json*, const std::string&)> walk =
+      [&](const nlohmann::json* a, const nlohmann::json* b, const std::string& path) {
+        if (a && b && a->is_object() && b->is_object()) {
+          std::set<std::string> keys;
+          for (const auto& [k, v] : a->items()) keys.insert(k);
+          for (const auto& [k, v] : b->items()) keys.insert(k);
+          for (const auto& k : keys)
+            walk(a->contains(k) ? &(*a)[k] : nullptr, b->contains(k) ? &(*b)[k] : nullptr,
+                 path.empty() ? k : path + "." + k);
+          return;
+        }
+        if (!a || !b || *a != *b) out.push_back(fmt::format("{}: {} -> {}", path, text(a), text(b)));
+      };
+  walk(&was, &now, "");
+  std::string joined;
+  for (const auto& s : out) joined += (joined.empty() ? "" : ", ") + s;
+  return joined.empty() ? "no key differs" : joined;
+}
 
 // What planning and training both read: the model's config and the datasets, checked against its tokenizer.
 struct RunInputs {
@@ -254,9 +279,10 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   if (auto ckpt = checkpoint_resume(run_dir, adapter, optimizer, saved)) {
     if (saved.identity != state.identity && !o.force)
       throw ConfigError(
-          fmt::format("{}: the recipe changed since this run started (saved in {}); resuming would "
+          fmt::format("{}: the recipe changed since this run started ({}; saved in {}); resuming would "
                       "change training. Use --fresh to start over or --force to resume anyway",
-                      r.output_dir, (*ckpt / "state.json").string()));
+                      r.output_dir, identity_changes(saved.identity, state.identity),
+                      (*ckpt / "state.json").string()));
     saved.identity = state.identity;
     state = saved;
     loader.seek(state.loader);
@@ -292,7 +318,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   // for max_time each night), while elapsed() counts the run's training time over all its invocations.
   auto invocation = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count(); };
   auto elapsed = [&] { return elapsed_before + invocation(); };
-  Progress progress("finetune", static_cast<uint64_t>(plan.total_steps), "steps");
+  Progress progress("finetune", static_cast<uint64_t>(plan.total_steps), "steps", static_cast<uint64_t>(state.step));
   result.stop_reason = state.step < plan.total_steps ? "max_steps" : "complete";
   while (state.step < plan.total_steps) {
     if (r.training.max_time > 0 && invocation() >= r.training.max_time) {

@@ -168,7 +168,9 @@ TEST_CASE("resuming with a changed recipe is refused unless --force, --fresh sta
   auto changed = run_hearth(finetune_args(run, "training.max_steps=6 optimizer.lr=1.0e-2"));
   CHECK(changed.code == 2);
   CHECK(changed.err.find("--force") != std::string::npos);
-  CHECK(run_hearth(finetune_args(run, "training.max_steps=6 optimizer.lr=1.0e-2 --force")).code == 0);
+  CHECK(changed.err.find("optimizer.lr: 0.003 -> 0.01") != std::string::npos);  // names what changed
+  // --force resumes (with steps left to train: a finished run publishes nothing new).
+  CHECK(run_hearth(finetune_args(run, "training.max_steps=9 optimizer.lr=1.0e-2 --force")).code == 0);
   CHECK(run_hearth(finetune_args(run, "training.max_steps=6 optimizer.lr=1.0e-2 --fresh")).code == 0);
   CHECK(fs::exists(run / "adapters" / "v0003"));
 }
