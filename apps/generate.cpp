@@ -64,6 +64,8 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   request.max_tokens = o.max_tokens;
   request.sampling = o.sampling;
   request.stop = o.stop;
+  if (o.chat)  // a model without a chat template: the fallback's end of turn is text (chat/prompt.h)
+    for (auto& s : chat::chat_stop_strings(tokenizer)) request.stop.push_back(s);
   request.stop_token_ids = infer::stop_ids_default(model, tokenizer);
   request.adapter = adapter ? &*adapter : nullptr;
 

@@ -185,4 +185,11 @@ ChatPrompt chat_prompt_encode(const tokenizer::Tokenizer& tokenizer, const nlohm
   return chat_prompt_encode(tokenizer, nlohmann::ordered_json(messages), options);
 }
 
+std::vector<std::string> chat_stop_strings(const tokenizer::Tokenizer& tokenizer) {
+  const auto& config = tokenizer.config();
+  const bool fallback = !config.is_object() || !config.contains("chat_template") || config["chat_template"].is_null();
+  if (fallback) return {"<|im_end|>"};
+  return {};
+}
+
 }  // namespace hearth::chat

@@ -46,4 +46,9 @@ ChatPrompt chat_prompt_encode(const tokenizer::Tokenizer& tokenizer, const nlohm
 ChatPrompt chat_prompt_encode(const tokenizer::Tokenizer& tokenizer, const nlohmann::json& messages,
                               const ChatPromptOptions& options = {});
 
+// Stop strings that end the assistant's turn beyond the model's stop tokens: with the ChatML fallback template (a
+// tokenizer_config.json without chat_template), "<|im_end|>" is text the model writes, not a stop token, so a
+// reply would run on into invented turns. Empty for a model's own template (its end of turn is a stop token).
+std::vector<std::string> chat_stop_strings(const tokenizer::Tokenizer& tokenizer);
+
 }  // namespace hearth::chat

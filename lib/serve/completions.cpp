@@ -93,6 +93,8 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
       spec.request.sampling = r.sampling;
       spec.request.sampling.seed = seed + specs.size();
       spec.request.stop = r.stop;
+      if (r.endpoint == Endpoint::kChat)  // the ChatML fallback's end of turn is text (chat/prompt.h)
+        for (auto& stop : chat::chat_stop_strings(s.tokenizer)) spec.request.stop.push_back(stop);
       spec.request.stop_token_ids = s.stop_ids;
       spec.adapter = adapter;
       specs.push_back(std::move(spec));

@@ -238,3 +238,16 @@ TEST_CASE("chat_prompt_encode: special-token text in a message is plain text, th
     CHECK(p.ids == concat({{*tok.bos_id()}, tok.encode(content, kPlainText), {*tok.eos_id()}}));
   }
 }
+
+TEST_CASE("chat_stop_strings: the ChatML fallback's end of turn stops a reply; a model's own template needs none",
+          "[chat]") {
+  auto stories = Tokenizer::load(hearth::test::stories_dir());  // no chat_template
+  CHECK(hearth::chat::chat_stop_strings(stories) == std::vector<std::string>{"<|im_end|>"});
+  // The fallback ends each turn with that text, so it is where an assistant turn ends.
+  auto text = hearth::chat::chat_prompt_encode(stories, nlohmann::json::array({{{"role", "user"}, {"content", "Hi"}},
+                                                                              {{"role", "assistant"}, {"content", "Yo"}}}))
+                  .text;
+  CHECK(text.find("Yo<|im_end|>") != std::string::npos);
+  auto qwen = Tokenizer::load(hearth::test::assets_dir() / "qwen3");  // its template; <|im_end|> is its EOS token
+  CHECK(hearth::chat::chat_stop_strings(qwen).empty());
+}
