@@ -239,7 +239,7 @@ TEST_CASE("chat_prompt_encode: special-token text in a message is plain text, th
   }
 }
 
-TEST_CASE("chat_stop_strings: the ChatML fallback's end of turn stops a reply; a model's own template needs none",
+TEST_CASE("chat_stop_strings: the ChatML fallback's end of turn stops a reply, and a model's own template needs none",
           "[chat]") {
   auto stories = Tokenizer::load(hearth::test::stories_dir());  // no chat_template
   CHECK(hearth::chat::chat_stop_strings(stories) == std::vector<std::string>{"<|im_end|>"});
