@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <numeric>
 #include <unordered_set>
 
 #include <fmt/format.h>
@@ -101,6 +102,27 @@ TokenId Sampler::sample(float* logits, size_t n, const std::vector<TokenId>& con
     if (u < cum) return candidates_[i].second;
   }
   return candidates_[keep - 1].second;
+}
+
+TokenLogprob token_logprob(const float* logits, size_t n, TokenId chosen, int top_n) {
+  // log p_i = x_i - logsumexp(x), summed in double as `hearth eval` does
+  const float max = *std::max_element(logits, logits + n);
+  double sum = 0;
+  for (size_t i = 0; i < n; ++i) sum += std::exp(static_cast<double>(logits[i]) - max);
+  const double lse = max + std::log(sum);
+  auto logprob = [&](TokenId t) { return static_cast<float>(logits[t] - lse); };
+  TokenLogprob r;
+  r.chosen.token = chosen;
+  r.chosen.logprob = chosen >= 0 && static_cast<size_t>(chosen) < n ? logprob(chosen) : -INFINITY;
+  const size_t k = std::min(n, static_cast<size_t>(std::max(0, top_n)));
+  if (k == 0) return r;
+  std::vector<TokenId> ids(n);
+  std::iota(ids.begin(), ids.end(), 0);
+  std::partial_sort(ids.begin(), ids.begin() + k, ids.end(), [&](TokenId a, TokenId b) {
+    return logits[a] > logits[b] || (logits[a] == logits[b] && a < b);
+  });
+  for (size_t i = 0; i < k; ++i) r.top.push_back({ids[i], logprob(ids[i]), {}});
+  return r;
 }
 
 }  // namespace hearth::infer

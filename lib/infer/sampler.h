@@ -1,4 +1,5 @@
-// Token sampling from one row of logits: penalties, greedy, top-k, temperature, top-p, min-p, seeded RNG.
+// Token sampling from one row of logits: penalties, greedy, top-k, temperature, top-p, min-p, seeded RNG; and
+// log-probabilities over such a row (token_logprob).
 //
 // Order (documented in docs/cli.md): repetition penalty (llama.cpp style, over the last `repeat_last_n`
 // context tokens) and presence/frequency penalties (OpenAI style, over generated tokens) -> greedy if
@@ -8,6 +9,7 @@
 
 #include <cstdint>
 #include <random>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -44,6 +46,25 @@ class Sampler {
   std::mt19937_64 rng_;
   std::vector<std::pair<float, TokenId>> candidates_;
 };
+
+// One token and its log-probability at a step.
+struct TokenProb {
+  TokenId token = 0;
+  float logprob = 0;
+  std::string text;  // the token's text after the context before it (lossy: U+FFFD for part of a character)
+};
+
+// A generated token's log-probability and the most likely tokens at its step. The values are the log-softmax
+// of the model's raw logits (float32, before penalties, temperature, top-k, top-p, min-p), as `hearth eval`
+// computes them (vLLM's default), whatever the sampler then did with them.
+struct TokenLogprob {
+  TokenProb chosen;
+  std::vector<TokenProb> top;  // the request's `logprobs` most likely tokens, most likely first (ties: lower id)
+  size_t text_offset = 0;      // where its text starts in the sequence's output, in code points
+};
+
+// Log-probabilities over one row of raw logits (n floats): `chosen`'s and the `top_n` largest; texts empty.
+TokenLogprob token_logprob(const float* logits, size_t n, TokenId chosen, int top_n);
 
 // Index of the largest value (the first one on ties).
 TokenId argmax(const float* logits, size_t n);

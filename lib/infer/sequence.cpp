@@ -40,6 +40,7 @@ std::string StopMatcher::flush() {
 
 Sequence::Sequence(GenerationRequest request, const tokenizer::Tokenizer& tokenizer, int64_t ctx)
     : request_(std::move(request)),
+      tokenizer_(&tokenizer),
       sampler_(request_.sampling),
       decoder_(tokenizer),
       stops_(request_.stop),
@@ -49,7 +50,25 @@ Sequence::Sequence(GenerationRequest request, const tokenizer::Tokenizer& tokeni
 }
 
 TokenId Sequence::sample(float* logits, size_t n) {
-  return sampler_.sample(logits, n, context_, request_.prompt.size());
+  if (request_.logprobs < 0) return sampler_.sample(logits, n, context_, request_.prompt.size());
+  const std::vector<float> raw(logits, logits + n);  // the penalties change `logits` in place
+  const TokenId token = sampler_.sample(logits, n, context_, request_.prompt.size());
+  sampled_ = token_logprob(raw.data(), n, token, request_.logprobs);
+  sampled_->chosen.text = token_text(token);
+  for (auto& t : sampled_->top) t.text = token_text(t.token);
+  return token;
+}
+
+// The text the output gives the token if it comes next: decode({t}) for the first generated token (the output
+// is decoded from there, first-token rules such as a SentencePiece leading space dropped included), else
+// decode({prev, t}) minus decode({prev}), prev the last generated token, as HF's DecodeStream does; decode({t})
+// when that is not an extension.
+std::string Sequence::token_text(TokenId token) const {
+  if (generated_.empty()) return tokenizer_->decode({token});
+  const std::string before = tokenizer_->decode({generated_.back()});
+  const std::string both = tokenizer_->decode({generated_.back(), token});
+  if (both.compare(0, before.size(), before) == 0) return both.substr(before.size());
+  return tokenizer_->decode({token});
 }
 
 TokenEvent Sequence::accept(TokenId token) {
@@ -57,16 +76,44 @@ TokenEvent Sequence::accept(TokenId token) {
   if (finished_) return event;
   const auto& stop_ids = request_.stop_token_ids;
   if (std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end()) {
+    sampled_.reset();  // a stop token is not reported, as its text is not
     event.text = finish("stop");
+    emitted_bytes_ += event.text.size();
+    logprobs_release(event);
     return event;
   }
   event.kept = true;
   context_.push_back(token);
   generated_.push_back(token);
-  event.text = stops_.push(decoder_.push(token));
+  const std::string piece = decoder_.push(token);
+  if (sampled_ && sampled_->chosen.token == token) {
+    HeldLogprob h{std::move(*sampled_), decoded_bytes_, decoded_bytes_ + piece.size()};
+    h.value.text_offset = decoded_chars_;
+    held_.push_back(std::move(h));
+  }
+  sampled_.reset();
+  decoded_bytes_ += piece.size();
+  for (unsigned char c : piece) decoded_chars_ += (c & 0xC0) != 0x80;  // UTF-8 lead bytes
+  event.text = stops_.push(piece);
   if (stops_.stopped()) event.text += finish("stop");
   else if (static_cast<int>(generated_.size()) >= budget_) event.text += finish("length");
+  emitted_bytes_ += event.text.size();
+  logprobs_release(event);
   return event;
+}
+
+// Reports the held tokens whose text is final: up to the last one with text that all went out. A token
+// without text of its own (part of a character) goes out with the next one. When the sequence ended without
+// a stop string everything went out; after a stop string, the tokens past the cut never do.
+void Sequence::logprobs_release(TokenEvent& event) {
+  size_t n = 0;
+  if (finished_ && !stops_.stopped()) n = held_.size();
+  else
+    for (size_t i = 0; i < held_.size(); ++i)
+      if (held_[i].end <= emitted_bytes_ && held_[i].end > held_[i].begin) n = i + 1;
+  for (size_t i = 0; i < n; ++i) event.logprobs.push_back(std::move(held_[i].value));
+  held_.erase(held_.begin(), held_.begin() + static_cast<std::ptrdiff_t>(n));
+  if (finished_) held_.clear();
 }
 
 std::string Sequence::finish(const std::string& reason) {

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -24,6 +25,7 @@ struct GenerationRequest {
   std::vector<std::string> stop;                // stop strings (not included in the output)
   std::vector<TokenId> stop_token_ids;          // usually stop_ids_default(); not included in the output
   const model::LoraAdapter* adapter = nullptr;  // LoRA adapter for this request (nullptr = base model)
+  int logprobs = -1;  // < 0: none; else report each token's log-probability and the `logprobs` most likely tokens
 };
 
 // Streaming stop-string matcher: feed text, get what can be emitted safely.
@@ -47,6 +49,10 @@ class StopMatcher {
 struct TokenEvent {
   bool kept = false;  // the token joined the output (false: it was a stop token, or the sequence had ended)
   std::string text;   // text that became final; on the token that ends the sequence, the rest too
+  // With request.logprobs >= 0: the tokens whose whole text is now final (in `text` of this event or an
+  // earlier one), in order. A token whose text a stop string removed or cut is never reported; nor is a stop
+  // token. So the reported tokens' texts concatenate to the output (minus a token cut by a stop string).
+  std::vector<TokenLogprob> logprobs;
 };
 
 class Sequence {
@@ -56,6 +62,7 @@ class Sequence {
   Sequence(GenerationRequest request, const tokenizer::Tokenizer& tokenizer, int64_t ctx);
 
   // Picks the next token from this sequence's row of logits (n floats, modified in place by penalties).
+  // With request.logprobs >= 0 it also computes the token's log-probabilities (token_logprob) for accept().
   TokenId sample(float* logits, size_t n);
   // Records a sampled token; ends the sequence on a stop token ("stop"), a stop string ("stop") or its
   // budget ("length"). Text never holds a broken UTF-8 sequence or any part of a stop string.
@@ -76,7 +83,17 @@ class Sequence {
   void prefill_advance(size_t n) { prefilled_ += n; }
 
  private:
+  // A sampled token's log-probabilities, held until its text is final; `begin`/`end`: its text's bytes in
+  // the decoded output (before stop strings).
+  struct HeldLogprob {
+    TokenLogprob value;
+    size_t begin = 0, end = 0;
+  };
+  void logprobs_release(TokenEvent& event);
+  std::string token_text(TokenId token) const;  // a token's text after the current context
+
   GenerationRequest request_;
+  const tokenizer::Tokenizer* tokenizer_;
   Sampler sampler_;
   tokenizer::StreamDecoder decoder_;
   StopMatcher stops_;
@@ -85,6 +102,9 @@ class Sequence {
   size_t prefilled_ = 0;
   bool finished_ = false;
   std::string finish_reason_;
+  std::optional<TokenLogprob> sampled_;  // the last sample()'s, with request.logprobs >= 0
+  std::vector<HeldLogprob> held_;       // accepted tokens not reported yet
+  size_t decoded_bytes_ = 0, decoded_chars_ = 0, emitted_bytes_ = 0;  // decoded output, and what became final
 };
 
 // The inputs of one forward over a batch of sequences, row r of the cache being rows[r].

@@ -2,9 +2,12 @@
 
 namespace hearth::serve {
 
-void Completion::append(size_t choice, const std::string& text, size_t tokens) {
+void Completion::append(size_t choice, const std::string& text, size_t tokens,
+                        std::vector<infer::TokenLogprob> logprobs) {
   {
     std::lock_guard<std::mutex> lock(mu_);
+    auto& held = choices_[choice].logprobs;
+    held.insert(held.end(), std::make_move_iterator(logprobs.begin()), std::make_move_iterator(logprobs.end()));
     choices_[choice].pending += text;
     choices_[choice].tokens += tokens;
   }
@@ -38,17 +41,18 @@ std::vector<ChoiceUpdate> Completion::take(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   auto news = [&] {
     for (const auto& c : choices_)
-      if (!c.pending.empty() || (c.finished && !c.reported)) return true;
+      if (!c.pending.empty() || !c.logprobs.empty() || (c.finished && !c.reported)) return true;
     return false;
   };
   cv_.wait_for(lock, timeout, news);
   std::vector<ChoiceUpdate> out;
   for (size_t i = 0; i < choices_.size(); ++i) {
     auto& c = choices_[i];
-    if (c.pending.empty() && (!c.finished || c.reported)) continue;
+    if (c.pending.empty() && c.logprobs.empty() && (!c.finished || c.reported)) continue;
     ChoiceUpdate u;
     u.index = i;
     u.text.swap(c.pending);
+    u.logprobs.swap(c.logprobs);
     if (c.finished && !c.reported) {
       u.finished = true;
       u.finish_reason = c.reason;
@@ -62,7 +66,7 @@ std::vector<ChoiceUpdate> Completion::take(std::chrono::milliseconds timeout) {
 bool Completion::done() const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& c : choices_)
-    if (!c.reported || !c.pending.empty()) return false;
+    if (!c.reported || !c.pending.empty() || !c.logprobs.empty()) return false;
   return true;
 }
 

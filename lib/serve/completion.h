@@ -14,12 +14,15 @@
 #include <string>
 #include <vector>
 
+#include "infer/sampler.h"
+
 namespace hearth::serve {
 
 // What a choice produced since the last take().
 struct ChoiceUpdate {
   size_t index = 0;
   std::string text;
+  std::vector<infer::TokenLogprob> logprobs;  // of the tokens whose text this update completes (if asked for)
   bool finished = false;
   std::string finish_reason;  // set when finished
 };
@@ -29,7 +32,8 @@ class Completion {
   explicit Completion(size_t choices) : choices_(choices), start_(std::chrono::steady_clock::now()) {}
 
   // --- scheduler side ---
-  void append(size_t choice, const std::string& text, size_t tokens);
+  // `logprobs`: those of the tokens `text` completes (infer::TokenEvent::logprobs).
+  void append(size_t choice, const std::string& text, size_t tokens, std::vector<infer::TokenLogprob> logprobs = {});
   void finish(size_t choice, const std::string& reason);
   // Ends every unfinished choice with an error; take() then reports error().
   void fail(const std::string& message);
@@ -48,6 +52,7 @@ class Completion {
  private:
   struct Choice {
     std::string pending;
+    std::vector<infer::TokenLogprob> logprobs;
     size_t tokens = 0;
     bool finished = false, reported = false;
     std::string reason;

@@ -96,6 +96,7 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
       if (r.endpoint == Endpoint::kChat)  // the ChatML fallback's end of turn is text (chat/prompt.h)
         for (auto& stop : chat::chat_stop_strings(s.tokenizer)) spec.request.stop.push_back(stop);
       spec.request.stop_token_ids = s.stop_ids;
+      spec.request.logprobs = r.logprobs;
       spec.adapter = adapter;
       specs.push_back(std::move(spec));
     }
@@ -108,6 +109,8 @@ void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<
   while (!c->done()) {
     for (auto& u : c->take(kPoll)) {
       results[u.index].text += u.text;
+      auto& lp = results[u.index].logprobs;
+      lp.insert(lp.end(), std::make_move_iterator(u.logprobs.begin()), std::make_move_iterator(u.logprobs.end()));
       if (u.finished) results[u.index].finish_reason = u.finish_reason;
     }
     if (!c->done() && peer_closed(fd)) {
@@ -147,7 +150,8 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
   }
   auto updates = st.completion->take(kPoll);
   for (const auto& u : updates) {
-    if (ok && !u.text.empty()) ok = write(sse_event(chunk_text(st.meta, u.index, u.text)));
+    if (ok && (!u.text.empty() || !u.logprobs.empty()))
+      ok = write(sse_event(chunk_text(st.meta, u.index, u.text, u.logprobs)));
     if (ok && u.finished && u.finish_reason != "error")
       ok = write(sse_event(chunk_finish(st.meta, u.index, u.finish_reason)));
   }
@@ -205,6 +209,7 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     }
     int fd = connection_fd_current();
     auto meta = response_meta(endpoint, r.model);
+    meta.logprobs = r.logprobs;
     if (!r.stream) {
       respond_whole(s, res, completion, meta, choices, prompt_tokens, fd, *flight);
       return;

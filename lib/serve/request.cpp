@@ -119,13 +119,36 @@ void sampling_parse(const ojson& b, CompletionRequest& r) {
   }
 }
 
+// Chat: `logprobs` (boolean) and `top_logprobs` (0..20, only with logprobs true). Completions: `logprobs`, the
+// number of most likely tokens (0..5); false asks for nothing, as null does.
+void logprobs_parse(const ojson& b, CompletionRequest& r) {
+  auto has = [&](const char* k) { return b.contains(k) && !b[k].is_null(); };
+  if (r.endpoint == Endpoint::kCompletions) {
+    if (!has("logprobs") || b["logprobs"] == ojson(false)) return;
+    r.logprobs = integer_in(b["logprobs"], "logprobs", 0, 5);
+    return;
+  }
+  bool on = false;
+  if (has("logprobs")) {
+    if (!b["logprobs"].is_boolean()) invalid("logprobs", "'logprobs' must be a boolean");
+    on = b["logprobs"].get<bool>();
+  }
+  if (has("top_logprobs")) {
+    const int k = integer_in(b["top_logprobs"], "top_logprobs", 0, 20);
+    if (!on) invalid("top_logprobs", "'top_logprobs' is only allowed when 'logprobs' is true");
+    r.logprobs = k;
+  } else if (on) {
+    r.logprobs = 0;
+  }
+}
+
 // Fields neither endpoint implements yet, but which a request may carry with a value that asks for nothing
 // (what OpenAI does by default): those are accepted. Any other value is a 400 naming the field — an app that asked
-// for log-probabilities or JSON output must not receive a reply that silently lacks them.
+// for JSON output or token biases must not receive a reply that silently lacks them.
 bool neutral(const std::string& key, const ojson& v) {
   if (v.is_null()) return true;
   if (key == "parallel_tool_calls") return v.is_boolean();  // no effect while no tool calls are made
-  if (key == "logprobs" || key == "echo") return v.is_boolean() && !v.get<bool>();
+  if (key == "echo") return v.is_boolean() && !v.get<bool>();
   if (key == "logit_bias") return v.is_object() && v.empty();
   if (key == "response_format") return v.is_object() && v.size() == 1 && v.value("type", "") == "text";
   if (key == "best_of") return v.is_number_integer() && v.get<long long>() == 1;
@@ -139,10 +162,11 @@ void fields_check(const ojson& b, Endpoint endpoint) {
                                                "presence_penalty", "frequency_penalty", "seed", "stop", "n",
                                                "stream", "stream_options",
                                                "user"};  // an end-user id for abuse tracking: nothing to do locally
-  static const std::set<std::string> chat = {"messages", "max_completion_tokens", "tools", "tool_choice"};
-  static const std::set<std::string> completions = {"prompt"};
-  static const std::set<std::string> later = {"logprobs", "top_logprobs", "echo", "logit_bias", "response_format",
-                                              "best_of", "suffix", "parallel_tool_calls"};
+  static const std::set<std::string> chat = {"messages", "max_completion_tokens", "tools", "tool_choice",
+                                             "logprobs", "top_logprobs"};
+  static const std::set<std::string> completions = {"prompt", "logprobs"};
+  static const std::set<std::string> later = {"echo", "logit_bias", "response_format", "best_of", "suffix",
+                                              "parallel_tool_calls"};
   for (const auto& [key, value] : b.items()) {
     if (common.count(key) || (endpoint == Endpoint::kChat ? chat : completions).count(key)) continue;
     if (later.count(key)) {
@@ -213,6 +237,7 @@ CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int 
   for (const char* k : {"max_tokens", "max_completion_tokens"})
     if (b.contains(k) && !b[k].is_null()) r.max_tokens = integer_in(b[k], k, 1, max_tokens_limit);
   sampling_parse(b, r);
+  logprobs_parse(b, r);
   if (b.contains("stop")) stop_parse(b["stop"], r);
   if (b.contains("n") && !b["n"].is_null()) r.n = integer_in(b["n"], "n", 1, max_n);
   if (b.contains("stream") && !b["stream"].is_null()) {

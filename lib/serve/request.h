@@ -1,7 +1,7 @@
 // OpenAI request bodies -> typed, validated structs; OpenAI-style error bodies.
 //
 // Follows the OpenAI API reference for POST /v1/chat/completions and POST /v1/completions
-// (https://platform.openai.com/docs/api-reference): unknown fields are ignored, known fields with a wrong
+// (https://platform.openai.com/docs/api-reference): unknown or unimplemented fields and known fields with a wrong
 // type or an out-of-range value are rejected with ApiError (HTTP 400, `param` naming the field).
 // Not here: tokenization and the model's context (http_server.cpp checks prompt length), HTTP itself.
 #pragma once
@@ -52,6 +52,9 @@ struct CompletionRequest {
   int n = 1;
   bool stream = false;
   bool include_usage = false;  // stream_options.include_usage
+  // < 0: no log-probabilities. Else each token's, with this many most likely tokens per step: chat
+  // `top_logprobs` (0..20, only with `logprobs: true`), completions `logprobs` (0..5).
+  int logprobs = -1;
 };
 
 // Parses and validates a body. `max_tokens_limit`: largest max_tokens accepted; `max_n`: largest n.

@@ -20,10 +20,18 @@ json chunk_base(const ResponseMeta& m) {
           {"system_fingerprint", nullptr}};
 }
 
-json choice_delta(const ResponseMeta& m, size_t index, const json& delta, const json& reason) {
+json choice_delta(const ResponseMeta& m, size_t index, const json& delta, const json& reason,
+                  const json& logprobs = nullptr) {
   if (m.endpoint == Endpoint::kChat)
-    return {{"index", index}, {"delta", delta}, {"logprobs", nullptr}, {"finish_reason", reason}};
-  return {{"index", index}, {"text", delta.value("content", "")}, {"logprobs", nullptr}, {"finish_reason", reason}};
+    return {{"index", index}, {"delta", delta}, {"logprobs", logprobs}, {"finish_reason", reason}};
+  return {{"index", index}, {"text", delta.value("content", "")}, {"logprobs", logprobs}, {"finish_reason", reason}};
+}
+
+// The UTF-8 bytes of a token's text, as OpenAI's `bytes`.
+json bytes_json(const std::string& text) {
+  json out = json::array();
+  for (unsigned char c : text) out.push_back(static_cast<int>(c));
+  return out;
 }
 
 }  // namespace
@@ -39,6 +47,33 @@ ResponseMeta response_meta(Endpoint endpoint, const std::string& model) {
   m.id = fmt::format("{}-{:x}{:06x}", endpoint == Endpoint::kChat ? "chatcmpl" : "cmpl", salt & 0xffffffffff,
                      ++counter);
   return m;
+}
+
+json logprobs_json(const ResponseMeta& m, const std::vector<infer::TokenLogprob>& tokens) {
+  if (m.logprobs < 0) return nullptr;
+  if (m.endpoint == Endpoint::kChat) {
+    json content = json::array();
+    for (const auto& t : tokens) {
+      json top = json::array();
+      for (const auto& a : t.top) top.push_back({{"token", a.text}, {"logprob", a.logprob}, {"bytes", bytes_json(a.text)}});
+      content.push_back({{"token", t.chosen.text},
+                         {"logprob", t.chosen.logprob},
+                         {"bytes", bytes_json(t.chosen.text)},
+                         {"top_logprobs", top}});
+    }
+    return {{"content", content}, {"refusal", nullptr}};
+  }
+  json text = json::array(), logprob = json::array(), top = json::array(), offset = json::array();
+  for (const auto& t : tokens) {
+    text.push_back(t.chosen.text);
+    logprob.push_back(t.chosen.logprob);
+    json alternatives = json::object();
+    for (const auto& a : t.top)  // two ids with the same text keep the likelier one's value
+      if (!alternatives.contains(a.text)) alternatives[a.text] = a.logprob;
+    top.push_back(alternatives);
+    offset.push_back(t.text_offset);
+  }
+  return {{"tokens", text}, {"token_logprobs", logprob}, {"top_logprobs", top}, {"text_offset", offset}};
 }
 
 json usage_json(const Usage& u) {
@@ -59,12 +94,12 @@ json response_full(const ResponseMeta& m, const std::vector<ChoiceResult>& choic
     if (chat)
       list.push_back({{"index", i},
                       {"message", {{"role", "assistant"}, {"content", choices[i].text}, {"refusal", nullptr}}},
-                      {"logprobs", nullptr},
+                      {"logprobs", logprobs_json(m, choices[i].logprobs)},
                       {"finish_reason", choices[i].finish_reason}});
     else
       list.push_back({{"index", i},
                       {"text", choices[i].text},
-                      {"logprobs", nullptr},
+                      {"logprobs", logprobs_json(m, choices[i].logprobs)},
                       {"finish_reason", choices[i].finish_reason}});
   }
   out["choices"] = list;
@@ -78,9 +113,10 @@ json chunk_role(const ResponseMeta& m, size_t index) {
   return c;
 }
 
-json chunk_text(const ResponseMeta& m, size_t index, const std::string& text) {
+json chunk_text(const ResponseMeta& m, size_t index, const std::string& text,
+                const std::vector<infer::TokenLogprob>& tokens) {
   json c = chunk_base(m);
-  c["choices"] = json::array({choice_delta(m, index, {{"content", text}}, nullptr)});
+  c["choices"] = json::array({choice_delta(m, index, {{"content", text}}, nullptr, logprobs_json(m, tokens))});
   return c;
 }
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "infer/sampler.h"
 #include "serve/request.h"
 
 namespace hearth::serve {
@@ -17,11 +18,13 @@ struct ResponseMeta {
   std::string id;       // "chatcmpl-…" / "cmpl-…"
   int64_t created = 0;  // unix seconds
   std::string model;    // as the client asked for it
+  int logprobs = -1;    // CompletionRequest::logprobs: < 0 sends "logprobs": null
 };
 
 struct ChoiceResult {
   std::string text;
   std::string finish_reason;
+  std::vector<infer::TokenLogprob> logprobs;  // of the tokens of `text`, with meta.logprobs >= 0
 };
 
 struct Usage {
@@ -33,9 +36,15 @@ ResponseMeta response_meta(Endpoint endpoint, const std::string& model);
 nlohmann::json usage_json(const Usage& u);
 // The whole (non-streamed) response.
 nlohmann::json response_full(const ResponseMeta& m, const std::vector<ChoiceResult>& choices, const Usage& u);
-// Streamed chunks: the chat role announcement, a text delta, a finish (empty delta + reason), the usage chunk.
+// A choice's "logprobs" for `tokens`: null when meta.logprobs < 0; chat: {"content": [{"token", "logprob",
+// "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}], "refusal": null}; completions: {"tokens",
+// "token_logprobs", "top_logprobs": [{token: logprob}], "text_offset"}.
+nlohmann::json logprobs_json(const ResponseMeta& m, const std::vector<infer::TokenLogprob>& tokens);
+// Streamed chunks: the chat role announcement, a text delta (with the logprobs of its tokens), a finish (empty
+// delta + reason), the usage chunk.
 nlohmann::json chunk_role(const ResponseMeta& m, size_t index);
-nlohmann::json chunk_text(const ResponseMeta& m, size_t index, const std::string& text);
+nlohmann::json chunk_text(const ResponseMeta& m, size_t index, const std::string& text,
+                          const std::vector<infer::TokenLogprob>& tokens = {});
 nlohmann::json chunk_finish(const ResponseMeta& m, size_t index, const std::string& reason);
 nlohmann::json chunk_usage(const ResponseMeta& m, const Usage& u);
 

@@ -230,7 +230,7 @@ int Scheduler::prefill_step() {
   side_->reset_row(0);
   running_[row] = std::move(prefilling_);
   if (seq.budget() == 0) {
-    on_token(job, infer::TokenEvent{false, seq.finish("length")});
+    on_token(job, infer::TokenEvent{false, seq.finish("length"), {}});
     return static_cast<int>(T);
   }
   infer::sample_rows(
@@ -307,7 +307,7 @@ void Scheduler::on_token(Job& job, const infer::TokenEvent& event) {
     }
     job.last_token = now;
   }
-  job.completion->append(job.choice, event.text, event.kept ? 1 : 0);
+  job.completion->append(job.choice, event.text, event.kept ? 1 : 0, event.logprobs);
   if (!seq.finished()) return;
   job.completion->finish(job.choice, seq.finish_reason());
   if (metrics_) metrics_->tokens(seq.request().prompt.size(), seq.generated().size());

@@ -142,3 +142,18 @@ TEST_CASE("invalid sampling values are rejected naming the field", "[infer]") {
   p.temperature = -1;
   CHECK_THROWS_WITH(p.validate(), Catch::Matchers::Contains("temperature"));
 }
+
+TEST_CASE("token_logprob is the log-softmax of the raw logits, with the top n most likely first", "[infer]") {
+  const std::vector<float> logits = {1.0f, 3.0f, 2.0f, 3.0f};
+  const double lse = std::log(std::exp(1.0) + 2 * std::exp(3.0) + std::exp(2.0));
+  auto r = infer::token_logprob(logits.data(), logits.size(), 2, 3);
+  CHECK(r.chosen.token == 2);
+  CHECK(r.chosen.logprob == Approx(2.0 - lse).epsilon(1e-6));
+  REQUIRE(r.top.size() == 3);
+  CHECK(r.top[0].token == 1);  // ties: the lower id first
+  CHECK(r.top[1].token == 3);
+  CHECK(r.top[2].token == 2);
+  CHECK(r.top[0].logprob == Approx(3.0 - lse).epsilon(1e-6));
+  CHECK(infer::token_logprob(logits.data(), logits.size(), 0, 0).top.empty());
+  CHECK(infer::token_logprob(logits.data(), logits.size(), 0, 9).top.size() == 4);
+}

@@ -115,3 +115,75 @@ TEST_CASE("decode inputs feed each live row's last token, idle rows are padding"
   REQUIRE(in.valid.defined());
   CHECK(torch::equal(in.valid, torch::tensor({{true}, {false}, {false}})));
 }
+
+namespace {
+
+// A row of logits over the vocabulary whose largest value is at `id` (greedy picks it).
+std::vector<float> logits_peaked(infer::TokenId id) {
+  std::vector<float> row(tok().vocab_size());
+  for (size_t i = 0; i < row.size(); ++i) row[i] = static_cast<float>(i % 7) * 0.25f;
+  row[id] = 5.0f;
+  return row;
+}
+
+// Feeds `tokens` greedily through sample() and accept(); the output text and the reported log-probabilities.
+std::pair<std::string, std::vector<infer::TokenLogprob>> feed(infer::Sequence& s,
+                                                              const std::vector<infer::TokenId>& tokens) {
+  std::string text;
+  std::vector<infer::TokenLogprob> reported;
+  for (auto id : tokens) {
+    auto row = logits_peaked(id);
+    REQUIRE(s.sample(row.data(), row.size()) == id);
+    auto e = s.accept(id);
+    text += e.text;
+    reported.insert(reported.end(), e.logprobs.begin(), e.logprobs.end());
+    if (s.finished()) break;
+  }
+  return {text, reported};
+}
+
+}  // namespace
+
+TEST_CASE("log-probabilities: every token once with its text as output and none past a stop string",
+          "[infer][sequence]") {
+  const auto t = ids("Once upon a time there was a cat");
+  auto r = request({1}, 100);
+  r.sampling.temperature = 0;
+  r.logprobs = 3;
+  r.sampling.repeat_penalty = 1.5f;  // changes the sampler's logits, never the reported values
+  {
+    infer::Sequence s(r, tok(), 64);
+    auto [text, reported] = feed(s, t);
+    auto stop = s.accept(2);  // a stop token is not reported
+    CHECK(stop.logprobs.empty());
+    REQUIRE(reported.size() == t.size());
+    std::string joined;
+    for (size_t i = 0; i < t.size(); ++i) {
+      CHECK(reported[i].chosen.token == t[i]);
+      CHECK(reported[i].text_offset == joined.size());  // ASCII: code points are bytes
+      joined += reported[i].chosen.text;
+      REQUIRE(reported[i].top.size() == 3);
+      CHECK(reported[i].top[0].token == t[i]);
+      CHECK(reported[i].top[0].logprob == reported[i].chosen.logprob);
+      auto row = logits_peaked(t[i]);
+      CHECK(reported[i].chosen.logprob == Approx(infer::token_logprob(row.data(), row.size(), t[i], 0).chosen.logprob));
+    }
+    CHECK(joined == text);
+    CHECK(text == tok().decode(t));
+  }
+  {
+    r.stop = {" time"};  // a whole token here: the tokens before it are exactly the text
+    infer::Sequence s(r, tok(), 64);
+    auto [text, reported] = feed(s, t);
+    CHECK(s.finish_reason() == "stop");
+    std::string joined;
+    for (const auto& x : reported) joined += x.chosen.text;
+    CHECK(joined == text);
+    CHECK(reported.size() < t.size() - 1);
+  }
+  {
+    r.logprobs = -1;  // not asked: nothing reported
+    infer::Sequence s(r, tok(), 64);
+    CHECK(feed(s, t).second.empty());
+  }
+}

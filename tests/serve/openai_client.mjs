@@ -136,6 +136,24 @@ await check("a field hearth does not implement yet is a 400 naming it", async ()
   equal(e.param, "response_format", "param");
   equal(e.code, "unsupported_parameter", "code");
 });
+await check("logprobs: chat top_logprobs and completions logprobs, one entry per token", async () => {
+  const r = await client.chat.completions.create({ model, messages, temperature: 0, max_tokens: 24, logprobs: true,
+    top_logprobs: 3 });
+  const content = r.choices[0].logprobs.content;
+  equal(content.length, r.usage.completion_tokens, "entries");
+  equal(content.map((t) => t.token).join(""), r.choices[0].message.content, "tokens' text");
+  for (const t of content) {
+    equal(t.top_logprobs.length, 3, "top_logprobs");
+    equal(t.top_logprobs[0].logprob, t.logprob, "greedy picks the most likely");
+    if (!(t.logprob <= 0)) throw new Error(`logprob ${t.logprob} > 0`);
+  }
+  const c = await client.completions.create({ model, prompt: "Once upon a time", temperature: 0, max_tokens: 24,
+    logprobs: 2 });
+  const lp = c.choices[0].logprobs;
+  equal(lp.tokens.join(""), textRef.text, "tokens' text");
+  equal(lp.token_logprobs.length, lp.tokens.length, "token_logprobs");
+  equal(lp.top_logprobs.map((d) => Object.keys(d).length <= 2), lp.tokens.map(() => true), "top_logprobs");
+});
 async function expectError(cls, status, fn) {
   try {
     await fn();

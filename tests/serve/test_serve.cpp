@@ -15,6 +15,7 @@
 #include <future>
 #include <mutex>
 
+#include "chat/prompt.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
 #include "model/lora.h"
@@ -256,6 +257,162 @@ TEST_CASE("serve: greedy completions equal `hearth generate`, streamed or not", 
   auto [status, body] = test::post_json(c, "/v1/completions", req);
   CHECK(body["choices"][0]["text"] == ref["text"]);
   CHECK(body["choices"][0]["finish_reason"] == "stop");
+}
+
+namespace {
+
+// One reported token: text, log-probability, its top alternatives (most likely first) and its bytes (chat only).
+struct LogprobEntry {
+  std::string token;
+  double logprob = 0;
+  std::vector<std::pair<std::string, double>> top;
+  std::vector<int> bytes;
+};
+
+// The entries of a choice's `logprobs` (either endpoint's shape); appended to `out`.
+void logprobs_collect(const json& lp, std::vector<LogprobEntry>& out) {
+  REQUIRE(lp.is_object());
+  if (lp.contains("content")) {
+    for (const auto& e : lp["content"]) {
+      LogprobEntry x{e["token"], e["logprob"], {}, e["bytes"].get<std::vector<int>>()};
+      for (const auto& a : e["top_logprobs"]) x.top.emplace_back(a["token"], a["logprob"]);
+      out.push_back(std::move(x));
+    }
+    return;
+  }
+  REQUIRE(lp["tokens"].size() == lp["token_logprobs"].size());
+  REQUIRE(lp["tokens"].size() == lp["top_logprobs"].size());
+  REQUIRE(lp["tokens"].size() == lp["text_offset"].size());
+  for (size_t i = 0; i < lp["tokens"].size(); ++i) {
+    LogprobEntry x{lp["tokens"][i], lp["token_logprobs"][i], {}, {}};
+    for (const auto& [k, v] : lp["top_logprobs"][i].items()) x.top.emplace_back(k, v.get<double>());
+    std::sort(x.top.begin(), x.top.end(), [](const auto& a, const auto& b) { return a.second > b.second; });
+    out.push_back(std::move(x));
+  }
+}
+
+// The entries of a streamed response (choice 0), chunk by chunk, and the streamed text.
+std::vector<LogprobEntry> sse_logprobs(const std::string& body) {
+  std::vector<LogprobEntry> out;
+  std::istringstream in(body);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("data: {", 0) != 0) continue;
+    auto j = json::parse(line.substr(6));
+    if (j["choices"].empty() || j["choices"][0]["logprobs"].is_null()) continue;
+    logprobs_collect(j["choices"][0]["logprobs"], out);
+  }
+  return out;
+}
+
+// Checks a greedy reply's entries against an independent computation: the greedy ids found with plain no-cache
+// forwards, then one forward over prompt + generated and a log-softmax, position by position (tolerance 1e-4).
+void logprobs_check(const model::CausalLM& m, const tokenizer::Tokenizer& tok, std::vector<int32_t> ids,
+                    const std::string& text, const std::vector<LogprobEntry>& entries, size_t k) {
+  c10::InferenceMode guard;
+  const size_t n_prompt = ids.size();
+  REQUIRE(!entries.empty());
+  auto forward = [&] {
+    auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
+    auto pos = torch::arange(t.size(1), torch::kInt64).unsqueeze(0);
+    return torch::log_softmax(m.forward(t, pos, torch::Tensor(), nullptr)[0].to(torch::kFloat64), -1);  // [T, V]
+  };
+  for (size_t i = 0; i < entries.size(); ++i) ids.push_back(static_cast<int32_t>(forward()[-1].argmax().item<int64_t>()));
+  CHECK(tok.decode({ids.begin() + n_prompt, ids.end()}) == text);
+  auto logp = forward();
+  std::string joined;
+  for (size_t i = 0; i < entries.size(); ++i) {
+    const auto& e = entries[i];
+    INFO("token " << i << " '" << e.token << "'");
+    auto row = logp[n_prompt - 1 + i];
+    CHECK(std::abs(e.logprob - row[ids[n_prompt + i]].item<double>()) < 1e-4);
+    CHECK(e.logprob <= 0);
+    REQUIRE(e.top.size() == k);
+    auto best = std::get<0>(row.topk(static_cast<int64_t>(k)));
+    double mass = 0;
+    for (size_t j = 0; j < k; ++j) {
+      CHECK(std::abs(e.top[j].second - best[j].item<double>()) < 1e-4);
+      CHECK(e.top[j].second <= 0);
+      mass += std::exp(e.top[j].second);
+    }
+    CHECK(mass <= 1 + 1e-6);
+    CHECK(e.top[0].second == e.logprob);  // greedy: the chosen token is the most likely
+    CHECK(e.top[0].first == e.token);
+    std::vector<int> bytes;
+    for (unsigned char ch : e.token) bytes.push_back(ch);
+    if (!e.bytes.empty() || e.token.empty()) CHECK(e.bytes == bytes);  // chat only
+    joined += e.token;
+  }
+  CHECK(joined == text);
+}
+
+}  // namespace
+
+TEST_CASE("serve: logprobs are the model's log-softmax at each step on both endpoints whole and streamed",
+          "[serve]") {
+  test::ServeProcess s({});
+  REQUIRE(s.port() > 0);
+  auto tok = tokenizer::Tokenizer::load(test::stories_dir());
+  auto m = model::causal_lm_load(test::stories_dir());
+  auto c = s.client();
+  const std::string prompt = "Once upon a time";
+  json req = completion_req(stories_name(), prompt, 16);
+  req["logprobs"] = 5;
+  auto [status, body] = test::post_json(c, "/v1/completions", req);
+  INFO(body.dump());
+  REQUIRE(status == 200);
+  std::vector<LogprobEntry> whole;
+  logprobs_collect(body["choices"][0]["logprobs"], whole);
+  CHECK(whole.size() == body["usage"]["completion_tokens"].get<size_t>());
+  logprobs_check(*m, tok, tok.encode(prompt), body["choices"][0]["text"], whole, 5);
+  // text_offset: where each token starts in the text
+  size_t at = 0;
+  for (size_t i = 0; i < whole.size(); ++i) {
+    CHECK(body["choices"][0]["logprobs"]["text_offset"][i] == at);
+    at += whole[i].token.size();  // ASCII here
+  }
+  req["stream"] = true;
+  auto r = c.Post("/v1/completions", req.dump(), "application/json");
+  REQUIRE(r);
+  auto streamed = sse_logprobs(r->body);
+  logprobs_check(*m, tok, tok.encode(prompt), sse_text(r->body).first, streamed, 5);
+  CHECK(streamed.size() == whole.size());
+
+  json messages = {{{"role", "user"}, {"content", "Tell me a story."}}};
+  json chat = {{"model", stories_name()}, {"messages", messages}, {"max_completion_tokens", 16}, {"temperature", 0},
+               {"logprobs", true}, {"top_logprobs", 20}};
+  chat::ChatPromptOptions options;
+  options.add_generation_prompt = true;
+  const auto chat_ids = chat::chat_prompt_encode(tok, messages, options).ids;
+  auto [cstatus, cbody] = test::post_json(c, "/v1/chat/completions", chat);
+  INFO(cbody.dump());
+  REQUIRE(cstatus == 200);
+  CHECK(cbody["choices"][0]["logprobs"]["refusal"].is_null());
+  std::vector<LogprobEntry> centries;
+  logprobs_collect(cbody["choices"][0]["logprobs"], centries);
+  logprobs_check(*m, tok, chat_ids, cbody["choices"][0]["message"]["content"], centries, 20);
+  chat["stream"] = true;
+  auto cr = c.Post("/v1/chat/completions", chat.dump(), "application/json");
+  REQUIRE(cr);
+  auto cstreamed = sse_logprobs(cr->body);
+  logprobs_check(*m, tok, chat_ids, sse_text(cr->body).first, cstreamed, 20);
+  // without top_logprobs: the chosen tokens only
+  chat.erase("stream");
+  chat.erase("top_logprobs");
+  auto [s0, b0] = test::post_json(c, "/v1/chat/completions", chat);
+  REQUIRE(s0 == 200);
+  CHECK(b0["choices"][0]["logprobs"]["content"][0]["top_logprobs"].empty());
+  // a stop string: the tokens reported are those of the text returned
+  req.erase("stream");
+  req["stop"] = " a";
+  auto [s1, b1] = test::post_json(c, "/v1/completions", req);
+  REQUIRE(s1 == 200);
+  std::string joined;
+  for (const auto& t : b1["choices"][0]["logprobs"]["tokens"]) joined += t.get<std::string>();
+  CHECK(joined == b1["choices"][0]["text"]);
+  // not asked for: null
+  auto [s2, b2] = test::post_json(c, "/v1/completions", completion_req(stories_name(), prompt, 4));
+  CHECK(b2["choices"][0]["logprobs"].is_null());
 }
 
 TEST_CASE("serve: chat completions use the chat template like `hearth generate --chat`", "[serve]") {

@@ -142,8 +142,6 @@ TEST_CASE("request_parse: a field that would be silently ignored is a 400 naming
   };
   using P = std::pair<std::string, std::string>;
   // Asked-for behaviour hearth does not have yet: the app would get a reply silently without it.
-  CHECK(refused(R"("logprobs":true)") == P{"logprobs", "unsupported_parameter"});
-  CHECK(refused(R"("top_logprobs":3)") == P{"top_logprobs", "unsupported_parameter"});
   CHECK(refused(R"("response_format":{"type":"json_object"})") == P{"response_format", "unsupported_parameter"});
   CHECK(refused(R"("logit_bias":{"50256":-100})") == P{"logit_bias", "unsupported_parameter"});
   CHECK(refused(R"("tools":[{"type":"function","function":{"name":"f"}}])") == P{"tools", "unsupported_parameter"});
@@ -151,16 +149,92 @@ TEST_CASE("request_parse: a field that would be silently ignored is a 400 naming
         P{"tools", "unsupported_parameter"});
   CHECK(refused(R"("tool_choice":"required")") == P{"tool_choice", "unsupported_parameter"});
   CHECK(refused(R"("echo":true)", Endpoint::kCompletions) == P{"echo", "unsupported_parameter"});
-  CHECK(refused(R"("logprobs":2)", Endpoint::kCompletions) == P{"logprobs", "unsupported_parameter"});
   CHECK(refused(R"("best_of":3)", Endpoint::kCompletions) == P{"best_of", "unsupported_parameter"});
   CHECK(refused(R"("suffix":"end")", Endpoint::kCompletions) == P{"suffix", "unsupported_parameter"});
   // Unknown, and fields of the other endpoint.
   CHECK(refused(R"("something_new":[1])") == P{"something_new", "unknown_parameter"});
   CHECK(refused(R"("prompt":"x")") == P{"prompt", "unknown_parameter"});
   CHECK(refused(R"("messages":[])", Endpoint::kCompletions) == P{"messages", "unknown_parameter"});
+  CHECK(refused(R"("top_logprobs":2)", Endpoint::kCompletions) == P{"top_logprobs", "unknown_parameter"});
   // Neutral values ask for nothing and pass.
   CHECK(refused(R"("logprobs":null,"echo":false,"best_of":1,"suffix":"","user":"u")", Endpoint::kCompletions) ==
         P{"", ""});
+}
+
+TEST_CASE("request_parse: logprobs and top_logprobs with bad values a 400 naming the field", "[serve]") {
+  auto parse = [](const std::string& extra, Endpoint e = Endpoint::kChat) {
+    const std::string head = e == Endpoint::kChat ? R"({"model":"m","messages":[{"role":"user","content":"hi"}])"
+                                                  : R"({"model":"m","prompt":"hi")";
+    return request_parse(head + (extra.empty() ? "" : "," + extra) + "}", e, 1000, 8);
+  };
+  CHECK(parse("").logprobs == -1);
+  CHECK(parse(R"("logprobs":false)").logprobs == -1);
+  CHECK(parse(R"("logprobs":true)").logprobs == 0);
+  CHECK(parse(R"("logprobs":true,"top_logprobs":20)").logprobs == 20);
+  CHECK(parse(R"("logprobs":true,"top_logprobs":null)").logprobs == 0);
+  CHECK(parse("", Endpoint::kCompletions).logprobs == -1);
+  CHECK(parse(R"("logprobs":null)", Endpoint::kCompletions).logprobs == -1);
+  CHECK(parse(R"("logprobs":false)", Endpoint::kCompletions).logprobs == -1);
+  CHECK(parse(R"("logprobs":0)", Endpoint::kCompletions).logprobs == 0);
+  CHECK(parse(R"("logprobs":5)", Endpoint::kCompletions).logprobs == 5);
+  auto refused = [&](const std::string& extra, Endpoint e = Endpoint::kChat) -> std::string {
+    try {
+      parse(extra, e);
+    } catch (const ApiError& err) {
+      CHECK(err.status == 400);
+      CHECK(std::string(err.what()).find(err.param) != std::string::npos);
+      return err.param;
+    }
+    return "";
+  };
+  CHECK(refused(R"("logprobs":1)") == "logprobs");
+  CHECK(refused(R"("logprobs":"yes")") == "logprobs");
+  CHECK(refused(R"("logprobs":true,"top_logprobs":21)") == "top_logprobs");
+  CHECK(refused(R"("logprobs":true,"top_logprobs":-1)") == "top_logprobs");
+  CHECK(refused(R"("logprobs":true,"top_logprobs":1.5)") == "top_logprobs");
+  CHECK(refused(R"("top_logprobs":2)") == "top_logprobs");  // only with logprobs true
+  CHECK(refused(R"("logprobs":false,"top_logprobs":2)") == "top_logprobs");
+  CHECK(refused(R"("logprobs":6)", Endpoint::kCompletions) == "logprobs");
+  CHECK(refused(R"("logprobs":-1)", Endpoint::kCompletions) == "logprobs");
+  CHECK(refused(R"("logprobs":true)", Endpoint::kCompletions) == "logprobs");
+}
+
+TEST_CASE("response: logprobs in the OpenAI shapes of each endpoint", "[serve]") {
+  infer::TokenLogprob a;
+  a.chosen = {7, -0.5f, " a"};
+  a.top = {{7, -0.5f, " a"}, {9, -1.5f, "\xc3\xa9"}};
+  a.text_offset = 0;
+  infer::TokenLogprob b;
+  b.chosen = {8, -2.0f, "b"};
+  b.top = {{3, -0.25f, "x"}, {8, -2.0f, "b"}};
+  b.text_offset = 2;
+  ResponseMeta chat = response_meta(Endpoint::kChat, "m");
+  chat.logprobs = 2;
+  auto c = logprobs_json(chat, {a, b});
+  CHECK(c["refusal"].is_null());
+  REQUIRE(c["content"].size() == 2);
+  CHECK(c["content"][0]["token"] == " a");
+  CHECK(c["content"][0]["logprob"] == -0.5);
+  CHECK(c["content"][0]["bytes"] == nlohmann::json({32, 97}));
+  CHECK(c["content"][0]["top_logprobs"][1] == nlohmann::json({{"token", "\xc3\xa9"}, {"logprob", -1.5}, {"bytes", {0xc3, 0xa9}}}));
+  CHECK(c["content"][1]["top_logprobs"][0]["token"] == "x");
+  auto whole = response_full(chat, {{" ab", "stop", {a, b}}}, {1, 2});
+  CHECK(whole["choices"][0]["logprobs"] == c);
+  CHECK(chunk_text(chat, 0, " ab", {a, b})["choices"][0]["logprobs"] == c);
+  CHECK(chunk_finish(chat, 0, "stop")["choices"][0]["logprobs"].is_null());
+  chat.logprobs = -1;  // not asked for
+  CHECK(response_full(chat, {{" ab", "stop", {}}}, {1, 2})["choices"][0]["logprobs"].is_null());
+
+  ResponseMeta cmpl = response_meta(Endpoint::kCompletions, "m");
+  cmpl.logprobs = 2;
+  auto l = logprobs_json(cmpl, {a, b});
+  CHECK(l["tokens"] == nlohmann::json({" a", "b"}));
+  CHECK(l["token_logprobs"] == nlohmann::json({-0.5, -2.0}));
+  CHECK(l["top_logprobs"][0] == nlohmann::json({{" a", -0.5}, {"\xc3\xa9", -1.5}}));
+  CHECK(l["top_logprobs"][1] == nlohmann::json({{"x", -0.25}, {"b", -2.0}}));
+  CHECK(l["text_offset"] == nlohmann::json({0, 2}));
+  CHECK(chunk_text(cmpl, 0, " ab", {a, b})["choices"][0]["logprobs"] == l);
+  CHECK(response_full(cmpl, {{" ab", "stop", {a, b}}}, {1, 2})["choices"][0]["logprobs"] == l);
 }
 
 TEST_CASE("request_parse: completions prompt forms", "[serve]") {
