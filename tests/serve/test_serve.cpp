@@ -1016,9 +1016,15 @@ TEST_CASE("serve: 250 slow connections leave a normal client served, and per-cli
       }
     }
     CHECK(served);
-    CHECK(s.metric("hearth_connections_refused_total{reason=\"per_client\"}") == 1);
-    CHECK(s.metric("hearth_connections_refused_total{reason=\"total\"}") == 1 + refused);
-    for (int fd : held) ::close(fd);
+    for (int fd : held) ::close(fd);  // room for the metrics requests (each is a connection too)
+    double per_client = -1;
+    for (int i = 0; i < 40 && per_client < 0; ++i) {
+      per_client = s.metric("hearth_connections_refused_total{reason=\"per_client\"}");
+      if (per_client < 0) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(per_client == 1);
+    // The seventh connection, plus any attempt made before the server saw a close (the /health loop above).
+    CHECK(s.metric("hearth_connections_refused_total{reason=\"total\"}") >= 1 + refused);
   }
 }
 
