@@ -64,7 +64,7 @@ int main(int argc, char** argv) {
   using namespace hearth;
   omp_env_prepare(argc, argv);
   app::GlobalOptions g;
-  CLI::App cli{"hearth — train, host and serve your own language models, on your own machine."};
+  CLI::App cli{"hearth — train, host and serve your own language models, on your own machine.", "hearth"};
   cli.set_version_flag("--version", "hearth " HEARTH_VERSION);
   cli.require_subcommand(1);
   cli.fallthrough();
@@ -87,6 +87,25 @@ int main(int argc, char** argv) {
   app::add_quantize(cli, g, run);
   app::add_export(cli, g, run);
 
+  // `hearth` alone lists the commands (on stderr: it is still a usage error, exit 2); `hearth help [COMMAND]` is
+  // `hearth [COMMAND] --help`.
+  if (argc == 1) {
+    std::cerr << cli.help();
+    return static_cast<int>(ExitCode::kUsage);
+  }
+  if (std::string(argv[1]) == "help") {
+    if (argc == 2) {
+      std::cout << cli.help();
+      return 0;
+    }
+    for (const auto* sub : cli.get_subcommands([](const CLI::App*) { return true; }))
+      if (sub->get_name() == argv[2]) {
+        std::cout << sub->help("hearth");
+        return 0;
+      }
+    std::cerr << fmt::format("hearth help: unknown command '{}'; `hearth help` lists them\n", argv[2]);
+    return static_cast<int>(ExitCode::kUsage);
+  }
   try {
     cli.parse(argc, argv);
   } catch (const CLI::Success& e) {

@@ -42,8 +42,19 @@ TEST_CASE("hearth --version and --help exit 0, usage errors exit 2", "[cli]") {
   auto v = run_hearth("--version");
   CHECK(v.code == 0);
   CHECK(v.out.find("hearth 0.") != std::string::npos);
-  CHECK(run_hearth("--help").code == 0);
-  CHECK(run_hearth("").code == 2);
+  auto help = run_hearth("--help");
+  CHECK(help.code == 0);
+  CHECK(help.out.find("Usage: hearth [OPTIONS] SUBCOMMAND") != std::string::npos);  // not the binary's path
+  auto bare = run_hearth("");
+  CHECK(bare.code == 2);
+  CHECK(bare.err.find("finetune-lora") != std::string::npos);  // lists the commands
+  CHECK(bare.err.find("serve") != std::string::npos);
+  auto help_serve = run_hearth("help serve");
+  CHECK(help_serve.code == 0);
+  CHECK(help_serve.out.find("Usage: hearth serve [OPTIONS]") != std::string::npos);
+  CHECK(help_serve.out.find("--max-connections") != std::string::npos);
+  CHECK(run_hearth("help").code == 0);
+  CHECK(run_hearth("help no-such-command").code == 2);
   CHECK(run_hearth("no-such-command").code == 2);
   CHECK(run_hearth("generate --prompt hi").code == 2);  // --model missing
   auto bad = run_hearth("generate " + model_arg() + " --prompt hi --temperature -1");
