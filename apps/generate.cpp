@@ -96,18 +96,18 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
 void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto o = std::make_shared<GenerateOptions>();
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt (streams to stdout)");
-  cmd->add_option("--model", o->model, "Model folder (Hugging Face layout)")->required();
-  auto* p = cmd->add_option("--prompt", o->prompt, "Prompt text");
+  cmd->add_option("-m,--model", o->model, "Model folder (Hugging Face layout)")->required();
+  auto* p = cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
   auto* pf = cmd->add_option("--prompt-file", o->prompt_file, "Read the prompt from a file");
   p->excludes(pf);
-  cmd->add_option("--max-tokens", o->max_tokens, "Most tokens to generate (default 256)");
-  cmd->add_option("--temperature", o->sampling.temperature, "0 = greedy (default 0.8)");
+  cmd->add_option("-n,--max-tokens", o->max_tokens, "Most tokens to generate (default 256)");
+  cmd->add_option("--temperature,--temp", o->sampling.temperature, "0 = greedy (default 0.8)");
   cmd->add_option("--top-k", o->sampling.top_k, "Keep the k most likely tokens; 0 = off (default 40)");
   cmd->add_option("--top-p", o->sampling.top_p, "Nucleus sampling mass; 1 = off (default 0.95)");
   cmd->add_option("--min-p", o->sampling.min_p, "Drop tokens below min_p × the top probability (default 0.05)");
   cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Penalty for recent tokens; 1 = off (default 1)");
   cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the repeat penalty looks back (default 64)");
-  cmd->add_option("--seed", o->sampling.seed, "Random seed (default fixed: runs are reproducible)");
+  cmd->add_option("-s,--seed", o->sampling.seed, "Random seed (default fixed: runs are reproducible)");
   cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output");
   cmd->add_option("--dtype", o->dtype, "float32|bfloat16 (default float32)");
   cmd->add_flag("--no-special", o->no_special, "Treat special-token text in the prompt as plain text");

@@ -35,7 +35,7 @@ void omp_env_prepare(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     try {
-      if (a == "--threads" && i + 1 < argc) threads = std::stoi(argv[i + 1]);
+      if ((a == "--threads" || a == "-t") && i + 1 < argc) threads = std::stoi(argv[i + 1]);
       if (a.rfind("--threads=", 0) == 0) threads = std::stoi(a.substr(10));
     } catch (const std::exception&) {
       threads = 0;  // CLI11 reports the bad value
@@ -68,7 +68,7 @@ int main(int argc, char** argv) {
   cli.set_version_flag("--version", "hearth " HEARTH_VERSION);
   cli.require_subcommand(1);
   cli.fallthrough();
-  cli.add_option("--threads", g.threads, "CPU threads for tensor math (default: all cores)");
+  cli.add_option("-t,--threads", g.threads, "CPU threads for tensor math (default: all cores)");
   cli.add_option("--log-level", g.log_level, "debug|info|warn|error|off (logs go to stderr)");
   cli.add_flag("--json", g.json, "Print a machine-readable JSON result on stdout");
   cli.add_option("--device", g.device, "cpu|cuda|auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));

@@ -132,7 +132,7 @@ void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run) {
   o->cmd = cmd;
   auto& f = o->flags;
   cmd->add_option("--config", o->config_file, "YAML file with the same settings (flags given here win)");
-  cmd->add_option("--model", f.model, "Model folder (Hugging Face layout)");
+  cmd->add_option("-m,--model", f.model, "Model folder (Hugging Face layout)");
   cmd->add_option("--model-name", f.model_name, "Name clients use for the base model (default: the folder's name)");
   cmd->add_option("--adapter", o->adapter_specs, "NAME=DIR: serve a LoRA adapter (repeatable; DIR may hold `latest`)");
   cmd->add_option("--host", f.host, "Address to listen on (default 127.0.0.1)");

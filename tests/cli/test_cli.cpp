@@ -63,6 +63,18 @@ TEST_CASE("hearth --version and --help exit 0, usage errors exit 2", "[cli]") {
   CHECK(run_hearth("--log-level loud inspect " + model_arg()).code == 2);
 }
 
+TEST_CASE("short flags as llama.cpp users type them: -m -p -n -s --temp -t", "[cli]") {
+  auto longer = run_hearth("--threads 1 --json generate " + model_arg() +
+                           " --prompt 'Once upon a time' --max-tokens 8 --temperature 0 --seed 5");
+  auto shorter = run_hearth("-t 1 --json generate -m " + test::stories_dir().string() +
+                            " -p 'Once upon a time' -n 8 --temp 0 -s 5");
+  REQUIRE(longer.code == 0);
+  REQUIRE(shorter.code == 0);
+  CHECK(nlohmann::json::parse(shorter.out)["token_ids"] == nlohmann::json::parse(longer.out)["token_ids"]);
+  CHECK(nlohmann::json::parse(shorter.out)["token_ids"].size() == 8);
+  CHECK(nlohmann::json::parse(shorter.out)["completion_tokens"] == 8);
+}
+
 TEST_CASE("hearth generate --json: greedy continuation equals the reference ids", "[cli]") {
   auto want = expected()["greedy_from_bos_64_ids"].get<std::vector<int>>();
   auto r = run_hearth("--json generate " + model_arg() +
