@@ -28,6 +28,8 @@ nlohmann::ordered_json ordered_read(const std::string& path, const std::string& 
     return nlohmann::ordered_json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw FormatError(fmt::format("{}: {}: invalid JSON at byte {}", option, path, e.byte));
+  } catch (const nlohmann::json::exception& e) {  // a number out of range, such as 1e400
+    throw FormatError(fmt::format("{}: {}: invalid JSON; {}", option, path, e.what()));
   }
 }
 

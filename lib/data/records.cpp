@@ -150,8 +150,9 @@ Extracted records_from_json(std::string_view text) {
   json j;
   try {
     j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    uint64_t at = line_of(text, e.byte > 0 ? e.byte - 1 : 0);
+  } catch (const json::exception& e) {  // syntax errors; numbers out of range such as 1e400 (no position: line 1)
+    const auto* syntax = dynamic_cast<const json::parse_error*>(&e);
+    uint64_t at = syntax ? line_of(text, syntax->byte > 0 ? syntax->byte - 1 : 0) : 1;
     ex.issues.push_back({at, "malformed JSON; expected an array of records or one record object"});
     ex.skip_reason = ex.issues.back().reason;
     return ex;

@@ -12,6 +12,8 @@ nlohmann::json json_parse(const std::string& text, const std::string& origin) {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::parse_error& e) {
     throw FormatError(fmt::format("{}: invalid JSON at byte {}; {}", origin, e.byte, e.what()));
+  } catch (const nlohmann::json::exception& e) {  // a number out of range, such as 1e400 (out_of_range.406)
+    throw FormatError(fmt::format("{}: invalid JSON; {}", origin, e.what()));
   }
 }
 

@@ -34,7 +34,7 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   if (in.bad()) throw IoError(path.string() + ": read failed");
   try {
     return nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::parse_error& e) {
+  } catch (const nlohmann::json::exception& e) {  // syntax errors, and numbers out of range such as 1e400
     throw FormatError(path.string() + ": not valid JSON (" + e.what() + ")");
   }
 }

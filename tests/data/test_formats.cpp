@@ -128,6 +128,11 @@ TEST_CASE("json: an array of records or one record", "[data]") {
   auto broken = records_from_json("{\n\"text\": \"a\",\n oops\n}");
   CHECK(broken.issues.at(0).line == 3);
   CHECK_FALSE(broken.skip_reason.empty());
+  // A number beyond double's range: the file is skipped like any malformed JSON (it threw nlohmann's out_of_range).
+  auto huge = records_from_json(R"([{"text": "a", "score": 1e400}])");
+  CHECK(huge.records.empty());
+  CHECK(huge.issues.at(0).reason.find("malformed JSON") != std::string::npos);
+  CHECK_FALSE(huge.skip_reason.empty());
 }
 
 TEST_CASE("eml: plain part chosen, QP decoded, quotes and signature trimmed, headers only when asked", "[data]") {

@@ -138,6 +138,10 @@ TEST_CASE("safetensors rejects malformed files with a clear FormatError", "[io]"
                  "F31");
   }
   SECTION("header is not JSON") { expect_error(write_raw("json.safetensors", "{not json", data), "invalid JSON"); }
+  SECTION("a number beyond double's range in the header (found by fuzz_safetensors)") {
+    expect_error(write_raw("1e400.safetensors", R"({"a":{"dtype":"F32","shape":[1e400],"data_offsets":[0,16]}})", data),
+                 "invalid JSON");
+  }
   SECTION("header is not an object") { expect_error(write_raw("arr.safetensors", "[1,2]", data), "object"); }
   SECTION("offsets reversed") {
     expect_error(write_raw("rev.safetensors", R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", data),

@@ -65,6 +65,9 @@ TEST_CASE("a file that is not JSON is a FormatError naming it", "[tokenizer]") {
     CHECK_THAT(e.what(), Catch::Contains((dir / "tokenizer.json").string()));
     CHECK_THAT(e.what(), Catch::Contains("not valid JSON"));
   }
+  // A number beyond double's range is a FormatError too (nlohmann's out_of_range escaped: exit 1).
+  std::ofstream(dir / "tokenizer.json", std::ios::trunc) << R"({"model": {"type": "BPE", "dropout": 1e400}})";
+  CHECK_THROWS_AS(tok::Tokenizer::load(dir), hearth::FormatError);
 }
 
 TEST_CASE("malformed or unsupported components are FormatErrors naming the field", "[tokenizer]") {
