@@ -41,7 +41,10 @@ class Reader {
     if (!map.IsDefined() || map.IsNull()) return;
     if (!map.IsMap()) throw error(map, prefix.empty() ? "(top level)" : prefix, "expected a mapping of keys");
     for (const auto& kv : map) {
-      auto key = kv.first.as<std::string>();
+      if (!kv.first.IsScalar())  // YAML allows "? [a, b]" or "{a: 1}: x"; as<std::string>() would throw
+        throw error(kv.first, prefix.empty() ? "(top level)" : prefix,
+                    fmt::format("keys must be plain words, got a {}", kv.first.IsMap() ? "mapping" : "list"));
+      auto key = kv.first.Scalar();
       if (std::find(known.begin(), known.end(), key) == known.end())
         throw error(kv.first, prefix.empty() ? key : prefix + "." + key,
                     fmt::format("unknown key; valid keys here are: {}", fmt::join(known, ", ")));
@@ -256,6 +259,8 @@ void override_apply(YAML::Node& root, const std::string& spec) {
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
+  // yaml-cpp's operator[] throws on a scalar or a list (BadSubscript): check each node before indexing it.
+  if (!root.IsMap()) throw ConfigError(fmt::format("override '{}': the recipe's top level is not a mapping", spec));
   std::vector<YAML::Node> chain = {root};
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     YAML::Node next = chain.back()[parts[i]];
@@ -304,15 +309,10 @@ void duplicate_keys_check(const YAML::Node& node, const std::string& origin, con
   }
 }
 
-LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, const fs::path& base_dir,
-                        const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg));
-  }
-  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+namespace {
+
+LoraRecipe recipe_read(YAML::Node& root, const std::string& origin, const fs::path& base_dir,
+                       const std::vector<std::string>& overrides) {
   duplicate_keys_check(root, origin, "");
   for (const auto& o : overrides) override_apply(root, o);
   Reader r(origin, base_dir, overrides);
@@ -332,6 +332,27 @@ LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, cons
   read_training(r, child(root, "training"), rc.training);
   read_eval_checkpoint(r, root, rc);
   return rc;
+}
+
+}  // namespace
+
+LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, const fs::path& base_dir,
+                        const std::vector<std::string>& overrides) {
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg));
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  try {
+    return recipe_read(root, origin, base_dir, overrides);
+  } catch (const YAML::Exception& e) {
+    // The readers check each node's kind before converting it; should one be missed, yaml-cpp's own error
+    // (BadConversion, BadSubscript, ...) is still the recipe's fault: exit 2 with the line, not an internal error.
+    if (e.mark.is_null()) throw ConfigError(fmt::format("{}: {}", origin, e.msg));
+    throw ConfigError(fmt::format("{}:{}: {}", origin, e.mark.line + 1, e.msg));
+  }
 }
 
 LoraRecipe recipe_load(const fs::path& file, const std::vector<std::string>& overrides) {
