@@ -17,7 +17,9 @@ bool content_text(const json& c, const std::string& where, std::string* out, std
   if (c.is_array()) {  // OpenAI content parts
     out->clear();
     for (const auto& part : c) {
-      if (part.is_object() && part.value("type", "") == "text" && part.contains("text") && part["text"].is_string())
+      // Not part.value("type", ""): it throws type_error when "type" holds something other than a string.
+      if (part.is_object() && part.contains("type") && part["type"] == "text" && part.contains("text") &&
+          part["text"].is_string())
         *out += part["text"].get<std::string>();
     }
     return true;

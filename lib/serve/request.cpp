@@ -33,7 +33,9 @@ ojson content_parse(const ojson& c, const std::string& param) {
   for (size_t i = 0; i < c.size(); ++i) {
     const auto& part = c[i];
     std::string p = fmt::format("{}[{}]", param, i);
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+    // part["type"] == "text" rather than part.value("type", ""), which throws type_error when "type" is not a string.
+    if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
+        !part["text"].is_string())
       invalid(p, fmt::format("'{}': only {{\"type\": \"text\", \"text\": ...}} parts are supported", p));
     text += part["text"].get<std::string>();
   }

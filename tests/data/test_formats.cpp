@@ -90,6 +90,11 @@ TEST_CASE("jsonl: every record shape, malformed lines reported with their line",
       "{\"text\": 5}\n";
   auto ex = records_from_jsonl(jsonl);
   REQUIRE(ex.records.size() == 4);
+  // A content part whose "type" is not a string is skipped like any other non-text part (it threw type_error).
+  auto odd = records_from_jsonl(
+      "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": 5, \"text\": \"x\"}, {\"type\": \"text\", "
+      "\"text\": \"U\"}]}, {\"role\": \"assistant\", \"content\": \"A\"}]}\n");
+  REQUIRE(odd.records.size() == 1);
   CHECK(ex.records[0].kind == RecordKind::kText);
   CHECK(ex.records[0].text == "plain");
   CHECK(ex.records[0].line == 1);

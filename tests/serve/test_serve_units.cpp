@@ -147,6 +147,9 @@ TEST_CASE("request_parse: malformed JSON, wrong types and invalid values are 400
   CHECK(rejection(R"({"model":"m","messages":[{"role":"user"}]})").second == "messages[0].content");
   CHECK(rejection(R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})").second ==
         "messages[0].content[0]");
+  // A part whose "type" is not a string: nlohmann's type_error escaped (a 500; found by fuzz_request).
+  CHECK(rejection(R"({"model":"m","messages":[{"role":"user","content":[{"type":{"name":"b"},"text":"x"}]}]})") ==
+        std::pair<int, std::string>{400, "messages[0].content[0]"});
   for (const auto& [field, value] :
        std::vector<std::pair<std::string, std::string>>{{"temperature", "\"hot\""},
                                                         {"temperature", "2.5"},
