@@ -1,9 +1,12 @@
 #include "recipe/lora_recipe.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <regex>
 #include <set>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -15,6 +18,31 @@ namespace hearth::recipe {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Offset of the first byte of `s` that is not part of well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or npos. yaml-cpp takes any bytes, but the resolved recipe is saved as
+// JSON, which must be UTF-8 (nlohmann's dump throws on anything else).
+size_t utf8_invalid_at(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 0;
+    if (n == 0 || i + n >= s.size()) return i;  // not a lead byte, or cut short
+    uint32_t cp = c & (0x3F >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    const uint32_t min = n == 1 ? 0x80 : n == 2 ? 0x800 : 0x10000;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += n + 1;
+  }
+  return std::string_view::npos;
+}
 
 // Reads typed values from the YAML tree; every error names the file, line and dotted key.
 class Reader {
@@ -338,6 +366,13 @@ LoraRecipe recipe_read(YAML::Node& root, const std::string& origin, const fs::pa
 
 LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, const fs::path& base_dir,
                         const std::vector<std::string>& overrides) {
+  if (const size_t bad = utf8_invalid_at(yaml); bad != std::string_view::npos)
+    throw ConfigError(fmt::format("{}:{}: not UTF-8 text (byte 0x{:02X}); expected a UTF-8 recipe", origin,
+                                  1 + std::count(yaml.begin(), yaml.begin() + static_cast<std::ptrdiff_t>(bad), '\n'),
+                                  static_cast<unsigned char>(yaml[bad])));
+  for (size_t i = 0; i < overrides.size(); ++i)  // the override itself is left out of the message: not UTF-8
+    if (utf8_invalid_at(overrides[i]) != std::string_view::npos)
+      throw ConfigError(fmt::format("override {} of {}: not UTF-8 text", i + 1, overrides.size()));
   YAML::Node root;
   try {
     root = YAML::Load(yaml);

@@ -87,6 +87,14 @@ TEST_CASE("recipe errors carry the file and line", "[recipe]") {
     CHECK_THROWS_WITH(parse(kMinimal + "? [a, b]\n: 1\n"), Contains("r.yaml:4") && Contains("plain words"));
     CHECK_THROWS_WITH(parse(kMinimal + "lora:\n  {a: 1}: 2\n"), Contains("r.yaml:5") && Contains("lora"));
   }
+  SECTION("bytes that are not UTF-8 (the resolved recipe's JSON could not be written; found by fuzz_recipe)") {
+    CHECK_THROWS_WITH(parse(kMinimal + "lora:\n  rank: 8 # caf\xE9\n"), Contains("r.yaml:5") && Contains("UTF-8"));
+    CHECK_THROWS_WITH(parse("model: m\xFF\ndatasets: [d]\noutput_dir: out\n"),
+                      Contains("r.yaml:1") && Contains("0xFF"));
+    CHECK_THROWS_WITH(parse(kMinimal, {"lora.rank=8", "output_dir=o\xC0\xAF"}), Contains("override 2 of 2"));
+    CHECK(parse("model: \"caf\xC3\xA9 \xF0\x9F\xA6\x99\"\ndatasets: [d]\noutput_dir: out\n").model ==
+          "/base/caf\xC3\xA9 \xF0\x9F\xA6\x99");
+  }
   SECTION("invalid YAML") { CHECK_THROWS_WITH(parse("model: [unclosed\n"), Contains("r.yaml") && Contains("YAML")); }
   SECTION("a key written twice (yaml-cpp would keep the first silently)") {
     CHECK_THROWS_AS(parse(kMinimal + "optimizer:\n  lr: 1.0e-3\n  lr: 5.0e-4\n"), ConfigError);
