@@ -4,9 +4,10 @@
 //
 // The input is the whole tokenizer.json, parsed as Tokenizer::load parses it (io::json_parse, then
 // Tokenizer::from_json without a tokenizer_config.json). When it loads: fixed texts are encoded (with and
-// without special tokens), the ids and the first ids of the vocabulary decoded, a StreamDecoder must give what
-// decode() gives (its documented contract), and the GGUF description of the tokenizer (tokenizer_gguf_metadata)
-// is built or refused with a FormatError.
+// without special tokens; every id in range), the ids and the first 300 ids of the vocabulary decoded, a
+// StreamDecoder fed the same ids must return whole characters and add up to decode() (its contract in
+// tokenizer.h), and the GGUF description of the tokenizer (tokenizer_gguf_metadata) is built or refused with a
+// FormatError.
 // Seeds: stories260K's and kq256's tokenizer.json, a trimmed GPT-2 tokenizer.json (fuzz_seeds), fuzz/seeds/tokenizer.
 #include <cstdint>
 #include <string>

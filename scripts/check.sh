@@ -192,17 +192,17 @@ fuzz_one() {
   local t="$1" dir="$ROOT/build-fuzz"
   local corpus="$dir/fuzz-corpus/$t" artifacts="$dir/fuzz-artifacts/$t" log="$dir/fuzz-logs/$t.log"
   rm -rf "$artifacts" && mkdir -p "$corpus" "$artifacts" "$dir/fuzz-logs"
+  local start=$SECONDS
   # -timeout: one input running longer is a finding (a hang); -rss_limit_mb also caps a single allocation.
   "$dir/fuzz/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
     -dict="$ROOT/fuzz/dicts/$t.dict" -artifact_prefix="$artifacts/" "$corpus" "$dir/fuzz-seeds/$t" >"$log" 2>&1
-  local rc=$?
-  local execs secs corp cov found
+  local rc=$? secs=$((SECONDS - start))
+  local execs corp cov found
   execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$')
-  secs=$(grep -oE 'Done [0-9]+ runs in [0-9]+ second' "$log" | grep -oE '[0-9]+ second' | grep -oE '[0-9]+')
-  corp=$(grep -oE 'corp: [0-9]+/[0-9]+[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
+  corp=$(grep -oE 'corp: [0-9]+/' "$log" | tail -1 | grep -oE '[0-9]+')
   cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
   found=$(find "$artifacts" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
-  printf '  %-19s %8s %12s %8s %9s %9s\n' "fuzz_$t" "${secs:-?}" "${execs:-?}" "${corp:-?}" "${cov:-?}" "$found"
+  printf '  %-19s %8s %12s %8s %9s %9s\n' "fuzz_$t" "$secs" "${execs:-?}" "${corp:-?}" "${cov:-?}" "$found"
   if (( found > 0 || rc != 0 )); then
     grep -m3 -E '=== fuzz_.*FINDING|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error: |SUMMARY: ' "$log" \
       | cut -c1-200 | sed 's/^/      /'
