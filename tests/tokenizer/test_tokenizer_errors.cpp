@@ -136,6 +136,21 @@ TEST_CASE("malformed or unsupported components are FormatErrors naming the field
                          {"single", {{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}}}};
   CHECK_THAT(format_error(j), Catch::Contains("post_processor.special_tokens: template names an undefined"));
 
+  // A post-processor adding an id that is no token: encode() gave ids beyond vocab_size(), which no embedding row
+  // has (found by fuzz_tokenizer). minimal()'s ids are 0..2.
+  for (const json& ids : {json::array({3}), json::array({-1}), json::array({int64_t(1) << 32})}) {
+    j = minimal();
+    j["post_processor"] = {{"type", "TemplateProcessing"},
+                           {"single", {{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}}},
+                           {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", ids}, {"tokens", {"<s>"}}}}}}};
+    INFO(ids.dump());
+    CHECK_THAT(format_error(j), Catch::Contains("bad/tokenizer.json: post_processor"));
+  }
+  j = minimal();
+  j["post_processor"] = {{"type", "BertProcessing"}, {"cls", {"[CLS]", 7}}, {"sep", {"[SEP]", 2}}};
+  CHECK_THAT(format_error(j),
+             Catch::Contains("post_processor: adds an id that is no token") && Catch::Contains("got 7"));
+
   j = minimal();
   j["added_tokens"] = {{{"content", "<x>"}}};
   CHECK_THAT(format_error(j), Catch::Contains("added_tokens[0].id: missing"));
