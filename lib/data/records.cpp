@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "data/text_util.h"
+#include "io/json_file.h"
 
 namespace hearth::data {
 using nlohmann::json;
@@ -123,7 +124,13 @@ Extracted records_from_jsonl(std::string_view text) {
       ex.issues.push_back({line_no, problem});
       continue;
     }
-    json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+    json j;
+    try {
+      j = io::json_parse_bounded(line, /*allow_exceptions=*/false);
+    } catch (const io::JsonTooDeep& e) {  // a record is copied level by level: too deep overflows the stack
+      ex.issues.push_back({line_no, std::string("malformed JSON; ") + e.what()});
+      continue;
+    }
     if (j.is_discarded()) {
       ex.issues.push_back({line_no, "malformed JSON; expected one JSON object per line"});
       continue;
@@ -151,7 +158,11 @@ Extracted records_from_json(std::string_view text) {
   }
   json j;
   try {
-    j = json::parse(text);
+    j = io::json_parse_bounded(text);
+  } catch (const io::JsonTooDeep& e) {
+    ex.issues.push_back({1, std::string("malformed JSON; ") + e.what()});
+    ex.skip_reason = ex.issues.back().reason;
+    return ex;
   } catch (const json::exception& e) {  // syntax errors; numbers out of range such as 1e400 (no position: line 1)
     const auto* syntax = dynamic_cast<const json::parse_error*>(&e);
     uint64_t at = syntax ? line_of(text, syntax->byte > 0 ? syntax->byte - 1 : 0) : 1;

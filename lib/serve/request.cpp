@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "io/json_file.h"
+
 namespace hearth::serve {
 namespace {
 
@@ -142,7 +144,9 @@ nlohmann::json api_error_body(const ApiError& e) {
 CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int max_tokens_limit, int max_n) {
   ojson b;
   try {
-    b = ojson::parse(text);
+    b = io::json_parse_bounded<ojson>(text);
+  } catch (const io::JsonTooDeep& e) {  // copying such a body overflowed the stack: the server crashed
+    throw ApiError(400, fmt::format("The request body is {}", e.what()));
   } catch (const ojson::exception& e) {  // syntax errors, and numbers out of range such as 1e400
     throw ApiError(400, fmt::format("The request body is not valid JSON: {}", e.what()));
   }

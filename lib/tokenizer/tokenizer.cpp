@@ -11,6 +11,7 @@
 
 #include "core/error.h"
 #include "io/gguf.h"
+#include "io/json_file.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/decoder.h"
@@ -33,7 +34,9 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   buffer << in.rdbuf();
   if (in.bad()) throw IoError(path.string() + ": read failed");
   try {
-    return nlohmann::json::parse(buffer.str());
+    return io::json_parse_bounded(buffer.str());
+  } catch (const io::JsonTooDeep& e) {
+    throw FormatError(path.string() + ": not valid JSON (" + e.what() + ")");
   } catch (const nlohmann::json::exception& e) {  // syntax errors, and numbers out of range such as 1e400
     throw FormatError(path.string() + ": not valid JSON (" + e.what() + ")");
   }

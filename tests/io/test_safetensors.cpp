@@ -138,6 +138,10 @@ TEST_CASE("safetensors rejects malformed files with a clear FormatError", "[io]"
                  "F31");
   }
   SECTION("header is not JSON") { expect_error(write_raw("json.safetensors", "{not json", data), "invalid JSON"); }
+  SECTION("a header nested deeper than io::kJsonMaxDepth") {
+    const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+    expect_error(write_raw("deep.safetensors", R"({"__x__":)" + deep + "}", data), "nested deeper than 256");
+  }
   SECTION("a number beyond double's range in the header (found by fuzz_safetensors)") {
     expect_error(write_raw("1e400.safetensors", R"({"a":{"dtype":"F32","shape":[1e400],"data_offsets":[0,16]}})", data),
                  "invalid JSON");

@@ -65,6 +65,11 @@ TEST_CASE("a file that is not JSON is a FormatError naming it", "[tokenizer]") {
     CHECK_THAT(e.what(), Catch::Contains((dir / "tokenizer.json").string()));
     CHECK_THAT(e.what(), Catch::Contains("not valid JSON"));
   }
+  // So is JSON nested deeper than io::kJsonMaxDepth (copying it overflowed the stack).
+  std::ofstream(dir / "tokenizer.json", std::ios::trunc)
+      << R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "x": )" << std::string(300000, '[')
+      << std::string(300000, ']') << "}";
+  CHECK_THROWS_WITH(tok::Tokenizer::load(dir), Catch::Contains("nested deeper than 256"));
   // A number beyond double's range is a FormatError too (nlohmann's out_of_range escaped: exit 1).
   std::ofstream(dir / "tokenizer.json", std::ios::trunc) << R"({"model": {"type": "BPE", "dropout": 1e400}})";
   CHECK_THROWS_AS(tok::Tokenizer::load(dir), hearth::FormatError);
