@@ -25,9 +25,13 @@ struct ChatTemplateOptions {
 nlohmann::ordered_json ordered_read(const std::string& path, const std::string& option) {
   std::string text = text_file_read(path, option);
   try {
-    return nlohmann::ordered_json::parse(text);
+    return io::json_parse_bounded<nlohmann::ordered_json>(text);
+  } catch (const io::JsonTooDeep& e) {
+    throw FormatError(fmt::format("{}: {}: invalid JSON; {}", option, path, e.what()));
   } catch (const nlohmann::json::parse_error& e) {
     throw FormatError(fmt::format("{}: {}: invalid JSON at byte {}", option, path, e.byte));
+  } catch (const nlohmann::json::exception& e) {  // a number out of range, such as 1e400
+    throw FormatError(fmt::format("{}: {}: invalid JSON; {}", option, path, e.what()));
   }
 }
 

@@ -179,8 +179,12 @@ nlohmann::json export_hf(const ExportCliOptions& o, const std::shared_ptr<const 
 
 nlohmann::json export_peft(const ExportCliOptions& o, const convert::Provenance& prov) {
   const fs::path adapter = o.adapter;
-  nlohmann::ordered_json config = nlohmann::ordered_json::parse(io::file_read(adapter / "adapter_config.json"), nullptr,
-                                                                false);
+  nlohmann::ordered_json config;
+  try {  // bounded depth: the config is copied and dumped recursively
+    config = io::json_parse_bounded<nlohmann::ordered_json>(io::file_read(adapter / "adapter_config.json"), false);
+  } catch (const io::JsonTooDeep& e) {
+    throw FormatError(fmt::format("{}: {}", (adapter / "adapter_config.json").string(), e.what()));
+  }
   if (!config.is_object())
     throw FormatError(fmt::format("{}: not a JSON object", (adapter / "adapter_config.json").string()));
   config["base_model_name_or_path"] = prov.base;

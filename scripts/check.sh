@@ -6,13 +6,18 @@
 #   scripts/check.sh --asan     # build-asan/ (HEARTH_SANITIZE=address,undefined): the whole ctest suite
 #   scripts/check.sh --tsan     # build-tsan/ (HEARTH_SANITIZE=thread): the serve tests (ctest -R serve)
 #   scripts/check.sh --tidy     # build-tidy/ (HEARTH_PCH=OFF, configure only): clang-tidy over lib/ apps/
-#   scripts/check.sh --asan --tidy      # parts combine; they always run in the order asan, tsan, tidy
+#   scripts/check.sh --fuzz     # build-fuzz/ (clang, HEARTH_FUZZ=ON): every libFuzzer target in fuzz/, 60 s each
+#   scripts/check.sh --fuzz-seconds 300 --fuzz-targets gguf,tokenizer   # either option implies --fuzz
+#   scripts/check.sh --asan --tidy      # parts combine; they always run in the order asan, tsan, tidy, fuzz
 #   scripts/check.sh --tsan -- -R 'serve: SIGTERM'   # arguments after -- go to ctest (instead of -R serve)
 #
 # Sanitizer builds are RelWithDebInfo at -O1 (asserts on), tests on, benchmarks off, ccache when present.
 # Every sanitizer report also goes to <build>/sanitizer-reports/ (the server processes the tests start write
 # there too, where ctest would not show their stderr); the summary at the end lists them. The suppression
 # files in scripts/sanitizers/ cover uninstrumented libtorch/OpenMP internals only, each entry commented.
+# Fuzzing (not run without --fuzz): the seed corpora are written from the fixtures into build-fuzz/fuzz-seeds/,
+# what libFuzzer finds new is kept in build-fuzz/fuzz-corpus/<target>/ for the next run, crashing inputs go to
+# build-fuzz/fuzz-artifacts/<target>/ and each run's output to build-fuzz/fuzz-logs/<target>.log.
 # Exit status: 0 when every selected part passed, 1 otherwise.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -20,20 +25,33 @@ ROOT="$(pwd)"
 SUPP="$ROOT/scripts/sanitizers"
 JOBS="${HEARTH_CHECK_JOBS:-$(nproc)}"
 
-RUN_ASAN=0 RUN_TSAN=0 RUN_TIDY=0
+RUN_ASAN=0 RUN_TSAN=0 RUN_TIDY=0 RUN_FUZZ=0
+FUZZ_SECONDS=60
+FUZZ_ALL=(safetensors gguf tokenizer chat_template recipe request)
+FUZZ_TARGETS=("${FUZZ_ALL[@]}")
 CTEST_EXTRA=()
 while [[ $# -gt 0 ]]; do
   case "$1" in
     --asan) RUN_ASAN=1; shift ;;
     --tsan) RUN_TSAN=1; shift ;;
     --tidy) RUN_TIDY=1; shift ;;
+    --fuzz) RUN_FUZZ=1; shift ;;
+    --fuzz-seconds)
+      [[ "${2:-}" =~ ^[1-9][0-9]*$ ]] || { echo "check.sh: --fuzz-seconds: expected a whole number of seconds > 0, got '${2:-}'" >&2; exit 2; }
+      RUN_FUZZ=1; FUZZ_SECONDS="$2"; shift 2 ;;
+    --fuzz-targets)
+      IFS=, read -r -a FUZZ_TARGETS <<< "${2:-}"
+      for t in "${FUZZ_TARGETS[@]}"; do
+        [[ " ${FUZZ_ALL[*]} " == *" $t "* ]] || { echo "check.sh: --fuzz-targets: unknown target '$t'; expected some of: ${FUZZ_ALL[*]}" >&2; exit 2; }
+      done
+      RUN_FUZZ=1; shift 2 ;;
     -j) JOBS="$2"; shift 2 ;;
     --) shift; CTEST_EXTRA=("$@"); break ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-    *) echo "check.sh: unknown argument '$1'; expected --asan, --tsan, --tidy, -j N or -- CTEST_ARGS" >&2; exit 2 ;;
+    -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "check.sh: unknown argument '$1'; expected --asan, --tsan, --tidy, --fuzz, --fuzz-seconds N, --fuzz-targets LIST, -j N or -- CTEST_ARGS" >&2; exit 2 ;;
   esac
 done
-if (( RUN_ASAN + RUN_TSAN + RUN_TIDY == 0 )); then RUN_ASAN=1; RUN_TSAN=1; fi
+if (( RUN_ASAN + RUN_TSAN + RUN_TIDY + RUN_FUZZ == 0 )); then RUN_ASAN=1; RUN_TSAN=1; fi
 
 GENERATOR=()
 if command -v ninja >/dev/null; then GENERATOR=(-G Ninja); fi
@@ -165,6 +183,63 @@ if (( RUN_TIDY )); then
     SUMMARY+=("clang-tidy: $status — $(dur $((SECONDS - t0))); $n finding(s), see build-tidy/clang-tidy.log")
   else
     SUMMARY+=("clang-tidy: CONFIGURE FAILED"); FAILED=1
+  fi
+fi
+
+# fuzz_one TARGET: runs build-fuzz/fuzz/fuzz_TARGET for FUZZ_SECONDS over its kept corpus and fresh seeds; prints
+# one table row; fails when it found anything (a crash, sanitizer report, leak, timeout or out-of-memory input).
+fuzz_one() {
+  local t="$1" dir="$ROOT/build-fuzz"
+  local corpus="$dir/fuzz-corpus/$t" artifacts="$dir/fuzz-artifacts/$t" log="$dir/fuzz-logs/$t.log"
+  rm -rf "$artifacts" && mkdir -p "$corpus" "$artifacts" "$dir/fuzz-logs"
+  local start=$SECONDS
+  # -timeout: one input running longer is a finding (a hang); -rss_limit_mb also caps a single allocation.
+  "$dir/fuzz/fuzz_$t" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 \
+    -dict="$ROOT/fuzz/dicts/$t.dict" -artifact_prefix="$artifacts/" "$corpus" "$dir/fuzz-seeds/$t" >"$log" 2>&1
+  local rc=$? secs=$((SECONDS - start))
+  local execs corp cov found
+  execs=$(grep -oE 'stat::number_of_executed_units: *[0-9]+' "$log" | grep -oE '[0-9]+$')
+  corp=$(grep -oE 'corp: [0-9]+/' "$log" | tail -1 | grep -oE '[0-9]+')
+  cov=$(grep -oE 'cov: [0-9]+' "$log" | tail -1 | cut -d' ' -f2)
+  found=$(find "$artifacts" -type f \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) | wc -l)
+  printf '  %-19s %8s %12s %8s %9s %9s\n' "fuzz_$t" "$secs" "${execs:-?}" "${corp:-?}" "${cov:-?}" "$found"
+  if (( found > 0 || rc != 0 )); then
+    grep -m3 -E '=== fuzz_.*FINDING|ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error: |SUMMARY: ' "$log" \
+      | cut -c1-200 | sed 's/^/      /'
+    find "$artifacts" -type f | sed "s#^$ROOT/#      reproduce: build-fuzz/fuzz/fuzz_$t #"
+    (( found > 0 )) || echo "      libFuzzer exited with status $rc and saved no input; see $log"
+    return 1
+  fi
+}
+
+if (( RUN_FUZZ )); then
+  t0=$SECONDS
+  echo "=== fuzz: build (build-fuzz, clang, HEARTH_FUZZ=ON), then ${FUZZ_TARGETS[*]} for ${FUZZ_SECONDS} s each"
+  if ! command -v clang++ >/dev/null; then
+    SUMMARY+=("fuzz: FAILED — no clang++ (libFuzzer needs clang; Debian 12: apt-get install clang)"); FAILED=1
+  elif ! configure_and_build build-fuzz fuzz -- -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+      -DCMAKE_CXX_FLAGS_RELWITHDEBINFO="-O1 -g" -DHEARTH_FUZZ=ON -DHEARTH_TOKENIZER_ONLY=ON -DHEARTH_BUILD_TESTS=OFF \
+      -DHEARTH_BUILD_BENCH=OFF; then
+    SUMMARY+=("fuzz: BUILD FAILED after $(dur $((SECONDS - t0)))"); FAILED=1
+  elif ! (rm -rf build-fuzz/fuzz-seeds && build-fuzz/fuzz/fuzz_seeds "$ROOT" build-fuzz/fuzz-seeds); then
+    SUMMARY+=("fuzz: FAILED writing the seed corpora (build-fuzz/fuzz/fuzz_seeds)"); FAILED=1
+  else
+    t1=$SECONDS
+    # Reports go to the log libFuzzer writes (not to files): it prints them with the input it saved.
+    export ASAN_OPTIONS="detect_leaks=1:check_initialization_order=1"
+    export LSAN_OPTIONS="suppressions=$SUPP/lsan.supp:print_suppressions=0"
+    export UBSAN_OPTIONS="halt_on_error=1:print_stacktrace=1:suppressions=$SUPP/ubsan.supp"
+    table=$(printf '  %-19s %8s %12s %8s %9s %9s\n' target seconds executions corpus coverage findings)
+    echo "$table"
+    status=ok
+    for t in "${FUZZ_TARGETS[@]}"; do
+      row=$(fuzz_one "$t") || status=FAILED
+      echo "$row"
+      table+=$'\n'"$row"
+    done
+    [[ "$status" == ok ]] || FAILED=1
+    SUMMARY+=("fuzz: $status — build $(dur $((t1 - t0))), fuzzing $(dur $((SECONDS - t1))) (corpus: inputs kept in build-fuzz/fuzz-corpus/; coverage: libFuzzer's cov)
+$table")
   fi
 fi
 

@@ -123,7 +123,10 @@ std::string apply(const nlohmann::json& config, nlohmann::ordered_json variables
     // transformers picks "tool_use" when tools are given and such a template exists, else "default".
     std::string name = !variables["tools"].is_null() ? "tool_use" : "default";
     bool found = false;
-    for (const auto& entry : *t) found = found || (entry.is_object() && entry.value("name", "") == name);
+    // entry["name"] == name: value("name", "") would throw type_error for a name that is not a string (the shape
+    // error below names it instead).
+    for (const auto& entry : *t)
+      found = found || (entry.is_object() && entry.contains("name") && entry["name"] == name);
     auto chosen = ChatTemplate::from_tokenizer_config(config, origin, found ? name : "default");
     source = chosen->source();
     template_origin += "[" + std::string(found ? name : "default") + "]";

@@ -135,7 +135,12 @@ std::vector<std::string> hf_files_copy(const fs::path& base, const fs::path& dir
     copied.push_back(name);
   }
   std::sort(copied.begin(), copied.end());
-  nlohmann::ordered_json config = nlohmann::ordered_json::parse(io::file_read(base / "config.json"), nullptr, false);
+  nlohmann::ordered_json config;
+  try {  // bounded depth: the config is dumped recursively
+    config = io::json_parse_bounded<nlohmann::ordered_json>(io::file_read(base / "config.json"), false);
+  } catch (const io::JsonTooDeep& e) {
+    throw FormatError(fmt::format("{}: {}", (base / "config.json").string(), e.what()));
+  }
   if (config.is_discarded() || !config.is_object())
     throw FormatError(fmt::format("{}: not a JSON object", (base / "config.json").string()));
   config["torch_dtype"] = hf_torch_dtype(dtype);

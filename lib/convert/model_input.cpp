@@ -40,7 +40,8 @@ std::string folder_chat_template(const fs::path& dir) {
   if (it != j.end() && it->is_string()) return it->get<std::string>();
   if (it != j.end() && it->is_array())
     for (const auto& t : *it)
-      if (t.is_object() && t.value("name", "") == "default" && t.contains("template") && t["template"].is_string())
+      if (t.is_object() && t.contains("name") && t["name"] == "default" && t.contains("template") &&
+          t["template"].is_string())
         return t["template"].get<std::string>();
   return "";
 }

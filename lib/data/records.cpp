@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "data/text_util.h"
+#include "io/json_file.h"
 
 namespace hearth::data {
 using nlohmann::json;
@@ -17,7 +18,9 @@ bool content_text(const json& c, const std::string& where, std::string* out, std
   if (c.is_array()) {  // OpenAI content parts
     out->clear();
     for (const auto& part : c) {
-      if (part.is_object() && part.value("type", "") == "text" && part.contains("text") && part["text"].is_string())
+      // Not part.value("type", ""): it throws type_error when "type" holds something other than a string.
+      if (part.is_object() && part.contains("type") && part["type"] == "text" && part.contains("text") &&
+          part["text"].is_string())
         *out += part["text"].get<std::string>();
     }
     return true;
@@ -121,7 +124,13 @@ Extracted records_from_jsonl(std::string_view text) {
       ex.issues.push_back({line_no, problem});
       continue;
     }
-    json j = json::parse(line.begin(), line.end(), nullptr, /*allow_exceptions=*/false);
+    json j;
+    try {
+      j = io::json_parse_bounded(line, /*allow_exceptions=*/false);
+    } catch (const io::JsonTooDeep& e) {  // a record is copied level by level: too deep overflows the stack
+      ex.issues.push_back({line_no, std::string("malformed JSON; ") + e.what()});
+      continue;
+    }
     if (j.is_discarded()) {
       ex.issues.push_back({line_no, "malformed JSON; expected one JSON object per line"});
       continue;
@@ -149,9 +158,14 @@ Extracted records_from_json(std::string_view text) {
   }
   json j;
   try {
-    j = json::parse(text);
-  } catch (const json::parse_error& e) {
-    uint64_t at = line_of(text, e.byte > 0 ? e.byte - 1 : 0);
+    j = io::json_parse_bounded(text);
+  } catch (const io::JsonTooDeep& e) {
+    ex.issues.push_back({1, std::string("malformed JSON; ") + e.what()});
+    ex.skip_reason = ex.issues.back().reason;
+    return ex;
+  } catch (const json::exception& e) {  // syntax errors; numbers out of range such as 1e400 (no position: line 1)
+    const auto* syntax = dynamic_cast<const json::parse_error*>(&e);
+    uint64_t at = syntax ? line_of(text, syntax->byte > 0 ? syntax->byte - 1 : 0) : 1;
     ex.issues.push_back({at, "malformed JSON; expected an array of records or one record object"});
     ex.skip_reason = ex.issues.back().reason;
     return ex;

@@ -469,6 +469,7 @@ void read_header(Cursor& in, const std::string& origin, uint32_t* version, uint6
 }  // namespace
 
 std::shared_ptr<GgufFile> GgufFile::open(const fs::path& path) { return GgufCodec::parse(MappedFile::open(path)); }
+std::shared_ptr<GgufFile> GgufFile::open(std::shared_ptr<MappedFile> file) { return GgufCodec::parse(std::move(file)); }
 
 std::shared_ptr<GgufFile> GgufCodec::parse(std::shared_ptr<MappedFile> file) {
   auto result = std::make_shared<GgufFile>();

@@ -148,6 +148,8 @@ class GgufFile {
  public:
   // Throws IoError (missing/unreadable) or FormatError (anything malformed; names the file and key or tensor).
   static std::shared_ptr<GgufFile> open(const std::filesystem::path& path);
+  // The same over bytes already in memory (MappedFile::from_bytes) or a file already mapped. Throws FormatError.
+  static std::shared_ptr<GgufFile> open(std::shared_ptr<MappedFile> file);
 
   uint32_t version() const { return version_; }
   uint32_t alignment() const { return alignment_; }

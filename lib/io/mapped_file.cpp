@@ -179,15 +179,27 @@ std::shared_ptr<MappedFile> MappedFile::open(const std::filesystem::path& path) 
   return file;
 }
 
+std::shared_ptr<MappedFile> MappedFile::from_bytes(std::string_view bytes, const std::filesystem::path& path) {
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  file->path_ = path;
+  file->size_ = bytes.size();
+  if (!bytes.empty()) {  // like an empty mapped file: data() null, size() 0
+    file->owned_.reset(new unsigned char[bytes.size()]);
+    std::memcpy(file->owned_.get(), bytes.data(), bytes.size());
+    file->data_ = file->owned_.get();
+  }
+  return file;
+}
+
 MappedFile::~MappedFile() {
   unguard(slot_);
-  if (data_) ::munmap(const_cast<unsigned char*>(data_), size_);
+  if (data_ && !owned_) ::munmap(const_cast<unsigned char*>(data_), size_);
 }
 
 void MappedFile::release(const void* p, size_t n) const {
   const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
   const auto lo = reinterpret_cast<uintptr_t>(data_), hi = lo + size_;
-  if (n == 0 || begin < lo || end > hi) return;
+  if (owned_ || n == 0 || begin < lo || end > hi) return;
   const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
   const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
   if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);

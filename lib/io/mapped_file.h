@@ -18,6 +18,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <string_view>
 
 namespace hearth::io {
 
@@ -25,6 +26,10 @@ class MappedFile {
  public:
   // Maps `path` read-only. Throws IoError naming the path if it cannot be opened or mapped.
   static std::shared_ptr<MappedFile> open(const std::filesystem::path& path);
+  // A copy of `bytes`, handed out as if mapped from a file named `path` (which is never opened): for parsing data
+  // that is not in a file, e.g. the fuzz targets in fuzz/. The copy is exactly bytes.size() long, so
+  // AddressSanitizer reports a read past its end (an mmap'd file's last page would hide it).
+  static std::shared_ptr<MappedFile> from_bytes(std::string_view bytes, const std::filesystem::path& path);
   ~MappedFile();
   MappedFile(const MappedFile&) = delete;
   MappedFile& operator=(const MappedFile&) = delete;
@@ -35,7 +40,7 @@ class MappedFile {
   // Drops the pages of [p, p + n) (whole pages inside it only) from this process's resident set; the data stays
   // readable (the mapping is read-only, so the kernel reads it back from the page cache or the file on the next
   // access). For streaming readers, so a pass over a large file does not keep it all resident. Ignores ranges
-  // outside the mapping.
+  // outside the mapping, and does nothing on a from_bytes() copy.
   void release(const void* p, size_t n) const;
 
  private:
@@ -44,6 +49,7 @@ class MappedFile {
   const unsigned char* data_ = nullptr;
   size_t size_ = 0;
   int slot_ = -1;  // its entry among the guarded mappings, or -1
+  std::unique_ptr<unsigned char[]> owned_;  // from_bytes(): the copy data_ points into; null for a mapping
 };
 
 inline constexpr int kGuardedMappings = 4096;

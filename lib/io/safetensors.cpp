@@ -94,10 +94,12 @@ int64_t TensorView::numel() const {
   return n;
 }
 
-std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) {
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const fs::path& path) { return open(MappedFile::open(path)); }
+
+std::shared_ptr<SafetensorsFile> SafetensorsFile::open(std::shared_ptr<MappedFile> file) {
   auto result = std::make_shared<SafetensorsFile>();
-  result->file_ = MappedFile::open(path);
-  const std::string origin = path.string();
+  result->file_ = std::move(file);
+  const std::string origin = result->file_->path().string();
   const auto size = static_cast<uint64_t>(result->file_->size());
   if (size < 8) throw FormatError(fmt::format("{}: truncated; expected at least 8 bytes, got {}", origin, size));
   uint64_t header_len = 0;

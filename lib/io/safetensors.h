@@ -46,6 +46,8 @@ class SafetensorsFile {
  public:
   // Throws IoError (missing/unreadable) or FormatError (anything malformed; names the file and tensor).
   static std::shared_ptr<SafetensorsFile> open(const std::filesystem::path& path);
+  // The same over bytes already in memory (MappedFile::from_bytes) or a file already mapped. Throws FormatError.
+  static std::shared_ptr<SafetensorsFile> open(std::shared_ptr<MappedFile> file);
 
   const std::vector<TensorView>& tensors() const { return tensors_; }
   // nullptr when absent.

@@ -27,7 +27,14 @@ std::string module_path(int64_t layer, LoraTarget t) {
 LoraConfig config_from_peft(const nlohmann::json& j, const std::string& origin) {
   auto fail = [&](const std::string& what) { return FormatError(fmt::format("{}: {}", origin, what)); };
   if (!j.is_object()) throw fail("expected a JSON object");
-  if (j.value("peft_type", std::string()) != "LORA")
+  // No j.value(key, fallback) here: it throws nlohmann's type_error when the key holds another type (a null
+  // base_model_name_or_path, "use_rslora": "yes"), which escaped as an internal error.
+  auto flag = [&](const char* key) {
+    if (!j.contains(key) || j[key].is_null()) return false;
+    if (!j[key].is_boolean()) throw fail(fmt::format("key '{}'; expected true or false, got {}", key, j[key].dump()));
+    return j[key].get<bool>();
+  };
+  if (!j.contains("peft_type") || j["peft_type"] != "LORA")
     throw fail(fmt::format("key 'peft_type'; expected \"LORA\", got {}",
                            j.contains("peft_type") ? j["peft_type"].dump() : "nothing"));
   LoraConfig c;
@@ -36,9 +43,9 @@ LoraConfig config_from_peft(const nlohmann::json& j, const std::string& origin) 
   c.r = j["r"].get<int64_t>();
   c.alpha = j.contains("lora_alpha") && j["lora_alpha"].is_number() ? j["lora_alpha"].get<double>() : 8.0;
   c.dropout = j.contains("lora_dropout") && j["lora_dropout"].is_number() ? j["lora_dropout"].get<double>() : 0.0;
-  c.use_rslora = j.value("use_rslora", false);
-  if (j.value("fan_in_fan_out", false)) throw fail("key 'fan_in_fan_out' = true is not supported");
-  if (j.value("use_dora", false)) throw fail("key 'use_dora' = true (DoRA) is not supported");
+  c.use_rslora = flag("use_rslora");
+  if (flag("fan_in_fan_out")) throw fail("key 'fan_in_fan_out' = true is not supported");
+  if (flag("use_dora")) throw fail("key 'use_dora' = true (DoRA) is not supported");
   for (const char* key : {"rank_pattern", "alpha_pattern"})
     if (j.contains(key) && j[key].is_object() && !j[key].empty())
       throw fail(fmt::format("key '{}' (per-module ranks) is not supported", key));
@@ -54,7 +61,8 @@ LoraConfig config_from_peft(const nlohmann::json& j, const std::string& origin) 
                       m.dump()));
     c.targets.push_back(*t);
   }
-  c.base_model = j.value("base_model_name_or_path", std::string());
+  const auto base = j.find("base_model_name_or_path");  // a string, null or absent
+  c.base_model = base != j.end() && base->is_string() ? base->get<std::string>() : std::string();
   return c;
 }
 

@@ -7,6 +7,10 @@
 #include <cstring>
 #include <string_view>
 
+#if defined(HEARTH_X86_KERNELS)
+#include <cpuid.h>
+#endif
+
 #include <fmt/format.h>
 
 #include "core/error.h"
@@ -122,12 +126,19 @@ float dot_q6_k(const uint8_t* w, const void* blocks, int64_t nb) {
 
 enum class Isa { kScalar, kAvx2, kAvx512, kAvx512Vnni };
 
+#if defined(HEARTH_X86_KERNELS)
+// F16C from CPUID leaf 1 (ECX bit 29): clang before 16 has no __builtin_cpu_supports("f16c").
+bool cpu_has_f16c() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  return __get_cpuid(1, &eax, &ebx, &ecx, &edx) != 0 && (ecx & bit_F16C) != 0;
+}
+#endif
+
 Isa isa_detect() {
   Isa best = Isa::kScalar;
 #if defined(HEARTH_X86_KERNELS)
   __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && __builtin_cpu_supports("f16c"))
-    best = Isa::kAvx2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") && cpu_has_f16c()) best = Isa::kAvx2;
   if (best == Isa::kAvx2 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
       __builtin_cpu_supports("avx512vl"))
     best = Isa::kAvx512;

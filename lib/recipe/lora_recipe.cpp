@@ -1,9 +1,12 @@
 #include "recipe/lora_recipe.h"
 
+#include <algorithm>
 #include <cmath>
+#include <cstdint>
 #include <map>
 #include <regex>
 #include <set>
+#include <string_view>
 
 #include <fmt/format.h>
 #include <yaml-cpp/yaml.h>
@@ -15,6 +18,31 @@ namespace hearth::recipe {
 namespace fs = std::filesystem;
 
 namespace {
+
+// Offset of the first byte of `s` that is not part of well-formed UTF-8 (RFC 3629: no overlong forms, no
+// surrogates, nothing above U+10FFFF), or npos. yaml-cpp takes any bytes, but the resolved recipe is saved as
+// JSON, which must be UTF-8 (nlohmann's dump throws on anything else).
+size_t utf8_invalid_at(std::string_view s) {
+  for (size_t i = 0; i < s.size();) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    const size_t n = (c & 0xE0) == 0xC0 ? 1 : (c & 0xF0) == 0xE0 ? 2 : (c & 0xF8) == 0xF0 ? 3 : 0;
+    if (n == 0 || i + n >= s.size()) return i;  // not a lead byte, or cut short
+    uint32_t cp = c & (0x3F >> n);
+    for (size_t k = 1; k <= n; ++k) {
+      const auto b = static_cast<unsigned char>(s[i + k]);
+      if ((b & 0xC0) != 0x80) return i;
+      cp = (cp << 6) | (b & 0x3F);
+    }
+    const uint32_t min = n == 1 ? 0x80 : n == 2 ? 0x800 : 0x10000;
+    if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
+    i += n + 1;
+  }
+  return std::string_view::npos;
+}
 
 // Reads typed values from the YAML tree; every error names the file, line and dotted key.
 class Reader {
@@ -41,7 +69,10 @@ class Reader {
     if (!map.IsDefined() || map.IsNull()) return;
     if (!map.IsMap()) throw error(map, prefix.empty() ? "(top level)" : prefix, "expected a mapping of keys");
     for (const auto& kv : map) {
-      auto key = kv.first.as<std::string>();
+      if (!kv.first.IsScalar())  // YAML allows "? [a, b]" or "{a: 1}: x"; as<std::string>() would throw
+        throw error(kv.first, prefix.empty() ? "(top level)" : prefix,
+                    fmt::format("keys must be plain words, got a {}", kv.first.IsMap() ? "mapping" : "list"));
+      auto key = kv.first.Scalar();
       if (std::find(known.begin(), known.end(), key) == known.end())
         throw error(kv.first, prefix.empty() ? key : prefix + "." + key,
                     fmt::format("unknown key; valid keys here are: {}", fmt::join(known, ", ")));
@@ -256,6 +287,8 @@ void override_apply(YAML::Node& root, const std::string& spec) {
     if (dot == std::string::npos) break;
     start = dot + 1;
   }
+  // yaml-cpp's operator[] throws on a scalar or a list (BadSubscript): check each node before indexing it.
+  if (!root.IsMap()) throw ConfigError(fmt::format("override '{}': the recipe's top level is not a mapping", spec));
   std::vector<YAML::Node> chain = {root};
   for (size_t i = 0; i + 1 < parts.size(); ++i) {
     YAML::Node next = chain.back()[parts[i]];
@@ -304,15 +337,10 @@ void duplicate_keys_check(const YAML::Node& node, const std::string& origin, con
   }
 }
 
-LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, const fs::path& base_dir,
-                        const std::vector<std::string>& overrides) {
-  YAML::Node root;
-  try {
-    root = YAML::Load(yaml);
-  } catch (const YAML::ParserException& e) {
-    throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg));
-  }
-  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+namespace {
+
+LoraRecipe recipe_read(YAML::Node& root, const std::string& origin, const fs::path& base_dir,
+                       const std::vector<std::string>& overrides) {
   duplicate_keys_check(root, origin, "");
   for (const auto& o : overrides) override_apply(root, o);
   Reader r(origin, base_dir, overrides);
@@ -332,6 +360,34 @@ LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, cons
   read_training(r, child(root, "training"), rc.training);
   read_eval_checkpoint(r, root, rc);
   return rc;
+}
+
+}  // namespace
+
+LoraRecipe recipe_parse(const std::string& yaml, const std::string& origin, const fs::path& base_dir,
+                        const std::vector<std::string>& overrides) {
+  if (const size_t bad = utf8_invalid_at(yaml); bad != std::string_view::npos)
+    throw ConfigError(fmt::format("{}:{}: not UTF-8 text (byte 0x{:02X}); expected a UTF-8 recipe", origin,
+                                  1 + std::count(yaml.begin(), yaml.begin() + static_cast<std::ptrdiff_t>(bad), '\n'),
+                                  static_cast<unsigned char>(yaml[bad])));
+  for (size_t i = 0; i < overrides.size(); ++i)  // the override itself is left out of the message: not UTF-8
+    if (utf8_invalid_at(overrides[i]) != std::string_view::npos)
+      throw ConfigError(fmt::format("override {} of {}: not UTF-8 text", i + 1, overrides.size()));
+  YAML::Node root;
+  try {
+    root = YAML::Load(yaml);
+  } catch (const YAML::ParserException& e) {
+    throw ConfigError(fmt::format("{}:{}: invalid YAML: {}", origin, e.mark.line + 1, e.msg));
+  }
+  if (root.IsNull()) root = YAML::Node(YAML::NodeType::Map);
+  try {
+    return recipe_read(root, origin, base_dir, overrides);
+  } catch (const YAML::Exception& e) {
+    // The readers check each node's kind before converting it; should one be missed, yaml-cpp's own error
+    // (BadConversion, BadSubscript, ...) is still the recipe's fault: exit 2 with the line, not an internal error.
+    if (e.mark.is_null()) throw ConfigError(fmt::format("{}: {}", origin, e.msg));
+    throw ConfigError(fmt::format("{}:{}: {}", origin, e.mark.line + 1, e.msg));
+  }
 }
 
 LoraRecipe recipe_load(const fs::path& file, const std::vector<std::string>& overrides) {

@@ -16,6 +16,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/json_file.h"
 #include "io/mapped_file.h"
 #include "serve/chat_page.h"
 #include "serve/connection.h"
@@ -188,7 +189,9 @@ void HttpServer::Impl::admin_list(httplib::Response& res) {
 void HttpServer::Impl::admin_load(const httplib::Request& req, httplib::Response& res) {
   json body;
   try {
-    body = json::parse(req.body);
+    body = io::json_parse_bounded(req.body);
+  } catch (const io::JsonTooDeep& e) {
+    throw ApiError(400, fmt::format("The request body is {}", e.what()));
   } catch (const json::exception& e) {  // syntax errors, and numbers out of range such as 1e400
     throw ApiError(400, fmt::format("The request body is not valid JSON: {}", e.what()));
   }

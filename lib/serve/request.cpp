@@ -4,6 +4,8 @@
 
 #include <fmt/format.h>
 
+#include "io/json_file.h"
+
 namespace hearth::serve {
 namespace {
 
@@ -35,7 +37,9 @@ ojson content_parse(const ojson& c, const std::string& param) {
   for (size_t i = 0; i < c.size(); ++i) {
     const auto& part = c[i];
     std::string p = fmt::format("{}[{}]", param, i);
-    if (!part.is_object() || part.value("type", "") != "text" || !part.contains("text") || !part["text"].is_string())
+    // part["type"] == "text" rather than part.value("type", ""), which throws type_error when "type" is not a string.
+    if (!part.is_object() || !part.contains("type") || part["type"] != "text" || !part.contains("text") ||
+        !part["text"].is_string())
       invalid(p, fmt::format("'{}': only {{\"type\": \"text\", \"text\": ...}} parts are supported", p));
     text += part["text"].get<std::string>();
   }
@@ -204,7 +208,9 @@ nlohmann::json api_error_body(const ApiError& e) {
 CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int max_tokens_limit, int max_n) {
   ojson b;
   try {
-    b = ojson::parse(text);
+    b = io::json_parse_bounded<ojson>(text);
+  } catch (const io::JsonTooDeep& e) {  // copying such a body overflowed the stack: the server crashed
+    throw ApiError(400, fmt::format("The request body is {}", e.what()));
   } catch (const ojson::exception& e) {  // syntax errors, and numbers out of range such as 1e400
     throw ApiError(400, fmt::format("The request body is not valid JSON: {}", e.what()));
   }

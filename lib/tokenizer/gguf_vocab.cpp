@@ -112,6 +112,8 @@ void check_plain_bpe(const nlohmann::json& model, bool byte_fallback) {
   }
 }
 
+TokenId merge_result(const Vocab& v, std::pair<TokenId, TokenId> m);
+
 // ---- "gpt2" ----
 
 void add_gpt2_model(const Tokenizer& tok, const Vocab& v, const GgufPreTokenizer& pre, std::vector<GgufKv>& kv) {
@@ -124,6 +126,7 @@ void add_gpt2_model(const Tokenizer& tok, const Vocab& v, const GgufPreTokenizer
       cannot_express("model.merges", "GGUF merges are \"a b\" strings", "tokens without spaces",
                      "[\"" + left + "\", \"" + right + "\"]");
     }
+    merge_result(v, {a, b});  // throws when the merged token has no id of its own
     merges.push_back(left + " " + right);
   }
   kv.push_back({"tokenizer.ggml.model", GgufValue::string("gpt2")});
@@ -157,9 +160,17 @@ bool spm_add_space_prefix(const nlohmann::json& def) {
   return prefix;
 }
 
-// Token id of a merge's result in the GGUF vocabulary.
+// Token id of a merge's result in the GGUF vocabulary. The loader checked that the result is in model.vocab, but
+// a tokenizer.json may give one id to two strings (HF keeps one for decoding, as hearth does); GGUF lists one
+// string per id, so the other string, and every merge that makes it, cannot be written.
 TokenId merge_result(const Vocab& v, std::pair<TokenId, TokenId> m) {
-  return v.ids.at(v.tokens[m.first] + v.tokens[m.second]);
+  const std::string made = v.tokens[m.first] + v.tokens[m.second];
+  const auto it = v.ids.find(made);
+  if (it == v.ids.end()) {
+    cannot_express("model.vocab", "llama.cpp lists one token string per id", "one id per token",
+                   "\"" + made + "\" (made by a merge) sharing its id with another token");
+  }
+  return it->second;
 }
 
 // Checks that llama.cpp, merging by `scores`, applies exactly the tokenizer's merges, each token's merges in

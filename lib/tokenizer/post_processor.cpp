@@ -18,8 +18,8 @@ std::vector<TokenId> special_ids(const nlohmann::json& specials, const std::stri
   const auto& ids = json_member(specials[name], "ids", (where / "special_tokens") / name);
   std::vector<TokenId> out;
   for (const auto& id : ids) {
-    if (!id.is_number_integer())
-      throw_format((where / "special_tokens") / name, "bad id", "an integer", json_brief(id));
+    if (!id.is_number_integer() || id.get<int64_t>() < 0 || id.get<int64_t>() > INT32_MAX)
+      throw_format((where / "special_tokens") / name, "bad id", "an integer in 0..2147483647", json_brief(id));
     out.push_back(id.get<TokenId>());
   }
   return out;
@@ -55,7 +55,8 @@ PostProcessor template_from_json(const nlohmann::json& j, const Where& where) {
 // "cls": ["[CLS]", 101] style pair -> id.
 TokenId pair_id(const nlohmann::json& j, const char* key, const Where& where) {
   const auto& v = json_member(j, key, where);
-  if (!v.is_array() || v.size() != 2 || !v[1].is_number_integer()) {
+  if (!v.is_array() || v.size() != 2 || !v[1].is_number_integer() || v[1].get<int64_t>() < 0 ||
+      v[1].get<int64_t>() > INT32_MAX) {
     throw_format(where / key, "bad special token", "[\"token\", id]", json_brief(v));
   }
   return v[1].get<TokenId>();

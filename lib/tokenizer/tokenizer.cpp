@@ -12,6 +12,7 @@
 #include "core/error.h"
 #include "core/signals.h"
 #include "io/gguf.h"
+#include "io/json_file.h"
 #include "tokenizer/added_tokens.h"
 #include "tokenizer/bpe.h"
 #include "tokenizer/decoder.h"
@@ -34,8 +35,10 @@ nlohmann::json read_json_file(const std::filesystem::path& path) {
   buffer << in.rdbuf();
   if (in.bad()) throw IoError(path.string() + ": read failed");
   try {
-    return nlohmann::json::parse(buffer.str());
-  } catch (const nlohmann::json::parse_error& e) {
+    return io::json_parse_bounded(buffer.str());
+  } catch (const io::JsonTooDeep& e) {
+    throw FormatError(path.string() + ": not valid JSON (" + e.what() + ")");
+  } catch (const nlohmann::json::exception& e) {  // syntax errors, and numbers out of range such as 1e400
     throw FormatError(path.string() + ": not valid JSON (" + e.what() + ")");
   }
 }
@@ -174,6 +177,14 @@ void Tokenizer::Impl::load_post_processor(const nlohmann::json& tj, const Where&
     post_processor = post_processor_from_flags(bos, flag("add_bos_token", false), eos, flag("add_eos_token", false),
                                                config_where);
   }
+  // A post-processor's ids come from its own JSON (TemplateProcessing's special_tokens, Bert/Roberta cls/sep),
+  // not from the vocabulary: each must be a token, or encode() would hand out ids beyond vocab_size(), which
+  // the model's vocab_check does not see and no embedding row has.
+  for (const auto* ids : {&post_processor.prefix, &post_processor.suffix})
+    for (TokenId id : *ids)
+      if (!token_of(id))
+        throw_format(root / "post_processor", "adds an id that is no token", "ids of model.vocab or added_tokens",
+                     std::to_string(id));
 }
 
 std::optional<TokenId> Tokenizer::Impl::lookup(std::string_view token) const {

@@ -91,7 +91,10 @@ class Tokenizer {
 
 // Incremental decoder for streaming: feed ids one at a time, get the text that is now final.
 // Never returns a partial UTF-8 sequence; the concatenation of all push() results plus flush() equals
-// decode(all ids). Not thread-safe; one per stream. The Tokenizer must outlive it.
+// decode(all ids), except (as with HF's DecodeStream) where byte-fallback tokens (<0x41>) form a run that is
+// not valid UTF-8 as a whole: decode() then gives U+FFFD for every byte of the run, also for bytes push() already
+// returned as text; and with a Strip decoder of more than one leading character, which can drop one at a chunk
+// boundary (stream_decoder.cpp). Not thread-safe; one per stream. The Tokenizer must outlive it.
 class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false);

@@ -115,6 +115,10 @@ TEST_CASE("chat_template_apply: special tokens, list templates and the fallback"
   CHECK(ChatTemplate::from_tokenizer_config(listed, "cfg", "tool_use")->source() == "T{{ tools|length }}");
   CHECK_THROWS_AS(ChatTemplate::from_tokenizer_config(listed, "cfg", "nope"), hearth::FormatError);
   CHECK_THROWS_AS(ChatTemplate::from_tokenizer_config(json{{"chat_template", 5}}, "cfg"), hearth::FormatError);
+  // A listed template whose name is not a string is a FormatError (nlohmann's type_error escaped).
+  json odd = {
+      {"chat_template", json::array({{{"name", 5}, {"template", "X"}}, {{"name", "default"}, {"template", "D"}}})}};
+  CHECK_THROWS_AS(chat_template_apply(odd, messages, false), hearth::FormatError);
   CHECK_FALSE(ChatTemplate::from_tokenizer_config(json::object(), "cfg").has_value());
   CHECK_FALSE(ChatTemplate::from_tokenizer_config(json{{"chat_template", nullptr}}, "cfg").has_value());
 

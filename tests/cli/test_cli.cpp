@@ -174,6 +174,31 @@ TEST_CASE("broken models exit 3 (missing) or 4 (malformed) with the file named",
   CHECK(run_hearth("generate --model '" + no_tok.string() + "' --prompt hi").code == 3);
 }
 
+TEST_CASE("a JSON number beyond double's range (1e400) is a malformed file (exit 4) in every JSON input", "[cli]") {
+  // nlohmann reports it as out_of_range, not parse_error; the readers caught only the latter (exit 1).
+  auto config = model_copy("config1e400");
+  auto cfg = io::file_read(config / "config.json");
+  cfg.replace(cfg.find('{'), 1, R"({"rope_scaling_factor_unused": 1e400, )");
+  io::atomic_write(config / "config.json", cfg);
+  auto c = run_hearth("generate --model '" + config.string() + "' --prompt hi --max-tokens 1");
+  CHECK(c.code == 4);
+  CHECK(c.err.find("config.json") != std::string::npos);
+
+  auto tok = model_copy("tokenizer1e400");
+  auto tj = io::file_read(tok / "tokenizer.json");
+  tj.replace(tj.find('{'), 1, R"({"unused": 1e400, )");
+  io::atomic_write(tok / "tokenizer.json", tj);
+  auto t = run_hearth("tokenize --model '" + tok.string() + "' --text hi");
+  CHECK(t.code == 4);
+  CHECK(t.err.find("tokenizer.json") != std::string::npos);
+
+  const fs::path messages = scratch() / "messages1e400.json";
+  io::atomic_write(messages, R"([{"role": "user", "content": "hi", "weight": 1e400}])");
+  auto m = run_hearth("chat-template " + model_arg() + " --messages '" + messages.string() + "'");
+  CHECK(m.code == 4);
+  CHECK(m.err.find("--messages") != std::string::npos);
+}
+
 TEST_CASE("device cuda without CUDA exits 5", "[cli]") {
   auto r = run_hearth("--device cuda generate " + model_arg() + " --prompt hi --max-tokens 2");
   if (r.code == 0) SUCCEED("this build has a CUDA device");

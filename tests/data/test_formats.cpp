@@ -90,6 +90,11 @@ TEST_CASE("jsonl: every record shape, malformed lines reported with their line",
       "{\"text\": 5}\n";
   auto ex = records_from_jsonl(jsonl);
   REQUIRE(ex.records.size() == 4);
+  // A content part whose "type" is not a string is skipped like any other non-text part (it threw type_error).
+  auto odd = records_from_jsonl(
+      "{\"messages\": [{\"role\": \"user\", \"content\": [{\"type\": 5, \"text\": \"x\"}, {\"type\": \"text\", "
+      "\"text\": \"U\"}]}, {\"role\": \"assistant\", \"content\": \"A\"}]}\n");
+  REQUIRE(odd.records.size() == 1);
   CHECK(ex.records[0].kind == RecordKind::kText);
   CHECK(ex.records[0].text == "plain");
   CHECK(ex.records[0].line == 1);
@@ -128,6 +133,20 @@ TEST_CASE("json: an array of records or one record", "[data]") {
   auto broken = records_from_json("{\n\"text\": \"a\",\n oops\n}");
   CHECK(broken.issues.at(0).line == 3);
   CHECK_FALSE(broken.skip_reason.empty());
+  // Nested deeper than io::kJsonMaxDepth: an issue, not a stack overflow (the record was copied level by level).
+  const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+  auto too_deep = records_from_json(R"([{"text": "a", "x": )" + deep + "}]");
+  CHECK(too_deep.records.empty());
+  CHECK(too_deep.skip_reason.find("nested deeper") != std::string::npos);
+  auto too_deep_line = records_from_jsonl("{\"text\": \"a\"}\n{\"text\": \"b\", \"x\": " + deep + "}\n");
+  CHECK(too_deep_line.records.size() == 1);
+  REQUIRE(too_deep_line.issues.size() == 1);
+  CHECK(too_deep_line.issues[0].line == 2);
+  // A number beyond double's range: the file is skipped like any malformed JSON (it threw nlohmann's out_of_range).
+  auto huge = records_from_json(R"([{"text": "a", "score": 1e400}])");
+  CHECK(huge.records.empty());
+  CHECK(huge.issues.at(0).reason.find("malformed JSON") != std::string::npos);
+  CHECK_FALSE(huge.skip_reason.empty());
 }
 
 TEST_CASE("eml: plain part chosen, QP decoded, quotes and signature trimmed, headers only when asked", "[data]") {

@@ -97,6 +97,26 @@ TEST_CASE("gguf reads the kq256 metadata written by llama.cpp", "[io][gguf]") {
   }
 }
 
+TEST_CASE("gguf reads the same from memory (MappedFile::from_bytes) as from the file", "[io][gguf]") {
+  const fs::path path = test::kq256_dir() / "model-q8_0.gguf";
+  const std::string bytes = io::file_read(path);
+  auto file = io::GgufFile::open(path);
+  auto mem = io::GgufFile::open(io::MappedFile::from_bytes(bytes, "memory.gguf"));
+  CHECK(mem->path() == "memory.gguf");
+  CHECK(mem->data_offset() == file->data_offset());
+  REQUIRE(mem->metadata().size() == file->metadata().size());
+  for (size_t i = 0; i < mem->metadata().size(); ++i) CHECK(mem->metadata()[i].value == file->metadata()[i].value);
+  REQUIRE(mem->tensors().size() == file->tensors().size());
+  for (size_t i = 0; i < mem->tensors().size(); ++i) {
+    const auto &a = mem->tensors()[i], &b = file->tensors()[i];
+    CHECK(a.name == b.name);
+    REQUIRE(a.nbytes == b.nbytes);
+    CHECK(std::memcmp(a.data, b.data, a.nbytes) == 0);
+  }
+  CHECK_THROWS_WITH(io::GgufFile::open(io::MappedFile::from_bytes(bytes.substr(0, 100), "cut.gguf")),
+                    Contains("cut.gguf") && Contains("cannot fit"));
+}
+
 TEST_CASE("gguf tensor infos of every kq256 file equal expected.json", "[io][gguf]") {
   const auto& expected = test::kq256_expected()["files"];
   for (const auto& name : test::kq256_gguf_files()) {

@@ -86,6 +86,17 @@ TEST_CASE("safetensors write produces the published layout and reads back", "[io
   CHECK(static_cast<const float*>(file->find("z.weight")->data)[2] == 3.0f);
   CHECK(file->metadata().at("note") == "hearth");
   CHECK_THROWS_AS(io::safetensors_write(path, {{"x", io::Dtype::kF32, {4}, a, 12}}), ConfigError);
+
+  // The same bytes from memory (MappedFile::from_bytes, as the fuzz targets read): the same tensors, in the copy.
+  auto mem = io::MappedFile::from_bytes(raw, "memory.safetensors");
+  auto from_memory = io::SafetensorsFile::open(mem);
+  REQUIRE(from_memory->tensors().size() == 2);
+  CHECK(from_memory->path() == "memory.safetensors");
+  CHECK(from_memory->find("a.ids")->data == mem->data() + 8 + n);
+  CHECK(static_cast<const float*>(from_memory->find("z.weight")->data)[2] == 3.0f);
+  CHECK_THROWS_WITH(io::SafetensorsFile::open(io::MappedFile::from_bytes(raw.substr(0, 20), "cut.safetensors")),
+                    Contains("cut.safetensors") && Contains("truncated"));
+  CHECK_THROWS_AS(io::SafetensorsFile::open(io::MappedFile::from_bytes("", "empty")), FormatError);
 }
 
 TEST_CASE("safetensors rejects malformed files with a clear FormatError", "[io]") {
@@ -127,6 +138,14 @@ TEST_CASE("safetensors rejects malformed files with a clear FormatError", "[io]"
                  "F31");
   }
   SECTION("header is not JSON") { expect_error(write_raw("json.safetensors", "{not json", data), "invalid JSON"); }
+  SECTION("a header nested deeper than io::kJsonMaxDepth") {
+    const std::string deep = std::string(300000, '[') + std::string(300000, ']');
+    expect_error(write_raw("deep.safetensors", R"({"__x__":)" + deep + "}", data), "nested deeper than 256");
+  }
+  SECTION("a number beyond double's range in the header (found by fuzz_safetensors)") {
+    expect_error(write_raw("1e400.safetensors", R"({"a":{"dtype":"F32","shape":[1e400],"data_offsets":[0,16]}})", data),
+                 "invalid JSON");
+  }
   SECTION("header is not an object") { expect_error(write_raw("arr.safetensors", "[1,2]", data), "object"); }
   SECTION("offsets reversed") {
     expect_error(write_raw("rev.safetensors", R"({"a":{"dtype":"F32","shape":[0],"data_offsets":[8,0]}})", data),

@@ -135,6 +135,20 @@ TEST_CASE("adapters save and load in the PEFT format", "[model][lora]") {
   bad["peft_type"] = "IA3";
   io::atomic_write(dir / "adapter_config.json", bad.dump());
   CHECK_THROWS_WITH(model::LoraAdapter::load(dir, c), Catch::Matchers::Contains("peft_type"));
+  // PEFT writes "base_model_name_or_path": null when it does not know the model; a flag that is not a bool is a
+  // FormatError naming the key (both threw nlohmann's type_error, exit 1).
+  auto unnamed = cfg;
+  unnamed["base_model_name_or_path"] = nullptr;
+  io::atomic_write(dir / "adapter_config.json", unnamed.dump());
+  CHECK(model::LoraAdapter::load(dir, c).parameters().size() == a.parameters().size());
+  auto flag = cfg;
+  flag["use_rslora"] = "yes";
+  io::atomic_write(dir / "adapter_config.json", flag.dump());
+  CHECK_THROWS_WITH(model::LoraAdapter::load(dir, c), Catch::Matchers::Contains("use_rslora"));
+  auto type = cfg;
+  type["peft_type"] = 3;
+  io::atomic_write(dir / "adapter_config.json", type.dump());
+  CHECK_THROWS_WITH(model::LoraAdapter::load(dir, c), Catch::Matchers::Contains("peft_type"));
 }
 
 TEST_CASE("LoRA gradients equal central finite differences", "[model][lora]") {

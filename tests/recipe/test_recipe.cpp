@@ -51,6 +51,10 @@ TEST_CASE("overrides use dotted keys and are validated like the file", "[recipe]
   CHECK_THROWS_WITH(parse(kMinimal + "training:\n  micro_batch_size: lots\n", {"lora.rank=8"}),
                     Contains("r.yaml:5") && Contains("training.micro_batch_size"));
   CHECK_THROWS_AS(parse(kMinimal, {"noequals"}), ConfigError);
+  // A recipe whose top level is a scalar or a list: yaml-cpp's BadSubscript escaped (found by fuzz_recipe).
+  CHECK_THROWS_WITH(parse("just text\n", {"training.seed=7"}),
+                    Contains("override 'training.seed=7'") && Contains("top level is not a mapping"));
+  CHECK_THROWS_AS(parse("[a, b]\n", {"lora.rank=4"}), ConfigError);
 }
 
 TEST_CASE("recipe errors carry the file and line", "[recipe]") {
@@ -78,6 +82,18 @@ TEST_CASE("recipe errors carry the file and line", "[recipe]") {
   }
   SECTION("both warmup forms") {
     CHECK_THROWS_WITH(parse(kMinimal + "schedule:\n  warmup_steps: 3\n  warmup_ratio: 0.1\n"), Contains("not both"));
+  }
+  SECTION("a key that is a list or a mapping (yaml-cpp's BadConversion escaped; found by fuzz_recipe)") {
+    CHECK_THROWS_WITH(parse(kMinimal + "? [a, b]\n: 1\n"), Contains("r.yaml:4") && Contains("plain words"));
+    CHECK_THROWS_WITH(parse(kMinimal + "lora:\n  {a: 1}: 2\n"), Contains("r.yaml:5") && Contains("lora"));
+  }
+  SECTION("bytes that are not UTF-8 (the resolved recipe's JSON could not be written; found by fuzz_recipe)") {
+    CHECK_THROWS_WITH(parse(kMinimal + "lora:\n  rank: 8 # caf\xE9\n"), Contains("r.yaml:5") && Contains("UTF-8"));
+    CHECK_THROWS_WITH(parse("model: m\xFF\ndatasets: [d]\noutput_dir: out\n"),
+                      Contains("r.yaml:1") && Contains("0xFF"));
+    CHECK_THROWS_WITH(parse(kMinimal, {"lora.rank=8", "output_dir=o\xC0\xAF"}), Contains("override 2 of 2"));
+    CHECK(parse("model: \"caf\xC3\xA9 \xF0\x9F\xA6\x99\"\ndatasets: [d]\noutput_dir: out\n").model ==
+          "/base/caf\xC3\xA9 \xF0\x9F\xA6\x99");
   }
   SECTION("invalid YAML") { CHECK_THROWS_WITH(parse("model: [unclosed\n"), Contains("r.yaml") && Contains("YAML")); }
   SECTION("a key written twice (yaml-cpp would keep the first silently)") {

@@ -261,6 +261,17 @@ TEST_CASE("request_parse: malformed JSON, wrong types and invalid values are 400
   CHECK(rejection(R"({"model":"m","messages":[{"role":"user"}]})").second == "messages[0].content");
   CHECK(rejection(R"({"model":"m","messages":[{"role":"user","content":[{"type":"image_url"}]}]})").second ==
         "messages[0].content[0]");
+  // A body nested deeper than io::kJsonMaxDepth: 400. 400,000 levels (800 KB, under the 1 MiB default body limit)
+  // overflowed the stack copying "tools" and took the server down.
+  const std::string deep = std::string(400000, '[') + std::string(400000, ']');
+  CHECK(rejection(R"({"model":"m",)" + msg + R"(,"tools":[)" + deep + "]}") == std::pair<int, std::string>{400, ""});
+  CHECK(rejection(R"({"model":"m","prompt":"x","extra":)" + deep + "}", Endpoint::kCompletions) ==
+        std::pair<int, std::string>{400, ""});
+  const std::string fine = std::string(200, '[') + std::string(200, ']');
+  CHECK(rejection(R"({"model":"m",)" + msg + R"(,"tools":[)" + fine + "]}") == std::pair<int, std::string>{0, ""});
+  // A part whose "type" is not a string: nlohmann's type_error escaped (a 500; found by fuzz_request).
+  CHECK(rejection(R"({"model":"m","messages":[{"role":"user","content":[{"type":{"name":"b"},"text":"x"}]}]})") ==
+        std::pair<int, std::string>{400, "messages[0].content[0]"});
   for (const auto& [field, value] :
        std::vector<std::pair<std::string, std::string>>{{"temperature", "\"hot\""},
                                                         {"temperature", "2.5"},

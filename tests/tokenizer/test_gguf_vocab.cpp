@@ -589,6 +589,17 @@ TEST_CASE("gguf vocab: writing rejects what GGUF cannot express", "[tokenizer][g
         {"type", "Metaspace"}, {"replacement", "\u2581"}, {"prepend_scheme", "first"}, {"split", false}};
     expect_format_error(write(tj, stories_config), {"normalizer"});
   }
+  SECTION("two vocabulary strings with one id (std::out_of_range escaped; found by fuzz_tokenizer)") {
+    // One token moved onto the id of another: decoding keeps one of the two strings for the id, and the merges
+    // that make the other name a string GGUF has no id for.
+    for (const auto* base : {&stories, &gpt2}) {
+      auto tj = *base;
+      auto& vocab = tj["model"]["vocab"];
+      const bool spm = base == &stories;
+      vocab[spm ? "\u2581want" : "the"] = vocab[spm ? "\u2581happy" : "and"];
+      expect_format_error(write(tj, spm ? stories_config : nullptr), {"model.vocab", "sharing its id"});
+    }
+  }
   SECTION("SentencePiece merges whose order scores cannot give") {
     auto tj = stories;
     // "▁the" made by merges 6 ("▁t he") and 12 ("▁th e") with other tokens' merges between them.

@@ -114,6 +114,19 @@ TEST_CASE("stream decoder pieces add up to decode and never split a character", 
     CHECK(pieces == std::vector<std::string>{"", "", "", "你", "", "", "好"});
     CHECK(stream.flush().empty());
   }
+  SECTION("a byte-fallback run that stops being valid UTF-8 after part of it was streamed (found by fuzz_tokenizer)") {
+    // <0x41> alone decodes as "A" and is streamed; <0x41><0xFF> decodes as two U+FFFD (HF's ByteFallback), so the
+    // text already sent changed under the stream, which then sent a piece starting inside a U+FFFD.
+    const auto id = [&](const char* token) {
+      const auto found = stories.token_to_id(token);
+      REQUIRE(found);
+      return *found;
+    };
+    const std::vector<tok::TokenId> ids = {id("<0x41>"), id("<0xFF>"), id("\u2581the")};
+    CHECK(stories.decode(ids) == "\xEF\xBF\xBD\xEF\xBF\xBD the");
+    CHECK(stream_all(stories, ids, false) == "A\xEF\xBF\xBD the");  // what was sent stays; each piece whole
+    CHECK(stream_all(stories, {id("<0x41>"), id("<0xFF>")}, false) == "A\xEF\xBF\xBD");  // the same at flush()
+  }
   SECTION("a truncated character comes out at flush as U+FFFD, like decode") {
     auto encoded = stories.encode("你", {false, true});
     encoded.pop_back();

@@ -65,6 +65,14 @@ TEST_CASE("a file that is not JSON is a FormatError naming it", "[tokenizer]") {
     CHECK_THAT(e.what(), Catch::Contains((dir / "tokenizer.json").string()));
     CHECK_THAT(e.what(), Catch::Contains("not valid JSON"));
   }
+  // So is JSON nested deeper than io::kJsonMaxDepth (copying it overflowed the stack).
+  std::ofstream(dir / "tokenizer.json", std::ios::trunc)
+      << R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "x": )" << std::string(300000, '[')
+      << std::string(300000, ']') << "}";
+  CHECK_THROWS_WITH(tok::Tokenizer::load(dir), Catch::Contains("nested deeper than 256"));
+  // A number beyond double's range is a FormatError too (nlohmann's out_of_range escaped: exit 1).
+  std::ofstream(dir / "tokenizer.json", std::ios::trunc) << R"({"model": {"type": "BPE", "dropout": 1e400}})";
+  CHECK_THROWS_AS(tok::Tokenizer::load(dir), hearth::FormatError);
 }
 
 TEST_CASE("malformed or unsupported components are FormatErrors naming the field", "[tokenizer]") {
@@ -132,6 +140,21 @@ TEST_CASE("malformed or unsupported components are FormatErrors naming the field
   j["post_processor"] = {{"type", "TemplateProcessing"},
                          {"single", {{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}}}};
   CHECK_THAT(format_error(j), Catch::Contains("post_processor.special_tokens: template names an undefined"));
+
+  // A post-processor adding an id that is no token: encode() gave ids beyond vocab_size(), which no embedding row
+  // has (found by fuzz_tokenizer). minimal()'s ids are 0..2.
+  for (const json& ids : {json::array({3}), json::array({-1}), json::array({int64_t(1) << 32})}) {
+    j = minimal();
+    j["post_processor"] = {{"type", "TemplateProcessing"},
+                           {"single", {{{"SpecialToken", {{"id", "<s>"}}}}, {{"Sequence", {{"id", "A"}}}}}},
+                           {"special_tokens", {{"<s>", {{"id", "<s>"}, {"ids", ids}, {"tokens", {"<s>"}}}}}}};
+    INFO(ids.dump());
+    CHECK_THAT(format_error(j), Catch::Contains("bad/tokenizer.json: post_processor"));
+  }
+  j = minimal();
+  j["post_processor"] = {{"type", "BertProcessing"}, {"cls", {"[CLS]", 7}}, {"sep", {"[SEP]", 2}}};
+  CHECK_THAT(format_error(j),
+             Catch::Contains("post_processor: adds an id that is no token") && Catch::Contains("got 7"));
 
   j = minimal();
   j["added_tokens"] = {{{"content", "<x>"}}};
