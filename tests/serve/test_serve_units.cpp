@@ -268,7 +268,8 @@ TEST_CASE("request_parse: malformed JSON, wrong types and invalid values are 400
   CHECK(rejection(R"({"model":"m","prompt":"x","extra":)" + deep + "}", Endpoint::kCompletions) ==
         std::pair<int, std::string>{400, ""});
   const std::string fine = std::string(200, '[') + std::string(200, ']');
-  CHECK(rejection(R"({"model":"m",)" + msg + R"(,"tools":[)" + fine + "]}") == std::pair<int, std::string>{0, ""});
+  CHECK(rejection(R"({"model":"m",)" + msg + R"(,"tool_choice":"none","tools":[)" + fine + "]}") ==
+        std::pair<int, std::string>{0, ""});
   // A part whose "type" is not a string: nlohmann's type_error escaped (a 500; found by fuzz_request).
   CHECK(rejection(R"({"model":"m","messages":[{"role":"user","content":[{"type":{"name":"b"},"text":"x"}]}]})") ==
         std::pair<int, std::string>{400, "messages[0].content[0]"});
