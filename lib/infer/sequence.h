@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "constrain/constraint.h"
 #include "infer/sampler.h"
 #include "model/causal_lm.h"
 #include "tokenizer/tokenizer.h"
@@ -26,6 +27,10 @@ struct GenerationRequest {
   std::vector<TokenId> stop_token_ids;          // usually stop_ids_default(); not included in the output
   const model::LoraAdapter* adapter = nullptr;  // LoRA adapter for this request (nullptr = base model)
   int logprobs = -1;  // < 0: none; else report each token's log-probability and the `logprobs` most likely tokens
+  // Constrained decoding: only tokens that keep the output a prefix of what the grammar matches are sampled,
+  // and the sequence ends ("stop") once the output is complete and the grammar allows nothing more. Its stop
+  // ids should be `stop_token_ids`. nullptr: free text.
+  std::shared_ptr<const constrain::TokenGrammar> grammar;
 };
 
 // Streaming stop-string matcher: feed text, get what can be emitted safely.
@@ -61,8 +66,10 @@ class Sequence {
   // is min(max_tokens, ctx - prompt length), at least 0. The tokenizer must outlive the sequence.
   Sequence(GenerationRequest request, const tokenizer::Tokenizer& tokenizer, int64_t ctx);
 
-  // Picks the next token from this sequence's row of logits (n floats, modified in place by penalties).
-  // With request.logprobs >= 0 it also computes the token's log-probabilities (token_logprob) for accept().
+  // Picks the next token from this sequence's row of logits (n floats, modified in place by penalties and
+  // the grammar's mask). With request.logprobs >= 0 it also computes the token's log-probabilities
+  // (token_logprob, over the logits before the mask) for accept(). Throws hearth::Error when the grammar
+  // allows no token.
   TokenId sample(float* logits, size_t n);
   // Records a sampled token; ends the sequence on a stop token ("stop"), a stop string ("stop") or its
   // budget ("length"). Text never holds a broken UTF-8 sequence or any part of a stop string.
@@ -102,6 +109,7 @@ class Sequence {
   size_t prefilled_ = 0;
   bool finished_ = false;
   std::string finish_reason_;
+  std::optional<constrain::TokenConstraint> constraint_;  // with request.grammar
   std::optional<TokenLogprob> sampled_;  // the last sample()'s, with request.logprobs >= 0
   std::vector<HeldLogprob> held_;       // accepted tokens not reported yet
   size_t decoded_bytes_ = 0, decoded_chars_ = 0, emitted_bytes_ = 0;  // decoded output, and what became final

@@ -85,6 +85,8 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
                                       const std::shared_ptr<const model::LoraAdapter>& adapter) {
   std::vector<SequenceSpec> specs;
   uint64_t seed = r.seed_given ? r.sampling.seed : std::random_device{}() * 0x9e3779b97f4a7c15ull;
+  std::shared_ptr<const constrain::TokenGrammar> grammar;  // one for all the request's sequences
+  if (r.grammar) grammar = std::make_shared<const constrain::TokenGrammar>(*r.grammar, token_trie(s), s.stop_ids);
   for (const auto& p : prompts)
     for (int j = 0; j < r.n; ++j) {
       SequenceSpec spec;
@@ -97,6 +99,7 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
         for (auto& stop : chat::chat_stop_strings(s.tokenizer)) spec.request.stop.push_back(stop);
       spec.request.stop_token_ids = s.stop_ids;
       spec.request.logprobs = r.logprobs;
+      spec.request.grammar = grammar;
       spec.adapter = adapter;
       specs.push_back(std::move(spec));
     }

@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "constrain/json_schema.h"
 #include "io/json_file.h"
 
 namespace hearth::serve {
@@ -146,6 +147,45 @@ void logprobs_parse(const ojson& b, CompletionRequest& r) {
   }
 }
 
+// response_format: {"type":"text"} (free text), {"type":"json_object"}, or {"type":"json_schema","json_schema":
+// {"name","schema","strict","description"}}. A schema hearth cannot enforce is a 400 naming the keyword.
+void response_format_parse(const ojson& f, CompletionRequest& r) {
+  if (f.is_null()) return;
+  const std::string p = "response_format";
+  if (!f.is_object() || !f.contains("type") || !f["type"].is_string())
+    invalid(p, "'response_format' must be an object with a string 'type'");
+  const std::string type = f["type"].get<std::string>();
+  for (const auto& [key, v] : f.items()) {
+    if (key != "type" && !(type == "json_schema" && key == "json_schema"))
+      invalid(p + "." + key, fmt::format("'response_format' of type '{}' has no field '{}'", type, key));
+  }
+  if (type == "text") return;
+  if (type == "json_object") {
+    r.grammar = std::make_shared<const constrain::Grammar>(constrain::json_object_grammar());
+    return;
+  }
+  if (type != "json_schema")
+    invalid(p + ".type", fmt::format("'response_format.type' must be text, json_object or json_schema; got '{}'", type));
+  if (!f.contains("json_schema") || !f["json_schema"].is_object())
+    invalid(p + ".json_schema", "'response_format.json_schema' is required and must be an object");
+  const ojson& js = f["json_schema"];
+  for (const auto& [key, v] : js.items()) {
+    if (key != "name" && key != "schema" && key != "strict" && key != "description")
+      invalid(p + ".json_schema." + key, fmt::format("'response_format.json_schema' has no field '{}'", key));
+  }
+  if (!js.contains("name") || !js["name"].is_string())
+    invalid(p + ".json_schema.name", "'response_format.json_schema.name' is required and must be a string");
+  if (js.contains("strict") && !js["strict"].is_null() && !js["strict"].is_boolean())
+    invalid(p + ".json_schema.strict", "'response_format.json_schema.strict' must be a boolean");
+  // Without a schema OpenAI accepts any JSON; hearth then asks for an object, as json_object does.
+  const ojson schema = js.value("schema", ojson::object());
+  try {
+    r.grammar = std::make_shared<const constrain::Grammar>(constrain::json_schema_grammar(schema));
+  } catch (const constrain::SchemaError& e) {
+    invalid(p + ".json_schema.schema" + (e.where == "/" ? "" : e.where), e.what());
+  }
+}
+
 // Fields neither endpoint implements yet, but which a request may carry with a value that asks for nothing
 // (what OpenAI does by default): those are accepted. Any other value is a 400 naming the field — an app that asked
 // for JSON output or token biases must not receive a reply that silently lacks them.
@@ -154,7 +194,6 @@ bool neutral(const std::string& key, const ojson& v) {
   if (key == "parallel_tool_calls") return v.is_boolean();  // no effect while no tool calls are made
   if (key == "echo") return v.is_boolean() && !v.get<bool>();
   if (key == "logit_bias") return v.is_object() && v.empty();
-  if (key == "response_format") return v.is_object() && v.size() == 1 && v.value("type", "") == "text";
   if (key == "best_of") return v.is_number_integer() && v.get<long long>() == 1;
   if (key == "suffix") return v.is_string() && v.get<std::string>().empty();
   return false;
@@ -164,12 +203,12 @@ bool neutral(const std::string& key, const ojson& v) {
 void fields_check(const ojson& b, Endpoint endpoint) {
   static const std::set<std::string> common = {"model", "max_tokens", "temperature", "top_p", "top_k", "min_p",
                                                "presence_penalty", "frequency_penalty", "seed", "stop", "n",
-                                               "stream", "stream_options",
+                                               "stream", "stream_options", "response_format",
                                                "user"};  // an end-user id for abuse tracking: nothing to do locally
   static const std::set<std::string> chat = {"messages", "max_completion_tokens", "tools", "tool_choice",
                                              "logprobs", "top_logprobs"};
   static const std::set<std::string> completions = {"prompt", "logprobs"};
-  static const std::set<std::string> later = {"echo", "logit_bias", "response_format", "best_of", "suffix",
+  static const std::set<std::string> later = {"echo", "logit_bias", "best_of", "suffix",
                                               "parallel_tool_calls"};
   for (const auto& [key, value] : b.items()) {
     if (common.count(key) || (endpoint == Endpoint::kChat ? chat : completions).count(key)) continue;
@@ -244,6 +283,7 @@ CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int 
     if (b.contains(k) && !b[k].is_null()) r.max_tokens = integer_in(b[k], k, 1, max_tokens_limit);
   sampling_parse(b, r);
   logprobs_parse(b, r);
+  if (b.contains("response_format")) response_format_parse(b["response_format"], r);
   if (b.contains("stop")) stop_parse(b["stop"], r);
   if (b.contains("n") && !b["n"].is_null()) r.n = integer_in(b["n"], "n", 1, max_n);
   if (b.contains("stream") && !b["stream"].is_null()) {

@@ -13,6 +13,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "constrain/grammar.h"
 #include "infer/sampler.h"
 
 namespace hearth::serve {
@@ -55,6 +56,9 @@ struct CompletionRequest {
   // < 0: no log-probabilities. Else each token's, with this many most likely tokens per step: chat
   // `top_logprobs` (0..20, only with `logprobs: true`), completions `logprobs` (0..5).
   int logprobs = -1;
+  // response_format json_object / json_schema: the grammar the output must follow (constrain/json_schema.h);
+  // nullptr for free text.
+  std::shared_ptr<const constrain::Grammar> grammar;
 };
 
 // Parses and validates a body. `max_tokens_limit`: largest max_tokens accepted; `max_n`: largest n.

@@ -18,4 +18,11 @@ std::shared_ptr<const model::LoraAdapter> model_resolve(ServeState& s, const std
   return adapter;
 }
 
+std::shared_ptr<const constrain::TokenTrie> token_trie(ServeState& s) {
+  std::call_once(s.trie_once, [&s] {
+    s.trie = std::make_shared<const constrain::TokenTrie>(s.tokenizer.token_bytes_all());
+  });
+  return s.trie;
+}
+
 }  // namespace hearth::serve

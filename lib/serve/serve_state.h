@@ -4,9 +4,12 @@
 #pragma once
 
 #include <atomic>
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
+#include "constrain/token_trie.h"
 #include "model/causal_lm.h"
 #include "serve/adapters.h"
 #include "serve/api_keys.h"
@@ -30,7 +33,13 @@ struct ServeState {
   Metrics& metrics;
   std::atomic<bool> draining{false};  // SIGTERM received: refuse new work with 503
   std::atomic<int> in_flight{0};      // completions being generated or streamed
+  // The vocabulary trie for constrained decoding (token_trie()), built by the first request that needs it.
+  std::once_flag trie_once;
+  std::shared_ptr<const constrain::TokenTrie> trie;
 };
+
+// The tokenizer's vocabulary trie (constrain/token_trie.h), built on first use. Thread-safe.
+std::shared_ptr<const constrain::TokenTrie> token_trie(ServeState& s);
 
 // The adapter a request's `model` names (nullptr for the base model). ApiError 403 outside the key's scope, 404
 // for an unknown name.

@@ -14,6 +14,9 @@ class SequenceDecoder : public Decoder {
   void decode_chain(std::vector<std::string>& tokens) const override {
     for (const auto& p : parts_) p->decode_chain(tokens);
   }
+  void decode_chain_bytes(std::vector<std::string>& tokens) const override {
+    for (const auto& p : parts_) p->decode_chain_bytes(tokens);
+  }
 
  private:
   std::vector<std::unique_ptr<Decoder>> parts_;
@@ -24,6 +27,10 @@ class SequenceDecoder : public Decoder {
 class ByteLevelDecoder : public Decoder {
  public:
   void decode_chain(std::vector<std::string>& tokens) const override {
+    decode_chain_bytes(tokens);
+    tokens[0] = utf8_sanitize(tokens[0]);
+  }
+  void decode_chain_bytes(std::vector<std::string>& tokens) const override {
     std::string bytes;
     for (const std::string& t : tokens) {
       const size_t mark = bytes.size();
@@ -39,20 +46,24 @@ class ByteLevelDecoder : public Decoder {
         bytes += t;
       }
     }
-    tokens.assign(1, utf8_sanitize(bytes));
+    tokens.assign(1, std::move(bytes));
   }
 };
 
 // Runs of "<0xAB>" tokens become the text of their bytes (one U+FFFD per byte when not valid UTF-8).
 class ByteFallbackDecoder : public Decoder {
  public:
-  void decode_chain(std::vector<std::string>& tokens) const override {
+  void decode_chain(std::vector<std::string>& tokens) const override { run(tokens, false); }
+  void decode_chain_bytes(std::vector<std::string>& tokens) const override { run(tokens, true); }
+
+ private:
+  static void run(std::vector<std::string>& tokens, bool raw) {
     std::vector<std::string> out;
     std::string bytes;
     size_t byte_count = 0;
     auto flush = [&] {
       if (byte_count == 0) return;
-      if (utf8_is_valid(bytes)) {
+      if (raw || utf8_is_valid(bytes)) {
         out.push_back(bytes);
       } else {
         for (size_t i = 0; i < byte_count; ++i) out.push_back("\xEF\xBF\xBD");
@@ -73,7 +84,6 @@ class ByteFallbackDecoder : public Decoder {
     tokens.swap(out);
   }
 
- private:
   static std::optional<int> parse_byte(const std::string& t) {
     if (t.size() != 6 || t.compare(0, 3, "<0x") != 0 || t[5] != '>') return std::nullopt;
     int value = 0;

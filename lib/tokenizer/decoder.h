@@ -20,6 +20,9 @@ class Decoder {
   virtual ~Decoder() = default;
   // Rewrites `tokens` in place. Thread-safe.
   virtual void decode_chain(std::vector<std::string>& tokens) const = 0;
+  // As decode_chain, but bytes that are not valid UTF-8 stay as they are (no U+FFFD): the raw bytes tokens
+  // stand for, for matching a token against a grammar (lib/constrain).
+  virtual void decode_chain_bytes(std::vector<std::string>& tokens) const { decode_chain(tokens); }
 };
 
 // Builds the decoder described by `j`; null JSON gives nullptr (tokens are joined with spaces, as HF).

@@ -281,6 +281,38 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special
   return text;
 }
 
+std::vector<std::optional<std::string>> Tokenizer::token_bytes_all() const {
+  const Impl& im = *impl_;
+  std::vector<std::optional<std::string>> out(im.vocab_size);
+  // A token's bytes mid-text: decode it after an anchor token ("a") and drop the anchor's bytes, so that
+  // first-token rules (Metaspace's dropped space, Strip) apply to the anchor, not to the token.
+  const std::vector<TokenId> a = encode("a", EncodeOptions{false, false});
+  const std::string* anchor = a.size() == 1 ? im.token_of(a[0]) : nullptr;
+  auto raw = [&](std::vector<std::string> tokens) {
+    if (!im.decoder) {
+      std::string joined;
+      for (size_t i = 0; i < tokens.size(); ++i) joined += (i ? " " : "") + tokens[i];
+      return joined;
+    }
+    im.decoder->decode_chain_bytes(tokens);
+    std::string text;
+    for (const auto& t : tokens) text += t;
+    return text;
+  };
+  const std::string prefix = anchor ? raw({*anchor}) : "";
+  for (size_t id = 0; id < im.vocab_size; ++id) {
+    const std::string* token = im.token_of(static_cast<TokenId>(id));
+    if (!token || is_special(static_cast<TokenId>(id))) continue;
+    if (!anchor) {
+      out[id] = raw({*token});
+      continue;
+    }
+    std::string both = raw({*anchor, *token});
+    if (both.compare(0, prefix.size(), prefix) == 0) out[id] = both.substr(prefix.size());
+  }
+  return out;
+}
+
 size_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
 
 std::optional<std::string> Tokenizer::id_to_token(TokenId id) const {

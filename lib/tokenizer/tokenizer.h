@@ -58,6 +58,11 @@ class Tokenizer {
   // Ids -> text, as HF `decode(ids, skip_special_tokens=...)`. Unknown ids throw FormatError.
   std::string decode(const std::vector<TokenId>& ids, bool skip_special_tokens = false) const;
 
+  // Every id's bytes as it adds them to a text after other tokens (decode without UTF-8 repair: "Ġthe" ->
+  // " the", "<0x0A>" -> "\n", the first of a character's byte tokens -> that one byte), indexed by id;
+  // std::nullopt for special tokens and ids without a token. For matching tokens against a grammar.
+  std::vector<std::optional<std::string>> token_bytes_all() const;
+
   // Number of ids (max id + 1 over the model vocabulary and added tokens).
   size_t vocab_size() const;
   // The token string of an id ("Ġthe", "▁the", "<|im_end|>"); std::nullopt when out of range.

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "constrain/matcher.h"
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "model/causal_lm.h"
@@ -16,6 +17,7 @@
 #include "serve/api_keys.h"
 #include "serve/connection.h"
 #include "serve/metrics.h"
+#include "constrain/matcher.h"
 #include "serve/request.h"
 #include "serve/response.h"
 #include "serve/scheduler.h"
@@ -142,7 +144,6 @@ TEST_CASE("request_parse: a field that would be silently ignored is a 400 naming
   };
   using P = std::pair<std::string, std::string>;
   // Asked-for behaviour hearth does not have yet: the app would get a reply silently without it.
-  CHECK(refused(R"("response_format":{"type":"json_object"})") == P{"response_format", "unsupported_parameter"});
   CHECK(refused(R"("logit_bias":{"50256":-100})") == P{"logit_bias", "unsupported_parameter"});
   CHECK(refused(R"("tools":[{"type":"function","function":{"name":"f"}}])") == P{"tools", "unsupported_parameter"});
   CHECK(refused(R"("tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto")") ==
@@ -159,6 +160,48 @@ TEST_CASE("request_parse: a field that would be silently ignored is a 400 naming
   // Neutral values ask for nothing and pass.
   CHECK(refused(R"("logprobs":null,"echo":false,"best_of":1,"suffix":"","user":"u")", Endpoint::kCompletions) ==
         P{"", ""});
+}
+
+TEST_CASE("request_parse: response_format compiles to a grammar, or is a 400 naming what is wrong", "[serve]") {
+  auto parse = [](const std::string& format) {
+    return request_parse(R"({"model":"m","messages":[{"role":"user","content":"hi"}],"response_format":)" + format + "}",
+                         Endpoint::kChat, 1000, 8);
+  };
+  auto refused = [&](const std::string& format) -> std::string {
+    try {
+      parse(format);
+    } catch (const ApiError& err) {
+      CHECK(err.status == 400);
+      return err.param + " | " + err.what();
+    }
+    return "(accepted)";
+  };
+  CHECK(parse(R"({"type":"text"})").grammar == nullptr);
+  CHECK(parse(R"(null)").grammar == nullptr);
+  auto accepts = [](const hearth::constrain::Grammar& g, const std::string& text) {
+    hearth::constrain::Matcher m(g);
+    auto st = m.start();
+    return m.advance(st, text) && hearth::constrain::Matcher::accepting(st);
+  };
+  const auto obj = parse(R"({"type":"json_object"})").grammar;
+  REQUIRE(obj);
+  CHECK(accepts(*obj, R"({"a":[1]})"));
+  CHECK_FALSE(accepts(*obj, "[1]"));
+  const auto schema = parse(R"({"type":"json_schema","json_schema":{"name":"n","strict":true,
+    "schema":{"type":"object","properties":{"x":{"type":"integer"}},"required":["x"],"additionalProperties":false}}})")
+                          .grammar;
+  REQUIRE(schema);
+  CHECK(accepts(*schema, R"({"x":3})"));
+  CHECK_FALSE(accepts(*schema, R"({"x":"3"})"));
+  CHECK_THAT(refused(R"({"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object",
+    "properties":{"age":{"type":"integer","minimum":0}}}}})"),
+             Catch::StartsWith("response_format.json_schema.schema/properties/age/minimum | ") &&
+                 Catch::Contains("keyword 'minimum' is not supported"));
+  CHECK_THAT(refused(R"({"type":"json_schema","json_schema":{"schema":{}}})"),
+             Catch::StartsWith("response_format.json_schema.name | "));
+  CHECK_THAT(refused(R"({"type":"xml"})"), Catch::StartsWith("response_format.type | "));
+  CHECK_THAT(refused(R"({"type":"json_object","schema":{}})"), Catch::StartsWith("response_format.schema | "));
+  CHECK_THAT(refused(R"("json")"), Catch::StartsWith("response_format | "));
 }
 
 TEST_CASE("request_parse: logprobs and top_logprobs with bad values a 400 naming the field", "[serve]") {
