@@ -96,6 +96,8 @@ class GrammarBuilder {
   // A rule matching `item` between `min` and `max` times (max < 0: unbounded).
   uint32_t repeat(const Sequence& item, int min, int max, const std::string& name);
 
+  // Rules and elements so far (for callers that bound a grammar's size).
+  size_t rule_count() const { return rules_.size(); }
   // Checks that every rule has an alternative and none is left-recursive; throws hearth::Error otherwise.
   Grammar build(uint32_t root);
 

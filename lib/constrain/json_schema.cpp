@@ -4,6 +4,8 @@
 #include <map>
 #include <set>
 
+#include "constrain/matcher.h"
+
 namespace hearth::constrain {
 
 namespace {
@@ -12,6 +14,7 @@ using Json = nlohmann::ordered_json;
 
 constexpr int kMaxIndent = 20;
 constexpr int kMaxBound = 4096;  // largest minItems/maxItems/minLength/maxLength honoured
+constexpr size_t kMaxRules = 200000;  // a request's schema must not cost the server unbounded memory
 
 const std::set<std::string> kAnnotations = {"title",      "description", "$schema",    "$id",
                                             "$comment",   "default",     "examples",   "deprecated",
@@ -139,6 +142,7 @@ int SchemaCompiler::bound(const Json& s, const char* key, int fallback, const st
 }
 
 uint32_t SchemaCompiler::compile(const Json& s, const std::string& at) {
+  if (b_.rule_count() > kMaxRules) fail("the schema is too large to enforce (its bounds and nesting need over 200,000 grammar rules)", at);
   if (s.is_boolean()) {
     if (!s.get<bool>()) fail("the schema false matches nothing", at);
     return json_.value;
@@ -328,7 +332,13 @@ Grammar json_schema_grammar(const nlohmann::ordered_json& schema) {
   const uint32_t root = b.rule("root");
   SchemaCompiler c(b, schema);
   b.add(root, {GrammarBuilder::ref(c.json().ws), GrammarBuilder::ref(c.compile(schema, ""))});
-  return b.build(root);
+  Grammar g = b.build(root);
+  try {
+    Matcher(g).start();  // refuse at once what could not even begin (StackSet::kMaxStacks)
+  } catch (const Error& e) {
+    throw SchemaError(std::string("json schema: ") + e.what(), "/");
+  }
+  return g;
 }
 
 Grammar json_object_grammar() {

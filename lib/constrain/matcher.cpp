@@ -8,6 +8,8 @@
 namespace hearth::constrain {
 
 void StackSet::add(const uint32_t* b, const uint32_t* e) {
+  // An ambiguous grammar (many overlapping anyOf branches) could multiply the parses without bound.
+  if (size() >= kMaxStacks) throw Error("grammar: over 4096 parses at once; the schema is too ambiguous to enforce");
   const size_t n = static_cast<size_t>(e - b);
   for (size_t i = 0; i < size(); ++i) {
     if (length(i) == n && std::equal(b, e, begin(i))) return;

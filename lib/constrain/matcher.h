@@ -26,6 +26,7 @@ inline bool utf8_well_formed(uint32_t cp, int continuation) {
 // A set of stacks, stored flat. Value type; copying it copies the state.
 class StackSet {
  public:
+  static constexpr size_t kMaxStacks = 4096;  // add() throws hearth::Error beyond
   size_t size() const { return ends_.size(); }
   bool empty() const { return ends_.empty(); }
   // Stack i: its positions, bottom first.

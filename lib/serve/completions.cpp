@@ -7,6 +7,8 @@
 #include <fmt/format.h>
 
 #include "chat/prompt.h"
+#include "chat/tool_calls.h"
+#include "constrain/json_schema.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "io/mapped_file.h"
@@ -36,13 +38,46 @@ struct InFlight {
   int status = 200;
 };
 
-std::vector<infer::TokenId> chat_prompt(ServeState& s, const CompletionRequest& r) {
+// How a chat request with tools is served: the model's tool-call format; with tool_choice "required" or a named
+// function the grammar the reply must follow and the text the prompt ends with (Mistral's [TOOL_CALLS]).
+struct ToolPlan {
+  bool active = false;  // tool_choice other than "none": replies are parsed for calls
+  chat::ToolStyle style;
+  std::string prefix;
+  std::shared_ptr<const constrain::Grammar> grammar;
+};
+
+ToolPlan tool_plan(ServeState& s, const CompletionRequest& r) {
+  ToolPlan plan;
+  plan.style = chat::tool_style_detect(s.tokenizer.config());
+  plan.active = r.endpoint == Endpoint::kChat && r.tool_choice != "none";
+  if (r.tool_choice != "required" && r.tool_choice != "function") return plan;
+  try {
+    plan.grammar = std::make_shared<const constrain::Grammar>(
+        chat::tool_call_grammar(plan.style.format, r.tools, r.tool_name, r.parallel_tool_calls));
+  } catch (const constrain::SchemaError& e) {
+    throw ApiError(400, fmt::format("{}: {}", e.where, e.what()), "invalid_request_error", e.where);
+  }
+  plan.prefix = chat::tool_call_prefix(plan.style.format);
+  return plan;
+}
+
+std::vector<infer::TokenId> chat_prompt(ServeState& s, const CompletionRequest& r, const ToolPlan& plan) {
   chat::ChatPromptOptions options;
   options.add_generation_prompt = true;
   options.tools = r.tools;
   options.origin = (std::filesystem::path(s.model_dir) / "tokenizer_config.json").string();
+  // A template that knows no tools: hearth describes them, and writes earlier calls and results as text.
+  const bool rewrite = !plan.style.template_has_tools;
   try {
-    return chat::chat_prompt_encode(s.tokenizer, r.messages, options).ids;
+    auto ids = chat::chat_prompt_encode(s.tokenizer, rewrite ? chat::tool_messages_fallback(r.messages, r.tools) : r.messages,
+                                        options)
+                   .ids;
+    if (!plan.prefix.empty()) {
+      const auto more = s.tokenizer.encode(plan.prefix, {false, true});
+      ids.insert(ids.end(), more.begin(), more.end());
+    }
+    return ids;
   } catch (const FormatError& e) {
     throw ApiError(400, fmt::format("The chat template could not render these messages: {}", e.what()),
                    "invalid_request_error", "messages");
@@ -50,9 +85,10 @@ std::vector<infer::TokenId> chat_prompt(ServeState& s, const CompletionRequest& 
 }
 
 // Every prompt of the request as token ids, checked against the vocabulary and the context.
-std::vector<std::vector<infer::TokenId>> prompts_encode(ServeState& s, const CompletionRequest& r) {
+std::vector<std::vector<infer::TokenId>> prompts_encode(ServeState& s, const CompletionRequest& r,
+                                                        const ToolPlan& plan) {
   std::vector<std::vector<infer::TokenId>> out;
-  if (r.endpoint == Endpoint::kChat) out.push_back(chat_prompt(s, r));
+  if (r.endpoint == Endpoint::kChat) out.push_back(chat_prompt(s, r, plan));
   for (const auto& p : r.prompts) out.push_back(s.tokenizer.encode(p));
   const int64_t vocab = s.model.config().vocab_size;
   for (const auto& ids : r.prompt_ids) {
@@ -80,13 +116,15 @@ std::vector<std::vector<infer::TokenId>> prompts_encode(ServeState& s, const Com
   return out;
 }
 
+// `output`: the grammar replies must follow (response_format, or a required tool call); nullptr for free text.
 std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
                                       const std::vector<std::vector<infer::TokenId>>& prompts,
-                                      const std::shared_ptr<const model::LoraAdapter>& adapter) {
+                                      const std::shared_ptr<const model::LoraAdapter>& adapter,
+                                      const std::shared_ptr<const constrain::Grammar>& output) {
   std::vector<SequenceSpec> specs;
   uint64_t seed = r.seed_given ? r.sampling.seed : std::random_device{}() * 0x9e3779b97f4a7c15ull;
   std::shared_ptr<const constrain::TokenGrammar> grammar;  // one for all the request's sequences
-  if (r.grammar) grammar = std::make_shared<const constrain::TokenGrammar>(*r.grammar, token_trie(s), s.stop_ids);
+  if (output) grammar = std::make_shared<const constrain::TokenGrammar>(*output, token_trie(s), s.stop_ids);
   for (const auto& p : prompts)
     for (int j = 0; j < r.n; ++j) {
       SequenceSpec spec;
@@ -135,6 +173,7 @@ struct Stream {
   ResponseMeta meta;
   size_t choices = 0, prompt_tokens = 0;
   bool include_usage = false, started = false;
+  std::vector<chat::ToolStream> tool_streams;  // per choice, with meta.tools
   int fd = -1;
   std::unique_ptr<InFlight> flight;
   ~Stream() {
@@ -153,10 +192,22 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
   }
   auto updates = st.completion->take(kPoll);
   for (const auto& u : updates) {
-    if (ok && (!u.text.empty() || !u.logprobs.empty()))
-      ok = write(sse_event(chunk_text(st.meta, u.index, u.text, u.logprobs)));
-    if (ok && u.finished && u.finish_reason != "error")
-      ok = write(sse_event(chunk_finish(st.meta, u.index, u.finish_reason)));
+    // With tools, text that may be part of a call is held back until the call is whole (chat/tool_calls.h).
+    const std::string text = st.meta.tools ? st.tool_streams[u.index].push(u.text) : u.text;
+    if (ok && (!text.empty() || !u.logprobs.empty()))
+      ok = write(sse_event(chunk_text(st.meta, u.index, text, u.logprobs)));
+    std::string reason = u.finish_reason;
+    if (ok && u.finished && st.meta.tools && reason != "error") {
+      chat::ToolReply reply = st.tool_streams[u.index].finish();
+      if (reply.calls.empty() && reply.content.rfind(st.meta.tool_prefix, 0) == 0)
+        reply.content.erase(0, st.meta.tool_prefix.size());  // the prefix came from the prompt
+      if (!reply.content.empty()) ok = write(sse_event(chunk_text(st.meta, u.index, reply.content)));
+      if (ok && !reply.calls.empty()) {
+        ok = write(sse_event(chunk_tool_calls(st.meta, u.index, reply.calls)));
+        reason = "tool_calls";
+      }
+    }
+    if (ok && u.finished && reason != "error") ok = write(sse_event(chunk_finish(st.meta, u.index, reason)));
   }
   if (!ok || (updates.empty() && peer_closed(st.fd))) {
     log::info("request {}: client went away ({}); generation stopped", st.meta.id,
@@ -192,14 +243,15 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     int max_n = std::min(kMaxChoices, std::max(1, s.config.max_queue));
     auto r = request_parse(req.body, endpoint, s.config.max_tokens_limit, max_n);
     auto adapter = model_resolve(s, r.model, scope);
-    auto prompts = prompts_encode(s, r);
+    const ToolPlan plan = tool_plan(s, r);
+    auto prompts = prompts_encode(s, r, plan);
     if (static_cast<int>(prompts.size()) * r.n > max_n)
       throw ApiError(400,
                      fmt::format("{} prompts × n = {} choices; at most {} per request", prompts.size(), r.n, max_n),
                      "invalid_request_error", "n");
     size_t prompt_tokens = 0;
     for (const auto& p : prompts) prompt_tokens += p.size();
-    auto specs = specs_build(s, r, prompts, adapter);
+    auto specs = specs_build(s, r, prompts, adapter, plan.grammar ? plan.grammar : r.grammar);
     const size_t choices = specs.size();
     auto completion = std::make_shared<Completion>(choices);
     if (!io::mapped_files_check().empty())
@@ -213,6 +265,9 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     int fd = connection_fd_current();
     auto meta = response_meta(endpoint, r.model);
     meta.logprobs = r.logprobs;
+    meta.tools = plan.active;
+    meta.tool_format = plan.style.format;
+    meta.tool_prefix = plan.prefix;
     if (!r.stream) {
       respond_whole(s, res, completion, meta, choices, prompt_tokens, fd, *flight);
       return;
@@ -223,6 +278,10 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     st->choices = choices;
     st->prompt_tokens = prompt_tokens;
     st->include_usage = r.include_usage;
+    if (meta.tools) {
+      st->tool_streams.assign(choices, chat::ToolStream(meta.tool_format));
+      for (auto& ts : st->tool_streams) ts.push(meta.tool_prefix);
+    }
     st->fd = fd;
     st->flight = std::move(flight);
     res.set_header("Cache-Control", "no-cache");

@@ -47,6 +47,38 @@ ojson content_parse(const ojson& c, const std::string& param) {
   return text;
 }
 
+// An assistant message's tool_calls: [{"id", "type": "function", "function": {"name", "arguments"}}], the
+// arguments a JSON object encoded as a string (OpenAI) or an object. Templates read the arguments as an object
+// (they write it with tojson), so the result holds them parsed, as vLLM passes them.
+ojson tool_calls_parse(const ojson& calls, const std::string& p) {
+  if (!calls.is_array()) invalid(p, fmt::format("'{}' must be an array", p));
+  ojson out = ojson::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    const std::string q = fmt::format("{}[{}]", p, i);
+    const ojson& c = calls[i];
+    if (!c.is_object() || !c.contains("function") || !c["function"].is_object())
+      invalid(q, fmt::format("'{}' must be an object with a 'function'", q));
+    const ojson& f = c["function"];
+    if (!f.contains("name") || !f["name"].is_string())
+      invalid(q + ".function.name", fmt::format("'{}.function.name' must be a string", q));
+    ojson args = f.value("arguments", ojson::object());
+    if (args.is_string()) {
+      try {
+        args = ojson::parse(args.get<std::string>());
+      } catch (const ojson::exception&) {
+        args = nullptr;
+      }
+    }
+    if (!args.is_object())
+      invalid(q + ".function.arguments",
+              fmt::format("'{}.function.arguments' must be a JSON object (or a string holding one)", q));
+    ojson call = {{"id", c.value("id", "")}, {"type", "function"},
+                  {"function", {{"name", f["name"]}, {"arguments", std::move(args)}}}};
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
 ojson messages_parse(const ojson& body) {
   if (!body.contains("messages")) invalid("messages", "'messages' is required");
   const auto& m = body["messages"];
@@ -66,6 +98,10 @@ ojson messages_parse(const ojson& body) {
     if (!msg.contains("content") && role != "assistant")
       invalid(p + ".content", fmt::format("'{}.content' is required", p));
     if (msg.contains("content")) msg["content"] = content_parse(msg["content"], p + ".content");
+    if (role == "assistant" && msg.contains("tool_calls") && !msg["tool_calls"].is_null())
+      msg["tool_calls"] = tool_calls_parse(msg["tool_calls"], p + ".tool_calls");
+    if (role == "tool" && (!msg.contains("tool_call_id") || !msg["tool_call_id"].is_string()))
+      invalid(p + ".tool_call_id", fmt::format("'{}.tool_call_id' is required and must be a string", p));
     out.push_back(std::move(msg));
   }
   return out;
@@ -147,6 +183,58 @@ void logprobs_parse(const ojson& b, CompletionRequest& r) {
   }
 }
 
+// tools (function tools only), tool_choice ("none", "auto", "required", {"type":"function","function":{"name"}})
+// and parallel_tool_calls.
+void tools_parse(const ojson& b, CompletionRequest& r) {
+  const bool has_tools = b.contains("tools") && !b["tools"].is_null();
+  if (has_tools) {
+    const ojson& tools = b["tools"];
+    if (!tools.is_array()) invalid("tools", "'tools' must be an array");
+    std::set<std::string> names;
+    for (size_t i = 0; i < tools.size(); ++i) {
+      const std::string p = fmt::format("tools[{}]", i);
+      const ojson& t = tools[i];
+      if (!t.is_object() || t.value("type", ojson()) != ojson("function") || !t.contains("function") ||
+          !t["function"].is_object())
+        invalid(p, fmt::format("'{}' must be {{\"type\": \"function\", \"function\": {{...}}}}", p));
+      const ojson& f = t["function"];
+      if (!f.contains("name") || !f["name"].is_string() || f["name"].get<std::string>().empty())
+        invalid(p + ".function.name", fmt::format("'{}.function.name' must be a non-empty string", p));
+      if (!names.insert(f["name"].get<std::string>()).second)
+        invalid(p + ".function.name", fmt::format("'{}.function.name': two tools are named '{}'", p,
+                                                 f["name"].get<std::string>()));
+      if (f.contains("parameters") && !f["parameters"].is_null() && !f["parameters"].is_object())
+        invalid(p + ".function.parameters", fmt::format("'{}.function.parameters' must be an object", p));
+    }
+    r.tools = tools;
+    if (!tools.empty()) r.tool_choice = "auto";
+  }
+  if (b.contains("tool_choice") && !b["tool_choice"].is_null()) {
+    const ojson& c = b["tool_choice"];
+    if (c.is_string() && (c == "none" || c == "auto" || c == "required")) {
+      r.tool_choice = c.get<std::string>();
+    } else if (c.is_object() && c.value("type", ojson()) == ojson("function") && c.contains("function") &&
+               c["function"].is_object() && c["function"].contains("name") && c["function"]["name"].is_string()) {
+      r.tool_choice = "function";
+      r.tool_name = c["function"]["name"].get<std::string>();
+    } else {
+      invalid("tool_choice", "'tool_choice' must be \"none\", \"auto\", \"required\" or {\"type\": \"function\", "
+                             "\"function\": {\"name\": ...}}");
+    }
+    if (r.tool_choice != "none" && (!has_tools || r.tools.empty()))
+      invalid("tool_choice", "'tool_choice' other than \"none\" needs 'tools'");
+    if (r.tool_choice == "function") {
+      bool found = false;
+      for (const auto& t : r.tools) found = found || t["function"]["name"] == r.tool_name;
+      if (!found) invalid("tool_choice", fmt::format("'tool_choice' names '{}', which is not in 'tools'", r.tool_name));
+    }
+  }
+  if (b.contains("parallel_tool_calls") && !b["parallel_tool_calls"].is_null()) {
+    if (!b["parallel_tool_calls"].is_boolean()) invalid("parallel_tool_calls", "'parallel_tool_calls' must be a boolean");
+    r.parallel_tool_calls = b["parallel_tool_calls"].get<bool>();
+  }
+}
+
 // response_format: {"type":"text"} (free text), {"type":"json_object"}, or {"type":"json_schema","json_schema":
 // {"name","schema","strict","description"}}. A schema hearth cannot enforce is a 400 naming the keyword.
 void response_format_parse(const ojson& f, CompletionRequest& r) {
@@ -191,7 +279,6 @@ void response_format_parse(const ojson& f, CompletionRequest& r) {
 // for JSON output or token biases must not receive a reply that silently lacks them.
 bool neutral(const std::string& key, const ojson& v) {
   if (v.is_null()) return true;
-  if (key == "parallel_tool_calls") return v.is_boolean();  // no effect while no tool calls are made
   if (key == "echo") return v.is_boolean() && !v.get<bool>();
   if (key == "logit_bias") return v.is_object() && v.empty();
   if (key == "best_of") return v.is_number_integer() && v.get<long long>() == 1;
@@ -206,10 +293,9 @@ void fields_check(const ojson& b, Endpoint endpoint) {
                                                "stream", "stream_options", "response_format",
                                                "user"};  // an end-user id for abuse tracking: nothing to do locally
   static const std::set<std::string> chat = {"messages", "max_completion_tokens", "tools", "tool_choice",
-                                             "logprobs", "top_logprobs"};
+                                             "parallel_tool_calls", "logprobs", "top_logprobs"};
   static const std::set<std::string> completions = {"prompt", "logprobs"};
-  static const std::set<std::string> later = {"echo", "logit_bias", "best_of", "suffix",
-                                              "parallel_tool_calls"};
+  static const std::set<std::string> later = {"echo", "logit_bias", "best_of", "suffix"};
   for (const auto& [key, value] : b.items()) {
     if (common.count(key) || (endpoint == Endpoint::kChat ? chat : completions).count(key)) continue;
     if (later.count(key)) {
@@ -261,21 +347,7 @@ CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int 
   r.model = b["model"].get<std::string>();
   if (endpoint == Endpoint::kChat) {
     r.messages = messages_parse(b);
-    if (b.contains("tools") && !b["tools"].is_null()) {
-      if (!b["tools"].is_array()) invalid("tools", "'tools' must be an array");
-      // Tool calls are not parsed out of replies yet: the tools are described to the model (rendered by the chat
-      // template) only when the request asks for a text reply, as tool_choice "none" does.
-      const ojson none = "none";
-      if (!b["tools"].empty() && b.value("tool_choice", ojson()) != none)
-        throw ApiError(400,
-                       "'tools': tool calls are not parsed from replies yet; send \"tool_choice\": \"none\" to "
-                       "describe the tools to the model and get a text reply, or leave 'tools' out",
-                       "invalid_request_error", "tools", "unsupported_parameter");
-      r.tools = b["tools"];
-    }
-    if (b.contains("tool_choice") && !b["tool_choice"].is_null() && b["tool_choice"] != ojson("none"))
-      throw ApiError(400, "'tool_choice': only \"none\" is supported (tool calls are not parsed from replies yet)",
-                     "invalid_request_error", "tool_choice", "unsupported_parameter");
+    tools_parse(b, r);
   } else {
     prompt_parse(b, r);
   }
@@ -284,6 +356,10 @@ CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int 
   sampling_parse(b, r);
   logprobs_parse(b, r);
   if (b.contains("response_format")) response_format_parse(b["response_format"], r);
+  if (r.tool_choice != "none" && r.grammar)
+    invalid("response_format", "'response_format' with tools is not supported; send tool_choice \"none\" for a JSON reply");
+  if (r.tool_choice != "none" && r.logprobs >= 0)
+    invalid("logprobs", "'logprobs' with tool calls is not supported; send tool_choice \"none\" or leave logprobs out");
   if (b.contains("stop")) stop_parse(b["stop"], r);
   if (b.contains("n") && !b["n"].is_null()) r.n = integer_in(b["n"], "n", 1, max_n);
   if (b.contains("stream") && !b["stream"].is_null()) {

@@ -43,7 +43,12 @@ struct CompletionRequest {
   Endpoint endpoint = Endpoint::kChat;
   std::string model;
   nlohmann::ordered_json messages;               // chat: the validated messages (content parts joined to text)
-  nlohmann::ordered_json tools;                  // chat: null when absent
+  nlohmann::ordered_json tools;                  // chat: null when absent (validated function tools)
+  // chat: "none" (tools described, a text reply), "auto" (the reply may call tools), "required" (it calls one
+  // or more), "function" (it calls `tool_name`). "none" when there are no tools.
+  std::string tool_choice = "none";
+  std::string tool_name;
+  bool parallel_tool_calls = true;
   std::vector<std::string> prompts;              // completions: text prompts (one or more)
   std::vector<std::vector<int32_t>> prompt_ids;  // completions: prompts given as token ids
   std::optional<int> max_tokens;                 // max_tokens or max_completion_tokens

@@ -76,6 +76,34 @@ json logprobs_json(const ResponseMeta& m, const std::vector<infer::TokenLogprob>
   return {{"tokens", text}, {"token_logprobs", logprob}, {"top_logprobs", top}, {"text_offset", offset}};
 }
 
+json tool_calls_json(const std::vector<chat::ToolCall>& calls, bool with_index) {
+  json out = json::array();
+  for (size_t i = 0; i < calls.size(); ++i) {
+    json c = {{"id", calls[i].id},
+              {"type", "function"},
+              {"function", {{"name", calls[i].name}, {"arguments", calls[i].arguments}}}};
+    if (with_index) c["index"] = i;
+    out.push_back(std::move(c));
+  }
+  return out;
+}
+
+// A chat choice's message: the text, or with tools the text outside the calls (null when there is none) and the
+// calls; `reason` becomes "tool_calls" when there are calls.
+json chat_message(const ResponseMeta& m, const std::string& text, std::string& reason) {
+  json msg = {{"role", "assistant"}, {"content", text}, {"refusal", nullptr}};
+  if (!m.tools) return msg;
+  chat::ToolReply reply = chat::tool_reply_parse(m.tool_format, m.tool_prefix + text);
+  if (reply.calls.empty()) {
+    msg["content"] = text;  // the prefix is the prompt's, not the reply's
+    return msg;
+  }
+  msg["content"] = reply.content.empty() ? json(nullptr) : json(reply.content);
+  msg["tool_calls"] = tool_calls_json(reply.calls, false);
+  reason = "tool_calls";
+  return msg;
+}
+
 json usage_json(const Usage& u) {
   return {{"prompt_tokens", u.prompt_tokens},
           {"completion_tokens", u.completion_tokens},
@@ -91,16 +119,19 @@ json response_full(const ResponseMeta& m, const std::vector<ChoiceResult>& choic
               {"system_fingerprint", nullptr}};
   json list = json::array();
   for (size_t i = 0; i < choices.size(); ++i) {
-    if (chat)
+    if (chat) {
+      std::string reason = choices[i].finish_reason;
+      json message = chat_message(m, choices[i].text, reason);
       list.push_back({{"index", i},
-                      {"message", {{"role", "assistant"}, {"content", choices[i].text}, {"refusal", nullptr}}},
+                      {"message", std::move(message)},
                       {"logprobs", logprobs_json(m, choices[i].logprobs)},
-                      {"finish_reason", choices[i].finish_reason}});
-    else
+                      {"finish_reason", reason}});
+    } else {
       list.push_back({{"index", i},
                       {"text", choices[i].text},
                       {"logprobs", logprobs_json(m, choices[i].logprobs)},
                       {"finish_reason", choices[i].finish_reason}});
+    }
   }
   out["choices"] = list;
   out["usage"] = usage_json(u);
@@ -123,6 +154,12 @@ json chunk_text(const ResponseMeta& m, size_t index, const std::string& text,
 json chunk_finish(const ResponseMeta& m, size_t index, const std::string& reason) {
   json c = chunk_base(m);
   c["choices"] = json::array({choice_delta(m, index, json::object(), reason)});
+  return c;
+}
+
+json chunk_tool_calls(const ResponseMeta& m, size_t index, const std::vector<chat::ToolCall>& calls) {
+  json c = chunk_base(m);
+  c["choices"] = json::array({choice_delta(m, index, {{"tool_calls", tool_calls_json(calls, true)}}, nullptr)});
   return c;
 }
 

@@ -8,6 +8,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "chat/tool_calls.h"
 #include "infer/sampler.h"
 #include "serve/request.h"
 
@@ -19,6 +20,11 @@ struct ResponseMeta {
   int64_t created = 0;  // unix seconds
   std::string model;    // as the client asked for it
   int logprobs = -1;    // CompletionRequest::logprobs: < 0 sends "logprobs": null
+  // Chat with tool_choice other than "none": replies are split into content and tool_calls (chat/tool_calls.h),
+  // `tool_prefix` (what the prompt ended with, e.g. "[TOOL_CALLS]") read before each reply.
+  bool tools = false;
+  chat::ToolFormat tool_format = chat::ToolFormat::kHermes;
+  std::string tool_prefix;
 };
 
 struct ChoiceResult {
@@ -46,6 +52,9 @@ nlohmann::json chunk_role(const ResponseMeta& m, size_t index);
 nlohmann::json chunk_text(const ResponseMeta& m, size_t index, const std::string& text,
                           const std::vector<infer::TokenLogprob>& tokens = {});
 nlohmann::json chunk_finish(const ResponseMeta& m, size_t index, const std::string& reason);
+// A chunk carrying a reply's tool calls whole: delta {"tool_calls": [{"index", "id", "type", "function":
+// {"name", "arguments"}}]}.
+nlohmann::json chunk_tool_calls(const ResponseMeta& m, size_t index, const std::vector<chat::ToolCall>& calls);
 nlohmann::json chunk_usage(const ResponseMeta& m, const Usage& u);
 
 }  // namespace hearth::serve

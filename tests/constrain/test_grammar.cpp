@@ -2,6 +2,8 @@
 // specification (RFC 8259) and the schemas say, derived by hand for each case.
 #include <catch2/catch.hpp>
 
+#include <fmt/format.h>
+
 #include "constrain/json_schema.h"
 #include "constrain/matcher.h"
 
@@ -171,6 +173,13 @@ TEST_CASE("json schema: keywords that cannot be enforced are refused, naming the
   CHECK(where(R"({"$ref":"https://example.com/s.json"})") == "/$ref");
   CHECK(where(R"({"type":"string","maxLength":100000})") == "/maxLength");
   CHECK(where(R"({"title":"T","description":"d","type":"object","properties":{}})") == "(accepted)");
+  // Size: each bound costs rules; a schema that would need unbounded memory is refused, not built.
+  std::string big = R"({"type":"object","properties":{)";
+  for (int i = 0; i < 80; ++i) big += (i ? "," : "") + fmt::format(R"("p{}":{{"type":"string","maxLength":4000}})", i);
+  CHECK(where(big + "}}").rfind("/properties/p", 0) == 0);
+  std::string ambiguous = R"({"anyOf":[)";
+  for (int i = 0; i < 5000; ++i) ambiguous += (i ? "," : "") + fmt::format(R"({{"const":"{}"}})", i);
+  CHECK(where(ambiguous + "]}") == "/");
   CHECK_THROWS_WITH(json_schema_grammar(Json::parse(R"({"type":"string","format":"date"})")),
                     Catch::Contains("keyword 'format' is not supported"));
 }

@@ -145,10 +145,6 @@ TEST_CASE("request_parse: a field that would be silently ignored is a 400 naming
   using P = std::pair<std::string, std::string>;
   // Asked-for behaviour hearth does not have yet: the app would get a reply silently without it.
   CHECK(refused(R"("logit_bias":{"50256":-100})") == P{"logit_bias", "unsupported_parameter"});
-  CHECK(refused(R"("tools":[{"type":"function","function":{"name":"f"}}])") == P{"tools", "unsupported_parameter"});
-  CHECK(refused(R"("tools":[{"type":"function","function":{"name":"f"}}],"tool_choice":"auto")") ==
-        P{"tools", "unsupported_parameter"});
-  CHECK(refused(R"("tool_choice":"required")") == P{"tool_choice", "unsupported_parameter"});
   CHECK(refused(R"("echo":true)", Endpoint::kCompletions) == P{"echo", "unsupported_parameter"});
   CHECK(refused(R"("best_of":3)", Endpoint::kCompletions) == P{"best_of", "unsupported_parameter"});
   CHECK(refused(R"("suffix":"end")", Endpoint::kCompletions) == P{"suffix", "unsupported_parameter"});
@@ -160,6 +156,46 @@ TEST_CASE("request_parse: a field that would be silently ignored is a 400 naming
   // Neutral values ask for nothing and pass.
   CHECK(refused(R"("logprobs":null,"echo":false,"best_of":1,"suffix":"","user":"u")", Endpoint::kCompletions) ==
         P{"", ""});
+}
+
+TEST_CASE("request_parse: tools, tool_choice and tool messages, or a 400 naming what is wrong", "[serve]") {
+  const std::string tools = R"("tools":[{"type":"function","function":{"name":"add","parameters":{"type":"object"}}}])";
+  auto parse = [](const std::string& extra, const std::string& messages = R"([{"role":"user","content":"hi"}])") {
+    return request_parse(R"({"model":"m","messages":)" + messages + "," + extra + "}", Endpoint::kChat, 1000, 8);
+  };
+  auto refused = [&](const std::string& extra, const std::string& messages = R"([{"role":"user","content":"hi"}])") {
+    try {
+      parse(extra, messages);
+    } catch (const ApiError& err) {
+      CHECK(err.status == 400);
+      return err.param;
+    }
+    return std::string("(accepted)");
+  };
+  CHECK(parse(tools).tool_choice == "auto");
+  CHECK(parse(tools + R"(,"tool_choice":"none")").tool_choice == "none");
+  const auto named = parse(tools + R"(,"tool_choice":{"type":"function","function":{"name":"add"}},"parallel_tool_calls":false)");
+  CHECK(named.tool_choice == "function");
+  CHECK(named.tool_name == "add");
+  CHECK_FALSE(named.parallel_tool_calls);
+  CHECK(refused(R"("tool_choice":"required")") == "tool_choice");
+  CHECK(refused(tools + R"(,"tool_choice":{"type":"function","function":{"name":"sub"}})") == "tool_choice");
+  CHECK(refused(tools + R"(,"tool_choice":"sometimes")") == "tool_choice");
+  CHECK(refused(R"("tools":[{"type":"retrieval"}])") == "tools[0]");
+  CHECK(refused(R"("tools":[{"type":"function","function":{"name":"a"}},{"type":"function","function":{"name":"a"}}])") ==
+        "tools[1].function.name");
+  CHECK(refused(tools + R"(,"response_format":{"type":"json_object"})") == "response_format");
+  CHECK(refused(tools + R"(,"logprobs":true)") == "logprobs");
+  CHECK(refused(tools + R"(,"parallel_tool_calls":"yes")") == "parallel_tool_calls");
+  // A conversation with a call and its result: arguments arrive as a JSON string, the template gets an object.
+  const std::string history = R"([{"role":"user","content":"1+2?"},{"role":"assistant","content":null,
+    "tool_calls":[{"id":"call_1","type":"function","function":{"name":"add","arguments":"{\"a\":1,\"b\":2}"}}]},
+    {"role":"tool","tool_call_id":"call_1","content":"3"}])";
+  const auto r = parse(tools, history);
+  CHECK(r.messages[1]["tool_calls"][0]["function"]["arguments"] == nlohmann::ordered_json({{"a", 1}, {"b", 2}}));
+  CHECK(refused(tools, R"([{"role":"assistant","tool_calls":[{"type":"function","function":{"name":"add",
+    "arguments":"{not json"}}]}])") == "messages[0].tool_calls[0].function.arguments");
+  CHECK(refused(tools, R"([{"role":"tool","content":"3"}])") == "messages[0].tool_call_id");
 }
 
 TEST_CASE("request_parse: response_format compiles to a grammar, or is a 400 naming what is wrong", "[serve]") {
@@ -311,8 +347,8 @@ TEST_CASE("request_parse: malformed JSON, wrong types and invalid values are 400
   CHECK(rejection(R"({"model":"m","prompt":"x","extra":)" + deep + "}", Endpoint::kCompletions) ==
         std::pair<int, std::string>{400, ""});
   const std::string fine = std::string(200, '[') + std::string(200, ']');
-  CHECK(rejection(R"({"model":"m",)" + msg + R"(,"tool_choice":"none","tools":[)" + fine + "]}") ==
-        std::pair<int, std::string>{0, ""});
+  CHECK(rejection(R"({"model":"m",)" + msg + R"(,"tool_choice":"none","tools":[{"type":"function","function":)" +
+                  R"({"name":"f","parameters":{"x":)" + fine + "}}}]}") == std::pair<int, std::string>{0, ""});
   // A part whose "type" is not a string: nlohmann's type_error escaped (a 500; found by fuzz_request).
   CHECK(rejection(R"({"model":"m","messages":[{"role":"user","content":[{"type":{"name":"b"},"text":"x"}]}]})") ==
         std::pair<int, std::string>{400, "messages[0].content[0]"});
