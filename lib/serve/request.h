@@ -45,7 +45,7 @@ struct CompletionRequest {
   nlohmann::ordered_json tools;                  // chat: null when absent
   std::vector<std::string> prompts;              // completions: text prompts (one or more)
   std::vector<std::vector<int32_t>> prompt_ids;  // completions: prompts given as token ids
-  std::optional<int> max_tokens;                 // max_tokens or max_completion_tokens
+  std::optional<int> max_tokens;                 // max_tokens or max_completion_tokens (0 only with echo)
   infer::SamplingParams sampling;                // OpenAI defaults: temperature 1, top_p 1, no top-k/min-p
   bool seed_given = false;
   std::vector<std::string> stop;
@@ -55,6 +55,9 @@ struct CompletionRequest {
   // < 0: no log-probabilities. Else each token's, with this many most likely tokens per step: chat
   // `top_logprobs` (0..20, only with `logprobs: true`), completions `logprobs` (0..5).
   int logprobs = -1;
+  // Completions `echo`: each choice's text starts with its prompt's text (and, with logprobs, its entries with
+  // the prompt tokens'). It alone allows max_tokens 0 (the prompt and nothing else).
+  bool echo = false;
 };
 
 // Parses and validates a body. `max_tokens_limit`: largest max_tokens accepted; `max_n`: largest n.
