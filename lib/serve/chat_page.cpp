@@ -16,7 +16,9 @@ const std::string& chat_page_html() {
   header { padding: .3em .5em; background: #f3efe9; }
   header .row { display: flex; gap: .5em; align-items: center; padding: .2em 0; flex-wrap: wrap; }
   header label { font-size: .9em; }
-  #status { font-size: .9em; color: #8a1c1c; }
+  /* one line whatever it says, so that the rows below never move when it changes (a click would miss) */
+  #status { font-size: .9em; color: #8a1c1c; flex: 1 1 0; min-width: 0; white-space: nowrap; overflow: hidden;
+            text-overflow: ellipsis; }
   #key { font-family: ui-monospace, "DejaVu Sans Mono", monospace; min-width: 24ch; max-width: 100%; box-sizing: content-box; }
   #system { flex: 1; min-width: 20em; font: inherit; resize: vertical; }
   #log { flex: 1; overflow-y: auto; padding: 1em; }
@@ -170,9 +172,9 @@ async function loadModels() {
     }
     if (keep) sel.value = keep;
     sel.dataset.loaded = "1";
-    $("status").textContent = "";
+    $("status").textContent = $("status").title = "";
   } catch (e) {
-    $("status").textContent = "Could not list models: " + e.message;
+    $("status").textContent = $("status").title = "Could not list models: " + e.message;
   }
 }
 
