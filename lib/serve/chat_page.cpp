@@ -19,7 +19,8 @@ const std::string& chat_page_html() {
   /* one line whatever it says, so that the rows below never move when it changes (a click would miss) */
   #status { font-size: .9em; color: #8a1c1c; flex: 1 1 0; min-width: 0; white-space: nowrap; overflow: hidden;
             text-overflow: ellipsis; }
-  #key { font-family: ui-monospace, "DejaVu Sans Mono", monospace; min-width: 24ch; max-width: 100%; box-sizing: content-box; }
+  #key { font-family: ui-monospace, "DejaVu Sans Mono", monospace; min-width: 24ch; max-width: 100%;
+         box-sizing: content-box; }
   #system { flex: 1; min-width: 20em; font: inherit; resize: vertical; }
   #log { flex: 1; overflow-y: auto; padding: 1em; }
   .msg { white-space: pre-wrap; margin: .4em 0; padding: .5em .7em; border-radius: .5em; max-width: 48em; }
@@ -62,7 +63,8 @@ const std::string& chat_page_html() {
   </div>
   <div class="row">
     <label for="system">System prompt</label>
-    <textarea id="system" rows="1" placeholder="optional: sent first in every request, as the system message"></textarea>
+    <textarea id="system" rows="1"
+              placeholder="optional: sent first in every request, as the system message"></textarea>
   </div>
 </header>
 <div id="log"></div>
@@ -255,7 +257,8 @@ async function send() {
       scrollDown();
     });
     if (conversation === chat) history.push({ role: "assistant", content: out.rawText });
-    if (out.dataset.finish === "length") note(out, "length", "Cut off: the reply reached the token limit (Max tokens).");
+    if (out.dataset.finish === "length")
+      note(out, "length", "Cut off: the reply reached the token limit (Max tokens).");
   } catch (e) {
     if (e.name === "AbortError") {  // Stop (or New chat): what came so far stays, and is part of the conversation
       out.dataset.stopped = "1";

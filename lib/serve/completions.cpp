@@ -130,8 +130,8 @@ void offsets_shift(std::vector<infer::TokenLogprob>& tokens, const std::vector<E
 }
 
 void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<Completion>& c,
-                   const ResponseMeta& meta, const std::vector<EchoPrefix>& echo, size_t choices,
-                   size_t prompt_tokens, int fd, InFlight& flight) {
+                   const ResponseMeta& meta, const std::vector<EchoPrefix>& echo, size_t choices, size_t prompt_tokens,
+                   int fd, InFlight& flight) {
   std::vector<ChoiceResult> results(choices);
   for (size_t i = 0; i < echo.size(); ++i) {
     results[i].text = echo[i].text;

@@ -17,7 +17,8 @@ export function pngDecode(buf) {
   let width = 0, height = 0, type = 0;
   const idat = [];
   for (let at = 8; at < buf.length;) {
-    const len = buf.readUInt32BE(at), kind = buf.toString("latin1", at + 4, at + 8), data = buf.subarray(at + 8, at + 8 + len);
+    const len = buf.readUInt32BE(at), kind = buf.toString("latin1", at + 4, at + 8);
+    const data = buf.subarray(at + 8, at + 8 + len);
     if (kind === "IHDR") {
       width = data.readUInt32BE(0);
       height = data.readUInt32BE(4);
@@ -139,7 +140,9 @@ export async function browserOpen({ width = 1000, height = 700, timeoutMs = 120_
   b.type = (text) => b.page("Input.insertText", { text });
   // The element's box in CSS pixels ({x, y, width, height}), or null.
   b.rect = (selector) => b.evaluate(`(() => { const e = document.querySelector(${JSON.stringify(selector)});
-    if (!e) return null; const r = e.getBoundingClientRect(); return { x: r.x, y: r.y, width: r.width, height: r.height }; })()`);
+    if (!e) return null;
+    const r = e.getBoundingClientRect();
+    return { x: r.x, y: r.y, width: r.width, height: r.height }; })()`);
   // Saves a screenshot to `path` and returns it decoded, with `scale` (device pixels per CSS pixel).
   b.screenshot = async (path) => {
     const shot = await b.page("Page.captureScreenshot", { format: "png" });

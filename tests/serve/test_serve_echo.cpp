@@ -52,7 +52,9 @@ std::map<size_t, StreamedChoice> stream_choices(const std::string& body, bool* d
       if (!c["finish_reason"].is_null()) x.finish = c["finish_reason"];
       if (c["logprobs"].is_null()) continue;
       if (x.logprobs.is_null())
-        x.logprobs = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
+        x.logprobs = {{"tokens", json::array()},
+                      {"token_logprobs", json::array()},
+                      {"top_logprobs", json::array()},
                       {"text_offset", json::array()}};
       for (const char* k : {"tokens", "token_logprobs", "top_logprobs", "text_offset"})
         for (const auto& v : c["logprobs"][k]) x.logprobs[k].push_back(v);
@@ -81,8 +83,8 @@ void logprobs_same(const json& a, const json& b) {
 // The prompt's entries (the first `ids.size()` of `lp`) against a forward over the prompt and a log-softmax:
 // the first token null, token i's value the log-probability of ids[i] after ids[0, i), its top `k` alternatives
 // the k largest values (tolerance 1e-4); each token's text found at its text_offset in `text`.
-void prompt_logprobs_check(const model::CausalLM& m, const tokenizer::Tokenizer& tok,
-                           const std::vector<int32_t>& ids, const json& lp, size_t k, const std::string& text) {
+void prompt_logprobs_check(const model::CausalLM& m, const tokenizer::Tokenizer& tok, const std::vector<int32_t>& ids,
+                           const json& lp, size_t k, const std::string& text) {
   c10::InferenceMode guard;
   auto t = torch::tensor(std::vector<int64_t>(ids.begin(), ids.end())).unsqueeze(0);
   auto pos = torch::arange(t.size(1), torch::kInt64).unsqueeze(0);
@@ -115,7 +117,9 @@ void prompt_logprobs_check(const model::CausalLM& m, const tokenizer::Tokenizer&
 
 // The entries after the prompt's are the same request's without echo, their text_offset moved by the prompt.
 void generated_logprobs_check(const json& echoed, const json& plain, size_t n_prompt, size_t prompt_chars) {
-  json tail = {{"tokens", json::array()}, {"token_logprobs", json::array()}, {"top_logprobs", json::array()},
+  json tail = {{"tokens", json::array()},
+               {"token_logprobs", json::array()},
+               {"top_logprobs", json::array()},
                {"text_offset", json::array()}};
   for (size_t i = n_prompt; i < echoed["tokens"].size(); ++i)
     for (const char* k : {"tokens", "token_logprobs", "top_logprobs"}) tail[k].push_back(echoed[k][i]);
@@ -161,11 +165,12 @@ TEST_CASE("serve: echo prepends the prompt to every choice, whole and streamed, 
   }
   // A prompt of token ids echoes its text (decoded without the BOS the tokenizer added).
   const auto ids = tok.encode(kPrompt);
-  auto by_ids = post_ok(s, {{"model", kModel}, {"prompt", ids}, {"max_tokens", 12}, {"temperature", 0}, {"echo", true}});
+  auto by_ids = post_ok(s,
+                        {{"model", kModel}, {"prompt", ids}, {"max_tokens", 12}, {"temperature", 0}, {"echo", true}});
   CHECK(by_ids["choices"][0]["text"] == kPrompt + reply);
   // Several prompts: each choice echoes its own.
-  auto two = post_ok(s, {{"model", kModel}, {"prompt", {"Once", "The cat"}}, {"max_tokens", 4}, {"temperature", 0},
-                         {"echo", true}});
+  auto two = post_ok(
+      s, {{"model", kModel}, {"prompt", {"Once", "The cat"}}, {"max_tokens", 4}, {"temperature", 0}, {"echo", true}});
   REQUIRE(two["choices"].size() == 2);
   CHECK(two["choices"][0]["text"].get<std::string>().rfind("Once", 0) == 0);
   CHECK(two["choices"][1]["text"].get<std::string>().rfind("The cat", 0) == 0);
@@ -175,8 +180,7 @@ TEST_CASE("serve: echo prepends the prompt to every choice, whole and streamed, 
   CHECK(post_ok(s, req)["choices"][0]["text"] == reply);
 }
 
-TEST_CASE("serve: echo with logprobs scores the prompt with the model's log-softmax, the first token null",
-          "[serve]") {
+TEST_CASE("serve: echo with logprobs scores the prompt with the model's log-softmax, the first token null", "[serve]") {
   test::ServeProcess s({});
   REQUIRE(s.port() > 0);
   auto tok = tokenizer::Tokenizer::load(test::stories_dir());
@@ -219,8 +223,7 @@ TEST_CASE("serve: echo with logprobs scores the prompt with the model's log-soft
   CHECK(zero["top_logprobs"][1] == json::object());
 }
 
-TEST_CASE("serve: echo with max_tokens 0 returns just the prompt (and its logprobs), whole and streamed",
-          "[serve]") {
+TEST_CASE("serve: echo with max_tokens 0 returns just the prompt (and its logprobs), whole and streamed", "[serve]") {
   test::ServeProcess s({});
   REQUIRE(s.port() > 0);
   auto tok = tokenizer::Tokenizer::load(test::stories_dir());
