@@ -61,6 +61,7 @@ struct TokenLogprob {
   TokenProb chosen;
   std::vector<TokenProb> top;  // the request's `logprobs` most likely tokens, most likely first (ties: lower id)
   size_t text_offset = 0;      // where its text starts in the sequence's output, in code points
+  bool scored = true;          // false: nothing predicts this token (an echoed prompt's first); no values
 };
 
 // Log-probabilities over one row of raw logits (n floats): `chosen`'s and the `top_n` largest; texts empty.

@@ -13,6 +13,7 @@
 #include "core/log.h"
 #include "io/mapped_file.h"
 #include "serve/connection.h"
+#include "serve/echo.h"
 #include "serve/response.h"
 #include "serve/sse.h"
 
@@ -144,12 +145,43 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
   return specs;
 }
 
+// With `echo`: each choice's prompt part (echo_prefix), prompt i's shared by its n choices (specs_build's order);
+// empty without it.
+std::vector<EchoPrefix> echo_build(ServeState& s, const CompletionRequest& r,
+                                   const std::vector<std::vector<infer::TokenId>>& prompts,
+                                   const model::LoraAdapter* adapter) {
+  std::vector<EchoPrefix> out;
+  if (!r.echo) return out;
+  if (r.logprobs >= 0 && !io::mapped_files_check().empty())  // before the forward, as embeddings
+    throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    const std::string* text = i < r.prompts.size() ? &r.prompts[i] : nullptr;  // prompts_encode's order
+    auto prefix = echo_prefix(s.model, s.tokenizer, prompts[i], text, adapter, r.logprobs);
+    if (io::mapped_files_damaged())  // computed from zeros
+      throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+    for (int j = 0; j < r.n; ++j) out.push_back(prefix);
+  }
+  return out;
+}
+
+// A generated token's text_offset counts from the start of the choice's text, which an echo prefix begins.
+void offsets_shift(std::vector<infer::TokenLogprob>& tokens, const std::vector<EchoPrefix>& echo, size_t choice) {
+  if (echo.empty()) return;
+  for (auto& t : tokens) t.text_offset += echo[choice].chars;
+}
+
 void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<Completion>& c,
-                   const ResponseMeta& meta, size_t choices, size_t prompt_tokens, int fd, InFlight& flight) {
+                   const ResponseMeta& meta, const std::vector<EchoPrefix>& echo, size_t choices, size_t prompt_tokens,
+                   int fd, InFlight& flight) {
   std::vector<ChoiceResult> results(choices);
+  for (size_t i = 0; i < echo.size(); ++i) {
+    results[i].text = echo[i].text;
+    results[i].logprobs = echo[i].logprobs;
+  }
   while (!c->done()) {
     for (auto& u : c->take(kPoll)) {
       results[u.index].text += u.text;
+      offsets_shift(u.logprobs, echo, u.index);
       auto& lp = results[u.index].logprobs;
       lp.insert(lp.end(), std::make_move_iterator(u.logprobs.begin()), std::make_move_iterator(u.logprobs.end()));
       if (u.finished) results[u.index].finish_reason = u.finish_reason;
@@ -171,6 +203,7 @@ void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<
 struct Stream {
   std::shared_ptr<Completion> completion;
   ResponseMeta meta;
+  std::vector<EchoPrefix> echo;  // per choice; empty without echo
   size_t choices = 0, prompt_tokens = 0;
   bool include_usage = false, started = false;
   std::vector<chat::ToolStream> tool_streams;  // per choice, with meta.tools
@@ -189,9 +222,13 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
     st.started = true;
     if (st.meta.endpoint == Endpoint::kChat)
       for (size_t i = 0; i < st.choices && ok; ++i) ok = write(sse_event(chunk_role(st.meta, i)));
+    for (size_t i = 0; i < st.echo.size() && ok; ++i)  // each choice's text begins with its prompt's
+      if (!st.echo[i].text.empty() || !st.echo[i].logprobs.empty())
+        ok = write(sse_event(chunk_text(st.meta, i, st.echo[i].text, st.echo[i].logprobs)));
   }
   auto updates = st.completion->take(kPoll);
-  for (const auto& u : updates) {
+  for (auto& u : updates) {
+    offsets_shift(u.logprobs, st.echo, u.index);
     // With tools, text that may be part of a call is held back until the call is whole (chat/tool_calls.h).
     const std::string text = st.meta.tools ? st.tool_streams[u.index].push(u.text) : u.text;
     if (ok && (!text.empty() || !u.logprobs.empty()))
@@ -233,6 +270,31 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
   return ok;
 }
 
+// Hands the sequences to the scheduler; ApiError 429 (queue full) or 503 when it takes none. An echo with
+// max_tokens 0 generates nothing: its choices end at once ("length", as OpenAI and vLLM).
+void engine_start(ServeState& s, const CompletionRequest& r, const std::shared_ptr<Completion>& completion,
+                  std::vector<SequenceSpec> specs) {
+  if (!io::mapped_files_check().empty())
+    throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+  if (r.max_tokens == 0) {
+    for (size_t i = 0; i < specs.size(); ++i) completion->finish(i, "length");
+    return;
+  }
+  if (s.scheduler.submit(completion, std::move(specs))) return;
+  s.metrics.rejected(s.draining ? "draining" : "queue_full");
+  if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");
+  throw ApiError(429, "The server is busy (its request queue is full); retry later", "rate_limit_error", "",
+                 "queue_full");
+}
+
+void respond_stream(ServeState& s, httplib::Response& res, std::shared_ptr<Stream> st) {
+  res.set_header("Cache-Control", "no-cache");
+  res.set_header("X-Accel-Buffering", "no");
+  res.set_chunked_content_provider(
+      "text/event-stream", [&s, st](size_t, httplib::DataSink& sink) { return stream_pump(s, *st, sink); },
+      [st](bool) { st->completion->cancel(); });  // no-op once finished
+}
+
 }  // namespace
 
 void completions_handle(ServeState& s, const httplib::Request& req, httplib::Response& res, Endpoint endpoint,
@@ -251,17 +313,11 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
                      "invalid_request_error", "n");
     size_t prompt_tokens = 0;
     for (const auto& p : prompts) prompt_tokens += p.size();
+    auto echo = echo_build(s, r, prompts, adapter.get());
     auto specs = specs_build(s, r, prompts, adapter, plan.grammar ? plan.grammar : r.grammar);
     const size_t choices = specs.size();
     auto completion = std::make_shared<Completion>(choices);
-    if (!io::mapped_files_check().empty())
-      throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
-    if (!s.scheduler.submit(completion, std::move(specs))) {
-      s.metrics.rejected(s.draining ? "draining" : "queue_full");
-      if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");
-      throw ApiError(429, "The server is busy (its request queue is full); retry later", "rate_limit_error", "",
-                     "queue_full");
-    }
+    engine_start(s, r, completion, std::move(specs));
     int fd = connection_fd_current();
     auto meta = response_meta(endpoint, r.model);
     meta.logprobs = r.logprobs;
@@ -269,12 +325,13 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     meta.tool_format = plan.style.format;
     meta.tool_prefix = plan.prefix;
     if (!r.stream) {
-      respond_whole(s, res, completion, meta, choices, prompt_tokens, fd, *flight);
+      respond_whole(s, res, completion, meta, echo, choices, prompt_tokens, fd, *flight);
       return;
     }
     auto st = std::make_shared<Stream>();
     st->completion = completion;
     st->meta = meta;
+    st->echo = std::move(echo);
     st->choices = choices;
     st->prompt_tokens = prompt_tokens;
     st->include_usage = r.include_usage;
@@ -284,11 +341,7 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     }
     st->fd = fd;
     st->flight = std::move(flight);
-    res.set_header("Cache-Control", "no-cache");
-    res.set_header("X-Accel-Buffering", "no");
-    res.set_chunked_content_provider(
-        "text/event-stream", [&s, st](size_t, httplib::DataSink& sink) { return stream_pump(s, *st, sink); },
-        [st](bool) { st->completion->cancel(); });  // no-op once finished
+    respond_stream(s, res, std::move(st));
   } catch (const ApiError& e) {
     if (flight) flight->status = e.status;
     throw;

@@ -294,7 +294,7 @@ void fields_check(const ojson& b, Endpoint endpoint) {
                                                "user"};  // an end-user id for abuse tracking: nothing to do locally
   static const std::set<std::string> chat = {"messages", "max_completion_tokens", "tools", "tool_choice",
                                              "parallel_tool_calls", "logprobs", "top_logprobs"};
-  static const std::set<std::string> completions = {"prompt", "logprobs"};
+  static const std::set<std::string> completions = {"prompt", "logprobs", "echo"};
   static const std::set<std::string> later = {"echo", "logit_bias", "best_of", "suffix"};
   for (const auto& [key, value] : b.items()) {
     if (common.count(key) || (endpoint == Endpoint::kChat ? chat : completions).count(key)) continue;
@@ -351,8 +351,13 @@ CompletionRequest request_parse(const std::string& text, Endpoint endpoint, int 
   } else {
     prompt_parse(b, r);
   }
+  if (endpoint == Endpoint::kCompletions && b.contains("echo") && !b["echo"].is_null()) {
+    if (!b["echo"].is_boolean()) invalid("echo", "'echo' must be a boolean");
+    r.echo = b["echo"].get<bool>();
+  }
+  // OpenAI lets an echo ask for no new tokens at all (the prompt's log-probabilities alone, for scoring).
   for (const char* k : {"max_tokens", "max_completion_tokens"})
-    if (b.contains(k) && !b[k].is_null()) r.max_tokens = integer_in(b[k], k, 1, max_tokens_limit);
+    if (b.contains(k) && !b[k].is_null()) r.max_tokens = integer_in(b[k], k, r.echo ? 0 : 1, max_tokens_limit);
   sampling_parse(b, r);
   logprobs_parse(b, r);
   if (b.contains("response_format")) response_format_parse(b["response_format"], r);

@@ -51,7 +51,7 @@ struct CompletionRequest {
   bool parallel_tool_calls = true;
   std::vector<std::string> prompts;              // completions: text prompts (one or more)
   std::vector<std::vector<int32_t>> prompt_ids;  // completions: prompts given as token ids
-  std::optional<int> max_tokens;                 // max_tokens or max_completion_tokens
+  std::optional<int> max_tokens;                 // max_tokens or max_completion_tokens (0 only with echo)
   infer::SamplingParams sampling;                // OpenAI defaults: temperature 1, top_p 1, no top-k/min-p
   bool seed_given = false;
   std::vector<std::string> stop;
@@ -64,6 +64,9 @@ struct CompletionRequest {
   // response_format json_object / json_schema: the grammar the output must follow (constrain/json_schema.h);
   // nullptr for free text.
   std::shared_ptr<const constrain::Grammar> grammar;
+  // Completions `echo`: each choice's text starts with its prompt's text (and, with logprobs, its entries with
+  // the prompt tokens'). It alone allows max_tokens 0 (the prompt and nothing else).
+  bool echo = false;
 };
 
 // Parses and validates a body. `max_tokens_limit`: largest max_tokens accepted; `max_n`: largest n.

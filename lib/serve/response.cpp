@@ -66,12 +66,17 @@ json logprobs_json(const ResponseMeta& m, const std::vector<infer::TokenLogprob>
   json text = json::array(), logprob = json::array(), top = json::array(), offset = json::array();
   for (const auto& t : tokens) {
     text.push_back(t.chosen.text);
+    offset.push_back(t.text_offset);
+    if (!t.scored) {  // an echoed prompt's first token: nothing predicts it
+      logprob.push_back(nullptr);
+      top.push_back(nullptr);
+      continue;
+    }
     logprob.push_back(t.chosen.logprob);
     json alternatives = json::object();
     for (const auto& a : t.top)  // two ids with the same text keep the likelier one's value
       if (!alternatives.contains(a.text)) alternatives[a.text] = a.logprob;
     top.push_back(alternatives);
-    offset.push_back(t.text_offset);
   }
   return {{"tokens", text}, {"token_logprobs", logprob}, {"top_logprobs", top}, {"text_offset", offset}};
 }

@@ -44,7 +44,8 @@ nlohmann::json usage_json(const Usage& u);
 nlohmann::json response_full(const ResponseMeta& m, const std::vector<ChoiceResult>& choices, const Usage& u);
 // A choice's "logprobs" for `tokens`: null when meta.logprobs < 0; chat: {"content": [{"token", "logprob",
 // "bytes", "top_logprobs": [{"token", "logprob", "bytes"}]}], "refusal": null}; completions: {"tokens",
-// "token_logprobs", "top_logprobs": [{token: logprob}], "text_offset"}.
+// "token_logprobs", "top_logprobs": [{token: logprob}], "text_offset"}, an unscored token's logprob and
+// top_logprobs null.
 nlohmann::json logprobs_json(const ResponseMeta& m, const std::vector<infer::TokenLogprob>& tokens);
 // Streamed chunks: the chat role announcement, a text delta (with the logprobs of its tokens), a finish (empty
 // delta + reason), the usage chunk.

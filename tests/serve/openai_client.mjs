@@ -132,8 +132,8 @@ await check("embeddings.create: unit vectors of the hidden size, batched like si
   });
 await check("a field hearth does not implement yet is a 400 naming it", async () => {
   const e = await expectError(OpenAI.BadRequestError, 400,
-    () => client.chat.completions.create({ model, messages, response_format: { type: "json_object" } }));
-  equal(e.param, "response_format", "param");
+    () => client.chat.completions.create({ model, messages, logit_bias: { "5": -100 } }));
+  equal(e.param, "logit_bias", "param");
   equal(e.code, "unsupported_parameter", "code");
 });
 await check("logprobs: chat top_logprobs and completions logprobs, one entry per token", async () => {
@@ -154,6 +154,19 @@ await check("logprobs: chat top_logprobs and completions logprobs, one entry per
   equal(lp.token_logprobs.length, lp.tokens.length, "token_logprobs");
   equal(lp.top_logprobs.map((d) => Object.keys(d).length <= 2), lp.tokens.map(() => true), "top_logprobs");
 });
+await check("completions echo: the prompt comes first, its first token's logprob null; max_tokens 0 is the prompt",
+  async () => {
+    const prompt = "Once upon a time";
+    const r = await client.completions.create({ model, prompt, temperature: 0, max_tokens: 24, echo: true,
+      logprobs: 1 });
+    equal(r.choices[0].text, prompt + textRef.text, "text");
+    const lp = r.choices[0].logprobs;
+    equal(lp.tokens.length, textRef.prompt_tokens + textRef.completion_tokens, "entries");
+    equal([lp.token_logprobs[0], lp.top_logprobs[0]], [null, null], "the first token's");
+    if (!lp.token_logprobs.slice(1).every((v) => v <= 0)) throw new Error("a logprob > 0");
+    const only = await client.completions.create({ model, prompt, max_tokens: 0, echo: true });
+    equal([only.choices[0].text, only.usage.completion_tokens], [prompt, 0], "max_tokens 0");
+  });
 async function expectError(cls, status, fn) {
   try {
     await fn();

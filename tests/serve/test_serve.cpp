@@ -1230,8 +1230,13 @@ TEST_CASE("serve: the chat page is self-contained", "[serve]") {
   CHECK(r->status == 200);
   CHECK(r->get_header_value("Content-Type").rfind("text/html", 0) == 0);
   CHECK(r->body.find("<select id=\"model\"") != std::string::npos);
-  for (const char* external : {"src=\"http", "href=\"http", "src=\"//", "@import", "url(http"})
+  for (const char* external : {"src=\"http", "href=\"http", "src=\"//", "@import", "url(http", "fetch(\"http"})
     CHECK(r->body.find(external) == std::string::npos);
+  // Model output goes into the page as text only: no HTML parsing anywhere in its script.
+  for (const char* html : {"innerHTML", "outerHTML", "insertAdjacentHTML", "document.write", "DOMParser"})
+    CHECK(r->body.find(html) == std::string::npos);
+  for (const char* id : {"stop", "system", "key_show", "max_tokens"})
+    CHECK(r->body.find("id=\"" + std::string(id) + "\"") != std::string::npos);
 }
 
 TEST_CASE("serve: 16 concurrent clients for 30 s: no errors, all complete, memory bounded", "[serve][soak]") {
@@ -1285,7 +1290,7 @@ TEST_CASE("serve: 16 concurrent clients for 30 s: no errors, all complete, memor
   CHECK(s.wait_exit(30) == 0);
 }
 
-TEST_CASE("serve: the chat page streams a reply from the picked adapter (headless Chromium, real clicks)",
+TEST_CASE("serve: the chat page in headless Chromium: key, system prompt, thinking, Stop, token limit, code blocks",
           "[serve][browser]") {
   if (test::shell("command -v chromium").first != 0 || test::shell("command -v node").first != 0) {
     WARN("SKIPPED: needs Debian's chromium and node (scripts/install_deps.sh --test)");
@@ -1299,29 +1304,53 @@ TEST_CASE("serve: the chat page streams a reply from the picked adapter (headles
     return;
   }
   auto a = adapter_make("kids", 11);
-  test::ServeProcess s({"--adapter", "kids=" + a.string()});
+  // A long key: the page must show all of it.
+  const std::string key = "sk-hearth-chat-page-0123456789-abcdefghijklmnopqrstuvwxyz";
+  auto keys = test::serve_scratch() / "page_keys.txt";
+  { std::ofstream(keys) << key << "\n"; }
+  test::ServeProcess s({"--adapter", "kids=" + a.string(), "--api-keys", keys.string()});
   REQUIRE(s.port() > 0);
-  auto shot = test::serve_scratch() / "chat_page.png";
+  const std::string system = "You are a kind storyteller.", message = "Tell me a story.";
+  auto shots = test::serve_scratch();
   auto [code, out] = test::shell("node --experimental-websocket " +
                                  q((test::source_dir() / "tests/serve/chat_page_click.mjs").string()) + " " +
-                                 q("http://127.0.0.1:" + std::to_string(s.port()) + "/") + " kids " +
-                                 q("Tell me a story.") + " " + q(shot.string()));
+                                 q("http://127.0.0.1:" + std::to_string(s.port()) + "/") + " kids " + q(message) +
+                                 " " + q(key) + " " + q(system) + " " + q(shots.string()));
   INFO(out);
   REQUIRE(code == 0);
   auto page = json::parse(out);
+  // What the script checked on the DOM and on the screenshots' pixels (chat_page_click.mjs says which is which).
+  for (const auto& [name, ok] : page["checks"].items()) {
+    INFO("check " << name);
+    CHECK(ok == true);
+  }
+  CHECK(page["checks"].size() == 21);
+  for (const char* shot : {"chat_page_key.png", "chat_page_thinking.png", "chat_page.png", "chat_page_mid.png",
+                           "chat_page_stopped.png", "chat_page_code.png"})
+    CHECK(fs::file_size(shots / shot) > 1000);
   CHECK(page["models"] == json::array({"stories260K", "kids"}));
-  CHECK(page["user"] == "Tell me a story.");
+  CHECK(page["user"] == message);
   CHECK(page["error"] == false);
-  CHECK(fs::file_size(shot) > 1000);
-  // the same conversation through the API, with the adapter and without it
-  auto c = s.client();
-  json req = {
-      {"messages", {{{"role", "user"}, {"content", "Tell me a story."}}}}, {"temperature", 0}, {"max_tokens", 24}};
-  req["model"] = "kids";
+  // The system prompt went first; the reply is the API's for the same conversation, with the adapter.
+  json messages = {{{"role", "system"}, {"content", system}}, {{"role", "user"}, {"content", message}}};
+  CHECK(page["sent"]["messages"] == messages);
+  CHECK(page["sent"]["model"] == "kids");
+  auto c = s.client(key);
+  json req = {{"model", "kids"}, {"messages", messages}, {"temperature", 0}, {"max_tokens", 24}};
   auto with = test::post_json(c, "/v1/chat/completions", req).second["choices"][0];
-  req["model"] = "stories260K";
-  auto base = test::post_json(c, "/v1/chat/completions", req).second["choices"][0];
   CHECK(page["reply"] == with["message"]["content"]);
   CHECK(page["finish"] == with["finish_reason"]);
-  CHECK(page["reply"] != base["message"]["content"]);
+  CHECK(with["finish_reason"] == "length");  // so the page had to mark it
+  CHECK(page["notes"] == json::array({"note length"}));
+  req["model"] = "stories260K";
+  CHECK(page["reply"] != test::post_json(c, "/v1/chat/completions", req).second["choices"][0]["message"]["content"]);
+  // Stopped mid-reply: what the page kept is the start of the whole reply.
+  req["model"] = "kids";
+  req["max_tokens"] = 400;
+  const std::string whole = test::post_json(c, "/v1/chat/completions", req).second["choices"][0]["message"]["content"];
+  const std::string partial = page["stop"]["partial"];
+  CHECK(!partial.empty());
+  CHECK(partial.size() < whole.size());
+  CHECK(whole.rfind(partial, 0) == 0);
+  CHECK(page["stop"]["notes"] == json::array({"note stopped"}));
 }

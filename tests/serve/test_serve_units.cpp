@@ -145,7 +145,7 @@ TEST_CASE("request_parse: a field that would be silently ignored is a 400 naming
   using P = std::pair<std::string, std::string>;
   // Asked-for behaviour hearth does not have yet: the app would get a reply silently without it.
   CHECK(refused(R"("logit_bias":{"50256":-100})") == P{"logit_bias", "unsupported_parameter"});
-  CHECK(refused(R"("echo":true)", Endpoint::kCompletions) == P{"echo", "unsupported_parameter"});
+  CHECK(refused(R"("echo":true)") == P{"echo", "unsupported_parameter"});  // chat has no echo
   CHECK(refused(R"("best_of":3)", Endpoint::kCompletions) == P{"best_of", "unsupported_parameter"});
   CHECK(refused(R"("suffix":"end")", Endpoint::kCompletions) == P{"suffix", "unsupported_parameter"});
   // Unknown, and fields of the other endpoint.
@@ -276,6 +276,35 @@ TEST_CASE("request_parse: logprobs and top_logprobs with bad values a 400 naming
   CHECK(refused(R"("logprobs":6)", Endpoint::kCompletions) == "logprobs");
   CHECK(refused(R"("logprobs":-1)", Endpoint::kCompletions) == "logprobs");
   CHECK(refused(R"("logprobs":true)", Endpoint::kCompletions) == "logprobs");
+}
+
+TEST_CASE("request_parse: completions echo is a boolean, and alone allows max_tokens 0", "[serve]") {
+  auto parse = [](const std::string& extra, Endpoint e = Endpoint::kCompletions) {
+    const std::string head = e == Endpoint::kChat ? R"({"model":"m","messages":[{"role":"user","content":"hi"}])"
+                                                  : R"({"model":"m","prompt":"hi")";
+    return request_parse(head + (extra.empty() ? "" : "," + extra) + "}", e, 1000, 8);
+  };
+  auto refused = [&](const std::string& extra, Endpoint e = Endpoint::kCompletions) -> std::string {
+    try {
+      parse(extra, e);
+    } catch (const ApiError& err) {
+      CHECK(err.status == 400);
+      return err.param;
+    }
+    return "";
+  };
+  CHECK(!parse("").echo);
+  CHECK(!parse(R"("echo":null)").echo);
+  CHECK(!parse(R"("echo":false)").echo);
+  CHECK(parse(R"("echo":true)").echo);
+  CHECK(*parse(R"("echo":true,"max_tokens":0)").max_tokens == 0);
+  CHECK(*parse(R"("max_tokens":0,"echo":true,"logprobs":2)").max_tokens == 0);  // key order does not matter
+  CHECK(refused(R"("echo":"yes")") == "echo");
+  CHECK(refused(R"("echo":1)") == "echo");
+  CHECK(refused(R"("max_tokens":0)") == "max_tokens");
+  CHECK(refused(R"("echo":false,"max_tokens":0)") == "max_tokens");
+  CHECK(refused(R"("echo":true,"max_tokens":-1)") == "max_tokens");
+  CHECK(refused(R"("echo":true,"max_tokens":0)", Endpoint::kChat) == "echo");
 }
 
 TEST_CASE("response: logprobs in the OpenAI shapes of each endpoint", "[serve]") {
