@@ -21,21 +21,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kPoll{100};
 constexpr int kMaxChoices = 16;
 
-// Counts a completion as in flight (SIGTERM waits for these) and records its metrics when it ends.
-struct InFlight {
-  InFlight(ServeState& s, std::string route_name) : state(s), route(std::move(route_name)), start(Clock::now()) {
-    ++state.in_flight;
-  }
-  ~InFlight() {
-    --state.in_flight;
-    state.metrics.request_done(route, status, std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  ServeState& state;
-  std::string route;
-  Clock::time_point start;
-  int status = 200;
-};
-
 std::vector<infer::TokenId> chat_prompt(ServeState& s, const CompletionRequest& r) {
   chat::ChatPromptOptions options;
   options.add_generation_prompt = true;
@@ -55,6 +40,7 @@ std::vector<std::vector<infer::TokenId>> prompts_encode(ServeState& s, const Com
   if (r.endpoint == Endpoint::kChat) out.push_back(chat_prompt(s, r));
   for (const auto& p : r.prompts) out.push_back(s.tokenizer.encode(p));
   const int64_t vocab = s.model.config().vocab_size;
+  const int ctx = std::min(s.scheduler.ctx(), r.ctx.value_or(s.scheduler.ctx()));
   for (const auto& ids : r.prompt_ids) {
     for (auto id : ids)
       if (id >= vocab)
@@ -70,10 +56,10 @@ std::vector<std::vector<infer::TokenId>> prompts_encode(ServeState& s, const Com
                        "prompt");
       ids.push_back(*bos);
     }
-    if (static_cast<int>(ids.size()) >= s.scheduler.ctx())
+    if (static_cast<int>(ids.size()) >= ctx)
       throw ApiError(400,
-                     fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens",
-                                 s.scheduler.ctx(), ids.size()),
+                     fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens", ctx,
+                                 ids.size()),
                      "invalid_request_error", r.endpoint == Endpoint::kChat ? "messages" : "prompt",
                      "context_length_exceeded");
   }
@@ -90,6 +76,8 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
       SequenceSpec spec;
       spec.request.prompt = p;
       spec.request.max_tokens = r.max_tokens.value_or(s.config.max_tokens_limit);
+      if (r.ctx && *r.ctx < s.scheduler.ctx())  // the scheduler clamps to --ctx - prompt itself
+        spec.request.max_tokens = std::min(spec.request.max_tokens, *r.ctx - static_cast<int>(p.size()));
       spec.request.sampling = r.sampling;
       spec.request.sampling.seed = seed + specs.size();
       spec.request.stop = r.stop;
@@ -103,26 +91,11 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
   return specs;
 }
 
-void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<Completion>& c,
-                   const ResponseMeta& meta, size_t choices, size_t prompt_tokens, int fd, InFlight& flight) {
-  std::vector<ChoiceResult> results(choices);
-  while (!c->done()) {
-    for (auto& u : c->take(kPoll)) {
-      results[u.index].text += u.text;
-      auto& lp = results[u.index].logprobs;
-      lp.insert(lp.end(), std::make_move_iterator(u.logprobs.begin()), std::make_move_iterator(u.logprobs.end()));
-      if (u.finished) results[u.index].finish_reason = u.finish_reason;
-    }
-    if (!c->done() && peer_closed(fd)) {
-      log::info("request {}: client went away (connection closed); generation stopped", meta.id);
-      c->cancel();
-      s.metrics.disconnect();
-      flight.status = 499;  // nginx's "client closed request"; nothing is sent
-      return;
-    }
-  }
-  if (!c->error().empty()) throw ApiError(s.draining ? 503 : 500, c->error(), api_error_type(s.draining ? 503 : 500));
-  nlohmann::json body = response_full(meta, results, {prompt_tokens, c->completion_tokens()});
+void respond_whole(ServeState& s, httplib::Response& res, const Submission& sub, const ResponseMeta& meta,
+                   InFlight& flight) {
+  auto results = completions_collect(s, sub, flight, meta.id);
+  if (!results) return;  // the client went away: nothing is sent
+  nlohmann::json body = response_full(meta, *results, {sub.prompt_tokens, sub.completion->completion_tokens()});
   res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
 }
 
@@ -156,11 +129,7 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
       ok = write(sse_event(chunk_finish(st.meta, u.index, u.finish_reason)));
   }
   if (!ok || (updates.empty() && peer_closed(st.fd))) {
-    log::info("request {}: client went away ({}); generation stopped", st.meta.id,
-              ok ? "connection closed" : "write failed");
-    st.completion->cancel();
-    s.metrics.disconnect();
-    st.flight->status = 499;
+    completion_abandon(s, *st.completion, *st.flight, st.meta.id, ok ? "connection closed" : "write failed");
     return false;
   }
   if (!st.completion->done()) return true;
@@ -181,6 +150,68 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
 
 }  // namespace
 
+InFlight::InFlight(ServeState& s, std::string route_name)
+    : state(s), route(std::move(route_name)), start(Clock::now()) {
+  ++state.in_flight;
+}
+
+InFlight::~InFlight() {
+  --state.in_flight;
+  state.metrics.request_done(route, status, std::chrono::duration<double>(Clock::now() - start).count());
+}
+
+Submission completions_submit(ServeState& s, const CompletionRequest& r,
+                              const std::shared_ptr<const model::LoraAdapter>& adapter) {
+  if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");
+  const int max_n = std::min(kMaxChoices, std::max(1, s.config.max_queue));
+  auto prompts = prompts_encode(s, r);
+  if (static_cast<int>(prompts.size()) * r.n > max_n)
+    throw ApiError(400, fmt::format("{} prompts × n = {} choices; at most {} per request", prompts.size(), r.n, max_n),
+                   "invalid_request_error", "n");
+  Submission sub;
+  for (const auto& p : prompts) sub.prompt_tokens += p.size();
+  auto specs = specs_build(s, r, prompts, adapter);
+  sub.choices = specs.size();
+  sub.completion = std::make_shared<Completion>(sub.choices);
+  if (!io::mapped_files_check().empty())
+    throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+  if (!s.scheduler.submit(sub.completion, std::move(specs))) {
+    s.metrics.rejected(s.draining ? "draining" : "queue_full");
+    if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");
+    throw ApiError(429, "The server is busy (its request queue is full); retry later", "rate_limit_error", "",
+                   "queue_full");
+  }
+  return sub;
+}
+
+std::optional<std::vector<ChoiceResult>> completions_collect(ServeState& s, const Submission& sub, InFlight& flight,
+                                                             const std::string& log_id) {
+  const int fd = connection_fd_current();
+  const auto& c = sub.completion;
+  std::vector<ChoiceResult> results(sub.choices);
+  while (!c->done()) {
+    for (auto& u : c->take(kPoll)) {
+      results[u.index].text += u.text;
+      auto& lp = results[u.index].logprobs;
+      lp.insert(lp.end(), std::make_move_iterator(u.logprobs.begin()), std::make_move_iterator(u.logprobs.end()));
+      if (u.finished) results[u.index].finish_reason = u.finish_reason;
+    }
+    if (!c->done() && peer_closed(fd)) {
+      completion_abandon(s, *c, flight, log_id, "connection closed");
+      return std::nullopt;
+    }
+  }
+  if (!c->error().empty()) throw ApiError(s.draining ? 503 : 500, c->error(), api_error_type(s.draining ? 503 : 500));
+  return results;
+}
+
+void completion_abandon(ServeState& s, Completion& c, InFlight& flight, const std::string& log_id, const char* how) {
+  log::info("request {}: client went away ({}); generation stopped", log_id, how);
+  c.cancel();
+  s.metrics.disconnect();
+  flight.status = 499;  // nginx's "client closed request"; nothing more is sent
+}
+
 void completions_handle(ServeState& s, const httplib::Request& req, httplib::Response& res, Endpoint endpoint,
                         const KeyScope& scope) {
   auto flight = std::make_unique<InFlight>(s, req.path);
@@ -189,36 +220,19 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     int max_n = std::min(kMaxChoices, std::max(1, s.config.max_queue));
     auto r = request_parse(req.body, endpoint, s.config.max_tokens_limit, max_n);
     auto adapter = model_resolve(s, r.model, scope);
-    auto prompts = prompts_encode(s, r);
-    if (static_cast<int>(prompts.size()) * r.n > max_n)
-      throw ApiError(400,
-                     fmt::format("{} prompts × n = {} choices; at most {} per request", prompts.size(), r.n, max_n),
-                     "invalid_request_error", "n");
-    size_t prompt_tokens = 0;
-    for (const auto& p : prompts) prompt_tokens += p.size();
-    auto specs = specs_build(s, r, prompts, adapter);
-    const size_t choices = specs.size();
-    auto completion = std::make_shared<Completion>(choices);
-    if (!io::mapped_files_check().empty())
-      throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
-    if (!s.scheduler.submit(completion, std::move(specs))) {
-      s.metrics.rejected(s.draining ? "draining" : "queue_full");
-      if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");
-      throw ApiError(429, "The server is busy (its request queue is full); retry later", "rate_limit_error", "",
-                     "queue_full");
-    }
+    auto sub = completions_submit(s, r, adapter);
     int fd = connection_fd_current();
     auto meta = response_meta(endpoint, r.model);
     meta.logprobs = r.logprobs;
     if (!r.stream) {
-      respond_whole(s, res, completion, meta, choices, prompt_tokens, fd, *flight);
+      respond_whole(s, res, sub, meta, *flight);
       return;
     }
     auto st = std::make_shared<Stream>();
-    st->completion = completion;
+    st->completion = sub.completion;
     st->meta = meta;
-    st->choices = choices;
-    st->prompt_tokens = prompt_tokens;
+    st->choices = sub.choices;
+    st->prompt_tokens = sub.prompt_tokens;
     st->include_usage = r.include_usage;
     st->fd = fd;
     st->flight = std::move(flight);

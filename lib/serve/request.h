@@ -55,6 +55,9 @@ struct CompletionRequest {
   // < 0: no log-probabilities. Else each token's, with this many most likely tokens per step: chat
   // `top_logprobs` (0..20, only with `logprobs: true`), completions `logprobs` (0..5).
   int logprobs = -1;
+  // The context window of this request's sequences, prompt and reply, when smaller than the server's --ctx
+  // (Ollama's num_ctx); unset: --ctx. Never set by request_parse.
+  std::optional<int> ctx;
 };
 
 // Parses and validates a body. `max_tokens_limit`: largest max_tokens accepted; `max_n`: largest n.
