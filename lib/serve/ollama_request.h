@@ -37,11 +37,12 @@ struct OllamaGeneration {
   bool load_only = false;  // no messages / no prompt and no system: Ollama's "load the model" call
 };
 
-// The `options` object: temperature (0..100), top_p (0..1], top_k (>= 0), min_p [0..1], seed (integer; -1:
-// random), num_predict (1..max_tokens_limit; -1 or -2: up to the context), stop (a string or up to 16 strings),
-// repeat_penalty (0..100], repeat_last_n (>= 0; -1: the whole context), presence_penalty and frequency_penalty
-// [-2..2], num_ctx (>= 1: the request's context window, at most the server's --ctx). A key set to null counts as
-// absent. Applies them over r's sampling, max_tokens, stop, ctx. Throws ApiError 400 naming "options.KEY".
+// The `options` object: temperature (0..100), top_p (0..1], top_k (>= 0), min_p [0..1], seed (integer; negative,
+// as Ollama's -1: random), num_predict (1..max_tokens_limit; -1 or -2: up to the context), stop (a string or up to
+// 16 strings), repeat_penalty (0..100], repeat_last_n (>= 0; -1: the whole context), presence_penalty and
+// frequency_penalty [-2..2], num_ctx (>= 1: the request's context window, at most the server's --ctx). A key set to
+// null counts as absent. Applies them over r's sampling, max_tokens, stop, ctx. Throws ApiError 400 naming
+// "options.KEY".
 void ollama_options_apply(const nlohmann::ordered_json& options, int max_tokens_limit, CompletionRequest& r);
 
 // POST /api/chat: model, messages [{role: system|user|assistant|tool, content, images: [] only, tool_calls: []
