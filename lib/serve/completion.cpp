@@ -10,6 +10,7 @@ void Completion::append(size_t choice, const std::string& text, size_t tokens,
     held.insert(held.end(), std::make_move_iterator(logprobs.begin()), std::make_move_iterator(logprobs.end()));
     choices_[choice].pending += text;
     choices_[choice].tokens += tokens;
+    if (tokens > 0 && !first_token_) first_token_ = std::chrono::steady_clock::now();
   }
   cv_.notify_all();
 }
@@ -80,6 +81,11 @@ size_t Completion::completion_tokens() const {
   size_t n = 0;
   for (const auto& c : choices_) n += c.tokens;
   return n;
+}
+
+std::optional<std::chrono::steady_clock::time_point> Completion::first_token() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return first_token_;
 }
 
 }  // namespace hearth::serve

@@ -11,6 +11,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -48,6 +49,8 @@ class Completion {
   void cancel() { cancelled_ = true; }
   bool cancelled() const { return cancelled_; }
   std::chrono::steady_clock::time_point start() const { return start_; }
+  // When the first token of any choice was generated; std::nullopt before.
+  std::optional<std::chrono::steady_clock::time_point> first_token() const;
 
  private:
   struct Choice {
@@ -63,6 +66,7 @@ class Completion {
   std::string error_;
   std::atomic<bool> cancelled_{false};
   std::chrono::steady_clock::time_point start_;
+  std::optional<std::chrono::steady_clock::time_point> first_token_;
 };
 
 }  // namespace hearth::serve

@@ -24,21 +24,6 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kPoll{100};
 constexpr int kMaxChoices = 16;
 
-// Counts a completion as in flight (SIGTERM waits for these) and records its metrics when it ends.
-struct InFlight {
-  InFlight(ServeState& s, std::string route_name) : state(s), route(std::move(route_name)), start(Clock::now()) {
-    ++state.in_flight;
-  }
-  ~InFlight() {
-    --state.in_flight;
-    state.metrics.request_done(route, status, std::chrono::duration<double>(Clock::now() - start).count());
-  }
-  ServeState& state;
-  std::string route;
-  Clock::time_point start;
-  int status = 200;
-};
-
 // How a chat request with tools is served: the model's tool-call format; with tool_choice "required" or a named
 // function the grammar the reply must follow and the text the prompt ends with (Mistral's [TOOL_CALLS]).
 struct ToolPlan {
@@ -92,6 +77,7 @@ std::vector<std::vector<infer::TokenId>> prompts_encode(ServeState& s, const Com
   if (r.endpoint == Endpoint::kChat) out.push_back(chat_prompt(s, r, plan));
   for (const auto& p : r.prompts) out.push_back(s.tokenizer.encode(p));
   const int64_t vocab = s.model.config().vocab_size;
+  const int ctx = std::min(s.scheduler.ctx(), r.ctx.value_or(s.scheduler.ctx()));
   for (const auto& ids : r.prompt_ids) {
     for (auto id : ids)
       if (id >= vocab)
@@ -107,10 +93,10 @@ std::vector<std::vector<infer::TokenId>> prompts_encode(ServeState& s, const Com
                        "prompt");
       ids.push_back(*bos);
     }
-    if (static_cast<int>(ids.size()) >= s.scheduler.ctx())
+    if (static_cast<int>(ids.size()) >= ctx)
       throw ApiError(400,
-                     fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens",
-                                 s.scheduler.ctx(), ids.size()),
+                     fmt::format("This model's maximum context length is {} tokens; the prompt is {} tokens", ctx,
+                                 ids.size()),
                      "invalid_request_error", r.endpoint == Endpoint::kChat ? "messages" : "prompt",
                      "context_length_exceeded");
   }
@@ -131,6 +117,8 @@ std::vector<SequenceSpec> specs_build(ServeState& s, const CompletionRequest& r,
       SequenceSpec spec;
       spec.request.prompt = p;
       spec.request.max_tokens = r.max_tokens.value_or(s.config.max_tokens_limit);
+      if (r.ctx && *r.ctx < s.scheduler.ctx())  // the scheduler clamps to --ctx - prompt itself
+        spec.request.max_tokens = std::min(spec.request.max_tokens, *r.ctx - static_cast<int>(p.size()));
       spec.request.sampling = r.sampling;
       spec.request.sampling.seed = seed + specs.size();
       spec.request.stop = r.stop;
@@ -170,32 +158,11 @@ void offsets_shift(std::vector<infer::TokenLogprob>& tokens, const std::vector<E
   for (auto& t : tokens) t.text_offset += echo[choice].chars;
 }
 
-void respond_whole(ServeState& s, httplib::Response& res, const std::shared_ptr<Completion>& c,
-                   const ResponseMeta& meta, const std::vector<EchoPrefix>& echo, size_t choices, size_t prompt_tokens,
-                   int fd, InFlight& flight) {
-  std::vector<ChoiceResult> results(choices);
-  for (size_t i = 0; i < echo.size(); ++i) {
-    results[i].text = echo[i].text;
-    results[i].logprobs = echo[i].logprobs;
-  }
-  while (!c->done()) {
-    for (auto& u : c->take(kPoll)) {
-      results[u.index].text += u.text;
-      offsets_shift(u.logprobs, echo, u.index);
-      auto& lp = results[u.index].logprobs;
-      lp.insert(lp.end(), std::make_move_iterator(u.logprobs.begin()), std::make_move_iterator(u.logprobs.end()));
-      if (u.finished) results[u.index].finish_reason = u.finish_reason;
-    }
-    if (!c->done() && peer_closed(fd)) {
-      log::info("request {}: client went away (connection closed); generation stopped", meta.id);
-      c->cancel();
-      s.metrics.disconnect();
-      flight.status = 499;  // nginx's "client closed request"; nothing is sent
-      return;
-    }
-  }
-  if (!c->error().empty()) throw ApiError(s.draining ? 503 : 500, c->error(), api_error_type(s.draining ? 503 : 500));
-  nlohmann::json body = response_full(meta, results, {prompt_tokens, c->completion_tokens()});
+void respond_whole(ServeState& s, httplib::Response& res, const Submission& sub, const ResponseMeta& meta,
+                   InFlight& flight) {
+  auto results = completions_collect(s, sub, flight, meta.id);
+  if (!results) return;  // the client went away: nothing is sent
+  nlohmann::json body = response_full(meta, *results, {sub.prompt_tokens, sub.completion->completion_tokens()});
   res.set_content(body.dump(-1, ' ', false, nlohmann::json::error_handler_t::replace), "application/json");
 }
 
@@ -247,11 +214,7 @@ bool stream_pump(ServeState& s, Stream& st, httplib::DataSink& sink) {
     if (ok && u.finished && reason != "error") ok = write(sse_event(chunk_finish(st.meta, u.index, reason)));
   }
   if (!ok || (updates.empty() && peer_closed(st.fd))) {
-    log::info("request {}: client went away ({}); generation stopped", st.meta.id,
-              ok ? "connection closed" : "write failed");
-    st.completion->cancel();
-    s.metrics.disconnect();
-    st.flight->status = 499;
+    completion_abandon(s, *st.completion, *st.flight, st.meta.id, ok ? "connection closed" : "write failed");
     return false;
   }
   if (!st.completion->done()) return true;
@@ -297,6 +260,71 @@ void respond_stream(ServeState& s, httplib::Response& res, std::shared_ptr<Strea
 
 }  // namespace
 
+InFlight::InFlight(ServeState& s, std::string route_name)
+    : state(s), route(std::move(route_name)), start(Clock::now()) {
+  ++state.in_flight;
+}
+
+InFlight::~InFlight() {
+  --state.in_flight;
+  state.metrics.request_done(route, status, std::chrono::duration<double>(Clock::now() - start).count());
+}
+
+Submission completions_submit(ServeState& s, const CompletionRequest& r,
+                              const std::shared_ptr<const model::LoraAdapter>& adapter) {
+  if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");
+  const int max_n = std::min(kMaxChoices, std::max(1, s.config.max_queue));
+  const ToolPlan plan = tool_plan(s, r);
+  auto prompts = prompts_encode(s, r, plan);
+  if (static_cast<int>(prompts.size()) * r.n > max_n)
+    throw ApiError(400, fmt::format("{} prompts × n = {} choices; at most {} per request", prompts.size(), r.n, max_n),
+                   "invalid_request_error", "n");
+  Submission sub;
+  for (const auto& p : prompts) sub.prompt_tokens += p.size();
+  sub.echo = echo_build(s, r, prompts, adapter.get());
+  auto specs = specs_build(s, r, prompts, adapter, plan.grammar ? plan.grammar : r.grammar);
+  sub.choices = specs.size();
+  sub.completion = std::make_shared<Completion>(sub.choices);
+  sub.tools = plan.active;
+  sub.tool_format = plan.style.format;
+  sub.tool_prefix = plan.prefix;
+  engine_start(s, r, sub.completion, std::move(specs));
+  return sub;
+}
+
+std::optional<std::vector<ChoiceResult>> completions_collect(ServeState& s, const Submission& sub, InFlight& flight,
+                                                             const std::string& log_id) {
+  const int fd = connection_fd_current();
+  const auto& c = sub.completion;
+  std::vector<ChoiceResult> results(sub.choices);
+  for (size_t i = 0; i < sub.echo.size(); ++i) {
+    results[i].text = sub.echo[i].text;
+    results[i].logprobs = sub.echo[i].logprobs;
+  }
+  while (!c->done()) {
+    for (auto& u : c->take(kPoll)) {
+      results[u.index].text += u.text;
+      offsets_shift(u.logprobs, sub.echo, u.index);
+      auto& lp = results[u.index].logprobs;
+      lp.insert(lp.end(), std::make_move_iterator(u.logprobs.begin()), std::make_move_iterator(u.logprobs.end()));
+      if (u.finished) results[u.index].finish_reason = u.finish_reason;
+    }
+    if (!c->done() && peer_closed(fd)) {
+      completion_abandon(s, *c, flight, log_id, "connection closed");
+      return std::nullopt;
+    }
+  }
+  if (!c->error().empty()) throw ApiError(s.draining ? 503 : 500, c->error(), api_error_type(s.draining ? 503 : 500));
+  return results;
+}
+
+void completion_abandon(ServeState& s, Completion& c, InFlight& flight, const std::string& log_id, const char* how) {
+  log::info("request {}: client went away ({}); generation stopped", log_id, how);
+  c.cancel();
+  s.metrics.disconnect();
+  flight.status = 499;  // nginx's "client closed request"; nothing more is sent
+}
+
 void completions_handle(ServeState& s, const httplib::Request& req, httplib::Response& res, Endpoint endpoint,
                         const KeyScope& scope) {
   auto flight = std::make_unique<InFlight>(s, req.path);
@@ -305,38 +333,26 @@ void completions_handle(ServeState& s, const httplib::Request& req, httplib::Res
     int max_n = std::min(kMaxChoices, std::max(1, s.config.max_queue));
     auto r = request_parse(req.body, endpoint, s.config.max_tokens_limit, max_n);
     auto adapter = model_resolve(s, r.model, scope);
-    const ToolPlan plan = tool_plan(s, r);
-    auto prompts = prompts_encode(s, r, plan);
-    if (static_cast<int>(prompts.size()) * r.n > max_n)
-      throw ApiError(400,
-                     fmt::format("{} prompts × n = {} choices; at most {} per request", prompts.size(), r.n, max_n),
-                     "invalid_request_error", "n");
-    size_t prompt_tokens = 0;
-    for (const auto& p : prompts) prompt_tokens += p.size();
-    auto echo = echo_build(s, r, prompts, adapter.get());
-    auto specs = specs_build(s, r, prompts, adapter, plan.grammar ? plan.grammar : r.grammar);
-    const size_t choices = specs.size();
-    auto completion = std::make_shared<Completion>(choices);
-    engine_start(s, r, completion, std::move(specs));
+    auto sub = completions_submit(s, r, adapter);
     int fd = connection_fd_current();
     auto meta = response_meta(endpoint, r.model);
     meta.logprobs = r.logprobs;
-    meta.tools = plan.active;
-    meta.tool_format = plan.style.format;
-    meta.tool_prefix = plan.prefix;
+    meta.tools = sub.tools;
+    meta.tool_format = sub.tool_format;
+    meta.tool_prefix = sub.tool_prefix;
     if (!r.stream) {
-      respond_whole(s, res, completion, meta, echo, choices, prompt_tokens, fd, *flight);
+      respond_whole(s, res, sub, meta, *flight);
       return;
     }
     auto st = std::make_shared<Stream>();
-    st->completion = completion;
+    st->completion = sub.completion;
     st->meta = meta;
-    st->echo = std::move(echo);
-    st->choices = choices;
-    st->prompt_tokens = prompt_tokens;
+    st->echo = std::move(sub.echo);
+    st->choices = sub.choices;
+    st->prompt_tokens = sub.prompt_tokens;
     st->include_usage = r.include_usage;
     if (meta.tools) {
-      st->tool_streams.assign(choices, chat::ToolStream(meta.tool_format));
+      st->tool_streams.assign(sub.choices, chat::ToolStream(meta.tool_format));
       for (auto& ts : st->tool_streams) ts.push(meta.tool_prefix);
     }
     st->fd = fd;

@@ -135,18 +135,29 @@ std::vector<float> embedding(const model::CausalLM& m, const std::vector<infer::
 
 }  // namespace
 
+std::vector<std::vector<float>> embeddings_compute(ServeState& s, const std::vector<std::vector<infer::TokenId>>& inputs,
+                                                  const model::LoraAdapter* adapter) {
+  if (!io::mapped_files_check().empty())
+    throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+  std::vector<std::vector<float>> out;
+  out.reserve(inputs.size());
+  for (const auto& ids : inputs) {
+    out.push_back(embedding(s.model, ids, adapter));
+    if (io::mapped_files_damaged())
+      throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+  }
+  return out;
+}
+
 void embeddings_handle(ServeState& s, const httplib::Request& req, httplib::Response& res, const KeyScope& scope) {
   if (s.draining) throw ApiError(503, "The server is shutting down", "service_unavailable", "", "shutting_down");
   auto r = request_read(s, req.body);
   auto adapter = model_resolve(s, r.model, scope);
-  if (!io::mapped_files_check().empty())
-    throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+  auto vectors = embeddings_compute(s, r.inputs, adapter.get());
   nlohmann::json data = nlohmann::json::array();
   size_t tokens = 0;
   for (size_t i = 0; i < r.inputs.size(); ++i) {
-    auto v = embedding(s.model, r.inputs[i], adapter.get());
-    if (io::mapped_files_damaged())
-      throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+    const auto& v = vectors[i];
     tokens += r.inputs[i].size();
     nlohmann::json item = {{"object", "embedding"}, {"index", i}};
     if (r.base64) item["embedding"] = base64(reinterpret_cast<const unsigned char*>(v.data()), v.size() * sizeof(float));

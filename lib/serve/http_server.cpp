@@ -22,6 +22,9 @@
 #include "serve/connection.h"
 #include "serve/embeddings.h"
 #include "serve/completions.h"
+#include "serve/ollama_api.h"
+#include "serve/ollama_models.h"
+#include "serve/ollama_request.h"
 #include "serve/request.h"
 
 namespace hearth::serve {
@@ -45,9 +48,19 @@ class LogThrottle {
   std::atomic<int64_t> last_{0};
 };
 
-void error_reply(httplib::Response& res, const ApiError& e) {
+// Ollama's routes (/api/...) answer errors in Ollama's shape, {"error": "..."}; every other route in OpenAI's.
+bool ollama_path(const std::string& path) { return path.rfind("/api/", 0) == 0; }
+
+void error_reply(const httplib::Request& req, httplib::Response& res, const ApiError& e) {
   res.status = e.status;
-  res.set_content(api_error_body(e).dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+  const json body = ollama_path(req.path) ? ollama_error_body(e) : api_error_body(e);
+  res.set_content(body.dump(-1, ' ', false, json::error_handler_t::replace), "application/json");
+}
+
+// The routes whose handler counts its own metrics (InFlight): the generation routes.
+bool generation_route(const std::string& route) {
+  return route == "/v1/chat/completions" || route == "/v1/completions" || route == "/api/chat" ||
+         route == "/api/generate";
 }
 
 }  // namespace
@@ -61,6 +74,7 @@ struct HttpServer::Impl {
 
   KeyScope authenticate(const httplib::Request& req, bool admin) const;
   void routes();
+  void ollama_routes();
   void admin_list(httplib::Response& res);
   void admin_load(const httplib::Request& req, httplib::Response& res);
   void admin_unload(const httplib::Request& req, httplib::Response& res);
@@ -88,21 +102,23 @@ httplib::Server::Handler HttpServer::Impl::guarded(
     const std::string& route, bool auth, bool admin,
     std::function<void(const httplib::Request&, httplib::Response&, const KeyScope&)> fn) {
   return [this, route, auth, admin, fn](const httplib::Request& req, httplib::Response& res) {
-    const bool completion = route.rfind("/v1/", 0) == 0 && route.find("completions") != std::string::npos;
+    const bool completion = generation_route(route);
     auto start = std::chrono::steady_clock::now();
+    bool handled = false;  // the handler ran (a generation handler then counted the request itself)
     try {
       KeyScope scope = auth ? authenticate(req, admin) : KeyScope{};
+      handled = true;
       fn(req, res, scope);
     } catch (const ApiError& e) {
       if (e.status == 401 || e.status == 403) state.metrics.rejected("auth");
-      error_reply(res, e);
-      if (completion && (e.status == 401 || e.status == 403))  // completions_handle never ran: count it here
-        state.metrics.request_done(route, e.status, 0);
+      error_reply(req, res, e);
+      if (completion && !handled) state.metrics.request_done(route, e.status, 0);
     } catch (const std::exception& e) {
       // A bug or an unexpected failure: the details go to the log, not to the client, and the 500 is counted as
       // the status it is (completions_handle counts its own).
       log::error("{} {}: {}", req.method, req.path, e.what());
-      error_reply(res, ApiError(500, "Internal server error (the details are in the server's log)", "server_error"));
+      error_reply(req, res,
+                  ApiError(500, "Internal server error (the details are in the server's log)", "server_error"));
     }
     if (!completion)
       state.metrics.request_done(route, res.status == -1 ? 200 : res.status,
@@ -162,6 +178,7 @@ void HttpServer::Impl::routes() {
             guarded("/v1/embeddings", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
               embeddings_handle(s, req, res, scope);
             }));
+  ollama_routes();
   http.Get("/admin/adapters",
            guarded("/admin/adapters", true, true, [this](const auto&, auto& res, const auto&) { admin_list(res); }));
   http.Post("/admin/adapters", guarded("/admin/adapters", true, true,
@@ -172,6 +189,29 @@ void HttpServer::Impl::routes() {
   http.Get("/", [](const httplib::Request&, httplib::Response& res) {
     res.set_content(chat_page_html(), "text/html; charset=utf-8");
   });
+}
+
+// Ollama's API (ollama_api.h, ollama_models.h), with the same keys and scopes as the OpenAI routes.
+void HttpServer::Impl::ollama_routes() {
+  auto& s = state;
+  http.Get("/api/version", guarded("/api/version", true, false,
+                                   [](const auto&, auto& res, const auto&) { ollama_version_handle(res); }));
+  http.Get("/api/tags", guarded("/api/tags", true, false, [&s](const auto&, auto& res, const KeyScope& scope) {
+             ollama_tags_handle(s, res, scope);
+           }));
+  http.Post("/api/show", guarded("/api/show", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
+              ollama_show_handle(s, req, res, scope);
+            }));
+  http.Post("/api/chat", guarded("/api/chat", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
+              ollama_chat_handle(s, req, res, scope);
+            }));
+  http.Post("/api/generate",
+            guarded("/api/generate", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
+              ollama_generate_handle(s, req, res, scope);
+            }));
+  http.Post("/api/embed", guarded("/api/embed", true, false, [&s](const auto& req, auto& res, const KeyScope& scope) {
+              ollama_embed_handle(s, req, res, scope);
+            }));
 }
 
 void HttpServer::Impl::admin_list(httplib::Response& res) {
@@ -268,7 +308,7 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
                                                           config.host, impl_->bound_port.load(), config.cors_origins);
       if (!refusal.empty()) {
         log::warn("{} {}: refused: {}", req.method, req.path, refusal);
-        error_reply(res, ApiError(403, refusal, "permission_error", "", "origin_not_allowed"));
+        error_reply(req, res, ApiError(403, refusal, "permission_error", "", "origin_not_allowed"));
         res.set_header("Connection", "close");
         return httplib::Server::HandlerResponse::Handled;
       }
@@ -278,7 +318,7 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
     if (req.method == "OPTIONS") {
       const std::string origin = req.get_header_value("Origin");
       if (!cors_origin_allowed(origin, config.cors_origins)) {
-        error_reply(res, ApiError(403,
+        error_reply(req, res, ApiError(403,
                                   config.cors_origins.empty()
                                       ? "Cross-origin requests are off (start the server with --cors-origin ORIGIN)"
                                       : fmt::format("Origin '{}' is not one of --cors-origin", origin),
@@ -293,9 +333,10 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
     }
     if (req.method != "POST") return httplib::Server::HandlerResponse::Unhandled;
     const bool known = req.path == "/v1/chat/completions" || req.path == "/v1/completions" ||
-                       req.path == "/v1/embeddings" || req.path == "/admin/adapters";
+                       req.path == "/v1/embeddings" || req.path == "/admin/adapters" || req.path == "/api/chat" ||
+                       req.path == "/api/generate" || req.path == "/api/embed" || req.path == "/api/show";
     auto refuse = [&](const ApiError& e) {
-      error_reply(res, e);
+      error_reply(req, res, e);
       if (known) impl_->state.metrics.request_done(req.path, e.status, 0);
       res.set_header("Connection", "close");  // the body was not read
       return httplib::Server::HandlerResponse::Handled;
@@ -335,12 +376,12 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
     res.set_header("Access-Control-Allow-Origin", origin);
     res.set_header("Vary", "Origin");
   });
-  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request&, httplib::Response& res) {
+  http.set_error_handler(httplib::Server::HandlerWithResponse([](const httplib::Request& req, httplib::Response& res) {
     if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
     std::string message = res.status == 404   ? "Unknown route"
                           : res.status == 413 ? "The request body is too large"
                                               : fmt::format("HTTP {}", res.status);
-    error_reply(res, ApiError(res.status, message, api_error_type(res.status)));
+    error_reply(req, res, ApiError(res.status, message, api_error_type(res.status)));
     return httplib::Server::HandlerResponse::Handled;
   }));
   http.set_exception_handler([](const httplib::Request& req, httplib::Response& res, std::exception_ptr ep) {
@@ -352,7 +393,7 @@ HttpServer::HttpServer(ServeState& state) : impl_(std::make_unique<Impl>(state))
     } catch (...) {
     }
     log::error("{} {}: {}", req.method, req.path, what);
-    error_reply(res, ApiError(500, "Internal server error (the details are in the server's log)", "server_error"));
+    error_reply(req, res, ApiError(500, "Internal server error (the details are in the server's log)", "server_error"));
   });
   impl_->routes();
 }

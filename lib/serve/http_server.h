@@ -1,11 +1,14 @@
 // hearth serve's HTTP layer: routes, authentication, limits, error bodies, graceful shutdown.
 //
 // Routes (docs/serve.md): GET /health, GET /metrics, GET /v1/models, POST /v1/chat/completions,
-// POST /v1/completions, GET|POST /admin/adapters, DELETE /admin/adapters/{name}, GET / (the chat page).
+// POST /v1/completions, POST /v1/embeddings, GET|POST /admin/adapters, DELETE /admin/adapters/{name}, GET / (the
+// chat page); Ollama's GET /api/tags, GET /api/version, POST /api/show, /api/chat, /api/generate, /api/embed.
 // With API keys, every route but /health and / needs "Authorization: Bearer KEY" (the page holds no data and
 // asks for a key itself); the admin routes need a key without a model list. Every refusal is an HTTP 4xx/5xx
-// with an OpenAI error body; handler exceptions become a 500 and the server keeps serving.
-// Not here: generation (scheduler.h), request parsing (request.h), completion handling (completions.h).
+// with an OpenAI error body ({"error": "..."}, Ollama's, on /api/ paths); handler exceptions become a 500 and the
+// server keeps serving.
+// Not here: generation (scheduler.h), request parsing (request.h, ollama_request.h), completion handling
+// (completions.h, ollama_api.h).
 #pragma once
 
 #include <memory>

@@ -67,6 +67,9 @@ struct CompletionRequest {
   // Completions `echo`: each choice's text starts with its prompt's text (and, with logprobs, its entries with
   // the prompt tokens'). It alone allows max_tokens 0 (the prompt and nothing else).
   bool echo = false;
+  // The context window of this request's sequences, prompt and reply, when smaller than the server's --ctx
+  // (Ollama's num_ctx); unset: --ctx. Never set by request_parse.
+  std::optional<int> ctx;
 };
 
 // Parses and validates a body. `max_tokens_limit`: largest max_tokens accepted; `max_n`: largest n.
