@@ -1,11 +1,13 @@
 #include "serve/ollama_request.h"
 
+
 #include <cmath>
 #include <limits>
 #include <set>
 
 #include <fmt/format.h>
 
+#include "constrain/json_schema.h"
 #include "io/json_file.h"
 
 namespace hearth::serve {
@@ -332,9 +334,17 @@ std::string ollama_model_name(const std::string& name) {
 }
 
 void ollama_format_constraint(const ojson& format, CompletionRequest& r) {
-  (void)r;  // the constraint goes here once constrained decoding lands (see the header)
   if (format.is_null() || format == ojson("")) return;
-  throw ApiError(400, "format is not supported yet", "invalid_request_error", "format", "unsupported_parameter");
+  if (format == ojson("json")) {
+    r.grammar = std::make_shared<const constrain::Grammar>(constrain::json_object_grammar());
+    return;
+  }
+  if (!format.is_object()) invalid("format", "'format' must be \"json\" or a JSON schema object");
+  try {
+    r.grammar = std::make_shared<const constrain::Grammar>(constrain::json_schema_grammar(format));
+  } catch (const constrain::SchemaError& e) {
+    invalid("format", fmt::format("'format': {}", e.what()));
+  }
 }
 
 nlohmann::json ollama_error_body(const ApiError& e) { return {{"error", e.what()}}; }

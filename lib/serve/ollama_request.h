@@ -77,12 +77,9 @@ std::string ollama_show_parse(const std::string& body);
 // other tag stays part of the name, which then names no served model (404).
 std::string ollama_model_name(const std::string& name);
 
-// ---- The `format` hook -----------------------------------------------------------------------------------------
-// Ollama's `format`: "json" (JSON mode) or a JSON schema object, a constraint on the reply. Constrained decoding is
-// being added to the OpenAI endpoints (response_format json_object / json_schema); until it is, any `format` that is
-// present and not empty (null or "") is refused here with ApiError 400 "format is not supported yet", so that no
-// reply silently lacks it. To wire it: map "json" to the json_object constraint and a schema object to the
-// json_schema one on `r`. Both /api/chat and /api/generate call this and nothing else for `format`.
+// Ollama's `format`: "json" (any JSON object, as OpenAI's json_object) or a JSON schema object, enforced by
+// constrained decoding (constrain/json_schema.h) through `r.grammar`. null or "" ask for nothing. Throws ApiError
+// 400 naming `format` for any other value or a schema keyword hearth cannot enforce.
 void ollama_format_constraint(const nlohmann::ordered_json& format, CompletionRequest& r);
 
 // Ollama's error body: {"error": "<message>"}.

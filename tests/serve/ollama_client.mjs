@@ -168,8 +168,25 @@ async function expectError(status, fn, text) {
 }
 await check("an option hearth does not support: 400 naming it", () =>
   expectError(400, () => ollama.chat({ model, messages, options: { mirostat: 1 } }), "options.mirostat"));
-await check("format: 400 until constrained decoding is wired", () =>
-  expectError(400, () => ollama.generate({ model, prompt: "Hi", format: "json" }), "format is not supported yet"));
+await check("format json and a schema: replies parse and validate (ajv)", async () => {
+  const Ajv2020 = require("ajv/dist/2020").default;
+  const schema = { type: "object", properties: { name: { type: "string", maxLength: 16 }, n: { type: "integer" } },
+    required: ["name", "n"], additionalProperties: false };
+  const validate = new Ajv2020().compile(schema);
+  let finished = 0;
+  for (const seed of [1, 2, 3]) {
+    const r = await ollama.generate({ model, prompt: "Hi", format: schema, options: { seed, num_predict: 200 } });
+    if (r.done_reason !== "stop") continue;
+    finished++;
+    assert(validate(JSON.parse(r.response)), `${r.response}: ${JSON.stringify(validate.errors)}`);
+    const c = await ollama.chat({ model, messages, format: "json", options: { seed, num_predict: 200 } });
+    if (c.done_reason === "stop") assert(typeof JSON.parse(c.message.content) === "object", c.message.content);
+  }
+  assert(finished > 0, "no reply finished");
+});
+await check("format: a schema keyword hearth cannot enforce is a 400", () =>
+  expectError(400, () => ollama.generate({ model, prompt: "Hi", format: { type: "string", pattern: "a+" } }),
+    "keyword 'pattern' is not supported"));
 await check("unknown model: 404", () => expectError(404, () => ollama.chat({ model: "llama3", messages }),
   "model 'llama3' not found"));
 await check("wrong key: 401", () => expectError(401, () => client("sk-not-a-key").list(), "Incorrect API key"));

@@ -266,9 +266,9 @@ TEST_CASE("serve ollama: refusals are Ollama error bodies naming the field, and 
   names(refused("/api/generate", {{"prompt", "Hi"}, {"suffix", "end"}}), "suffix");
   names(refused("/api/generate", {{"prompt", "Hi"}, {"context", {1, 2}}}), "context");
   names(refused("/api/embed", {{"input", "Hi"}, {"options", {{"temperature", 0}}}}), "options.temperature");
-  CHECK(refused("/api/chat", {{"format", "json"}}) == std::make_pair(400, std::string("format is not supported yet")));
-  CHECK(refused("/api/generate", {{"prompt", "Hi"}, {"format", {{"type", "object"}}}}) ==
-        std::make_pair(400, std::string("format is not supported yet")));
+  CHECK(refused("/api/chat", {{"format", "yaml"}}).first == 400);
+  CHECK_THAT(refused("/api/generate", {{"prompt", "Hi"}, {"format", {{"type", "string"}, {"pattern", "a+"}}}}).second,
+             Catch::Contains("keyword 'pattern' is not supported"));
   CHECK(refused("/api/chat", {{"model", "llama3"}}) == std::make_pair(404, std::string("model 'llama3' not found")));
   // malformed bodies, wrong media types and unknown routes too
   auto bad_json = c.Post("/api/chat", "{\"model\": ", "application/json");

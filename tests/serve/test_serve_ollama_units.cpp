@@ -3,6 +3,8 @@
 // the field it names. Expected values are written out by hand from Ollama's docs/api.md and docs/modelfile.md.
 #include <catch2/catch.hpp>
 
+#include "constrain/matcher.h"
+
 #include "serve/ollama_api.h"
 #include "serve/ollama_models.h"
 #include "serve/ollama_request.h"
@@ -156,22 +158,36 @@ TEST_CASE("ollama options: an unsupported key or a bad value is a 400 naming opt
   CHECK(chat_param({{"options", "fast"}}) == "options");
 }
 
-TEST_CASE("ollama format: the one hook refuses any non-empty format", "[serve][ollama]") {
-  for (const auto& format : {ojson("json"), ojson::parse(R"({"type":"object","properties":{"a":{"type":"integer"}}})"),
-                             ojson(true), ojson::object()}) {
+TEST_CASE("ollama format: json and schemas become the reply's grammar, anything else a 400 naming format",
+          "[serve][ollama]") {
+  auto accepts = [](const CompletionRequest& r, const std::string& text) {
+    REQUIRE(r.grammar);
+    hearth::constrain::Matcher m(*r.grammar);
+    auto st = m.start();
+    return m.advance(st, text) && hearth::constrain::Matcher::accepting(st);
+  };
+  CompletionRequest json_mode;
+  ollama_format_constraint(ojson("json"), json_mode);
+  CHECK(accepts(json_mode, R"({"a":[1,"x"]})"));
+  CHECK_FALSE(accepts(json_mode, "42"));
+  CompletionRequest schema;
+  ollama_format_constraint(ojson::parse(R"({"type":"object","properties":{"a":{"type":"integer"}},"required":["a"],
+    "additionalProperties":false})"), schema);
+  CHECK(accepts(schema, R"({"a":7})"));
+  CHECK_FALSE(accepts(schema, R"({"a":"7"})"));
+  for (const auto& format : {ojson(true), ojson("yaml"), ojson::parse(R"({"type":"string","pattern":"a+"})")}) {
     INFO(format.dump());
     auto r = chat_refusal(chat_body({{"format", format}}));
     CHECK(r.status == 400);
     CHECK(r.param == "format");
-    CHECK(r.message == "format is not supported yet");
-    CHECK(generate_refusal({{"model", "m"}, {"prompt", "Hi"}, {"format", format}}).message ==
-          "format is not supported yet");
   }
+  CHECK_THAT(chat_refusal(chat_body({{"format", ojson::parse(R"({"type":"string","pattern":"a+"})")}})).message,
+             Catch::Contains("keyword 'pattern' is not supported"));
   CHECK(chat_refusal(chat_body({{"format", ""}})).status == 0);
   CHECK(chat_refusal(chat_body({{"format", nullptr}})).status == 0);
-  CompletionRequest r;
-  CHECK_THROWS_AS(ollama_format_constraint(ojson("json"), r), ApiError);
-  CHECK_NOTHROW(ollama_format_constraint(ojson(""), r));
+  CompletionRequest none;
+  ollama_format_constraint(ojson(""), none);
+  CHECK(none.grammar == nullptr);
 }
 
 TEST_CASE("ollama_chat_parse: fields hearth does not implement are refused unless they ask for nothing",
