@@ -257,6 +257,21 @@ std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOption
   return ids;
 }
 
+namespace {
+// Token strings -> text through `decoder` (joined with spaces without one, as HF); `raw`: bytes kept as they are
+// (Decoder::decode_chain_bytes).
+std::string decode_strings(const Decoder* decoder, std::vector<std::string> tokens, bool raw) {
+  std::string text;
+  if (!decoder) {
+    for (size_t i = 0; i < tokens.size(); ++i) text += (i ? " " : "") + tokens[i];
+    return text;
+  }
+  raw ? decoder->decode_chain_bytes(tokens) : decoder->decode_chain(tokens);
+  for (const auto& t : tokens) text += t;
+  return text;
+}
+}  // namespace
+
 std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special_tokens) const {
   const Impl& im = *impl_;
   std::vector<std::string> tokens;
@@ -270,15 +285,7 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special
     if (skip_special_tokens && is_special(id)) continue;
     tokens.push_back(*token);
   }
-  if (!im.decoder) {
-    std::string joined;
-    for (size_t i = 0; i < tokens.size(); ++i) joined += (i ? " " : "") + tokens[i];
-    return joined;
-  }
-  im.decoder->decode_chain(tokens);
-  std::string text;
-  for (const auto& t : tokens) text += t;
-  return text;
+  return decode_strings(im.decoder.get(), std::move(tokens), false);
 }
 
 std::vector<std::optional<std::string>> Tokenizer::token_bytes_all() const {
@@ -288,17 +295,7 @@ std::vector<std::optional<std::string>> Tokenizer::token_bytes_all() const {
   // first-token rules (Metaspace's dropped space, Strip) apply to the anchor, not to the token.
   const std::vector<TokenId> a = encode("a", EncodeOptions{false, false});
   const std::string* anchor = a.size() == 1 ? im.token_of(a[0]) : nullptr;
-  auto raw = [&](std::vector<std::string> tokens) {
-    if (!im.decoder) {
-      std::string joined;
-      for (size_t i = 0; i < tokens.size(); ++i) joined += (i ? " " : "") + tokens[i];
-      return joined;
-    }
-    im.decoder->decode_chain_bytes(tokens);
-    std::string text;
-    for (const auto& t : tokens) text += t;
-    return text;
-  };
+  auto raw = [&](std::vector<std::string> tokens) { return decode_strings(im.decoder.get(), std::move(tokens), true); };
   const std::string prefix = anchor ? raw({*anchor}) : "";
   for (size_t id = 0; id < im.vocab_size; ++id) {
     const std::string* token = im.token_of(static_cast<TokenId>(id));

@@ -4,49 +4,23 @@
 //
 //   NODE_PATH=build/test-assets/node_modules node tests/serve/openai_client.mjs HEARTH_BINARY MODEL_DIR
 // Prints one line per check and "N passed, M failed"; exits 1 on any failure.
-import { spawn, execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { assetsRequire, assert, check, deadline, equal, finish, startServer } from "./harness.mjs";
 
 const [hearth, modelDir] = process.argv.slice(2);
-if (!process.env.NODE_PATH) throw new Error("set NODE_PATH to build/test-assets/node_modules");
-const require = createRequire(join(process.env.NODE_PATH, "noop.js"));  // ESM ignores NODE_PATH
+const require = assetsRequire();
 const OpenAI = require("openai");
 
 const dir = mkdtempSync(join(tmpdir(), "hearth-openai-"));
 writeFileSync(join(dir, "keys.txt"), "sk-test-owner-1\n");
-const server = spawn(hearth, ["serve", "--model", modelDir, "--port", "0", "--api-keys", join(dir, "keys.txt")],
-  { stdio: ["ignore", "ignore", "pipe"] });
-const killer = setTimeout(() => { server.kill("SIGKILL"); console.error("timed out"); process.exit(1); }, 120_000);
-const port = await new Promise((resolve, reject) => {
-  let err = "";
-  server.stderr.on("data", (d) => {
-    err += d;
-    const m = err.match(/listening on http:\/\/127\.0\.0\.1:(\d+)[ \n]/); // whole line: a chunk may end mid-port
-    if (m) resolve(Number(m[1]));
-  });
-  server.on("exit", (code) => reject(new Error(`hearth serve exited ${code}: ${err}`)));
-});
+deadline(120_000);
+const { server, port } = await startServer(hearth, modelDir, ["--api-keys", join(dir, "keys.txt")]);
 
 const client = new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "sk-test-owner-1", maxRetries: 0 });
 const model = "stories260K";
-let passed = 0, failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log("ok   " + name);
-  } catch (e) {
-    failed++;
-    console.log("FAIL " + name + ": " + (e.stack || e));
-  }
-}
-function equal(got, want, what) {
-  if (JSON.stringify(got) !== JSON.stringify(want))
-    throw new Error(`${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
-}
 function generate(args) {
   return JSON.parse(execFileSync(hearth, ["--json", "generate", "--model", modelDir, "--temperature", "0", ...args],
     { encoding: "utf8", stdio: ["ignore", "pipe", "ignore"] }));
@@ -196,7 +170,5 @@ await check("wrong key: AuthenticationError 401", async () => {
 server.kill("SIGTERM");
 const code = await new Promise((resolve) => server.on("exit", (c) => resolve(c)));
 await check("SIGTERM: exit code 0", async () => equal(code, 0, "exit code"));
-clearTimeout(killer);
 rmSync(dir, { recursive: true, force: true });
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -9,48 +9,26 @@
 //
 //   NODE_PATH=build/test-assets/node_modules node tests/serve/structured_output.mjs HEARTH_BINARY MODEL_DIR
 // Prints one line per check and "N passed, M failed"; exits 1 on any failure.
-import { spawn, execFileSync } from "node:child_process";
-import { createRequire } from "node:module";
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, writeFileSync, rmSync, cpSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { assetsRequire, check, deadline, finish, startServer } from "./harness.mjs";
 
 const [hearth, modelDir] = process.argv.slice(2);
-if (!process.env.NODE_PATH) throw new Error("set NODE_PATH to build/test-assets/node_modules");
-const require = createRequire(join(process.env.NODE_PATH, "noop.js"));  // ESM ignores NODE_PATH
+const require = assetsRequire();
 const OpenAI = require("openai");
 const Ajv2020 = require("ajv/dist/2020").default;
 
 const dir = mkdtempSync(join(tmpdir(), "hearth-structured-"));
-const servers = [];
-async function startServer(model) {
-  const server = spawn(hearth, ["serve", "--model", model, "--port", "0"], { stdio: ["ignore", "ignore", "pipe"] });
-  servers.push(server);
-  const port = await new Promise((resolve, reject) => {
-    let err = "";
-    server.stderr.on("data", (d) => {
-      err += d;
-      const m = err.match(/listening on http:\/\/127\.0\.0\.1:(\d+)[ \n]/);
-      if (m) resolve(Number(m[1]));
-    });
-    server.on("exit", (code) => reject(new Error(`hearth serve exited ${code}: ${err}`)));
-  });
+deadline(280_000);
+// An openai client of a new server for `model`.
+async function serverClient(model) {
+  const { port } = await startServer(hearth, model);
   return new OpenAI({ baseURL: `http://127.0.0.1:${port}/v1`, apiKey: "none", maxRetries: 0 });
 }
-const killer = setTimeout(() => { for (const s of servers) s.kill("SIGKILL"); console.error("timed out"); process.exit(1); }, 280_000);
-const client = await startServer(modelDir);
+const client = await serverClient(modelDir);
 
-let passed = 0, failed = 0;
-async function check(name, fn) {
-  try {
-    await fn();
-    passed++;
-    console.log("ok   " + name);
-  } catch (e) {
-    failed++;
-    console.log("FAIL " + name + ": " + (e.stack || e));
-  }
-}
 
 const schemas = {
   person: {
@@ -205,7 +183,7 @@ function withTemplate(name) {
 
 const variants = [];
 for (const t of [null, "qwen25.jinja", "llama31_tools.jinja", "mistral_v03.jinja"])
-  variants.push([t ?? "fallback (no template)", await startServer(withTemplate(t))]);
+  variants.push([t ?? "fallback (no template)", await serverClient(withTemplate(t))]);
 const fallback = variants[0][1];
 for (const [name, c] of variants) {
   await check(`${name}: tool_choice required gives calls whose arguments validate`, async () => {
@@ -284,8 +262,5 @@ await check("a tool whose parameters use an unsupported keyword is a 400 naming 
   }
 });
 
-clearTimeout(killer);
-for (const s of servers) s.kill("SIGTERM");
 rmSync(dir, { recursive: true, force: true });
-console.log(`${passed} passed, ${failed} failed`);
-process.exit(failed ? 1 : 0);
+finish();

@@ -63,6 +63,16 @@ std::map<size_t, StreamedChoice> stream_choices(const std::string& body, bool* d
   return out;
 }
 
+// POSTs `req` (a streamed completions request) and returns its choices, checking the stream ended with [DONE].
+std::map<size_t, StreamedChoice> post_streamed(const test::ServeProcess& s, const json& req) {
+  auto r = s.client().Post("/v1/completions", req.dump(), "application/json");
+  REQUIRE(r);
+  bool done = false;
+  auto streamed = stream_choices(r->body, &done);
+  CHECK(done);
+  return streamed;
+}
+
 // Two completions `logprobs` objects agree: the same tokens and offsets, values within 1e-4 (null where null).
 void logprobs_same(const json& a, const json& b) {
   REQUIRE(a["tokens"] == b["tokens"]);
@@ -151,11 +161,7 @@ TEST_CASE("serve: echo prepends the prompt to every choice, whole and streamed, 
   CHECK(whole["usage"]["prompt_tokens"] == plain["usage"]["prompt_tokens"]);  // the prompt is counted once
   CHECK(whole["usage"]["completion_tokens"] == 2 * plain["usage"]["completion_tokens"].get<int>());
   req["stream"] = true;
-  auto r = s.client().Post("/v1/completions", req.dump(), "application/json");
-  REQUIRE(r);
-  bool done = false;
-  auto streamed = stream_choices(r->body, &done);
-  CHECK(done);
+  auto streamed = post_streamed(s, req);
   REQUIRE(streamed.size() == 2);
   for (const auto& [i, c] : streamed) {
     INFO("choice " << i);
@@ -202,11 +208,7 @@ TEST_CASE("serve: echo with logprobs scores the prompt with the model's log-soft
     generated_logprobs_check(c["logprobs"], plain_lp, ids.size(), kPrompt.size());  // ASCII: bytes = code points
   }
   req["stream"] = true;
-  auto r = s.client().Post("/v1/completions", req.dump(), "application/json");
-  REQUIRE(r);
-  bool done = false;
-  auto streamed = stream_choices(r->body, &done);
-  CHECK(done);
+  auto streamed = post_streamed(s, req);
   REQUIRE(streamed.size() == 2);
   for (const auto& [i, c] : streamed) {
     INFO("streamed choice " << i);
