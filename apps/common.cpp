@@ -19,7 +19,7 @@ int threads_resolve(int requested) {
 }
 
 void globals_apply(const GlobalOptions& g) {
-  log::set_level(log::level_parse(g.log_level, "--log-level"));
+  log::set_level(g.quiet ? log::Level::kError : log::level_parse(g.log_level, "--log-level"));
   if (g.threads < 0) throw ConfigError(fmt::format("--threads: expected a positive number, got {}", g.threads));
   at::set_num_threads(threads_resolve(g.threads));
 }

@@ -13,11 +13,12 @@ namespace hearth::app {
 struct GlobalOptions {
   int threads = 0;  // 0: all hardware threads
   std::string log_level = "info";
+  bool quiet = false;  // -q: errors only (log level error, no progress)
   bool json = false;
   std::string device = "cpu";
 };
 
-// Applies --threads and --log-level. Call at the start of every run_<cmd>().
+// Applies --threads and --log-level (or --quiet). Call at the start of every run_<cmd>().
 void globals_apply(const GlobalOptions& g);
 // Number of threads --threads resolves to.
 int threads_resolve(int requested);

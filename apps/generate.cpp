@@ -21,6 +21,7 @@ struct GenerateOptions {
   std::string prompt;
   std::string prompt_file;
   int max_tokens = 256;
+  int64_t ctx_size = 0;  // 0: the model's context
   infer::SamplingParams sampling;
   std::vector<std::string> stop;
   std::string dtype = "float32";
@@ -51,6 +52,7 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   model_dir_check(o.model);
   std::string prompt = o.prompt_file.empty() ? o.prompt : text_file_read(o.prompt_file, "--prompt-file");
   if (o.max_tokens < 0) throw ConfigError(fmt::format("--max-tokens: expected >= 0, got {}", o.max_tokens));
+  if (o.ctx_size < 0) throw ConfigError(fmt::format("--ctx-size: expected >= 0, got {}", o.ctx_size));
   o.sampling.validate();
   std::optional<constrain::Grammar> grammar;
   if (!o.json_schema.empty()) grammar = schema_file_grammar(o.json_schema);
@@ -96,7 +98,7 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
   infer::TextCallback stream;
   if (!g.json) stream = [](size_t, const std::string& text) { std::cout << text << std::flush; };
   infer::GenerationStats stats;
-  auto results = infer::generate(model, tokenizer, {request}, stream, &stats);
+  auto results = infer::generate(model, tokenizer, {request}, stream, &stats, o.ctx_size);
   const auto& r = results.front();
   double prefill_tps = stats.prefill_seconds > 0 ? stats.prefill_tokens / stats.prefill_seconds : 0;
   double decode_tps = stats.decode_seconds > 0 ? stats.decode_tokens / stats.decode_seconds : 0;
@@ -125,6 +127,8 @@ void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto* pf = cmd->add_option("--prompt-file", o->prompt_file, "Read the prompt from a file");
   p->excludes(pf);
   cmd->add_option("-n,--max-tokens", o->max_tokens, "Most tokens to generate (default 256)");
+  cmd->add_option("-c,--ctx-size", o->ctx_size,
+                  "Context in tokens, prompt and reply (default and most: the model's max_position_embeddings)");
   cmd->add_option("--temperature,--temp", o->sampling.temperature, "0 = greedy (default 0.8)");
   cmd->add_option("--top-k", o->sampling.top_k, "Keep the k most likely tokens; 0 = off (default 40)");
   cmd->add_option("--top-p", o->sampling.top_p, "Nucleus sampling mass; 1 = off (default 0.95)");

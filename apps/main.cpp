@@ -13,6 +13,7 @@
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 
+#include "apps/cli_suggest.h"
 #include "apps/commands.h"
 #include "core/error.h"
 #include "core/log.h"
@@ -69,7 +70,9 @@ int main(int argc, char** argv) {
   cli.require_subcommand(1);
   cli.fallthrough();
   cli.add_option("-t,--threads", g.threads, "CPU threads for tensor math (default: all cores)");
-  cli.add_option("--log-level", g.log_level, "debug|info|warn|error|off (logs go to stderr)");
+  auto* log_level = cli.add_option("--log-level", g.log_level, "debug|info|warn|error|off (logs go to stderr)");
+  cli.add_flag("-q,--quiet", g.quiet, "Errors only on stderr: no progress, info or warnings (results still go to stdout)")
+      ->excludes(log_level);
   cli.add_flag("--json", g.json, "Print a machine-readable JSON result on stdout");
   cli.add_option("--device", g.device, "cpu|cuda|auto")->check(CLI::IsMember({"cpu", "cuda", "auto"}));
 
@@ -111,7 +114,13 @@ int main(int argc, char** argv) {
   } catch (const CLI::Success& e) {
     return cli.exit(e);  // --help, --version
   } catch (const CLI::ParseError& e) {
-    cli.exit(e);
+    // An unknown option: name it and the nearest one it may have meant (CLI11 only says it was not expected).
+    const std::string unknown = dynamic_cast<const CLI::ExtrasError*>(&e) ? app::unknown_options_message(cli, argc, argv) : "";
+    if (unknown.empty()) {
+      cli.exit(e);
+    } else {
+      std::cerr << unknown << "Run with --help for more information.\n";
+    }
     return static_cast<int>(ExitCode::kUsage);
   }
   signals_install();

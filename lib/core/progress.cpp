@@ -1,5 +1,7 @@
 #include "core/progress.h"
 
+#include <cmath>
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -42,24 +44,40 @@ void Progress::finish() {
   draw(true);
 }
 
+std::string eta_format(double seconds) {
+  const auto s = static_cast<long long>(std::max(1.0, std::ceil(seconds)));
+  if (s < 60) return fmt::format("{}s", s);
+  if (s < 3600) return fmt::format("{}m{:02}s", s / 60, s % 60);
+  return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
+}
+
+namespace {
+// " ETA 3m05s" while the total is known, something was done and something is left; else "".
+std::string eta_part(uint64_t done, uint64_t total, double rate) {
+  if (total == 0 || done >= total || rate <= 0) return "";
+  return " ETA " + eta_format(static_cast<double>(total - done) / rate);
+}
+}  // namespace
+
 std::string Progress::line() const {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = secs > 0 ? static_cast<double>(done_ - std::min(done_, initial_)) / secs : 0.0;
   std::string counts = total_ ? fmt::format("{}/{} {}", done_, total_, unit_) : fmt::format("{} {}", done_, unit_);
-  return fmt::format("{}: {} ({:.1f} {}/s, {:.1f} s){}{}", label_, counts, rate, unit_, secs,
-                     suffix_.empty() ? "" : " ", suffix_);
+  return fmt::format("{}: {} ({:.1f} {}/s, {:.1f} s{}){}{}", label_, counts, rate, unit_, secs,
+                     eta_part(done_, total_, rate), suffix_.empty() ? "" : " ", suffix_);
 }
 
 void Progress::draw(bool final) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = secs > 0 ? static_cast<double>(done_ - std::min(done_, initial_)) / secs : 0.0;
   std::string counts = total_ ? fmt::format("{}/{} {}", done_, total_, unit_) : fmt::format("{} {}", done_, unit_);
+  if (log::level() > log::Level::kInfo) return;  // --quiet
   if (!tty_) {
     // The final line repeats nothing: when the last periodic line already showed this count, it is the end.
     const std::string key = counts + "|" + suffix_;
     if (final && key == logged_) return;
     logged_ = key;
-    if (log::level() <= log::Level::kInfo) log::info("{}", line());
+    log::info("{}", line());
     return;
   }
   std::string bar;
@@ -68,7 +86,8 @@ void Progress::draw(bool final) {
     int filled = static_cast<int>(kWidth * std::min<double>(1.0, double(done_) / total_));
     bar = "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "] ";
   }
-  std::string line = fmt::format("\r{} {}{} {:.1f} {}/s {}\x1b[K", label_, bar, counts, rate, unit_, suffix_);
+  std::string line = fmt::format("\r{} {}{} {:.1f} {}/s{} {}\x1b[K", label_, bar, counts, rate, unit_,
+                                 final ? "" : eta_part(done_, total_, rate), suffix_);
   if (final) line += "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);
   std::fflush(stderr);

@@ -1,6 +1,7 @@
 // Progress reporting for long work: a redrawn bar on a terminal, periodic plain log lines otherwise.
 //
-// Writes to stderr only. Not thread-safe: one Progress is driven from one thread.
+// Writes to stderr only, and nothing when the log level is above info (`--quiet`, `--log-level warn`).
+// Not thread-safe: one Progress is driven from one thread.
 #pragma once
 
 #include <chrono>
@@ -20,7 +21,8 @@ class Progress {
   // Final line (off a terminal: only when the last log line did not already say the same); called by the
   // destructor if not called before.
   void finish();
-  // The line draw() writes (for tests): the counts, rate and suffix, without terminal control codes.
+  // The line draw() writes (for tests): the counts, rate, the time left ("ETA 3m05s", when the total is known and
+  // something was done) and the suffix, without terminal control codes.
   std::string line() const;
 
  private:
@@ -31,6 +33,9 @@ class Progress {
   bool tty_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
+
+// A duration left, as progress lines show it: "42s", "3m05s", "2h07m" (seconds rounded up; at least "1s").
+std::string eta_format(double seconds);
 
 // True when stderr is a terminal (progress bars are drawn only then).
 bool stderr_is_tty();

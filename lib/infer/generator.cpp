@@ -19,9 +19,10 @@ double seconds_since(std::chrono::steady_clock::time_point t) {
 
 std::vector<GenerationResult> generate(const model::CausalLM& model, const tokenizer::Tokenizer& tokenizer,
                                        const std::vector<GenerationRequest>& requests, const TextCallback& on_text,
-                                       GenerationStats* stats) {
+                                       GenerationStats* stats, int64_t ctx_limit) {
   if (requests.empty()) return {};
-  const int64_t ctx = model.config().max_position_embeddings;
+  const int64_t model_ctx = model.config().max_position_embeddings;
+  const int64_t ctx = ctx_limit > 0 ? std::min(ctx_limit, model_ctx) : model_ctx;
   std::vector<Sequence> seqs;
   seqs.reserve(requests.size());
   int64_t capacity = 1;
@@ -30,7 +31,8 @@ std::vector<GenerationResult> generate(const model::CausalLM& model, const token
     if (r.prompt.empty()) throw ConfigError("generate: prompt is empty; expected at least one token");
     if (static_cast<int64_t>(r.prompt.size()) >= ctx)
       throw ConfigError(
-          fmt::format("generate: prompt is {} tokens; the model's context is {} tokens", r.prompt.size(), ctx));
+          fmt::format("generate: prompt is {} tokens; the context is {} tokens{}", r.prompt.size(), ctx,
+                      ctx < model_ctx ? " (--ctx-size)" : " (the model's)"));
     r.sampling.validate();
     seqs.emplace_back(r, tokenizer, ctx);
     prompt_len.push_back(static_cast<int64_t>(r.prompt.size()));

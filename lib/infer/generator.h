@@ -36,10 +36,11 @@ using TextCallback = std::function<void(size_t row, const std::string& text)>;
 // embedding (padded vocabularies) is fine.
 void vocab_check(const tokenizer::Tokenizer& tokenizer, const model::ModelConfig& config, const std::string& origin);
 
-// Runs every request to completion as one batch, within the model's context (max_position_embeddings).
+// Runs every request to completion as one batch, within the context: the model's (max_position_embeddings), or
+// `ctx` tokens (prompt and reply) when 0 < ctx < the model's.
 // Throws ConfigError for an empty prompt or one that fills the context, InterruptedError on SIGINT/SIGTERM.
 std::vector<GenerationResult> generate(const model::CausalLM& model, const tokenizer::Tokenizer& tokenizer,
                                        const std::vector<GenerationRequest>& requests, const TextCallback& on_text = {},
-                                       GenerationStats* stats = nullptr);
+                                       GenerationStats* stats = nullptr, int64_t ctx = 0);
 
 }  // namespace hearth::infer

@@ -279,3 +279,42 @@ TEST_CASE("inspect --verify reads every weight and names the ones holding NaN or
   REQUIRE(run_hearth("quantize " + model_arg() + " --type q8_0 --out '" + gguf.string() + "'").code == 0);
   CHECK(run_hearth("inspect --verify --model '" + gguf.string() + "'").code == 0);
 }
+
+TEST_CASE("an unknown option names the nearest one it may have meant", "[cli]") {
+  auto typo = run_hearth("generate " + model_arg() + " -p hi --tmep 0");
+  CHECK(typo.code == 2);
+  CHECK_THAT(typo.err, Catch::Contains("hearth generate: unknown option '--tmep'; did you mean '--temp'?"));
+  auto far = run_hearth("generate " + model_arg() + " -p hi --zzzzzzzz");
+  CHECK(far.code == 2);
+  CHECK_THAT(far.err, Catch::Contains("unknown option '--zzzzzzzz'"));
+  CHECK_THAT(far.err, !Catch::Contains("did you mean"));
+  auto global = run_hearth("--thread 2 inspect " + model_arg());  // a global option misspelt
+  CHECK(global.code == 2);
+  CHECK_THAT(global.err, Catch::Contains("did you mean '--threads'?"));
+}
+
+TEST_CASE("generate -c/--ctx-size bounds prompt and reply", "[cli]") {
+  auto r = run_hearth("--json generate " + model_arg() + " -p 'Once upon a time' -c 12 -n 100 --temp 0");
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["prompt_tokens"].get<int>() + j["completion_tokens"].get<int>() == 12);
+  CHECK(j["finish_reason"] == "length");
+  auto full = nlohmann::json::parse(run_hearth("--json generate " + model_arg() + " -p 'Once upon a time' -n 100 --temp 0").out);
+  CHECK(full["text"].get<std::string>().rfind(j["text"].get<std::string>(), 0) == 0);  // the same reply, cut
+  auto small = run_hearth("generate " + model_arg() + " -p 'Once upon a time' -c 3");
+  CHECK(small.code == 2);
+  CHECK_THAT(small.err, Catch::Contains("--ctx-size"));
+}
+
+TEST_CASE("quiet: -q leaves stderr to errors and stdout to results", "[cli]") {
+  auto r = run_hearth("-q generate " + model_arg() + " -p 'Once upon a time' -n 8 --temp 0");
+  CHECK(r.code == 0);
+  CHECK(r.err.empty());
+  CHECK_FALSE(r.out.empty());
+  auto loud = run_hearth("generate " + model_arg() + " -p 'Once upon a time' -n 8 --temp 0");
+  CHECK_THAT(loud.err, Catch::Contains("prompt tokens"));  // the summary line -q removed
+  CHECK(run_hearth("-q --log-level info inspect " + model_arg()).code == 2);
+  auto err = run_hearth("-q generate --model /nonexistent -p hi");
+  CHECK(err.code == 3);
+  CHECK_FALSE(err.err.empty());  // errors still go to stderr
+}

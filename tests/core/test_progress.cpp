@@ -10,6 +10,7 @@
 #include <string>
 #include <thread>
 
+#include "core/log.h"
 #include "core/progress.h"
 
 using namespace hearth;
@@ -68,4 +69,42 @@ TEST_CASE("Progress prints its final line once", "[core]") {
   size_t lines = 0;
   for (size_t pos = 0; (pos = out.find("ingest: 3/3 files", pos)) != std::string::npos; ++pos) ++lines;
   CHECK(lines == 1);
+}
+
+TEST_CASE("Progress shows the time left when the total is known", "[core]") {
+  CHECK(eta_format(0.2) == "1s");
+  CHECK(eta_format(42) == "42s");
+  CHECK(eta_format(59.5) == "1m00s");
+  CHECK(eta_format(185) == "3m05s");
+  CHECK(eta_format(7620) == "2h07m");
+  // 10 of 100 done in ~0.2 s: ~1.8 s left.
+  Progress p("train", 100, "steps");
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  p.update(10);
+  std::smatch m;
+  const std::string line = p.line();
+  INFO(line);
+  REQUIRE(std::regex_search(line, m, std::regex(R"( ETA (\d+)s\))")));
+  CHECK(std::stoi(m[1]) >= 1);
+  CHECK(std::stoi(m[1]) <= 3);
+  // Unknown total, or done: no ETA.
+  Progress unknown("ingest", 0, "files");
+  unknown.update(5);
+  CHECK(unknown.line().find("ETA") == std::string::npos);
+  p.update(100);
+  CHECK(p.line().find("ETA") == std::string::npos);
+  p.finish();
+  unknown.finish();
+}
+
+TEST_CASE("Progress writes nothing above the info log level (--quiet)", "[core]") {
+  const auto before = log::level();
+  log::set_level(log::Level::kError);
+  const std::string out = stderr_of([] {
+    Progress p("quiet", 10, "steps");
+    p.update(10);
+    p.finish();
+  });
+  log::set_level(before);
+  CHECK(out.empty());
 }
