@@ -13,6 +13,7 @@
 #include <c10/util/Exception.h>
 #include <fmt/format.h>
 
+#include "apps/cli_docs.h"
 #include "apps/cli_suggest.h"
 #include "apps/commands.h"
 #include "core/error.h"
@@ -89,6 +90,7 @@ int main(int argc, char** argv) {
   app::add_serve(cli, g, run);
   app::add_quantize(cli, g, run);
   app::add_export(cli, g, run);
+  app::add_cli_docs(cli, run, HEARTH_VERSION);
 
   // `hearth` alone lists the commands (on stderr: it is still a usage error, exit 2); `hearth help [COMMAND]` is
   // `hearth [COMMAND] --help`.

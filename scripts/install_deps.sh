@@ -18,6 +18,9 @@ if [[ "${1:-}" == "--test" ]]; then
   command -v node >/dev/null || missing+=(nodejs)
   command -v npm >/dev/null || missing+=(npm)
   command -v chromium >/dev/null || missing+=(chromium)
+  # The generated man page and shell completions are checked with the tools that read them.
+  command -v groff >/dev/null || missing+=(groff-base)
+  command -v zsh >/dev/null || missing+=(zsh)
 fi
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
