@@ -106,7 +106,38 @@ nlohmann::json FinetunePlan::to_json() const {
           {"seq_len", seq_len},
           {"total_steps", total_steps},
           {"warmup_steps", warmup_steps},
-          {"memory_estimate_bytes", memory}};
+          {"memory_estimate_bytes", memory},
+          {"warnings", warnings}};
+}
+
+std::vector<std::string> plan_warnings(const FinetunePlan& plan, const LoraRecipe& r) {
+  std::vector<std::string> out;
+  const int64_t per_step = r.training.micro_batch_size * r.training.gradient_accumulation_steps;
+  if (plan.epoch_sequences < r.training.micro_batch_size) {
+    out.push_back(fmt::format("the training data holds {} sequences of {} tokens, fewer than one micro-batch ({}): "
+                              "every step repeats the same examples; add data or lower training.micro_batch_size",
+                              plan.epoch_sequences, plan.seq_len, r.training.micro_batch_size));
+  }
+  const int64_t epoch_steps = std::max<int64_t>(1, plan.epoch_sequences / per_step);
+  if (epoch_steps < kFewStepsPerEpoch) {
+    out.push_back(fmt::format("one epoch is {} optimizer step{} ({} sequences, {} per step), fewer than {}: a "
+                              "multi-epoch run sees each example many times and overfits easily; keep eval.patience "
+                              "on, or add data",
+                              epoch_steps, epoch_steps == 1 ? "" : "s", plan.epoch_sequences, per_step, kFewStepsPerEpoch));
+  }
+  return out;
+}
+
+std::optional<std::string> overfitting_warning(const std::vector<EvalPoint>& e) {
+  if (e.size() < 3) return std::nullopt;
+  const EvalPoint &a = e[e.size() - 3], &b = e[e.size() - 2], &c = e.back();
+  if (!(a.eval_loss < b.eval_loss && b.eval_loss < c.eval_loss && a.train_loss > b.train_loss &&
+        b.train_loss > c.train_loss))
+    return std::nullopt;
+  return fmt::format("overfitting: from step {} to {} the eval loss rose ({:.4f} -> {:.4f}) while the train loss fell "
+                     "({:.4f} -> {:.4f}); the adapter is learning its training data by heart (eval.patience stops such "
+                     "a run; more data or fewer epochs help)",
+                     a.step, c.step, a.eval_loss, c.eval_loss, a.train_loss, c.train_loss);
 }
 
 nlohmann::json FinetuneResult::to_json() const {
@@ -119,7 +150,8 @@ nlohmann::json FinetuneResult::to_json() const {
           {"adapter_dir", adapter_dir},
           {"resumed", resumed},
           {"seconds", seconds},
-          {"tokens_per_second", tokens_per_second}};
+          {"tokens_per_second", tokens_per_second},
+          {"warnings", warnings}};
 }
 
 namespace {
@@ -213,12 +245,25 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
               {"lora_and_optimizer", lora},
               {"activations", layers + logits},
               {"total", weights + lora + layers + logits}};
+  p.warnings = plan_warnings(p, r);
   return p;
 }
 
 }  // namespace
 
 FinetunePlan finetune_plan(const LoraRecipe& r, const FinetuneOptions& o) { return plan_make(r, o, inputs_open(r)); }
+
+namespace {
+// RUN_DIR/run.json: what the last invocation planned and did, and on which data (the report shows it).
+void run_record_write(const fs::path& run_dir, const LoraRecipe& r, const FinetunePlan& plan, const FinetuneResult& result) {
+  nlohmann::json datasets = nlohmann::json::array();
+  for (const auto& d : r.datasets) datasets.push_back({{"path", d.path}, {"weight", d.weight}});
+  nlohmann::json plan_json = plan.to_json();
+  plan_json.erase("recipe");  // recipe.resolved.json has it
+  io::atomic_write(run_dir / "run.json",
+                   nlohmann::json{{"plan", plan_json}, {"result", result.to_json()}, {"datasets", datasets}}.dump(2) + "\n");
+}
+}  // namespace
 
 FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   // --- plan and lock ---
@@ -231,6 +276,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     fs::remove(run_dir / "metrics.jsonl");
   }
   io::atomic_write(run_dir / "recipe.resolved.json", r.to_json().dump(2) + "\n");
+  for (const auto& w : plan.warnings) log::warn("finetune-lora: {}", w);
   // The base's hash goes with every published adapter (export refuses another base); cached in the run dir.
   const nlohmann::json base = base_record(run_dir, r.model);
   if (o.threads > 0 || r.training.threads > 0) at::set_num_threads(o.threads > 0 ? o.threads : int(r.training.threads));
@@ -275,6 +321,10 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   TrainState state;
   state.identity = r.training_identity();
   FinetuneResult result;
+  result.warnings = plan.warnings;
+  std::vector<EvalPoint> evals;  // this invocation's, for the overfitting check
+  double train_loss_sum = 0;
+  int64_t train_loss_steps = 0;
   TrainState saved;
   if (auto ckpt = checkpoint_resume(run_dir, adapter, optimizer, saved)) {
     if (saved.identity != state.identity && !o.force)
@@ -350,6 +400,8 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     state.tokens_seen += n_tokens;
     state.elapsed_seconds = elapsed();
     result.train_loss = loss_sum;
+    train_loss_sum += loss_sum;
+    ++train_loss_steps;
     const double tps = double(state.tokens_seen - tokens_before) /
                        std::max(1e-9, state.elapsed_seconds - elapsed_before);
     if (state.step % r.training.log_every == 0 || state.step == plan.total_steps)
@@ -375,6 +427,18 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
       }
       ++state.evals;
       stop_early = r.eval.patience > 0 && state.evals_without_improvement >= r.eval.patience;
+      evals.push_back({state.step, train_loss_sum / double(std::max<int64_t>(1, train_loss_steps)), result.eval_loss});
+      train_loss_sum = 0;
+      train_loss_steps = 0;
+      if (auto w = overfitting_warning(evals); w && std::find(result.warnings.begin(), result.warnings.end(), *w) ==
+                                                        result.warnings.end()) {
+        bool seen = false;  // once per invocation
+        for (const auto& x : result.warnings) seen = seen || x.rfind("overfitting:", 0) == 0;
+        if (!seen) {
+          log::warn("finetune-lora: {}", *w);
+          result.warnings.push_back(*w);
+        }
+      }
     }
 
     // --- checkpoints; interruption ---
@@ -404,6 +468,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
               result.adapter_dir.empty() ? "" : " (the latest adapter stays " + result.adapter_dir + ")");
     result.seconds = state.elapsed_seconds;
     result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, state.elapsed_seconds);
+    run_record_write(run_dir, r, plan, result);
     return result;
   }
 
@@ -417,6 +482,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   result.published = true;
   result.seconds = state.elapsed_seconds;
   result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, state.elapsed_seconds);
+  run_record_write(run_dir, r, plan, result);
   return result;
 }
 

@@ -4,6 +4,7 @@
 // without heavy work; finetune_run() trains. The loop itself reads top to bottom in finetune.cpp.
 #pragma once
 
+#include <optional>
 #include <string>
 
 #include <nlohmann/json.hpp>
@@ -30,8 +31,26 @@ struct FinetunePlan {
   int64_t total_steps = 0;
   int64_t warmup_steps = 0;
   nlohmann::json memory;  // estimated bytes: weights, lora+optimizer, activations, total
+  // What the plan says about the data, for the user before training: a dataset smaller than one micro-batch, an
+  // epoch of fewer than kFewStepsPerEpoch optimizer steps (plan_warnings()).
+  std::vector<std::string> warnings;
   nlohmann::json to_json() const;
 };
+
+inline constexpr int64_t kFewStepsPerEpoch = 10;
+
+// The plan's warnings (see FinetunePlan::warnings) for `recipe`.
+std::vector<std::string> plan_warnings(const FinetunePlan& plan, const recipe::LoraRecipe& recipe);
+
+// One evaluation during training: the mean train loss of the steps since the previous one, and the eval loss.
+struct EvalPoint {
+  int64_t step = 0;
+  double train_loss = 0, eval_loss = 0;
+};
+
+// When the last three evaluations show eval loss rising twice while train loss fell twice (the adapter learns the
+// training data by heart), the warning to give; std::nullopt otherwise.
+std::optional<std::string> overfitting_warning(const std::vector<EvalPoint>& evals);
 
 // Throws ConfigError (recipe values, dataset/tokenizer mismatch, seq_len too long), IoError (missing
 // paths), FormatError (malformed model/dataset/adapter files), each naming the file or key.
@@ -48,10 +67,12 @@ struct FinetuneResult {
   bool resumed = false;
   double seconds = 0;
   double tokens_per_second = 0;
+  std::vector<std::string> warnings;  // the plan's, and overfitting seen in this invocation
   nlohmann::json to_json() const;
 };
 
-// Trains (resuming from RUN_DIR's newest checkpoint unless options.fresh). On SIGINT/SIGTERM it finishes
+// Trains (resuming from RUN_DIR's newest checkpoint unless options.fresh). Each invocation that gets to train
+// ends by writing RUN_DIR/run.json {"plan", "result", "datasets"} atomically (the report reads it). On SIGINT/SIGTERM it finishes
 // the current step, checkpoints and throws InterruptedError. Throws ResourceError if another process holds
 // the run directory, ConfigError if a resume would change training (unless options.force).
 FinetuneResult finetune_run(const recipe::LoraRecipe& recipe, const FinetuneOptions& options = {});

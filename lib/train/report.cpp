@@ -77,6 +77,41 @@ std::string svg_chart(const std::string& title, const std::vector<Series>& serie
   return svg + "</svg>";
 }
 
+// Rows from RUN_DIR/run.json (the last invocation's plan and result, written by finetune_run): why it stopped,
+// steps done of planned, the data. Empty when the run has none (a run from before it was written).
+nlohmann::json run_record(const fs::path& run_dir) {
+  if (!fs::exists(run_dir / "run.json")) return nullptr;
+  return io::json_read(run_dir / "run.json");
+}
+
+std::string run_record_html(const fs::path& run_dir) {
+  const nlohmann::json rec = run_record(run_dir);
+  if (rec.is_null()) return "";
+  const auto& plan = rec["plan"];
+  const auto& result = rec["result"];
+  std::string html;
+  html += fmt::format("<tr><td>stop reason</td><td>{}</td></tr>", escape(result.value("stop_reason", "")));
+  html += fmt::format("<tr><td>steps done</td><td>{} of {} planned ({} in the last run; {})</td></tr>",
+                      result.value("steps", 0), plan.value("total_steps", 0), result.value("steps_trained", 0),
+                      result.value("published", false) ? "published" : "nothing published");
+  std::string sources;
+  for (const auto& d : rec["datasets"])
+    sources += fmt::format("{}{} (weight {})", sources.empty() ? "" : ", ", escape(d.value("path", "")),
+                           d.value("weight", 1.0));
+  html += fmt::format("<tr><td>data</td><td>{} training sequences per epoch, {} validation, {} tokens each; {}</td></tr>",
+                      plan.value("epoch_sequences", 0), plan.value("validation_sequences", 0), plan.value("seq_len", 0),
+                      sources);
+  return html;
+}
+
+std::string warnings_html(const fs::path& run_dir) {
+  const nlohmann::json rec = run_record(run_dir);
+  if (rec.is_null() || rec["result"].value("warnings", nlohmann::json::array()).empty()) return "";
+  std::string html = "<h2>Warnings</h2><ul class=\"warnings\">";
+  for (const auto& w : rec["result"]["warnings"]) html += "<li>" + escape(w.get<std::string>()) + "</li>";
+  return html + "</ul>";
+}
+
 }  // namespace
 
 std::string report_html(const fs::path& run_dir) {
@@ -103,7 +138,8 @@ std::string report_html(const fs::path& run_dir) {
   std::string html =
       "<!doctype html><html><head><meta charset=\"utf-8\"><title>hearth run report</title><style>"
       "body{font-family:system-ui,sans-serif;max-width:800px;margin:2em auto;color:#222}"
-      "pre{background:#f6f6f6;padding:1em;overflow:auto}td{padding:2px 12px}</style></head><body>";
+      "pre{background:#f6f6f6;padding:1em;overflow:auto}td{padding:2px 12px}"
+      ".warnings{background:#fff4e0;border-left:4px solid #e69500;padding:0.5em 2em}</style></head><body>";
   html += fmt::format("<h1>Run report</h1><p>{}</p>", escape(fs::absolute(run_dir).string()));
   html += "<table>";
   html += fmt::format("<tr><td>steps</td><td>{}</td></tr>", loss.points.empty() ? 0 : loss.points.back().first);
@@ -111,8 +147,10 @@ std::string report_html(const fs::path& run_dir) {
     html += fmt::format("<tr><td>last train loss</td><td>{:.4f}</td></tr>", loss.points.back().second);
   if (!eval.points.empty())
     html += fmt::format("<tr><td>last eval loss</td><td>{:.4f}</td></tr>", eval.points.back().second);
-  html += fmt::format("<tr><td>tokens/s</td><td>{:.1f}</td></tr><tr><td>time</td><td>{:.1f} s</td></tr></table>",
-                      last_tps, last_elapsed);
+  html += fmt::format("<tr><td>tokens/s</td><td>{:.1f}</td></tr><tr><td>time</td><td>{:.1f} s</td></tr>", last_tps,
+                      last_elapsed);
+  html += run_record_html(run_dir) + "</table>";
+  html += warnings_html(run_dir);
   html += svg_chart("Loss", {loss, eval});
   html += svg_chart("Learning rate", {lr});
   html += "<h2>Settings</h2><pre>" +

@@ -417,3 +417,33 @@ TEST_CASE("training.max_time is a window per invocation, and a run that trains n
   CHECK(adapter_bytes(done) == before);
   CHECK(again.err.find("no step trained in this run (complete); nothing published") != std::string::npos);
 }
+
+TEST_CASE("training tells the truth: small data and overfitting are warned about, and the report says why it stopped",
+          "[train][cli]") {
+  // 64 sequences per micro-batch is more than the test dataset holds, and an epoch is then one step.
+  const fs::path run = work() / "run_small";
+  auto r = run_hearth("--json " + finetune_args(run, "training.max_steps=2 training.micro_batch_size=64 "
+                                                     "training.gradient_accumulation_steps=1 eval.every=0"));
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  REQUIRE(j["warnings"].size() == 2);
+  CHECK_THAT(j["warnings"][0].get<std::string>(), Catch::Contains("fewer than one micro-batch (64)"));
+  CHECK_THAT(j["warnings"][1].get<std::string>(), Catch::Contains("one epoch is 1 optimizer step"));
+  CHECK_THAT(r.err, Catch::Contains("fewer than one micro-batch"));  // also logged
+  auto record = io::json_read(run / "run.json");
+  CHECK(record["result"]["stop_reason"] == "max_steps");
+  CHECK(record["result"]["steps"] == 2);
+  CHECK(record["plan"]["total_steps"] == 2);
+  CHECK(record["datasets"][0]["path"] == dataset().string());
+  REQUIRE(run_hearth("report " + quote(run)).code == 0);
+  const auto html = io::file_read(run / "report.html");
+  CHECK_THAT(html, Catch::Contains("<td>stop reason</td><td>max_steps</td>"));
+  CHECK_THAT(html, Catch::Contains("<td>steps done</td><td>2 of 2 planned"));
+  CHECK_THAT(html, Catch::Contains("fewer than one micro-batch"));
+  // The bundled reference recipe has data enough for its micro-batch: no such warning there.
+  auto plan = run_hearth("--json finetune-lora " + quote(recipe()) + " --dry-run output_dir=" + (work() / "dry").string());
+  REQUIRE(plan.code == 0);
+  for (const auto& w : nlohmann::json::parse(plan.out)["warnings"])
+    CHECK_THAT(w.get<std::string>(), !Catch::Contains("micro-batch"));
+}
