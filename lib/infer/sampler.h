@@ -52,6 +52,9 @@ struct TokenProb {
   TokenId token = 0;
   float logprob = 0;
   std::string text;  // the token's text after the context before it (lossy: U+FFFD for part of a character)
+  // When `text` is lossy (the token is part of a character): the token's own bytes (Tokenizer::token_bytes),
+  // which OpenAI reports as `bytes`; else empty (the bytes are text's).
+  std::string bytes;
 };
 
 // A generated token's log-probability and the most likely tokens at its step. The values are the log-softmax

@@ -57,8 +57,12 @@ TokenId Sequence::sample(float* logits, size_t n) {
   const TokenId token = sampler_.sample(logits, n, context_, request_.prompt.size());
   if (request_.logprobs < 0) return token;
   sampled_ = token_logprob(raw.data(), n, token, request_.logprobs);
-  sampled_->chosen.text = token_text(token);
-  for (auto& t : sampled_->top) t.text = token_text(t.token);
+  auto describe = [this](TokenProb& t) {
+    t.text = token_text(t.token);
+    if (t.text.find("\xEF\xBF\xBD") != std::string::npos) t.bytes = tokenizer_->token_bytes(t.token).value_or("");
+  };
+  describe(sampled_->chosen);
+  for (auto& t : sampled_->top) describe(t);
   return token;
 }
 

@@ -30,9 +30,7 @@ std::string ndjson_line(const json& j) { return j.dump(-1, ' ', false, json::err
 // values as the OpenAI endpoints'; top_logprobs left out when none were asked for, as Ollama omits it).
 json logprobs_json(const std::vector<infer::TokenLogprob>& tokens) {
   auto entry = [](const infer::TokenProb& t) {
-    json bytes = json::array();
-    for (unsigned char c : t.text) bytes.push_back(static_cast<int>(c));
-    return json{{"token", t.text}, {"logprob", t.logprob}, {"bytes", std::move(bytes)}};
+    return json{{"token", t.text}, {"logprob", t.logprob}, {"bytes", token_bytes_json(t)}};
   };
   json out = json::array();
   for (const auto& t : tokens) {

@@ -27,14 +27,13 @@ json choice_delta(const ResponseMeta& m, size_t index, const json& delta, const 
   return {{"index", index}, {"text", delta.value("content", "")}, {"logprobs", logprobs}, {"finish_reason", reason}};
 }
 
-// The UTF-8 bytes of a token's text, as OpenAI's `bytes`.
-json bytes_json(const std::string& text) {
+}  // namespace
+
+json token_bytes_json(const infer::TokenProb& t) {
   json out = json::array();
-  for (unsigned char c : text) out.push_back(static_cast<int>(c));
+  for (unsigned char c : t.bytes.empty() ? t.text : t.bytes) out.push_back(static_cast<int>(c));
   return out;
 }
-
-}  // namespace
 
 ResponseMeta response_meta(Endpoint endpoint, const std::string& model) {
   static std::atomic<uint64_t> counter{0};
@@ -55,10 +54,11 @@ json logprobs_json(const ResponseMeta& m, const std::vector<infer::TokenLogprob>
     json content = json::array();
     for (const auto& t : tokens) {
       json top = json::array();
-      for (const auto& a : t.top) top.push_back({{"token", a.text}, {"logprob", a.logprob}, {"bytes", bytes_json(a.text)}});
+      for (const auto& a : t.top)
+        top.push_back({{"token", a.text}, {"logprob", a.logprob}, {"bytes", token_bytes_json(a)}});
       content.push_back({{"token", t.chosen.text},
                          {"logprob", t.chosen.logprob},
-                         {"bytes", bytes_json(t.chosen.text)},
+                         {"bytes", token_bytes_json(t.chosen)},
                          {"top_logprobs", top}});
     }
     return {{"content", content}, {"refusal", nullptr}};

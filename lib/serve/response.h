@@ -37,6 +37,9 @@ struct Usage {
   size_t prompt_tokens = 0, completion_tokens = 0;
 };
 
+// A token's `bytes` as OpenAI reports them: its text's UTF-8 bytes, or its own raw bytes when it is part of a
+// character (TokenProb::bytes).
+nlohmann::json token_bytes_json(const infer::TokenProb& t);
 // A fresh id with the endpoint's prefix and the current time.
 ResponseMeta response_meta(Endpoint endpoint, const std::string& model);
 nlohmann::json usage_json(const Usage& u);

@@ -7,6 +7,7 @@
 #include "tokenizer/tokenizer.h"
 
 #include <fstream>
+#include <mutex>
 #include <sstream>
 
 #include "core/error.h"
@@ -90,6 +91,10 @@ struct Tokenizer::Impl {
   std::optional<TokenId> bos, eos, pad;
   size_t vocab_size = 0;
   std::string family;
+  // token_bytes(): the anchor token decoded before a token (its string; empty when there is none) and the bytes
+  // it decodes to alone, computed once.
+  mutable std::once_flag anchor_once;
+  mutable std::string anchor, anchor_bytes;
 
   Impl(const nlohmann::json& tj, const nlohmann::json& config_json, const nlohmann::json& special_map,
        std::string origin_name);
@@ -288,25 +293,28 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special
   return decode_strings(im.decoder.get(), std::move(tokens), false);
 }
 
-std::vector<std::optional<std::string>> Tokenizer::token_bytes_all() const {
+std::optional<std::string> Tokenizer::token_bytes(TokenId id) const {
   const Impl& im = *impl_;
-  std::vector<std::optional<std::string>> out(im.vocab_size);
   // A token's bytes mid-text: decode it after an anchor token ("a") and drop the anchor's bytes, so that
   // first-token rules (Metaspace's dropped space, Strip) apply to the anchor, not to the token.
-  const std::vector<TokenId> a = encode("a", EncodeOptions{false, false});
-  const std::string* anchor = a.size() == 1 ? im.token_of(a[0]) : nullptr;
-  auto raw = [&](std::vector<std::string> tokens) { return decode_strings(im.decoder.get(), std::move(tokens), true); };
-  const std::string prefix = anchor ? raw({*anchor}) : "";
-  for (size_t id = 0; id < im.vocab_size; ++id) {
-    const std::string* token = im.token_of(static_cast<TokenId>(id));
-    if (!token || is_special(static_cast<TokenId>(id))) continue;
-    if (!anchor) {
-      out[id] = raw({*token});
-      continue;
+  std::call_once(im.anchor_once, [&] {
+    const std::vector<TokenId> a = encode("a", EncodeOptions{false, false});
+    if (const std::string* t = a.size() == 1 ? im.token_of(a[0]) : nullptr) {
+      im.anchor = *t;
+      im.anchor_bytes = decode_strings(im.decoder.get(), {*t}, true);
     }
-    std::string both = raw({*anchor, *token});
-    if (both.compare(0, prefix.size(), prefix) == 0) out[id] = both.substr(prefix.size());
-  }
+  });
+  const std::string* token = im.token_of(id);
+  if (!token || is_special(id)) return std::nullopt;
+  if (im.anchor.empty()) return decode_strings(im.decoder.get(), {*token}, true);
+  std::string both = decode_strings(im.decoder.get(), {im.anchor, *token}, true);
+  if (both.compare(0, im.anchor_bytes.size(), im.anchor_bytes) != 0) return std::nullopt;
+  return both.substr(im.anchor_bytes.size());
+}
+
+std::vector<std::optional<std::string>> Tokenizer::token_bytes_all() const {
+  std::vector<std::optional<std::string>> out(impl_->vocab_size);
+  for (size_t id = 0; id < out.size(); ++id) out[id] = token_bytes(static_cast<TokenId>(id));
   return out;
 }
 

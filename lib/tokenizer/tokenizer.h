@@ -62,6 +62,8 @@ class Tokenizer {
   // " the", "<0x0A>" -> "\n", the first of a character's byte tokens -> that one byte), indexed by id;
   // std::nullopt for special tokens and ids without a token. For matching tokens against a grammar.
   std::vector<std::optional<std::string>> token_bytes_all() const;
+  // One id's, as above (std::nullopt for a special token or an unknown id). Thread-safe.
+  std::optional<std::string> token_bytes(TokenId id) const;
 
   // Number of ids (max id + 1 over the model vocabulary and added tokens).
   size_t vocab_size() const;

@@ -187,3 +187,24 @@ TEST_CASE("log-probabilities: every token once with its text as output and none 
     CHECK(feed(s, t).second.empty());
   }
 }
+
+TEST_CASE("log-probabilities: a token that is part of a character reports its own bytes", "[infer][sequence]") {
+  // "é" is two byte-fallback tokens in stories260K's vocabulary, <0xC3> <0xA9>: neither is text alone.
+  const infer::TokenId c3 = *tok().token_to_id("<0xC3>"), a9 = *tok().token_to_id("<0xA9>");
+  auto r = request({1}, 10);
+  r.sampling.temperature = 0;
+  r.logprobs = 0;
+  infer::Sequence s(r, tok(), 64);
+  std::vector<infer::TokenLogprob> reported;
+  for (infer::TokenId t : {c3, a9}) {
+    auto row = logits_peaked(t);
+    REQUIRE(s.sample(row.data(), row.size()) == t);
+    auto e = s.accept(t);
+    reported.insert(reported.end(), e.logprobs.begin(), e.logprobs.end());
+  }
+  REQUIRE(reported.size() == 2);
+  CHECK(reported[0].chosen.text == "\xEF\xBF\xBD");  // U+FFFD: not text on its own
+  CHECK(reported[0].chosen.bytes == "\xC3");
+  CHECK(reported[1].chosen.bytes == "\xA9");
+  CHECK(reported[0].chosen.bytes + reported[1].chosen.bytes == "\xC3\xA9");  // é
+}
