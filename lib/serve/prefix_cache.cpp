@@ -97,9 +97,7 @@ int64_t PrefixCache::restore(const std::vector<infer::TokenId>& prompt, const Ad
   if (capacity_ > 0 && n > 1) {
     auto found = chain(adapter_id(adapter), prompt, (n - 1) / block_tokens_);  // never the last token
     if (!found.empty()) {
-      std::vector<torch::Tensor> parts;
-      for (const auto* b : found) parts.push_back(b->second.kv);
-      cache.row_append(row, torch::cat(parts, 3));  // [L, 2, KV, hit, hd]
+      for (const auto* b : found) cache.row_append(row, b->second.kv);  // block by block: no temporary of them all
       touch(found);
       hit = static_cast<int64_t>(found.size()) * block_tokens_;
     }
@@ -119,7 +117,6 @@ void PrefixCache::store(const std::vector<infer::TokenId>& tokens, int64_t n, co
   touch(have);  // the chain is now the front of the LRU list: room is made from other blocks only
   const int64_t first_new = static_cast<int64_t>(have.size());
   if (first_new == blocks) return;
-  const auto kv = cache.row_slots(row, first_new * block_tokens_, (blocks - first_new) * block_tokens_);
   uint64_t parent = have.empty() ? 0 : have.back()->second.id;
   for (int64_t i = first_new; i < blocks; ++i) {
     while (static_cast<int64_t>(blocks_.size()) >= capacity_ && blocks_.size() > have.size()) {
@@ -129,7 +126,7 @@ void PrefixCache::store(const std::vector<infer::TokenId>& tokens, int64_t n, co
     if (static_cast<int64_t>(blocks_.size()) >= capacity_) break;  // this chain alone fills the cache
     Entry e;
     e.id = next_entry_++;
-    e.kv = kv.narrow(3, (i - first_new) * block_tokens_, block_tokens_).contiguous();  // its own memory
+    e.kv = cache.row_slots(row, i * block_tokens_, block_tokens_);  // a new tensor: its own memory
     auto& b = *blocks_.emplace(key(a, parent, tokens, i), std::move(e)).first;  // new: its parent is new or last found
     b.second.lru = lru_.insert(lru_.begin(), &b.first);
     stats_.bytes += b.second.kv.nbytes();
