@@ -264,7 +264,6 @@ int Scheduler::prefill_step() {
   if (static_cast<int64_t>(seq.prefilled()) < n) return static_cast<int>(T);
 
   const int row = job.row;
-  prefix_store(job, seq.request().prompt, *side_, 0);  // at once: requests waiting with the same prompt reuse it
   pool_->copy_row(row, *side_, 0);
   side_->reset_row(0);
   running_[row] = std::move(prefilling_);
@@ -275,6 +274,9 @@ int Scheduler::prefill_step() {
   infer::sample_rows(
       {&seq}, logits, [&](size_t, const infer::TokenEvent& e) { on_token(job, e); },
       [&](size_t, const std::exception& e) { fail_row(row, e); });
+  // The prompt's blocks, for the requests waiting with the same one — after its first token, not in its time. (A
+  // sequence that ended or failed already is gone: release() kept its blocks, or there is nothing to keep.)
+  if (const auto& running = running_[row]) prefix_store(*running, running->seq.request().prompt, *pool_, row);
   return static_cast<int>(T);
 }
 

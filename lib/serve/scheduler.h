@@ -8,8 +8,8 @@
 //   2. gives a free row to the oldest waiting sequence, copies the prompt's cached leading blocks into a one-row
 //      side cache (the prefix cache, serve/prefix_cache.h) and prefills at most --prefill-chunk of the rest of
 //      its prompt tokens there (so a prefill costs what it costs alone, as in `hearth generate`); a finished
-//      prefill gives its prompt's blocks to the prefix cache, is copied into its pool row (KvCache::copy_row)
-//      and samples its first token;
+//      prefill is copied into its pool row (KvCache::copy_row), samples its first token and then gives its
+//      prompt's blocks to the prefix cache;
 //   3. decodes one token for every running row in one forward over the pool, each row with its own LoRA
 //      adapter, sampler, stop strings and budget (infer::decode_step).
 // So new requests join between decode steps, finished ones leave (giving their prompt + reply blocks to the
