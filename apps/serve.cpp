@@ -47,6 +47,7 @@ serve::ServerConfig config_merge(const ServeOptions& o) {
   if (given("--max-queue")) c.max_queue = f.max_queue;
   if (given("--kv-memory-mb")) c.kv_memory_mb = f.kv_memory_mb;
   if (given("--prefill-chunk")) c.prefill_chunk = f.prefill_chunk;
+  if (given("--prefix-cache")) c.prefix_cache = f.prefix_cache;
   if (given("--max-tokens-limit")) c.max_tokens_limit = f.max_tokens_limit;
   if (given("--max-body-bytes")) c.max_body_bytes = f.max_body_bytes;
   if (given("--header-timeout")) c.header_timeout_s = f.header_timeout_s;
@@ -112,14 +113,16 @@ void run_serve(const ServeOptions& o, const GlobalOptions& g) {
   }
   serve::Metrics metrics;
   serve::SchedulerOptions so{c.max_batch, c.ctx, c.max_queue, c.prefill_chunk,
-                             static_cast<size_t>(c.kv_memory_mb) << 20};
+                             static_cast<size_t>(c.kv_memory_mb) << 20, c.prefix_cache};
   serve::Scheduler scheduler(model, tokenizer, so, &metrics);
   serve::ServeState state{c,         model,    tokenizer, name,   c.model, infer::stop_ids_default(model, tokenizer),
                           scheduler, adapters, keys,      metrics};
   serve::HttpServer http(state);
   int port = http.bind();
-  log::info("serving '{}' with {} adapter(s), {} rows × {} tokens; listening on http://{}:{}{}", name, adapters.size(),
-            scheduler.rows(), c.ctx, c.host, port, keys.enabled() ? " (API keys required)" : "");
+  log::info("serving '{}' with {} adapter(s), {} rows × {} tokens, prefix cache {}; listening on http://{}:{}{}", name,
+            adapters.size(), scheduler.rows(), c.ctx,
+            c.prefix_cache ? fmt::format("{} blocks", scheduler.prefix_capacity_blocks()) : std::string("off"), c.host,
+            port, keys.enabled() ? " (API keys required)" : "");
   if (g.json) json_print({{"event", "listening"}, {"host", c.host}, {"port", port}});
   serve_until_signal(state, http);
 }
@@ -144,6 +147,9 @@ void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--max-queue", f.max_queue, "Sequences that may wait for a slot; beyond: HTTP 429 (default 64)");
   cmd->add_option("--kv-memory-mb", f.kv_memory_mb, "KV-cache memory budget in MiB (default 4096)");
   cmd->add_option("--prefill-chunk", f.prefill_chunk, "Most prompt tokens prefilled per step (default 512)");
+  cmd->add_flag("--prefix-cache,!--no-prefix-cache", f.prefix_cache,
+                "Reuse the cached keys/values of prompt prefixes shared by requests (default on; within "
+                "--kv-memory-mb)");
   cmd->add_option("--max-tokens-limit", f.max_tokens_limit, "Largest max_tokens a request may ask for (default 4096)");
   cmd->add_option("--max-body-bytes", f.max_body_bytes, "Largest request body; beyond: HTTP 413 (default 1 MiB)");
   cmd->add_option("--header-timeout", f.header_timeout_s,

@@ -1,6 +1,7 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -88,6 +89,39 @@ void KvCache::copy_row(int64_t dst, const KvCache& from, int64_t src) {
   valid_[dst].fill_(false);
   valid_[dst].narrow(0, 0, n).copy_(from.valid_[src].narrow(0, 0, n));
   lengths_[dst] = n;
+}
+
+torch::Tensor KvCache::row_slots(int64_t b, int64_t begin, int64_t n) const {
+  if (begin < 0 || n < 0 || begin + n > lengths_[b])
+    throw Error(fmt::format("kv cache: slots [{}, {}) of row {}; the row holds {}", begin, begin + n, b, lengths_[b]));
+  std::vector<torch::Tensor> parts;  // 2L x [KV, n, hd]
+  for (size_t l = 0; l < k_.size(); ++l) {
+    parts.push_back(k_[l][b].narrow(1, begin, n));
+    parts.push_back(v_[l][b].narrow(1, begin, n));
+  }
+  auto kv = torch::stack(parts);  // [2L, KV, n, hd]
+  return kv.view({static_cast<int64_t>(k_.size()), 2, kv.size(1), n, kv.size(3)});
+}
+
+void KvCache::row_append(int64_t b, const torch::Tensor& kv) {
+  const auto& k0 = k_.front();
+  if (kv.dim() != 5 || kv.size(0) != static_cast<int64_t>(k_.size()) || kv.size(1) != 2 ||
+      kv.size(2) != k0.size(1) || kv.size(4) != k0.size(3)) {
+    std::ostringstream got;
+    got << kv.sizes();
+    throw Error(fmt::format("kv cache: row_append of {}; expected [{}, 2, {}, n, {}]", got.str(), k_.size(),
+                            k0.size(1), k0.size(3)));
+  }
+  const int64_t n = kv.size(3), at = lengths_[b];
+  if (at + n > capacity_)
+    throw ResourceError(fmt::format("kv cache: row {} needs {} slots; capacity is {}", b, at + n, capacity_));
+  for (size_t l = 0; l < k_.size(); ++l) {
+    const auto layer = kv[static_cast<int64_t>(l)];  // [2, KV, n, hd]
+    k_[l][b].narrow(1, at, n).copy_(layer[0]);
+    v_[l][b].narrow(1, at, n).copy_(layer[1]);
+  }
+  valid_[b].narrow(0, at, n).fill_(true);
+  lengths_[b] = at + n;
 }
 
 }  // namespace hearth::model

@@ -50,6 +50,13 @@ class KvCache {
   // e.g. a prompt prefilled in a side cache moving into a pool row. `from` must have this cache's layers,
   // heads, head dim, dtype and device. Throws Error when the row does not fit this cache's capacity.
   void copy_row(int64_t dst, const KvCache& from, int64_t src);
+  // Keys and values of slots [begin, begin + n) of row b, every layer, as one new tensor
+  // [L, 2, n_kv, n, hd] (index 0 of dim 1: k, 1: v), e.g. to keep a prompt's blocks for reuse (serve's prefix
+  // cache). Throws Error when the slots are not all inside the row's length.
+  torch::Tensor row_slots(int64_t b, int64_t begin, int64_t n) const;
+  // Appends kv [L, 2, n_kv, n, hd] (row_slots' layout, this cache's dtype) to row b at its length: the n slots
+  // become valid and the row n longer. Throws ResourceError past the capacity, Error on a shape mismatch.
+  void row_append(int64_t b, const torch::Tensor& kv);
 
  private:
   int64_t batch_, capacity_;

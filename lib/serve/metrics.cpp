@@ -149,6 +149,21 @@ std::string Metrics::render() const {
   gauge("hearth_kv_cache_usage_ratio", "Used / capacity.",
         gauges_.kv_capacity_tokens ? static_cast<double>(gauges_.kv_used_tokens) / gauges_.kv_capacity_tokens : 0.0);
   gauge("hearth_kv_cache_bytes", "Memory held by the KV cache.", static_cast<double>(gauges_.kv_bytes));
+  const auto& pc = gauges_.prefix_cache;
+  auto counter = [&](const char* name, const char* help, uint64_t v) {
+    head(name, "counter", help);
+    o += fmt::format("{} {}\n", name, v);
+  };
+  counter("hearth_prefix_cache_hit_tokens_total", "Prompt tokens whose keys and values came from the prefix cache.",
+          pc.hit_tokens);
+  counter("hearth_prefix_cache_miss_tokens_total",
+          "Prompt tokens prefilled with the prefix cache on (not cached, or a prompt's last token).", pc.miss_tokens);
+  counter("hearth_prefix_cache_evictions_total", "Prefix-cache blocks evicted (least recently used) to make room.",
+          pc.evictions);
+  gauge("hearth_prefix_cache_blocks", "Token blocks held by the prefix cache.", static_cast<double>(pc.blocks));
+  gauge("hearth_prefix_cache_capacity_blocks", "Most blocks the prefix cache may hold (within --kv-memory-mb).",
+        static_cast<double>(pc.capacity_blocks));
+  gauge("hearth_prefix_cache_bytes", "Memory held by the prefix cache's blocks.", static_cast<double>(pc.bytes));
   gauge("hearth_connections_open", "HTTP connections open (admitted).", static_cast<double>(connections_open_));
   gauge("hearth_adapters_loaded", "LoRA adapters being served.", adapters_);
   return o;

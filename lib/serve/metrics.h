@@ -4,6 +4,7 @@
 // Every method is thread-safe (one mutex; updates are a few additions).
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <string>
@@ -26,6 +27,16 @@ class Histogram {
   uint64_t count_ = 0;
 };
 
+// The prefix cache's counters and size (serve/prefix_cache.h), all zero when it is off.
+struct PrefixCacheStats {
+  uint64_t hit_tokens = 0;   // prompt tokens whose keys and values were copied from the cache
+  uint64_t miss_tokens = 0;  // prompt tokens the model prefilled (not cached, or a prompt's last token)
+  uint64_t evictions = 0;    // blocks dropped (least recently used) to make room
+  int64_t blocks = 0;        // blocks held
+  int64_t capacity_blocks = 0;
+  size_t bytes = 0;  // memory the blocks hold
+};
+
 // Gauges the scheduler owns, read when /metrics is rendered.
 struct EngineGauges {
   int queue_depth = 0;         // sequences waiting for a row
@@ -34,6 +45,7 @@ struct EngineGauges {
   int64_t kv_used_tokens = 0;  // slots in use over all rows
   int64_t kv_capacity_tokens = 0;
   size_t kv_bytes = 0;
+  PrefixCacheStats prefix_cache;  // its counters are the scheduler's running totals
 };
 
 class Metrics {

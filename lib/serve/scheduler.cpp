@@ -72,6 +72,17 @@ Scheduler::Scheduler(const model::CausalLM& model, const tokenizer::Tokenizer& t
               options_.max_batch, rows_, options_.ctx, options_.kv_memory_bytes >> 20, rows_);
   pool_ = std::make_unique<model::KvCache>(model_.cache_new(rows_, options_.ctx));
   side_ = std::make_unique<model::KvCache>(model_.cache_new(1, options_.ctx));
+  if (options_.prefix_cache) {
+    // The blocks are allocated as they are stored, up to what the rows leave of the budget.
+    const size_t block_bytes = (per_slot - 1) * static_cast<size_t>(options_.prefix_block_tokens);
+    const size_t rows_bytes = side_bytes + static_cast<size_t>(rows_) * row_bytes;
+    prefix_capacity_ = static_cast<int64_t>((options_.kv_memory_bytes - rows_bytes) / block_bytes);
+    prefix_ = std::make_unique<PrefixCache>(options_.prefix_block_tokens, prefix_capacity_);
+    if (prefix_capacity_ * options_.prefix_block_tokens < options_.ctx)
+      log::warn("prefix cache: --kv-memory-mb {} leaves room for {} tokens after the {} rows; raise it to reuse "
+                "longer prompts",
+                options_.kv_memory_bytes >> 20, prefix_capacity_ * options_.prefix_block_tokens, rows_);
+  }
   running_.resize(rows_);
   publish_gauges();
   thread_ = std::thread([this] { run(); });
@@ -207,11 +218,38 @@ void Scheduler::admit() {
   for (int r = 0; r < rows_ && row < 0; ++r)
     if (!running_[r]) row = r;
   if (row < 0) return;
-  std::lock_guard<std::mutex> lock(mu_);
-  if (queue_.empty()) return;
-  prefilling_ = std::move(queue_.front());
-  queue_.pop_front();
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (queue_.empty()) return;
+    prefilling_ = std::move(queue_.front());
+    queue_.pop_front();
+  }
   prefilling_->row = row;
+  if (prefix_) prefix_restore(*prefilling_);
+}
+
+// Starts the prefill with the prompt's cached blocks. A failure here only costs the reuse: the prompt is prefilled
+// in full.
+void Scheduler::prefix_restore(Job& job) {
+  try {
+    job.seq.prefill_advance(static_cast<size_t>(prefix_->restore(job.seq.request().prompt, job.adapter, *side_, 0)));
+  } catch (const std::exception& e) {
+    log::warn("scheduler: the prefix cache could not restore a prompt's blocks ({}); prefilling it in full", e.what());
+    side_->reset_row(0);
+  }
+}
+
+// Gives the whole blocks of `tokens` held in row `row` of `cache` to the prefix cache. A failure (out of memory)
+// only costs the reuse.
+void Scheduler::prefix_store(const Job& job, const std::vector<infer::TokenId>& tokens, const model::KvCache& cache,
+                             int row) {
+  if (!prefix_) return;
+  try {
+    prefix_->store(tokens, std::min<int64_t>(cache.lengths()[row], static_cast<int64_t>(tokens.size())), job.adapter,
+                   cache, row);
+  } catch (const std::exception& e) {
+    log::warn("scheduler: the prefix cache could not keep a sequence's blocks: {}", e.what());
+  }
 }
 
 // Prefills up to one chunk of the waiting sequence's prompt in the side cache. Returns the tokens done.
@@ -236,6 +274,9 @@ int Scheduler::prefill_step() {
   infer::sample_rows(
       {&seq}, logits, [&](size_t, const infer::TokenEvent& e) { on_token(job, e); },
       [&](size_t, const std::exception& e) { fail_row(row, e); });
+  // The prompt's blocks, for the requests waiting with the same one — after its first token, not in its time. (A
+  // sequence that ended or failed already is gone: release() kept its blocks, or there is nothing to keep.)
+  if (const auto& running = running_[row]) prefix_store(*running, running->seq.request().prompt, *pool_, row);
   return static_cast<int>(T);
 }
 
@@ -314,9 +355,12 @@ void Scheduler::on_token(Job& job, const infer::TokenEvent& event) {
   release(job);
 }
 
-// Frees a running job's row (destroys the job).
+// Frees a running job's row (destroys the job), keeping its prompt and reply in the prefix cache (the next turn
+// of a conversation starts with them). Row slot i holds context i up to the row's length; the last token
+// sampled has no slot yet.
 void Scheduler::release(Job& job) {
   const int row = job.row;
+  prefix_store(job, job.seq.context(), *pool_, row);
   pool_->reset_row(row);
   running_[row].reset();
 }
@@ -346,6 +390,7 @@ void Scheduler::publish_gauges() {
   g.active += prefilling_ != nullptr;
   g.kv_capacity_tokens = static_cast<int64_t>(rows_) * options_.ctx;
   g.kv_bytes = pool_->bytes() + side_->bytes();
+  if (prefix_) g.prefix_cache = prefix_->stats();
   {
     std::lock_guard<std::mutex> lock(mu_);
     g.queue_depth = static_cast<int>(queue_.size());

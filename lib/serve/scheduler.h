@@ -5,15 +5,18 @@
 // each row --ctx tokens. Sequences wait in a bounded queue (--max-queue; submit() refuses beyond it).
 // Each scheduler step:
 //   1. drops cancelled sequences (client gone) and frees their rows;
-//   2. gives a free row to the oldest waiting sequence and prefills at most --prefill-chunk of its prompt
-//      tokens in a one-row side cache (so a prefill costs what it costs alone, as in `hearth generate`);
-//      a finished prefill is copied into its pool row (KvCache::copy_row) and samples its first token;
+//   2. gives a free row to the oldest waiting sequence, copies the prompt's cached leading blocks into a one-row
+//      side cache (the prefix cache, serve/prefix_cache.h) and prefills at most --prefill-chunk of the rest of
+//      its prompt tokens there (so a prefill costs what it costs alone, as in `hearth generate`); a finished
+//      prefill is copied into its pool row (KvCache::copy_row), samples its first token and then gives its
+//      prompt's blocks to the prefix cache;
 //   3. decodes one token for every running row in one forward over the pool, each row with its own LoRA
 //      adapter, sampler, stop strings and budget (infer::decode_step).
-// So new requests join between decode steps, finished ones leave, and a long prompt delays the running
-// streams by at most one chunk per step. A sequence's budget is min(max_tokens, --ctx - prompt), the same
-// rule as infer::generate() with the model's context; greedy output equals generate()'s for prompts up to
-// one chunk.
+// So new requests join between decode steps, finished ones leave (giving their prompt + reply blocks to the
+// prefix cache), and a long prompt delays the running streams by at most one chunk per step. A sequence's
+// budget is min(max_tokens, --ctx - prompt), the same rule as infer::generate() with the model's context;
+// greedy output equals generate()'s for prompts up to one chunk (and reusing cached blocks changes it no more
+// than prefilling in other chunks would: float32 rounding, docs/serve.md).
 #pragma once
 
 #include <condition_variable>
@@ -29,6 +32,7 @@
 #include "model/lora.h"
 #include "serve/completion.h"
 #include "serve/metrics.h"
+#include "serve/prefix_cache.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hearth::serve {
@@ -50,7 +54,9 @@ struct SchedulerOptions {
   int ctx = 512;  // tokens per row
   int max_queue = 64;
   int prefill_chunk = 512;
-  size_t kv_memory_bytes = size_t(4) << 30;
+  size_t kv_memory_bytes = size_t(4) << 30;  // the rows first; the prefix cache gets what they leave
+  bool prefix_cache = true;
+  int prefix_block_tokens = 16;
 };
 
 class Scheduler {
@@ -70,6 +76,8 @@ class Scheduler {
   void stop();
 
   int rows() const { return rows_; }
+  // Blocks the prefix cache may hold (0: off, or no memory left for it).
+  int64_t prefix_capacity_blocks() const { return prefix_capacity_; }
   int ctx() const { return options_.ctx; }
   // Queue depth and cache use, as of the last step. Thread-safe.
   EngineGauges gauges() const;
@@ -83,6 +91,8 @@ class Scheduler {
   void decode();
   void on_token(Job& job, const infer::TokenEvent& event);
   void release(Job& job);
+  void prefix_restore(Job& job);
+  void prefix_store(const Job& job, const std::vector<infer::TokenId>& tokens, const model::KvCache& cache, int row);
   void drop_cancelled();
   void fail_running(const std::string& message);
   void fail_row(int row, const std::exception& e);
@@ -93,6 +103,7 @@ class Scheduler {
   SchedulerOptions options_;
   Metrics* metrics_;
   int rows_ = 0;
+  int64_t prefix_capacity_ = 0;
 
   // Shared with submitters (mu_).
   mutable std::mutex mu_;
@@ -105,6 +116,7 @@ class Scheduler {
 
   // Owned by the scheduler thread.
   std::unique_ptr<model::KvCache> pool_, side_;
+  std::unique_ptr<PrefixCache> prefix_;  // nullptr: off
   std::vector<std::unique_ptr<Job>> running_;  // [rows_], nullptr = free
   std::unique_ptr<Job> prefilling_;            // in the side cache, its pool row reserved
   std::thread thread_;

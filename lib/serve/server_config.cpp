@@ -73,6 +73,8 @@ void server_config_load_yaml(const std::filesystem::path& path, ServerConfig& c)
       {"max_connections_per_client", num(c.max_connections_per_client)},
       {"dtype", str(c.dtype)},
       {"insecure", [&](const YAML::Node& n, const std::string& k) { c.insecure = yaml_get<bool>(n, file, k); }},
+      {"prefix_cache",
+       [&](const YAML::Node& n, const std::string& k) { c.prefix_cache = yaml_get<bool>(n, file, k); }},
       {"watch_interval_s",
        [&](const YAML::Node& n, const std::string& k) { c.watch_interval_s = yaml_get<double>(n, file, k); }},
       {"max_body_bytes",

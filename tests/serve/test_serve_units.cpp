@@ -447,7 +447,7 @@ TEST_CASE("ApiKeys: keys, scopes, comments and errors", "[serve]") {
 TEST_CASE("server config: YAML keys, flags, adapter specs and the loopback rule", "[serve]") {
   auto path = test::serve_scratch() / "serve.yaml";
   io::atomic_write(path,
-                   "model: /m\nport: 9000\nmax_batch: 4\nwatch_interval_s: 0.5\ninsecure: false\n"
+                   "model: /m\nport: 9000\nmax_batch: 4\nwatch_interval_s: 0.5\ninsecure: false\nprefix_cache: false\n"
                    "adapters:\n  kids: /a/kids\n  work: /a/work\n");
   ServerConfig c;
   server_config_load_yaml(path, c);
@@ -457,6 +457,8 @@ TEST_CASE("server config: YAML keys, flags, adapter specs and the loopback rule"
   CHECK(c.watch_interval_s == 0.5);
   CHECK(c.adapters.at("work") == "/a/work");
   CHECK(c.host == "127.0.0.1");  // default kept
+  CHECK(!c.prefix_cache);
+  CHECK(ServerConfig().prefix_cache);  // on by default
   io::atomic_write(path, "model: /m\nprot: 9000\n");
   CHECK_THROWS_AS(server_config_load_yaml(path, c), ConfigError);
   io::atomic_write(path, "model: /m\nport: lots\n");
@@ -500,6 +502,8 @@ TEST_CASE("metrics: Prometheus text with counters, gauges and cumulative histogr
   g.queue_depth = 2;
   g.kv_used_tokens = 50;
   g.kv_capacity_tokens = 200;
+  g.prefix_cache.hit_tokens = 96;
+  g.prefix_cache.blocks = 7;
   m.gauges(g);
   auto text = m.render();
   CHECK(text.find("hearth_requests_total{route=\"/v1/completions\",code=\"200\"} 2\n") != std::string::npos);
@@ -508,6 +512,11 @@ TEST_CASE("metrics: Prometheus text with counters, gauges and cumulative histogr
   CHECK(text.find("hearth_requests_rejected_total{reason=\"queue_full\"} 1\n") != std::string::npos);
   CHECK(text.find("hearth_queue_depth 2\n") != std::string::npos);
   CHECK(text.find("hearth_kv_cache_usage_ratio 0.25\n") != std::string::npos);
+  CHECK(text.find("# TYPE hearth_prefix_cache_hit_tokens_total counter\nhearth_prefix_cache_hit_tokens_total 96\n") !=
+        std::string::npos);
+  CHECK(text.find("hearth_prefix_cache_miss_tokens_total 0\n") != std::string::npos);
+  CHECK(text.find("hearth_prefix_cache_evictions_total 0\n") != std::string::npos);
+  CHECK(text.find("hearth_prefix_cache_blocks 7\n") != std::string::npos);
   // buckets are cumulative: 0.01 <= 0.05; 0.2 <= 0.25; 3.0 <= 5
   CHECK(text.find("hearth_request_duration_seconds_bucket{le=\"0.05\"} 1\n") != std::string::npos);
   CHECK(text.find("hearth_request_duration_seconds_bucket{le=\"0.25\"} 2\n") != std::string::npos);
