@@ -59,7 +59,7 @@ LineEditor::LineEditor() {
   if (!ctype || (!std::strstr(ctype, "UTF-8") && !std::strstr(ctype, "utf8"))) std::setlocale(LC_CTYPE, "C.UTF-8");
   rl_catch_signals = 0;
   rl_getc_function = char_read;
-  rl_readline_name = "hearth";  // ~/.editrc lines starting "hearth:" apply
+  rl_readline_name = "hearth";
   rl_initialize();
   using_history();
 }

@@ -310,7 +310,7 @@ TEST_CASE("chat with piped stdin: /save and /load carry a conversation across ru
 TEST_CASE("hearth help lists chat, and chat has generate's sampling flags", "[cli][chat]") {
   auto help = run_hearth("help");
   REQUIRE(help.code == 0);
-  CHECK_THAT(help.out, Catch::Contains("chat"));
+  CHECK_THAT(help.out, Catch::Contains("Chat with a model in the terminal"));
   auto chat = run_hearth("help chat");
   REQUIRE(chat.code == 0);
   for (const char* flag : {"--temperature", "--temp", "--top-k", "--top-p", "--min-p", "--repeat-penalty",

@@ -94,7 +94,7 @@ TEST_CASE("a chat trims the oldest turns to leave room for the reply", "[infer][
   CHECK(second.prompt_tokens + 256 <= 512);
 }
 
-TEST_CASE("a stopped reply is kept and marked, an abandoned or too long one leaves no trace", "[infer][chat]") {
+TEST_CASE("a stopped chat reply is kept and marked, an abandoned or too long one leaves no trace", "[infer][chat]") {
   auto session = greedy_session(100);
   int tokens = 0;
   infer::ChatReplyCallbacks cb;
