@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <csignal>
+#include <cstdlib>
 #include <iostream>
 
 #include <fmt/format.h>
@@ -21,10 +22,16 @@ constexpr const char* kPrompt = ">>> ";
 
 std::string plural(size_t n, const char* one, const char* many) { return fmt::format("{} {}", n, n == 1 ? one : many); }
 
+// Dim text (notices, markers) only on a terminal that shows colours.
+bool dim_supported() {
+  const char* term = std::getenv("TERM");
+  return ::isatty(STDOUT_FILENO) && term && *term && std::string(term) != "dumb";
+}
+
 class Repl {
  public:
   Repl(ChatSession& session, const ChatReplOptions& options)
-      : session_(session), options_(options), dim_(options.interactive && ::isatty(STDOUT_FILENO)) {}
+      : session_(session), options_(options), dim_(options.interactive && dim_supported()) {}
 
   void run() {
     if (options_.interactive) run_interactive();
