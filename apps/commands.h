@@ -11,6 +11,7 @@ namespace hearth::app {
 using Runner = std::function<void()>;
 
 void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run);
+void add_chat(CLI::App& app, const GlobalOptions& g, Runner& run);  // the terminal REPL, or lines from a pipe
 void add_eval(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_inspect(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_tokenize(CLI::App& app, const GlobalOptions& g, Runner& run);  // tokenize and detokenize

@@ -47,4 +47,15 @@ std::string text_file_read(const std::filesystem::path& path, const std::string&
   }
 }
 
+void sampling_options_add(CLI::App& cmd, infer::SamplingParams& sampling, std::vector<std::string>& stop) {
+  cmd.add_option("--temperature,--temp", sampling.temperature, "0 = greedy (default 0.8)");
+  cmd.add_option("--top-k", sampling.top_k, "Keep the k most likely tokens; 0 = off (default 40)");
+  cmd.add_option("--top-p", sampling.top_p, "Nucleus sampling mass; 1 = off (default 0.95)");
+  cmd.add_option("--min-p", sampling.min_p, "Drop tokens below min_p × the top probability (default 0.05)");
+  cmd.add_option("--repeat-penalty", sampling.repeat_penalty, "Penalty for recent tokens; 1 = off (default 1)");
+  cmd.add_option("--repeat-last-n", sampling.repeat_last_n, "Tokens the repeat penalty looks back (default 64)");
+  cmd.add_option("-s,--seed", sampling.seed, "Random seed (default fixed: runs are reproducible)");
+  cmd.add_option("--stop", stop, "Stop string (repeatable); not included in the output");
+}
+
 }  // namespace hearth::app

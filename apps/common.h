@@ -3,9 +3,12 @@
 
 #include <filesystem>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
+
+#include "infer/sampler.h"
 
 namespace hearth::app {
 
@@ -31,5 +34,10 @@ void json_print(const nlohmann::json& j);
 
 // Reads a text file for a subcommand option; IoError names the option and path.
 std::string text_file_read(const std::filesystem::path& path, const std::string& option);
+
+// The sampling flags of the commands that generate (`generate`, `chat`): --temperature/--temp, --top-k,
+// --top-p, --min-p, --repeat-penalty, --repeat-last-n, -s/--seed and --stop (repeatable), bound to `sampling`
+// and `stop`. Their defaults are SamplingParams' (sampler.h); check them with SamplingParams::validate().
+void sampling_options_add(CLI::App& cmd, infer::SamplingParams& sampling, std::vector<std::string>& stop);
 
 }  // namespace hearth::app

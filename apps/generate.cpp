@@ -129,14 +129,7 @@ void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("-n,--max-tokens", o->max_tokens, "Most tokens to generate (default 256)");
   cmd->add_option("-c,--ctx-size", o->ctx_size,
                   "Context in tokens, prompt and reply (default and most: the model's max_position_embeddings)");
-  cmd->add_option("--temperature,--temp", o->sampling.temperature, "0 = greedy (default 0.8)");
-  cmd->add_option("--top-k", o->sampling.top_k, "Keep the k most likely tokens; 0 = off (default 40)");
-  cmd->add_option("--top-p", o->sampling.top_p, "Nucleus sampling mass; 1 = off (default 0.95)");
-  cmd->add_option("--min-p", o->sampling.min_p, "Drop tokens below min_p × the top probability (default 0.05)");
-  cmd->add_option("--repeat-penalty", o->sampling.repeat_penalty, "Penalty for recent tokens; 1 = off (default 1)");
-  cmd->add_option("--repeat-last-n", o->sampling.repeat_last_n, "Tokens the repeat penalty looks back (default 64)");
-  cmd->add_option("-s,--seed", o->sampling.seed, "Random seed (default fixed: runs are reproducible)");
-  cmd->add_option("--stop", o->stop, "Stop string (repeatable); not included in the output");
+  sampling_options_add(*cmd, o->sampling, o->stop);
   cmd->add_option("--dtype", o->dtype, "float32|bfloat16 (default float32)");
   cmd->add_flag("--no-special", o->no_special, "Treat special-token text in the prompt as plain text");
   cmd->add_option("--adapter", o->adapter, "LoRA adapter folder (PEFT format, e.g. RUN_DIR/adapters/latest)");

@@ -79,6 +79,7 @@ int main(int argc, char** argv) {
 
   app::Runner run;
   app::add_generate(cli, g, run);
+  app::add_chat(cli, g, run);
   app::add_eval(cli, g, run);
   app::add_inspect(cli, g, run);
   app::add_tokenize(cli, g, run);

@@ -8,7 +8,7 @@ PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
   libtorch-dev libopenblas0-openmp
   libcli11-dev libfmt-dev libyaml-cpp-dev catch2 libzstd-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev
-  libpoppler-cpp-dev
+  libpoppler-cpp-dev libedit-dev
 )
 missing=()
 if [[ "${1:-}" == "--test" ]]; then

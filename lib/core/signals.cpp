@@ -30,6 +30,7 @@ void signals_install() {
 
 bool interrupt_requested() { return g_signal.load() != 0; }
 int interrupt_signal() { return g_signal.load(); }
+void interrupt_clear() { g_signal.store(0); }
 
 void interrupt_check(const char* where) {
   if (interrupt_requested()) throw InterruptedError(std::string(where) + ": interrupted by signal");

@@ -14,6 +14,9 @@ bool interrupt_requested();
 int interrupt_signal();
 // Throws InterruptedError("<where>: interrupted") if a signal was received.
 void interrupt_check(const char* where);
+// Forgets a received signal, so that the next one is again a first one (not an immediate exit). For an
+// interactive loop that answers SIGINT by stopping the current work and carrying on (`hearth chat`).
+void interrupt_clear();
 
 // Interruption inside library work that has no safe point of its own (tokenizing one 45 MB text): a thread that
 // may stop there opens an InterruptScope; long loops deep in the libraries call interrupt_point(), which throws
