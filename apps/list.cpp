@@ -1,6 +1,7 @@
 // hearth list [PATH...]: the models in the Hugging Face cache (and any folders or GGUF files given), one line each:
 // the name to pass to --model, revision, commit, size, family and weight type. Reads headers only
 // (io::hf_cache_list, io::model_summary_read).
+#include <algorithm>
 #include <iostream>
 
 #include <fmt/format.h>
