@@ -69,7 +69,7 @@ void run_chat_template(const ChatTemplateOptions& o, const GlobalOptions& g) {
 void add_chat_template(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto o = std::make_shared<ChatTemplateOptions>();
   auto* cmd = app.add_subcommand("chat-template", "Render a conversation with the model's chat template");
-  cmd->add_option("-m,--model", o->model, "Model folder (its tokenizer_config.json)")->required();
+  model_option_add(cmd, o->model, "Model folder (its tokenizer_config.json)")->required();
   cmd->add_option("--messages", o->messages, "JSON file: [{\"role\", \"content\"}, ...]")->required();
   cmd->add_option("--tools", o->tools, "JSON file: a list of tool (function) definitions");
   cmd->add_flag("--add-generation-prompt", o->add_generation_prompt, "End with the assistant turn's header");

@@ -23,5 +23,8 @@ void add_report(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run);
 void add_quantize(CLI::App& app, const GlobalOptions& g, Runner& run);  // HF folder / GGUF -> GGUF
 void add_export(CLI::App& app, const GlobalOptions& g, Runner& run);    // hf, peft, gguf, gguf-lora, ollama
+void add_pull(CLI::App& app, const GlobalOptions& g, Runner& run);      // Hub -> the Hugging Face cache
+void add_list(CLI::App& app, const GlobalOptions& g, Runner& run);      // the cached models
+void add_rm(CLI::App& app, const GlobalOptions& g, Runner& run);        // a cached model deleted
 
 }  // namespace hearth::app

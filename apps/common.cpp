@@ -9,6 +9,7 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "io/atomic_file.h"
+#include "io/hf_cache.h"
 
 namespace hearth::app {
 
@@ -22,6 +23,34 @@ void globals_apply(const GlobalOptions& g) {
   log::set_level(g.quiet ? log::Level::kError : log::level_parse(g.log_level, "--log-level"));
   if (g.threads < 0) throw ConfigError(fmt::format("--threads: expected a positive number, got {}", g.threads));
   at::set_num_threads(threads_resolve(g.threads));
+}
+
+namespace {
+// The --model values of the subcommands (model_option_add); only the selected subcommand's can be set.
+std::vector<std::string*>& model_options() {
+  static std::vector<std::string*> options;
+  return options;
+}
+}  // namespace
+
+CLI::Option* model_option_add(CLI::App* cmd, std::string& model, const std::string& help) {
+  model_options().push_back(&model);
+  return cmd->add_option("-m,--model", model, help + "; or a model name org/name[@revision] pulled into the cache");
+}
+
+std::string model_resolve(const std::string& value) {
+  try {
+    return io::model_path_resolve(value).string();
+  } catch (const FormatError& e) {
+    throw FormatError(fmt::format("--model: {}", e.what()));
+  } catch (const IoError& e) {
+    throw IoError(fmt::format("--model: {}", e.what()));
+  }
+}
+
+void models_resolve() {
+  for (std::string* model : model_options())
+    if (!model->empty()) *model = model_resolve(*model);
 }
 
 void model_dir_check(const std::filesystem::path& dir) {

@@ -26,6 +26,16 @@ void globals_apply(const GlobalOptions& g);
 // Number of threads --threads resolves to.
 int threads_resolve(int requested);
 
+// Adds `-m,--model` to a subcommand. Its value is a folder, a .gguf file or a model name in the Hugging Face cache
+// (org/name[@revision]); models_resolve() turns a name into the cached path before the command runs, so the
+// command sees a path either way.
+CLI::Option* model_option_add(CLI::App* cmd, std::string& model, const std::string& help);
+// Resolves every --model that model_option_add() registered and the command line set (io::model_path_resolve).
+// main.cpp calls it once, after parsing. Throws IoError (exit 3) "--model: ..." for a name that is not cached.
+void models_resolve();
+// The path a --model value (or a config file's model key) names: io::model_path_resolve with "--model: " errors.
+std::string model_resolve(const std::string& value);
+
 // Checks that --model is a .gguf file, or a directory holding config.json (IoError naming the path otherwise).
 void model_dir_check(const std::filesystem::path& dir);
 

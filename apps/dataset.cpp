@@ -165,7 +165,7 @@ void add_dataset(CLI::App& app, const GlobalOptions& g, Runner& run) {
   inspect->add_option("--sequences,-n", o->sequences, "Sequences to show per split (default 3)");
   inspect->add_flag("--all", o->all, "Show every sequence (to audit what a model would learn)");
   inspect->add_option("--split", o->split, "train|validation|both (default both)");
-  inspect->add_option("-m,--model", o->model, "Decode with this model's tokenizer (checked against the dataset)");
+  model_option_add(inspect, o->model, "Decode with this model's tokenizer (checked against the dataset)");
   inspect->add_flag("--verify", o->verify, "Check every shard's SHA-256 and read every sequence");
   inspect->callback([o, &g, &run] { run = [o, &g] { run_dataset_inspect(*o, g); }; });
 }

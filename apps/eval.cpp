@@ -64,7 +64,7 @@ void run_eval(const EvalOptions& o, const GlobalOptions& g) {
 void add_eval(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto o = std::make_shared<EvalOptions>();
   auto* cmd = app.add_subcommand("eval", "Mean NLL and perplexity of a model on a text file");
-  cmd->add_option("-m,--model", o->model, "Model folder (Hugging Face layout)")->required();
+  model_option_add(cmd, o->model, "Model folder (Hugging Face layout)")->required();
   cmd->add_option("--text-file", o->text_file, "Text to score")->required();
   cmd->add_option("--ctx", o->ctx, "Window length in tokens (default: the model's context)");
   cmd->add_option("--stride", o->stride, "Window step in tokens (default: ctx / 2)");

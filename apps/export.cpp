@@ -350,7 +350,7 @@ void add_export(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto o = std::make_shared<ExportCliOptions>();
   auto* cmd = app.add_subcommand("export", "Export a model and its adapter: hf, peft, gguf, gguf-lora, ollama");
   cmd->add_option("format", o->format, std::string("What to write: ") + kFormats)->required();
-  cmd->add_option("-m,--model", o->model, "Base model: Hugging Face folder or GGUF")->required();
+  model_option_add(cmd, o->model, "Base model: Hugging Face folder or GGUF")->required();
   cmd->add_option("--adapter", o->adapter, "LoRA adapter folder (PEFT format, e.g. RUN_DIR/adapters/latest)");
   cmd->add_option("--out", o->out, "Folder (hf, peft, ollama) or .gguf file (gguf, gguf-lora) to write")->required();
   cmd->add_flag("--force", o->force, "Replace --out if it exists (atomically)");

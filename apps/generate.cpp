@@ -122,7 +122,7 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& g) {
 void add_generate(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto o = std::make_shared<GenerateOptions>();
   auto* cmd = app.add_subcommand("generate", "Generate text from a prompt (streams to stdout)");
-  cmd->add_option("-m,--model", o->model, "Model folder (Hugging Face layout)")->required();
+  model_option_add(cmd, o->model, "Model folder (Hugging Face layout)")->required();
   auto* p = cmd->add_option("-p,--prompt", o->prompt, "Prompt text");
   auto* pf = cmd->add_option("--prompt-file", o->prompt_file, "Read the prompt from a file");
   p->excludes(pf);

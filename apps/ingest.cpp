@@ -91,7 +91,7 @@ void add_ingest(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto o = std::make_shared<IngestCliOptions>();
   auto* cmd = app.add_subcommand("ingest", "Turn documents, notes, mail and chat exports into a training dataset");
   cmd->add_option("sources", o->sources, "Files or folders (recursive)")->required();
-  cmd->add_option("-m,--model", o->model, "Model folder whose tokenizer and chat template to use")->required();
+  model_option_add(cmd, o->model, "Model folder whose tokenizer and chat template to use")->required();
   cmd->add_option("--out", o->out, "Dataset folder (created, or updated in place)")->required();
   cmd->add_option("--include", o->ingest.include, "Only files matching this glob (repeatable)");
   cmd->add_option("--exclude", o->ingest.exclude, "Skip files matching this glob (repeatable)");

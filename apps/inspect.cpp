@@ -141,7 +141,7 @@ void run_inspect(const InspectOptions& o, const GlobalOptions& g) {
 void add_inspect(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto o = std::make_shared<InspectOptions>();
   auto* cmd = app.add_subcommand("inspect", "Describe a model folder: architecture, parameters, dtypes, tokenizer");
-  cmd->add_option("-m,--model", o->model, "Model folder (Hugging Face layout) or GGUF file")->required();
+  model_option_add(cmd, o->model, "Model folder (Hugging Face layout) or GGUF file")->required();
   cmd->add_flag("--verify", o->verify, "Read every weight and check it is finite (exit 4 if not)");
   cmd->callback([o, &g, &run] { run = [o, &g] { run_inspect(*o, g); }; });
 }

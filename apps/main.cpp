@@ -91,6 +91,9 @@ int main(int argc, char** argv) {
   app::add_serve(cli, g, run);
   app::add_quantize(cli, g, run);
   app::add_export(cli, g, run);
+  app::add_pull(cli, g, run);
+  app::add_list(cli, g, run);
+  app::add_rm(cli, g, run);
   app::add_cli_docs(cli, run, HEARTH_VERSION);
 
   // `hearth` alone lists the commands (on stderr: it is still a usage error, exit 2); `hearth help [COMMAND]` is
@@ -129,6 +132,7 @@ int main(int argc, char** argv) {
   signals_install();
   try {
     app::globals_apply(g);
+    app::models_resolve();  // --model org/name -> its folder in the Hugging Face cache
     if (run) run();
     // A mapped model or dataset file changed underneath (io/mapped_file.h): what was computed from it is void.
     if (auto damage = io::mapped_files_damage_seen(); !damage.empty())

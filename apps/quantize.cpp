@@ -92,7 +92,7 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& g) {
 void add_quantize(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto o = std::make_shared<QuantizeCliOptions>();
   auto* cmd = app.add_subcommand("quantize", "Write a model as a GGUF file (f32, f16, bf16, q8_0, q4_0, q6_k, q4_k_m)");
-  cmd->add_option("-m,--model", o->model, "Hugging Face model folder, or a GGUF in F32/F16/BF16")->required();
+  model_option_add(cmd, o->model, "Hugging Face model folder, or a GGUF in F32/F16/BF16")->required();
   cmd->add_option("--type", o->type, "Output type: " + convert::quant_type_names())->required();
   cmd->add_option("--out", o->out, "The .gguf file to write (replaced atomically)")->required();
   cmd->callback([o, &g, &run] { run = [o, &g] { run_quantize(*o, g); }; });

@@ -14,6 +14,7 @@
 #include "core/log.h"
 #include "core/signals.h"
 #include "infer/generator.h"
+#include "io/hf_cache.h"
 #include "model/causal_lm.h"
 #include "serve/http_server.h"
 #include "serve/scheduler.h"
@@ -90,6 +91,7 @@ void serve_until_signal(serve::ServeState& state, serve::HttpServer& http) {
 
 void run_serve(const ServeOptions& o, const GlobalOptions& g) {
   serve::ServerConfig c = config_merge(o);
+  c.model = model_resolve(c.model);  // a name in the YAML file too
   model_dir_check(c.model);
   auto keys = c.api_keys.empty() ? serve::ApiKeys() : serve::ApiKeys::load(c.api_keys);
   model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(c.dtype, "--dtype")};
@@ -101,8 +103,11 @@ void run_serve(const ServeOptions& o, const GlobalOptions& g) {
   if (c.ctx > model_ctx)
     throw ConfigError(fmt::format("--ctx: {} exceeds the model's context of {}", c.ctx, model_ctx));
   if (c.ctx == 0) c.ctx = std::min(model_ctx, 4096);
-  std::string name = c.model_name.empty() ? std::filesystem::path(c.model).lexically_normal().filename().string()
-                                          : c.model_name;
+  std::string name = c.model_name;
+  if (name.empty()) {  // the folder's name, or for a cached model the name's part after the org ("SmolLM2-135M")
+    const auto repo = io::hf_repo_of_path(c.model);
+    name = repo ? repo->substr(repo->find('/') + 1) : std::filesystem::path(c.model).lexically_normal().filename().string();
+  }
   if (name.empty() || !serve::model_name_valid(name)) name = "base";
   if (c.adapters.count(name)) throw ConfigError(fmt::format("--adapter: '{}' is the base model's name", name));
 
@@ -135,7 +140,7 @@ void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run) {
   o->cmd = cmd;
   auto& f = o->flags;
   cmd->add_option("--config", o->config_file, "YAML file with the same settings (flags given here win)");
-  cmd->add_option("-m,--model", f.model, "Model folder (Hugging Face layout)");
+  model_option_add(cmd, f.model, "Model folder (Hugging Face layout)");
   cmd->add_option("--model-name", f.model_name, "Name clients use for the base model (default: the folder's name)");
   cmd->add_option("--adapter", o->adapter_specs, "NAME=DIR: serve a LoRA adapter (repeatable; DIR may hold `latest`)");
   cmd->add_option("--host", f.host, "Address to listen on (default 127.0.0.1)");

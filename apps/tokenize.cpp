@@ -78,7 +78,7 @@ void run_detokenize(const DetokenizeOptions& o, const GlobalOptions& g) {
 void add_tokenize(CLI::App& app, const GlobalOptions& g, Runner& run) {
   auto t = std::make_shared<TokenizeOptions>();
   auto* cmd = app.add_subcommand("tokenize", "Text -> token ids");
-  cmd->add_option("-m,--model", t->model, "Model folder (its tokenizer.json)")->required();
+  model_option_add(cmd, t->model, "Model folder (its tokenizer.json)")->required();
   auto* text = cmd->add_option("--text", t->text, "Text to tokenize");
   auto* file = cmd->add_option("--file", t->file, "Read the text from a file");
   text->excludes(file);
@@ -88,7 +88,7 @@ void add_tokenize(CLI::App& app, const GlobalOptions& g, Runner& run) {
 
   auto d = std::make_shared<DetokenizeOptions>();
   auto* dcmd = app.add_subcommand("detokenize", "Token ids -> text");
-  dcmd->add_option("-m,--model", d->model, "Model folder (its tokenizer.json)")->required();
+  model_option_add(dcmd, d->model, "Model folder (its tokenizer.json)")->required();
   auto* ids = dcmd->add_option("--ids", d->ids, "Ids separated by spaces or commas, or a JSON array");
   auto* dfile = dcmd->add_option("--file", d->file, "Read the ids from a file");
   ids->excludes(dfile);

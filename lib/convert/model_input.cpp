@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "core/log.h"
+#include "io/hf_cache.h"
 #include "io/json_file.h"
 #include "model/gguf_model.h"
 #include "tokenizer/gguf_vocab.h"
@@ -26,6 +27,7 @@ std::vector<io::GgufKv> tokenizer_metadata(const fs::path& dir) {
 }
 
 std::string folder_name(const fs::path& dir) {
+  if (auto repo = io::hf_repo_of_path(fs::absolute(dir))) return repo->substr(repo->find('/') + 1);  // not the commit
   fs::path p = fs::absolute(dir).lexically_normal();
   if (p.filename().empty()) p = p.parent_path();
   return p.filename().string();

@@ -51,7 +51,33 @@ std::string eta_format(double seconds) {
   return fmt::format("{}h{:02}m", s / 3600, (s % 3600) / 60);
 }
 
+std::string bytes_format(double bytes) {
+  static const char* const kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+  int u = 0;
+  while (bytes >= 1024 && u < 4) {
+    bytes /= 1024;
+    ++u;
+  }
+  if (u == 0) return fmt::format("{:.0f} B", bytes);
+  const int decimals = bytes < 10 ? 2 : bytes < 100 ? 1 : 0;
+  return fmt::format("{:.{}f} {}", bytes, decimals, kUnits[u]);
+}
+
 namespace {
+// "60/100 steps" or "1.50 GiB/4.00 GiB" (unit "B"); without a total, only the count.
+std::string counts_format(uint64_t done, uint64_t total, const std::string& unit) {
+  if (unit == "B") {
+    return total ? bytes_format(static_cast<double>(done)) + "/" + bytes_format(static_cast<double>(total))
+                 : bytes_format(static_cast<double>(done));
+  }
+  return total ? fmt::format("{}/{} {}", done, total, unit) : fmt::format("{} {}", done, unit);
+}
+
+// "12.3 steps/s" or "12.3 MiB/s" (unit "B").
+std::string rate_format(double rate, const std::string& unit) {
+  return unit == "B" ? bytes_format(rate) + "/s" : fmt::format("{:.1f} {}/s", rate, unit);
+}
+
 // " ETA 3m05s" while the total is known, something was done and something is left; else "".
 std::string eta_part(uint64_t done, uint64_t total, double rate) {
   if (total == 0 || done >= total || rate <= 0) return "";
@@ -62,15 +88,14 @@ std::string eta_part(uint64_t done, uint64_t total, double rate) {
 std::string Progress::line() const {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = secs > 0 ? static_cast<double>(done_ - std::min(done_, initial_)) / secs : 0.0;
-  std::string counts = total_ ? fmt::format("{}/{} {}", done_, total_, unit_) : fmt::format("{} {}", done_, unit_);
-  return fmt::format("{}: {} ({:.1f} {}/s, {:.1f} s{}){}{}", label_, counts, rate, unit_, secs,
-                     eta_part(done_, total_, rate), suffix_.empty() ? "" : " ", suffix_);
+  return fmt::format("{}: {} ({}, {:.1f} s{}){}{}", label_, counts_format(done_, total_, unit_), rate_format(rate, unit_),
+                     secs, eta_part(done_, total_, rate), suffix_.empty() ? "" : " ", suffix_);
 }
 
 void Progress::draw(bool final) {
   double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   double rate = secs > 0 ? static_cast<double>(done_ - std::min(done_, initial_)) / secs : 0.0;
-  std::string counts = total_ ? fmt::format("{}/{} {}", done_, total_, unit_) : fmt::format("{} {}", done_, unit_);
+  const std::string counts = counts_format(done_, total_, unit_);
   if (log::level() > log::Level::kInfo) return;  // --quiet
   if (!tty_) {
     // The final line repeats nothing: when the last periodic line already showed this count, it is the end.
@@ -86,7 +111,7 @@ void Progress::draw(bool final) {
     int filled = static_cast<int>(kWidth * std::min<double>(1.0, double(done_) / total_));
     bar = "[" + std::string(filled, '#') + std::string(kWidth - filled, '.') + "] ";
   }
-  std::string line = fmt::format("\r{} {}{} {:.1f} {}/s{} {}\x1b[K", label_, bar, counts, rate, unit_,
+  std::string line = fmt::format("\r{} {}{} {}{} {}\x1b[K", label_, bar, counts, rate_format(rate, unit_),
                                  final ? "" : eta_part(done_, total_, rate), suffix_);
   if (final) line += "\n";
   std::fwrite(line.data(), 1, line.size(), stderr);

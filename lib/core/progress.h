@@ -12,7 +12,8 @@ namespace hearth {
 
 class Progress {
  public:
-  // `total` may be 0 when unknown. `unit` names what is counted ("tok", "files"). `initial`: the count already
+  // `total` may be 0 when unknown. `unit` names what is counted ("tok", "files"; "B" counts bytes, shown as
+  // "1.5 GiB/4.0 GiB" and "12.3 MiB/s" with bytes_format()). `initial`: the count already
   // done before this Progress started (a resumed run); the rate counts only what is done from here.
   Progress(std::string label, uint64_t total, std::string unit, uint64_t initial = 0);
   ~Progress();
@@ -33,6 +34,9 @@ class Progress {
   bool tty_, finished_ = false;
   std::chrono::steady_clock::time_point start_, last_draw_;
 };
+
+// A byte count for people: "535 B", "14.9 KiB", "1.00 MiB", "4.20 GiB" (powers of 1024; three significant digits).
+std::string bytes_format(double bytes);
 
 // A duration left, as progress lines show it: "42s", "3m05s", "2h07m" (seconds rounded up; at least "1s").
 std::string eta_format(double seconds);

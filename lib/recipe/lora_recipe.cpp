@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/hf_cache.h"
 
 namespace hearth::recipe {
 namespace fs = std::filesystem;
@@ -98,6 +99,20 @@ class Reader {
     if (p.rfind("~/", 0) == 0 && std::getenv("HOME")) return (fs::path(std::getenv("HOME")) / p.substr(2)).string();
     fs::path fp(p);
     return (fp.is_absolute() ? fp : base_ / fp).lexically_normal().string();
+  }
+
+  // `model`: a folder or file path (relative to the recipe), or a model name in the Hugging Face cache
+  // (org/name[@revision], io::model_path_resolve) when no such path exists. Throws IoError for an uncached name.
+  std::string model_path(const YAML::Node& map) const {
+    const std::string p = path(map, "model", "model");
+    const std::string raw = get<std::string>(map, "model", "model", "", "a path or model name");
+    std::error_code ec;
+    if (p.empty() || fs::exists(p, ec) || !io::hf_repo_ref_parse(raw) || fs::exists(raw, ec)) return p;
+    try {
+      return io::model_path_resolve(raw).string();
+    } catch (const IoError& e) {
+      throw IoError(fmt::format("{}: model: {}", origin_, e.what()));
+    }
   }
 
   const std::string& origin() const { return origin_; }
@@ -348,7 +363,7 @@ LoraRecipe recipe_read(YAML::Node& root, const std::string& origin, const fs::pa
                {"model", "datasets", "output_dir", "init_adapter", "lora", "optimizer", "schedule", "training", "eval",
                 "checkpoint"});
   LoraRecipe rc;
-  rc.model = r.path(root, "model", "model");
+  rc.model = r.model_path(root);
   if (rc.model.empty()) throw r.error(root, "model", "missing; expected a Hugging Face model folder");
   rc.output_dir = r.path(root, "output_dir", "output_dir");
   if (rc.output_dir.empty()) throw r.error(root, "output_dir", "missing; expected the run directory");

@@ -108,3 +108,16 @@ TEST_CASE("Progress writes nothing above the info log level (--quiet)", "[core]"
   log::set_level(before);
   CHECK(out.empty());
 }
+
+TEST_CASE("byte counts read as people write them, in progress lines too", "[core]") {
+  CHECK(bytes_format(0) == "0 B");
+  CHECK(bytes_format(535) == "535 B");
+  CHECK(bytes_format(15297) == "14.9 KiB");
+  CHECK(bytes_format(1048576) == "1.00 MiB");
+  CHECK(bytes_format(4.2 * 1073741824.0) == "4.20 GiB");
+  Progress p("pull org/name", 2097152, "B", 1048576);
+  p.update(1572864);
+  CHECK(p.line().find("pull org/name: 1.50 MiB/2.00 MiB (") != std::string::npos);
+  CHECK(p.line().find("/s, ") != std::string::npos);
+  stderr_of([&] { p.finish(); });
+}

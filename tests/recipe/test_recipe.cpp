@@ -1,7 +1,11 @@
 // Recipe parsing and validation: defaults, overrides, and errors that name the file, line and key.
 #include <catch2/catch.hpp>
 
+#include <unistd.h>
+
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 
 #include "core/error.h"
 #include "recipe/lora_recipe.h"
@@ -130,4 +134,22 @@ TEST_CASE("training identity ignores bookkeeping keys but not training ones", "[
         parse(kMinimal, {"output_dir=elsewhere", "checkpoint.every=7", "training.max_time=5m"}).training_identity());
   CHECK(a.training_identity() != parse(kMinimal, {"optimizer.lr=0.01"}).training_identity());
   CHECK(a.training_identity() != parse(kMinimal, {"training.max_steps=99"}).training_identity());
+}
+
+TEST_CASE("model may name a model in the Hugging Face cache, when no such path exists", "[recipe]") {
+  const auto cache = std::filesystem::temp_directory_path() / ("hearth_test_recipe_hf_" + std::to_string(::getpid()));
+  const std::string commit(40, 'c');
+  const auto snap = cache / "models--org--tiny" / "snapshots" / commit;
+  std::filesystem::create_directories(snap);
+  std::filesystem::create_directories(cache / "models--org--tiny" / "refs");
+  { std::ofstream(cache / "models--org--tiny" / "refs" / "main") << commit; }
+  const char* old = std::getenv("HF_HUB_CACHE");
+  const std::string saved = old ? old : "";
+  ::setenv("HF_HUB_CACHE", cache.c_str(), 1);
+  CHECK(parse("model: org/tiny\ndatasets: [d]\noutput_dir: out\n").model == snap.string());
+  CHECK(parse("model: org/tiny@main\ndatasets: [d]\noutput_dir: out\n").model == snap.string());
+  CHECK_THROWS_WITH(parse("model: org/other\ndatasets: [d]\noutput_dir: out\n"),
+                    Contains("r.yaml: model:") && Contains("hearth pull org/other"));
+  old ? (void)::setenv("HF_HUB_CACHE", saved.c_str(), 1) : (void)::unsetenv("HF_HUB_CACHE");
+  std::filesystem::remove_all(cache);
 }
