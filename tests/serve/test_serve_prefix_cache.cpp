@@ -9,6 +9,7 @@
 
 #include "model/checkpoint.h"
 #include "model/lora.h"
+#include "random_adapter.h"
 #include "serve_process.h"
 
 using namespace hearth;
@@ -82,21 +83,8 @@ double settled(const test::ServeProcess& s, const std::string& name, double want
   return v;
 }
 
-// A LoRA adapter with random A and B (a fresh one has B = 0 and would change nothing), saved as PEFT.
 fs::path adapter_make(const std::string& name, uint64_t seed) {
-  auto dir = test::serve_scratch() / "prefix-adapters" / name;
-  if (fs::exists(dir / "adapter_config.json")) return dir;
-  auto config = model::config_load(test::stories_dir());
-  model::LoraConfig lc;
-  lc.r = 4;
-  lc.targets = {model::LoraTarget::kQ, model::LoraTarget::kV, model::LoraTarget::kO, model::LoraTarget::kUp,
-                model::LoraTarget::kDown};
-  auto adapter = model::LoraAdapter::create(config, lc, seed);
-  torch::manual_seed(seed);
-  torch::NoGradGuard no_grad;
-  for (auto& p : adapter.parameters()) p.copy_(torch::randn_like(p) * 0.3);
-  adapter.save(dir);
-  return dir;
+  return test::random_adapter_make(test::serve_scratch() / "prefix-adapters" / name, seed);
 }
 
 }  // namespace
