@@ -7,6 +7,7 @@
 // because libedit takes each value it returns as one character.
 #include "chat/line_editor.h"
 
+#include <poll.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,15 +24,21 @@
 namespace hearth::chat {
 namespace {
 
-// One byte from `fd`: the byte, -1 at end of input or on an error, -2 when a signal arrived.
+// One byte from `fd`: the byte, -1 at end of input or on an error, -2 when a signal arrived. A signal that
+// arrived before the wait began (while readline set the terminal up, say) would not interrupt a blocking read(),
+// so the wait is a poll() that looks at the signal flag at least every 100 ms.
 int byte_read(int fd) {
   for (;;) {
+    if (interrupt_requested()) return -2;
+    pollfd p{fd, POLLIN, 0};
+    const int ready = ::poll(&p, 1, 100);
+    if (ready < 0 && errno != EINTR) return -1;
+    if (ready <= 0) continue;
     unsigned char c = 0;
     const ssize_t n = ::read(fd, &c, 1);
     if (n == 1) return c;
     if (n == 0) return -1;
-    if (errno != EINTR) return -1;
-    if (interrupt_requested()) return -2;
+    if (errno != EINTR && errno != EAGAIN) return -1;
   }
 }
 

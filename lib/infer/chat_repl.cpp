@@ -76,7 +76,10 @@ void Repl::run_interactive() {
   if (!options_.banner.empty()) say(options_.banner);
   chat::LineEditor editor;
   for (;;) {
-    if (interrupt_signal() == SIGINT) interrupt_clear();  // one that came between reads (in a command)
+    if (interrupt_signal() == SIGINT) {  // Ctrl-C between reads (after a reply, in a command): as at the prompt
+      interrupt_clear();
+      std::cout << "^C" << std::endl;
+    }
     auto r = editor.read(kPrompt);
     if (r.status == chat::LineEditor::Status::kTerminated) interrupt_check("chat");
     if (r.status == chat::LineEditor::Status::kInterrupted) {
