@@ -3,8 +3,11 @@
 // (io::hf_cache_list, io::model_summary_read).
 #include <algorithm>
 #include <iostream>
+#include <string>
+#include <vector>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "apps/commands.h"
 #include "core/error.h"
@@ -50,7 +53,9 @@ void table_print(const nlohmann::json& rows) {
   std::cout << fmt::format("{:<40} {:<12} {:<8} {:>10} {:<10} {}\n", "NAME", "REVISION", "COMMIT", "SIZE", "FAMILY",
                            "DTYPE");
   for (const auto& r : rows) {
-    std::string revision = r.contains("refs") ? fmt::format("{}", fmt::join(r["refs"], ",")) : "-";
+    std::string revision = r.contains("refs")
+                               ? fmt::format("{}", fmt::join(r["refs"].get<std::vector<std::string>>(), ","))
+                               : "-";
     std::string size = r.contains("bytes") ? bytes_format(r["bytes"].get<double>()) : "?";
     std::cout << fmt::format(
         "{:<40} {:<12} {:<8} {:>10} {:<10} {}\n", cell(r, "name"), revision.empty() ? "-" : revision,

@@ -3,6 +3,7 @@
 // with the KV cache, batch 1 and batched with padding.
 #include <catch2/catch.hpp>
 
+#include <torch/cuda.h>
 #include <torch/types.h>
 
 #include "infer/evaluate.h"
@@ -156,4 +157,27 @@ TEST_CASE("stories260K in bfloat16 stays close to float32", "[model]") {
   // bfloat16 has 8 bits of mantissa; logits of magnitude ~10 move by a few tenths at most.
   CHECK((a - b).abs().max().item<double>() < 0.5);
   CHECK(a.argmax(-1).eq(b.argmax(-1)).to(torch::kFloat32).mean().item<double>() > 0.9);
+}
+
+TEST_CASE("stories260K on CUDA: float32 matches the reference, greedy ids exact, bfloat16 close", "[model][gpu]") {
+  if (!torch::cuda::is_available()) {
+    WARN("no CUDA device: skipped");
+    return;
+  }
+  c10::InferenceMode guard;
+  auto e = expected();
+  auto ids = e["prompt_ids_with_bos"].get<std::vector<int64_t>>();
+  const torch::Device cuda(torch::kCUDA, 0);
+  auto f32 = model::causal_lm_load(test::stories_dir(), {cuda, torch::kFloat32});
+  auto logits = f32->forward(ids_tensor(ids), positions(ids.size()), {}, nullptr)[0].cpu();
+  for (const auto& [row, values] : e["prompt_logits_rows"].items()) {
+    INFO("position " << row);
+    CHECK(max_abs_diff(logits[std::stoi(row)], values.get<std::vector<float>>()) < 1e-4);
+  }
+  auto want = e["greedy_from_bos_64_ids"].get<std::vector<int64_t>>();
+  CHECK(greedy_cached(*f32, {1}, want.size()) == want);
+  auto bf16 = model::causal_lm_load(test::stories_dir(), {cuda, torch::kBFloat16});
+  auto b = bf16->forward(ids_tensor(ids), positions(ids.size()), {}, nullptr)[0].cpu();
+  CHECK((b - logits).abs().max().item<double>() < 0.5);  // as on the CPU: 8 bits of mantissa
+  CHECK(b.argmax(-1).eq(logits.argmax(-1)).to(torch::kFloat32).mean().item<double>() > 0.9);
 }
