@@ -11,6 +11,7 @@
 //   ips: ip (IPv4 dotted quads, IPv6)                                   -> [EMAIL] [PHONE] [CARD] [IP]
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
