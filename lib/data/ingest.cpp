@@ -28,6 +28,7 @@
 #include "data/packing_run.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
+#include "io/remove_tree.h"
 #include "tokenizer/tokenizer.h"
 
 namespace hearth::data {
@@ -233,7 +234,7 @@ void garbage_collect(const fs::path& dir, const Manifest& m) {
       std::string name = entry.path().filename().string();
       const bool ours = dataset_entry(name, !prefix.empty()) && name != "cache" && name != ".lock";
       if (!ours || keep.count(prefix + name) || name == "manifest.json") continue;
-      fs::remove_all(entry.path(), ec);
+      io::remove_tree(entry.path(), ec);
       if (ec) log::warn("{}: cannot remove: {}", entry.path().string(), ec.message());
     }
   };

@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "io/remove_tree.h"
 
 namespace hearth::io {
 namespace fs = std::filesystem;
@@ -113,7 +114,7 @@ AtomicDir::AtomicDir(fs::path target, bool replace)
 AtomicDir::~AtomicDir() {
   if (committed_) return;
   std::error_code ec;
-  fs::remove_all(tmp_, ec);
+  remove_tree(tmp_, ec);
 }
 
 void AtomicDir::commit() {
@@ -137,7 +138,7 @@ void AtomicDir::commit() {
     if (::rename(tmp_.c_str(), target_.c_str()) != 0)
       throw IoError(fmt::format("{}: rename failed: {}", target_.string(), errno_text()));
   } else if (::renameat2(AT_FDCWD, tmp_.c_str(), AT_FDCWD, target_.c_str(), RENAME_EXCHANGE) == 0) {
-    fs::remove_all(tmp_, ec);  // now the old folder
+    remove_tree(tmp_, ec);  // now the old folder
   } else {
     // No atomic exchange on this file system: move the old folder aside, then the new one in.
     const fs::path old = sibling(target_, "old");
@@ -148,7 +149,7 @@ void AtomicDir::commit() {
       ::rename(old.c_str(), target_.c_str());
       throw IoError(msg);
     }
-    fs::remove_all(old, ec);
+    remove_tree(old, ec);
   }
   committed_ = true;
   fsync_dir(target_.parent_path());

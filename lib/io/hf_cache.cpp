@@ -10,6 +10,7 @@
 
 #include "core/error.h"
 #include "io/atomic_file.h"
+#include "io/remove_tree.h"
 
 namespace hearth::io {
 
@@ -257,7 +258,7 @@ HfRemoval hf_snapshot_remove(const fs::path& cache, const std::string& repo, con
   HfRemoval r;
   auto remove = [](const fs::path& p, bool all) {
     std::error_code e;
-    all ? fs::remove_all(p, e) : fs::remove(p, e);
+    all ? remove_tree(p, e) : fs::remove(p, e);
     if (e) throw IoError(fmt::format("{}: cannot delete: {}", p.string(), e.message()));
   };
   for (const auto& [name, c] : refs_read(repo_dir))

@@ -22,6 +22,7 @@
 #include "data/dataset.h"
 #include "io/atomic_file.h"
 #include "io/mapped_file.h"
+#include "io/remove_tree.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
 #include "train/adamw.h"
@@ -272,7 +273,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   const fs::path run_dir = r.output_dir;
   RunLock lock(run_dir);
   if (o.fresh) {
-    fs::remove_all(run_dir / "checkpoints");
+    io::remove_tree(run_dir / "checkpoints");
     fs::remove(run_dir / "metrics.jsonl");
   }
   io::atomic_write(run_dir / "recipe.resolved.json", r.to_json().dump(2) + "\n");

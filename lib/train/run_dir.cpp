@@ -18,6 +18,7 @@
 #include "core/sha256.h"
 #include "io/atomic_file.h"
 #include "io/json_file.h"
+#include "io/remove_tree.h"
 #include "model/checkpoint.h"
 
 namespace hearth::train {
@@ -78,7 +79,7 @@ namespace {
 void temporaries_sweep(const fs::path& dir) {
   std::error_code ec;
   for (const auto& e : fs::directory_iterator(dir, ec))
-    if (e.path().filename().string().rfind(".tmp-", 0) == 0) fs::remove_all(e.path(), ec);
+    if (e.path().filename().string().rfind(".tmp-", 0) == 0) io::remove_tree(e.path(), ec);
 }
 
 // Removes a temporary folder when the write that fills it fails, so a full disk is not left fuller.
@@ -87,7 +88,7 @@ struct TempDirGuard {
   bool keep = false;
   ~TempDirGuard() {
     std::error_code ec;
-    if (!keep) fs::remove_all(path, ec);
+    if (!keep) io::remove_tree(path, ec);
   }
 };
 }  // namespace
@@ -130,12 +131,12 @@ void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::
   state["files"] = files;
   io::atomic_write(tmp / "state.json", state.dump(2));
   dir_fsync(tmp);
-  if (fs::exists(final_dir)) fs::remove_all(final_dir);
+  if (fs::exists(final_dir)) io::remove_tree(final_dir);
   fs::rename(tmp, final_dir);
   guard.keep = true;
   dir_fsync(root);
   auto all = checkpoints_sorted(run_dir);
-  for (size_t i = 0; i + keep_last < all.size(); ++i) fs::remove_all(all[i]);
+  for (size_t i = 0; i + keep_last < all.size(); ++i) io::remove_tree(all[i]);
   temporaries_sweep(root);
 }
 
@@ -159,7 +160,7 @@ std::optional<fs::path> checkpoint_resume(const fs::path& run_dir, model::LoraAd
     // Set aside (kept for inspection, no longer a checkpoint) so that later saves and resumes skip it.
     fs::path aside = it->parent_path() / ("corrupt-" + it->filename().string());
     std::error_code ec;
-    fs::remove_all(aside, ec);
+    io::remove_tree(aside, ec);
     fs::rename(*it, aside, ec);
     log::warn("{}; checkpoint set aside as {}, trying the one before", failure, aside.string());
     failures.push_back(failure);
