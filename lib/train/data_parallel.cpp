@@ -45,14 +45,28 @@ bool DataParallel::any(bool local) {
   return v[0] > 0;
 }
 
-void DataParallel::gradients_sum(const std::vector<torch::Tensor>& params) {
-  if (!group_) return;
-  std::vector<torch::Tensor> grads;
-  for (const auto& p : params) {
-    if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-    grads.push_back(p.grad());
+void DataParallel::gradients_add(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  if (grad_sums_.empty())
+    for (const auto& p : params) grad_sums_.push_back(torch::zeros(p.sizes(), p.options().dtype(torch::kFloat64)));
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto& g = params[i].mutable_grad();
+    if (!g.defined()) continue;
+    grad_sums_[i].add_(g.to(torch::kFloat64));
+    g.zero_();
   }
-  group_->all_reduce_sum(grads);
+}
+
+void DataParallel::gradients_sum(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  if (grad_sums_.empty()) gradients_add(params);
+  if (group_) group_->all_reduce_sum(grad_sums_);
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto& g = params[i].mutable_grad();
+    if (g.defined()) g.copy_(grad_sums_[i]);
+    else g = grad_sums_[i].to(params[i].scalar_type());
+  }
+  grad_sums_.clear();
 }
 
 void DataParallel::state_from_leader(model::LoraAdapter& adapter, AdamW& optimizer, TrainState& state, bool& resumed) {

@@ -51,7 +51,12 @@ class DataParallel {
   void sum(std::vector<double>& values);
   // True on every rank when it is true on any.
   bool any(bool local);
-  // Sums the gradients of `params` over the ranks (a param without a gradient on this rank counts as zeros).
+  // Gradient accumulation. gradients_add moves the params' current gradients (one micro-batch's) into float64
+  // sums and clears them; gradients_sum sums those over the ranks and writes the result into the params'
+  // gradients (float32), then starts new sums. Summing in float64 makes the step's gradient independent of how
+  // its micro-batches are split among the workers (up to float64 rounding): float32 sums in another order differ
+  // in the last bits, which Adam magnifies for elements whose gradient is near zero.
+  void gradients_add(const std::vector<torch::Tensor>& params);
   void gradients_sum(const std::vector<torch::Tensor>& params);
 
   // Rank 0's training state on every rank, so that all start from one checkpoint even when only rank 0 can read
@@ -65,6 +70,7 @@ class DataParallel {
 
  private:
   std::unique_ptr<ProcessGroup> group_;
+  std::vector<torch::Tensor> grad_sums_;  // float64, one per param
 };
 
 }  // namespace hearth::train

@@ -434,13 +434,14 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
                                    dp.first_micro_index(r.training.gradient_accumulation_steps) + int64_t(i)));
       auto loss = batch_loss(model, b, train_opts, double(std::max<int64_t>(n_targets, 1)));
       loss.backward();
+      dp.gradients_add(params);
       loss_sum += loss.item<double>();
     }
     // The base model's or the dataset's mapped files changed underneath: this step learnt from zeros. Stop before
     // it reaches the adapter or a checkpoint (the last checkpoint stays good to resume from once files are fixed).
     if (io::mapped_files_damaged()) throw IoError(io::mapped_files_damage());
-    // The step's gradient is the sum over all workers (each micro-batch's loss is already divided by the global
-    // batch's target count); so are its loss, and whether any worker was asked to stop.
+    // The step's gradient is the sum over the micro-batches of all workers (each micro-batch's loss is already
+    // divided by the global batch's target count); so are its loss, and whether any worker was asked to stop.
     if (n_targets > 0) dp.gradients_sum(params);
     std::vector<double> totals{loss_sum, interrupt_requested() ? 1.0 : 0.0};
     dp.sum(totals);
