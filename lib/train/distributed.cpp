@@ -5,10 +5,13 @@
 // Options::create, allreduce/broadcast, Work::wait) is the same in both.
 #include "train/distributed.h"
 
+#include <cerrno>
 #include <cstdlib>
+#include <cstring>
 #include <limits>
 
 #include <fmt/format.h>
+#include <torch/csrc/distributed/c10d/PrefixStore.hpp>
 #include <torch/csrc/distributed/c10d/ProcessGroupGloo.hpp>
 #include <torch/csrc/distributed/c10d/TCPStore.hpp>
 #include <torch/version.h>
@@ -109,13 +112,23 @@ ProcessGroup::ProcessGroup(const DistEnv& env, torch::Device device, std::chrono
   m.env = env;
   m.timeout = timeout;
   try {
+    // Under torchrun (torch >= 1.9) its agent already serves a TCPStore at MASTER_ADDR:MASTER_PORT and says so in
+    // TORCHELASTIC_USE_AGENT_STORE; the workers then all connect as clients, under a prefix per restart (as
+    // torch.distributed's env:// rendezvous does). Otherwise rank 0 serves the store.
+    const char* agent = std::getenv("TORCHELASTIC_USE_AGENT_STORE");
+    const bool agent_store = agent && std::string(agent) == "True";
     c10d::TCPStoreOptions so;
     so.port = static_cast<std::uint16_t>(env.master_port);
-    so.isServer = env.rank == 0;
+    so.isServer = !agent_store && env.rank == 0;
     so.numWorkers = static_cast<std::size_t>(env.world_size);
     so.waitWorkers = true;
     so.timeout = timeout;
     m.store = c10::make_intrusive<c10d::TCPStore>(env.master_addr, so);
+    if (agent_store) {
+      const char* attempt = std::getenv("TORCHELASTIC_RESTART_COUNT");
+      m.store = c10::make_intrusive<c10d::PrefixStore>(
+          std::string("/worker/attempt_") + (attempt && *attempt ? attempt : "0"), m.store);
+    }
   } catch (const std::exception& e) {
     m.fail("the rendezvous", e);
   }
