@@ -97,7 +97,8 @@ TEST_CASE("ProcessGroup: a peer that dies makes the collective throw Distributed
   double waited = 0;
   int child = run_pair([&](const DistEnv& env) {
     ProcessGroup group(env, torch::kCPU, kTimeout);
-    if (env.rank == 1) ::_exit(0);  // gone without a word
+    group.broadcast_string("both connected");  // else rank 1 could leave while rank 0 still connects
+    if (env.rank == 1) ::_exit(0);             // gone without a word
     const auto t0 = std::chrono::steady_clock::now();
     std::vector<torch::Tensor> t = {torch::ones({8})};
     try {
