@@ -6,7 +6,7 @@
 set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build pkg-config ccache
-  libtorch-dev libopenblas0-openmp
+  libtorch-dev libopenblas0-openmp libgloo-dev
   libcli11-dev libfmt-dev libyaml-cpp-dev catch2 libzstd-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev
   libpoppler-cpp-dev libedit-dev
 )

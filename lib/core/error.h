@@ -18,6 +18,7 @@ enum class ExitCode : int {
   kIo = 3,            // file missing, unreadable or unwritable
   kFormat = 4,        // model, tokenizer or data file malformed or unsupported
   kResource = 5,      // out of memory, no CUDA device, disk full
+  kDistributed = 6,   // data-parallel training: another worker stopped, hung past the timeout, or was unreachable
   kInterrupted = 130  // SIGINT
 };
 
@@ -54,6 +55,14 @@ class ResourceError : public Error {
  public:
   using Error::Error;
   ExitCode exit_code() const noexcept override { return ExitCode::kResource; }
+};
+
+// Data-parallel training: a collective failed because another worker has gone (its own error says why), did not
+// answer within the timeout, or could not be reached (exit 6).
+class DistributedError : public Error {
+ public:
+  using Error::Error;
+  ExitCode exit_code() const noexcept override { return ExitCode::kDistributed; }
 };
 
 // The user asked us to stop (SIGINT/SIGTERM) (exit 130).

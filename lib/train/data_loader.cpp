@@ -89,15 +89,25 @@ void DataLoader::order_build(int64_t epoch) {
 Batch DataLoader::next(int64_t n) {
   std::vector<data::Sequence> seqs;
   for (int64_t i = 0; i < n; ++i) {
-    if (pos_.offset >= epoch_size()) {
-      ++pos_.epoch;
-      pos_.offset = 0;
-      order_build(pos_.epoch);
-    }
+    epoch_advance();
     auto [d, idx] = order_[pos_.offset++];
     seqs.push_back(datasets_[d]->get(data::Split::kTrain, static_cast<size_t>(idx)));
   }
   return batch_make(seqs, seq_len_);
+}
+
+void DataLoader::skip(int64_t n) {
+  for (int64_t i = 0; i < n; ++i) {
+    epoch_advance();
+    ++pos_.offset;
+  }
+}
+
+void DataLoader::epoch_advance() {
+  if (pos_.offset < epoch_size()) return;
+  ++pos_.epoch;
+  pos_.offset = 0;
+  order_build(pos_.epoch);
 }
 
 void DataLoader::seek(const LoaderPosition& p) {

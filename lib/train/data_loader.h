@@ -40,6 +40,8 @@ class DataLoader {
   int64_t epoch_size() const { return static_cast<int64_t>(order_.size()); }
   // The next `n` sequences (crossing into the next epoch when needed).
   Batch next(int64_t n);
+  // Moves past the next `n` sequences without reading them (the other ranks' share of a global batch).
+  void skip(int64_t n);
   LoaderPosition position() const { return pos_; }
   void seek(const LoaderPosition& p);
   // Validation batches of `n` sequences over every dataset's validation split, in order; at most
@@ -48,6 +50,7 @@ class DataLoader {
 
  private:
   void order_build(int64_t epoch);
+  void epoch_advance();  // into the next epoch when the current one is used up
   std::vector<const data::Dataset*> datasets_;
   std::vector<double> weights_;
   int64_t seq_len_;

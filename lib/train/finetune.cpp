@@ -1,14 +1,13 @@
-// The LoRA training loop. Read top to bottom: plan → lock → model, adapter, optimizer, data → resume →
-// steps (micro-batches, loss over target tokens, clip, AdamW, schedule) → eval / early stopping →
-// checkpoints → publish.
+// The LoRA training loop. Read top to bottom: workers → plan → lock → model, adapter, optimizer, data → resume →
+// steps (micro-batches, loss over target tokens, gradients summed over the workers, clip, AdamW, schedule) →
+// eval / early stopping → checkpoints → publish. One process is a data-parallel run of one worker: `dp`
+// (data_parallel.h) is then the identity, and only rank 0 ("the leader") writes the run directory.
 #include "train/finetune.h"
 
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <functional>
 #include <optional>
-#include <set>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/Context.h>
@@ -27,6 +26,8 @@
 #include "model/config.h"
 #include "train/adamw.h"
 #include "train/data_loader.h"
+#include "train/data_parallel.h"
+#include "train/distributed.h"
 #include "train/run_dir.h"
 #include "train/schedule.h"
 
@@ -71,29 +72,41 @@ torch::Tensor batch_loss(const model::CausalLM& m, const Batch& b, const model::
   return loss / normalizer;
 }
 
-double evaluate(const model::CausalLM& m, const model::LoraAdapter& adapter, const std::vector<Batch>& batches) {
+// Mean loss over the validation batches' target tokens; each worker scores every world_size-th batch.
+double evaluate(const model::CausalLM& m, const model::LoraAdapter& adapter, const std::vector<Batch>& batches,
+                DataParallel& dp) {
   if (batches.empty()) return -1;
   torch::NoGradGuard no_grad;
   model::ForwardOptions o;
   o.adapters = {&adapter};
-  double sum = 0;
-  int64_t n = 0;
-  for (const auto& b : batches) {
+  std::vector<double> sum_n{0, 0};
+  for (size_t i = static_cast<size_t>(dp.rank()); i < batches.size(); i += static_cast<size_t>(dp.world_size())) {
+    const auto& b = batches[i];
     if (b.n_targets == 0) continue;
-    sum += batch_loss(m, b, o, 1.0).item<double>();
-    n += b.n_targets;
+    sum_n[0] += batch_loss(m, b, o, 1.0).item<double>();
+    sum_n[1] += double(b.n_targets);
   }
-  return n > 0 ? sum / double(n) : -1;
+  dp.sum(sum_n);
+  return sum_n[1] > 0 ? sum_n[0] / sum_n[1] : -1;
 }
 
-int64_t steps_total(const LoraRecipe& r, int64_t epoch_sequences) {
+int64_t steps_total(const LoraRecipe& r, int64_t epoch_sequences, int64_t world_size) {
   if (r.training.max_steps > 0) return r.training.max_steps;
-  const double per_step = double(r.training.micro_batch_size * r.training.gradient_accumulation_steps);
+  const double per_step = double(r.training.micro_batch_size * r.training.gradient_accumulation_steps * world_size);
   return std::max<int64_t>(1, static_cast<int64_t>(std::ceil(r.training.epochs * double(epoch_sequences) / per_step)));
 }
 
-torch::Device device_of(const LoraRecipe& r, const FinetuneOptions& o) {
-  return model::device_parse(o.device.empty() ? r.training.device : o.device, "training.device");
+// The training device; a data-parallel worker's "cuda" is its LOCAL_RANK's device.
+torch::Device device_of(const LoraRecipe& r, const FinetuneOptions& o, int local_rank = 0) {
+  auto d = model::device_parse(o.device.empty() ? r.training.device : o.device, "training.device");
+  if (d.is_cuda() && !d.has_index() && local_rank > 0) d = torch::Device(torch::kCUDA, local_rank);
+  return d;
+}
+
+int world_size_of(const FinetuneOptions& o) {
+  if (o.world_size > 0) return o.world_size;
+  auto env = dist_env_from_environment();
+  return env ? env->world_size : 1;
 }
 
 }  // namespace
@@ -105,6 +118,8 @@ nlohmann::json FinetunePlan::to_json() const {
           {"epoch_sequences", epoch_sequences},
           {"validation_sequences", validation_sequences},
           {"seq_len", seq_len},
+          {"world_size", world_size},
+          {"global_batch", global_batch},
           {"total_steps", total_steps},
           {"warmup_steps", warmup_steps},
           {"memory_estimate_bytes", memory},
@@ -113,18 +128,21 @@ nlohmann::json FinetunePlan::to_json() const {
 
 std::vector<std::string> plan_warnings(const FinetunePlan& plan, const LoraRecipe& r) {
   std::vector<std::string> out;
-  const int64_t per_step = r.training.micro_batch_size * r.training.gradient_accumulation_steps;
+  const int64_t per_step = r.training.micro_batch_size * r.training.gradient_accumulation_steps *
+                           std::max<int64_t>(1, plan.world_size);
   if (plan.epoch_sequences < r.training.micro_batch_size) {
-    out.push_back(fmt::format("the training data holds {} sequences of {} tokens, fewer than one micro-batch ({}): "
-                              "every step repeats the same examples; add data or lower training.micro_batch_size",
-                              plan.epoch_sequences, plan.seq_len, r.training.micro_batch_size));
+    out.push_back(
+        fmt::format("the training data holds {} sequences of {} tokens, fewer than one micro-batch ({}): "
+                    "every step repeats the same examples; add data or lower training.micro_batch_size",
+                    plan.epoch_sequences, plan.seq_len, r.training.micro_batch_size));
   }
   const int64_t epoch_steps = std::max<int64_t>(1, plan.epoch_sequences / per_step);
   if (epoch_steps < kFewStepsPerEpoch) {
-    out.push_back(fmt::format("one epoch is {} optimizer step{} ({} sequences, {} per step), fewer than {}: a "
-                              "multi-epoch run sees each example many times and overfits easily; keep eval.patience "
-                              "on, or add data",
-                              epoch_steps, epoch_steps == 1 ? "" : "s", plan.epoch_sequences, per_step, kFewStepsPerEpoch));
+    out.push_back(
+        fmt::format("one epoch is {} optimizer step{} ({} sequences, {} per step), fewer than {}: a "
+                    "multi-epoch run sees each example many times and overfits easily; keep eval.patience "
+                    "on, or add data",
+                    epoch_steps, epoch_steps == 1 ? "" : "s", plan.epoch_sequences, per_step, kFewStepsPerEpoch));
   }
   return out;
 }
@@ -135,10 +153,11 @@ std::optional<std::string> overfitting_warning(const std::vector<EvalPoint>& e) 
   if (!(a.eval_loss < b.eval_loss && b.eval_loss < c.eval_loss && a.train_loss > b.train_loss &&
         b.train_loss > c.train_loss))
     return std::nullopt;
-  return fmt::format("overfitting: from step {} to {} the eval loss rose ({:.4f} -> {:.4f}) while the train loss fell "
-                     "({:.4f} -> {:.4f}); the adapter is learning its training data by heart (eval.patience stops such "
-                     "a run; more data or fewer epochs help)",
-                     a.step, c.step, a.eval_loss, c.eval_loss, a.train_loss, c.train_loss);
+  return fmt::format(
+      "overfitting: from step {} to {} the eval loss rose ({:.4f} -> {:.4f}) while the train loss fell "
+      "({:.4f} -> {:.4f}); the adapter is learning its training data by heart (eval.patience stops such "
+      "a run; more data or fewer epochs help)",
+      a.step, c.step, a.eval_loss, c.eval_loss, a.train_loss, c.train_loss);
 }
 
 nlohmann::json FinetuneResult::to_json() const {
@@ -152,33 +171,12 @@ nlohmann::json FinetuneResult::to_json() const {
           {"resumed", resumed},
           {"seconds", seconds},
           {"tokens_per_second", tokens_per_second},
-          {"warnings", warnings}};
+          {"warnings", warnings},
+          {"world_size", world_size},
+          {"all_reduce_seconds", all_reduce_seconds}};
 }
 
 namespace {
-
-// The keys whose values differ between two recipe identities, as "key: old -> new" (dotted paths), joined.
-std::string identity_changes(const nlohmann::json& was, const nlohmann::json& now) {
-  std::vector<std::string> out;
-  auto text = [](const nlohmann::json* v) { return v ? v->dump() : std::string("(absent)"); };
-  std::function<void(const nlohmann::json*, const nlohmann::json*, const std::string&)> walk =
-      [&](const nlohmann::json* a, const nlohmann::json* b, const std::string& path) {
-        if (a && b && a->is_object() && b->is_object()) {
-          std::set<std::string> keys;
-          for (const auto& [k, v] : a->items()) keys.insert(k);
-          for (const auto& [k, v] : b->items()) keys.insert(k);
-          for (const auto& k : keys)
-            walk(a->contains(k) ? &(*a)[k] : nullptr, b->contains(k) ? &(*b)[k] : nullptr,
-                 path.empty() ? k : path + "." + k);
-          return;
-        }
-        if (!a || !b || *a != *b) out.push_back(fmt::format("{}: {} -> {}", path, text(a), text(b)));
-      };
-  walk(&was, &now, "");
-  std::string joined;
-  for (const auto& s : out) joined += (joined.empty() ? "" : ", ") + s;
-  return joined.empty() ? "no key differs" : joined;
-}
 
 // What planning and training both read: the model's config and the datasets, checked against its tokenizer.
 struct RunInputs {
@@ -189,9 +187,10 @@ struct RunInputs {
 RunInputs inputs_open(const LoraRecipe& r) {
   if (!fs::is_directory(r.model)) throw IoError(fmt::format("model: '{}' is not a directory", r.model));
   if (fs::exists(r.output_dir) && !fs::is_directory(r.output_dir))
-    throw ConfigError(fmt::format("output_dir: '{}' exists and is not a folder; expected a run directory (created "
-                                  "when missing)",
-                                  r.output_dir));
+    throw ConfigError(
+        fmt::format("output_dir: '{}' exists and is not a folder; expected a run directory (created "
+                    "when missing)",
+                    r.output_dir));
   RunInputs in;
   in.config = model::config_load(r.model);
   in.datasets = datasets_open(r, data::tokenizer_fingerprint(r.model));
@@ -225,7 +224,9 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
     p.trainable_parameters += config.num_hidden_layers * lc.r * (n_out + n_in);
   }
   p.base_parameters = config.parameter_count();
-  p.total_steps = steps_total(r, p.epoch_sequences);
+  p.world_size = world_size_of(o);
+  p.global_batch = r.training.micro_batch_size * r.training.gradient_accumulation_steps * p.world_size;
+  p.total_steps = steps_total(r, p.epoch_sequences, p.world_size);
   p.warmup_steps = r.schedule.warmup_steps >= 0 ? r.schedule.warmup_steps
                                                 : std::llround(r.schedule.warmup_ratio * double(p.total_steps));
   device_of(r, o);  // fails early when CUDA is asked for but missing
@@ -256,34 +257,64 @@ FinetunePlan finetune_plan(const LoraRecipe& r, const FinetuneOptions& o) { retu
 
 namespace {
 // RUN_DIR/run.json: what the last invocation planned and did, and on which data (the report shows it).
-void run_record_write(const fs::path& run_dir, const LoraRecipe& r, const FinetunePlan& plan, const FinetuneResult& result) {
+void run_record_write(const fs::path& run_dir, const LoraRecipe& r, const FinetunePlan& plan,
+                      const FinetuneResult& result) {
   nlohmann::json datasets = nlohmann::json::array();
   for (const auto& d : r.datasets) datasets.push_back({{"path", d.path}, {"weight", d.weight}});
   nlohmann::json plan_json = plan.to_json();
   plan_json.erase("recipe");  // recipe.resolved.json has it
-  io::atomic_write(run_dir / "run.json",
-                   nlohmann::json{{"plan", plan_json}, {"result", result.to_json()}, {"datasets", datasets}}.dump(2) + "\n");
+  io::atomic_write(
+      run_dir / "run.json",
+      nlohmann::json{{"plan", plan_json}, {"result", result.to_json()}, {"datasets", datasets}}.dump(2) + "\n");
+}
+}  // namespace
+
+namespace {
+// Seeds the generators dropout draws from (the CPU's, and the device's when training elsewhere).
+void generators_seed(at::Generator& gen, std::optional<at::Generator>& device_gen, uint64_t seed) {
+  gen.set_current_seed(seed);
+  if (device_gen) device_gen->set_current_seed(seed);
+}
+
+// A data-parallel worker's process group, from torchrun's environment; none for a single process.
+DataParallel workers_join(const FinetuneOptions& o, torch::Device device) {
+  auto env = dist_env_from_environment();
+  if (!env) return DataParallel();
+  if (o.dist_timeout_seconds <= 0)
+    throw ConfigError(
+        fmt::format("--dist-timeout: expected a positive number of seconds, got {}", o.dist_timeout_seconds));
+  const std::chrono::milliseconds timeout(std::llround(o.dist_timeout_seconds * 1000));
+  DataParallel dp(std::make_unique<ProcessGroup>(*env, device, timeout));
+  // One worker speaks for the run; the others report only their own errors.
+  if (!dp.leader() && log::level() != log::Level::kDebug) log::set_level(log::Level::kError);
+  log::info("finetune-lora: {} workers ({}), timeout {} s", dp.world_size(), dp.backend(), o.dist_timeout_seconds);
+  return dp;
 }
 }  // namespace
 
 FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
-  // --- plan and lock ---
+  // --- workers, plan and lock ---
+  const auto env = dist_env_from_environment();
+  const auto device = device_of(r, o, env ? env->local_rank : 0);
   RunInputs inputs = inputs_open(r);
   FinetunePlan plan = plan_make(r, o, inputs);
+  DataParallel dp = workers_join(o, device);
   const fs::path run_dir = r.output_dir;
-  RunLock lock(run_dir);
-  if (o.fresh) {
-    io::remove_tree(run_dir / "checkpoints");
-    fs::remove(run_dir / "metrics.jsonl");
+  std::optional<RunLock> lock;
+  nlohmann::json base;  // the base's hash goes with every published adapter (export refuses another base)
+  if (dp.leader()) {
+    lock.emplace(run_dir);
+    if (o.fresh) {
+      io::remove_tree(run_dir / "checkpoints");
+      fs::remove(run_dir / "metrics.jsonl");
+    }
+    io::atomic_write(run_dir / "recipe.resolved.json", r.to_json().dump(2) + "\n");
+    for (const auto& w : plan.warnings) log::warn("finetune-lora: {}", w);
+    base = base_record(run_dir, r.model);  // cached in the run dir
   }
-  io::atomic_write(run_dir / "recipe.resolved.json", r.to_json().dump(2) + "\n");
-  for (const auto& w : plan.warnings) log::warn("finetune-lora: {}", w);
-  // The base's hash goes with every published adapter (export refuses another base); cached in the run dir.
-  const nlohmann::json base = base_record(run_dir, r.model);
   if (o.threads > 0 || r.training.threads > 0) at::set_num_threads(o.threads > 0 ? o.threads : int(r.training.threads));
 
   // --- model, adapter, optimizer, data ---
-  const auto device = device_of(r, o);
   const auto dtype = model::dtype_parse(r.training.dtype, "training.dtype");
   auto model_owner = model::causal_lm_load(r.model, {device, dtype});
   const model::CausalLM& model = *model_owner;
@@ -314,8 +345,9 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   }
 
   // --- fresh start or exact resume ---
-  // Random state that training draws from: the CPU generator, and the device's when training elsewhere
-  // (LoRA dropout on CUDA draws from the CUDA generator). Both are checkpointed for an exact resume.
+  // Random state that training draws from: the CPU generator, and the device's when training elsewhere (LoRA
+  // dropout on CUDA draws from the CUDA generator). Each micro-batch reseeds them (dropout_seed), so what a step
+  // draws depends on the step and the micro-batch alone; their states are still checkpointed.
   auto gen = at::detail::getDefaultCPUGenerator();
   std::optional<at::Generator> device_gen;
   if (!device.is_cpu()) device_gen = at::globalContext().defaultGenerator(device);
@@ -323,20 +355,22 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   state.identity = r.training_identity();
   FinetuneResult result;
   result.warnings = plan.warnings;
+  result.world_size = dp.world_size();
+  result.rank = dp.rank();
   std::vector<EvalPoint> evals;  // this invocation's, for the overfitting check
   double train_loss_sum = 0;
   int64_t train_loss_steps = 0;
   TrainState saved;
-  if (auto ckpt = checkpoint_resume(run_dir, adapter, optimizer, saved)) {
+  if (!dp.leader()) {
+    // rank 0 reads the checkpoint and sends it (state_from_leader)
+  } else if (auto ckpt = checkpoint_resume(run_dir, adapter, optimizer, saved)) {
     if (saved.identity != state.identity && !o.force)
       throw ConfigError(
           fmt::format("{}: the recipe changed since this run started ({}; saved in {}); resuming would "
                       "change training. Use --fresh to start over or --force to resume anyway",
-                      r.output_dir, identity_changes(saved.identity, state.identity),
-                      (*ckpt / "state.json").string()));
+                      r.output_dir, identity_changes(saved.identity, state.identity), (*ckpt / "state.json").string()));
     saved.identity = state.identity;
     state = saved;
-    loader.seek(state.loader);
     gen.set_state(state.rng_state);
     if (device_gen && state.device_rng_state.defined()) device_gen->set_state(state.device_rng_state);
     else if (device_gen) device_gen->set_current_seed(r.training.seed);
@@ -344,9 +378,16 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     result.resumed = true;
     log::info("resuming {} from step {}", r.output_dir, state.step);
   } else {
-    gen.set_current_seed(r.training.seed);
-    if (device_gen) device_gen->set_current_seed(r.training.seed);
+    generators_seed(gen, device_gen, r.training.seed);
   }
+  dp.state_from_leader(adapter, optimizer, state, result.resumed);
+  loader.seek(state.loader);
+  if (result.resumed && state.world_size != dp.world_size())
+    log::info(
+        "finetune-lora: the run was trained by {} worker(s) and goes on with {}: the global batch is now {} "
+        "sequences (it was {})",
+        state.world_size, dp.world_size(), plan.global_batch, plan.global_batch / dp.world_size() * state.world_size);
+  state.world_size = dp.world_size();
   const ScheduleSpec schedule{r.schedule.type, plan.warmup_steps, r.schedule.min_lr_ratio};
   model::ForwardOptions train_opts;
   train_opts.adapters = {&adapter};
@@ -372,27 +413,41 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   Progress progress("finetune", static_cast<uint64_t>(plan.total_steps), "steps", static_cast<uint64_t>(state.step));
   result.stop_reason = state.step < plan.total_steps ? "max_steps" : "complete";
   while (state.step < plan.total_steps) {
-    if (r.training.max_time > 0 && invocation() >= r.training.max_time) {
+    if (r.training.max_time > 0 && dp.any(invocation() >= r.training.max_time)) {
       result.stop_reason = "max_time";
       break;
     }
-    std::vector<Batch> micro;
-    int64_t n_targets = 0, n_tokens = 0;
-    for (int64_t i = 0; i < r.training.gradient_accumulation_steps; ++i) {
-      micro.push_back(loader.next(r.training.micro_batch_size));
-      n_targets += micro.back().n_targets;
-      n_tokens += micro.back().n_tokens;
-    }
-    double loss_sum = 0;
+    // This worker's micro-batches of the global batch; the global batch's token counts.
+    auto micro = dp.batches_next(loader, r.training.micro_batch_size, r.training.gradient_accumulation_steps);
+    std::vector<double> counts{0, 0};
     for (const auto& b : micro) {
+      counts[0] += double(b.n_targets);
+      counts[1] += double(b.n_tokens);
+    }
+    dp.sum(counts);
+    const int64_t n_targets = std::llround(counts[0]), n_tokens = std::llround(counts[1]);
+    double loss_sum = 0;
+    for (size_t i = 0; i < micro.size(); ++i) {
+      const auto& b = micro[i];
       if (b.n_targets == 0) continue;
+      generators_seed(gen, device_gen,
+                      dropout_seed(r.training.seed, state.step,
+                                   dp.first_micro_index(r.training.gradient_accumulation_steps) + int64_t(i)));
       auto loss = batch_loss(model, b, train_opts, double(std::max<int64_t>(n_targets, 1)));
       loss.backward();
+      dp.gradients_add(params);
       loss_sum += loss.item<double>();
     }
     // The base model's or the dataset's mapped files changed underneath: this step learnt from zeros. Stop before
     // it reaches the adapter or a checkpoint (the last checkpoint stays good to resume from once files are fixed).
     if (io::mapped_files_damaged()) throw IoError(io::mapped_files_damage());
+    // The step's gradient is the sum over the micro-batches of all workers (each micro-batch's loss is already
+    // divided by the global batch's target count); so are its loss, and whether any worker was asked to stop.
+    if (n_targets > 0) dp.gradients_sum(params);
+    std::vector<double> totals{loss_sum, interrupt_requested() ? 1.0 : 0.0};
+    dp.sum(totals);
+    loss_sum = totals[0];
+    const bool interrupted = totals[1] > 0;
     const double grad_norm = grad_clip(params, r.training.grad_clip);
     const double lr = lr_at(schedule, r.optimizer.lr, state.step, plan.total_steps);
     optimizer.step(lr);
@@ -405,7 +460,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     ++train_loss_steps;
     const double tps = double(state.tokens_seen - tokens_before) /
                        std::max(1e-9, state.elapsed_seconds - elapsed_before);
-    if (state.step % r.training.log_every == 0 || state.step == plan.total_steps)
+    if (dp.leader() && (state.step % r.training.log_every == 0 || state.step == plan.total_steps))
       metrics_append(run_dir, {{"step", state.step},
                                {"loss", loss_sum},
                                {"lr", lr},
@@ -418,8 +473,8 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     // --- eval and early stopping ---
     bool stop_early = false;
     if (r.eval.every > 0 && state.step % r.eval.every == 0 && !validation.empty()) {
-      result.eval_loss = evaluate(model, adapter, validation);
-      metrics_append(run_dir, {{"step", state.step}, {"eval_loss", result.eval_loss}});
+      result.eval_loss = evaluate(model, adapter, validation, dp);
+      if (dp.leader()) metrics_append(run_dir, {{"step", state.step}, {"eval_loss", result.eval_loss}});
       if (state.evals == 0 || result.eval_loss < state.best_eval) {
         state.best_eval = result.eval_loss;
         state.evals_without_improvement = 0;
@@ -431,8 +486,8 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
       evals.push_back({state.step, train_loss_sum / double(std::max<int64_t>(1, train_loss_steps)), result.eval_loss});
       train_loss_sum = 0;
       train_loss_steps = 0;
-      if (auto w = overfitting_warning(evals); w && std::find(result.warnings.begin(), result.warnings.end(), *w) ==
-                                                        result.warnings.end()) {
+      if (auto w = overfitting_warning(evals);
+          w && std::find(result.warnings.begin(), result.warnings.end(), *w) == result.warnings.end()) {
         bool seen = false;  // once per invocation
         for (const auto& x : result.warnings) seen = seen || x.rfind("overfitting:", 0) == 0;
         if (!seen) {
@@ -443,8 +498,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     }
 
     // --- checkpoints; interruption ---
-    const bool interrupted = interrupt_requested();
-    if (state.step % r.checkpoint.every == 0 || interrupted || stop_early) checkpoint();
+    if (dp.leader() && (state.step % r.checkpoint.every == 0 || interrupted || stop_early)) checkpoint();
     if (interrupted) {
       progress.finish();
       throw InterruptedError(
@@ -460,6 +514,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   progress.finish();
   result.steps = state.step;
   result.steps_trained = state.step - steps_before;
+  result.all_reduce_seconds = dp.all_reduce_seconds();
   if (result.steps_trained == 0) {
     // Nothing learnt: publishing would add a byte-identical version (and make servers reload it).
     std::error_code ec;
@@ -469,20 +524,21 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
               result.adapter_dir.empty() ? "" : " (the latest adapter stays " + result.adapter_dir + ")");
     result.seconds = state.elapsed_seconds;
     result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, state.elapsed_seconds);
-    run_record_write(run_dir, r, plan, result);
+    if (dp.leader()) run_record_write(run_dir, r, plan, result);
     return result;
   }
 
   // --- final eval, checkpoint, publish ---
   if (!validation.empty()) {
-    result.eval_loss = evaluate(model, adapter, validation);
-    metrics_append(run_dir, {{"step", state.step}, {"eval_loss", result.eval_loss}, {"final", true}});
+    result.eval_loss = evaluate(model, adapter, validation, dp);
+    if (dp.leader()) metrics_append(run_dir, {{"step", state.step}, {"eval_loss", result.eval_loss}, {"final", true}});
   }
+  result.seconds = state.elapsed_seconds;
+  result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, state.elapsed_seconds);
+  if (!dp.leader()) return result;
   checkpoint();
   result.adapter_dir = adapter_publish(run_dir, adapter, base).string();
   result.published = true;
-  result.seconds = state.elapsed_seconds;
-  result.tokens_per_second = double(state.tokens_seen) / std::max(1e-9, state.elapsed_seconds);
   run_record_write(run_dir, r, plan, result);
   return result;
 }

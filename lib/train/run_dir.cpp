@@ -8,6 +8,8 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
+#include <functional>
+#include <set>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -27,7 +29,8 @@ namespace fs = std::filesystem;
 namespace {
 
 // The files of a checkpoint that state.json records checksums of.
-constexpr const char* kCheckpointFiles[] = {"adapter_config.json", "adapter_model.safetensors", "optimizer.safetensors"};
+constexpr const char* kCheckpointFiles[] = {"adapter_config.json", "adapter_model.safetensors",
+                                            "optimizer.safetensors"};
 
 std::vector<fs::path> checkpoints_sorted(const fs::path& run_dir) {
   std::vector<fs::path> out;
@@ -93,6 +96,28 @@ struct TempDirGuard {
 };
 }  // namespace
 
+std::string identity_changes(const nlohmann::json& was, const nlohmann::json& now) {
+  std::vector<std::string> out;
+  auto text = [](const nlohmann::json* v) { return v ? v->dump() : std::string("(absent)"); };
+  std::function<void(const nlohmann::json*, const nlohmann::json*, const std::string&)> walk =
+      [&](const nlohmann::json* a, const nlohmann::json* b, const std::string& path) {
+        if (a && b && a->is_object() && b->is_object()) {
+          std::set<std::string> keys;
+          for (const auto& [k, v] : a->items()) keys.insert(k);
+          for (const auto& [k, v] : b->items()) keys.insert(k);
+          for (const auto& k : keys)
+            walk(a->contains(k) ? &(*a)[k] : nullptr, b->contains(k) ? &(*b)[k] : nullptr,
+                 path.empty() ? k : path + "." + k);
+          return;
+        }
+        if (!a || !b || *a != *b) out.push_back(fmt::format("{}: {} -> {}", path, text(a), text(b)));
+      };
+  walk(&was, &now, "");
+  std::string joined;
+  for (const auto& s : out) joined += (joined.empty() ? "" : ", ") + s;
+  return joined.empty() ? "no key differs" : joined;
+}
+
 void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::LoraAdapter& adapter,
                      const AdamW& optimizer, int64_t keep_last) {
   fs::path root = run_dir / "checkpoints";
@@ -120,7 +145,8 @@ void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::
                           {"evals_without_improvement", s.evals_without_improvement},
                           {"tokens_seen", s.tokens_seen},
                           {"elapsed_seconds", s.elapsed_seconds},
-                          {"identity", s.identity}};
+                          {"identity", s.identity},
+                          {"world_size", s.world_size}};
   // Checksums of the other files, verified on resume: a checkpoint damaged on disk is detected, not trained from.
   nlohmann::json files = nlohmann::json::object();
   for (const char* f : kCheckpointFiles) {
@@ -213,6 +239,7 @@ TrainState checkpoint_load(const fs::path& dir, model::LoraAdapter& adapter, Ada
     s.tokens_seen = state.at("tokens_seen").get<int64_t>();
     s.elapsed_seconds = state.at("elapsed_seconds").get<double>();
     s.identity = state.at("identity");
+    s.world_size = state.value("world_size", int64_t(1));  // absent in checkpoints written before data-parallel runs
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(fmt::format("{}: {}", (dir / "state.json").string(), e.what()));
   } catch (const FormatError& e) {
@@ -260,7 +287,8 @@ nlohmann::json base_record(const fs::path& run_dir, const fs::path& model) {
   }
   const std::string kind = fs::is_directory(model) ? "hf" : "gguf";
   const std::string sha = model::model_sha256(model);
-  io::atomic_write(cache, nlohmann::json{{"path", path}, {"kind", kind}, {"sha256", sha}, {"files", key}}.dump(2) + "\n");
+  io::atomic_write(cache,
+                   nlohmann::json{{"path", path}, {"kind", kind}, {"sha256", sha}, {"files", key}}.dump(2) + "\n");
   return {{"path", path}, {"kind", kind}, {"sha256", sha}};
 }
 

@@ -38,7 +38,12 @@ struct TrainState {
   torch::Tensor device_rng_state;  // the training device's generator state when it is not the CPU (CUDA
                                    // dropout draws from it); undefined on CPU
   nlohmann::json identity;         // recipe.training_identity()
+  int64_t world_size = 1;          // data-parallel workers that trained the last step (data_parallel.h)
 };
+
+// The keys whose values differ between two recipe identities (TrainState::identity), as "key: old -> new" with
+// dotted paths, joined by ", "; "no key differs" when none does.
+std::string identity_changes(const nlohmann::json& was, const nlohmann::json& now);
 
 // Exclusive lock on a run directory. Throws ResourceError naming the holder's PID if another live process
 // holds it; a lock left by a dead process is taken over silently.
@@ -61,7 +66,8 @@ void checkpoint_save(const std::filesystem::path& run_dir, const TrainState& sta
 // renamed corrupt-step-N (kept for inspection) with a warning naming it, and the one before is tried; FormatError
 // listing them when none is valid.
 std::optional<std::filesystem::path> checkpoint_resume(const std::filesystem::path& run_dir,
-                                                       model::LoraAdapter& adapter, AdamW& optimizer, TrainState& state);
+                                                       model::LoraAdapter& adapter, AdamW& optimizer,
+                                                       TrainState& state);
 // Reads a checkpoint into the state, adapter weights (in place) and optimizer. Throws FormatError naming
 // the file when anything is missing or inconsistent.
 TrainState checkpoint_load(const std::filesystem::path& dir, model::LoraAdapter& adapter, AdamW& optimizer);

@@ -1,0 +1,110 @@
+#include "train/data_parallel.h"
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+
+namespace hearth::train {
+
+namespace {
+uint64_t mix64(uint64_t z) {  // splitmix64's finalizer
+  z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+  z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+  return z ^ (z >> 31);
+}
+}  // namespace
+
+uint64_t dropout_seed(uint64_t seed, int64_t step, int64_t micro_index) {
+  uint64_t h = mix64(seed + 0x9e3779b97f4a7c15ULL);
+  h = mix64(h ^ static_cast<uint64_t>(step) * 0x9e3779b97f4a7c15ULL);
+  h = mix64(h ^ static_cast<uint64_t>(micro_index) * 0xc2b2ae3d27d4eb4fULL);
+  return h >> 1;  // mt19937's seed path takes 64 bits, but keep it positive for anyone printing it as int64
+}
+
+DataParallel::DataParallel(std::unique_ptr<ProcessGroup> group) : group_(std::move(group)) {}
+
+std::vector<Batch> DataParallel::batches_next(DataLoader& loader, int64_t micro, int64_t accumulation) const {
+  const int64_t share = micro * accumulation;
+  loader.skip(rank() * share);
+  std::vector<Batch> out;
+  for (int64_t i = 0; i < accumulation; ++i) out.push_back(loader.next(micro));
+  loader.skip((world_size() - 1 - rank()) * share);
+  return out;
+}
+
+void DataParallel::sum(std::vector<double>& values) {
+  if (!group_ || values.empty()) return;
+  auto t = torch::tensor(values, torch::kFloat64);
+  group_->all_reduce_sum({t});
+  for (size_t i = 0; i < values.size(); ++i) values[i] = t[static_cast<int64_t>(i)].item<double>();
+}
+
+bool DataParallel::any(bool local) {
+  std::vector<double> v{local ? 1.0 : 0.0};
+  sum(v);
+  return v[0] > 0;
+}
+
+void DataParallel::gradients_add(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  if (grad_sums_.empty())
+    for (const auto& p : params) grad_sums_.push_back(torch::zeros(p.sizes(), p.options().dtype(torch::kFloat64)));
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto& g = params[i].mutable_grad();
+    if (!g.defined()) continue;
+    grad_sums_[i].add_(g.to(torch::kFloat64));
+    g.zero_();
+  }
+}
+
+void DataParallel::gradients_sum(const std::vector<torch::Tensor>& params) {
+  torch::NoGradGuard no_grad;
+  if (grad_sums_.empty()) gradients_add(params);
+  if (group_) group_->all_reduce_sum(grad_sums_);
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto& g = params[i].mutable_grad();
+    if (g.defined()) g.copy_(grad_sums_[i]);
+    else g = grad_sums_[i].to(params[i].scalar_type());
+  }
+  grad_sums_.clear();
+}
+
+void DataParallel::state_from_leader(model::LoraAdapter& adapter, AdamW& optimizer, TrainState& state, bool& resumed) {
+  if (!group_) return;
+  const std::string identity = group_->broadcast_string(state.identity.dump());
+  if (!leader() && identity != state.identity.dump())
+    throw ConfigError(
+        fmt::format("rank {}: this worker's recipe differs from rank 0's ({}); every worker must train "
+                    "the same recipe",
+                    rank(), identity_changes(nlohmann::json::parse(identity), state.identity)));
+  std::vector<torch::Tensor> tensors = adapter.parameters();
+  for (const auto& m : optimizer.exp_avg()) tensors.push_back(m);
+  for (const auto& v : optimizer.exp_avg_sq()) tensors.push_back(v);
+  group_->broadcast(tensors);
+  nlohmann::json s = {{"step", state.step},
+                      {"optimizer_steps", optimizer.steps()},
+                      {"epoch", state.loader.epoch},
+                      {"epoch_offset", state.loader.offset},
+                      {"best_eval", state.best_eval},
+                      {"evals", state.evals},
+                      {"evals_without_improvement", state.evals_without_improvement},
+                      {"tokens_seen", state.tokens_seen},
+                      {"elapsed_seconds", state.elapsed_seconds},
+                      {"world_size", state.world_size},
+                      {"resumed", resumed}};
+  s = nlohmann::json::parse(group_->broadcast_string(s.dump()));
+  if (leader()) return;
+  const std::vector<torch::Tensor> m = optimizer.exp_avg(), v = optimizer.exp_avg_sq();  // rank 0's, broadcast
+  optimizer.state_load(m, v, s["optimizer_steps"].get<int64_t>());
+  state.step = s["step"].get<int64_t>();
+  state.loader = {s["epoch"].get<int64_t>(), s["epoch_offset"].get<int64_t>()};
+  state.best_eval = s["best_eval"].get<double>();
+  state.evals = s["evals"].get<int64_t>();
+  state.evals_without_improvement = s["evals_without_improvement"].get<int64_t>();
+  state.tokens_seen = s["tokens_seen"].get<int64_t>();
+  state.elapsed_seconds = s["elapsed_seconds"].get<double>();
+  state.world_size = s["world_size"].get<int64_t>();
+  resumed = s["resumed"].get<bool>();
+}
+
+}  // namespace hearth::train
