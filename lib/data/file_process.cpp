@@ -11,11 +11,11 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/sha256.h"
+#include "core/signals.h"
 #include "data/clean.h"
 #include "data/dedup.h"
 #include "data/doc_cache.h"
-#include "core/sha256.h"
-#include "core/signals.h"
 #include "data/text_util.h"
 #include "io/atomic_file.h"
 
@@ -103,10 +103,14 @@ bool record_prepare(Record& r, const RedactOptions& redact_options, RedactCounts
 std::vector<CachedDoc> documents_make(std::string_view bytes, Format f, const FileContext& ctx, SourceEntry& e) {
   ExtractOptions xo;
   xo.mail.headers = ctx.options.mail_headers;
+  xo.messenger.me = ctx.options.me;
+  xo.messenger.chat_name = whatsapp_chat_name(fs::path(e.path).stem().string());
   Extracted ex = extract(bytes, f, xo);
   interrupt_point();  // between the phases of one large file (the worker's InterruptScope, core/signals.h)
   e.issues = ex.issues;
   e.skipped = ex.skip_reason;
+  e.omitted = ex.omitted;
+  if (!ex.format.empty()) e.format = ex.format;
   std::vector<CachedDoc> docs;
   if (!e.skipped.empty()) return docs;
   const RecordEncoder* encoder = nullptr;
@@ -125,10 +129,14 @@ std::vector<CachedDoc> documents_make(std::string_view bytes, Format f, const Fi
     try {
       d.doc = encoder->encode(r);
     } catch (const FormatError& err) {
-      e.issues.push_back({r.line, err.what()});
+      // A record of a JSON file has no line: its position names it.
+      std::string where = r.line == 0 && !r.provenance.position.empty() ? r.provenance.position + ": " : "";
+      e.issues.push_back({r.line, where + err.what()});
       --e.records;
       continue;
     }
+    if (!r.provenance.title.empty() || !r.provenance.created.empty())
+      e.provenance.push_back({r.line, std::move(r.provenance)});
     docs.push_back(std::move(d));
   }
   if (docs.empty() && e.issues.empty()) {
