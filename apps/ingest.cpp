@@ -76,6 +76,8 @@ void summary_print(const data::IngestResult& r, const std::string& out) {
   for (auto& [k, v] : t["redactions"].items())
     red += fmt::format("{}{} {}", red.empty() ? "" : ", ", v.get<uint64_t>(), k);
   std::cout << "  redactions: " << (red.empty() ? "none" : red) << "\n";
+  std::cout << "  found, not redacted: " << data::found_kept_describe(t.value("found_kept", data::RedactCounts{}))
+            << "\n";
   std::cout << fmt::format("  train: {} sequences, {} tokens ({} targets); validation: {} sequences, {} tokens\n",
                            r.manifest.train.sequences, r.manifest.train.tokens, r.manifest.train.targets,
                            r.manifest.validation.sequences, r.manifest.validation.tokens);

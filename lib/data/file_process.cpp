@@ -77,14 +77,14 @@ std::string edge_blank(const std::string& s, bool front) {
 }
 
 // Cleans and redacts every text of `r`; false when nothing is left to train on.
-bool record_prepare(Record& r, const RedactOptions& redact_options, RedactCounts& counts) {
+bool record_prepare(Record& r, const RedactOptions& redact_options, RedactCounts& counts, RedactCounts& kept) {
   if (r.kind == RecordKind::kCompletion) {
     std::string joint = edge_blank(r.prompt, false) + edge_blank(r.completion, true);
     std::string sep = joint.find('\n') != std::string::npos ? "\n" : joint.empty() ? "" : " ";
     r.prompt = text_clean(r.prompt);
     r.completion = text_clean(r.completion);
-    redact(r.prompt, redact_options, counts);
-    redact(r.completion, redact_options, counts);
+    redact(r.prompt, redact_options, counts, &kept);
+    redact(r.completion, redact_options, counts, &kept);
     if (r.completion.empty()) return false;
     r.completion = sep + r.completion;
     return true;
@@ -93,7 +93,7 @@ bool record_prepare(Record& r, const RedactOptions& redact_options, RedactCounts
   record_for_each_text(r, [&](std::string& t) {
     if (t.empty()) return;
     t = text_clean(t);
-    redact(t, redact_options, counts);
+    redact(t, redact_options, counts, &kept);
     any |= !t.empty();
   });
   return any;
@@ -116,7 +116,7 @@ std::vector<CachedDoc> documents_make(std::string_view bytes, Format f, const Fi
   const RecordEncoder* encoder = nullptr;
   for (auto& r : ex.records) {
     interrupt_point();
-    if (!record_prepare(r, ctx.options.redact, e.redactions)) continue;
+    if (!record_prepare(r, ctx.options.redact, e.redactions, e.found_kept)) continue;
     interrupt_point();
     if (!encoder) encoder = &ctx.encoder();  // outside the try below: a tokenizer that failed to load ends the run
     ++e.records;

@@ -37,8 +37,9 @@ using nlohmann::json;
 namespace {
 
 // Bump when the document cache or the processing changes (2: chats holding special-token text are kept;
-// 3: exports told by content, Markdown vault syntax reduced, provenance and omitted parts per file).
-constexpr int kCacheVersion = 3;
+// 3: exports told by content, Markdown vault syntax reduced, provenance and omitted parts per file; 4: mail by
+// GMime, HTML by gumbo, personal data found and kept counted per file).
+constexpr int kCacheVersion = 4;
 
 // An exclusive lock on DATASET/.lock for the whole run (cron jobs may overlap).
 class DirLock {

@@ -89,6 +89,9 @@ SourceEntry source_from_json(const json& j, const std::string& w) {
   e.duplicates_near = j.value("duplicates_near", uint64_t(0));
   if (j.contains("redactions") && j["redactions"].is_object())
     for (auto& [k, v] : j["redactions"].items()) e.redactions[k] = v.get<uint64_t>();
+  if (j.contains("found_kept") && j["found_kept"].is_object())
+    for (auto& [k, v] : j["found_kept"].items())
+      if (v.is_number_unsigned()) e.found_kept[k] = v.get<uint64_t>();
   if (j.contains("issues") && j["issues"].is_array())
     for (const auto& i : j["issues"]) e.issues.push_back({i.value("line", uint64_t(0)), i.value("reason", "")});
   if (j.contains("omitted") && j["omitted"].is_object())
@@ -126,6 +129,7 @@ json manifest_to_json(const Manifest& m) {
               {"duplicates_exact", e.duplicates_exact},
               {"duplicates_near", e.duplicates_near},
               {"redactions", json(e.redactions)},
+              {"found_kept", json(e.found_kept)},
               {"issues", issues_json(e.issues)}};
     if (!e.omitted.empty()) s["omitted"] = json(e.omitted);
     if (!e.provenance.empty()) {

@@ -37,6 +37,7 @@ struct SourceEntry {
   uint64_t tokens = 0;     // tokens in the dataset from it
   uint64_t duplicates_exact = 0, duplicates_near = 0;
   RedactCounts redactions;
+  RedactCounts found_kept;                  // personal data found but not redacted (its --redact group is off)
   std::map<std::string, uint64_t> omitted;  // parts left out on purpose ("attachments", "media", "forwarded")
   std::vector<RecordOrigin> provenance;     // of the records used, when the export gives titles or times
   std::vector<Issue> issues;                // bad input found in it (each also skipped)

@@ -1,5 +1,6 @@
 #include "data/redact.h"
 
+#include <cstdint>
 #include <memory>
 #include <sstream>
 
@@ -122,15 +123,58 @@ std::string redact_describe(const RedactOptions& o) {
   return s.empty() ? "none" : s;
 }
 
-void redact(std::string& text, const RedactOptions& o, RedactCounts& counts) {
+const char* redact_group_of(const std::string& kind) {
+  for (const auto& r : kRules) {
+    if (kind != r.kind) continue;
+    switch (r.group) {
+      case Group::kSecrets: return "secrets";
+      case Group::kEmails: return "emails";
+      case Group::kPhones: return "phones";
+      case Group::kCards: return "cards";
+      case Group::kIps: return "ips";
+    }
+  }
+  return "?";
+}
+
+std::string found_kept_describe(const RedactCounts& kept) {
+  std::string what, groups;
+  for (const auto& [kind, n] : kept) {
+    if (n == 0) continue;
+    what += fmt::format("{}{} {}", what.empty() ? "" : ", ", n, kind);
+    std::string g = redact_group_of(kind);
+    if (("," + groups + ",").find("," + g + ",") == std::string::npos) groups += (groups.empty() ? "" : ",") + g;
+  }
+  if (what.empty()) return "none";
+  if (groups == "secrets") return what + " (kept by --no-redact-secrets)";
+  return what + fmt::format(" (--redact {} to remove them)", groups);
+}
+
+void redact(std::string& text, const RedactOptions& o, RedactCounts& counts, RedactCounts* kept) {
   const auto& regexes = compiled();
   std::vector<tokenizer::Span> spans;
+  size_t digits = SIZE_MAX;  // counted on first need: a phone needs 9 digits, a card 13, an IPv4 address 4
   for (size_t i = 0; i < std::size(kRules); ++i) {
     const Rule& rule = kRules[i];
-    if (!enabled(rule.group, o) || (rule.needle[0] && text.find(rule.needle) == std::string::npos)) continue;
+    const bool on = enabled(rule.group, o);
+    if ((!on && !kept) || (rule.needle[0] && text.find(rule.needle) == std::string::npos)) continue;
+    if (rule.group == Group::kPhones || rule.group == Group::kCards) {
+      if (digits == SIZE_MAX) digits = digit_count(text);
+      if (digits < (rule.group == Group::kPhones ? 9u : 13u)) continue;
+    }
     spans.clear();
     regexes[i]->find_all(text, spans);
     if (spans.empty()) continue;
+    if (!on) {  // found and kept: counted only
+      size_t last = 0, n = 0;
+      for (auto [b, e] : spans) {
+        if (b < last || !accept(rule, std::string_view(text).substr(b, e - b))) continue;
+        last = e;
+        ++n;
+      }
+      if (n) (*kept)[rule.kind] += n;
+      continue;
+    }
     std::string out;
     out.reserve(text.size());
     size_t last = 0, n = 0;

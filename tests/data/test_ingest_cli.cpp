@@ -50,6 +50,9 @@ TEST_CASE("hearth ingest on the bundled samples, then dataset inspect", "[cli]")
   CHECK(j["changed"] == 0);
   CHECK(j["totals"]["files_skipped"].get<int>() == 0);
   CHECK(j["totals"]["redactions"]["api_token"].get<int>() >= 1);
+  CHECK(j["totals"]["redactions"]["email"].get<int>() >= 1);
+  CHECK_FALSE(j["totals"]["found_kept"].contains("email"));  // --redact emails: none kept
+
   CHECK(j["totals"]["duplicates_exact"].get<int>() >= 1);
   CHECK(j["train"]["sequences"].get<int>() > 0);
   CHECK(j["validation"]["sequences"].get<int>() > 0);
@@ -73,6 +76,22 @@ TEST_CASE("hearth ingest on the bundled samples, then dataset inspect", "[cli]")
   for (const char* secret : {"AKIA", "ghp_", "BEGIN OPENSSH PRIVATE KEY", "@example.com"})
     CHECK(all_text.find(secret) == std::string::npos);
   CHECK(all_text.find("[API_TOKEN]") != std::string::npos);
+
+  // Without --redact, the same personal data is kept and reported per kind: summary, manifest, inspect.
+  auto kept_out = test::data_scratch("cli_samples_kept") / "ds";
+  auto kept = run_hearth("ingest " + q(samples()) + " " + model() + " --out " + q(kept_out));
+  REQUIRE(kept.code == 0);
+  CHECK(kept.out.find("  found, not redacted: ") != std::string::npos);
+  CHECK(kept.out.find("email") != std::string::npos);
+  CHECK(kept.out.find("--redact ") != std::string::npos);
+  const auto kept_manifest = nlohmann::json::parse(io::file_read(kept_out / "manifest.json"));
+  CHECK(kept_manifest["totals"]["found_kept"]["email"] == j["totals"]["redactions"]["email"]);
+  uint64_t per_file = 0;
+  for (const auto& s : kept_manifest["sources"]) per_file += s["found_kept"].value("email", uint64_t(0));
+  CHECK(per_file == kept_manifest["totals"]["found_kept"]["email"].get<uint64_t>());
+  auto kept_ins = run_hearth("dataset inspect " + q(kept_out) + " -n 0");
+  CHECK(kept_ins.out.find("kept     ") != std::string::npos);
+  CHECK(kept_ins.out.find(" email") != std::string::npos);
 
   auto text = run_hearth("dataset inspect " + q(out) + " -n 1");
   REQUIRE(text.code == 0);
