@@ -1,5 +1,6 @@
 #include "data/redact.h"
 
+#include <cctype>
 #include <cstdint>
 #include <memory>
 #include <sstream>
@@ -67,6 +68,45 @@ size_t digit_count(std::string_view s) {
   size_t n = 0;
   for (char c : s) n += (c >= '0' && c <= '9');
   return n;
+}
+
+// Cheap supersets of what the phone, card and IP rules can match, checked before running their regexes (a note
+// full of years and prices has digits everywhere, but rarely a run of 9 of them).
+// Whether a run of digits joined by at most two of " .-()+/" at a time holds at least `min_digits` digits.
+bool digit_run(std::string_view s, size_t min_digits) {
+  size_t digits = 0, gap = 0;
+  for (char c : s) {
+    if (c >= '0' && c <= '9') {
+      if (++digits >= min_digits) return true;
+      gap = 0;
+    } else if (digits > 0 && (c == ' ' || c == '.' || c == '-' || c == '(' || c == ')' || c == '+' || c == '/') &&
+               ++gap <= 2) {
+    } else {
+      digits = gap = 0;
+    }
+  }
+  return false;
+}
+
+// Whether some stretch of [0-9.] holds 3 dots between digits (a dotted quad), or some stretch of [0-9A-Fa-f:]
+// holds 7 colons or a "::" (IPv6, full or compressed).
+bool ip_candidate(std::string_view s) {
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  size_t dots = 0, colons = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '.') {
+      if (i > 0 && i + 1 < s.size() && is_digit(s[i - 1]) && is_digit(s[i + 1]) && ++dots >= 3) return true;
+    } else if (!is_digit(c)) {
+      dots = 0;
+    }
+    if (c == ':') {
+      if ((i > 0 && s[i - 1] == ':') || ++colons >= 7) return true;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      colons = 0;
+    }
+  }
+  return false;
 }
 
 bool luhn_valid(std::string_view s) {
@@ -153,15 +193,13 @@ std::string found_kept_describe(const RedactCounts& kept) {
 void redact(std::string& text, const RedactOptions& o, RedactCounts& counts, RedactCounts* kept) {
   const auto& regexes = compiled();
   std::vector<tokenizer::Span> spans;
-  size_t digits = SIZE_MAX;  // counted on first need: a phone needs 9 digits, a card 13, an IPv4 address 4
   for (size_t i = 0; i < std::size(kRules); ++i) {
     const Rule& rule = kRules[i];
     const bool on = enabled(rule.group, o);
     if ((!on && !kept) || (rule.needle[0] && text.find(rule.needle) == std::string::npos)) continue;
-    if (rule.group == Group::kPhones || rule.group == Group::kCards) {
-      if (digits == SIZE_MAX) digits = digit_count(text);
-      if (digits < (rule.group == Group::kPhones ? 9u : 13u)) continue;
-    }
+    if ((rule.group == Group::kPhones && !digit_run(text, 9)) ||
+        (rule.group == Group::kCards && !digit_run(text, 13)) || (rule.group == Group::kIps && !ip_candidate(text)))
+      continue;
     spans.clear();
     regexes[i]->find_all(text, spans);
     if (spans.empty()) continue;
