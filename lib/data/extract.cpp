@@ -63,7 +63,7 @@ Extracted json_document(std::string_view bytes, Format f, const ExtractOptions& 
   Extracted ex;
   nlohmann::json j;
   if (!json_document_parse(bytes, &j, &ex)) return ex;
-  if (f == Format::kJson) {
+  if (f == Format::kJson && options.sniff) {
     if (chatgpt_export_detect(j)) f = Format::kChatgpt;
     else if (claude_export_detect(j)) f = Format::kClaude;
     else if (telegram_export_detect(j)) f = Format::kTelegram;
@@ -118,7 +118,7 @@ Extracted extract(std::string_view bytes, Format f, const ExtractOptions& option
   if (bytes.substr(0, 3) == "\xEF\xBB\xBF") bytes.remove_prefix(3);  // UTF-8 byte order mark
   switch (f) {
     case Format::kTxt:
-      if (whatsapp_detect(bytes)) return whatsapp_records(bytes, options.messenger);
+      if (options.sniff && whatsapp_detect(bytes)) return whatsapp_records(bytes, options.messenger);
       return text_document(bytes, f);
     case Format::kMd:
     case Format::kHtml: return text_document(bytes, f);

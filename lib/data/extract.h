@@ -29,6 +29,7 @@ std::optional<Format> format_detect(const std::filesystem::path& path);
 struct ExtractOptions {
   MailOptions mail;
   MessengerOptions messenger;
+  bool sniff = true;  // json and txt may turn out to be exports; false when --format forced the format
 };
 
 // Records of a file in format `f`; for json and txt, the content may select an export format instead (then

@@ -105,6 +105,7 @@ std::vector<CachedDoc> documents_make(std::string_view bytes, Format f, const Fi
   xo.mail.headers = ctx.options.mail_headers;
   xo.messenger.me = ctx.options.me;
   xo.messenger.chat_name = whatsapp_chat_name(fs::path(e.path).stem().string());
+  xo.sniff = !ctx.forced_format;
   Extracted ex = extract(bytes, f, xo);
   interrupt_point();  // between the phases of one large file (the worker's InterruptScope, core/signals.h)
   e.issues = ex.issues;

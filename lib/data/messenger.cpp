@@ -219,14 +219,18 @@ const char* whatsapp_drop(std::string_view raw, std::string* text) {
 
 bool whatsapp_detect(std::string_view text) {
   if (starts_with(text, "\xEF\xBB\xBF")) text.remove_prefix(3);
-  size_t pos = 0;
-  for (int i = 0; i < 8 && pos < text.size(); ++i) {
+  // The first non-blank line is a header, and so is at least one more of the first 20 (a note that merely starts
+  // with a date is not a chat).
+  size_t pos = 0, seen = 0, headers = 0;
+  while (pos < text.size() && seen < 20) {
     size_t nl = text.find('\n', pos);
     std::string_view line = text.substr(pos, (nl == std::string_view::npos ? text.size() : nl) - pos);
     pos = nl == std::string_view::npos ? text.size() : nl + 1;
     if (trim(line).empty()) continue;
     WaHeader h;
-    return utf8_problem(line).empty() && whatsapp_header_parse(line, &h);
+    const bool header = utf8_problem(line).empty() && whatsapp_header_parse(line, &h);
+    if (seen++ == 0 && !header) return false;
+    if (header && ++headers >= 2) return true;
   }
   return false;
 }

@@ -38,7 +38,8 @@ struct MessengerOptions {
 constexpr int64_t kConversationGapSeconds = 6 * 3600;
 constexpr size_t kConversationMaxTurns = 48;
 
-// Whether `text` starts like a WhatsApp export (its first non-blank line is a message header).
+// Whether `text` starts like a WhatsApp export: its first non-blank line is a message header, and so is another
+// of its first 20.
 bool whatsapp_detect(std::string_view text);
 // The chat name a WhatsApp export's file name carries ("WhatsApp Chat with Ann" -> "Ann"), or "".
 std::string whatsapp_chat_name(const std::string& file_stem);

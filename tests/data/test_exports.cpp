@@ -143,8 +143,23 @@ TEST_CASE("WhatsApp Android export: --me is the assistant, multi-line messages, 
         "'Alex Moreno' (3)");
   auto wrong = extract(text, Format::kWhatsapp, me({"Alexandra"}));
   CHECK(wrong.skip_reason.find("WhatsApp chat: no messages from --me 'Alexandra'; expected one of the speakers") == 0);
+  // --format txt reads a chat as text, --format json an export as records (no sniffing when forced).
+  ExtractOptions forced = me({"Alex Moreno"});
+  forced.sniff = false;
+  auto as_text = extract(text, Format::kTxt, forced);
+  CHECK(as_text.format.empty());
+  REQUIRE(as_text.records.size() == 1);
+  CHECK(as_text.records[0].kind == RecordKind::kText);
+  CHECK(extract(fixture("chatgpt_conversations.json"), Format::kJson, forced)
+            .issues.at(0)
+            .reason.find("record [0]: unrecognized record") == 0);
   // A text file that is not a chat stays a text file; forced, it is reported.
   CHECK(extract("Notes from 12/01/2024, nothing else.\n", Format::kTxt, {}).format.empty());
+  // A note that starts like a header once is still a note (two headers make a chat).
+  auto note = extract("12/01/2024, 10:00 - Standup: shipped the release.\nThen lunch.\n", Format::kTxt, {});
+  CHECK(note.format.empty());
+  REQUIRE(note.records.size() == 1);
+  CHECK(note.records[0].kind == RecordKind::kText);
   CHECK(extract("Just notes.\n", Format::kWhatsapp, me({"x"})).skip_reason.find("not a WhatsApp chat export") == 0);
 }
 
