@@ -193,6 +193,8 @@ TEST_CASE("ingest does not follow links out of a source folder unless asked", "[
 }
 
 TEST_CASE("ingest of service exports: the right turns are targets, provenance and omitted parts recorded", "[cli]") {
+  // tests/data/fixtures/exports/: ChatGPT and Claude conversations.json, WhatsApp (Android, iOS), Telegram
+  // result.json, a Google Takeout mbox, an Obsidian vault and a Logseq graph, all written for hearth.
   auto out = test::data_scratch("cli_exports") / "ds";
   const fs::path exports = test::data_fixtures() / "exports";
   auto r = run_hearth("--json ingest " + q(exports) + " " + model() + " --out " + q(out) + " --me 'Alex Moreno'");
@@ -213,6 +215,9 @@ TEST_CASE("ingest of service exports: the right turns are targets, provenance an
   CHECK(by_name["Garden.md"]["format"] == "md");
   CHECK(by_name["_chat.txt"]["omitted"]["media"] == 2);
   CHECK(by_name["telegram_result.json"]["omitted"]["forwarded"] == 1);
+  CHECK(by_name["All mail Including Spam and Trash.mbox"]["format"] == "mbox");
+  CHECK(by_name["All mail Including Spam and Trash.mbox"]["records"] == 2);
+  CHECK(by_name["All mail Including Spam and Trash.mbox"]["omitted"]["attachments"] == 1);
   const auto& prov = by_name["chatgpt_conversations.json"]["provenance"];
   REQUIRE(prov.size() == 2);
   CHECK(prov[0]["title"] == "Sourdough starter");
@@ -231,16 +236,20 @@ TEST_CASE("ingest of service exports: the right turns are targets, provenance an
     for (const auto& seg : s["segments"]) (seg["target"] == true ? targets : context) += seg["text"].get<std::string>();
   for (const char* t : {"Twice a day at room temperature", "It doubled, so it is ready", "Use a 20-litre pot per plant",
                         "Yes! Let's start at 8.\nBring water", "I did. The ending of the chapter",
-                        "Yes, the lemon tart! Recipe here", "see Pots > Sizes and Watering"})
+                        "Yes, the lemon tart! Recipe here", "see Pots > Sizes and Watering",
+                        // Takeout mbox: QP UTF-8 plain part (not its HTML twin); base64 windows-1252 HTML-only mail.
+                        "Le g\xC3\xA2teau \xC3\xA9tait parfait, la p\xC3\xA2te bien croustillante.",
+                        "Caf\xC3\xA9 \xE2\x80\x93 on Friday?\n\nBring the map & snacks."})
     CHECK(targets.find(t) != std::string::npos);
   for (const char* c :
        {"How often should I feed a rye starter?", "Here is my jar after 12 hours", "Are we still on for the hike",
         "Priya: Who has finished chapter 3?", "Did you see the recipe I sent?"})
     CHECK(context.find(c) != std::string::npos);
   const std::string all = targets + context;
-  for (const char* never : {"OLD BRANCH", "print(12 * 2)", "I bake on weekends", "ATTACHMENT TEXT", "Short sun",
-                            "FORWARDED", "Media omitted", "image omitted", "end-to-end encrypted", "![[", "[[Pots",
-                            "%%", "ask the neighbour", "title::"})
+  for (const char* never :
+       {"OLD BRANCH", "print(12 * 2)", "I bake on weekends", "ATTACHMENT TEXT", "Short sun", "FORWARDED",
+        "Media omitted", "image omitted", "end-to-end encrypted", "![[", "[[Pots", "%%", "ask the neighbour",
+        "title::", "HTML TWIN", "Voici la recette", "a \xC3\xA9crit", "X-Gmail-Labels"})
     CHECK(all.find(never) == std::string::npos);
 }
 

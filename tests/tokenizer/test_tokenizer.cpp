@@ -286,8 +286,8 @@ TEST_CASE("NFC composes, reorders and leaves NFC text alone", "[tokenizer]") {
   CHECK(tok::nfc("plain ascii, 日本語") == "plain ascii, 日本語");
 }
 
-// Expected values computed once with Debian 12's Python 3.11 (unicodedata, UCD 14.0: unicodedata.normalize(form, s),
-// and str.lower(), which like Rust's str::to_lowercase applies the full mappings and Final_Sigma), then written
+// Expected values computed once with Debian 12's python3 (3.11.2; unicodedata, UCD 14.0: unicodedata.normalize(form,
+// s), and str.lower(), which like Rust's str::to_lowercase applies the full mappings and Final_Sigma), then written
 // here. utf8proc's UCD (15.0) changed none of these characters.
 TEST_CASE("NFD, NFKC, NFKD and Lowercase (utf8proc) agree with Python's unicodedata and str.lower", "[tokenizer]") {
   CHECK(tok::nfd("caf\u00e9 \u00c5 \uac01 \u1ea0\u0302") == "cafe\u0301 A\u030a \u1100\u1161\u11a8 A\u0323\u0302");
