@@ -10,6 +10,7 @@
 #include "core/error.h"
 #include "data/dataset.h"
 #include "data/manifest.h"
+#include "data/redact.h"
 #include "data/shard.h"
 #include "tokenizer/tokenizer.h"
 
@@ -68,6 +69,11 @@ void stats_print(const nlohmann::json& m) {
   for (auto& [k, v] : t["redactions"].items())
     red += fmt::format("{}{} {}", red.empty() ? "" : ", ", v.get<uint64_t>(), k);
   std::cout << "redacted " << (red.empty() ? "nothing" : red) << "\n";
+  data::RedactCounts kept;
+  if (t.contains("found_kept") && t["found_kept"].is_object())
+    for (auto& [k, v] : t["found_kept"].items())
+      if (v.is_number_unsigned()) kept[k] = v.get<uint64_t>();
+  std::cout << "kept     " << data::found_kept_describe(kept) << "\n";  // found, not redacted
   for (const char* split : {"train", "validation"}) {
     const auto& s = m["splits"][split];
     std::cout << fmt::format("{:<10} {} sequences, {} tokens, {} targets, {} documents, {} shards\n", split,

@@ -24,6 +24,14 @@ struct IngestCliOptions {
   bool no_near_dedup = false;
 };
 
+// Files that yielded nothing, with the reason (each also in manifest.json).
+nlohmann::json files_without_documents(const data::Manifest& m) {
+  nlohmann::json a = nlohmann::json::array();
+  for (const auto& e : m.sources)
+    if (!e.skipped.empty()) a.push_back({{"path", e.path}, {"reason", e.skipped}});
+  return a;
+}
+
 nlohmann::json summary_json(const data::IngestResult& r, const std::string& out) {
   const auto& m = r.manifest;
   double mb_s = r.seconds > 0 ? r.bytes_processed / 1e6 / r.seconds : 0;
@@ -39,6 +47,7 @@ nlohmann::json summary_json(const data::IngestResult& r, const std::string& out)
           {"seq_len", m.seq_len},
           {"tokenizer", m.tokenizer["fingerprint"]},
           {"totals", m.totals},
+          {"files_without_documents", files_without_documents(m)},
           {"train", {{"sequences", m.train.sequences}, {"tokens", m.train.tokens}, {"target_tokens", m.train.targets}}},
           {"validation",
            {{"sequences", m.validation.sequences},
@@ -53,6 +62,12 @@ void summary_print(const data::IngestResult& r, const std::string& out) {
   std::cout << fmt::format("  files: {} used, {} skipped, {} with problems ({} problems)\n",
                            t["files_used"].get<uint64_t>(), t["files_skipped"].get<uint64_t>(),
                            t["files_with_issues"].get<uint64_t>(), t["issues"].get<uint64_t>());
+  const auto nothing = files_without_documents(r.manifest);
+  for (size_t i = 0; i < nothing.size() && i < 10; ++i)
+    std::cout << fmt::format("    nothing from {}: {}\n", nothing[i]["path"].get<std::string>(),
+                             nothing[i]["reason"].get<std::string>());
+  if (nothing.size() > 10)
+    std::cout << fmt::format("    ... and {} more (manifest.json lists them)\n", nothing.size() - 10);
   std::cout << fmt::format("  documents: {} from {} records; duplicates removed: {} exact, {} near; {} truncated\n",
                            t["documents"].get<uint64_t>(), t["records"].get<uint64_t>(),
                            t["duplicates_exact"].get<uint64_t>(), t["duplicates_near"].get<uint64_t>(),
@@ -61,6 +76,8 @@ void summary_print(const data::IngestResult& r, const std::string& out) {
   for (auto& [k, v] : t["redactions"].items())
     red += fmt::format("{}{} {}", red.empty() ? "" : ", ", v.get<uint64_t>(), k);
   std::cout << "  redactions: " << (red.empty() ? "none" : red) << "\n";
+  std::cout << "  found, not redacted: " << data::found_kept_describe(t.value("found_kept", data::RedactCounts{}))
+            << "\n";
   std::cout << fmt::format("  train: {} sequences, {} tokens ({} targets); validation: {} sequences, {} tokens\n",
                            r.manifest.train.sequences, r.manifest.train.tokens, r.manifest.train.targets,
                            r.manifest.validation.sequences, r.manifest.validation.tokens);
@@ -96,7 +113,11 @@ void add_ingest(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--include", o->ingest.include, "Only files matching this glob (repeatable)");
   cmd->add_option("--exclude", o->ingest.exclude, "Skip files matching this glob (repeatable)");
   cmd->add_option("--max-file-size", o->max_file_size, "Skip larger files (e.g. 64M, the default)");
-  cmd->add_option("--format", o->ingest.format, "auto|txt|md|html|pdf|eml|mbox|jsonl|json (default auto)");
+  cmd->add_option("--format", o->ingest.format,
+                  "auto|txt|md|html|pdf|eml|mbox|jsonl|json|chatgpt|claude|whatsapp|telegram (default auto: by "
+                  "extension, exports by content)");
+  cmd->add_option("--me", o->ingest.me,
+                  "Your name in WhatsApp/Telegram exports: your messages become the assistant turns (repeatable)");
   cmd->add_option("--seq-len", o->ingest.seq_len, "Tokens per sequence (default min(2048, the model's context))");
   cmd->add_option("--train-on", o->train_on, "Chat loss on assistant turns only, or all tokens (default assistant)");
   cmd->add_option("--val-fraction", o->ingest.val_fraction, "Share of documents held out for validation (0.05)");

@@ -9,6 +9,7 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp libgloo-dev
   libcli11-dev libfmt-dev libyaml-cpp-dev catch2 libzstd-dev nlohmann-json3-dev libcpp-httplib-dev libpcre2-dev
   libpoppler-cpp-dev libedit-dev
+  libgmime-3.0-dev libgumbo-dev libutf8proc-dev libssl-dev
 )
 missing=()
 if [[ "${1:-}" == "--test" ]]; then

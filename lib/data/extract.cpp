@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "data/chat_exports.h"
 #include "data/html_text.h"
 #include "data/pdf_text.h"
 #include "data/records.h"
@@ -17,9 +18,12 @@ struct FormatName {
   Format format;
   const char* name;
 };
-constexpr FormatName kFormats[] = {{Format::kTxt, "txt"},     {Format::kMd, "md"},    {Format::kHtml, "html"},
-                                   {Format::kPdf, "pdf"},     {Format::kEml, "eml"},  {Format::kMbox, "mbox"},
-                                   {Format::kJsonl, "jsonl"}, {Format::kJson, "json"}};
+constexpr FormatName kFormats[] = {{Format::kTxt, "txt"},           {Format::kMd, "md"},
+                                   {Format::kHtml, "html"},         {Format::kPdf, "pdf"},
+                                   {Format::kEml, "eml"},           {Format::kMbox, "mbox"},
+                                   {Format::kJsonl, "jsonl"},       {Format::kJson, "json"},
+                                   {Format::kChatgpt, "chatgpt"},   {Format::kClaude, "claude"},
+                                   {Format::kWhatsapp, "whatsapp"}, {Format::kTelegram, "telegram"}};
 
 Extracted whole_file_issue(uint64_t line, const std::string& reason) {
   Extracted ex;
@@ -46,12 +50,37 @@ Extracted text_document(std::string_view bytes, Format f) {
   if (!problem.empty()) return whole_file_issue(line, problem);
   Record r;
   r.line = 1;
-  if (f == Format::kMd) r.text = std::string(markdown_body(bytes));
+  if (f == Format::kMd) r.text = markdown_vault_text(markdown_body(bytes));
   else if (f == Format::kHtml) r.text = html_text(bytes);
   else r.text = std::string(bytes);
   Extracted ex;
   ex.records.push_back(std::move(r));
   return ex;
+}
+
+// A .json file: the exports by their shape, else training records; a forced export format must match.
+Extracted json_document(std::string_view bytes, Format f, const ExtractOptions& options) {
+  Extracted ex;
+  nlohmann::json j;
+  if (!json_document_parse(bytes, &j, &ex)) return ex;
+  if (f == Format::kJson && options.sniff) {
+    if (chatgpt_export_detect(j)) f = Format::kChatgpt;
+    else if (claude_export_detect(j)) f = Format::kClaude;
+    else if (telegram_export_detect(j)) f = Format::kTelegram;
+  }
+  switch (f) {
+    case Format::kChatgpt:
+      if (!chatgpt_export_detect(j)) break;
+      return chatgpt_records(j);
+    case Format::kClaude:
+      if (!claude_export_detect(j)) break;
+      return claude_records(j);
+    case Format::kTelegram: return telegram_records(j, options.messenger);
+    default: return records_from_json_value(j);
+  }
+  return whole_file_issue(0, fmt::format("not a {} export; expected conversations.json as the service writes it "
+                                         "(docs/datasets.md)",
+                                         f == Format::kChatgpt ? "ChatGPT" : "Claude"));
 }
 
 }  // namespace
@@ -65,7 +94,9 @@ const char* format_name(Format f) {
 Format format_parse(const std::string& name, const std::string& option) {
   for (const auto& e : kFormats)
     if (name == e.name) return e.format;
-  throw ConfigError(fmt::format("{}: expected auto|txt|md|html|pdf|eml|mbox|jsonl|json, got '{}'", option, name));
+  throw ConfigError(
+      fmt::format("{}: expected auto|txt|md|html|pdf|eml|mbox|jsonl|json|chatgpt|claude|whatsapp|telegram, got '{}'",
+                  option, name));
 }
 
 std::optional<Format> format_detect(const fs::path& path) {
@@ -81,43 +112,31 @@ std::optional<Format> format_detect(const fs::path& path) {
   return std::nullopt;
 }
 
-std::string_view markdown_body(std::string_view text) {
-  for (const char* fence : {"---", "+++"}) {
-    std::string open = std::string(fence) + "\n";
-    if (!starts_with(text, open) && !starts_with(text, std::string(fence) + "\r\n")) continue;
-    size_t pos = text.find('\n') + 1;
-    while (pos < text.size()) {
-      size_t nl = text.find('\n', pos);
-      std::string_view line = text.substr(pos, (nl == std::string_view::npos ? text.size() : nl) - pos);
-      if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-      if (line == fence || (line == "..." && std::string(fence) == "---"))
-        return nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
-      if (nl == std::string_view::npos) break;
-      pos = nl + 1;
-    }
-  }
-  return text;
-}
-
 Extracted extract(std::string_view bytes, Format f, const ExtractOptions& options) {
   if (trim(bytes).empty()) return whole_file_issue(0, "empty file");
   if (f != Format::kPdf && looks_binary(bytes)) return whole_file_issue(0, "binary file (NUL bytes); expected text");
   if (bytes.substr(0, 3) == "\xEF\xBB\xBF") bytes.remove_prefix(3);  // UTF-8 byte order mark
   switch (f) {
     case Format::kTxt:
+      if (options.sniff && whatsapp_detect(bytes)) return whatsapp_records(bytes, options.messenger);
+      return text_document(bytes, f);
     case Format::kMd:
     case Format::kHtml: return text_document(bytes, f);
+    case Format::kWhatsapp: return whatsapp_records(bytes, options.messenger);
     case Format::kPdf: {
       PdfText pdf = pdf_text(bytes);
       if (!pdf.skip_reason.empty()) return whole_file_issue(0, pdf.skip_reason);
       Extracted ex;
-      ex.records.push_back(Record{1, RecordKind::kText, pdf.text, {}, {}, {}});
+      ex.records.push_back(Record{1, RecordKind::kText, pdf.text, {}, {}, {}, {}});
       return ex;
     }
     case Format::kEml: return mail_from_eml(bytes, options.mail);
     case Format::kMbox: return mail_from_mbox(bytes, options.mail);
     case Format::kJsonl: return records_from_jsonl(bytes);
-    case Format::kJson: return records_from_json(bytes);
+    case Format::kJson:
+    case Format::kChatgpt:
+    case Format::kClaude:
+    case Format::kTelegram: return json_document(bytes, f, options);
   }
   return {};
 }

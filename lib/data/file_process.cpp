@@ -11,11 +11,11 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/sha256.h"
+#include "core/signals.h"
 #include "data/clean.h"
 #include "data/dedup.h"
 #include "data/doc_cache.h"
-#include "core/sha256.h"
-#include "core/signals.h"
 #include "data/text_util.h"
 #include "io/atomic_file.h"
 
@@ -77,14 +77,14 @@ std::string edge_blank(const std::string& s, bool front) {
 }
 
 // Cleans and redacts every text of `r`; false when nothing is left to train on.
-bool record_prepare(Record& r, const RedactOptions& redact_options, RedactCounts& counts) {
+bool record_prepare(Record& r, const RedactOptions& redact_options, RedactCounts& counts, RedactCounts& kept) {
   if (r.kind == RecordKind::kCompletion) {
     std::string joint = edge_blank(r.prompt, false) + edge_blank(r.completion, true);
     std::string sep = joint.find('\n') != std::string::npos ? "\n" : joint.empty() ? "" : " ";
     r.prompt = text_clean(r.prompt);
     r.completion = text_clean(r.completion);
-    redact(r.prompt, redact_options, counts);
-    redact(r.completion, redact_options, counts);
+    redact(r.prompt, redact_options, counts, &kept);
+    redact(r.completion, redact_options, counts, &kept);
     if (r.completion.empty()) return false;
     r.completion = sep + r.completion;
     return true;
@@ -93,7 +93,7 @@ bool record_prepare(Record& r, const RedactOptions& redact_options, RedactCounts
   record_for_each_text(r, [&](std::string& t) {
     if (t.empty()) return;
     t = text_clean(t);
-    redact(t, redact_options, counts);
+    redact(t, redact_options, counts, &kept);
     any |= !t.empty();
   });
   return any;
@@ -103,16 +103,21 @@ bool record_prepare(Record& r, const RedactOptions& redact_options, RedactCounts
 std::vector<CachedDoc> documents_make(std::string_view bytes, Format f, const FileContext& ctx, SourceEntry& e) {
   ExtractOptions xo;
   xo.mail.headers = ctx.options.mail_headers;
+  xo.messenger.me = ctx.options.me;
+  xo.messenger.chat_name = whatsapp_chat_name(fs::path(e.path).stem().string());
+  xo.sniff = !ctx.forced_format;
   Extracted ex = extract(bytes, f, xo);
   interrupt_point();  // between the phases of one large file (the worker's InterruptScope, core/signals.h)
   e.issues = ex.issues;
   e.skipped = ex.skip_reason;
+  e.omitted = ex.omitted;
+  if (!ex.format.empty()) e.format = ex.format;
   std::vector<CachedDoc> docs;
   if (!e.skipped.empty()) return docs;
   const RecordEncoder* encoder = nullptr;
   for (auto& r : ex.records) {
     interrupt_point();
-    if (!record_prepare(r, ctx.options.redact, e.redactions)) continue;
+    if (!record_prepare(r, ctx.options.redact, e.redactions, e.found_kept)) continue;
     interrupt_point();
     if (!encoder) encoder = &ctx.encoder();  // outside the try below: a tokenizer that failed to load ends the run
     ++e.records;
@@ -125,10 +130,14 @@ std::vector<CachedDoc> documents_make(std::string_view bytes, Format f, const Fi
     try {
       d.doc = encoder->encode(r);
     } catch (const FormatError& err) {
-      e.issues.push_back({r.line, err.what()});
+      // A record of a JSON file has no line: its position names it.
+      std::string where = r.line == 0 && !r.provenance.position.empty() ? r.provenance.position + ": " : "";
+      e.issues.push_back({r.line, where + err.what()});
       --e.records;
       continue;
     }
+    if (!r.provenance.title.empty() || !r.provenance.created.empty())
+      e.provenance.push_back({r.line, std::move(r.provenance)});
     docs.push_back(std::move(d));
   }
   if (docs.empty() && e.issues.empty()) {

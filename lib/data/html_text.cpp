@@ -1,92 +1,37 @@
 #include "data/html_text.h"
 
-#include <cctype>
-#include <cstring>
-#include <set>
-#include <unordered_map>
+#include <gumbo.h>
 
-#include "data/text_util.h"
-#include "tokenizer/unicode.h"
+#include <algorithm>
+#include <cctype>
+#include <memory>
+#include <vector>
 
 namespace hearth::data {
 namespace {
 
-// HTML 4 Latin-1 entities, U+00A0..U+00FF in order.
-const char* const kLatin1Names[96] = {
-    "nbsp",   "iexcl",  "cent",   "pound",  "curren", "yen",    "brvbar", "sect",   "uml",    "copy",   "ordf",
-    "laquo",  "not",    "shy",    "reg",    "macr",   "deg",    "plusmn", "sup2",   "sup3",   "acute",  "micro",
-    "para",   "middot", "cedil",  "sup1",   "ordm",   "raquo",  "frac14", "frac12", "frac34", "iquest", "Agrave",
-    "Aacute", "Acirc",  "Atilde", "Auml",   "Aring",  "AElig",  "Ccedil", "Egrave", "Eacute", "Ecirc",  "Euml",
-    "Igrave", "Iacute", "Icirc",  "Iuml",   "ETH",    "Ntilde", "Ograve", "Oacute", "Ocirc",  "Otilde", "Ouml",
-    "times",  "Oslash", "Ugrave", "Uacute", "Ucirc",  "Uuml",   "Yacute", "THORN",  "szlig",  "agrave", "aacute",
-    "acirc",  "atilde", "auml",   "aring",  "aelig",  "ccedil", "egrave", "eacute", "ecirc",  "euml",   "igrave",
-    "iacute", "icirc",  "iuml",   "eth",    "ntilde", "ograve", "oacute", "ocirc",  "otilde", "ouml",   "divide",
-    "oslash", "ugrave", "uacute", "ucirc",  "uuml",   "yacute", "thorn",  "yuml"};
-
-const std::unordered_map<std::string, uint32_t>& entity_table() {
-  static const auto table = [] {
-    std::unordered_map<std::string, uint32_t> t = {
-        {"amp", '&'},       {"lt", '<'},        {"gt", '>'},        {"quot", '"'},      {"apos", '\''},
-        {"ndash", 0x2013},  {"mdash", 0x2014},  {"lsquo", 0x2018},  {"rsquo", 0x2019},  {"sbquo", 0x201A},
-        {"ldquo", 0x201C},  {"rdquo", 0x201D},  {"bdquo", 0x201E},  {"dagger", 0x2020}, {"Dagger", 0x2021},
-        {"bull", 0x2022},   {"hellip", 0x2026}, {"permil", 0x2030}, {"prime", 0x2032},  {"lsaquo", 0x2039},
-        {"rsaquo", 0x203A}, {"euro", 0x20AC},   {"trade", 0x2122},  {"larr", 0x2190},   {"rarr", 0x2192},
-        {"uarr", 0x2191},   {"darr", 0x2193},   {"harr", 0x2194},   {"ensp", 0x2002},   {"emsp", 0x2003},
-        {"thinsp", 0x2009}, {"zwnj", 0x200C},   {"zwj", 0x200D},    {"OElig", 0x152},   {"oelig", 0x153},
-        {"Scaron", 0x160},  {"scaron", 0x161},  {"Yuml", 0x178},    {"fnof", 0x192},    {"circ", 0x2C6},
-        {"tilde", 0x2DC},   {"minus", 0x2212},  {"le", 0x2264},     {"ge", 0x2265},     {"ne", 0x2260},
-        {"infin", 0x221E},  {"hearts", 0x2665}, {"check", 0x2713},  {"alpha", 0x3B1},   {"beta", 0x3B2},
-        {"gamma", 0x3B3},   {"delta", 0x3B4},   {"pi", 0x3C0},      {"mu", 0x3BC},      {"lambda", 0x3BB},
-        {"sigma", 0x3C3},   {"omega", 0x3C9},   {"Omega", 0x3A9},   {"Delta", 0x394},
-    };
-    for (int i = 0; i < 96; ++i) t[kLatin1Names[i]] = 0xA0 + i;
-    return t;
-  }();
-  return table;
+bool tag_in(GumboTag tag, std::initializer_list<GumboTag> set) {
+  return std::find(set.begin(), set.end(), tag) != set.end();
 }
 
-void append_cp(std::string& out, uint32_t cp) {
-  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
-  tokenizer::utf8_append(out, cp);
+bool skip_content(GumboTag t) {
+  return tag_in(t, {GUMBO_TAG_SCRIPT, GUMBO_TAG_STYLE, GUMBO_TAG_NOSCRIPT, GUMBO_TAG_TEMPLATE, GUMBO_TAG_HEAD,
+                    GUMBO_TAG_SVG, GUMBO_TAG_MATH, GUMBO_TAG_IFRAME, GUMBO_TAG_OBJECT, GUMBO_TAG_CANVAS});
 }
 
-// Decodes the reference starting at text[i] == '&' into `out`; returns the bytes consumed (0: not one).
-size_t entity_at(std::string_view text, size_t i, std::string& out) {
-  size_t j = i + 1;
-  if (j < text.size() && text[j] == '#') {
-    bool hex = j + 1 < text.size() && (text[j + 1] == 'x' || text[j + 1] == 'X');
-    size_t k = j + (hex ? 2 : 1);
-    uint64_t cp = 0;
-    size_t digits = 0;
-    for (; k < text.size() && digits < 8; ++k, ++digits) {
-      char c = text[k];
-      int v = (c >= '0' && c <= '9')          ? c - '0'
-              : (hex && c >= 'a' && c <= 'f') ? c - 'a' + 10
-              : (hex && c >= 'A' && c <= 'F') ? c - 'A' + 10
-                                              : -1;
-      if (v < 0) break;
-      cp = cp * (hex ? 16 : 10) + v;
-    }
-    if (digits == 0) return 0;
-    append_cp(out, static_cast<uint32_t>(std::min<uint64_t>(cp, 0x110000)));
-    return (k < text.size() && text[k] == ';' ? k + 1 : k) - i;
-  }
-  size_t k = j;
-  while (k < text.size() && k - j < 32 && std::isalnum(static_cast<unsigned char>(text[k]))) ++k;
-  if (k == j) return 0;
-  auto it = entity_table().find(std::string(text.substr(j, k - j)));
-  if (it == entity_table().end()) return 0;
-  append_cp(out, it->second);
-  return (k < text.size() && text[k] == ';' ? k + 1 : k) - i;
+bool paragraph(GumboTag t) {
+  return tag_in(t, {GUMBO_TAG_P,        GUMBO_TAG_DIV,     GUMBO_TAG_H1,         GUMBO_TAG_H2,     GUMBO_TAG_H3,
+                    GUMBO_TAG_H4,       GUMBO_TAG_H5,      GUMBO_TAG_H6,         GUMBO_TAG_UL,     GUMBO_TAG_OL,
+                    GUMBO_TAG_TABLE,    GUMBO_TAG_SECTION, GUMBO_TAG_ARTICLE,    GUMBO_TAG_HEADER, GUMBO_TAG_FOOTER,
+                    GUMBO_TAG_NAV,      GUMBO_TAG_ASIDE,   GUMBO_TAG_BLOCKQUOTE, GUMBO_TAG_PRE,    GUMBO_TAG_FORM,
+                    GUMBO_TAG_FIELDSET, GUMBO_TAG_FIGURE,  GUMBO_TAG_MAIN,       GUMBO_TAG_DL,     GUMBO_TAG_ADDRESS,
+                    GUMBO_TAG_HR,       GUMBO_TAG_DETAILS, GUMBO_TAG_SUMMARY});
 }
 
-const std::set<std::string> kSkipContent = {"script", "style", "noscript", "template", "head",
-                                            "svg",    "math",  "iframe",   "object",   "canvas"};
-const std::set<std::string> kParagraph = {"p",      "div",  "h1",    "h2",         "h3",      "h4",      "h5",
-                                          "h6",     "ul",   "ol",    "table",      "section", "article", "header",
-                                          "footer", "nav",  "aside", "blockquote", "pre",     "form",    "fieldset",
-                                          "figure", "main", "dl",    "address",    "hr",      "details", "summary"};
-const std::set<std::string> kLine = {"br", "li", "tr", "dt", "dd", "caption", "figcaption", "option", "title"};
+bool line(GumboTag t) {
+  return tag_in(t, {GUMBO_TAG_BR, GUMBO_TAG_LI, GUMBO_TAG_TR, GUMBO_TAG_DT, GUMBO_TAG_DD, GUMBO_TAG_CAPTION,
+                    GUMBO_TAG_FIGCAPTION, GUMBO_TAG_OPTION, GUMBO_TAG_TITLE});
+}
 
 // Accumulates visible text with HTML whitespace rules.
 struct TextBuilder {
@@ -120,99 +65,108 @@ struct TextBuilder {
   }
 };
 
-// Parses the tag at html[i] == '<'. Sets name (lower case) and closing; returns the index after '>'.
-size_t tag_at(std::string_view html, size_t i, std::string* name, bool* closing) {
-  size_t j = i + 1;
-  *closing = j < html.size() && html[j] == '/';
-  if (*closing) ++j;
-  size_t k = j;
-  while (k < html.size() && (std::isalnum(static_cast<unsigned char>(html[k])) || html[k] == '-' || html[k] == ':'))
-    ++k;
-  *name = lower(html.substr(j, k - j));
-  // Skip attributes, honouring quotes (a '>' inside a quoted value does not end the tag).
-  char quote = 0;
-  for (; k < html.size(); ++k) {
-    char c = html[k];
-    if (quote) {
-      if (c == quote) quote = 0;
-    } else if (c == '"' || c == '\'') {
-      quote = c;
-    } else if (c == '>') {
-      return k + 1;
-    }
-  }
-  return html.size();
+// The boundary of an element, on the way in and on the way out.
+void element_edge(GumboTag tag, TextBuilder& b) {
+  if (paragraph(tag)) b.brk(2);
+  else if (line(tag)) b.brk(1);
+  else if (tag == GUMBO_TAG_TD || tag == GUMBO_TAG_TH) b.pending_space = true;
 }
 
-// Index after the closing </name> of a raw-text/skipped element, or the end of the input.
-size_t skip_to_close(std::string_view html, size_t i, const std::string& name) {
-  std::string lower_html_needle = "</" + name;
-  while (i < html.size()) {
-    size_t lt = html.find("</", i);
-    if (lt == std::string_view::npos) return html.size();
-    if (iequals(html.substr(lt, lower_html_needle.size()), lower_html_needle)) {
-      size_t gt = html.find('>', lt);
-      return gt == std::string_view::npos ? html.size() : gt + 1;
-    }
-    i = lt + 2;
-  }
-  return html.size();
+// Gumbo checks the stack of open elements for each start tag, so a page nested N elements deep costs O(N^2)
+// (100,000 nested <div>s: 30 s). Browsers cap the depth (Blink at 512); here a page nested deeper than this,
+// counting elements whose end tag may not be left out, is read by the plain scan below instead.
+constexpr int kMaxNesting = 512;
+
+bool name_in(std::string_view name, std::initializer_list<std::string_view> set) {
+  return std::find(set.begin(), set.end(), name) != set.end();
 }
+
+// Whether the elements of `html` nest deeper than kMaxNesting (a linear scan of its tags).
+bool nesting_too_deep(std::string_view html) {
+  int depth = 0;
+  for (size_t i = html.find('<'); i != std::string_view::npos && i + 1 < html.size(); i = html.find('<', i + 1)) {
+    if (html.compare(i, 4, "<!--") == 0) {
+      i = html.find("-->", i);
+      if (i == std::string_view::npos) break;
+      continue;
+    }
+    bool closing = html[i + 1] == '/';
+    size_t b = i + (closing ? 2 : 1), e = b;
+    while (e < html.size() && std::isalnum(static_cast<unsigned char>(html[e]))) ++e;
+    if (e == b) continue;
+    std::string name(html.substr(b, e - b));
+    for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+    size_t gt = html.find('>', e);
+    if (gt == std::string_view::npos) break;
+    if (name_in(name,
+                {"area",   "base",  "br",    "col",   "embed",    "hr", "img", "input",  "link",     "meta", "param",
+                 "source", "track", "wbr",   "p",     "li",       "dt", "dd",  "option", "optgroup", "tr",   "td",
+                 "th",     "tbody", "thead", "tfoot", "colgroup", "rb", "rt",  "rp",     "html",     "head", "body"}) ||
+        html[gt - 1] == '/')
+      continue;
+    depth = closing ? std::max(0, depth - 1) : depth + 1;
+    if (depth > kMaxNesting) return true;
+  }
+  return false;
+}
+
+// Text between the tags, for pages too deeply nested for the parser: no structure, no references decoded.
+std::string tags_stripped(std::string_view html) {
+  TextBuilder b;
+  for (size_t i = 0; i < html.size();) {
+    size_t lt = html.find('<', i);
+    b.text(html.substr(i, (lt == std::string_view::npos ? html.size() : lt) - i), false);
+    if (lt == std::string_view::npos) break;
+    size_t gt = html.find('>', lt);
+    if (gt == std::string_view::npos) break;
+    b.pending_space = true;
+    i = gt + 1;
+  }
+  return b.out;
+}
+
+struct OutputDeleter {
+  void operator()(GumboOutput* o) const { gumbo_destroy_output(&kGumboDefaultOptions, o); }
+};
 
 }  // namespace
 
-std::string html_entities_decode(std::string_view text) {
-  std::string out;
-  out.reserve(text.size());
-  for (size_t i = 0; i < text.size();) {
-    if (text[i] == '&') {
-      size_t n = entity_at(text, i, out);
-      if (n > 0) {
-        i += n;
-        continue;
-      }
-    }
-    out += text[i++];
-  }
-  return out;
-}
-
 std::string html_text(std::string_view html) {
+  if (nesting_too_deep(html)) return tags_stripped(html);
+  GumboOptions options = kGumboDefaultOptions;
+  options.max_errors = 0;  // parse errors are not needed; recording them copies the open-element stack each time
+  std::unique_ptr<GumboOutput, OutputDeleter> doc(gumbo_parse_with_options(&options, html.data(), html.size()));
   TextBuilder b;
+  // An explicit stack rather than recursion: a page of deeply nested elements must not overflow ours.
+  struct Frame {
+    const GumboNode* node;
+    bool leaving;
+  };
+  std::vector<Frame> stack{{doc->document, false}};
   int pre_depth = 0;
-  size_t i = 0;
-  while (i < html.size()) {
-    size_t lt = html.find('<', i);
-    size_t end = lt == std::string_view::npos ? html.size() : lt;
-    if (end > i) b.text(html_entities_decode(html.substr(i, end - i)), pre_depth > 0);
-    if (lt == std::string_view::npos) break;
-    if (html.compare(lt, 4, "<!--") == 0) {
-      size_t close = html.find("-->", lt + 4);
-      i = close == std::string_view::npos ? html.size() : close + 3;
+  while (!stack.empty()) {
+    Frame f = stack.back();
+    stack.pop_back();
+    const GumboNode* n = f.node;
+    if (n->type == GUMBO_NODE_TEXT || n->type == GUMBO_NODE_WHITESPACE || n->type == GUMBO_NODE_CDATA) {
+      b.text(n->v.text.text, pre_depth > 0);
       continue;
     }
-    if (lt + 1 < html.size() && (html[lt + 1] == '!' || html[lt + 1] == '?')) {
-      size_t gt = html.find('>', lt);
-      i = gt == std::string_view::npos ? html.size() : gt + 1;
+    if (n->type != GUMBO_NODE_ELEMENT && n->type != GUMBO_NODE_DOCUMENT) continue;  // comments; templates
+    const GumboVector& children = n->type == GUMBO_NODE_DOCUMENT ? n->v.document.children : n->v.element.children;
+    const GumboTag tag = n->type == GUMBO_NODE_ELEMENT ? n->v.element.tag : GUMBO_TAG_UNKNOWN;
+    const bool pre = tag == GUMBO_TAG_PRE || tag == GUMBO_TAG_TEXTAREA;
+    if (f.leaving) {
+      if (pre) --pre_depth;
+      element_edge(tag, b);
       continue;
     }
-    if (lt + 1 >= html.size() || !(std::isalpha(static_cast<unsigned char>(html[lt + 1])) || html[lt + 1] == '/')) {
-      b.text("<", pre_depth > 0);  // a lone '<' in text
-      i = lt + 1;
-      continue;
-    }
-    std::string name;
-    bool closing = false;
-    i = tag_at(html, lt, &name, &closing);
-    bool self_closing = i >= 2 && html[i - 2] == '/';
-    if (!closing && !self_closing && kSkipContent.count(name)) {
-      i = skip_to_close(html, i, name);
-      continue;
-    }
-    if (name == "pre" || name == "textarea") pre_depth = std::max(0, pre_depth + (closing ? -1 : 1));
-    if (kParagraph.count(name)) b.brk(2);
-    else if (kLine.count(name)) b.brk(1);
-    else if (name == "td" || name == "th") b.pending_space = true;
+    if (skip_content(tag)) continue;
+    element_edge(tag, b);
+    if (pre) ++pre_depth;
+    stack.push_back({n, true});
+    for (unsigned i = children.length; i-- > 0;)
+      stack.push_back({static_cast<const GumboNode*>(children.data[i]), false});
   }
   return b.out;
 }

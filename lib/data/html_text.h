@@ -1,10 +1,12 @@
 // The visible text of an HTML page: what a reader sees, without markup, scripts, styles or the <head>.
 //
-// A forgiving scanner, not a conforming HTML5 parser (https://html.spec.whatwg.org/#parsing): tags are
-// dropped, the contents of script/style/noscript/template/head/svg/math/iframe/object/canvas are skipped,
-// block elements (p, div, h1-h6, li, tr, br, ...) end a line or paragraph, whitespace collapses as in
-// normal flow except inside <pre>/<textarea>, and character references are decoded (numeric ones and the
-// named ones of HTML 4 plus the common HTML5 punctuation; an unknown name is kept as written).
+// Parsed by gumbo (Debian libgumbo-dev), an HTML5 parser that follows the spec's tokenizer and tree
+// construction (https://html.spec.whatwg.org/#parsing), so broken markup, unclosed tags and every named
+// character reference come out as a browser would see them. The tree is then walked: the contents of
+// script/style/noscript/template/head/svg/math/iframe/object/canvas are skipped, block elements (p, div,
+// h1-h6, li, tr, br, ...) end a line or paragraph, whitespace collapses as in normal flow except inside
+// <pre>/<textarea>. A page nested more than 512 elements deep (where gumbo takes quadratic time; browsers cap
+// the depth too) is read by a plain scan instead: the text between its tags, without structure.
 #pragma once
 
 #include <string>
@@ -14,7 +16,5 @@ namespace hearth::data {
 
 // Visible text of `html` (valid UTF-8). Paragraphs are separated by a blank line.
 std::string html_text(std::string_view html);
-// Decodes character references (&amp; &#233; &#x1F600; ...) in `text`.
-std::string html_entities_decode(std::string_view text);
 
 }  // namespace hearth::data

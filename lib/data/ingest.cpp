@@ -37,8 +37,10 @@ using nlohmann::json;
 
 namespace {
 
-// Bump when the document cache or the processing changes (2: chats holding special-token text are kept).
-constexpr int kCacheVersion = 2;
+// Bump when the document cache or the processing changes (2: chats holding special-token text are kept;
+// 3: exports told by content, Markdown vault syntax reduced, provenance and omitted parts per file; 4: mail by
+// GMime, HTML by gumbo, personal data found and kept counted per file).
+constexpr int kCacheVersion = 4;
 
 // An exclusive lock on DATASET/.lock for the whole run (cron jobs may overlap).
 class DirLock {
@@ -75,6 +77,7 @@ std::string processing_key(const IngestOptions& o, const std::string& fingerprin
             {"train_on", o.train_on == TrainOn::kAll ? "all" : "assistant"},
             {"redact", redact_describe(o.redact)},
             {"mail_headers", o.mail_headers},
+            {"me", o.me},
             {"format", o.format},
             {"seq_len", seq_len}};
   return sha256_hex(k.dump());
@@ -95,6 +98,7 @@ json options_json(const IngestOptions& o, int64_t seq_len) {
           {"near_dup_threshold", o.near_dup_threshold},
           {"redact", redact_describe(o.redact)},
           {"mail_headers", o.mail_headers},
+          {"me", o.me},
           {"strict", o.strict},
           {"shard_tokens", o.shard_tokens}};
 }
@@ -195,11 +199,28 @@ void strict_check(const std::vector<FileOutcome>& outcomes) {
   }
 }
 
+// Every file yielded nothing (or there were none): an error, so that a cron job notices, and the previous
+// dataset stays as it was.
+void nothing_check(const std::vector<FileOutcome>& outcomes) {
+  std::string list;
+  size_t n = 0;
+  for (const auto& o : outcomes) {
+    if (o.entry.skipped.empty()) return;
+    if (++n <= 5) list += fmt::format("{}{} ({})", n > 1 ? "; " : "", o.entry.path, o.entry.skipped);
+  }
+  if (n > 5) list += fmt::format("; and {} more", n - 5);
+  throw FormatError(n == 0 ? std::string("ingest: no files under the sources; expected files to read")
+                           : fmt::format("ingest: none of the {} files yielded anything to train on: {}", n, list));
+}
+
 bool all_hex(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f'); });
+  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) {
+    return std::isdigit(static_cast<unsigned char>(c)) || (c >= 'a' && c <= 'f');
+  });
 }
 bool all_digits(std::string_view s) {
-  return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
+  return !s.empty() &&
+         std::all_of(s.begin(), s.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)); });
 }
 
 // Whether `name` (an entry of the dataset folder, or of its cache/ when `in_cache`) is one ingest writes:
@@ -333,6 +354,9 @@ void ingest_options_validate(const IngestOptions& o) {
   if (o.threads < 0) throw ConfigError(fmt::format("--threads: expected a positive number, got {}", o.threads));
   if (o.shard_tokens < 1024) throw ConfigError(fmt::format("--shard-tokens: expected >= 1024, got {}", o.shard_tokens));
   if (o.format != "auto") format_parse(o.format, "--format");
+  for (const auto& name : o.me)
+    if (name.find_first_not_of(" \t") == std::string::npos)
+      throw ConfigError("--me: expected your name as the chat export shows it, got an empty name");
 }
 
 IngestResult ingest_run(const IngestOptions& o) {
@@ -386,6 +410,7 @@ IngestResult ingest_run(const IngestOptions& o) {
   loaded.get();  // the tokenizer is needed below even when every file came from the cache
   issues_log(outcomes);
   if (o.strict) strict_check(outcomes);
+  nothing_check(outcomes);
   stage("files_done");
 
   IngestResult result = changes_count(outcomes, old);

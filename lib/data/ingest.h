@@ -38,6 +38,7 @@ struct IngestOptions {
   double near_dup_threshold = 0.8;  // estimated Jaccard similarity of word 5-grams
   RedactOptions redact;
   bool mail_headers = false;            // train on From/To/Date/Subject of mail too
+  std::vector<std::string> me;          // the person's names in messenger exports (their turns: assistant)
   bool strict = false;                  // any bad input is an error (exit 3 unreadable, 4 malformed)
   bool force = false;                   // write into an --out folder that holds other files (never touched)
   bool follow_symlinks = false;         // read links that lead out of their SOURCE folder (skipped otherwise)
@@ -61,8 +62,9 @@ void ingest_options_validate(const IngestOptions& o);
 // The default sequence length for a model folder: min(2048, max_position_embeddings of config.json).
 int64_t seq_len_default(const std::filesystem::path& model_dir);
 // Runs the pipeline. Throws ConfigError/IoError/FormatError (with --strict, for bad input: IoError when a
-// file is unreadable, FormatError otherwise, naming path:line), ResourceError (disk full) or InterruptedError
-// (SIGINT/SIGTERM); in every case the previous dataset in out_dir is left as it was.
+// file is unreadable, FormatError otherwise, naming path:line; FormatError when no file yielded anything,
+// listing them), ResourceError (disk full) or InterruptedError (SIGINT/SIGTERM); in every case the previous
+// dataset in out_dir is left as it was.
 IngestResult ingest_run(const IngestOptions& o);
 
 }  // namespace hearth::data

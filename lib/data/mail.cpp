@@ -1,234 +1,154 @@
 #include "data/mail.h"
 
-#include <cctype>
-#include <map>
-#include <regex>
+#include <gmime/gmime.h>
+
+#include <algorithm>
+#include <memory>
+#include <mutex>
 
 #include <fmt/format.h>
 
 #include "data/html_text.h"
 #include "data/text_util.h"
+#include "tokenizer/regex.h"
 
 namespace hearth::data {
 namespace {
 
-struct Part {
-  std::map<std::string, std::string> headers;  // lower-case names, unfolded values
-  std::string_view body;
+// GMime's objects are GObjects: released with g_object_unref.
+struct Unref {
+  void operator()(void* p) const {
+    if (p) g_object_unref(p);
+  }
 };
+template <typename T>
+using GPtr = std::unique_ptr<T, Unref>;
 
-Part part_split(std::string_view msg) {
-  Part p;
-  size_t pos = 0;
-  std::string last;
-  while (pos < msg.size()) {
-    size_t nl = msg.find('\n', pos);
-    size_t end = nl == std::string_view::npos ? msg.size() : nl;
-    std::string_view line = msg.substr(pos, end - pos);
-    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
-    pos = nl == std::string_view::npos ? msg.size() : nl + 1;
-    if (line.empty()) break;
-    if ((line[0] == ' ' || line[0] == '\t') && !last.empty()) {
-      p.headers[last] += " " + std::string(trim(line));
-      continue;
-    }
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) continue;
-    last = lower(trim(line.substr(0, colon)));
-    if (!p.headers.count(last)) p.headers[last] = std::string(trim(line.substr(colon + 1)));
-    else last = "";  // keep the first occurrence; ignore continuations of repeats
-  }
-  p.body = msg.substr(std::min(pos, msg.size()));
-  return p;
-}
-
-// `value`'s parameter `name` (boundary, charset), unquoted.
-std::string header_param(const std::string& value, const std::string& name) {
-  std::string lv = lower(value);
-  size_t at = 0;
-  while ((at = lv.find(name + "=", at)) != std::string::npos) {
-    if (at == 0 || lv[at - 1] == ';' || lv[at - 1] == ' ' || lv[at - 1] == '\t') break;
-    at += name.size();
-  }
-  if (at == std::string::npos) return "";
-  size_t v = at + name.size() + 1;
-  if (v < value.size() && value[v] == '"') {
-    size_t q = value.find('"', v + 1);
-    return value.substr(v + 1, q == std::string::npos ? std::string::npos : q - v - 1);
-  }
-  size_t e = value.find_first_of("; \t", v);
-  return value.substr(v, e == std::string::npos ? std::string::npos : e - v);
-}
-
-std::string base64_decode(std::string_view s) {
-  auto val = [](char c) -> int {
-    if (c >= 'A' && c <= 'Z') return c - 'A';
-    if (c >= 'a' && c <= 'z') return c - 'a' + 26;
-    if (c >= '0' && c <= '9') return c - '0' + 52;
-    if (c == '+' || c == '-') return 62;
-    if (c == '/' || c == '_') return 63;
-    return -1;
-  };
-  std::string out;
-  uint32_t acc = 0;
-  int bits = 0;
-  for (char c : s) {
-    int v = val(c);
-    if (v < 0) continue;
-    acc = (acc << 6) | static_cast<uint32_t>(v);
-    bits += 6;
-    if (bits >= 8) {
-      bits -= 8;
-      out += static_cast<char>((acc >> bits) & 0xFF);
-    }
-  }
-  return out;
-}
-
-std::string qp_decode(std::string_view s, bool header) {
-  std::string out;
-  for (size_t i = 0; i < s.size(); ++i) {
-    char c = s[i];
-    if (header && c == '_') {
-      out += ' ';
-    } else if (c == '=' && i + 2 < s.size() + 1 && i + 1 < s.size()) {
-      if (s[i + 1] == '\n') {
-        ++i;
-        continue;
-      }
-      if (s[i + 1] == '\r' && i + 2 < s.size() && s[i + 2] == '\n') {
-        i += 2;
-        continue;
-      }
-      if (i + 2 < s.size() && std::isxdigit(static_cast<unsigned char>(s[i + 1])) &&
-          std::isxdigit(static_cast<unsigned char>(s[i + 2]))) {
-        out += static_cast<char>(std::stoi(std::string(s.substr(i + 1, 2)), nullptr, 16));
-        i += 2;
-      } else {
-        out += c;
-      }
-    } else {
-      out += c;
-    }
-  }
-  return out;
-}
-
-// Bytes in `charset` to UTF-8; false when the charset is unsupported or the bytes are not valid in it.
-bool charset_to_utf8(const std::string& bytes, const std::string& charset, std::string* out) {
-  std::string cs = lower(charset);
-  if (cs.empty() || cs == "utf-8" || cs == "utf8" || cs == "us-ascii" || cs == "ascii") {
-    if (utf8_first_invalid(bytes)) {
-      if (!cs.empty() && cs != "us-ascii" && cs != "ascii") return false;
-      *out = latin1_to_utf8(bytes);  // undeclared 8-bit text: most often Latin-1
-      return true;
-    }
-    *out = bytes;
-    return true;
-  }
-  if (cs == "iso-8859-1" || cs == "latin1" || cs == "latin-1" || cs == "windows-1252" || cs == "cp1252" ||
-      cs == "iso-8859-15") {
-    *out = latin1_to_utf8(bytes);
-    return true;
-  }
-  if (!utf8_first_invalid(bytes)) {
-    *out = bytes;  // e.g. a charset label on pure ASCII text
-    return true;
-  }
-  return false;
-}
-
-// RFC 2047 encoded words (=?charset?B|Q?...?=) in a header value.
-std::string header_decode(const std::string& v) {
-  static const std::regex kWord(R"(=\?([^?]+)\?([BbQq])\?([^?]*)\?=)");
-  std::string out;
-  auto begin = std::sregex_iterator(v.begin(), v.end(), kWord);
-  size_t last = 0;
-  for (auto it = begin; it != std::sregex_iterator(); ++it) {
-    std::string between = v.substr(last, it->position() - last);
-    if (!(last > 0 && trim(between).empty())) out += between;  // whitespace between encoded words is dropped
-    std::string raw = (*it)[2].str() == "B" || (*it)[2].str() == "b" ? base64_decode((*it)[3].str())
-                                                                     : qp_decode((*it)[3].str(), true);
-    std::string text;
-    out += charset_to_utf8(raw, (*it)[1].str(), &text) ? text : raw;
-    last = it->position() + it->length();
-  }
-  return out + v.substr(last);
+void gmime_ready() {
+  static std::once_flag once;
+  std::call_once(once, [] { g_mime_init(); });  // never shut down: other threads may still parse
 }
 
 struct BodyText {
   std::string plain, html;
   std::string problem;
+  uint64_t attachments = 0;
 };
 
-void part_collect(std::string_view raw, BodyText& out, int depth);
-
-void multipart_collect(const Part& p, const std::string& boundary, BodyText& out, int depth) {
-  std::string delim = "--" + boundary;
-  std::string_view b = p.body;
-  size_t pos = b.find(delim);
-  while (pos != std::string_view::npos) {
-    size_t start = b.find('\n', pos);
-    if (start == std::string_view::npos || b.compare(pos + delim.size(), 2, "--") == 0) break;
-    size_t next = b.find("\n" + delim, start);
-    std::string_view sub = b.substr(start + 1, next == std::string_view::npos ? std::string_view::npos : next - start);
-    part_collect(sub, out, depth + 1);
-    pos = next == std::string_view::npos ? next : next + 1;
+// A text part as UTF-8. GMime decodes the transfer encoding and converts a declared charset with iconv; an
+// undeclared or unknown charset leaves the bytes as they are, so they are checked here.
+void text_part_collect(GMimeTextPart* part, bool html, BodyText& out) {
+  std::unique_ptr<char, decltype(&g_free)> raw(g_mime_text_part_get_text(part), g_free);
+  if (!raw) return;
+  std::string text = raw.get();
+  if (utf8_first_invalid(text)) {
+    const char* cs = g_mime_text_part_get_charset(part);
+    std::string charset = cs ? lower(cs) : "";
+    if (!charset.empty() && charset != "us-ascii" && charset != "ascii" && charset != "utf-8" && charset != "utf8") {
+      out.problem = fmt::format("body in charset '{}' is not valid or not supported; expected a charset iconv knows",
+                                cs);
+      return;
+    }
+    text = latin1_to_utf8(text);  // undeclared 8-bit text: most often Latin-1 / windows-1252
   }
-}
-
-void part_collect(std::string_view raw, BodyText& out, int depth) {
-  if (depth > 20) return;
-  Part p = part_split(raw);
-  std::string ctype = p.headers.count("content-type") ? p.headers["content-type"] : "text/plain";
-  std::string type = lower(trim(ctype.substr(0, ctype.find(';'))));
-  if (lower(p.headers["content-disposition"]).rfind("attachment", 0) == 0) return;
-  if (starts_with(type, "multipart/")) {
-    std::string boundary = header_param(ctype, "boundary");
-    if (!boundary.empty()) multipart_collect(p, boundary, out, depth);
-    return;
-  }
-  if (type != "text/plain" && type != "text/html") return;
-  std::string enc = lower(trim(p.headers["content-transfer-encoding"]));
-  std::string bytes = enc == "base64"             ? base64_decode(p.body)
-                      : enc == "quoted-printable" ? qp_decode(p.body, false)
-                                                  : std::string(p.body);
-  std::string text;
-  std::string charset = header_param(ctype, "charset");
-  if (!charset_to_utf8(bytes, charset, &text)) {
-    out.problem = fmt::format("body in charset '{}' is not valid or not supported; expected UTF-8 or Latin-1", charset);
-    return;
-  }
-  std::string& dest = type == "text/plain" ? out.plain : out.html;
+  std::string& dest = html ? out.html : out.plain;
   if (!dest.empty()) dest += "\n\n";
   dest += text;
 }
 
+void part_collect(GMimeObject* obj, BodyText& out, int depth);
+
+// multipart/alternative: the plain-text version when there is one, else the HTML one (else whatever it holds).
+void alternative_collect(GMimeMultipart* mp, BodyText& out, int depth) {
+  BodyText best;
+  int n = g_mime_multipart_get_count(mp);
+  for (int i = 0; i < n; ++i) {
+    BodyText one;
+    part_collect(g_mime_multipart_get_part(mp, i), one, depth + 1);
+    out.attachments += one.attachments;
+    if (!one.plain.empty() && best.plain.empty()) best.plain = one.plain;
+    if (!one.html.empty() && best.html.empty()) best.html = one.html;
+    if (best.problem.empty()) best.problem = one.problem;
+  }
+  std::string& dest = !best.plain.empty() ? out.plain : out.html;
+  const std::string& src = !best.plain.empty() ? best.plain : best.html;
+  if (!src.empty()) dest += (dest.empty() ? "" : "\n\n") + src;
+  if (best.plain.empty() && best.html.empty() && out.problem.empty()) out.problem = best.problem;
+}
+
+void part_collect(GMimeObject* obj, BodyText& out, int depth) {
+  if (!obj || depth > 20) return;
+  GMimeContentType* ct = g_mime_object_get_content_type(obj);
+  if (GMIME_IS_MULTIPART(obj)) {
+    auto* mp = GMIME_MULTIPART(obj);
+    if (ct && g_mime_content_type_is_type(ct, "multipart", "alternative")) return alternative_collect(mp, out, depth);
+    int n = g_mime_multipart_get_count(mp);
+    for (int i = 0; i < n; ++i) part_collect(g_mime_multipart_get_part(mp, i), out, depth + 1);
+    return;
+  }
+  if (GMIME_IS_MESSAGE_PART(obj)) {  // a forwarded or attached message: not the writer's own text
+    ++out.attachments;
+    return;
+  }
+  if (!GMIME_IS_PART(obj)) return;
+  const bool plain = ct && g_mime_content_type_is_type(ct, "text", "plain");
+  const bool html = ct && g_mime_content_type_is_type(ct, "text", "html");
+  if (g_mime_part_is_attachment(GMIME_PART(obj)) || !(plain || html) || !GMIME_IS_TEXT_PART(obj)) {
+    ++out.attachments;
+    return;
+  }
+  text_part_collect(GMIME_TEXT_PART(obj), html, out);
+}
+
+// mboxrd: a body line ">From " (any number of '>') was written with one '>' more than it had.
+std::string from_unescape(std::string text) {
+  if (text.find(">From ") == std::string::npos) return text;
+  std::string out;
+  out.reserve(text.size());
+  for (std::string_view line : lines_split(text)) {
+    size_t gt = line.find_first_not_of('>');
+    if (gt != std::string_view::npos && gt > 0 && line.compare(gt, 5, "From ") == 0) line.remove_prefix(1);
+    out.append(line);
+    out += '\n';
+  }
+  return out;
+}
+
 // One message's record text, or "" (with *problem set when something was wrong).
-std::string message_text(std::string_view raw, const MailOptions& o, std::string* problem) {
+std::string message_text(GMimeMessage* msg, const MailOptions& o, bool mbox, std::string* problem,
+                         uint64_t* attachments) {
   BodyText body;
-  part_collect(raw, body, 0);
+  part_collect(g_mime_message_get_mime_part(msg), body, 0);
+  *attachments += body.attachments;
   std::string text = !body.plain.empty() ? body.plain : html_text(body.html);
   if (text.empty() && !body.problem.empty()) *problem = body.problem;
+  if (mbox) text = from_unescape(std::move(text));
   text = mail_body_trim(text);
   if (o.headers && !text.empty()) {
-    Part p = part_split(raw);
     std::string head;
-    for (const char* h : {"from", "to", "date", "subject"}) {
-      if (!p.headers.count(h)) continue;
-      std::string name = h;
-      name[0] = static_cast<char>(std::toupper(name[0]));
-      head += name + ": " + header_decode(p.headers[h]) + "\n";
+    for (const char* h : {"From", "To", "Date", "Subject"}) {
+      const char* v = g_mime_object_get_header(GMIME_OBJECT(msg), h);  // RFC 2047 decoded, unfolded
+      if (v) head += fmt::format("{}: {}\n", h, trim(v));
     }
     text = head + "\n" + text;
   }
   return text;
 }
 
+GPtr<GMimeParser> parser_over(std::string_view bytes, GMimeFormat format) {
+  gmime_ready();
+  GPtr<GMimeStream> stream(g_mime_stream_mem_new_with_buffer(bytes.data(), bytes.size()));
+  GPtr<GMimeParser> parser(g_mime_parser_new_with_stream(stream.get()));
+  g_mime_parser_set_format(parser.get(), format);
+  return parser;
+}
+
 }  // namespace
 
 std::string mail_body_trim(std::string_view body) {
-  static const std::regex kWrote(R"(^(On|Le|Am|El) .{4,}(wrote|a écrit|schrieb|escribió)\s*:\s*$)");
+  static const tokenizer::Regex kWrote(R"(^(On|Le|Am|El) .{4,}(wrote|a écrit|schrieb|escribió)\s*:\s*$)",
+                                       tokenizer::Where{"mail", "attribution"});
+  auto wrote = [](const std::string& line) { return utf8_first_invalid(line) ? false : kWrote.search(line); };
   auto lines = lines_split(body);
   std::vector<std::string_view> kept;
   for (size_t i = 0; i < lines.size(); ++i) {
@@ -239,9 +159,9 @@ std::string mail_body_trim(std::string_view body) {
     if (!line.empty() && line[0] == '>') {
       // Drop the attribution ("On Mon, ... Ann wrote:") that introduces the quote, and blank lines before it.
       while (!kept.empty() && trim(kept.back()).empty()) kept.pop_back();
-      if (!kept.empty() && std::regex_match(std::string(kept.back()), kWrote)) kept.pop_back();
+      if (!kept.empty() && wrote(std::string(kept.back()))) kept.pop_back();
       else if (kept.size() >= 2 && ends_with(trim(kept.back()), "wrote:") &&
-               std::regex_match(std::string(kept[kept.size() - 2]) + " " + std::string(kept.back()), kWrote)) {
+               wrote(std::string(kept[kept.size() - 2]) + " " + std::string(kept.back()))) {
         kept.pop_back();
         kept.pop_back();
       }
@@ -262,10 +182,19 @@ std::string mail_body_trim(std::string_view body) {
 
 Extracted mail_from_eml(std::string_view bytes, const MailOptions& options) {
   Extracted ex;
+  auto parser = parser_over(bytes, GMIME_FORMAT_MESSAGE);
+  GPtr<GMimeMessage> msg(g_mime_parser_construct_message(parser.get(), nullptr));
+  if (!msg) {
+    ex.issues.push_back({1, "not a mail message; expected RFC 5322 headers and a body"});
+    ex.skip_reason = ex.issues.back().reason;
+    return ex;
+  }
   std::string problem;
+  uint64_t attachments = 0;
   Record r;
   r.line = 1;
-  r.text = message_text(bytes, options, &problem);
+  r.text = message_text(msg.get(), options, false, &problem, &attachments);
+  if (attachments) ex.omitted["attachments"] = attachments;
   if (!problem.empty()) {
     ex.issues.push_back({1, problem});
     ex.skip_reason = problem;
@@ -277,38 +206,29 @@ Extracted mail_from_eml(std::string_view bytes, const MailOptions& options) {
 
 Extracted mail_from_mbox(std::string_view bytes, const MailOptions& options) {
   Extracted ex;
-  std::string current;
-  uint64_t line_no = 0, start_line = 0;
-  bool in_message = false;
-  auto finish = [&] {
-    if (!in_message) return;
+  if (!starts_with(bytes, "From ")) {
+    ex.issues.push_back({1, "not an mbox; expected the first line to start with 'From '"});
+    return ex;
+  }
+  auto parser = parser_over(bytes, GMIME_FORMAT_MBOX);
+  uint64_t attachments = 0, line = 1;
+  size_t counted = 0;  // newlines are counted up to here
+  while (!g_mime_parser_eos(parser.get())) {
+    GPtr<GMimeMessage> msg(g_mime_parser_construct_message(parser.get(), nullptr));
+    if (!msg) break;
+    const size_t at = static_cast<size_t>(std::max<gint64>(0, g_mime_parser_get_mbox_marker_offset(parser.get())));
+    if (at >= counted && at <= bytes.size()) {
+      line += static_cast<uint64_t>(std::count(bytes.begin() + counted, bytes.begin() + at, '\n'));
+      counted = at;
+    }
     std::string problem;
     Record r;
-    r.line = start_line;
-    r.text = message_text(current, options, &problem);
-    if (!problem.empty()) ex.issues.push_back({start_line, problem});
+    r.line = line;
+    r.text = message_text(msg.get(), options, true, &problem, &attachments);
+    if (!problem.empty()) ex.issues.push_back({line, problem});
     else if (!r.text.empty()) ex.records.push_back(std::move(r));
-    current.clear();
-  };
-  bool prev_blank = true;
-  for (std::string_view line : lines_split(bytes)) {
-    ++line_no;
-    if (prev_blank && starts_with(line, "From ")) {
-      finish();
-      in_message = true;
-      start_line = line_no;
-      prev_blank = false;
-      continue;
-    }
-    prev_blank = line.empty();
-    size_t gt = line.find_first_not_of('>');
-    if (gt != std::string_view::npos && gt > 0 && line.compare(gt, 5, "From ") == 0) line.remove_prefix(1);
-    current.append(line);
-    current += '\n';
   }
-  finish();
-  if (line_no > 0 && ex.records.empty() && ex.issues.empty() && !starts_with(bytes, "From "))
-    ex.issues.push_back({1, "not an mbox; expected the first line to start with 'From '"});
+  if (attachments) ex.omitted["attachments"] = attachments;
   return ex;
 }
 

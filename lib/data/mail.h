@@ -1,11 +1,14 @@
-// E-mail: single messages (.eml, RFC 5322 + MIME, RFC 2045-2047) and mailboxes (.mbox, mboxrd: messages
-// start at "From " lines; ">From " lines are unescaped).
+// E-mail: single messages (.eml, RFC 5322 + MIME, RFC 2045-2047) and mailboxes (.mbox, as Google Takeout and
+// mail clients write them: messages start at "From " lines; mboxrd ">From " body lines are unescaped), parsed
+// by GMime 3 (Debian libgmime-3.0-dev): multipart structure, transfer encodings, charsets (any iconv knows),
+// RFC 2047 encoded headers.
 //
-// The text trained on is the message's own plain-text body: text/plain parts (text/html converted when
-// there is no plain part; attachments skipped), base64/quoted-printable decoded, UTF-8/ASCII/Latin-1/
-// windows-1252 charsets converted, then trimmed: quoted replies ("> ..." lines with their "On ... wrote:"
-// line, everything after "-----Original Message-----"), and the signature (after a "-- " line, and
-// "Sent from my ..." lines) removed. Headers are left out unless MailOptions::headers is set.
+// The text trained on is the message's own plain-text body: the text/plain parts (of a multipart/alternative,
+// the text/plain version, else the text/html one converted to text); attachments, non-text parts and attached
+// messages are skipped and counted (Extracted::omitted["attachments"]). Then trimmed: quoted replies
+// ("> ..." lines with their "On ... wrote:" line, everything after "-----Original Message-----"), and the
+// signature (after a "-- " line, and "Sent from my ..." lines) removed. Headers are left out unless
+// MailOptions::headers is set.
 #pragma once
 
 #include <string>

@@ -89,8 +89,25 @@ SourceEntry source_from_json(const json& j, const std::string& w) {
   e.duplicates_near = j.value("duplicates_near", uint64_t(0));
   if (j.contains("redactions") && j["redactions"].is_object())
     for (auto& [k, v] : j["redactions"].items()) e.redactions[k] = v.get<uint64_t>();
+  if (j.contains("found_kept") && j["found_kept"].is_object())
+    for (auto& [k, v] : j["found_kept"].items())
+      if (v.is_number_unsigned()) e.found_kept[k] = v.get<uint64_t>();
   if (j.contains("issues") && j["issues"].is_array())
     for (const auto& i : j["issues"]) e.issues.push_back({i.value("line", uint64_t(0)), i.value("reason", "")});
+  if (j.contains("omitted") && j["omitted"].is_object())
+    for (auto& [k, v] : j["omitted"].items())
+      if (v.is_number_unsigned()) e.omitted[k] = v.get<uint64_t>();
+  if (j.contains("provenance") && j["provenance"].is_array())
+    for (const auto& p : j["provenance"]) {
+      if (!p.is_object()) continue;
+      RecordOrigin o;
+      o.line = p.value("line", uint64_t(0));
+      o.provenance.position = p.value("position", "");
+      o.provenance.title = p.value("title", "");
+      o.provenance.created = p.value("created", "");
+      o.provenance.updated = p.value("updated", "");
+      e.provenance.push_back(std::move(o));
+    }
   e.skipped = j.value("skipped", "");
   e.cache = j.value("cache", "");
   return e;
@@ -112,7 +129,22 @@ json manifest_to_json(const Manifest& m) {
               {"duplicates_exact", e.duplicates_exact},
               {"duplicates_near", e.duplicates_near},
               {"redactions", json(e.redactions)},
+              {"found_kept", json(e.found_kept)},
               {"issues", issues_json(e.issues)}};
+    if (!e.omitted.empty()) s["omitted"] = json(e.omitted);
+    if (!e.provenance.empty()) {
+      json p = json::array();
+      for (const auto& o : e.provenance) {
+        json r = json::object();
+        if (o.line > 0) r["line"] = o.line;
+        if (!o.provenance.position.empty()) r["position"] = o.provenance.position;
+        if (!o.provenance.title.empty()) r["title"] = o.provenance.title;
+        if (!o.provenance.created.empty()) r["created"] = o.provenance.created;
+        if (!o.provenance.updated.empty()) r["updated"] = o.provenance.updated;
+        p.push_back(std::move(r));
+      }
+      s["provenance"] = std::move(p);
+    }
     if (!e.skipped.empty()) s["skipped"] = e.skipped;
     if (!e.cache.empty()) s["cache"] = e.cache;
     sources.push_back(s);

@@ -19,21 +19,30 @@ namespace hearth::data {
 constexpr int kManifestSchemaVersion = 1;
 constexpr const char* kManifestFormat = "hearth-dataset";
 
+// Where a record of a conversation export came from (listed for records with a title or a time).
+struct RecordOrigin {
+  uint64_t line = 0;
+  Provenance provenance;
+};
+
 // One source file, as last seen.
 struct SourceEntry {
   std::string path;  // absolute
   uint64_t size = 0;
   int64_t mtime_ns = 0;
   std::string sha256;      // of the file's bytes ("" when it was not read: too large, unsupported)
-  std::string format;      // txt|md|html|pdf|eml|mbox|jsonl|json ("" when unknown)
+  std::string format;      // txt|md|...|chatgpt|claude|whatsapp|telegram ("" when unknown)
   uint64_t records = 0;    // records read from the file
   uint64_t documents = 0;  // documents in the dataset from it (after de-duplication)
   uint64_t tokens = 0;     // tokens in the dataset from it
   uint64_t duplicates_exact = 0, duplicates_near = 0;
   RedactCounts redactions;
-  std::vector<Issue> issues;  // bad input found in it (each also skipped)
-  std::string skipped;        // why the whole file was skipped ("" when used)
-  std::string cache;          // "cache/<key>.zst" ("" when skipped)
+  RedactCounts found_kept;                  // personal data found but not redacted (its --redact group is off)
+  std::map<std::string, uint64_t> omitted;  // parts left out on purpose ("attachments", "media", "forwarded")
+  std::vector<RecordOrigin> provenance;     // of the records used, when the export gives titles or times
+  std::vector<Issue> issues;                // bad input found in it (each also skipped)
+  std::string skipped;                      // why the whole file was skipped ("" when used)
+  std::string cache;                        // "cache/<key>.zst" ("" when skipped)
 };
 
 struct SplitInfo {

@@ -101,7 +101,7 @@ void packing_run(const PackSettings& s, Manifest& m) {
 nlohmann::json totals_compute(const Manifest& m, uint64_t truncated) {
   uint64_t files = 0, used = 0, skipped = 0, with_issues = 0, issues = 0, records = 0, documents = 0, tokens = 0;
   uint64_t dup_exact = 0, dup_near = 0, bytes = 0;
-  RedactCounts redactions;
+  RedactCounts redactions, found_kept;
   for (const auto& e : m.sources) {
     ++files;
     (e.skipped.empty() ? used : skipped) += 1;
@@ -114,6 +114,7 @@ nlohmann::json totals_compute(const Manifest& m, uint64_t truncated) {
     dup_near += e.duplicates_near;
     bytes += e.size;
     for (const auto& [k, v] : e.redactions) redactions[k] += v;
+    for (const auto& [k, v] : e.found_kept) found_kept[k] += v;
   }
   return {{"files", files},
           {"files_used", used},
@@ -128,6 +129,7 @@ nlohmann::json totals_compute(const Manifest& m, uint64_t truncated) {
           {"duplicates_near", dup_near},
           {"truncated", truncated},
           {"redactions", nlohmann::json(redactions)},
+          {"found_kept", nlohmann::json(found_kept)},
           {"sequences", m.train.sequences + m.validation.sequences},
           {"target_tokens", m.train.targets + m.validation.targets}};
 }

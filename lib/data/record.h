@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -20,12 +21,22 @@ struct Message {
   std::string content;
 };
 
+// Where a record came from beyond its line, for conversation exports: the position inside a JSON export
+// ("conversation [3]"), the conversation's title and its first and last times. Kept in the manifest.
+struct Provenance {
+  std::string position;  // "" when the line says it
+  std::string title;
+  std::string created, updated;  // ISO 8601 as the export gives it ("2024-05-01T10:00:00Z"), "" when unknown
+  bool empty() const { return position.empty() && title.empty() && created.empty() && updated.empty(); }
+};
+
 struct Record {
   uint64_t line = 0;  // 1-based line in the source file where the record starts (0: the whole file)
   RecordKind kind = RecordKind::kText;
   std::string text;                // kText
   std::vector<Message> messages;   // kChat
   std::string prompt, completion;  // kCompletion
+  Provenance provenance;
 };
 
 // A problem with part of a file (a bad JSON line) or the whole file (line 0).
@@ -40,6 +51,8 @@ struct Extracted {
   std::vector<Record> records;
   std::vector<Issue> issues;
   std::string skip_reason;
+  std::string format;                       // the format the content was read as, when it refined the extension's
+  std::map<std::string, uint64_t> omitted;  // parts left out on purpose, by kind ("attachments", "media")
 };
 
 // Every text field of a record (text; message contents; prompt and completion), for cleaning passes.

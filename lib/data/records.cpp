@@ -147,29 +147,32 @@ Extracted records_from_jsonl(std::string_view text) {
   return ex;
 }
 
-Extracted records_from_json(std::string_view text) {
-  Extracted ex;
+bool json_document_parse(std::string_view text, json* out, Extracted* ex) {
   uint64_t line = 0;
   std::string problem = utf8_problem(text, 1, &line);
   if (!problem.empty()) {
-    ex.issues.push_back({line, problem});
-    ex.skip_reason = problem;
-    return ex;
+    ex->issues.push_back({line, problem});
+    ex->skip_reason = problem;
+    return false;
   }
-  json j;
   try {
-    j = io::json_parse_bounded(text);
+    *out = io::json_parse_bounded(text);
   } catch (const io::JsonTooDeep& e) {
-    ex.issues.push_back({1, std::string("malformed JSON; ") + e.what()});
-    ex.skip_reason = ex.issues.back().reason;
-    return ex;
+    ex->issues.push_back({1, std::string("malformed JSON; ") + e.what()});
+    ex->skip_reason = ex->issues.back().reason;
+    return false;
   } catch (const json::exception& e) {  // syntax errors; numbers out of range such as 1e400 (no position: line 1)
     const auto* syntax = dynamic_cast<const json::parse_error*>(&e);
     uint64_t at = syntax ? line_of(text, syntax->byte > 0 ? syntax->byte - 1 : 0) : 1;
-    ex.issues.push_back({at, "malformed JSON; expected an array of records or one record object"});
-    ex.skip_reason = ex.issues.back().reason;
-    return ex;
+    ex->issues.push_back({at, "malformed JSON; expected an array of records or one record object"});
+    ex->skip_reason = ex->issues.back().reason;
+    return false;
   }
+  return true;
+}
+
+Extracted records_from_json_value(const json& j) {
+  Extracted ex;
   const json* items = &j;
   json single = json::array();
   if (!j.is_array()) {
@@ -183,9 +186,17 @@ Extracted records_from_json(std::string_view text) {
       ex.issues.push_back({0, fmt::format("record [{}]: {}", i, why)});
       continue;
     }
+    r.provenance.position = fmt::format("record [{}]", i);
     ex.records.push_back(std::move(r));
   }
   return ex;
+}
+
+Extracted records_from_json(std::string_view text) {
+  Extracted ex;
+  json j;
+  if (!json_document_parse(text, &j, &ex)) return ex;
+  return records_from_json_value(j);
 }
 
 }  // namespace hearth::data

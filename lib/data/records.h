@@ -26,5 +26,10 @@ bool record_from_json(const nlohmann::json& j, Record* out, std::string* why);
 Extracted records_from_jsonl(std::string_view text);
 // Records of a .json file: an array of records or a single record object.
 Extracted records_from_json(std::string_view text);
+// The same from a parsed file (records_from_json = json_document_parse + this).
+Extracted records_from_json_value(const nlohmann::json& j);
+// Parses a whole JSON file (UTF-8, bounded depth); on failure returns false with the issue (and skip_reason) in
+// `ex`, naming the line.
+bool json_document_parse(std::string_view text, nlohmann::json* out, Extracted* ex);
 
 }  // namespace hearth::data

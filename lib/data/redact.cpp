@@ -1,5 +1,7 @@
 #include "data/redact.h"
 
+#include <cctype>
+#include <cstdint>
 #include <memory>
 #include <sstream>
 
@@ -68,6 +70,45 @@ size_t digit_count(std::string_view s) {
   return n;
 }
 
+// Cheap supersets of what the phone, card and IP rules can match, checked before running their regexes (a note
+// full of years and prices has digits everywhere, but rarely a run of 9 of them).
+// Whether a run of digits joined by at most two of " .-()+/" at a time holds at least `min_digits` digits.
+bool digit_run(std::string_view s, size_t min_digits) {
+  size_t digits = 0, gap = 0;
+  for (char c : s) {
+    if (c >= '0' && c <= '9') {
+      if (++digits >= min_digits) return true;
+      gap = 0;
+    } else if (digits > 0 && (c == ' ' || c == '.' || c == '-' || c == '(' || c == ')' || c == '+' || c == '/') &&
+               ++gap <= 2) {
+    } else {
+      digits = gap = 0;
+    }
+  }
+  return false;
+}
+
+// Whether some stretch of [0-9.] holds 3 dots between digits (a dotted quad), or some stretch of [0-9A-Fa-f:]
+// holds 7 colons or a "::" (IPv6, full or compressed).
+bool ip_candidate(std::string_view s) {
+  auto is_digit = [](char c) { return c >= '0' && c <= '9'; };
+  size_t dots = 0, colons = 0;
+  for (size_t i = 0; i < s.size(); ++i) {
+    const char c = s[i];
+    if (c == '.') {
+      if (i > 0 && i + 1 < s.size() && is_digit(s[i - 1]) && is_digit(s[i + 1]) && ++dots >= 3) return true;
+    } else if (!is_digit(c)) {
+      dots = 0;
+    }
+    if (c == ':') {
+      if ((i > 0 && s[i - 1] == ':') || ++colons >= 7) return true;
+    } else if (!std::isxdigit(static_cast<unsigned char>(c))) {
+      colons = 0;
+    }
+  }
+  return false;
+}
+
 bool luhn_valid(std::string_view s) {
   int sum = 0, n = 0;
   for (auto it = s.rbegin(); it != s.rend(); ++it) {
@@ -122,15 +163,56 @@ std::string redact_describe(const RedactOptions& o) {
   return s.empty() ? "none" : s;
 }
 
-void redact(std::string& text, const RedactOptions& o, RedactCounts& counts) {
+const char* redact_group_of(const std::string& kind) {
+  for (const auto& r : kRules) {
+    if (kind != r.kind) continue;
+    switch (r.group) {
+      case Group::kSecrets: return "secrets";
+      case Group::kEmails: return "emails";
+      case Group::kPhones: return "phones";
+      case Group::kCards: return "cards";
+      case Group::kIps: return "ips";
+    }
+  }
+  return "?";
+}
+
+std::string found_kept_describe(const RedactCounts& kept) {
+  std::string what, groups;
+  for (const auto& [kind, n] : kept) {
+    if (n == 0) continue;
+    what += fmt::format("{}{} {}", what.empty() ? "" : ", ", n, kind);
+    std::string g = redact_group_of(kind);
+    if (("," + groups + ",").find("," + g + ",") == std::string::npos) groups += (groups.empty() ? "" : ",") + g;
+  }
+  if (what.empty()) return "none";
+  if (groups == "secrets") return what + " (kept by --no-redact-secrets)";
+  return what + fmt::format(" (--redact {} to remove them)", groups);
+}
+
+void redact(std::string& text, const RedactOptions& o, RedactCounts& counts, RedactCounts* kept) {
   const auto& regexes = compiled();
   std::vector<tokenizer::Span> spans;
   for (size_t i = 0; i < std::size(kRules); ++i) {
     const Rule& rule = kRules[i];
-    if (!enabled(rule.group, o) || (rule.needle[0] && text.find(rule.needle) == std::string::npos)) continue;
+    const bool on = enabled(rule.group, o);
+    if ((!on && !kept) || (rule.needle[0] && text.find(rule.needle) == std::string::npos)) continue;
+    if ((rule.group == Group::kPhones && !digit_run(text, 9)) ||
+        (rule.group == Group::kCards && !digit_run(text, 13)) || (rule.group == Group::kIps && !ip_candidate(text)))
+      continue;
     spans.clear();
     regexes[i]->find_all(text, spans);
     if (spans.empty()) continue;
+    if (!on) {  // found and kept: counted only
+      size_t last = 0, n = 0;
+      for (auto [b, e] : spans) {
+        if (b < last || !accept(rule, std::string_view(text).substr(b, e - b))) continue;
+        last = e;
+        ++n;
+      }
+      if (n) (*kept)[rule.kind] += n;
+      continue;
+    }
     std::string out;
     out.reserve(text.size());
     size_t last = 0, n = 0;

@@ -35,7 +35,13 @@ std::string redact_describe(const RedactOptions& o);
 
 using RedactCounts = std::map<std::string, uint64_t>;  // kind -> replacements
 
-// Redacts `text` in place; adds the number of replacements of each kind to `counts`. Thread-safe.
-void redact(std::string& text, const RedactOptions& o, RedactCounts& counts);
+// Redacts `text` in place; adds the number of replacements of each kind to `counts`. When `kept` is given, the
+// kinds whose group is off are still looked for, and what is found (and left in the text) is counted there, so
+// that a person can decide knowingly. Thread-safe.
+void redact(std::string& text, const RedactOptions& o, RedactCounts& counts, RedactCounts* kept = nullptr);
+// The --redact group that removes `kind` ("email" -> "emails", "api_token" -> "secrets").
+const char* redact_group_of(const std::string& kind);
+// "3 email, 1 phone (--redact emails,phones to remove them)" for counts of what was found and kept; "none" when empty.
+std::string found_kept_describe(const RedactCounts& kept);
 
 }  // namespace hearth::data

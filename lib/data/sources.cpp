@@ -66,7 +66,10 @@ void walk_dir(const fs::path& root, const WalkOptions& o, std::vector<SourceFile
     const fs::path& p = it->path();
     std::string name = p.filename().string();
     bool is_dir = it->is_directory(ec) && !it->is_symlink(ec);
-    if (is_hidden(name) || (is_dir && (kSkipDirs.count(name) || (!o.skip_dir.empty() && p == o.skip_dir)))) {
+    // A Logseq graph's logseq/ folder holds its settings and backup copies of pages (bak/), no notes of its own.
+    const bool logseq_config = is_dir && name == "logseq" && fs::exists(p / "config.edn", ec);
+    if (is_hidden(name) || logseq_config ||
+        (is_dir && (kSkipDirs.count(name) || (!o.skip_dir.empty() && p == o.skip_dir)))) {
       if (is_dir) it.disable_recursion_pending();
       continue;
     }

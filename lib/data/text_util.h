@@ -25,6 +25,8 @@ std::string lower(std::string_view s);
 bool starts_with(std::string_view s, std::string_view prefix);
 bool ends_with(std::string_view s, std::string_view suffix);
 bool iequals(std::string_view a, std::string_view b);
+// "YYYY-MM-DDTHH:MM:SSZ" for seconds since the epoch (UTC).
+std::string iso_utc(int64_t seconds);
 // True when the first 8000 bytes hold a NUL byte (how git and grep tell binary files).
 bool looks_binary(std::string_view s);
 

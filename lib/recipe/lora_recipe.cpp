@@ -4,9 +4,9 @@
 #include <cmath>
 #include <cstdint>
 #include <map>
-#include <regex>
 #include <set>
 #include <string_view>
+#include <vector>
 
 #include <fmt/format.h>
 #include <fmt/ranges.h>
@@ -15,6 +15,8 @@
 #include "core/error.h"
 #include "io/atomic_file.h"
 #include "io/hf_cache.h"
+#include "tokenizer/regex.h"
+#include "tokenizer/unicode.h"
 
 namespace hearth::recipe {
 namespace fs = std::filesystem;
@@ -318,17 +320,27 @@ void override_apply(YAML::Node& root, const std::string& spec) {
 }  // namespace
 
 double duration_parse(const std::string& text, const std::string& key) {
-  static const std::regex kPlain(R"(^\s*([0-9]+(\.[0-9]+)?)\s*$)");
-  static const std::regex kUnits(
-      R"(^\s*(([0-9]+(\.[0-9]+)?)h)?\s*(([0-9]+(\.[0-9]+)?)m)?\s*(([0-9]+(\.[0-9]+)?)s)?\s*$)");
-  std::smatch m;
-  if (std::regex_match(text, m, kPlain)) return std::stod(m[1]);
-  if (!text.empty() && std::regex_match(text, m, kUnits) && (m[1].matched || m[4].matched || m[7].matched)) {
-    double s = 0;
-    if (m[2].matched) s += 3600 * std::stod(m[2]);
-    if (m[5].matched) s += 60 * std::stod(m[5]);
-    if (m[8].matched) s += std::stod(m[8]);
-    return s;
+  static const tokenizer::Regex kPlain(R"(^\s*([0-9]+(\.[0-9]+)?)\s*\z)", tokenizer::Where{"recipe", "duration"});
+  static const tokenizer::Regex kUnits(
+      R"(^\s*(([0-9]+(\.[0-9]+)?)h)?\s*(([0-9]+(\.[0-9]+)?)m)?\s*(([0-9]+(\.[0-9]+)?)s)?\s*\z)",
+      tokenizer::Where{"recipe", "duration"});
+  std::vector<tokenizer::Span> m;
+  auto matched = [&](size_t i) { return i < m.size() && m[i].first != std::string::npos; };
+  auto number = [&](size_t i) {  // digits only; so many that they overflow a double are still a bad duration
+    double v = std::strtod(text.substr(m[i].first, m[i].second - m[i].first).c_str(), nullptr);
+    if (!std::isfinite(v))
+      throw ConfigError(fmt::format("{}: expected a duration like 45m, 2h, 1h30m or seconds, got '{}'", key, text));
+    return v;
+  };
+  if (tokenizer::utf8_is_valid(text)) {  // PCRE2 is compiled for UTF-8 and reads only valid UTF-8
+    if (kPlain.search(text, &m)) return number(1);
+    if (!text.empty() && kUnits.search(text, &m) && (matched(1) || matched(4) || matched(7))) {
+      double s = 0;
+      if (matched(2)) s += 3600 * number(2);
+      if (matched(5)) s += 60 * number(5);
+      if (matched(8)) s += number(8);
+      return s;
+    }
   }
   throw ConfigError(fmt::format("{}: expected a duration like 45m, 2h, 1h30m or seconds, got '{}'", key, text));
 }
@@ -347,8 +359,8 @@ void duplicate_keys_check(const YAML::Node& node, const std::string& origin, con
     const std::string where = path.empty() ? key : path + "." + key;
     const int line = it->first.Mark().line + 1;
     if (auto [prev, fresh] = seen.emplace(key, line); !fresh)
-      throw ConfigError(fmt::format("{}:{}: key '{}' appears twice (first on line {}); keep one", origin, line, where,
-                                    prev->second));
+      throw ConfigError(
+          fmt::format("{}:{}: key '{}' appears twice (first on line {}); keep one", origin, line, where, prev->second));
     duplicate_keys_check(it->second, origin, where);
   }
 }

@@ -5,18 +5,11 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "core/sha256.h"
 #include "io/atomic_file.h"
 
 namespace hearth::serve {
 namespace {
-
-// Equal strings, in time that depends only on the lengths (no early exit on the first differing byte).
-bool equal_constant_time(const std::string& a, const std::string& b) {
-  if (a.size() != b.size()) return false;
-  unsigned char diff = 0;
-  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
-  return diff == 0;
-}
 
 std::string trim(const std::string& s) {
   size_t b = s.find_first_not_of(" \t\r");

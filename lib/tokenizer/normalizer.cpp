@@ -47,9 +47,14 @@ class ReplaceNormalizer : public Normalizer {
   std::string content_;
 };
 
-class NfcNormalizer : public Normalizer {
+// NFC, NFD, NFKC, NFKD and Lowercase: one function of unicode.h each.
+class FunctionNormalizer : public Normalizer {
  public:
-  std::string normalize(std::string_view text) const override { return nfc(text); }
+  explicit FunctionNormalizer(std::string (*f)(std::string_view)) : f_(f) {}
+  std::string normalize(std::string_view text) const override { return f_(text); }
+
+ private:
+  std::string (*f_)(std::string_view);
 };
 
 // Strips Unicode whitespace from the left and/or right.
@@ -100,13 +105,17 @@ std::unique_ptr<Normalizer> normalizer_from_json(const nlohmann::json& j, const 
     Pattern pattern(json_member(j, "pattern", where), where / "pattern");
     return std::make_unique<ReplaceNormalizer>(std::move(pattern), json_string(j, "content", where));
   }
-  if (type == "NFC") return std::make_unique<NfcNormalizer>();
+  if (type == "NFC") return std::make_unique<FunctionNormalizer>(nfc);
+  if (type == "NFD") return std::make_unique<FunctionNormalizer>(nfd);
+  if (type == "NFKC") return std::make_unique<FunctionNormalizer>(nfkc);
+  if (type == "NFKD") return std::make_unique<FunctionNormalizer>(nfkd);
+  if (type == "Lowercase") return std::make_unique<FunctionNormalizer>(lowercase);
   if (type == "Strip") {
     return std::make_unique<StripNormalizer>(json_bool(j, "strip_left", where, true),
                                              json_bool(j, "strip_right", where, true));
   }
-  throw_format(where / "type", "unsupported normalizer", "one of Sequence, Prepend, Replace, NFC, Strip",
-               "\"" + type + "\"");
+  throw_format(where / "type", "unsupported normalizer",
+               "one of Sequence, Prepend, Replace, NFC, NFD, NFKC, NFKD, Lowercase, Strip", "\"" + type + "\"");
 }
 
 }  // namespace hearth::tokenizer

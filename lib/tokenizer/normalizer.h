@@ -1,8 +1,9 @@
 // tokenizer.json "normalizer" components: text -> normalized text, applied to each stretch of input between
 // added tokens (HF tokenizers semantics).
 //
-// Supported types: Sequence, Prepend, Replace, NFC, Strip. Anything else (NFKC, Lowercase, BertNormalizer,
-// Precompiled, ...) is a FormatError naming the type. Offsets are not tracked (hearth needs ids only).
+// Supported types: Sequence, Prepend, Replace, NFC, NFD, NFKC, NFKD, Lowercase, Strip. Anything else
+// (BertNormalizer, Precompiled, StripAccents, ...) is a FormatError naming the type. Offsets are not tracked (hearth
+// needs ids only).
 #pragma once
 
 #include <memory>

@@ -101,6 +101,32 @@ Regex::Regex(const std::string& pattern, const Where& where) : code_(std::make_u
 
 Regex::~Regex() = default;
 
+bool Regex::search(std::string_view text, std::vector<Span>* groups) const {
+  std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> data(
+      pcre2_match_data_create_from_pattern(code_->code, nullptr), pcre2_match_data_free);
+  const int rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0, PCRE2_NO_UTF_CHECK,
+                             data.get(), scratch().context);
+  if (rc == PCRE2_ERROR_NOMATCH) return false;
+  if (rc < 0) {
+    PCRE2_UCHAR buffer[256];
+    pcre2_get_error_message(rc, buffer, sizeof(buffer));
+    throw_format(code_->where,
+                 "regex " + json_brief(code_->pattern) + " gave up on a text of " + std::to_string(text.size()) +
+                     " bytes (PCRE2 error " + std::to_string(rc) + ": " + reinterpret_cast<const char*>(buffer) + ")",
+                 "a pattern that matches without catastrophic backtracking");
+  }
+  if (groups) {
+    const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data.get());
+    const uint32_t n = pcre2_get_ovector_count(data.get());
+    groups->clear();
+    for (uint32_t g = 0; g < n; ++g) {
+      if (ov[2 * g] == PCRE2_UNSET) groups->emplace_back(std::string_view::npos, std::string_view::npos);
+      else groups->emplace_back(ov[2 * g], ov[2 * g + 1]);
+    }
+  }
+  return true;
+}
+
 void Regex::find_all(std::string_view text, std::vector<Span>& out) const {
   auto& s = scratch();
   std::unique_ptr<pcre2_match_data, void (*)(pcre2_match_data*)> data(
@@ -118,8 +144,7 @@ void Regex::find_all(std::string_view text, std::vector<Span>& out) const {
       // Limits hit (catastrophic backtracking) or another match failure: the tokenizer file's fault, named.
       throw_format(code_->where,
                    "regex " + json_brief(code_->pattern) + " gave up on a text of " + std::to_string(text.size()) +
-                       " bytes (PCRE2 error " + std::to_string(rc) + ": " + reinterpret_cast<const char*>(buffer) +
-                       ")",
+                       " bytes (PCRE2 error " + std::to_string(rc) + ": " + reinterpret_cast<const char*>(buffer) + ")",
                    "a pattern that matches without catastrophic backtracking");
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);

@@ -32,6 +32,9 @@ class Regex {
   // Appends the successive non-overlapping matches in `text` (valid UTF-8) to `out`. Empty matches are
   // skipped. Thread-safe.
   void find_all(std::string_view text, std::vector<Span>& out) const;
+  // The first match in `text` (valid UTF-8), or false. When it matches and `groups` is given, it holds the
+  // match and then each capture group ({npos, npos} for a group that took no part). Thread-safe.
+  bool search(std::string_view text, std::vector<Span>* groups = nullptr) const;
 
  private:
   struct Code;
@@ -45,6 +48,9 @@ class Pattern {
   Pattern(const nlohmann::json& j, const Where& where);
   // Appends non-overlapping matches, left to right. An empty literal matches nothing.
   void find_all(std::string_view text, std::vector<Span>& out) const;
+  // The first match in `text` (valid UTF-8), or false. When it matches and `groups` is given, it holds the
+  // match and then each capture group ({npos, npos} for a group that took no part). Thread-safe.
+  bool search(std::string_view text, std::vector<Span>* groups = nullptr) const;
 
  private:
   std::string literal_;

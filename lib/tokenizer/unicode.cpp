@@ -1,10 +1,13 @@
-// UTF-8 helpers, the GPT-2 byte map and NFC. See unicode.h.
+// UTF-8 helpers, the GPT-2 byte map, normalization forms and lower case. See unicode.h.
 #include "tokenizer/unicode.h"
+
+#include <utf8proc.h>
 
 #include <algorithm>
 #include <array>
+#include <cstdlib>
+#include <new>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 namespace hearth::tokenizer {
@@ -147,146 +150,103 @@ bool is_unicode_whitespace(uint32_t cp) {
          (cp >= 0x2000 && cp <= 0x200A) || cp == 0x2028 || cp == 0x2029 || cp == 0x202F || cp == 0x205F || cp == 0x3000;
 }
 
-// ---- NFC (UAX #15) ----
+// ---- Normalization and lower case (utf8proc) ----
 
 namespace {
 
-struct CccRun {
-  uint32_t first, last;
-  uint8_t ccc;
-};
-struct DecompEntry {
-  uint32_t cp, offset, length;
-};
-struct CompEntry {
-  uint32_t first, second, composite;
-};
-
-#include "tokenizer/unicode_nfc_table.inc"
-
-constexpr uint32_t kSBase = 0xAC00, kLBase = 0x1100, kVBase = 0x1161, kTBase = 0x11A7;
-constexpr uint32_t kLCount = 19, kVCount = 21, kTCount = 28, kNCount = kVCount * kTCount;
-constexpr uint32_t kSCount = kLCount * kNCount;
-
-uint8_t ccc_of(uint32_t cp) {
-  if (cp < 0x300) return 0;
-  auto it = std::upper_bound(std::begin(kCccRuns), std::end(kCccRuns), cp,
-                             [](uint32_t v, const CccRun& r) { return v < r.first; });
-  if (it == std::begin(kCccRuns)) return 0;
-  --it;
-  return cp <= it->last ? it->ccc : 0;
+// utf8proc_map over valid UTF-8 (anything else is first made valid, as from_utf8_lossy does).
+std::string utf8proc_apply(std::string_view text, utf8proc_option_t options) {
+  utf8proc_uint8_t* out = nullptr;
+  utf8proc_ssize_t n = utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(text.data()),
+                                    static_cast<utf8proc_ssize_t>(text.size()), &out, options);
+  if (n == UTF8PROC_ERROR_INVALIDUTF8) return utf8proc_apply(utf8_sanitize(text), options);
+  if (n < 0) throw std::bad_alloc();  // UTF8PROC_ERROR_NOMEM, or an overflow of the output length
+  std::string result(reinterpret_cast<const char*>(out), static_cast<size_t>(n));
+  std::free(out);
+  return result;
 }
 
-const DecompEntry* decomp_of(uint32_t cp) {
-  auto it = std::lower_bound(std::begin(kDecomp), std::end(kDecomp), cp,
-                             [](const DecompEntry& e, uint32_t v) { return e.cp < v; });
-  return (it != std::end(kDecomp) && it->cp == cp) ? &*it : nullptr;
+bool all_ascii(std::string_view text) {
+  for (char c : text)
+    if (static_cast<unsigned char>(c) >= 0x80) return false;
+  return true;
 }
 
-struct CompTables {
-  std::unordered_map<uint64_t, uint32_t> pairs;
-  std::unordered_set<uint32_t> seconds;
-  CompTables() {
-    for (const auto& e : kComp) {
-      pairs[(static_cast<uint64_t>(e.first) << 32) | e.second] = e.composite;
-      seconds.insert(e.second);
-    }
-  }
-};
-
-const CompTables& comp_tables() {
-  static const CompTables tables;
-  return tables;
+// Code points below U+0300 start with a byte below 0xCC; none of them changes or combines under NFC or NFD.
+bool below_u0300(std::string_view text) {
+  for (char c : text)
+    if (static_cast<unsigned char>(c) >= 0xCC) return false;
+  return true;
 }
 
-std::optional<uint32_t> compose_pair(uint32_t a, uint32_t b) {
-  if (a >= kLBase && a < kLBase + kLCount && b >= kVBase && b < kVBase + kVCount) {
-    return kSBase + ((a - kLBase) * kVCount + (b - kVBase)) * kTCount;
-  }
-  if (a >= kSBase && a < kSBase + kSCount && (a - kSBase) % kTCount == 0 && b > kTBase && b < kTBase + kTCount) {
-    return a + (b - kTBase);
-  }
-  const auto& pairs = comp_tables().pairs;
-  auto it = pairs.find((static_cast<uint64_t>(a) << 32) | b);
-  if (it == pairs.end()) return std::nullopt;
-  return it->second;
+bool is_cased(utf8proc_int32_t cp) {
+  return utf8proc_islower(cp) || utf8proc_isupper(cp) || utf8proc_category(cp) == UTF8PROC_CATEGORY_LT;
 }
 
-// True when cp can neither change nor combine with a neighbour under NFC.
-bool nfc_inert(uint32_t cp) {
-  if (cp < 0x300) return true;
-  if ((cp >= kVBase && cp < kVBase + kVCount) || (cp > kTBase && cp < kTBase + kTCount)) return false;
-  if (cp >= kSBase && cp < kSBase + kSCount) return true;
-  return ccc_of(cp) == 0 && decomp_of(cp) == nullptr && comp_tables().seconds.count(cp) == 0;
-}
-
-void decompose_into(uint32_t cp, std::vector<uint32_t>& out) {
-  if (cp >= kSBase && cp < kSBase + kSCount) {
-    const uint32_t s = cp - kSBase;
-    out.push_back(kLBase + s / kNCount);
-    out.push_back(kVBase + (s % kNCount) / kTCount);
-    if (s % kTCount != 0) out.push_back(kTBase + s % kTCount);
-    return;
+// Unicode's Case_Ignorable, closely: marks, format characters, modifier letters and symbols, and the
+// word-internal punctuation of Word_Break MidLetter/MidNumLet/Single_Quote.
+bool is_case_ignorable(utf8proc_int32_t cp) {
+  switch (utf8proc_category(cp)) {
+    case UTF8PROC_CATEGORY_MN:
+    case UTF8PROC_CATEGORY_ME:
+    case UTF8PROC_CATEGORY_CF:
+    case UTF8PROC_CATEGORY_LM:
+    case UTF8PROC_CATEGORY_SK: return true;
+    default: break;
   }
-  if (const DecompEntry* d = decomp_of(cp)) {
-    out.insert(out.end(), kDecompData + d->offset, kDecompData + d->offset + d->length);
-  } else {
-    out.push_back(cp);
-  }
-}
-
-void canonical_order(std::vector<uint32_t>& cps) {
-  size_t i = 0;
-  while (i < cps.size()) {
-    if (ccc_of(cps[i]) == 0) {
-      ++i;
-      continue;
-    }
-    size_t j = i;
-    while (j < cps.size() && ccc_of(cps[j]) != 0) ++j;
-    std::stable_sort(cps.begin() + i, cps.begin() + j, [](uint32_t a, uint32_t b) { return ccc_of(a) < ccc_of(b); });
-    i = j;
-  }
-}
-
-void canonical_compose(std::vector<uint32_t>& cps) {
-  if (cps.empty()) return;
-  size_t starter = 0;
-  int last_class = ccc_of(cps[0]) == 0 ? 0 : 256;
-  size_t out = 1;
-  for (size_t i = 1; i < cps.size(); ++i) {
-    const uint32_t ch = cps[i];
-    const int cls = ccc_of(ch);
-    const bool blocked = !(last_class < cls || last_class == 0);
-    std::optional<uint32_t> composite;
-    if (!blocked && ccc_of(cps[starter]) == 0) composite = compose_pair(cps[starter], ch);
-    if (composite) {
-      cps[starter] = *composite;
-      continue;
-    }
-    if (cls == 0) starter = out;
-    last_class = cls;
-    cps[out++] = ch;
-  }
-  cps.resize(out);
+  return cp == 0x27 || cp == 0x2E || cp == 0x3A || cp == 0x5E || cp == 0x60 || cp == 0xB7 || cp == 0x2018 ||
+         cp == 0x2019 || cp == 0x2024 || cp == 0x2027 || cp == 0xFE13 || cp == 0xFE52 || cp == 0xFE55 || cp == 0xFF07 ||
+         cp == 0xFF0E || cp == 0xFF1A;
 }
 
 }  // namespace
 
 std::string nfc(std::string_view text) {
-  size_t pos = 0;
-  bool inert = true;
-  while (pos < text.size() && inert) inert = nfc_inert(utf8_next(text, pos));
-  if (inert) return std::string(text);
-  std::vector<uint32_t> cps;
-  cps.reserve(text.size());
-  pos = 0;
-  while (pos < text.size()) decompose_into(utf8_next(text, pos), cps);
-  canonical_order(cps);
-  canonical_compose(cps);
+  if (below_u0300(text)) return std::string(text);
+  return utf8proc_apply(text, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE));
+}
+
+std::string nfd(std::string_view text) {
+  if (all_ascii(text)) return std::string(text);
+  return utf8proc_apply(text, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE));
+}
+
+std::string nfkc(std::string_view text) {
+  if (all_ascii(text)) return std::string(text);
+  return utf8proc_apply(text, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_COMPOSE | UTF8PROC_COMPAT));
+}
+
+std::string nfkd(std::string_view text) {
+  if (all_ascii(text)) return std::string(text);
+  return utf8proc_apply(text, static_cast<utf8proc_option_t>(UTF8PROC_STABLE | UTF8PROC_DECOMPOSE | UTF8PROC_COMPAT));
+}
+
+std::string lowercase(std::string_view text) {
   std::string out;
   out.reserve(text.size());
-  for (uint32_t cp : cps) utf8_append(out, cp);
+  if (all_ascii(text)) {
+    for (char c : text) out += (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+    return out;
+  }
+  std::vector<uint32_t> cps;
+  for (size_t pos = 0; pos < text.size();) cps.push_back(utf8_next(text, pos));
+  for (size_t i = 0; i < cps.size(); ++i) {
+    const auto cp = static_cast<utf8proc_int32_t>(cps[i]);
+    if (cp == 0x130) {  // SpecialCasing: İ lowers to i + COMBINING DOT ABOVE
+      out += "i\xCC\x87";
+      continue;
+    }
+    if (cp == 0x3A3) {  // Final_Sigma: after a cased letter and not before one (ignoring case-ignorables)
+      size_t b = i, a = i + 1;
+      while (b > 0 && is_case_ignorable(static_cast<utf8proc_int32_t>(cps[b - 1]))) --b;
+      while (a < cps.size() && is_case_ignorable(static_cast<utf8proc_int32_t>(cps[a]))) ++a;
+      const bool final_sigma = b > 0 && is_cased(static_cast<utf8proc_int32_t>(cps[b - 1])) &&
+                               !(a < cps.size() && is_cased(static_cast<utf8proc_int32_t>(cps[a])));
+      utf8_append(out, final_sigma ? 0x3C2 : 0x3C3);
+      continue;
+    }
+    utf8_append(out, static_cast<uint32_t>(utf8proc_tolower(cp)));
+  }
   return out;
 }
 

@@ -114,13 +114,30 @@ TEST_CASE("redact: secrets by default, each opt-in kind with a typed placeholder
         "[PRIVATE_KEY]\n"
         "mail ann@example.com call +1 (555) 123-4567 card 4111 1111 1111 1111 ip 192.168.1.20");
   CHECK(counts == RedactCounts{{"api_token", 2}, {"password", 2}, {"private_key", 1}});
+  // With a `kept` tally, what the default leaves in is found and counted, the text unchanged.
+  RedactCounts counts_again, kept;
+  std::string t_again = text;
+  redact(t_again, def, counts_again, &kept);
+  CHECK(t_again == t);
+  CHECK(counts_again == counts);
+  CHECK(kept == RedactCounts{{"card", 1}, {"email", 1}, {"ip", 1}, {"phone", 1}});
+  CHECK(found_kept_describe(kept) ==
+        "1 card, 1 email, 1 ip, 1 phone (--redact cards,emails,ips,phones to remove them)");
+  CHECK(found_kept_describe({}) == "none");
+  RedactCounts kept_secrets, c0;
+  std::string t_secret = "token ghp_abcdefghijklmnopqrstuvwxyz0123456789";
+  redact(t_secret, RedactOptions{false, false, false, false, false}, c0, &kept_secrets);
+  CHECK(kept_secrets == RedactCounts{{"api_token", 1}});
+  CHECK(found_kept_describe(kept_secrets) == "1 api_token (kept by --no-redact-secrets)");
 
   RedactOptions all;
   redact_parse("emails,phones,cards,ips", "--redact", &all);
   CHECK(redact_describe(all) == "secrets,emails,phones,cards,ips");
   RedactCounts c2;
   std::string t2 = text;
-  redact(t2, all, c2);
+  RedactCounts kept2;
+  redact(t2, all, c2, &kept2);
+  CHECK(kept2.empty());  // everything found was removed
   CHECK(t2.substr(t2.find("mail")) == "mail [EMAIL] call [PHONE] card [CARD] ip [IP]");
   CHECK(c2["email"] == 1);
   CHECK(c2["phone"] == 1);

@@ -61,9 +61,20 @@ TEST_CASE("html: visible text only, entities decoded, blocks become paragraphs",
   std::string expected =
       "Café & Bar\n\nFirst para\nline two <b> é😀\xC2\xA0x\n\nSecond bold link\n\n  keep\n   spaces\n\n&unknown; &";
   CHECK(html_text(html) == expected);
-  CHECK(html_entities_decode("&#0;&#xD800;&#65;&lt") ==
+  // HTML5 character references (https://html.spec.whatwg.org/#numeric-character-reference-end-state): NUL and
+  // surrogates become U+FFFD, "&lt" without ';' is a legacy name; every named reference is known (&Bfr; is
+  // U+1D505, &rarrlp; U+21AC: Python's html.entities.html5 agrees, as does html.unescape on the first four).
+  CHECK(html_text("<p>&#0;&#xD800;&#65;&lt &Bfr; &rarrlp;</p>") ==
         "\xEF\xBF\xBD\xEF\xBF\xBD"
-        "A<");
+        "A< \xF0\x9D\x94\x85 \xE2\x86\xAC");
+  // Broken markup as a browser reads it: an unclosed <b>, a stray </div>, a <p> inside a <p>, a table without
+  // its tbody; and a page of 100,000 nested elements (gumbo's time grows with the square of the depth).
+  CHECK(html_text("<b>bold <i>both</b> after</div><p>one<p>two<table><tr><td>a<td>b</table>") ==
+        "bold both after\n\none\n\ntwo\n\na b");
+  std::string deep;
+  for (int i = 0; i < 100000; ++i) deep += "<div>";
+  CHECK(html_text(deep + "deep &amp; text</div>") == "deep &amp; text");  // read without the parser
+  CHECK(html_text("<div><div><span>x &amp; y</span></div></div>") == "x & y");
   // A Latin-1 page is converted when it declares its charset in the first 2 KB, else reported.
   auto ex = extract("<p>caf\xE9</p>", Format::kHtml, {});
   CHECK(ex.records.empty());
@@ -190,14 +201,50 @@ TEST_CASE("mbox: messages split at From lines, >From unescaped, records carry th
       "From bob@example.com Tue Jan  2 10:00:00 2024\nSubject: two\n\nSecond body.\n\n"
       "From carl@example.com Wed Jan  3 10:00:00 2024\nSubject: three\nContent-Type: text/plain; charset=koi8-r\n\n\xc1\xc2\n";
   auto ex = mail_from_mbox(mbox, {});
-  REQUIRE(ex.records.size() == 2);
+  REQUIRE(ex.records.size() == 3);
   CHECK(ex.records[0].line == 1);
   CHECK(ex.records[0].text == "First body.\nFrom the start.");
   CHECK(ex.records[1].line == 7);
   CHECK(ex.records[1].text == "Second body.");
-  REQUIRE(ex.issues.size() == 1);
-  CHECK(ex.issues[0].line == 12);
-  CHECK(ex.issues[0].reason.find("koi8-r") != std::string::npos);
+  // KOI8-R (RFC 1489) 0xC1 0xC2 are U+0430 U+0431; the hand-written reader knew 4 charsets and reported it.
+  CHECK(ex.records[2].line == 12);
+  CHECK(ex.records[2].text == "\xD0\xB0\xD0\xB1");
+  CHECK(ex.issues.empty());
+  // A charset nobody knows, with bytes that are not UTF-8: reported on the message's "From " line.
+  auto unknown = mail_from_mbox(
+      "From a@b Mon Jan  1 10:00:00 2024\nSubject: x\n\nok\n\n"
+      "From c@d Mon Jan  1 10:00:00 2024\nContent-Type: text/plain; charset=x-no-such-charset\n\n\xff\xfe\n",
+      {});
+  CHECK(unknown.records.size() == 1);
+  REQUIRE(unknown.issues.size() == 1);
+  CHECK(unknown.issues[0].line == 6);
+  CHECK(unknown.issues[0].reason.find("charset 'x-no-such-charset'") != std::string::npos);
+}
+
+TEST_CASE("mail through GMime: alternative parts, attachments counted, encoded headers, charsets", "[data]") {
+  // A Takeout-style message: multipart/mixed holding multipart/alternative (plain preferred) and a PDF and an
+  // attached message; a Q-encoded ISO-8859-1 sender and a B-encoded UTF-8 subject split over two encoded words.
+  std::string eml =
+      "From: =?ISO-8859-1?Q?Jos=E9_Mu=F1oz?= <jose@example.org>\r\nTo: ann@example.com\r\n"
+      "Subject: =?UTF-8?B?R3LDvMOf?=\r\n =?UTF-8?Q?e_aus_K=C3=B6ln?=\r\nDate: Tue, 2 Jan 2024 09:00:00 +0100\r\n"
+      "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"outer\"\r\n\r\n"
+      "--outer\r\nContent-Type: multipart/alternative; boundary=\"inner\"\r\n\r\n"
+      "--inner\r\nContent-Type: text/plain; charset=windows-1252\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n"
+      "Gr=FC=DFe =80 5 =96 see you.\r\n"
+      "--inner\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<p>HTML twin</p>\r\n--inner--\r\n"
+      "--outer\r\nContent-Type: application/pdf; name=\"a.pdf\"\r\nContent-Disposition: attachment; filename=\"a.pdf\"\r\n"
+      "Content-Transfer-Encoding: base64\r\n\r\nJVBERi0xLjQK\r\n"
+      "--outer\r\nContent-Type: message/rfc822\r\n\r\nSubject: fwd\r\n\r\nforwarded text\r\n--outer--\r\n";
+  auto ex = mail_from_eml(eml, MailOptions{true});
+  REQUIRE(ex.records.size() == 1);
+  // windows-1252: 0xFC u-umlaut, 0xDF sharp s, 0x80 euro sign, 0x96 en dash.
+  CHECK(ex.records[0].text ==
+        "From: Jos\xC3\xA9 Mu\xC3\xB1oz <jose@example.org>\nTo: ann@example.com\nDate: Tue, 2 Jan 2024 09:00:00 "
+        "+0100\nSubject: Gr\xC3\xBC\xC3\x9F"
+        "e aus K\xC3\xB6ln\n\nGr\xC3\xBC\xC3\x9F"
+        "e \xE2\x82\xAC 5 \xE2\x80\x93 see you.");
+  CHECK(ex.omitted["attachments"] == 2);  // the PDF and the attached message
+  CHECK(mail_from_eml("no headers at all, just words", {}).records.size() <= 1);
 }
 
 TEST_CASE("pdf: text pages via poppler, encrypted and image-only PDFs are reported", "[data]") {

@@ -50,6 +50,9 @@ TEST_CASE("hearth ingest on the bundled samples, then dataset inspect", "[cli]")
   CHECK(j["changed"] == 0);
   CHECK(j["totals"]["files_skipped"].get<int>() == 0);
   CHECK(j["totals"]["redactions"]["api_token"].get<int>() >= 1);
+  CHECK(j["totals"]["redactions"]["email"].get<int>() >= 1);
+  CHECK_FALSE(j["totals"]["found_kept"].contains("email"));  // --redact emails: none kept
+
   CHECK(j["totals"]["duplicates_exact"].get<int>() >= 1);
   CHECK(j["train"]["sequences"].get<int>() > 0);
   CHECK(j["validation"]["sequences"].get<int>() > 0);
@@ -73,6 +76,22 @@ TEST_CASE("hearth ingest on the bundled samples, then dataset inspect", "[cli]")
   for (const char* secret : {"AKIA", "ghp_", "BEGIN OPENSSH PRIVATE KEY", "@example.com"})
     CHECK(all_text.find(secret) == std::string::npos);
   CHECK(all_text.find("[API_TOKEN]") != std::string::npos);
+
+  // Without --redact, the same personal data is kept and reported per kind: summary, manifest, inspect.
+  auto kept_out = test::data_scratch("cli_samples_kept") / "ds";
+  auto kept = run_hearth("ingest " + q(samples()) + " " + model() + " --out " + q(kept_out));
+  REQUIRE(kept.code == 0);
+  CHECK(kept.out.find("  found, not redacted: ") != std::string::npos);
+  CHECK(kept.out.find("email") != std::string::npos);
+  CHECK(kept.out.find("--redact ") != std::string::npos);
+  const auto kept_manifest = nlohmann::json::parse(io::file_read(kept_out / "manifest.json"));
+  CHECK(kept_manifest["totals"]["found_kept"]["email"] == j["totals"]["redactions"]["email"]);
+  uint64_t per_file = 0;
+  for (const auto& s : kept_manifest["sources"]) per_file += s["found_kept"].value("email", uint64_t(0));
+  CHECK(per_file == kept_manifest["totals"]["found_kept"]["email"].get<uint64_t>());
+  auto kept_ins = run_hearth("dataset inspect " + q(kept_out) + " -n 0");
+  CHECK(kept_ins.out.find("kept     ") != std::string::npos);
+  CHECK(kept_ins.out.find(" email") != std::string::npos);
 
   auto text = run_hearth("dataset inspect " + q(out) + " -n 1");
   REQUIRE(text.code == 0);
@@ -156,7 +175,7 @@ TEST_CASE("ingest does not follow links out of a source folder unless asked", "[
   test::file_put(dir / "elsewhere/secret.txt", "root:$6$hash:19000:0:99999:7::: the password file of the machine");
   fs::create_symlink(dir / "elsewhere/secret.txt", dir / "src/shadow.txt");  // leads out: skipped
   fs::create_symlink(dir / "src/sub/real.txt", dir / "src/inside.txt");      // stays inside: read
-  auto paths = [](const fs::path& out) {  // the files the manifest lists as read
+  auto paths = [](const fs::path& out) {                                     // the files the manifest lists as read
     std::set<std::string> names;
     const auto manifest = nlohmann::json::parse(io::file_read(out / "manifest.json"));
     for (const auto& s : manifest["sources"]) names.insert(fs::path(s["path"].get<std::string>()).filename().string());
@@ -167,7 +186,99 @@ TEST_CASE("ingest does not follow links out of a source folder unless asked", "[
   CHECK(r.err.find("shadow.txt") != std::string::npos);
   CHECK(r.err.find("--follow-symlinks") != std::string::npos);
   CHECK(paths(dir / "o") == std::set<std::string>{"a.txt", "inside.txt", "real.txt"});
-  REQUIRE(run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(dir / "o2") + " --follow-symlinks")
-              .code == 0);
+  REQUIRE(
+      run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(dir / "o2") + " --follow-symlinks").code ==
+      0);
   CHECK(paths(dir / "o2").count("shadow.txt") == 1);
+}
+
+TEST_CASE("ingest of service exports: the right turns are targets, provenance and omitted parts recorded", "[cli]") {
+  // tests/data/fixtures/exports/: ChatGPT and Claude conversations.json, WhatsApp (Android, iOS), Telegram
+  // result.json, a Google Takeout mbox, an Obsidian vault and a Logseq graph, all written for hearth.
+  auto out = test::data_scratch("cli_exports") / "ds";
+  const fs::path exports = test::data_fixtures() / "exports";
+  auto r = run_hearth("--json ingest " + q(exports) + " " + model() + " --out " + q(out) + " --me 'Alex Moreno'");
+  INFO(r.err);
+  REQUIRE(r.code == 0);
+  auto j = nlohmann::json::parse(r.out);
+  CHECK(j["totals"]["files_with_issues"] == 0);
+  REQUIRE(j["files_without_documents"].size() == 1);  // the vault's picture
+  CHECK(j["files_without_documents"][0]["path"].get<std::string>().find("balcony-2024-05.jpg") != std::string::npos);
+
+  std::map<std::string, nlohmann::json> by_name;
+  const auto manifest = nlohmann::json::parse(io::file_read(out / "manifest.json"));
+  for (const auto& s : manifest["sources"]) by_name[fs::path(s["path"].get<std::string>()).filename().string()] = s;
+  CHECK(by_name["chatgpt_conversations.json"]["format"] == "chatgpt");
+  CHECK(by_name["claude_conversations.json"]["format"] == "claude");
+  CHECK(by_name["telegram_result.json"]["format"] == "telegram");
+  CHECK(by_name["_chat.txt"]["format"] == "whatsapp");
+  CHECK(by_name["Garden.md"]["format"] == "md");
+  CHECK(by_name["_chat.txt"]["omitted"]["media"] == 2);
+  CHECK(by_name["telegram_result.json"]["omitted"]["forwarded"] == 1);
+  CHECK(by_name["All mail Including Spam and Trash.mbox"]["format"] == "mbox");
+  CHECK(by_name["All mail Including Spam and Trash.mbox"]["records"] == 2);
+  CHECK(by_name["All mail Including Spam and Trash.mbox"]["omitted"]["attachments"] == 1);
+  const auto& prov = by_name["chatgpt_conversations.json"]["provenance"];
+  REQUIRE(prov.size() == 2);
+  CHECK(prov[0]["title"] == "Sourdough starter");
+  CHECK(prov[0]["position"] == "conversation [0] 'Sourdough starter'");
+  CHECK(prov[0]["created"] == "2024-05-01T10:00:00Z");
+  CHECK(by_name["WhatsApp Chat with Sam Rivera.txt"]["provenance"][0]["title"] == "Sam Rivera");
+  CHECK(by_name["WhatsApp Chat with Sam Rivera.txt"]["provenance"][0]["line"] == 2);
+
+  // What the model learns: the person's and the assistants' turns are targets, the rest context; nothing of the
+  // skipped branches, tools, attachments, forwards, media lines or vault markup is anywhere.
+  auto ins = run_hearth("--json dataset inspect " + q(out) + " --all");
+  REQUIRE(ins.code == 0);
+  std::string targets, context;
+  const auto shown = nlohmann::json::parse(ins.out);
+  for (const auto& s : shown["sequences"])
+    for (const auto& seg : s["segments"]) (seg["target"] == true ? targets : context) += seg["text"].get<std::string>();
+  for (const char* t : {"Twice a day at room temperature", "It doubled, so it is ready", "Use a 20-litre pot per plant",
+                        "Yes! Let's start at 8.\nBring water", "I did. The ending of the chapter",
+                        "Yes, the lemon tart! Recipe here", "see Pots > Sizes and Watering",
+                        // Takeout mbox: QP UTF-8 plain part (not its HTML twin); base64 windows-1252 HTML-only mail.
+                        "Le g\xC3\xA2teau \xC3\xA9tait parfait, la p\xC3\xA2te bien croustillante.",
+                        "Caf\xC3\xA9 \xE2\x80\x93 on Friday?\n\nBring the map & snacks."})
+    CHECK(targets.find(t) != std::string::npos);
+  for (const char* c :
+       {"How often should I feed a rye starter?", "Here is my jar after 12 hours", "Are we still on for the hike",
+        "Priya: Who has finished chapter 3?", "Did you see the recipe I sent?"})
+    CHECK(context.find(c) != std::string::npos);
+  const std::string all = targets + context;
+  for (const char* never :
+       {"OLD BRANCH", "print(12 * 2)", "I bake on weekends", "ATTACHMENT TEXT", "Short sun", "FORWARDED",
+        "Media omitted", "image omitted", "end-to-end encrypted", "![[", "[[Pots", "%%", "ask the neighbour",
+        "title::", "HTML TWIN", "Voici la recette", "a \xC3\xA9crit", "X-Gmail-Labels"})
+    CHECK(all.find(never) == std::string::npos);
+}
+
+TEST_CASE("ingest: a chat export without --me, --strict, and a run where every file yields nothing", "[cli]") {
+  auto dir = test::data_scratch("cli_nothing");
+  const fs::path chat = test::data_fixtures() / "exports" / "_chat.txt";
+  test::file_put(dir / "src/note.txt", "Tom had a red ball. Lily played with the big dog all day long.");
+  fs::copy_file(chat, dir / "src/_chat.txt");
+  auto r = run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(dir / "o"));
+  REQUIRE(r.code == 0);
+  CHECK(r.err.find("_chat.txt: WhatsApp chat: no --me NAME given; expected the name you appear under, one of: "
+                   "'Priya' (2), 'Alex Moreno' (2), 'Jordan Lee' (1)") != std::string::npos);
+  CHECK(r.out.find("nothing from " + (dir / "src/_chat.txt").string() + ": WhatsApp chat: no --me NAME given") !=
+        std::string::npos);
+  auto strict = run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(dir / "o2") + " --strict");
+  CHECK(strict.code == 4);
+  CHECK(strict.err.find("_chat.txt: WhatsApp chat: no --me NAME given") != std::string::npos);
+  CHECK_FALSE(fs::exists(dir / "o2" / "manifest.json"));
+  CHECK(run_hearth("ingest " + q(dir / "src") + " " + model() + " --out " + q(dir / "o") + " --me ''").code == 2);
+
+  // Nothing usable anywhere: exit 4 naming each file, and the dataset from before is left as it was.
+  const std::string before = io::file_read(dir / "o" / "manifest.json");
+  test::file_put(dir / "empty/blank.txt", "  \n");
+  test::file_put(dir / "empty/photo.jpg", "JFIF");
+  fs::copy_file(chat, dir / "empty/_chat.txt");
+  auto none = run_hearth("ingest " + q(dir / "empty") + " " + model() + " --out " + q(dir / "o"));
+  CHECK(none.code == 4);
+  CHECK(none.err.find("none of the 3 files yielded anything to train on") != std::string::npos);
+  CHECK(none.err.find("blank.txt (empty file)") != std::string::npos);
+  CHECK(none.err.find("photo.jpg (unsupported file type '.jpg'") != std::string::npos);
+  CHECK(io::file_read(dir / "o" / "manifest.json") == before);
 }

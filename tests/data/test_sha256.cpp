@@ -1,4 +1,4 @@
-// SHA-256 against the FIPS 180-2 appendix B examples (the published digests).
+// SHA-256 (OpenSSL libcrypto) against the FIPS 180-2 appendix B examples (the published digests).
 #include <catch2/catch.hpp>
 
 #include "core/error.h"
@@ -25,4 +25,18 @@ TEST_CASE("sha256 fed in uneven pieces equals one call", "[data]") {
   }
   // digest_u64: little-endian first 8 bytes of e3b0c442 98fc1c14...
   CHECK(digest_u64(sha256("")) == 0x141cfc9842c4b0e3ull);
+}
+
+TEST_CASE("equal_constant_time compares whole strings of equal length only", "[data]") {
+  CHECK(equal_constant_time("sk-abc", "sk-abc"));
+  CHECK_FALSE(equal_constant_time("sk-abc", "sk-abd"));
+  CHECK_FALSE(equal_constant_time("sk-abc", "sk-ab"));
+  CHECK(equal_constant_time("", ""));
+  CHECK_FALSE(equal_constant_time(std::string_view("a\0b", 3), std::string_view("a\0c", 3)));
+  // A hasher moves (shard writers hold one); the moved-to one continues where the first stopped.
+  Sha256 a;
+  a.update("ab");
+  Sha256 b = std::move(a);
+  b.update("c");
+  CHECK(digest_hex(b.digest()) == sha256_hex("abc"));
 }

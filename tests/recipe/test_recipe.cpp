@@ -115,6 +115,14 @@ TEST_CASE("durations", "[recipe]") {
   CHECK(recipe::duration_parse("1h30m10s", "k") == 5410);
   CHECK_THROWS_AS(recipe::duration_parse("soon", "k"), ConfigError);
   CHECK_THROWS_AS(recipe::duration_parse("", "k"), ConfigError);
+  CHECK(recipe::duration_parse(" 1.5h 30s ", "k") == 5430);
+  CHECK(recipe::duration_parse("15m\n", "k") == 900);  // trailing white space, a line break too (as with std::regex)
+  CHECK_THROWS_AS(recipe::duration_parse("\xff"
+                                         "15m",
+                                         "k"),
+                  ConfigError);  // not UTF-8
+  CHECK_THROWS_AS(recipe::duration_parse(std::string(400, '9'), "k"),
+                  ConfigError);  // beyond a double (was out_of_range)
 }
 
 TEST_CASE("every bundled recipe parses", "[recipe]") {

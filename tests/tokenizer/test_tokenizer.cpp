@@ -12,6 +12,7 @@
 
 #include "core/error.h"
 #include "test_paths.h"
+#include "tokenizer/normalizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 
@@ -283,6 +284,37 @@ TEST_CASE("NFC composes, reorders and leaves NFC text alone", "[tokenizer]") {
   CHECK(tok::nfc("\u212b") == "\u00c5");              // singleton (Angstrom sign)
   CHECK(tok::nfc("\u0958") == "\u0915\u093c");        // composition exclusion
   CHECK(tok::nfc("plain ascii, 日本語") == "plain ascii, 日本語");
+}
+
+// Expected values computed once with Debian 12's python3 (3.11.2; unicodedata, UCD 14.0: unicodedata.normalize(form,
+// s), and str.lower(), which like Rust's str::to_lowercase applies the full mappings and Final_Sigma), then written
+// here. utf8proc's UCD (15.0) changed none of these characters.
+TEST_CASE("NFD, NFKC, NFKD and Lowercase (utf8proc) agree with Python's unicodedata and str.lower", "[tokenizer]") {
+  CHECK(tok::nfd("caf\u00e9 \u00c5 \uac01 \u1ea0\u0302") == "cafe\u0301 A\u030a \u1100\u1161\u11a8 A\u0323\u0302");
+  CHECK(tok::nfd("\u01c4 \u212b \u1e9b\u0323") == "\u01c4 A\u030a \u017f\u0323\u0307");
+  CHECK(tok::nfkc("\ufb01 \u2460 \uff76\uff9e \u00b2 \u216b \u337b \u1e9b\u0323 \u00a0x") ==
+        "fi 1 \u30ac 2 XII \u5e73\u6210 \u1e69  x");
+  CHECK(tok::nfkc("\u2126 \u00bd") == "\u03a9 1\u20442");
+  CHECK(tok::nfkd("\ufb03 caf\u00e9 \u1e9b\u0323") == "ffi cafe\u0301 s\u0323\u0307");
+  CHECK(tok::nfkd("\u3300") == "\u30a2\u30cf\u309a\u30fc\u30c8");
+  CHECK(tok::lowercase(
+            "HELLO \u03a3 \u039f\u0394\u039f\u03a3 \u0130stanbul \u00c0\u00c9 \u01c5 \u0391\u03a3. \u03a3\u0391 "
+            "\u0391\u03a3'\u0391 \u0391\u0301\u03a3\u0301") ==
+        "hello \u03c3 \u03bf\u03b4\u03bf\u03c2 i\u0307stanbul \u00e0\u00e9 \u01c6 \u03b1\u03c2. \u03c3\u03b1 "
+        "\u03b1\u03c3'\u03b1 \u03b1\u0301\u03c2\u0301");
+  CHECK(tok::lowercase("\u1e9e \u2c62 \u0400") == "\u00df \u026b \u0450");
+  CHECK(tok::nfkc("plain ascii") == "plain ascii");
+  // Invalid UTF-8 is made valid first (U+FFFD), never an error.
+  CHECK(tok::nfkc("\xff\xef\xac\x81") ==
+        "\xEF\xBF\xBD"
+        "fi");
+
+  // tokenizer.json normalizers of these types now load (they were FormatErrors), alone and in a Sequence.
+  auto norm = tok::normalizer_from_json(
+      json{{"type", "Sequence"}, {"normalizers", json::array({{{"type", "NFKC"}}, {{"type", "Lowercase"}}})}},
+      tok::Where{"tokenizer.json", "normalizer"});
+  CHECK(norm->normalize("\uff21\u0392\u2160 \ufb01NE") == "a\u03b2i fine");  // full-width A, Beta, Roman one
+  CHECK(tok::normalizer_from_json(json{{"type", "NFD"}}, tok::Where{"t", "n"})->normalize("\u00e9") == "e\u0301");
 }
 
 TEST_CASE("Metaspace pre-tokenizer and decoder follow HF prepend_scheme rules", "[tokenizer]") {
