@@ -25,6 +25,7 @@
 #include "model/causal_lm.h"
 #include "model/config.h"
 #include "train/adamw.h"
+#include "train/base_model.h"
 #include "train/data_loader.h"
 #include "train/run_dir.h"
 #include "train/schedule.h"
@@ -47,15 +48,11 @@ model::LoraConfig lora_config(const LoraRecipe& r) {
   return c;
 }
 
-std::vector<data::Dataset> datasets_open(const LoraRecipe& r, const std::string& fingerprint) {
+std::vector<data::Dataset> datasets_open(const LoraRecipe& r) {
   std::vector<data::Dataset> out;
   for (const auto& d : r.datasets) {
     out.push_back(data::Dataset::open(d.path));
-    if (out.back().tokenizer_fingerprint() != fingerprint)
-      throw ConfigError(
-          fmt::format("datasets: {} was tokenized with another tokenizer ({}) than the model {} ({}); "
-                      "re-run hearth ingest with --model {}",
-                      d.path, out.back().tokenizer_fingerprint(), r.model, fingerprint, r.model));
+    base_tokenizer_check(r, out.back(), d.path);
   }
   return out;
 }
@@ -114,16 +111,18 @@ std::vector<std::string> plan_warnings(const FinetunePlan& plan, const LoraRecip
   std::vector<std::string> out;
   const int64_t per_step = r.training.micro_batch_size * r.training.gradient_accumulation_steps;
   if (plan.epoch_sequences < r.training.micro_batch_size) {
-    out.push_back(fmt::format("the training data holds {} sequences of {} tokens, fewer than one micro-batch ({}): "
-                              "every step repeats the same examples; add data or lower training.micro_batch_size",
-                              plan.epoch_sequences, plan.seq_len, r.training.micro_batch_size));
+    out.push_back(
+        fmt::format("the training data holds {} sequences of {} tokens, fewer than one micro-batch ({}): "
+                    "every step repeats the same examples; add data or lower training.micro_batch_size",
+                    plan.epoch_sequences, plan.seq_len, r.training.micro_batch_size));
   }
   const int64_t epoch_steps = std::max<int64_t>(1, plan.epoch_sequences / per_step);
   if (epoch_steps < kFewStepsPerEpoch) {
-    out.push_back(fmt::format("one epoch is {} optimizer step{} ({} sequences, {} per step), fewer than {}: a "
-                              "multi-epoch run sees each example many times and overfits easily; keep eval.patience "
-                              "on, or add data",
-                              epoch_steps, epoch_steps == 1 ? "" : "s", plan.epoch_sequences, per_step, kFewStepsPerEpoch));
+    out.push_back(
+        fmt::format("one epoch is {} optimizer step{} ({} sequences, {} per step), fewer than {}: a "
+                    "multi-epoch run sees each example many times and overfits easily; keep eval.patience "
+                    "on, or add data",
+                    epoch_steps, epoch_steps == 1 ? "" : "s", plan.epoch_sequences, per_step, kFewStepsPerEpoch));
   }
   return out;
 }
@@ -134,10 +133,11 @@ std::optional<std::string> overfitting_warning(const std::vector<EvalPoint>& e) 
   if (!(a.eval_loss < b.eval_loss && b.eval_loss < c.eval_loss && a.train_loss > b.train_loss &&
         b.train_loss > c.train_loss))
     return std::nullopt;
-  return fmt::format("overfitting: from step {} to {} the eval loss rose ({:.4f} -> {:.4f}) while the train loss fell "
-                     "({:.4f} -> {:.4f}); the adapter is learning its training data by heart (eval.patience stops such "
-                     "a run; more data or fewer epochs help)",
-                     a.step, c.step, a.eval_loss, c.eval_loss, a.train_loss, c.train_loss);
+  return fmt::format(
+      "overfitting: from step {} to {} the eval loss rose ({:.4f} -> {:.4f}) while the train loss fell "
+      "({:.4f} -> {:.4f}); the adapter is learning its training data by heart (eval.patience stops such "
+      "a run; more data or fewer epochs help)",
+      a.step, c.step, a.eval_loss, c.eval_loss, a.train_loss, c.train_loss);
 }
 
 nlohmann::json FinetuneResult::to_json() const {
@@ -186,14 +186,14 @@ struct RunInputs {
 };
 
 RunInputs inputs_open(const LoraRecipe& r) {
-  if (!fs::is_directory(r.model)) throw IoError(fmt::format("model: '{}' is not a directory", r.model));
   if (fs::exists(r.output_dir) && !fs::is_directory(r.output_dir))
-    throw ConfigError(fmt::format("output_dir: '{}' exists and is not a folder; expected a run directory (created "
-                                  "when missing)",
-                                  r.output_dir));
+    throw ConfigError(
+        fmt::format("output_dir: '{}' exists and is not a folder; expected a run directory (created "
+                    "when missing)",
+                    r.output_dir));
   RunInputs in;
-  in.config = model::config_load(r.model);
-  in.datasets = datasets_open(r, data::tokenizer_fingerprint(r.model));
+  in.config = base_config(r);  // a folder or a .gguf
+  in.datasets = datasets_open(r);
   return in;
 }
 
@@ -227,10 +227,10 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
   p.total_steps = steps_total(r, p.epoch_sequences);
   p.warmup_steps = r.schedule.warmup_steps >= 0 ? r.schedule.warmup_steps
                                                 : std::llround(r.schedule.warmup_ratio * double(p.total_steps));
-  device_of(r, o);  // fails early when CUDA is asked for but missing
-  // Memory: base weights in the compute dtype; LoRA weight+grad+2 moments in float32; activations kept for
-  // backward per layer (~12 hidden-sized + 3 FFN-sized tensors per token, attention probabilities per head)
-  // and the logits (forward, softmax, grad) in float32.
+  const torch::Device device = device_of(r, o);  // fails early when CUDA is asked for but missing
+  // Memory: base weights in the compute dtype (quantized matrices at their block size); LoRA weight+grad+2 moments in
+  // float32; activations kept for backward per layer (~12 hidden-sized + 3 FFN-sized tensors per token, attention
+  // probabilities per head) and the logits (forward, softmax, grad) in float32.
   const double wbytes = r.training.dtype == "bfloat16" ? 2 : 4;
   const double tokens = double(r.training.micro_batch_size) * double(p.seq_len);
   double per_layer = tokens * (12.0 * config.hidden_size + 3.0 * config.intermediate_size) * wbytes +
@@ -240,11 +240,15 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
                       ? tokens * config.hidden_size * wbytes * config.num_hidden_layers + per_layer
                       : per_layer * config.num_hidden_layers;
   double logits = tokens * config.vocab_size * 4.0 * 3;
-  double weights = double(p.base_parameters) * wbytes, lora = double(p.trainable_parameters) * 16;
+  double weights = base_weight_bytes(r, config, wbytes, device), lora = double(p.trainable_parameters) * 16;
+  // A quantized base decodes one chunk of one matrix at a time (≤ 64 MiB of float32; on a GPU ~4× that in the
+  // decoder's temporaries).
+  const double decode = base_block_decode_bytes(r, config, device);
   p.memory = {{"weights", weights},
               {"lora_and_optimizer", lora},
               {"activations", layers + logits},
-              {"total", weights + lora + layers + logits}};
+              {"block_decode", decode},
+              {"total", weights + lora + layers + logits + decode}};
   p.warnings = plan_warnings(p, r);
   return p;
 }
@@ -255,13 +259,15 @@ FinetunePlan finetune_plan(const LoraRecipe& r, const FinetuneOptions& o) { retu
 
 namespace {
 // RUN_DIR/run.json: what the last invocation planned and did, and on which data (the report shows it).
-void run_record_write(const fs::path& run_dir, const LoraRecipe& r, const FinetunePlan& plan, const FinetuneResult& result) {
+void run_record_write(const fs::path& run_dir, const LoraRecipe& r, const FinetunePlan& plan,
+                      const FinetuneResult& result) {
   nlohmann::json datasets = nlohmann::json::array();
   for (const auto& d : r.datasets) datasets.push_back({{"path", d.path}, {"weight", d.weight}});
   nlohmann::json plan_json = plan.to_json();
   plan_json.erase("recipe");  // recipe.resolved.json has it
-  io::atomic_write(run_dir / "run.json",
-                   nlohmann::json{{"plan", plan_json}, {"result", result.to_json()}, {"datasets", datasets}}.dump(2) + "\n");
+  io::atomic_write(
+      run_dir / "run.json",
+      nlohmann::json{{"plan", plan_json}, {"result", result.to_json()}, {"datasets", datasets}}.dump(2) + "\n");
 }
 }  // namespace
 
@@ -284,7 +290,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   // --- model, adapter, optimizer, data ---
   const auto device = device_of(r, o);
   const auto dtype = model::dtype_parse(r.training.dtype, "training.dtype");
-  auto model_owner = model::causal_lm_load(r.model, {device, dtype});
+  auto model_owner = base_load(r, {device, dtype});  // QLoRA: a quantized base stays blocks
   const model::CausalLM& model = *model_owner;
   auto adapter = r.init_adapter.empty()
                      ? model::LoraAdapter::create(model.config(), lora_config(r), r.training.seed, device)
@@ -331,8 +337,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
       throw ConfigError(
           fmt::format("{}: the recipe changed since this run started ({}; saved in {}); resuming would "
                       "change training. Use --fresh to start over or --force to resume anyway",
-                      r.output_dir, identity_changes(saved.identity, state.identity),
-                      (*ckpt / "state.json").string()));
+                      r.output_dir, identity_changes(saved.identity, state.identity), (*ckpt / "state.json").string()));
     saved.identity = state.identity;
     state = saved;
     loader.seek(state.loader);
@@ -430,8 +435,8 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
       evals.push_back({state.step, train_loss_sum / double(std::max<int64_t>(1, train_loss_steps)), result.eval_loss});
       train_loss_sum = 0;
       train_loss_steps = 0;
-      if (auto w = overfitting_warning(evals); w && std::find(result.warnings.begin(), result.warnings.end(), *w) ==
-                                                        result.warnings.end()) {
+      if (auto w = overfitting_warning(evals);
+          w && std::find(result.warnings.begin(), result.warnings.end(), *w) == result.warnings.end()) {
         bool seen = false;  // once per invocation
         for (const auto& x : result.warnings) seen = seen || x.rfind("overfitting:", 0) == 0;
         if (!seen) {
