@@ -1,8 +1,11 @@
-// bench_finetune: LoRA training tokens/s and peak RSS on the SmolLM2-135M shape (random weights), hearth
-// against a plain PyTorch-eager Python loop doing the same step (bench/train_reference.py, Debian's
-// python3-torch), in the same run.
+// bench_finetune: LoRA training tokens/s and peak RSS on a benchmark shape (random weights), hearth against a plain
+// PyTorch-eager Python loop doing the same step (bench/train_reference.py, Debian's python3-torch), in the same run;
+// or, with --qlora, hearth's float32 LoRA against QLoRA over the same weights quantized at load (quantize_base q8_0
+// and q4_0).
 //
-//   bench_finetune [--threads 2] [--batch 2] [--seq 256] [--steps 5] [--rank 8] [--targets q,k,v,o,gate,up,down]
+//   bench_finetune [--preset smollm2-135m] [--threads 2] [--batch 2] [--seq 256] [--steps 5] [--rank 8]
+//                  [--targets q,k,v,o,gate,up,down] [--checkpointing]
+//   bench_finetune --qlora --preset llama-3.2-1b [--model-dir DIR] ...   (the model is written to DIR once)
 // Each side runs in its own process (this binary re-executed with --one, and python3), so peak RSS is its own.
 #include <sys/resource.h>
 
@@ -17,8 +20,11 @@
 #include <fmt/format.h>
 
 #include "bench/model_presets.h"
+#include "io/atomic_file.h"
 #include "model/causal_lm.h"
+#include "model/checkpoint.h"
 #include "model/lora.h"
+#include "model/quantize_base.h"
 #include "train/adamw.h"
 
 using namespace hearth;
@@ -28,14 +34,27 @@ namespace {
 struct Args {
   int threads = 2, batch = 2, seq = 256, steps = 5, rank = 8;
   std::string targets = "q,k,v,o,gate,up,down";
+  std::string preset = "smollm2-135m";
   bool checkpointing = false;
+  bool qlora = false;
+  std::string model_dir;  // --qlora: the random model's folder
+  std::string base;       // --one: "" (random weights in memory), "f32" (the folder as stored) or q8_0 | q4_0 | q4_k
 };
+
+std::unique_ptr<model::CausalLM> model_make(const Args& a) {
+  if (a.base.empty()) {
+    auto config = model::config_parse(bench::preset_config(a.preset), a.preset);
+    return model::causal_lm_from_tensors(config, model::causal_lm_random_tensors(config, 1), {}, "bench");
+  }
+  if (a.base == "f32") return model::causal_lm_load(a.model_dir);
+  return model::causal_lm_load_quantized(a.model_dir, {}, *model::quantize_base_parse(a.base));
+}
 
 int run_one(const Args& a) {
   at::set_num_threads(a.threads);
-  auto config = model::config_parse(bench::preset_config("smollm2-135m"), "smollm2-135m");
-  auto model_owner = model::causal_lm_from_tensors(config, model::causal_lm_random_tensors(config, 1), {}, "bench");
+  auto model_owner = model_make(a);
   const model::CausalLM& model = *model_owner;
+  const model::ModelConfig& config = model.config();
   model::LoraConfig lc;
   lc.r = a.rank;
   lc.alpha = 2.0 * a.rank;
@@ -86,10 +105,51 @@ bool result_read(const std::string& cmd, double* tps, double* rss) {
 
 }  // namespace
 
+// The random model of `a.preset` as a float32 folder in a.model_dir (written once).
+void model_dir_write(const Args& a) {
+  namespace fs = std::filesystem;
+  if (fs::exists(fs::path(a.model_dir) / "config.json")) return;
+  auto json = bench::preset_config(a.preset);
+  auto config = model::config_parse(json, a.preset);
+  fs::create_directories(a.model_dir);
+  model::safetensors_save(fs::path(a.model_dir) / "model.safetensors", model::causal_lm_random_tensors(config, 1));
+  io::atomic_write(fs::path(a.model_dir) / "config.json", json.dump(2));
+}
+
+// --qlora: float32 LoRA against q8_0 and q4_0 QLoRA, each in its own process.
+int run_qlora(const Args& a, const std::string& self, const std::string& common) {
+  model_dir_write(a);
+  struct Row {
+    std::string base;
+    double tps = 0, rss = 0;
+    bool ok = false;
+  };
+  std::vector<Row> rows = {{"f32"}, {"q8_0"}, {"q4_0"}};
+  for (auto& row : rows)
+    row.ok = result_read(fmt::format("OMP_NUM_THREADS={} '{}' --one {} --model-dir '{}' --base {} {}", a.threads, self,
+                                     common, a.model_dir, row.base, a.checkpointing ? "--checkpointing" : ""),
+                         &row.tps, &row.rss);
+  std::cout << fmt::format(
+      "LoRA / QLoRA training, {} shape, batch {} × seq {}, rank {} on {}, {} thread(s), {} steps{}\n", a.preset,
+      a.batch, a.seq, a.rank, a.targets, a.threads, a.steps, a.checkpointing ? ", gradient checkpointing" : "");
+  std::cout << fmt::format("{:<22} {:>12} {:>14} {:>12} {:>12}\n", "base", "tokens/s", "peak RSS MiB", "speed × f32",
+                           "RSS × f32");
+  for (const auto& row : rows) {
+    if (!row.ok) {
+      std::cout << fmt::format("{:<22} failed\n", row.base);
+      continue;
+    }
+    const std::string name = row.base == "f32" ? "float32 LoRA" : row.base + " QLoRA";
+    std::cout << fmt::format("{:<22} {:>12.1f} {:>14.0f} {:>11.2f}× {:>11.2f}×\n", name, row.tps, row.rss,
+                             rows[0].ok ? row.tps / rows[0].tps : 0.0, rows[0].ok ? row.rss / rows[0].rss : 0.0);
+  }
+  return rows[0].ok && rows[1].ok && rows[2].ok ? 0 : 1;
+}
+
 int main(int argc, char** argv) {
   Args a;
   bool one = false;
-  CLI::App app{"hearth LoRA training benchmark vs a PyTorch-eager reference"};
+  CLI::App app{"hearth LoRA training benchmark vs a PyTorch-eager reference, or float32 LoRA vs QLoRA"};
   app.add_option("--threads", a.threads);
   app.add_option("--batch", a.batch);
   app.add_option("--seq", a.seq);
@@ -97,13 +157,25 @@ int main(int argc, char** argv) {
   app.add_option("--rank", a.rank);
   app.add_option("--targets", a.targets);
   app.add_flag("--checkpointing", a.checkpointing, "gradient checkpointing on the hearth side");
+  app.add_option("--preset", a.preset, "smollm2-135m | llama-3.2-1b | stories260k");
+  app.add_flag("--qlora", a.qlora,
+               "float32 LoRA vs q8_0 / q4_0 QLoRA (quantize_base) instead of the PyTorch reference");
+  app.add_option("--model-dir", a.model_dir, "--qlora: where the random model is written once (default /tmp/...)");
+  app.add_option("--base", a.base)->group("");
   app.add_flag("--one", one);
   CLI11_PARSE(app, argc, argv);
   if (one) return run_one(a);
+  if (a.model_dir.empty())
+    a.model_dir = (std::filesystem::temp_directory_path() / ("hearth-bench-" + a.preset)).string();
 
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
   const std::string common = fmt::format("--threads {} --batch {} --seq {} --steps {} --rank {} --targets {}",
                                          a.threads, a.batch, a.seq, a.steps, a.rank, a.targets);
+  if (a.qlora) return run_qlora(a, self, common + " --preset " + a.preset);
+  if (a.preset != "smollm2-135m") {
+    std::cerr << "--preset: the PyTorch reference runs the smollm2-135m shape only; use --qlora for other shapes\n";
+    return 2;
+  }
   const std::string script = std::string(HEARTH_SOURCE_DIR) + "/bench/train_reference.py";
   // Debian's interpreter, where python3-torch lives (a pyenv/venv python3 earlier on PATH may lack torch).
   const std::string python = std::filesystem::exists("/usr/bin/python3") ? "/usr/bin/python3" : "python3";

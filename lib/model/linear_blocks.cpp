@@ -131,7 +131,9 @@ torch::Tensor Linear::decoded_rows(int64_t r0, int64_t n, torch::Tensor* scratch
     const int64_t lo = std::max(r0, offset), hi = std::min(r0 + n, offset + b.rows);
     if (lo < hi) {
       const size_t row_bytes = b.row_bytes();
-      at::parallel_for(lo, hi, 64, [&](int64_t a, int64_t e) {
+      // Tasks of ≥ 1 Mi elements: smaller matrices decode on this thread (a parallel region costs more than they do
+      // when the cores are busy).
+      at::parallel_for(lo, hi, std::max<int64_t>(1, (int64_t(1) << 20) / in_), [&](int64_t a, int64_t e) {
         quant::dequantize(b.type, b.data + static_cast<size_t>(a - offset) * row_bytes, dst + (a - r0) * in_,
                           (e - a) * in_);
       });
