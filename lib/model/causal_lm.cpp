@@ -34,8 +34,6 @@ std::unique_ptr<CausalLM> causal_lm_from_tensors(const ModelConfig& config, cons
         fmt::format("{}: dtype float16 is not supported on the CPU (libtorch has no CPU float16 "
                     "matmul); expected float32 or bfloat16, or float16 with --device cuda",
                     origin));
-  if (!blocks.empty() && !options.device.is_cpu())
-    throw ResourceError(fmt::format("{}: block-quantized weights run on the CPU only", origin));
   return std::make_unique<LlamaModel>(config, tensors, options, origin, blocks.empty() ? nullptr : &blocks);
 }
 

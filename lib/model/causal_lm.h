@@ -28,6 +28,10 @@ namespace hearth::model {
 struct LoadOptions {
   torch::Device device = torch::kCPU;
   torch::ScalarType dtype = torch::kFloat32;  // compute dtype: kFloat32 or kBFloat16 (kHalf on CUDA)
+  // On a GPU, keep quantized matrices as blocks there (decoded a layer at a time, block_decode.h) instead of decoding
+  // them to dense weights at load: QLoRA, where the base must stay small. Types without a torch decoder are still
+  // decoded at load. On the CPU blocks always stay blocks.
+  bool blocks_on_device = false;
 };
 
 // How a forward pass runs, beyond its inputs.
@@ -94,7 +98,8 @@ using TensorMap = std::map<std::string, torch::Tensor>;
 // unsupported dtype), ResourceError for an unavailable device.
 std::unique_ptr<CausalLM> causal_lm_load(const std::filesystem::path& path, const LoadOptions& options = {});
 // Builds a model from tensors named as in a Hugging Face checkpoint ("model.layers.0.self_attn.q_proj.weight").
-// Weight matrices found in `blocks` (same names) are used as ggml blocks in place instead (CPU only).
+// Weight matrices found in `blocks` (same names) are used as ggml blocks in place instead (on the CPU; on a GPU with
+// options.blocks_on_device, copied there; otherwise decoded).
 // `origin` names their source in errors.
 std::unique_ptr<CausalLM> causal_lm_from_tensors(const ModelConfig& config, const TensorMap& tensors,
                                                  const LoadOptions& options, const std::string& origin,

@@ -144,7 +144,7 @@ GgufWeights gguf_weights(const std::shared_ptr<const io::GgufFile>& file, const 
 std::unique_ptr<CausalLM> gguf_model_load(const std::filesystem::path& path, const LoadOptions& options) {
   std::shared_ptr<const io::GgufFile> file = io::GgufFile::open(path);
   ModelConfig config = gguf_config(*file);
-  GgufWeights w = gguf_weights(file, config, options.device.is_cpu());
+  GgufWeights w = gguf_weights(file, config, options.device.is_cpu() || options.blocks_on_device);
   return causal_lm_from_tensors(config, w.dense, options, path.string(), w.blocks);
 }
 

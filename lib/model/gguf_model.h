@@ -10,7 +10,7 @@
 // the token embedding too, decoded a row at a time when looked up — stay as the file's blocks, memory-mapped
 // and read in place by lib/quant's kernels (q/k of `llama` files are copied once, to reorder their rows);
 // F32/F16/BF16 matrices and the norms are decoded to float32 tensors. Elsewhere (CUDA) everything is decoded and runs
-// dense.
+// dense, unless LoadOptions::blocks_on_device keeps the quantized matrices as blocks on the GPU (QLoRA).
 #pragma once
 
 #include <filesystem>

@@ -7,6 +7,8 @@
 #include <torch/csrc/autograd/autograd.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "model/linear.h"
+
 namespace hearth::model {
 namespace {
 
@@ -38,6 +40,7 @@ struct LayerCheckpoint : public torch::autograd::Function<LayerCheckpoint> {
   static torch::Tensor forward(AutogradContext* ctx, torch::Tensor x, at::TensorList params,
                                c10::intrusive_ptr<LayerCall> call) {
     ctx->save_for_backward({x});
+    DecodedBlocksGuard decoded;  // autograd is off here; block weights must still multiply as in the recompute
     auto y = call->layer(x);
     ctx->saved_data["call"] = at::IValue::make_capsule(std::move(call));
     return y;

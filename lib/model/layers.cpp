@@ -7,8 +7,10 @@
 
 #include "core/error.h"
 #include "model/attention.h"
+#include "model/block_decode.h"
 #include "model/causal_lm.h"
 #include "model/rope.h"
+#include "quant/codec.h"
 
 namespace hearth::model {
 namespace {
@@ -62,23 +64,40 @@ WeightSource::WeightSource(const std::map<std::string, torch::Tensor>& tensors, 
                            std::string origin, const BlockMap* blocks)
     : blocks_(blocks), tensors_(tensors), options_(options), origin_(std::move(origin)) {}
 
+std::optional<std::vector<Linear::Blocks>> WeightSource::placed(const std::vector<std::string>& names) const {
+  std::vector<Linear::Blocks> out;
+  for (const auto& n : names) {
+    const Linear::Blocks& b = blocks_->at(n);
+    if (!options_.device.is_cpu() && !(options_.blocks_on_device && blocks_decodable(b.type))) return std::nullopt;
+    out.push_back(options_.device.is_cpu() ? b : b.to_device(options_.device));
+  }
+  return out;
+}
+
+// A block matrix decoded to a dense weight in the compute dtype and device.
+torch::Tensor WeightSource::decoded(const std::string& name) const {
+  const Linear::Blocks& b = blocks_->at(name);
+  auto w = torch::empty({b.rows, b.in}, torch::kFloat32);
+  quant::dequantize(b.type, b.data, w.data_ptr<float>(), b.rows * b.in);
+  return w.to(options_.device, options_.dtype);
+}
+
 Linear WeightSource::linear(const std::vector<std::string>& names, int64_t in, std::vector<Linear::Part> parts,
                             torch::Tensor bias) const {
   const bool all_blocks = blocks_ && std::all_of(names.begin(), names.end(),
                                                  [&](const std::string& n) { return blocks_->count(n) > 0; });
   if (all_blocks) {
-    std::vector<Linear::Blocks> b;
     for (size_t i = 0; i < names.size(); ++i) {
       const Linear::Blocks& w = blocks_->at(names[i]);
       if (w.rows != parts[i].size || w.in != in)
         throw FormatError(fmt::format("{}: tensor '{}' has shape [{}, {}]; expected [{}, {}] from the config", origin_,
                                       names[i], w.rows, w.in, parts[i].size, in));
-      b.push_back(w);
     }
-    return Linear(std::move(b), std::move(bias), std::move(parts));
+    if (auto b = placed(names)) return Linear(std::move(*b), std::move(bias), std::move(parts));
   }
   std::vector<torch::Tensor> dense;
-  for (size_t i = 0; i < names.size(); ++i) dense.push_back(take(names[i], {parts[i].size, in}));
+  for (size_t i = 0; i < names.size(); ++i)
+    dense.push_back(blocks_ && blocks_->count(names[i]) ? decoded(names[i]) : take(names[i], {parts[i].size, in}));
   return Linear(dense.size() == 1 ? dense[0] : torch::cat(dense, 0), std::move(bias), std::move(parts));
 }
 
@@ -107,7 +126,8 @@ Linear WeightSource::matrix(const std::string& name, int64_t rows, int64_t in) c
     if (w.rows != rows || w.in != in)
       throw FormatError(fmt::format("{}: tensor '{}' has shape [{}, {}]; expected [{}, {}] from the config", origin_,
                                     name, w.rows, w.in, rows, in));
-    return Linear({w}, {});
+    if (auto b = placed({name})) return Linear(std::move(*b), {});
+    return Linear(decoded(name), {});
   }
   return Linear(take(name, {rows, in}), {});
 }

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -55,8 +56,9 @@ torch::Tensor swiglu_mlp(const torch::Tensor& h, const MlpWeights& w, const Lora
 using BlockMap = std::map<std::string, Linear::Blocks>;
 
 // Takes tensors by Hugging Face name from a checkpoint's map, checks their shapes against the config and
-// converts them to the compute dtype and device. A matrix found in `blocks` instead becomes a block Linear
-// (read in place). Errors name `origin` and the tensor.
+// converts them to the compute dtype and device. A matrix found in `blocks` instead becomes a block Linear: read in
+// place on the CPU; on a GPU copied there when LoadOptions::blocks_on_device and blocks_decodable() allow, else
+// decoded to a dense weight. Errors name `origin` and the tensor.
 class WeightSource {
  public:
   WeightSource(const std::map<std::string, torch::Tensor>& tensors, const LoadOptions& options, std::string origin,
@@ -79,6 +81,10 @@ class WeightSource {
   Linear matrix(const std::string& name, int64_t rows, int64_t in) const;
 
  private:
+  // The blocks of `names` as the Linear keeps them, or std::nullopt when they are to be decoded to dense weights.
+  std::optional<std::vector<Linear::Blocks>> placed(const std::vector<std::string>& names) const;
+  torch::Tensor decoded(const std::string& name) const;
+
   const BlockMap* blocks_;
   const std::map<std::string, torch::Tensor>& tensors_;
   const LoadOptions& options_;

@@ -1,13 +1,10 @@
 #include "model/linear.h"
 
-#include <optional>
-
-#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "model/block_decode.h"
 #include "quant/codec.h"
-#include "quant/matvec.h"
 
 namespace hearth::model {
 namespace {
@@ -39,10 +36,15 @@ Linear::Linear(std::vector<Blocks> blocks, torch::Tensor bias, std::vector<Part>
   in_ = blocks_[0].in;
   for (size_t i = 0; i < blocks_.size(); ++i) {
     const Blocks& b = blocks_[i];
-    if (b.in != in_ || !b.data || b.rows <= 0 || (!parts_.empty() && parts_[i].size != b.rows))
+    const bool stored = b.device_bytes.defined() ? b.device_bytes.dim() == 2 && b.device_bytes.size(0) == b.rows &&
+                                                       b.device_bytes.size(1) == static_cast<int64_t>(b.row_bytes())
+                                                 : b.data != nullptr;
+    if (b.in != in_ || !stored || b.rows <= 0 || (!parts_.empty() && parts_[i].size != b.rows))
       throw Error(fmt::format("Linear: block weight {} is [{}, {}]; expected {} rows of {}", i, b.rows, b.in,
                               parts_.empty() ? b.rows : parts_[i].size, in_));
     out_ += b.rows;
+    if (b.device_bytes.defined() != blocks_[0].device_bytes.defined())
+      throw Error("Linear: block weights split between host memory and a device");
   }
   check_parts(parts_, out_);
 }
@@ -58,42 +60,6 @@ torch::Tensor Linear::base(const torch::Tensor& x) const {
   auto shape = x.sizes().vec();
   shape.back() = weight_.size(0);
   return y.view(shape);
-}
-
-// Block weights: the M rows of x quantized to 8-bit blocks once per part type, then each weight row read once
-// for all M rows (quant::matmul_rows), output rows split across the intra-op threads.
-torch::Tensor Linear::base_blocks(const torch::Tensor& x) const {
-  if (!x.device().is_cpu())
-    throw Error("Linear: block-quantized weights run on the CPU only; load the model with --device cpu");
-  if (torch::GradMode::is_enabled() && x.requires_grad())
-    throw Error("Linear: gradients through block-quantized base weights (QLoRA) are not supported yet");
-  const int64_t M = x.numel() / in_;
-  auto xf = x.reshape({M, in_}).to(torch::kFloat32).contiguous();
-  auto y = torch::empty({M, out_}, torch::kFloat32);
-  float* yp = y.data_ptr<float>();
-  // The calling thread's activation buffers, reused from call to call (no allocation per token). The
-  // workers below get a pointer: naming a thread_local inside the lambda would find their own, empty one.
-  thread_local std::vector<quant::Activations> scratch;
-  if (scratch.size() < static_cast<size_t>(M)) scratch.resize(static_cast<size_t>(M));
-  quant::Activations* acts = scratch.data();
-  const float* xp = xf.data_ptr<float>();
-  std::optional<quant::GgmlType> prepared;  // parts of one type share their activations
-  int64_t offset = 0;
-  for (const Blocks& b : blocks_) {
-    if (prepared != b.type) {
-      for (int64_t i = 0; i < M; ++i) quant::activations_prepare(b.type, xp + i * in_, in_, acts[i]);
-      prepared = b.type;
-    }
-    const size_t row_bytes = b.row_bytes();
-    at::parallel_for(0, b.rows, 16, [&](int64_t r0, int64_t r1) {
-      quant::matmul_rows(b.type, b.data, row_bytes, acts, M, yp + offset + r0, out_, r0, r1);
-    });
-    offset += b.rows;
-  }
-  if (bias_.defined()) y = y + bias_.to(torch::kFloat32);
-  auto shape = x.sizes().vec();
-  shape.back() = out_;
-  return y.view(shape).to(x.scalar_type());
 }
 
 torch::Tensor Linear::forward(const torch::Tensor& x, const LoraCall& lora) const {
@@ -123,6 +89,16 @@ size_t Linear::bytes() const {
 
 torch::Tensor Linear::rows(const torch::Tensor& ids, torch::ScalarType dtype) const {
   if (blocks_.empty()) return torch::embedding(weight_, ids).to(dtype);
+  if (blocks_[0].device_bytes.defined()) {  // an embedding on a GPU: decode the rows looked up
+    if (blocks_.size() != 1) throw Error("Linear: row lookup in fused block weights on a device");
+    const Blocks& b = blocks_[0];
+    auto flat = ids.reshape({-1}).to(b.device_bytes.device());
+    if (flat.numel() > 0 && (flat.min().item<int64_t>() < 0 || flat.max().item<int64_t>() >= out_))
+      throw Error(fmt::format("Linear: a row id outside [0, {})", out_));
+    auto shape = ids.sizes().vec();
+    shape.push_back(in_);
+    return blocks_decode(b.type, b.device_bytes.index_select(0, flat), in_).view(shape).to(dtype);
+  }
   auto flat = ids.reshape({-1}).to(torch::kCPU).contiguous();
   auto out = torch::empty({flat.numel(), in_}, torch::kFloat32);
   const int64_t* id = flat.data_ptr<int64_t>();
@@ -145,6 +121,7 @@ torch::Tensor Linear::rows(const torch::Tensor& ids, torch::ScalarType dtype) co
 
 torch::Tensor Linear::dense() const {
   if (blocks_.empty()) return weight_.to(torch::kFloat32);
+  if (blocks_[0].device_bytes.defined()) return decoded_rows(0, out_).to(torch::kCPU);
   auto w = torch::empty({out_, in_}, torch::kFloat32);
   int64_t offset = 0;
   for (const Blocks& b : blocks_) {

@@ -4,9 +4,13 @@
 // A Linear may hold several projections fused along the output (q/k/v, gate/up): each is a `part` with
 // its LoRA target, so adapters apply per projection while the base weights are read in one product.
 // The weight's storage is this class's business: a dense float32/bfloat16/float16 tensor, or ggml blocks
-// (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, ...) read in place by lib/quant's kernels — on the CPU, with the activations
-// quantized to 8-bit blocks — behind the same forward() and bytes(). Block weights are for inference (and
-// LoRA on top); gradients through them (QLoRA) are not implemented and refused.
+// (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, ...) behind the same forward() and bytes(). Block products (linear_blocks.cpp):
+//   - few rows without autograd (decoding): lib/quant's kernels read the blocks in place, the activations
+//     quantized to 8-bit blocks;
+//   - many rows, or autograd recording (prefill, training — QLoRA): the weight is decoded a chunk of rows at a
+//     time into a float scratch and multiplied by BLAS (CPU) or cuBLAS; backward computes dX = dY·W the same way.
+//     No more than one chunk (≤ 64 MiB of float32) of one matrix is ever decoded, and the base gets no gradient.
+// On a GPU the blocks are a uint8 tensor there, decoded with torch ops (block_decode.h).
 // Not a torch::nn::Module: base weights never train (LoRA weights live in LoraAdapter).
 #pragma once
 
@@ -29,6 +33,17 @@ struct LoraCall {
   bool training = false;  // LoRA dropout on
 };
 
+// While one is alive on a thread, block weights multiply by their decoded chunks even without autograd: a
+// checkpointed layer's first forward (run without autograd) must compute what its recomputation in backward will
+// (grad_checkpoint.cpp). Nests.
+class DecodedBlocksGuard {
+ public:
+  DecodedBlocksGuard();
+  ~DecodedBlocksGuard();
+  DecodedBlocksGuard(const DecodedBlocksGuard&) = delete;
+  DecodedBlocksGuard& operator=(const DecodedBlocksGuard&) = delete;
+};
+
 class Linear {
  public:
   // One output slice [offset, offset + size) of a fused weight and the LoRA target it belongs to.
@@ -38,13 +53,18 @@ class Linear {
   };
 
   // A weight matrix [rows, in] as ggml blocks: rows × ggml_type_nbytes(type, in) bytes at `data`, kept alive
-  // by `owner` (a memory-mapped file, or a buffer).
+  // by `owner` (a memory-mapped file, or a buffer) — or, on a GPU, the same bytes as `device_bytes`, a uint8
+  // tensor [rows, row_bytes()] there (`data` is then null; the type must be blocks_decodable()).
   struct Blocks {
     quant::GgmlType type = quant::GgmlType::kF32;
     const uint8_t* data = nullptr;
     int64_t rows = 0, in = 0;
     std::shared_ptr<const void> owner;
+    torch::Tensor device_bytes;
     size_t row_bytes() const;
+    // These blocks as `device_bytes` on `device` (a copy; `data` and `owner` dropped). Throws Error for a type
+    // blocks_decode() cannot decode.
+    Blocks to_device(torch::Device device) const;
   };
 
   Linear() = default;
@@ -56,7 +76,8 @@ class Linear {
   Linear(std::vector<Blocks> blocks, torch::Tensor bias, std::vector<Part> parts = {});
 
   // x [..., in] -> y [..., out] in x's dtype: base product, bias, and the adapters' deltas on each part.
-  // Differentiable with respect to the adapters' weights (never the base).
+  // Differentiable with respect to x and the adapters' weights (never the base). With block weights the graph
+  // refers to this Linear: it must outlive the backward pass.
   torch::Tensor forward(const torch::Tensor& x, const LoraCall& lora = {}) const;
 
   int64_t in_features() const { return in_; }
@@ -71,14 +92,21 @@ class Linear {
   const torch::Tensor& bias() const { return bias_; }
   // Rows `ids` of the weight (an embedding lookup): ids [...] int64 -> [..., in] in `dtype`.
   torch::Tensor rows(const torch::Tensor& ids, torch::ScalarType dtype) const;
-  // The weight as a float32 tensor [out, in] (decoded from blocks when quantized) — for merging and tests.
+  // The weight as a float32 tensor [out, in] on the CPU (decoded from blocks when quantized) — for merging and tests.
   torch::Tensor dense() const;
+  // Rows [r0, r0 + n) of the fused weight decoded to float32 on the weight's device; the rows may span parts.
+  // `scratch`, when given (CPU only), is reused for the result if large enough.
+  torch::Tensor decoded_rows(int64_t r0, int64_t n, torch::Tensor* scratch = nullptr) const;
+  // Where the weight lives (the device of its tensor or of its device blocks).
+  torch::Device device() const;
   // The storage type of each part: "F32", "BF16", "Q4_K", ...
   std::vector<std::string> storage_types() const;
 
  private:
   torch::Tensor base(const torch::Tensor& x) const;
-  torch::Tensor base_blocks(const torch::Tensor& x) const;
+  torch::Tensor base_blocks(const torch::Tensor& x) const;         // picks one of the two below
+  torch::Tensor base_block_kernels(const torch::Tensor& x) const;  // lib/quant, 8-bit activations
+  torch::Tensor base_decoded(const torch::Tensor& x) const;        // decoded chunks, differentiable in x
 
   torch::Tensor weight_, bias_;
   std::vector<Blocks> blocks_;

@@ -1,6 +1,7 @@
 #include "recipe/lora_recipe.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdint>
 #include <map>
@@ -373,14 +374,21 @@ LoraRecipe recipe_read(YAML::Node& root, const std::string& origin, const fs::pa
   for (const auto& o : overrides) override_apply(root, o);
   Reader r(origin, base_dir, overrides);
   r.keys_check(root, "",
-               {"model", "datasets", "output_dir", "init_adapter", "lora", "optimizer", "schedule", "training", "eval",
-                "checkpoint"});
+               {"model", "datasets", "output_dir", "init_adapter", "quantize_base", "lora", "optimizer", "schedule",
+                "training", "eval", "checkpoint"});
   LoraRecipe rc;
   rc.model = r.model_path(root);
   if (rc.model.empty()) throw r.error(root, "model", "missing; expected a Hugging Face model folder");
   rc.output_dir = r.path(root, "output_dir", "output_dir");
   if (rc.output_dir.empty()) throw r.error(root, "output_dir", "missing; expected the run directory");
   rc.init_adapter = r.path(root, "init_adapter", "init_adapter");
+  rc.quantize_base = r.get<std::string>(root, "quantize_base", "quantize_base", "", "q8_0, q4_0 or q4_k");
+  std::transform(rc.quantize_base.begin(), rc.quantize_base.end(), rc.quantize_base.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  if (!rc.quantize_base.empty() && rc.quantize_base != "q8_0" && rc.quantize_base != "q4_0" &&
+      rc.quantize_base != "q4_k")
+    throw r.error(child(root, "quantize_base"), "quantize_base",
+                  fmt::format("expected q8_0, q4_0 or q4_k, got '{}'", rc.quantize_base));
   read_datasets(r, root, rc);
   read_lora(r, child(root, "lora"), rc.lora);
   read_optimizer(r, child(root, "optimizer"), rc.optimizer);
@@ -426,7 +434,7 @@ LoraRecipe recipe_load(const fs::path& file, const std::vector<std::string>& ove
 nlohmann::json LoraRecipe::to_json() const {
   nlohmann::json ds = nlohmann::json::array();
   for (const auto& d : datasets) ds.push_back({{"path", d.path}, {"weight", d.weight}});
-  return {
+  nlohmann::json j = {
       {"model", model},
       {"datasets", ds},
       {"output_dir", output_dir},
@@ -464,6 +472,9 @@ nlohmann::json LoraRecipe::to_json() const {
       {"eval", {{"every", eval.every}, {"max_batches", eval.max_batches}, {"patience", eval.patience}}},
       {"checkpoint", {{"every", checkpoint.every}, {"keep_last", checkpoint.keep_last}}},
   };
+  // Only when set: the runs made before the key existed keep their identity (and resume).
+  if (!quantize_base.empty()) j["quantize_base"] = quantize_base;
+  return j;
 }
 
 nlohmann::json LoraRecipe::training_identity() const {

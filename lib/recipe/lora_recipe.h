@@ -25,6 +25,9 @@ struct LoraRecipe {
   std::vector<DatasetSource> datasets;
   std::string output_dir;
   std::string init_adapter;  // continue from this PEFT adapter folder ("" = fresh)
+  // QLoRA: quantize a Hugging Face base at load to q8_0 | q4_0 | q4_k blocks ("" = keep its weights). A .gguf
+  // `model` is trained through its blocks as they are.
+  std::string quantize_base;
 
   struct Lora {
     int64_t rank = 8;

@@ -25,6 +25,7 @@
 #include "model/causal_lm.h"
 #include "model/config.h"
 #include "train/adamw.h"
+#include "train/base_model.h"
 #include "train/data_loader.h"
 #include "train/data_parallel.h"
 #include "train/distributed.h"
@@ -49,15 +50,11 @@ model::LoraConfig lora_config(const LoraRecipe& r) {
   return c;
 }
 
-std::vector<data::Dataset> datasets_open(const LoraRecipe& r, const std::string& fingerprint) {
+std::vector<data::Dataset> datasets_open(const LoraRecipe& r) {
   std::vector<data::Dataset> out;
   for (const auto& d : r.datasets) {
     out.push_back(data::Dataset::open(d.path));
-    if (out.back().tokenizer_fingerprint() != fingerprint)
-      throw ConfigError(
-          fmt::format("datasets: {} was tokenized with another tokenizer ({}) than the model {} ({}); "
-                      "re-run hearth ingest with --model {}",
-                      d.path, out.back().tokenizer_fingerprint(), r.model, fingerprint, r.model));
+    base_tokenizer_check(r, out.back(), d.path);
   }
   return out;
 }
@@ -185,15 +182,14 @@ struct RunInputs {
 };
 
 RunInputs inputs_open(const LoraRecipe& r) {
-  if (!fs::is_directory(r.model)) throw IoError(fmt::format("model: '{}' is not a directory", r.model));
   if (fs::exists(r.output_dir) && !fs::is_directory(r.output_dir))
     throw ConfigError(
         fmt::format("output_dir: '{}' exists and is not a folder; expected a run directory (created "
                     "when missing)",
                     r.output_dir));
   RunInputs in;
-  in.config = model::config_load(r.model);
-  in.datasets = datasets_open(r, data::tokenizer_fingerprint(r.model));
+  in.config = base_config(r);  // a folder or a .gguf
+  in.datasets = datasets_open(r);
   return in;
 }
 
@@ -229,10 +225,10 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
   p.total_steps = steps_total(r, p.epoch_sequences, p.world_size);
   p.warmup_steps = r.schedule.warmup_steps >= 0 ? r.schedule.warmup_steps
                                                 : std::llround(r.schedule.warmup_ratio * double(p.total_steps));
-  device_of(r, o);  // fails early when CUDA is asked for but missing
-  // Memory: base weights in the compute dtype; LoRA weight+grad+2 moments in float32; activations kept for
-  // backward per layer (~12 hidden-sized + 3 FFN-sized tensors per token, attention probabilities per head)
-  // and the logits (forward, softmax, grad) in float32.
+  const torch::Device device = device_of(r, o);  // fails early when CUDA is asked for but missing
+  // Memory: base weights in the compute dtype (quantized matrices at their block size); LoRA weight+grad+2 moments in
+  // float32; activations kept for backward per layer (~12 hidden-sized + 3 FFN-sized tensors per token, attention
+  // probabilities per head) and the logits (forward, softmax, grad) in float32.
   const double wbytes = r.training.dtype == "bfloat16" ? 2 : 4;
   const double tokens = double(r.training.micro_batch_size) * double(p.seq_len);
   double per_layer = tokens * (12.0 * config.hidden_size + 3.0 * config.intermediate_size) * wbytes +
@@ -242,11 +238,15 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
                       ? tokens * config.hidden_size * wbytes * config.num_hidden_layers + per_layer
                       : per_layer * config.num_hidden_layers;
   double logits = tokens * config.vocab_size * 4.0 * 3;
-  double weights = double(p.base_parameters) * wbytes, lora = double(p.trainable_parameters) * 16;
+  double weights = base_weight_bytes(r, config, wbytes, device), lora = double(p.trainable_parameters) * 16;
+  // A quantized base decodes one chunk of one matrix at a time (≤ 64 MiB of float32; on a GPU ~4× that in the
+  // decoder's temporaries).
+  const double decode = base_block_decode_bytes(r, config, device);
   p.memory = {{"weights", weights},
               {"lora_and_optimizer", lora},
               {"activations", layers + logits},
-              {"total", weights + lora + layers + logits}};
+              {"block_decode", decode},
+              {"total", weights + lora + layers + logits + decode}};
   p.warnings = plan_warnings(p, r);
   return p;
 }
@@ -316,7 +316,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
 
   // --- model, adapter, optimizer, data ---
   const auto dtype = model::dtype_parse(r.training.dtype, "training.dtype");
-  auto model_owner = model::causal_lm_load(r.model, {device, dtype});
+  auto model_owner = base_load(r, {device, dtype});  // QLoRA: a quantized base stays blocks
   const model::CausalLM& model = *model_owner;
   auto adapter = r.init_adapter.empty()
                      ? model::LoraAdapter::create(model.config(), lora_config(r), r.training.seed, device)
