@@ -4,6 +4,7 @@
 #include "model/block_decode.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 
