@@ -2,6 +2,8 @@
 // against the stories260K reference (models/stories260K/expected.json).
 #include <catch2/catch.hpp>
 
+#include <map>
+
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -117,6 +119,36 @@ TEST_CASE("hearth eval matches the reference prompt NLL", "[cli]") {
   auto folder = run_hearth("eval " + model_arg() + " --text-file " + test::source_dir().string());  // a folder: I/O (3)
   CHECK(folder.code == 3);
   CHECK(folder.err.find("is a folder") != std::string::npos);
+}
+
+TEST_CASE("hearth eval --reference: KL divergence and top-1 agreement of quantized files against float32", "[cli]") {
+  // Loose quality bounds for `hearth quantize` on stories260K (measured: q8_0 KL 0.0006 nats, top-1 97.8%; q4_k_m
+  // 0.014, 93.2%; q4_0 0.064, 88.1% — docs/quantize.md), and the identities of the comparison itself.
+  const auto text = test::source_dir() / "bench" / "data" / "story.txt";
+  auto eval = [&](const std::string& model) {
+    auto r = run_hearth("--json eval --model '" + model + "' --ctx 256 --text-file '" + text.string() +
+                        "' --reference '" + test::stories_dir().string() + "'");
+    REQUIRE(r.code == 0);
+    return nlohmann::json::parse(r.out);
+  };
+  auto self = eval(test::stories_dir().string());
+  CHECK(self["mean_kl"].get<double>() == Approx(0).margin(1e-12));
+  CHECK(self["top1_agreement"] == 1.0);
+  CHECK(self["perplexity"] == self["reference_perplexity"]);
+  std::map<std::string, nlohmann::json> q;
+  for (const char* type : {"q8_0", "q4_k_m", "q4_0"}) {
+    const auto gguf = scratch() / (std::string(type) + ".gguf");
+    REQUIRE(run_hearth("quantize " + model_arg() + " --type " + type + " --out '" + gguf.string() + "'").code == 0);
+    q[type] = eval(gguf.string());
+    CHECK(q[type]["reference_perplexity"] == self["perplexity"]);  // the same windows of the same reference
+  }
+  CHECK(q["q8_0"]["mean_kl"].get<double>() < 0.005);
+  CHECK(q["q8_0"]["top1_agreement"].get<double>() > 0.93);
+  CHECK(q["q4_0"]["mean_kl"].get<double>() < 0.25);
+  CHECK(q["q4_0"]["top1_agreement"].get<double>() > 0.75);
+  // More bits, closer to float32.
+  CHECK(q["q8_0"]["mean_kl"].get<double>() < q["q4_k_m"]["mean_kl"].get<double>());
+  CHECK(q["q4_k_m"]["mean_kl"].get<double>() < q["q4_0"]["mean_kl"].get<double>());
 }
 
 TEST_CASE("hearth tokenize / detokenize round-trip the reference ids", "[cli]") {
@@ -299,7 +331,8 @@ TEST_CASE("generate -c/--ctx-size bounds prompt and reply", "[cli]") {
   auto j = nlohmann::json::parse(r.out);
   CHECK(j["prompt_tokens"].get<int>() + j["completion_tokens"].get<int>() == 12);
   CHECK(j["finish_reason"] == "length");
-  auto full = nlohmann::json::parse(run_hearth("--json generate " + model_arg() + " -p 'Once upon a time' -n 100 --temp 0").out);
+  auto full = nlohmann::json::parse(
+      run_hearth("--json generate " + model_arg() + " -p 'Once upon a time' -n 100 --temp 0").out);
   CHECK(full["text"].get<std::string>().rfind(j["text"].get<std::string>(), 0) == 0);  // the same reply, cut
   auto small = run_hearth("generate " + model_arg() + " -p 'Once upon a time' -c 3");
   CHECK(small.code == 2);
