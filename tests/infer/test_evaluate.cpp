@@ -35,7 +35,7 @@ TEST_CASE("evaluate_nll against a reference: KL and top-1 as computed directly",
   }
   CHECK(r.tokens_scored == 39);
   CHECK(r.mean_kl == Approx(kl / 39).epsilon(1e-9));
-  CHECK(r.mean_kl > 0.01);  // two different random models
+  CHECK(r.mean_kl > 1e-3);  // two different random models (near-flat distributions: small, but not 0)
   CHECK(r.top1_agreement == Approx(same / 39.0));
   CHECK(r.reference_perplexity == Approx(std::exp(nll_b / 39)).epsilon(1e-9));
   // Without a reference the fields stay NaN; against itself KL is 0 and top-1 is 1.
