@@ -80,6 +80,16 @@ struct Regex::Code {
   Where where;          // where the pattern was read, for match errors
   std::string pattern;  // as written
   ~Code() { pcre2_code_free(code); }
+
+  // A match that failed with PCRE2 error `rc` (limits hit: catastrophic backtracking): the file's fault, named.
+  [[noreturn]] void match_failed(size_t text_size, int rc) const {
+    PCRE2_UCHAR buffer[256];
+    pcre2_get_error_message(rc, buffer, sizeof(buffer));
+    throw_format(where,
+                 "regex " + json_brief(pattern) + " gave up on a text of " + std::to_string(text_size) +
+                     " bytes (PCRE2 error " + std::to_string(rc) + ": " + reinterpret_cast<const char*>(buffer) + ")",
+                 "a pattern that matches without catastrophic backtracking");
+  }
 };
 
 Regex::Regex(const std::string& pattern, const Where& where) : code_(std::make_unique<Code>()) {
@@ -107,14 +117,7 @@ bool Regex::search(std::string_view text, std::vector<Span>* groups) const {
   const int rc = pcre2_match(code_->code, reinterpret_cast<PCRE2_SPTR>(text.data()), text.size(), 0, PCRE2_NO_UTF_CHECK,
                              data.get(), scratch().context);
   if (rc == PCRE2_ERROR_NOMATCH) return false;
-  if (rc < 0) {
-    PCRE2_UCHAR buffer[256];
-    pcre2_get_error_message(rc, buffer, sizeof(buffer));
-    throw_format(code_->where,
-                 "regex " + json_brief(code_->pattern) + " gave up on a text of " + std::to_string(text.size()) +
-                     " bytes (PCRE2 error " + std::to_string(rc) + ": " + reinterpret_cast<const char*>(buffer) + ")",
-                 "a pattern that matches without catastrophic backtracking");
-  }
+  if (rc < 0) code_->match_failed(text.size(), rc);
   if (groups) {
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(data.get());
     const uint32_t n = pcre2_get_ovector_count(data.get());
@@ -139,13 +142,7 @@ void Regex::find_all(std::string_view text, std::vector<Span>& out) const {
     const int rc = pcre2_match(code_->code, subject, text.size(), pos, PCRE2_NO_UTF_CHECK, md, s.context);
     if (rc < 0) {
       if (rc == PCRE2_ERROR_NOMATCH) break;
-      PCRE2_UCHAR buffer[256];
-      pcre2_get_error_message(rc, buffer, sizeof(buffer));
-      // Limits hit (catastrophic backtracking) or another match failure: the tokenizer file's fault, named.
-      throw_format(code_->where,
-                   "regex " + json_brief(code_->pattern) + " gave up on a text of " + std::to_string(text.size()) +
-                       " bytes (PCRE2 error " + std::to_string(rc) + ": " + reinterpret_cast<const char*>(buffer) + ")",
-                   "a pattern that matches without catastrophic backtracking");
+      code_->match_failed(text.size(), rc);
     }
     const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(md);
     if (ov[1] > ov[0]) {
