@@ -26,24 +26,6 @@ namespace hearth::train {
 
 namespace {
 
-// A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's pick for port 0).
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) throw IoError(fmt::format("--nproc-per-node: cannot open a socket: {}", std::strerror(errno)));
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  a.sin_port = 0;
-  socklen_t len = sizeof a;
-  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
-      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
-    ::close(fd);
-    throw IoError(fmt::format("--nproc-per-node: cannot find a free port on 127.0.0.1: {}", std::strerror(errno)));
-  }
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // The environment of worker `rank`: this process's, with torchrun's variables and the thread count replaced.
 std::vector<std::string> worker_environment(int rank, const LaunchOptions& o, int port) {
   const std::vector<std::pair<std::string, std::string>> set = {{"RANK", std::to_string(rank)},
@@ -87,6 +69,23 @@ std::string worker_end(int rank, const Worker& w) {
 
 }  // namespace
 
+int free_loopback_port() {
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) throw IoError(fmt::format("--nproc-per-node: cannot open a socket: {}", std::strerror(errno)));
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  a.sin_port = 0;
+  socklen_t len = sizeof a;
+  if (::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) != 0 ||
+      ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len) != 0) {
+    ::close(fd);
+    throw IoError(fmt::format("--nproc-per-node: cannot find a free port on 127.0.0.1: {}", std::strerror(errno)));
+  }
+  ::close(fd);
+  return ntohs(a.sin_port);
+}
+
 std::vector<std::string> self_arguments() {
   const std::string raw = io::file_read("/proc/self/cmdline");
   std::vector<std::string> args;
@@ -115,7 +114,7 @@ std::vector<std::string> arguments_without(const std::vector<std::string>& args,
 }
 
 void workers_run(const LaunchOptions& o) {
-  const int port = free_port();
+  const int port = free_loopback_port();
   std::vector<std::string> args = o.args;
   args.insert(args.begin(), "hearth");
   std::vector<char*> argv = c_strings(args);

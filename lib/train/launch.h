@@ -29,6 +29,10 @@ struct LaunchOptions {
   std::chrono::milliseconds timeout{300000};
 };
 
+// A TCP port on 127.0.0.1 that nothing listens on right now (the kernel's pick for port 0): the launcher's
+// MASTER_PORT. Throws IoError (naming --nproc-per-node) when no socket can be had.
+int free_loopback_port();
+
 // A worker ended with a non-zero exit code; the launcher exits with the same code (the worker's own error message
 // is above it on stderr).
 class WorkerExitError : public Error {

@@ -4,10 +4,6 @@
 // fewer workers from the global data position; the lock still holds one job per run directory.
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
-
 #include <chrono>
 #include <cmath>
 #include <csignal>
@@ -17,8 +13,10 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "finetune_fixture.h"
 #include "io/json_file.h"
 #include "model/checkpoint.h"
+#include "train/launch.h"
 
 using namespace hearth;
 using test::quote;
@@ -29,25 +27,10 @@ namespace {
 
 fs::path work() { return test::scratch("data_parallel"); }
 
-// A small dataset of story-like text, ingested with the bundled model's tokenizer (once per process).
+// A small dataset of story-like text, ingested with the bundled model's tokenizer (once per process). Stories of
+// different lengths: micro-batches pad differently.
 fs::path dataset() {
-  static fs::path dir = [] {
-    fs::path src = work() / "src", out = work() / "data";
-    fs::create_directories(src);
-    std::mt19937 rng(11);
-    const char* names[] = {"Tom", "Lily", "Sam", "Mia"};
-    const char* things[] = {"a red ball", "a big dog", "a small cat", "a blue kite"};
-    for (int f = 0; f < 24; ++f) {
-      std::ofstream o(src / ("story" + std::to_string(f) + ".txt"));
-      for (int s = 0; s < 1 + f % 5; ++s)  // stories of different lengths: micro-batches pad differently
-        o << names[rng() % 4] << " had " << things[rng() % 4] << ". " << names[rng() % 4]
-          << " was happy and played all day. ";
-    }
-    auto r = run_hearth("ingest " + quote(src) + " --model " + quote(test::stories_dir()) + " --out " + quote(out) +
-                        " --seq-len 96");
-    REQUIRE(r.code == 0);
-    return out;
-  }();
+  static fs::path dir = test::story_dataset(work(), 11, 24, 96, [](int f) { return 1 + f % 5; });
   return dir;
 }
 
@@ -65,20 +48,10 @@ fs::path recipe() {
 }
 
 std::string finetune_args(const fs::path& run, const std::string& extra = "") {
-  return "--threads 1 finetune-lora " + quote(recipe()) + " output_dir=" + run.string() + " " + extra;
+  return test::finetune_args(recipe(), run, extra);
 }
 
-// metrics.jsonl's values of `key`, in order.
-std::vector<double> metric(const fs::path& run, const std::string& key) {
-  std::vector<double> out;
-  std::ifstream in(run / "metrics.jsonl");
-  std::string line;
-  while (std::getline(in, line)) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains(key)) out.push_back(j[key].get<double>());
-  }
-  return out;
-}
+std::vector<double> metric(const fs::path& run, const std::string& key) { return test::metric_values(run, key); }
 
 std::map<std::string, torch::Tensor> adapter(const fs::path& run) {
   return model::safetensors_tensors(run / "adapters" / "latest" / "adapter_model.safetensors");
@@ -100,19 +73,6 @@ void check_same_losses(const fs::path& a, const fs::path& b, const std::string& 
   REQUIRE(x.size() == n);
   REQUIRE(y.size() == n);
   for (size_t i = 0; i < n; ++i) CHECK(x[i] == Approx(y[i]).margin(1e-5).epsilon(0));
-}
-
-// A TCP port on 127.0.0.1 that nothing listens on.
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
 }
 
 // Starts worker `rank` of 2 with torchrun's environment, as torchrun or a Slurm script would; its PID goes to
@@ -181,7 +141,7 @@ TEST_CASE("data-parallel: kill -9 of one worker makes the other exit 6 within th
           "[train][cli][distributed]") {
   fs::path run = work() / "run_kill";
   fs::remove_all(run);
-  const int port = free_port();
+  const int port = train::free_loopback_port();
   const std::string args = finetune_args(run, "--dist-timeout 20");
   spawn_worker(0, port, args, work());
   spawn_worker(1, port, args, work());
@@ -211,7 +171,7 @@ TEST_CASE("data-parallel: a worker that hangs makes the other exit 6 after --dis
           "[train][cli][distributed]") {
   fs::path run = work() / "run_hang";
   fs::remove_all(run);
-  const int port = free_port();
+  const int port = train::free_loopback_port();
   const std::string args = finetune_args(run, "training.max_steps=200 --dist-timeout 3");
   spawn_worker(0, port, args, work());
   spawn_worker(1, port, args, work());

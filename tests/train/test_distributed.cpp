@@ -4,9 +4,6 @@
 // one CUDA device (world size 1), run on a GPU machine.
 #include <catch2/catch.hpp>
 
-#include <arpa/inet.h>
-#include <netinet/in.h>
-#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -20,30 +17,19 @@
 
 #include "core/error.h"
 #include "train/distributed.h"
+#include "train/launch.h"
 
 using namespace hearth;
 using namespace hearth::train;
 
 namespace {
 
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  ::bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&a), &len);
-  ::close(fd);
-  return ntohs(a.sin_port);
-}
-
 // Runs `body(rank)` as rank 1 in a forked child (its exit code: 0 when body returned, 1 when it threw, 2 on a
 // failed check) and as rank 0 here; returns the child's exit status.
 int run_pair(const std::function<void(const DistEnv&)>& body) {
   DistEnv env;
   env.world_size = 2;
-  env.master_port = free_port();
+  env.master_port = train::free_loopback_port();
   pid_t pid = ::fork();
   if (pid == 0) {
     env.rank = env.local_rank = 1;
@@ -146,7 +132,7 @@ TEST_CASE("dist_env_from_environment reads torchrun's variables and names a bad 
 TEST_CASE("ProcessGroup: NCCL sums CUDA tensors (world size 1)", "[train][distributed][gpu]") {
   REQUIRE(torch::cuda::is_available());
   DistEnv env;
-  env.master_port = free_port();
+  env.master_port = train::free_loopback_port();
   ProcessGroup group(env, torch::Device(torch::kCUDA, 0), kTimeout);
   CHECK(group.backend() == (dist_has_nccl() ? "nccl" : "gloo"));
   std::vector<torch::Tensor> t = {torch::full({1000}, 2.5f, torch::kCUDA), torch::ones({3}, torch::kFloat64).cuda()};

@@ -13,6 +13,7 @@
 
 #include "cli_util.h"
 #include "core/sha256.h"
+#include "finetune_fixture.h"
 #include "io/json_file.h"
 
 using namespace hearth;
@@ -26,23 +27,7 @@ fs::path work() { return test::scratch("finetune"); }
 
 // A small dataset of story-like text, ingested with the bundled model's tokenizer (once per process).
 fs::path dataset() {
-  static fs::path dir = [] {
-    fs::path src = work() / "src", out = work() / "data";
-    fs::create_directories(src);
-    std::mt19937 rng(7);
-    const char* names[] = {"Tom", "Lily", "Sam", "Mia"};
-    const char* things[] = {"a red ball", "a big dog", "a small cat", "a blue kite"};
-    for (int f = 0; f < 40; ++f) {
-      std::ofstream o(src / ("story" + std::to_string(f) + ".txt"));
-      for (int s = 0; s < 6; ++s)
-        o << names[rng() % 4] << " had " << things[rng() % 4] << ". " << names[rng() % 4]
-          << " was happy and played all day. ";
-    }
-    auto r = run_hearth("ingest " + quote(src) + " --model " + quote(test::stories_dir()) + " --out " + quote(out) +
-                        " --seq-len 128");
-    REQUIRE(r.code == 0);
-    return out;
-  }();
+  static fs::path dir = test::story_dataset(work(), 7, 40, 128, [](int) { return 6; });
   return dir;
 }
 
@@ -60,7 +45,7 @@ fs::path recipe() {
 
 // `hearth finetune-lora` on the test recipe into RUN (single thread: results must be bit-exact).
 std::string finetune_args(const fs::path& run, const std::string& extra = "") {
-  return "--threads 1 finetune-lora " + quote(recipe()) + " output_dir=" + run.string() + " " + extra;
+  return test::finetune_args(recipe(), run, extra);
 }
 
 std::string adapter_bytes(const fs::path& run) {

@@ -11,6 +11,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "finetune_fixture.h"
 #include "io/json_file.h"
 
 using namespace hearth;
@@ -24,23 +25,7 @@ fs::path work() { return test::scratch("qlora"); }
 
 // Story-like text ingested with the bundled model's tokenizer (once per process).
 fs::path dataset() {
-  static fs::path dir = [] {
-    fs::path src = work() / "src", out = work() / "data";
-    fs::create_directories(src);
-    std::mt19937 rng(11);
-    const char* names[] = {"Tom", "Lily", "Sam", "Mia"};
-    const char* things[] = {"a red ball", "a big dog", "a small cat", "a blue kite"};
-    for (int f = 0; f < 24; ++f) {
-      std::ofstream o(src / ("story" + std::to_string(f) + ".txt"));
-      for (int s = 0; s < 6; ++s)
-        o << names[rng() % 4] << " had " << things[rng() % 4] << ". " << names[rng() % 4]
-          << " was happy and played all day. ";
-    }
-    auto r = run_hearth("ingest " + quote(src) + " --model " + quote(test::stories_dir()) + " --out " + quote(out) +
-                        " --seq-len 128");
-    REQUIRE(r.code == 0);
-    return out;
-  }();
+  static fs::path dir = test::story_dataset(work(), 11, 24, 128, [](int) { return 6; });
   return dir;
 }
 
@@ -57,18 +42,10 @@ fs::path recipe() {
 }
 
 std::string args(const fs::path& run, const std::string& extra = "") {
-  return "--threads 1 finetune-lora " + quote(recipe()) + " output_dir=" + run.string() + " " + extra;
+  return test::finetune_args(recipe(), run, extra);
 }
 
-std::vector<double> losses(const fs::path& run) {
-  std::vector<double> out;
-  std::ifstream in(run / "metrics.jsonl");
-  for (std::string line; std::getline(in, line);) {
-    auto j = nlohmann::json::parse(line);
-    if (j.contains("loss")) out.push_back(j["loss"].get<double>());
-  }
-  return out;
-}
+std::vector<double> losses(const fs::path& run) { return test::metric_values(run, "loss"); }
 
 std::string adapter_bytes(const fs::path& run) {
   return io::file_read(run / "adapters" / "latest" / "adapter_model.safetensors");
