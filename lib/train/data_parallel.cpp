@@ -81,29 +81,13 @@ void DataParallel::state_from_leader(model::LoraAdapter& adapter, AdamW& optimiz
   for (const auto& m : optimizer.exp_avg()) tensors.push_back(m);
   for (const auto& v : optimizer.exp_avg_sq()) tensors.push_back(v);
   group_->broadcast(tensors);
-  nlohmann::json s = {{"step", state.step},
-                      {"optimizer_steps", optimizer.steps()},
-                      {"epoch", state.loader.epoch},
-                      {"epoch_offset", state.loader.offset},
-                      {"best_eval", state.best_eval},
-                      {"evals", state.evals},
-                      {"evals_without_improvement", state.evals_without_improvement},
-                      {"tokens_seen", state.tokens_seen},
-                      {"elapsed_seconds", state.elapsed_seconds},
-                      {"world_size", state.world_size},
-                      {"resumed", resumed}};
+  nlohmann::json s = train_state_counters(state, optimizer.steps());
+  s["resumed"] = resumed;
   s = nlohmann::json::parse(group_->broadcast_string(s.dump()));
   if (leader()) return;
   const std::vector<torch::Tensor> m = optimizer.exp_avg(), v = optimizer.exp_avg_sq();  // rank 0's, broadcast
   optimizer.state_load(m, v, s["optimizer_steps"].get<int64_t>());
-  state.step = s["step"].get<int64_t>();
-  state.loader = {s["epoch"].get<int64_t>(), s["epoch_offset"].get<int64_t>()};
-  state.best_eval = s["best_eval"].get<double>();
-  state.evals = s["evals"].get<int64_t>();
-  state.evals_without_improvement = s["evals_without_improvement"].get<int64_t>();
-  state.tokens_seen = s["tokens_seen"].get<int64_t>();
-  state.elapsed_seconds = s["elapsed_seconds"].get<double>();
-  state.world_size = s["world_size"].get<int64_t>();
+  train_state_counters_read(s, state);
   resumed = s["resumed"].get<bool>();
 }
 

@@ -118,6 +118,30 @@ std::string identity_changes(const nlohmann::json& was, const nlohmann::json& no
   return joined.empty() ? "no key differs" : joined;
 }
 
+nlohmann::json train_state_counters(const TrainState& s, int64_t optimizer_steps) {
+  return {{"step", s.step},
+          {"optimizer_steps", optimizer_steps},
+          {"epoch", s.loader.epoch},
+          {"epoch_offset", s.loader.offset},
+          {"best_eval", s.best_eval},
+          {"evals", s.evals},
+          {"evals_without_improvement", s.evals_without_improvement},
+          {"tokens_seen", s.tokens_seen},
+          {"elapsed_seconds", s.elapsed_seconds},
+          {"world_size", s.world_size}};
+}
+
+void train_state_counters_read(const nlohmann::json& j, TrainState& s) {
+  s.step = j.at("step").get<int64_t>();
+  s.loader = {j.at("epoch").get<int64_t>(), j.at("epoch_offset").get<int64_t>()};
+  s.best_eval = j.at("best_eval").get<double>();
+  s.evals = j.at("evals").get<int64_t>();
+  s.evals_without_improvement = j.at("evals_without_improvement").get<int64_t>();
+  s.tokens_seen = j.at("tokens_seen").get<int64_t>();
+  s.elapsed_seconds = j.at("elapsed_seconds").get<double>();
+  s.world_size = j.value("world_size", int64_t(1));
+}
+
 void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::LoraAdapter& adapter,
                      const AdamW& optimizer, int64_t keep_last) {
   fs::path root = run_dir / "checkpoints";
@@ -136,17 +160,8 @@ void checkpoint_save(const fs::path& run_dir, const TrainState& s, const model::
   opt["rng_state"] = s.rng_state;
   if (s.device_rng_state.defined()) opt["device_rng_state"] = s.device_rng_state;
   model::safetensors_save(tmp / "optimizer.safetensors", opt);
-  nlohmann::json state = {{"step", s.step},
-                          {"optimizer_steps", optimizer.steps()},
-                          {"epoch", s.loader.epoch},
-                          {"epoch_offset", s.loader.offset},
-                          {"best_eval", s.best_eval},
-                          {"evals", s.evals},
-                          {"evals_without_improvement", s.evals_without_improvement},
-                          {"tokens_seen", s.tokens_seen},
-                          {"elapsed_seconds", s.elapsed_seconds},
-                          {"identity", s.identity},
-                          {"world_size", s.world_size}};
+  nlohmann::json state = train_state_counters(s, optimizer.steps());
+  state["identity"] = s.identity;
   // Checksums of the other files, verified on resume: a checkpoint damaged on disk is detected, not trained from.
   nlohmann::json files = nlohmann::json::object();
   for (const char* f : kCheckpointFiles) {
@@ -231,15 +246,8 @@ TrainState checkpoint_load(const fs::path& dir, model::LoraAdapter& adapter, Ada
   TrainState s;
   try {
     optimizer.state_load(m, v, state.at("optimizer_steps").get<int64_t>());
-    s.step = state.at("step").get<int64_t>();
-    s.loader = {state.at("epoch").get<int64_t>(), state.at("epoch_offset").get<int64_t>()};
-    s.best_eval = state.at("best_eval").get<double>();
-    s.evals = state.at("evals").get<int64_t>();
-    s.evals_without_improvement = state.at("evals_without_improvement").get<int64_t>();
-    s.tokens_seen = state.at("tokens_seen").get<int64_t>();
-    s.elapsed_seconds = state.at("elapsed_seconds").get<double>();
+    train_state_counters_read(state, s);
     s.identity = state.at("identity");
-    s.world_size = state.value("world_size", int64_t(1));  // absent in checkpoints written before data-parallel runs
   } catch (const nlohmann::json::exception& e) {
     throw FormatError(fmt::format("{}: {}", (dir / "state.json").string(), e.what()));
   } catch (const FormatError& e) {

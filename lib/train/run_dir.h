@@ -41,6 +41,13 @@ struct TrainState {
   int64_t world_size = 1;          // data-parallel workers that trained the last step (data_parallel.h)
 };
 
+// A TrainState's counters (all but the generator states and the identity), with the optimizer's step count, as
+// a checkpoint's state.json and the data-parallel resume carry them; and back. Reading throws
+// nlohmann::json::exception for a missing or mistyped key; world_size is 1 when absent (checkpoints written before
+// data-parallel runs).
+nlohmann::json train_state_counters(const TrainState& s, int64_t optimizer_steps);
+void train_state_counters_read(const nlohmann::json& j, TrainState& s);
+
 // The keys whose values differ between two recipe identities (TrainState::identity), as "key: old -> new" with
 // dotted paths, joined by ", "; "no key differs" when none does.
 std::string identity_changes(const nlohmann::json& was, const nlohmann::json& now);
