@@ -93,7 +93,8 @@ Linear::Blocks Linear::Blocks::to_device(torch::Device device) const {
   auto host = device_bytes.defined() ? device_bytes
                                      : torch::from_blob(const_cast<uint8_t*>(data),
                                                         {rows, static_cast<int64_t>(row_bytes())}, torch::kUInt8);
-  b.device_bytes = host.to(device).clone();  // clone: never a view of the mapping, even for device = CPU
+  b.device_bytes = host.to(device);
+  if (b.device_bytes.data_ptr() == host.data_ptr()) b.device_bytes = host.clone();  // never a view of a mapping
   b.data = nullptr;
   b.owner = nullptr;
   return b;

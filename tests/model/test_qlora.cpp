@@ -186,6 +186,23 @@ TEST_CASE("LoRA gradients through block weights equal those through the decoded 
   }
 }
 
+TEST_CASE("bfloat16 training through block weights follows the float32 gradients", "[model][qlora]") {
+  std::shared_ptr<const io::GgufFile> f = io::GgufFile::open(test::kq256_dir() / "model-q8_0.gguf");
+  auto config = model::gguf_config(*f);
+  auto w = model::gguf_weights(f, config, true);
+  auto f32 = model::causal_lm_from_tensors(config, w.dense, {}, "f32", w.blocks);
+  auto bf16 = model::causal_lm_from_tensors(config, w.dense, {torch::kCPU, torch::kBFloat16}, "bf16", w.blocks);
+  auto a = trained(config, 6);
+  torch::manual_seed(2);
+  auto probe = torch::randn({1, static_cast<int64_t>(kIds.size()), config.vocab_size});
+  auto want = lora_grads(*f32, a, probe), got = lora_grads(*bf16, a, probe);
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("parameter " << i);
+    CHECK(got[i].scalar_type() == torch::kFloat32);  // LoRA weights and their gradients stay float32
+    CHECK((got[i] - want[i]).norm().item<double>() < 0.05 * want[i].norm().item<double>());
+  }
+}
+
 TEST_CASE("a block Linear's backward is dY·W of the decoded weight, on host blocks and torch-decoded ones",
           "[model][qlora]") {
   torch::manual_seed(3);
