@@ -2,7 +2,7 @@
 //
 //   bench_generate [--models bundled,smollm2-135m] [--dtypes float32,bfloat16,q8_0,q4_0,q4_k] [--threads 1,2]
 //                  [--prompt 128] [--decode 64]
-// A ggml type as the dtype (q8_0, q4_0, q4_k, q5_k, q6_k) quantizes every linear matrix of the random model
+// A ggml type as the dtype (q8_0, q4_0, q5_0, q4_k, q5_k, q6_k) quantizes every linear matrix of the random model
 // with lib/quant's quantizer and runs it on the block kernels (activations float32).
 // Each (model, dtype, threads) runs in its own process (this binary re-executed with --one) so that peak
 // RSS is that configuration's. The floor is weight bytes per token ÷ the measured read bandwidth (a

@@ -33,7 +33,8 @@ int main(int argc, char** argv) {
   for (auto& v : w) v = normal(rng);
   for (auto& v : x) v = normal(rng) * 50;
   std::cout << fmt::format("{:<6} {:<11} {:>9} {:>10} {:>9}\n", "type", "variant", "MiB", "ms/product", "GB/s");
-  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+  for (GgmlType type :
+       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
     std::vector<uint8_t> blocks(ggml_type_nbytes(type, rows * cols));
     quantize(type, w.data(), blocks.data(), rows * cols);
     std::vector<Activations> acts(static_cast<size_t>(batch));

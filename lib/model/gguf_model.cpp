@@ -102,7 +102,7 @@ torch::Tensor gguf_tensor_decode(const io::GgufFile& f, const GgufTensorName& n)
   if (!quant::can_dequantize(t.type))
     throw FormatError(
         fmt::format("{}: tensor '{}' has type {}, which hearth cannot decode; expected F32, F16, BF16, "
-                    "Q8_0, Q4_0, Q4_K, Q5_K or Q6_K",
+                    "Q8_0, Q4_0, Q5_0, Q4_K, Q5_K or Q6_K",
                     f.path().string(), n.gguf, quant::ggml_type_name(t.type)));
   auto out = torch::empty(n.shape, torch::kFloat32);
   quant::dequantize(t.type, t.data, out.data_ptr<float>(), t.numel());

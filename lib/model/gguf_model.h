@@ -6,7 +6,7 @@
 // `<arch>.embedding_length`, `<arch>.attention.head_count`, ..., `blk.N.attn_q.weight`, `token_embd.weight`,
 // `output.weight` (absent when the head is tied). For the `llama` architecture llama.cpp's converter stores the
 // q and k rows of each head interleaved for its RoPE kernel (GGUF row 2j+i = HF row i·hd/2 + j); they are put
-// back in Hugging Face order here. On the CPU, quantized weight matrices (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) —
+// back in Hugging Face order here. On the CPU, quantized weight matrices (Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K) —
 // the token embedding too, decoded a row at a time when looked up — stay as the file's blocks, memory-mapped
 // and read in place by lib/quant's kernels (q/k of `llama` files are copied once, to reorder their rows);
 // F32/F16/BF16 matrices and the norms are decoded to float32 tensors. Elsewhere (CUDA) everything is decoded and runs

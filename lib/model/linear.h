@@ -4,7 +4,7 @@
 // A Linear may hold several projections fused along the output (q/k/v, gate/up): each is a `part` with
 // its LoRA target, so adapters apply per projection while the base weights are read in one product.
 // The weight's storage is this class's business: a dense float32/bfloat16/float16 tensor, or ggml blocks
-// (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K, ...) behind the same forward() and bytes(). Block products (linear_blocks.cpp):
+// (Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K, ...) behind the same forward() and bytes(). Block products (linear_blocks.cpp):
 //   - few rows without autograd (decoding): lib/quant's kernels read the blocks in place, the activations
 //     quantized to 8-bit blocks;
 //   - many rows, or autograd recording (prefill, training — QLoRA): the weight is decoded a chunk of rows at a

@@ -65,6 +65,24 @@ float dot_q4_0(const uint8_t* w, const void* blocks, int64_t nb) {
   return sum;
 }
 
+// Q5_0: q = low nibble | bit j of the little-endian u32 qh << 4 for element j, value d·(q − 16).
+float dot_q5_0(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* a = static_cast<const ActivationBlock32*>(blocks);
+  float sum = 0;
+  for (int64_t b = 0; b < nb; ++b, w += 22) {
+    const uint32_t qh = uint32_t(w[2]) | uint32_t(w[3]) << 8 | uint32_t(w[4]) << 16 | uint32_t(w[5]) << 24;
+    const uint8_t* qs = w + 6;
+    int32_t isum = 0;
+    for (int j = 0; j < 16; ++j) {
+      const int lo = (qs[j] & 15) | int((qh >> j) & 1) << 4;
+      const int hi = (qs[j] >> 4) | int((qh >> (j + 16)) & 1) << 4;
+      isum += (lo - 16) * a[b].q[j] + (hi - 16) * a[b].q[j + 16];
+    }
+    sum += f16_to_f32(read_u16(w)) * a[b].d * float(isum);
+  }
+  return sum;
+}
+
 // Q4_K (fifth bit from qh when `five`, i.e. Q5_K): x = d·sc·q − dmin·m per sub-block of 32.
 template <bool kFive>
 float dot_q45_k(const uint8_t* w, const void* blocks, int64_t nb) {
@@ -167,8 +185,8 @@ detail::Kernels kernels_of(Isa i) {
   }
   const detail::Kernels scalar = detail::kernels_scalar();
   for (auto [mine, fallback] :
-       {std::pair{&k.q8_0, scalar.q8_0}, std::pair{&k.q4_0, scalar.q4_0}, std::pair{&k.q4_k, scalar.q4_k},
-        std::pair{&k.q5_k, scalar.q5_k}, std::pair{&k.q6_k, scalar.q6_k}})
+       {std::pair{&k.q8_0, scalar.q8_0}, std::pair{&k.q4_0, scalar.q4_0}, std::pair{&k.q5_0, scalar.q5_0},
+        std::pair{&k.q4_k, scalar.q4_k}, std::pair{&k.q5_k, scalar.q5_k}, std::pair{&k.q6_k, scalar.q6_k}})
     if (!*mine) *mine = fallback;
   return k;
 }
@@ -183,6 +201,7 @@ std::pair<detail::DotFn, int64_t> dot_for(const detail::Kernels& k, GgmlType typ
   switch (type) {
     case GgmlType::kQ8_0: return {k.q8_0, 32};
     case GgmlType::kQ4_0: return {k.q4_0, 32};
+    case GgmlType::kQ5_0: return {k.q5_0, 32};
     case GgmlType::kQ4_K: return {k.q4_k, 256};
     case GgmlType::kQ5_K: return {k.q5_k, 256};
     case GgmlType::kQ6_K: return {k.q6_k, 256};
@@ -236,6 +255,7 @@ void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activa
   switch (weight_type) {
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0:
+    case GgmlType::kQ5_0:
       out.b32.resize(static_cast<size_t>(n / 32));
       for (size_t b = 0; b < out.b32.size(); ++b) {
         auto& blk = out.b32[b];
@@ -278,6 +298,7 @@ Kernels kernels_scalar() {
   Kernels k;
   k.q8_0 = dot_q8_0;
   k.q4_0 = dot_q4_0;
+  k.q5_0 = dot_q5_0;
   k.q4_k = dot_q45_k<false>;
   k.q5_k = dot_q45_k<true>;
   k.q6_k = dot_q6_k;

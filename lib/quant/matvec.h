@@ -1,7 +1,7 @@
 // Products of quantized weight rows with activations: the decode-time kernels (matrix × vector) that read the
 // GGUF blocks in place.
 //
-// The activations are quantized once per product to 8-bit blocks — of 32 for Q8_0/Q4_0 weights, of 256
+// The activations are quantized once per product to 8-bit blocks — of 32 for Q8_0/Q4_0/Q5_0 weights, of 256
 // with per-16 sums for the k-quants (ActivationBlock32/256 below; like ggml's Q8_0/Q8_K but with a float32
 // scale) — so each block's dot product is an exact integer sum, scaled once in float. Weight types without a kernel
 // (F32, F16, BF16) are decoded row by row. Variants: a portable scalar one (the reference the others are tested
@@ -34,7 +34,7 @@ struct ActivationBlock256 {
 struct Activations {
   GgmlType weight_type = GgmlType::kF32;
   int64_t n = 0;                         // elements (the rows' length)
-  std::vector<ActivationBlock32> b32;    // for Q8_0 and Q4_0 rows
+  std::vector<ActivationBlock32> b32;    // for Q8_0, Q4_0 and Q5_0 rows
   std::vector<ActivationBlock256> b256;  // for Q4_K, Q5_K, Q6_K rows
   std::vector<float> values;             // for rows without an integer kernel (F32, F16, BF16, ...)
 };
@@ -57,7 +57,7 @@ namespace detail {
 // One variant's dot product of a weight row (nb blocks) with activation blocks of the matching kind.
 using DotFn = float (*)(const uint8_t* row, const void* blocks, int64_t nb);
 struct Kernels {
-  DotFn q8_0 = nullptr, q4_0 = nullptr, q4_k = nullptr, q5_k = nullptr, q6_k = nullptr;
+  DotFn q8_0 = nullptr, q4_0 = nullptr, q5_0 = nullptr, q4_k = nullptr, q5_k = nullptr, q6_k = nullptr;
 };
 // A variant's table; types it has no kernel for are taken from the scalar table.
 Kernels kernels_scalar();

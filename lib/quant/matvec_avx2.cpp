@@ -1,5 +1,5 @@
-// AVX2 + FMA variants of the integer block dot products (Q8_0, Q4_0, Q4_K, Q5_K, Q6_K) (compiled with -mavx2 -mfma
-// -mf16c; called only when CPUID reports them). Same results as the scalar reference up to the order of float
+// AVX2 + FMA variants of the integer block dot products (Q8_0, Q4_0, Q5_0, Q4_K, Q5_K, Q6_K) (compiled with -mavx2
+// -mfma -mf16c; called only when CPUID reports them). Same results as the scalar reference up to the order of float
 // additions: the per-block integer sums are exact.
 #include <immintrin.h>
 
@@ -30,6 +30,23 @@ inline __m256i unpack_q4_0(const uint8_t* qs) {
   const __m128i mask = _mm_set1_epi8(15);
   const __m128i lo = _mm_and_si128(bytes, mask), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
   return _mm256_sub_epi8(_mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1), _mm256_set1_epi8(8));
+}
+
+// 32 weights of a Q5_0 block as signed bytes in [−16, 15]: as Q4_0's nibbles, with bit j of the little-endian
+// u32 qh (bytes 2..5) as bit 4 of element j, minus 16.
+inline __m256i unpack_q5_0(const uint8_t* blk) {
+  const __m128i bytes = _mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 6));
+  const __m128i mask = _mm_set1_epi8(15);
+  const __m128i lo = _mm_and_si128(bytes, mask), hi = _mm_and_si128(_mm_srli_epi16(bytes, 4), mask);
+  const __m256i nib = _mm256_inserti128_si256(_mm256_castsi128_si256(lo), hi, 1);
+  const uint32_t qh = uint32_t(blk[2]) | uint32_t(blk[3]) << 8 | uint32_t(blk[4]) << 16 | uint32_t(blk[5]) << 24;
+  // byte j <- byte j/8 of qh, then keep bit j%8: 0x10 where it is set
+  const __m256i spread = _mm256_shuffle_epi8(
+      _mm256_set1_epi32(static_cast<int32_t>(qh)),
+      _mm256_setr_epi64x(0x0000000000000000, 0x0101010101010101, 0x0202020202020202, 0x0303030303030303));
+  const __m256i bit = _mm256_set1_epi64x(static_cast<int64_t>(0x8040201008040201ULL));
+  const __m256i fifth = _mm256_and_si256(_mm256_cmpeq_epi8(_mm256_and_si256(spread, bit), bit), _mm256_set1_epi8(16));
+  return _mm256_sub_epi8(_mm256_or_si256(nib, fifth), _mm256_set1_epi8(16));
 }
 
 float dot_q8_0(const uint8_t* w, const void* blocks, int64_t nb) {
@@ -68,6 +85,24 @@ float dot_q4_0(const uint8_t* w, const void* blocks, int64_t nb) {
     const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
     acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 2), x0)),
                            acc0);
+  }
+  return hsum(_mm256_add_ps(acc0, acc1));
+}
+
+float dot_q5_0(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* a = static_cast<const ActivationBlock32*>(blocks);
+  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
+  int64_t b = 0;
+  for (; b + 1 < nb; b += 2, w += 44) {
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
+    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b + 1].q));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(unpack_q5_0(w), x0)), acc0);
+    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w + 22) * a[b + 1].d),
+                           _mm256_cvtepi32_ps(dot32(unpack_q5_0(w + 22), x1)), acc1);
+  }
+  for (; b < nb; ++b, w += 22) {
+    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
+    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(unpack_q5_0(w), x0)), acc0);
   }
   return hsum(_mm256_add_ps(acc0, acc1));
 }
@@ -177,6 +212,7 @@ Kernels kernels_avx2() {
   Kernels k;
   k.q8_0 = dot_q8_0;
   k.q4_0 = dot_q4_0;
+  k.q5_0 = dot_q5_0;
   k.q4_k = dot_q45_k<false>;
   k.q5_k = dot_q45_k<true>;
   k.q6_k = dot_q6_k;

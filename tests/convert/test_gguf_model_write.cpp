@@ -1,7 +1,8 @@
 // gguf_model_write against llama.cpp itself: from the float32 Hugging Face weights of kq256, hearth writes every
 // type llama-quantize made (f16, bf16, q8_0, q4_0, q4_k_m, q6_k) with the same tensor names, order, types, shapes
 // and data bytes, and the same values for the hyperparameter keys; the files load back through hearth's GGUF
-// reader with the Hugging Face config. Then the other sources (GGUF, in memory) and the errors.
+// reader with the Hugging Face config. Then the other sources (GGUF, in memory), the errors, and a
+// q4_k_m file with Q5_0 fallbacks run on the block kernels.
 #include <catch2/catch.hpp>
 
 #include <unistd.h>
@@ -242,4 +243,37 @@ TEST_CASE("metadata for Qwen3, linear RoPE scaling and Mistral's sliding window"
   auto m = kv_map(gguf_model_metadata(model::config_parse(mistral, "t"), o));
   CHECK(*m["general.architecture"].as_string() == "llama");
   CHECK(m["llama.attention.sliding_window"] == io::GgufValue::u32(4096));
+}
+
+// stories260K's rows of 64 are not whole Q4_K super-blocks: q4_k_m falls back to Q5_0 for them (docs/quantize.md),
+// and on the CPU those matrices stay blocks run by the Q5_0 kernel (quant/matvec.h), matching the decoded model.
+TEST_CASE("a q4_k_m file's Q5_0 fallbacks stay blocks and match the decoded model", "[convert][model]") {
+  const auto dir = test::stories_dir();
+  const auto config = model::config_load(dir);
+  QuantizeOptions options;
+  options.type = QuantType::kQ4_K_M;
+  const auto out = scratch_file("stories-q4_k_m.gguf");
+  const auto summary = gguf_model_write(out, config, tensor_source_checkpoint(dir), options);
+  REQUIRE(summary.tensors_per_type.count("Q5_0"));
+  std::shared_ptr<const io::GgufFile> file = io::GgufFile::open(out);
+  const auto g = model::gguf_config(*file);
+  auto blocks = model::gguf_weights(file, g, true);
+  auto decoded = model::gguf_weights(file, g, false);
+  int q5_0 = 0;
+  for (const auto& [name, b] : blocks.blocks) q5_0 += b.type == quant::GgmlType::kQ5_0;
+  CHECK(q5_0 == summary.tensors_per_type.at("Q5_0"));  // every Q5_0 tensor is a matrix kept as blocks
+  auto a = model::causal_lm_from_tensors(g, blocks.dense, {}, "blocks", blocks.blocks);
+  auto b = model::causal_lm_from_tensors(g, decoded.dense, {}, "decoded");
+  int q5_0_linears = 0;
+  for (const auto* lin : a->linears())
+    for (const auto& t : lin->storage_types()) q5_0_linears += t == "Q5_0";
+  CHECK(q5_0_linears > 0);
+  // Block kernels (8-bit activations) against the float32 products of the same decoded weights.
+  c10::InferenceMode guard;
+  auto tokens = torch::tensor({{1, 34, 200, 7, 99, 311, 2, 45}});
+  auto pos = torch::arange(8).unsqueeze(0);
+  auto la = a->forward(tokens, pos, {}, nullptr), lb = b->forward(tokens, pos, {}, nullptr);
+  CHECK((la - lb).abs().max().item<double>() < 0.02 * lb.abs().max().item<double>());
+  CHECK(torch::equal(la.argmax(-1), lb.argmax(-1)));
+  fs::remove(out);
 }

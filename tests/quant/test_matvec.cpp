@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "quant/codec.h"
+#include "quant/half.h"
 #include "quant/matvec.h"
 
 using namespace hearth;
@@ -16,7 +17,8 @@ using namespace hearth::quant;
 
 namespace {
 
-const GgmlType kKernelTypes[] = {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
+const GgmlType kKernelTypes[] = {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0,
+                                 GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K};
 const char* const kVariants[] = {"avx2", "avx512", "avx512vnni"};
 
 struct Matrix {
@@ -174,6 +176,59 @@ TEST_CASE("block kernels on edge-case blocks and activations", "[quant][matvec]"
         if (scale == 0.0f)
           for (float v : y) CHECK(v == 0.0f);
       }
+    }
+  }
+}
+
+// Q5_0 blocks written byte by byte: the levels 0 and 31 (−16·d and 15·d), every fifth-bit pattern, and
+// f16 scales from the largest finite one (65504) down to the smallest subnormal (2^−24); odd block counts
+// reach the single-block tails of the paired SIMD loops.
+TEST_CASE("Q5_0 kernels on hand-built extreme blocks", "[quant][matvec]") {
+  const uint16_t kScales[] = {0x7bff, 0x3c00, 0xbc00, 0x0400, 0x0001, 0x8001, 0x0000};  // 65504 1 −1 2^−14 ±2^−24 0
+  std::mt19937 rng(11);
+  for (int64_t nb : {1, 2, 3, 5, 7, 16}) {
+    INFO("blocks " << nb);
+    Matrix m{GgmlType::kQ5_0, 7, 32 * nb, std::vector<uint8_t>(static_cast<size_t>(7 * 22 * nb))};
+    for (int64_t r = 0; r < m.rows; ++r)
+      for (int64_t b = 0; b < nb; ++b) {
+        uint8_t* blk = m.bytes.data() + (r * nb + b) * 22;
+        const uint16_t h = kScales[(r + b) % 7];
+        blk[0] = static_cast<uint8_t>(h & 0xff);
+        blk[1] = static_cast<uint8_t>(h >> 8);
+        // row 0: all levels 31, row 1: all 0, others random levels
+        for (int i = 0; i < 20; ++i) blk[2 + i] = r == 0 ? 0xff : r == 1 ? 0x00 : static_cast<uint8_t>(rng());
+      }
+    // The reference decoder reads rows 0 and 1 as +15·d and −16·d everywhere.
+    std::vector<float> row(static_cast<size_t>(m.in));
+    for (int64_t r = 0; r < 2; ++r) {
+      dequantize(m.type, m.bytes.data() + r * m.row_bytes(), row.data(), m.in);
+      for (int64_t k = 0; k < m.in; ++k) {
+        const uint8_t* blk = m.bytes.data() + (r * nb + k / 32) * 22;
+        const float d = f16_to_f32(static_cast<uint16_t>(blk[0] | blk[1] << 8));
+        CHECK(row[k] == (r == 0 ? 15.0f : -16.0f) * d);
+      }
+    }
+    std::vector<float> xmax(static_cast<size_t>(32 * nb)), xs = random_vector(32 * nb, 12);
+    for (size_t i = 0; i < xmax.size(); ++i) xmax[i] = i % 3 == 0 ? -1.0f : 1.0f;  // every q = ±127
+    std::vector<Activations> acts(2);
+    activations_prepare(m.type, xmax.data(), m.in, acts[0]);
+    activations_prepare(m.type, xs.data(), m.in, acts[1]);
+    // Every variant against the float64 reference, within float rounding of Σ|w·x| (the blocks' scales span
+    // 2^−24 to 65504, so sums cancel and the order of the float additions shows).
+    std::vector<double> dots, mags;
+    for (size_t i = 0; i < acts.size(); ++i) {
+      const auto x = decoded_activations(acts[i]);
+      for (int64_t r = 0; r < m.rows; ++r) {
+        auto [dot, mag] = reference(m, r, x);
+        dots.push_back(dot);
+        mags.push_back(mag);
+      }
+    }
+    for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+      const auto got = run(variant, m, acts);
+      if (got.empty()) continue;
+      INFO(variant);
+      for (size_t i = 0; i < got.size(); ++i) CHECK(std::fabs(got[i] - dots[i]) <= 1e-6 * mags[i]);
     }
   }
 }
