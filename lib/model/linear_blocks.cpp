@@ -10,13 +10,13 @@
 #include <algorithm>
 #include <optional>
 
-#include <ATen/Parallel.h>
 #include <fmt/format.h>
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "core/error.h"
 #include "model/block_decode.h"
 #include "model/linear.h"
+#include "model/parallel_rows.h"
 #include "quant/codec.h"
 #include "quant/matvec.h"
 
@@ -134,7 +134,7 @@ torch::Tensor Linear::decoded_rows(int64_t r0, int64_t n, torch::Tensor* scratch
       const size_t row_bytes = b.row_bytes();
       // Tasks of ≥ 1 Mi elements: smaller matrices decode on this thread (a parallel region costs more than they do
       // when the cores are busy).
-      at::parallel_for(lo, hi, std::max<int64_t>(1, (int64_t(1) << 20) / in_), [&](int64_t a, int64_t e) {
+      parallel_rows(lo, hi, std::max<int64_t>(1, (int64_t(1) << 20) / in_), [&](int64_t a, int64_t e) {
         quant::dequantize(b.type, b.data + static_cast<size_t>(a - offset) * row_bytes, dst + (a - r0) * in_,
                           (e - a) * in_);
       });
@@ -187,7 +187,7 @@ torch::Tensor Linear::base_block_kernels(const torch::Tensor& x) const {
       prepared = b.type;
     }
     const size_t row_bytes = b.row_bytes();
-    at::parallel_for(0, b.rows, 16, [&](int64_t r0, int64_t r1) {
+    parallel_rows(0, b.rows, 16, [&](int64_t r0, int64_t r1) {
       quant::matmul_rows(b.type, b.data, row_bytes, acts, M, yp + offset + r0, out_, r0, r1);
     });
     offset += b.rows;

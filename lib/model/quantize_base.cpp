@@ -3,13 +3,13 @@
 #include <algorithm>
 #include <cctype>
 
-#include <ATen/Parallel.h>
 #include <fmt/format.h>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "io/safetensors.h"
 #include "model/checkpoint.h"
+#include "model/parallel_rows.h"
 #include "quant/codec.h"
 
 namespace hearth::model {
@@ -37,7 +37,7 @@ std::shared_ptr<torch::Tensor> quantize_matrix(const torch::Tensor& t, quant::Gg
     const int64_t n = std::min(chunk, rows - r0);
     auto f = t.narrow(0, r0, n).to(torch::kFloat32).contiguous();
     const float* src = f.data_ptr<float>();
-    at::parallel_for(0, n, 1, [&](int64_t a, int64_t e) {
+    parallel_rows(0, n, 1, [&](int64_t a, int64_t e) {
       quant::quantize(type, src + a * in, dst + (r0 + a) * row_bytes, (e - a) * in);
     });
   }
