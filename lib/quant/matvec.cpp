@@ -209,6 +209,18 @@ std::pair<detail::DotFn, int64_t> dot_for(const detail::Kernels& k, GgmlType typ
   }
 }
 
+detail::TileFn tile_for(const detail::Kernels& k, GgmlType type) {
+  switch (type) {
+    case GgmlType::kQ8_0: return k.q8_0_tile;
+    case GgmlType::kQ4_0: return k.q4_0_tile;
+    case GgmlType::kQ5_0: return k.q5_0_tile;
+    default: return nullptr;
+  }
+}
+
+void run_decoded(GgmlType type, const uint8_t* wb, size_t row_bytes, const Activations* x, int64_t m, float* y,
+                 int64_t ldy, int64_t row_begin, int64_t row_end);
+
 const void* blocks_of(const Activations& x) {
   return x.b32.empty() ? static_cast<const void*>(x.b256.data()) : static_cast<const void*>(x.b32.data());
 }
@@ -221,15 +233,37 @@ void run(const detail::Kernels& k, GgmlType type, const void* w, size_t row_byte
                               ggml_type_name(x[i].weight_type), x[i].n, ggml_type_name(type), x[0].n));
   const auto* wb = static_cast<const uint8_t*>(w);
   auto [dot, block] = dot_for(k, type);
-  if (dot) {
-    const int64_t nb = x[0].n / block;
-    for (int64_t r = row_begin; r < row_end; ++r) {
+  if (!dot) return run_decoded(type, wb, row_bytes, x, m, y, ldy, row_begin, row_end);
+  const int64_t nb = x[0].n / block;
+  auto dots = [&](int64_t r0, int64_t r1, int64_t i0, int64_t i1) {
+    for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* row = wb + static_cast<size_t>(r) * row_bytes;
-      for (int64_t i = 0; i < m; ++i) y[i * ldy + (r - row_begin)] = dot(row, blocks_of(x[i]), nb);
+      for (int64_t i = i0; i < i1; ++i) y[i * ldy + (r - row_begin)] = dot(row, blocks_of(x[i]), nb);
     }
-    return;
+  };
+  const detail::TileFn tile = tile_for(k, type);
+  if (!tile || m < detail::kTileCols) return dots(row_begin, row_end, 0, m);
+  // Tiles of kTileRows × kTileCols, over column panels of kPanel activation rows (a panel's activations stay in
+  // the core's cache while the row range streams past); the ragged edges one pair at a time.
+  constexpr int64_t kPanel = 64;
+  const int64_t tiled_end = row_begin + (row_end - row_begin) / detail::kTileRows * detail::kTileRows;
+  const ActivationBlock32* cols[kPanel];
+  for (int64_t i0 = 0; i0 < m; i0 += kPanel) {
+    const int64_t i1 = std::min(m, i0 + kPanel), tiled_cols = i0 + (i1 - i0) / detail::kTileCols * detail::kTileCols;
+    for (int64_t i = i0; i < i1; ++i) cols[i - i0] = x[i].b32.data();
+    for (int64_t r = row_begin; r < tiled_end; r += detail::kTileRows) {
+      const uint8_t* rows = wb + static_cast<size_t>(r) * row_bytes;
+      for (int64_t i = i0; i < tiled_cols; i += detail::kTileCols)
+        tile(rows, row_bytes, cols + (i - i0), nb, y + i * ldy + (r - row_begin), ldy);
+    }
+    dots(row_begin, tiled_end, tiled_cols, i1);
+    dots(tiled_end, row_end, i0, i1);
   }
-  // No integer kernel: decode each row to float32 once and take the float dot products.
+}
+
+// No integer kernel: decode each row to float32 once and take the float dot products.
+void run_decoded(GgmlType type, const uint8_t* wb, size_t row_bytes, const Activations* x, int64_t m, float* y,
+                 int64_t ldy, int64_t row_begin, int64_t row_end) {
   std::vector<float> decoded(static_cast<size_t>(x[0].n));
   for (int64_t r = row_begin; r < row_end; ++r) {
     dequantize(type, wb + static_cast<size_t>(r) * row_bytes, decoded.data(), x[0].n);

@@ -152,6 +152,34 @@ TEST_CASE("a batch of activation rows equals each row alone", "[quant][matvec]")
   CHECK(part[1] == batch[4]);
 }
 
+// Prefill and batched decode take the products in tiles of several weight and activation rows; every product
+// must be bit-identical to the same pair alone (a sequence's logits must not depend on its batch), at every
+// tile edge: ragged rows and columns, more activation rows than one panel, odd block counts (single-block tails).
+TEST_CASE("tiled batches equal each pair alone in every variant, bit for bit", "[quant][matvec]") {
+  for (GgmlType type : kKernelTypes)
+    for (int64_t in : {96, 512}) {
+      const Matrix m = random_matrix(type, 11, in == 96 && ggml_type_block_size(type) == 256 ? 256 : in, 31);
+      const int64_t n = m.in, M = 70;
+      std::vector<Activations> acts(M);
+      for (int64_t i = 0; i < M; ++i) activations_prepare(type, random_vector(n, 100 + i).data(), n, acts[i]);
+      for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+        INFO(ggml_type_name(type) << " in=" << n << " " << variant);
+        const auto batch = run(variant, m, acts);
+        if (batch.empty()) continue;
+        for (int64_t i = 0; i < M; ++i) {
+          const auto one = run(variant, m, {acts[i]});
+          for (int64_t r = 0; r < m.rows; ++r) CHECK(batch[i * m.rows + r] == one[r]);
+        }
+        // Rows 3..10 only (tiles start at row_begin), into a y of their own.
+        std::vector<float> part(M * 8, -7.0f);
+        REQUIRE(detail::matmul_rows_with(variant, type, m.bytes.data(), m.row_bytes(), acts.data(), M, part.data(), 8,
+                                         3, 11));
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t r = 3; r < 11; ++r) CHECK(part[i * 8 + (r - 3)] == batch[i * m.rows + r]);
+      }
+    }
+}
+
 TEST_CASE("block kernels on edge-case blocks and activations", "[quant][matvec]") {
   for (GgmlType type : kKernelTypes) {
     INFO(ggml_type_name(type));
