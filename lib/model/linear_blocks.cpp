@@ -183,7 +183,10 @@ torch::Tensor Linear::base_block_kernels(const torch::Tensor& x) const {
   int64_t offset = 0;
   for (const Blocks& b : blocks_) {
     if (prepared != b.type) {
-      for (int64_t i = 0; i < M; ++i) quant::activations_prepare(b.type, xp + i * in_, in_, acts[i]);
+      // A prompt's rows on all threads (a decode step's one row, or a few, on this one).
+      parallel_rows(0, M, std::max<int64_t>(1, (int64_t(1) << 15) / in_), [&](int64_t i0, int64_t i1) {
+        for (int64_t i = i0; i < i1; ++i) quant::activations_prepare(b.type, xp + i * in_, in_, acts[i]);
+      });
       prepared = b.type;
     }
     const size_t row_bytes = b.row_bytes();

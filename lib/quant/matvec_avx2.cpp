@@ -49,62 +49,61 @@ inline __m256i unpack_q5_0(const uint8_t* blk) {
   return _mm256_sub_epi8(_mm256_or_si256(nib, fifth), _mm256_set1_epi8(16));
 }
 
-float dot_q8_0(const uint8_t* w, const void* blocks, int64_t nb) {
-  const auto* a = static_cast<const ActivationBlock32*>(blocks);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 1 < nb; b += 2, w += 68) {
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b + 1].q));
-    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
-    const __m256i w1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 36));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(w0, x0)), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w + 34) * a[b + 1].d), _mm256_cvtepi32_ps(dot32(w1, x1)), acc1);
+// The three 32-element formats as the tiles below read them: a block's 32 weights as signed bytes.
+struct Q8_0Rows {
+  static constexpr int64_t kBytes = 34;
+  static __m256i weights(const uint8_t* blk) { return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 2)); }
+};
+struct Q4_0Rows {
+  static constexpr int64_t kBytes = 18;
+  static __m256i weights(const uint8_t* blk) { return unpack_q4_0(blk + 2); }
+};
+struct Q5_0Rows {
+  static constexpr int64_t kBytes = 22;
+  static __m256i weights(const uint8_t* blk) { return unpack_q5_0(blk); }
+};
+
+// y[c·ldy + r] = Σ_k W[r][k]·x_c[k] for RM weight rows from `w` (row_bytes apart) and RN activation rows x[0..RN),
+// nb blocks each: every weight block is unpacked once for the RN activation rows. Each (r, c) keeps one
+// accumulator and adds block by block in the same order whatever RM and RN are, so a product is bit-identical
+// in a tile and alone (the 1×1 tile is the decode kernel).
+template <class T, int RM, int RN>
+void tile(const uint8_t* w, size_t row_bytes, const ActivationBlock32* const* x, int64_t nb, float* y, int64_t ldy) {
+  __m256 acc[RM][RN];
+  for (int r = 0; r < RM; ++r)
+    for (int c = 0; c < RN; ++c) acc[r][c] = _mm256_setzero_ps();
+  for (int64_t b = 0; b < nb; ++b) {
+    __m256i xv[RN];
+    for (int c = 0; c < RN; ++c) xv[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[c][b].q));
+    for (int r = 0; r < RM; ++r) {
+      const uint8_t* blk = w + r * row_bytes + b * T::kBytes;
+      const __m256i wv = T::weights(blk);
+      const __m256 wd = _mm256_set1_ps(scale16(blk));
+      for (int c = 0; c < RN; ++c) {
+        const __m256 s = _mm256_mul_ps(wd, _mm256_set1_ps(x[c][b].d));
+        acc[r][c] = _mm256_fmadd_ps(s, _mm256_cvtepi32_ps(dot32(wv, xv[c])), acc[r][c]);
+      }
+    }
   }
-  for (; b < nb; ++b, w += 34) {
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    const __m256i w0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 2));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(w0, x0)), acc0);
-  }
-  return hsum(_mm256_add_ps(acc0, acc1));
+  for (int r = 0; r < RM; ++r)
+    for (int c = 0; c < RN; ++c) y[c * ldy + r] = hsum(acc[r][c]);
 }
 
-float dot_q4_0(const uint8_t* w, const void* blocks, int64_t nb) {
-  const auto* a = static_cast<const ActivationBlock32*>(blocks);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 1 < nb; b += 2, w += 36) {
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b + 1].q));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 2), x0)),
-                           acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w + 18) * a[b + 1].d),
-                           _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 20), x1)), acc1);
-  }
-  for (; b < nb; ++b, w += 18) {
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(unpack_q4_0(w + 2), x0)),
-                           acc0);
-  }
-  return hsum(_mm256_add_ps(acc0, acc1));
+// The kTileRows × kTileCols tile as two halves of rows (AVX2 has 16 vector registers: 2 × 4 accumulators fit).
+template <class T>
+void tile4x4(const uint8_t* w, size_t row_bytes, const ActivationBlock32* const* x, int64_t nb, float* y,
+             int64_t ldy) {
+  static_assert(kTileRows == 4 && kTileCols == 4);
+  tile<T, 2, 4>(w, row_bytes, x, nb, y, ldy);
+  tile<T, 2, 4>(w + 2 * row_bytes, row_bytes, x, nb, y + 2, ldy);
 }
 
-float dot_q5_0(const uint8_t* w, const void* blocks, int64_t nb) {
-  const auto* a = static_cast<const ActivationBlock32*>(blocks);
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  int64_t b = 0;
-  for (; b + 1 < nb; b += 2, w += 44) {
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b + 1].q));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(unpack_q5_0(w), x0)), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w + 22) * a[b + 1].d),
-                           _mm256_cvtepi32_ps(dot32(unpack_q5_0(w + 22), x1)), acc1);
-  }
-  for (; b < nb; ++b, w += 22) {
-    const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q));
-    acc0 = _mm256_fmadd_ps(_mm256_set1_ps(scale16(w) * a[b].d), _mm256_cvtepi32_ps(dot32(unpack_q5_0(w), x0)), acc0);
-  }
-  return hsum(_mm256_add_ps(acc0, acc1));
+template <class T>
+float dot(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* x = static_cast<const ActivationBlock32*>(blocks);
+  float y;
+  tile<T, 1, 1>(w, 0, &x, nb, &y, 1);
+  return y;
 }
 
 // Σ over 32 pairs of unsigned bytes u (≤ 63) and signed bytes x, as 16-bit pair sums, times per-lane 16-bit
@@ -210,9 +209,12 @@ float dot_q6_k(const uint8_t* w, const void* blocks, int64_t nb) {
 
 Kernels kernels_avx2() {
   Kernels k;
-  k.q8_0 = dot_q8_0;
-  k.q4_0 = dot_q4_0;
-  k.q5_0 = dot_q5_0;
+  k.q8_0 = dot<Q8_0Rows>;
+  k.q4_0 = dot<Q4_0Rows>;
+  k.q5_0 = dot<Q5_0Rows>;
+  k.q8_0_tile = tile4x4<Q8_0Rows>;
+  k.q4_0_tile = tile4x4<Q4_0Rows>;
+  k.q5_0_tile = tile4x4<Q5_0Rows>;
   k.q4_k = dot_q45_k<false>;
   k.q5_k = dot_q45_k<true>;
   k.q6_k = dot_q6_k;
