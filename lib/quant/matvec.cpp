@@ -214,6 +214,9 @@ detail::TileFn tile_for(const detail::Kernels& k, GgmlType type) {
     case GgmlType::kQ8_0: return k.q8_0_tile;
     case GgmlType::kQ4_0: return k.q4_0_tile;
     case GgmlType::kQ5_0: return k.q5_0_tile;
+    case GgmlType::kQ4_K: return k.q4_k_tile;
+    case GgmlType::kQ5_K: return k.q5_k_tile;
+    case GgmlType::kQ6_K: return k.q6_k_tile;
     default: return nullptr;
   }
 }
@@ -247,10 +250,10 @@ void run(const detail::Kernels& k, GgmlType type, const void* w, size_t row_byte
   // the core's cache while the row range streams past); the ragged edges one pair at a time.
   constexpr int64_t kPanel = 64;
   const int64_t tiled_end = row_begin + (row_end - row_begin) / detail::kTileRows * detail::kTileRows;
-  const ActivationBlock32* cols[kPanel];
+  const void* cols[kPanel];
   for (int64_t i0 = 0; i0 < m; i0 += kPanel) {
     const int64_t i1 = std::min(m, i0 + kPanel), tiled_cols = i0 + (i1 - i0) / detail::kTileCols * detail::kTileCols;
-    for (int64_t i = i0; i < i1; ++i) cols[i - i0] = x[i].b32.data();
+    for (int64_t i = i0; i < i1; ++i) cols[i - i0] = blocks_of(x[i]);
     for (int64_t r = row_begin; r < tiled_end; r += detail::kTileRows) {
       const uint8_t* rows = wb + static_cast<size_t>(r) * row_bytes;
       for (int64_t i = i0; i < tiled_cols; i += detail::kTileCols)

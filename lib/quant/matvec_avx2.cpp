@@ -91,11 +91,11 @@ void tile(const uint8_t* w, size_t row_bytes, const ActivationBlock32* const* x,
 
 // The kTileRows × kTileCols tile as two halves of rows (AVX2 has 16 vector registers: 2 × 4 accumulators fit).
 template <class T>
-void tile4x4(const uint8_t* w, size_t row_bytes, const ActivationBlock32* const* x, int64_t nb, float* y,
-             int64_t ldy) {
+void tile4x4(const uint8_t* w, size_t row_bytes, const void* const* x, int64_t nb, float* y, int64_t ldy) {
   static_assert(kTileRows == 4 && kTileCols == 4);
-  tile<T, 2, 4>(w, row_bytes, x, nb, y, ldy);
-  tile<T, 2, 4>(w + 2 * row_bytes, row_bytes, x, nb, y + 2, ldy);
+  const auto* const* cols = reinterpret_cast<const ActivationBlock32* const*>(x);
+  tile<T, 2, 4>(w, row_bytes, cols, nb, y, ldy);
+  tile<T, 2, 4>(w + 2 * row_bytes, row_bytes, cols, nb, y + 2, ldy);
 }
 
 template <class T>
@@ -130,21 +130,26 @@ KScales unpack_scales(const uint8_t* s) {
   return u;
 }
 
-// Q4_K and (kFive) Q5_K: x = d·sc·q − dmin·m per sub-block of 32; 8 sub-blocks per super-block.
-template <bool kFive>
-float dot_q45_k(const uint8_t* w, const void* blocks, int64_t nb) {
-  const auto* a = static_cast<const ActivationBlock256*>(blocks);
+// Q4_K and (kFive) Q5_K: x = d·sc·q − dmin·m per sub-block of 32; 8 sub-blocks per super-block. One weight row
+// with RN activation rows x[0..RN): the row's nibbles and scales are unpacked once for all of them; each product
+// adds in the same order whatever RN is (bit-identical in a tile and alone).
+template <bool kFive, int RN>
+void row_q45_k(const uint8_t* w, const ActivationBlock256* const* x, int64_t nb, float* y, int64_t ldy) {
   constexpr size_t kBytes = kFive ? 176 : 144;
   const __m256i low4 = _mm256_set1_epi8(15), one = _mm256_set1_epi8(1);
-  __m256 acc = _mm256_setzero_ps();
-  float mins = 0;
+  __m256 acc[RN];
+  float mins[RN];
+  for (int c = 0; c < RN; ++c) {
+    acc[c] = _mm256_setzero_ps();
+    mins[c] = 0;
+  }
   for (int64_t b = 0; b < nb; ++b, w += kBytes) {
-    const float d = scale16(w) * a[b].d, dmin = scale16(w + 2) * a[b].d;
+    const float wd = scale16(w), wdmin = scale16(w + 2);
     const KScales u = unpack_scales(w + 4);
     const uint8_t* qs = w + (kFive ? 48 : 16);
     const __m256i qh = kFive ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + 16)) : _mm256_setzero_si256();
-    __m256i sumi = _mm256_setzero_si256();
-    int32_t summ = 0;
+    __m256i sumi[RN];
+    for (int c = 0; c < RN; ++c) sumi[c] = _mm256_setzero_si256();
     for (int p = 0; p < 4; ++p) {
       const __m256i bytes = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qs + 32 * p));
       __m256i lo = _mm256_and_si256(bytes, low4), hi = _mm256_and_si256(_mm256_srli_epi16(bytes, 4), low4);
@@ -152,34 +157,42 @@ float dot_q45_k(const uint8_t* w, const void* blocks, int64_t nb) {
         lo = _mm256_add_epi8(lo, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p), one), 4));
         hi = _mm256_add_epi8(hi, _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * p + 1), one), 4));
       }
-      const __m256i x_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q + 64 * p));
-      const __m256i x_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a[b].q + 64 * p + 32));
-      sumi = _mm256_add_epi32(sumi, dot_u8_scaled(lo, x_lo, _mm256_set1_epi16(u.sc[2 * p])));
-      sumi = _mm256_add_epi32(sumi, dot_u8_scaled(hi, x_hi, _mm256_set1_epi16(u.sc[2 * p + 1])));
+      const __m256i sc_lo = _mm256_set1_epi16(u.sc[2 * p]), sc_hi = _mm256_set1_epi16(u.sc[2 * p + 1]);
+      for (int c = 0; c < RN; ++c) {
+        const int8_t* q = x[c][b].q + 64 * p;
+        const __m256i x_lo = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q));
+        const __m256i x_hi = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32));
+        sumi[c] = _mm256_add_epi32(sumi[c], dot_u8_scaled(lo, x_lo, sc_lo));
+        sumi[c] = _mm256_add_epi32(sumi[c], dot_u8_scaled(hi, x_hi, sc_hi));
+      }
     }
-    for (int j = 0; j < 8; ++j) summ += int32_t(u.m[j]) * (a[b].sums[2 * j] + a[b].sums[2 * j + 1]);
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-    mins += dmin * float(summ);
+    for (int c = 0; c < RN; ++c) {
+      const ActivationBlock256& a = x[c][b];
+      int32_t summ = 0;
+      for (int j = 0; j < 8; ++j) summ += int32_t(u.m[j]) * (a.sums[2 * j] + a.sums[2 * j + 1]);
+      acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(wd * a.d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+      mins[c] += wdmin * a.d * float(summ);
+    }
   }
-  return hsum(acc) - mins;
+  for (int c = 0; c < RN; ++c) y[c * ldy] = hsum(acc[c]) - mins[c];
 }
 
-// Q6_K: x = d·sc·(q − 32) per sub-block of 16; q = 4 low bits (ql) | 2 high bits (qh) << 4.
-float dot_q6_k(const uint8_t* w, const void* blocks, int64_t nb) {
-  const auto* a = static_cast<const ActivationBlock256*>(blocks);
+// Q6_K: x = d·sc·(q − 32) per sub-block of 16; q = 4 low bits (ql) | 2 high bits (qh) << 4. One weight row with
+// RN activation rows, as row_q45_k.
+template <int RN>
+void row_q6_k(const uint8_t* w, const ActivationBlock256* const* x, int64_t nb, float* y, int64_t ldy) {
   const __m256i low4 = _mm256_set1_epi8(15), low2 = _mm256_set1_epi8(3);
-  __m256 acc = _mm256_setzero_ps();
+  __m256 acc[RN];
+  for (int c = 0; c < RN; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t b = 0; b < nb; ++b, w += 210) {
     const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
-    const float d = scale16(w + 208) * a[b].d;
-    __m256i sumi = _mm256_setzero_si256();
-    int32_t offset = 0;  // Σ sc·Σx per sub-block of 16, for the −32
-    for (int g = 0; g < 16; ++g) offset += int32_t(sc[g]) * a[b].sums[g];
+    const float wd = scale16(w + 208);
+    __m256i sumi[RN];
+    for (int c = 0; c < RN; ++c) sumi[c] = _mm256_setzero_si256();
     for (int half = 0; half < 2; ++half) {
       const uint8_t* ql = w + 64 * half;
       const uint8_t* qhp = w + 128 + 32 * half;
       const int8_t* s = sc + 8 * half;
-      const int8_t* x = a[b].q + 128 * half;
       const __m256i l0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql));
       const __m256i l1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(ql + 32));
       const __m256i h = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(qhp));
@@ -195,14 +208,37 @@ float dot_q6_k(const uint8_t* w, const void* blocks, int64_t nb) {
         // 32 elements x[32k ..]: the first 16 with scale s[2k], the next 16 with s[2k + 1]
         const __m256i scales16 = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_set1_epi16(s[2 * k])),
                                                          _mm_set1_epi16(s[2 * k + 1]), 1);
-        const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x + 32 * k));
-        sumi = _mm256_add_epi32(sumi, dot_u8_scaled(q[k], xv, scales16));
+        for (int c = 0; c < RN; ++c) {
+          const __m256i xv = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x[c][b].q + 128 * half + 32 * k));
+          sumi[c] = _mm256_add_epi32(sumi[c], dot_u8_scaled(q[k], xv, scales16));
+        }
       }
     }
-    acc = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi), acc);
-    acc = _mm256_sub_ps(acc, _mm256_setr_ps(d * 32.0f * float(offset), 0, 0, 0, 0, 0, 0, 0));
+    for (int c = 0; c < RN; ++c) {
+      const ActivationBlock256& a = x[c][b];
+      int32_t offset = 0;  // Σ sc·Σx per sub-block of 16, for the −32
+      for (int g = 0; g < 16; ++g) offset += int32_t(sc[g]) * a.sums[g];
+      const float d = wd * a.d;
+      acc[c] = _mm256_fmadd_ps(_mm256_set1_ps(d), _mm256_cvtepi32_ps(sumi[c]), acc[c]);
+      acc[c] = _mm256_sub_ps(acc[c], _mm256_setr_ps(d * 32.0f * float(offset), 0, 0, 0, 0, 0, 0, 0));
+    }
   }
-  return hsum(acc);
+  for (int c = 0; c < RN; ++c) y[c * ldy] = hsum(acc[c]);
+}
+
+// The kTileRows × kTileCols tile of the k-quants: one row at a time with the kTileCols activation rows.
+template <void (*Row)(const uint8_t*, const ActivationBlock256* const*, int64_t, float*, int64_t)>
+void k_tile(const uint8_t* w, size_t row_bytes, const void* const* x, int64_t nb, float* y, int64_t ldy) {
+  const auto* const* cols = reinterpret_cast<const ActivationBlock256* const*>(x);
+  for (int r = 0; r < kTileRows; ++r) Row(w + r * row_bytes, cols, nb, y + r, ldy);
+}
+
+template <void (*Row)(const uint8_t*, const ActivationBlock256* const*, int64_t, float*, int64_t)>
+float k_dot(const uint8_t* w, const void* blocks, int64_t nb) {
+  const auto* x = static_cast<const ActivationBlock256*>(blocks);
+  float y;
+  Row(w, &x, nb, &y, 1);
+  return y;
 }
 
 }  // namespace
@@ -215,9 +251,12 @@ Kernels kernels_avx2() {
   k.q8_0_tile = tile4x4<Q8_0Rows>;
   k.q4_0_tile = tile4x4<Q4_0Rows>;
   k.q5_0_tile = tile4x4<Q5_0Rows>;
-  k.q4_k = dot_q45_k<false>;
-  k.q5_k = dot_q45_k<true>;
-  k.q6_k = dot_q6_k;
+  k.q4_k = k_dot<row_q45_k<false, 1>>;
+  k.q5_k = k_dot<row_q45_k<true, 1>>;
+  k.q6_k = k_dot<row_q6_k<1>>;
+  k.q4_k_tile = k_tile<row_q45_k<false, kTileCols>>;
+  k.q5_k_tile = k_tile<row_q45_k<true, kTileCols>>;
+  k.q6_k_tile = k_tile<row_q6_k<kTileCols>>;
   return k;
 }
 
