@@ -254,11 +254,10 @@ void run(const detail::Kernels& k, GgmlType type, const void* w, size_t row_byte
   for (int64_t i0 = 0; i0 < m; i0 += kPanel) {
     const int64_t i1 = std::min(m, i0 + kPanel), tiled_cols = i0 + (i1 - i0) / detail::kTileCols * detail::kTileCols;
     for (int64_t i = i0; i < i1; ++i) cols[i - i0] = blocks_of(x[i]);
-    for (int64_t r = row_begin; r < tiled_end; r += detail::kTileRows) {
-      const uint8_t* rows = wb + static_cast<size_t>(r) * row_bytes;
-      for (int64_t i = i0; i < tiled_cols; i += detail::kTileCols)
-        tile(rows, row_bytes, cols + (i - i0), nb, y + i * ldy + (r - row_begin), ldy);
-    }
+    if (tiled_cols > i0)
+      for (int64_t r = row_begin; r < tiled_end; r += detail::kTileRows)
+        tile(wb + static_cast<size_t>(r) * row_bytes, row_bytes, cols, tiled_cols - i0, nb,
+             y + i0 * ldy + (r - row_begin), ldy);
     dots(row_begin, tiled_end, tiled_cols, i1);
     dots(tiled_end, row_end, i0, i1);
   }

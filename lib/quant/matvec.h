@@ -56,11 +56,12 @@ const char* kernel_isa();
 namespace detail {
 // One variant's dot product of a weight row (nb blocks) with activation blocks of the matching kind.
 using DotFn = float (*)(const uint8_t* row, const void* blocks, int64_t nb);
-// A variant's products of kTileRows weight rows (row_bytes apart, from `rows`) with kTileCols activation rows
-// (x[c]: the blocks of row c, of the kind the weight type takes) of nb blocks: y[c·ldy + r]. Bit-identical to the
-// variant's DotFn on each pair.
+// A variant's products of kTileRows weight rows (row_bytes apart, from `rows`) with ncols activation rows, ncols a
+// multiple of kTileCols (x[c]: the blocks of row c, of the kind the weight type takes), nb blocks each:
+// y[c·ldy + r]. Bit-identical to the variant's DotFn on each pair.
 inline constexpr int kTileRows = 4, kTileCols = 4;
-using TileFn = void (*)(const uint8_t* rows, size_t row_bytes, const void* const* x, int64_t nb, float* y, int64_t ldy);
+using TileFn = void (*)(const uint8_t* rows, size_t row_bytes, const void* const* x, int64_t ncols, int64_t nb,
+                        float* y, int64_t ldy);
 struct Kernels {
   DotFn q8_0 = nullptr, q4_0 = nullptr, q5_0 = nullptr, q4_k = nullptr, q5_k = nullptr, q6_k = nullptr;
   TileFn q8_0_tile = nullptr, q4_0_tile = nullptr, q5_0_tile = nullptr;  // nullptr: one DotFn per pair

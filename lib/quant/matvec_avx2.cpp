@@ -89,13 +89,15 @@ void tile(const uint8_t* w, size_t row_bytes, const ActivationBlock32* const* x,
     for (int c = 0; c < RN; ++c) y[c * ldy + r] = hsum(acc[r][c]);
 }
 
-// The kTileRows × kTileCols tile as two halves of rows (AVX2 has 16 vector registers: 2 × 4 accumulators fit).
+// kTileRows weight rows with ncols (a multiple of kTileCols) activation rows, in tiles of two rows × kTileCols
+// (AVX2 has 16 vector registers: 2 × 4 accumulators fit).
 template <class T>
-void tile4x4(const uint8_t* w, size_t row_bytes, const void* const* x, int64_t nb, float* y, int64_t ldy) {
-  static_assert(kTileRows == 4 && kTileCols == 4);
+void panel(const uint8_t* w, size_t row_bytes, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy) {
+  static_assert(kTileRows % 2 == 0);
   const auto* const* cols = reinterpret_cast<const ActivationBlock32* const*>(x);
-  tile<T, 2, 4>(w, row_bytes, cols, nb, y, ldy);
-  tile<T, 2, 4>(w + 2 * row_bytes, row_bytes, cols, nb, y + 2, ldy);
+  for (int64_t c = 0; c < ncols; c += kTileCols)
+    for (int r = 0; r < kTileRows; r += 2)
+      tile<T, 2, kTileCols>(w + r * row_bytes, row_bytes, cols + c, nb, y + c * ldy + r, ldy);
 }
 
 template <class T>
@@ -226,11 +228,14 @@ void row_q6_k(const uint8_t* w, const ActivationBlock256* const* x, int64_t nb, 
   for (int c = 0; c < RN; ++c) y[c * ldy] = hsum(acc[c]);
 }
 
-// The kTileRows × kTileCols tile of the k-quants: one row at a time with the kTileCols activation rows.
+// kTileRows weight rows of a k-quant with ncols (a multiple of kTileCols) activation rows: one row at a time with
+// kTileCols activation rows.
 template <void (*Row)(const uint8_t*, const ActivationBlock256* const*, int64_t, float*, int64_t)>
-void k_tile(const uint8_t* w, size_t row_bytes, const void* const* x, int64_t nb, float* y, int64_t ldy) {
+void k_panel(const uint8_t* w, size_t row_bytes, const void* const* x, int64_t ncols, int64_t nb, float* y,
+             int64_t ldy) {
   const auto* const* cols = reinterpret_cast<const ActivationBlock256* const*>(x);
-  for (int r = 0; r < kTileRows; ++r) Row(w + r * row_bytes, cols, nb, y + r, ldy);
+  for (int64_t c = 0; c < ncols; c += kTileCols)
+    for (int r = 0; r < kTileRows; ++r) Row(w + r * row_bytes, cols + c, nb, y + c * ldy + r, ldy);
 }
 
 template <void (*Row)(const uint8_t*, const ActivationBlock256* const*, int64_t, float*, int64_t)>
@@ -248,15 +253,15 @@ Kernels kernels_avx2() {
   k.q8_0 = dot<Q8_0Rows>;
   k.q4_0 = dot<Q4_0Rows>;
   k.q5_0 = dot<Q5_0Rows>;
-  k.q8_0_tile = tile4x4<Q8_0Rows>;
-  k.q4_0_tile = tile4x4<Q4_0Rows>;
-  k.q5_0_tile = tile4x4<Q5_0Rows>;
+  k.q8_0_tile = panel<Q8_0Rows>;
+  k.q4_0_tile = panel<Q4_0Rows>;
+  k.q5_0_tile = panel<Q5_0Rows>;
   k.q4_k = k_dot<row_q45_k<false, 1>>;
   k.q5_k = k_dot<row_q45_k<true, 1>>;
   k.q6_k = k_dot<row_q6_k<1>>;
-  k.q4_k_tile = k_tile<row_q45_k<false, kTileCols>>;
-  k.q5_k_tile = k_tile<row_q45_k<true, kTileCols>>;
-  k.q6_k_tile = k_tile<row_q6_k<kTileCols>>;
+  k.q4_k_tile = k_panel<row_q45_k<false, kTileCols>>;
+  k.q5_k_tile = k_panel<row_q45_k<true, kTileCols>>;
+  k.q6_k_tile = k_panel<row_q6_k<kTileCols>>;
   return k;
 }
 
