@@ -54,6 +54,11 @@ class MappedFile {
 
 inline constexpr int kGuardedMappings = 4096;
 
+// MappedFile::release for whichever live file mapping holds all of [p, p + n); nothing when none does (memory
+// that is not a file mapping, e.g. a tensor converted or copied at load, is never touched). For code that holds
+// tensors viewing a mapping but not the MappedFile, e.g. once mapped weights were copied into a fused matrix.
+void mapped_release(const void* p, size_t n);
+
 // True once a guarded mapping has faulted (its file was truncated underneath). Cheap (an atomic load): check it
 // after reading mapped weights. Cleared when the damaged mappings are unmapped.
 bool mapped_files_damaged();

@@ -6,6 +6,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 #include "model/attention.h"
 #include "model/block_decode.h"
 #include "model/causal_lm.h"
@@ -98,7 +99,13 @@ Linear WeightSource::linear(const std::vector<std::string>& names, int64_t in, s
   std::vector<torch::Tensor> dense;
   for (size_t i = 0; i < names.size(); ++i)
     dense.push_back(blocks_ && blocks_->count(names[i]) ? decoded(names[i]) : take(names[i], {parts[i].size, in}));
-  return Linear(dense.size() == 1 ? dense[0] : torch::cat(dense, 0), std::move(bias), std::move(parts));
+  if (dense.size() == 1) return Linear(dense[0], std::move(bias), std::move(parts));
+  auto fused = torch::cat(dense, 0);
+  // The parts were read once, into the fused copy: their pages of a memory-mapped file leave the resident set
+  // (else a Llama's q/k/v and gate/up weights count twice in RSS).
+  for (const auto& d : dense)
+    if (d.device().is_cpu()) io::mapped_release(d.data_ptr(), d.nbytes());
+  return Linear(fused, std::move(bias), std::move(parts));
 }
 
 torch::Tensor WeightSource::take(const std::string& name, const std::vector<int64_t>& shape) const {
