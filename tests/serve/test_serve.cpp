@@ -733,7 +733,8 @@ TEST_CASE("serve: startup refusals exit with documented codes", "[serve]") {
   CHECK(test::file_text(err).find("--max-connections") != std::string::npos);
 #endif
   CHECK(test::shell(hearth + " --ctx 100000 --port 0").first == 2);
-  CHECK(test::shell(hearth + " --kv-memory-mb 0 --port 0").first == 2);  // (a row that does not fit: test_serve_units)
+  CHECK(test::shell(hearth + " --kv-memory-mb 0 --port 0").first == 2);
+  CHECK(test::shell(hearth + " --step-latency-ms 0 --port 0").first == 2);  // (a row that does not fit: test_serve_units)
   CHECK(test::shell(hearth + " --api-keys /nonexistent/keys --port 0").first == 3);
   CHECK(test::shell(hearth + " --adapter x=/nonexistent --port 0").first == 3);
   CHECK(test::shell(q(test::hearth_binary().string()) + " serve --model /nonexistent --port 0").first == 3);

@@ -492,6 +492,16 @@ TEST_CASE("server config: YAML keys, flags, adapter specs and the loopback rule"
   z.model = "/m";
   z.max_batch = 0;
   CHECK_THROWS_AS(server_config_validate(z), ConfigError);
+  // --step-latency-ms: a time > 0, from the YAML key step_latency_ms too
+  io::atomic_write(path, "model: /m\nstep_latency_ms: 80\n");
+  ServerConfig l;
+  server_config_load_yaml(path, l);
+  CHECK(l.step_latency_ms == 80);
+  CHECK_NOTHROW(server_config_validate(l));
+  for (int bad : {0, -5}) {
+    l.step_latency_ms = bad;
+    CHECK_THROWS_WITH(server_config_validate(l), Catch::Contains("--step-latency-ms") && Catch::Contains("> 0"));
+  }
 }
 
 TEST_CASE("metrics: Prometheus text with counters, gauges and cumulative histograms", "[serve]") {
