@@ -4,6 +4,7 @@
 #include <chrono>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "core/log.h"
@@ -178,9 +179,11 @@ void Scheduler::run() {
     bool stopping;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (!busy)
+      if (!busy) {
         cv_.wait_for(lock, std::chrono::milliseconds(50),
                      [&] { return stopping_ || !queue_.empty() || !abort_message_.empty(); });
+        gather(lock);
+      }
       abort.swap(abort_message_);
       stopping = stopping_;
       if (!abort.empty()) {
@@ -214,6 +217,21 @@ void Scheduler::run() {
   publish_gauges();
 }
 
+// Requests that clients send together reach the queue a little apart (each has its connection thread to parse and
+// tokenize it). An idle engine that starting at the first one would prefill it alone, and the others in the next
+// steps beside its decode, so it waits while more keep coming: each within kGatherGap of the one before, at most
+// kGatherMax in all, and no longer once the queue holds a request for every row. A lone request pays kGatherGap.
+void Scheduler::gather(std::unique_lock<std::mutex>& lock) {
+  constexpr auto kGatherGap = std::chrono::milliseconds(5), kGatherMax = std::chrono::milliseconds(25);
+  const auto until = Clock::now() + kGatherMax;
+  size_t seen = queue_.size();
+  while (seen > 0 && seen < static_cast<size_t>(rows_) && !stopping_ && abort_message_.empty()) {
+    const auto deadline = std::min(until, Clock::now() + kGatherGap);
+    if (!cv_.wait_until(lock, deadline, [&] { return queue_.size() != seen || stopping_; })) break;
+    seen = queue_.size();
+  }
+}
+
 // A request's failure in the engine fails that request only: a batched prefill or decode step that throws is
 // rewound and retried one sequence at a time, so that only the sequences that fail alone fail; a sequence whose
 // sampling throws fails alone (fail_row).
@@ -231,7 +249,9 @@ void Scheduler::step() {
   if (rows > 0) {
     const auto t0 = Clock::now();
     decode();
-    costs_->decode(seconds(Clock::now() - t0));
+    const double took = seconds(Clock::now() - t0);
+    costs_->decode(took);
+    log::debug("scheduler: decoded {} rows in {:.1f} ms", rows, 1e3 * took);
   }
   if (metrics_ && (rows > 0 || prefill_tokens > 0)) metrics_->batch_step(rows, prefill_tokens);
 }
@@ -324,13 +344,15 @@ void Scheduler::prefix_store(const Job& job, const std::vector<infer::TokenId>& 
   }
 }
 
-// The prefill tokens (rows × longest row) this step may compute: --prefill-chunk when nothing decodes; else what
-// fits in --step-latency-ms after the decode, at the measured costs, at least kMinPrefill so that prompts advance
-// even when the decode alone takes the whole latency.
+// The prefill tokens (rows × longest row) this step may compute: --prefill-chunk when nothing decodes, or when the
+// prompts being prefilled outnumber the sequences decoding (more requests wait for a first token than one slow step
+// would delay; a burst of requests goes in one forward instead of one prompt a step, since each prefill forward also
+// reads every weight once); else what fits in --step-latency-ms after the decode, at the measured costs, at least
+// kMinPrefill so that prompts advance even when the decode alone takes the whole latency.
 int64_t Scheduler::prefill_budget(int decoding) const {
   constexpr int64_t kMinPrefill = 16;
   const int64_t chunk = options_.prefill_chunk;
-  if (decoding == 0) return chunk;
+  if (decoding == 0 || static_cast<int>(prefilling_.size()) > decoding) return chunk;
   const int64_t fit = costs_->prefill_tokens_within(options_.step_latency_ms / 1e3 - costs_->decode_seconds());
   if (fit < 0) return chunk;  // nothing measured yet
   return std::clamp<int64_t>(fit, std::min(kMinPrefill, chunk), chunk);
@@ -344,6 +366,7 @@ int Scheduler::prefill(int64_t budget) {
     demands.push_back({job->prompt_size() - static_cast<int64_t>(job->seq.prefilled()),
                        options_.ctx - pool_->lengths()[job->row]});
   const auto plan = prefill_plan(demands, budget);
+  log::debug("scheduler: {} prompts prefilling, budget {} tokens, plan {}", demands.size(), budget, fmt::join(plan, ","));
   std::vector<Job*> jobs;
   std::vector<int64_t> counts;
   for (size_t i = 0; i < plan.size() && plan[i] > 0; ++i) {
@@ -399,7 +422,10 @@ torch::Tensor Scheduler::prefill_forward(const std::vector<Job*>& jobs, const st
   try {
     const auto t0 = Clock::now();
     auto logits = infer::step_forward(model_, *pool_, in);
-    costs_->prefill(static_cast<double>(in.tokens.numel()), seconds(Clock::now() - t0));
+    const double took = seconds(Clock::now() - t0);
+    costs_->prefill(static_cast<double>(in.tokens.numel()), took);
+    log::debug("scheduler: prefilled {} rows × {} tokens in {:.1f} ms", in.tokens.size(0), in.tokens.size(1),
+               1e3 * took);
     return logits;
   } catch (...) {
     for (size_t i = 0; i < rows.size(); ++i) pool_->truncate_row(rows[i], before[i]);

@@ -91,6 +91,7 @@ class Scheduler {
   struct Job;
   class StepCosts;
   void run();
+  void gather(std::unique_lock<std::mutex>& lock);
   void step();
   void admit();
   bool waits_for_shared_prefix(const Job& job, const std::vector<const Job*>& prefilling) const;
