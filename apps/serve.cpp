@@ -48,6 +48,7 @@ serve::ServerConfig config_merge(const ServeOptions& o) {
   if (given("--max-queue")) c.max_queue = f.max_queue;
   if (given("--kv-memory-mb")) c.kv_memory_mb = f.kv_memory_mb;
   if (given("--prefill-chunk")) c.prefill_chunk = f.prefill_chunk;
+  if (given("--step-latency-ms")) c.step_latency_ms = f.step_latency_ms;
   if (given("--prefix-cache")) c.prefix_cache = f.prefix_cache;
   if (given("--max-tokens-limit")) c.max_tokens_limit = f.max_tokens_limit;
   if (given("--max-body-bytes")) c.max_body_bytes = f.max_body_bytes;
@@ -117,8 +118,14 @@ void run_serve(const ServeOptions& o, const GlobalOptions& g) {
     log::info("adapter '{}' loaded from {} (r={}, {} parameters)", aname, info.resolved, info.r, info.parameters);
   }
   serve::Metrics metrics;
-  serve::SchedulerOptions so{c.max_batch, c.ctx, c.max_queue, c.prefill_chunk,
-                             static_cast<size_t>(c.kv_memory_mb) << 20, c.prefix_cache};
+  serve::SchedulerOptions so;
+  so.max_batch = c.max_batch;
+  so.ctx = c.ctx;
+  so.max_queue = c.max_queue;
+  so.prefill_chunk = c.prefill_chunk;
+  so.step_latency_ms = c.step_latency_ms;
+  so.kv_memory_bytes = static_cast<size_t>(c.kv_memory_mb) << 20;
+  so.prefix_cache = c.prefix_cache;
   serve::Scheduler scheduler(model, tokenizer, so, &metrics);
   serve::ServeState state{c,         model,    tokenizer, name,   c.model, infer::stop_ids_default(model, tokenizer),
                           scheduler, adapters, keys,      metrics};
@@ -151,7 +158,10 @@ void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--ctx", f.ctx, "Tokens per sequence: prompt + reply (default: model's, at most 4096)");
   cmd->add_option("--max-queue", f.max_queue, "Sequences that may wait for a slot; beyond: HTTP 429 (default 64)");
   cmd->add_option("--kv-memory-mb", f.kv_memory_mb, "KV-cache memory budget in MiB (default 4096)");
-  cmd->add_option("--prefill-chunk", f.prefill_chunk, "Most prompt tokens prefilled per step (default 512)");
+  cmd->add_option("--prefill-chunk", f.prefill_chunk,
+                  "Most prompt tokens prefilled per step, several prompts together (default 512)");
+  cmd->add_option("--step-latency-ms", f.step_latency_ms,
+                  "While sequences decode, a step adds prefill only up to about this long in all (default 150)");
   cmd->add_flag("--prefix-cache,!--no-prefix-cache", f.prefix_cache,
                 "Reuse the cached keys/values of prompt prefixes shared by requests (default on; within "
                 "--kv-memory-mb)");

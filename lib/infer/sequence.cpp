@@ -192,6 +192,7 @@ torch::Tensor step_forward(const model::CausalLM& model, model::KvCache& cache, 
   model::ForwardOptions o;
   o.last_only = true;
   o.adapters = in.adapters;
+  o.cache_rows = in.cache_rows;
   auto logits = model.forward(in.tokens, in.positions, in.valid, &cache, o);  // [B, 1, V]
   return logits.select(1, 0).to(torch::kCPU).contiguous();
 }

@@ -115,11 +115,12 @@ class Sequence {
   size_t decoded_bytes_ = 0, decoded_chars_ = 0, emitted_bytes_ = 0;  // decoded output, and what became final
 };
 
-// The inputs of one forward over a batch of sequences, row r of the cache being rows[r].
+// The inputs of one forward over a batch of sequences, row r of the batch being rows[r].
 struct StepInputs {
   torch::Tensor tokens, positions;                  // [B, T] int64
   torch::Tensor valid;                              // [B, T] bool, or undefined when every position is valid
   std::vector<const model::LoraAdapter*> adapters;  // per row; empty when no row has an adapter
+  std::vector<int64_t> cache_rows;  // the cache row of each batch row (ForwardOptions::cache_rows); empty: row r
 };
 
 // Prefill inputs: row r feeds prompt tokens [prefilled, prefilled + count[r]) of rows[r] (right-padded to the

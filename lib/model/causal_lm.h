@@ -45,6 +45,9 @@ struct ForwardOptions {
   bool checkpoint_layers = false;
   // Return the final hidden states (after the final norm) [B, T, C] in float32 instead of the logits (embeddings).
   bool hidden_states = false;
+  // With a cache: batch row b uses cache row cache_rows[b] (B distinct rows, anywhere in the cache: e.g. a server
+  // prefilling some rows of its pool while others hold sequences that are decoding). Empty: rows [0, B).
+  std::vector<int64_t> cache_rows;
 };
 
 class CausalLM {
@@ -59,7 +62,8 @@ class CausalLM {
   //   valid     [B, T] bool, false on padding (undefined = all valid);
   //   cache     nullptr: causal attention within `tokens` only; otherwise the new keys/values are appended
   //             to each row of the cache and every token attends to its row's earlier valid tokens. B may
-  //             be smaller than the cache's batch: the forward then uses cache rows [0, B) only.
+  //             be smaller than the cache's batch: the forward then uses cache rows [0, B) only, or the
+  //             rows options.cache_rows names; the others are not touched.
   // Returns logits [B, T, V] (or [B, 1, V] with last_only) in float32. Differentiable with respect to the
   // adapters' weights when called outside InferenceMode/NoGradGuard. Thread-compatible: concurrent calls
   // need separate caches.

@@ -29,40 +29,99 @@ size_t KvCache::bytes() const {
   return n;
 }
 
-torch::Tensor KvCache::append(const torch::Tensor& valid) {
-  // valid: [B, T] bool -> slots [B, T]: row b's tokens go to lengths[b], lengths[b]+1, ...
+namespace {
+
+// The first row of `rows` when they are consecutive ([first, first + size)), or 0 when there are none (the first
+// rows of the cache); -1 otherwise.
+int64_t run_start(const std::vector<int64_t>& rows) {
+  for (size_t i = 1; i < rows.size(); ++i)
+    if (rows[i] != rows[0] + static_cast<int64_t>(i)) return -1;
+  return rows.empty() ? 0 : rows[0];
+}
+
+torch::Tensor rows_index(const std::vector<int64_t>& rows, torch::Device device) {
+  return torch::tensor(rows, torch::TensorOptions().dtype(torch::kInt64)).to(device);
+}
+
+}  // namespace
+
+torch::Tensor KvCache::append(const torch::Tensor& valid, const std::vector<int64_t>& rows) {
+  // valid: [count, T] bool -> slots [count, T]: batch row b's tokens go to lengths[r], lengths[r]+1, ... (r its row)
   auto valid_cpu = valid.to(torch::kCPU);
-  const int64_t rows = valid_cpu.size(0), T = valid_cpu.size(1);
-  if (rows > batch_) throw Error(fmt::format("kv cache: {} rows requested; the cache has {}", rows, batch_));
-  auto slots = torch::empty({rows, T}, torch::kInt64);
+  const int64_t count = valid_cpu.size(0), T = valid_cpu.size(1);
+  if (rows.empty() && count > batch_)
+    throw Error(fmt::format("kv cache: {} rows requested; the cache has {}", count, batch_));
+  if (!rows.empty()) {
+    if (static_cast<int64_t>(rows.size()) != count)
+      throw Error(fmt::format("kv cache: {} cache rows named for a batch of {}", rows.size(), count));
+    std::vector<bool> seen(batch_, false);
+    for (int64_t r : rows) {
+      if (r < 0 || r >= batch_ || seen[r])
+        throw Error(fmt::format("kv cache: row {} named twice or outside the cache's {} rows", r, batch_));
+      seen[r] = true;
+    }
+  }
+  auto row_of = [&](int64_t b) { return rows.empty() ? b : rows[b]; };
+  for (int64_t b = 0; b < count; ++b)  // before any row moves, so that a refusal changes nothing
+    if (lengths_[row_of(b)] + T > capacity_)
+      throw ResourceError(
+          fmt::format("kv cache: row {} needs {} slots; capacity is {}", row_of(b), lengths_[row_of(b)] + T, capacity_));
+  auto slots = torch::empty({count, T}, torch::kInt64);
   auto s = slots.accessor<int64_t, 2>();
   auto vv = valid_cpu.accessor<bool, 2>();
-  for (int64_t b = 0; b < rows; ++b) {
+  for (int64_t b = 0; b < count; ++b) {
+    const int64_t r = row_of(b);
     int64_t n_valid = 0;
     for (int64_t t = 0; t < T; ++t) n_valid += vv[b][t];
-    if (lengths_[b] + T > capacity_)
-      throw ResourceError(
-          fmt::format("kv cache: row {} needs {} slots; capacity is {}", b, lengths_[b] + T, capacity_));
-    for (int64_t t = 0; t < T; ++t) s[b][t] = lengths_[b] + t;
-    lengths_[b] += n_valid;
+    for (int64_t t = 0; t < T; ++t) s[b][t] = lengths_[r] + t;
+    lengths_[r] += n_valid;
   }
-  slots = slots.to(valid_.device());
   // Mark the new slots: valid ones true, padding false (so stale entries never leak in).
-  valid_.narrow(0, 0, rows).scatter_(1, slots, valid.to(valid_.device()));
+  const auto valid_dev = valid.to(valid_.device());
+  const int64_t first = run_start(rows);
+  if (first < 0)  // each row's new slots are consecutive
+    for (int64_t b = 0; b < count; ++b) valid_[rows[b]].narrow(0, s[b][0], T).copy_(valid_dev[b]);
+  slots = slots.to(valid_.device());
+  if (first >= 0) valid_.narrow(0, first, count).scatter_(1, slots, valid_dev);
   return slots;
 }
 
-void KvCache::write(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v) {
-  // slots [B, T] -> index [B, n_kv, T, hd] along dim 2
-  const int64_t rows = slots.size(0);
-  auto index = slots.view({rows, 1, slots.size(1), 1}).expand_as(k);
-  k_[layer].narrow(0, 0, rows).scatter_(2, index, k);
-  v_[layer].narrow(0, 0, rows).scatter_(2, index, v);
+void KvCache::write(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v,
+                    const std::vector<int64_t>& rows) {
+  const int64_t count = slots.size(0), first = run_start(rows);
+  if (first >= 0) {
+    // slots [count, T] -> index [count, n_kv, T, hd] along dim 2
+    auto index = slots.view({count, 1, slots.size(1), 1}).expand_as(k);
+    k_[layer].narrow(0, first, count).scatter_(2, index, k);
+    v_[layer].narrow(0, first, count).scatter_(2, index, v);
+    return;
+  }
+  // k_[layer][rows[b], h, slots[b, t]] = k[b, h, t] for every b, h, t: three indices broadcast to [count, KV, T].
+  const c10::List<c10::optional<torch::Tensor>> index({rows_index(rows, slots.device()).view({count, 1, 1}),
+                                                       torch::arange(k.size(1), slots.options()).view({1, -1, 1}),
+                                                       slots.view({count, 1, slots.size(1)})});
+  k_[layer].index_put_(index, k);
+  v_[layer].index_put_(index, v);
 }
 
-std::pair<torch::Tensor, torch::Tensor> KvCache::read(int64_t layer, int64_t n, int64_t rows) const {
-  if (rows < 0) rows = batch_;
-  return {k_[layer].narrow(0, 0, rows).narrow(2, 0, n), v_[layer].narrow(0, 0, rows).narrow(2, 0, n)};
+std::pair<torch::Tensor, torch::Tensor> KvCache::read(int64_t layer, int64_t n, int64_t count,
+                                                      const std::vector<int64_t>& rows) const {
+  const int64_t first = run_start(rows);
+  if (first >= 0) {
+    const int64_t m = rows.empty() ? (count < 0 ? batch_ : count) : static_cast<int64_t>(rows.size());
+    return {k_[layer].narrow(0, first, m).narrow(2, 0, n), v_[layer].narrow(0, first, m).narrow(2, 0, n)};
+  }
+  const auto index = rows_index(rows, valid_.device());
+  return {k_[layer].narrow(2, 0, n).index_select(0, index), v_[layer].narrow(2, 0, n).index_select(0, index)};
+}
+
+torch::Tensor KvCache::valid(int64_t n, int64_t count, const std::vector<int64_t>& rows) const {
+  const int64_t first = run_start(rows);
+  if (first >= 0) {
+    const int64_t m = rows.empty() ? (count < 0 ? batch_ : count) : static_cast<int64_t>(rows.size());
+    return valid_.narrow(0, first, m).narrow(1, 0, n);
+  }
+  return valid_.narrow(1, 0, n).index_select(0, rows_index(rows, valid_.device()));
 }
 
 void KvCache::reset_row(int64_t b) {

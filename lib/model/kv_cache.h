@@ -25,23 +25,26 @@ class KvCache {
   // Bytes held by the cache.
   size_t bytes() const;
 
-  // The methods below work on the first `rows` rows (rows = the forward's batch size, <= batch()), so a
-  // forward can run over a prefix of the pool (e.g. a server's active rows) without touching the rest.
+  // The methods below work on the rows a forward uses: row b of its batch is cache row `rows[b]` (distinct rows of
+  // this cache, e.g. the sequences a server prefills this step, wherever they are in its pool), or, when `rows` is
+  // empty, cache row b, so the first `count` rows (count = the forward's batch size, <= batch()).
   //
-  // Used by the model's forward. slots: [rows, T] int64 slot of each new token.
-  // Writes layer `layer`'s k, v [rows, n_kv, T, hd] at those slots.
-  void write(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v);
-  // The first `n` slots of layer `layer` for the first `rows` rows: k, v [rows, n_kv, n, hd] (views).
-  std::pair<torch::Tensor, torch::Tensor> read(int64_t layer, int64_t n, int64_t rows = -1) const;
-  // valid [rows, n] bool for the first n slots.
-  torch::Tensor valid(int64_t n, int64_t rows = -1) const {
-    return valid_.narrow(0, 0, rows < 0 ? batch_ : rows).narrow(1, 0, n);
-  }
+  // Used by the model's forward. slots: [count, T] int64 slot of each new token.
+  // Writes layer `layer`'s k, v [count, n_kv, T, hd] at those slots.
+  void write(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v,
+             const std::vector<int64_t>& rows = {});
+  // The first `n` slots of layer `layer` for the forward's rows: k, v [count, n_kv, n, hd] (views when the rows
+  // are consecutive, else copies).
+  std::pair<torch::Tensor, torch::Tensor> read(int64_t layer, int64_t n, int64_t count = -1,
+                                               const std::vector<int64_t>& rows = {}) const;
+  // valid [count, n] bool for the first n slots of the forward's rows.
+  torch::Tensor valid(int64_t n, int64_t count = -1, const std::vector<int64_t>& rows = {}) const;
 
-  // Reserves slots for T new tokens in each of the first valid.size(0) rows (valid [rows, T] bool, padding
-  // last in each row); returns their slot indices [rows, T] and advances each row by its count of valid
-  // tokens. Throws ResourceError when a row would exceed the capacity.
-  torch::Tensor append(const torch::Tensor& valid);
+  // Reserves slots for T new tokens in each of the forward's valid.size(0) rows (valid [count, T] bool, padding
+  // last in each row); returns their slot indices [count, T] and advances each row by its count of valid tokens.
+  // Throws ResourceError when a row would exceed the capacity (padding included), Error when `rows` is not
+  // valid.size(0) distinct rows of this cache.
+  torch::Tensor append(const torch::Tensor& valid, const std::vector<int64_t>& rows = {});
   // Forgets everything in row b (its slots become free).
   void reset_row(int64_t b);
   // Forgets row b's slots from `length` on (e.g. the slot a failed forward reserved), keeping [0, length).

@@ -47,8 +47,8 @@ torch::Tensor self_attention(const torch::Tensor& h, const AttentionWeights& w, 
   v = v.transpose(1, 2);                              // [B, KV, T, hd]
   torch::Tensor keys = k, values = v;
   if (in.cache) {
-    in.cache->write(lora.layer, in.slots, k, v);
-    std::tie(keys, values) = in.cache->read(lora.layer, in.n_keys, B);  // [B, KV, S, hd]
+    in.cache->write(lora.layer, in.slots, k, v, in.cache_rows);
+    std::tie(keys, values) = in.cache->read(lora.layer, in.n_keys, B, in.cache_rows);  // [B, KV, S, hd]
   }
   auto attn = attention(q, keys, values, in.mask);  // [B, T, H·hd]
   return w.o.forward(attn, lora);

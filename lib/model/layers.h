@@ -39,6 +39,7 @@ struct AttentionInputs {
   torch::Tensor cos, sin;    // [B, 1, T, hd]
   torch::Tensor mask;        // [B, 1, T, S] bool or undefined (see attention_mask)
   KvCache* cache = nullptr;  // nullptr: attend within this call's tokens only
+  std::vector<int64_t> cache_rows;  // the cache rows of the batch's rows (ForwardOptions::cache_rows); empty: [0, B)
   torch::Tensor slots;       // [B, T] int64 cache slot of each token (positions in the batch without a cache)
   int64_t n_keys = 0;        // S
 };

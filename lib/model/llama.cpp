@@ -56,16 +56,20 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
   auto tokens = tokens_in.to(dev);
   auto positions = positions_in.to(dev);
   const int64_t B = tokens.size(0), T = tokens.size(1);
-  if (cache && cache->batch() < B)
+  if (cache && o.cache_rows.empty() && cache->batch() < B)
     throw Error(fmt::format("forward: batch of {} rows but the cache has {}", B, cache->batch()));
+  if (!o.cache_rows.empty() && (!cache || static_cast<int64_t>(o.cache_rows.size()) != B))
+    throw Error(fmt::format("forward: {} cache rows for a batch of {} rows{}", o.cache_rows.size(), B,
+                            cache ? "" : " and no cache"));
   if (o.adapters.size() > 1 && static_cast<int64_t>(o.adapters.size()) != B)
     throw Error(fmt::format("forward: {} adapters for a batch of {} rows", o.adapters.size(), B));
   torch::Tensor valid = valid_in.defined() ? valid_in.to(dev)
                                            : torch::ones({B, T}, tokens.options().dtype(torch::kBool));
   AttentionInputs in;
   in.cache = cache;
+  in.cache_rows = o.cache_rows;
   if (cache) {
-    in.slots = cache->append(valid);
+    in.slots = cache->append(valid, o.cache_rows);
     in.n_keys = in.slots.max().item<int64_t>() + 1;
   } else {
     in.slots = torch::arange(T, tokens.options()).unsqueeze(0).expand({B, T});
@@ -73,9 +77,10 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
   }
   // No mask when every query may see every key: one token, no padding, no window, no stale cache slots.
   const bool need_mask = T > 1 || valid_in.defined() || config_.sliding_window.has_value() ||
-                         (cache && cache->valid(in.n_keys, B).logical_not().any().item<bool>());
+                         (cache && cache->valid(in.n_keys, B, o.cache_rows).logical_not().any().item<bool>());
   if (need_mask)
-    in.mask = attention_mask(in.slots, cache ? cache->valid(in.n_keys, B) : valid, in.n_keys, config_.sliding_window);
+    in.mask = attention_mask(in.slots, cache ? cache->valid(in.n_keys, B, o.cache_rows) : valid, in.n_keys,
+                             config_.sliding_window);
   std::tie(in.cos, in.sin) = rope_cos_sin(inv_freq_, positions, options_.dtype);
   auto x = embed_.rows(tokens, options_.dtype);  // [B, T, C]
   const bool recompute = o.checkpoint_layers && !cache && torch::GradMode::is_enabled();

@@ -4,11 +4,13 @@
 #include <chrono>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "core/log.h"
 #include "io/mapped_file.h"
 #include "infer/generator.h"
+#include "serve/prefill_plan.h"
 
 namespace hearth::serve {
 
@@ -38,7 +40,49 @@ struct Scheduler::Job {
   std::shared_ptr<const model::LoraAdapter> adapter;
   infer::Sequence seq;
   int row = -1;
+  int64_t restored = 0;  // prompt tokens the prefix cache gave it
   Clock::time_point last_token;
+
+  int64_t prompt_size() const { return static_cast<int64_t>(seq.request().prompt.size()); }
+  bool prefilled() const { return static_cast<int64_t>(seq.prefilled()) == prompt_size(); }
+};
+
+// What the engine's forwards cost on this machine, measured as they run: a prefill forward of n tokens (rows ×
+// longest row, padding included) takes about fixed + n·per_token seconds — a line fitted by least squares over the
+// recent forwards, older ones weighing less — and a decode step about what the recent ones took. The scheduler
+// thread's only.
+class Scheduler::StepCosts {
+ public:
+  void prefill(double tokens, double seconds) {
+    for (double* sum : {&w_, &sn_, &snn_, &st_, &snt_}) *sum *= kKeep;
+    w_ += 1;
+    sn_ += tokens;
+    snn_ += tokens * tokens;
+    st_ += seconds;
+    snt_ += tokens * seconds;
+  }
+  void decode(double seconds) { decode_ = decode_ < 0 ? seconds : 0.7 * decode_ + 0.3 * seconds; }
+  double decode_seconds() const { return std::max(decode_, 0.0); }
+  // The most tokens a prefill forward may have to take at most `seconds` (0 when even the fixed cost does not fit);
+  // -1 before any prefill was measured.
+  int64_t prefill_tokens_within(double seconds) const {
+    if (w_ == 0) return -1;
+    double per_token = st_ / sn_, fixed = 0;  // through the origin when all forwards had about one size
+    const double spread = w_ * snn_ - sn_ * sn_;
+    if (spread > 1e-6 * snn_ * w_) {
+      const double slope = (w_ * snt_ - sn_ * st_) / spread;
+      if (slope > 0) {
+        per_token = slope;
+        fixed = std::max(0.0, (st_ - slope * sn_) / w_);
+      }
+    }
+    return static_cast<int64_t>(std::max(0.0, (seconds - fixed) / per_token));
+  }
+
+ private:
+  static constexpr double kKeep = 0.9;  // each forward's weight decays by this at every later one
+  double w_ = 0, sn_ = 0, snn_ = 0, st_ = 0, snt_ = 0;
+  double decode_ = -1;
 };
 
 namespace {
@@ -60,22 +104,20 @@ Scheduler::Scheduler(const model::CausalLM& model, const tokenizer::Tokenizer& t
     : model_(model), tokenizer_(tokenizer), options_(options), metrics_(metrics) {
   const size_t per_slot = slot_bytes(model);
   const size_t row_bytes = per_slot * options_.ctx;
-  const size_t side_bytes = row_bytes;  // the one-row side cache for prefills
-  if (options_.kv_memory_bytes < side_bytes + row_bytes)
+  if (options_.kv_memory_bytes < row_bytes)
     throw ConfigError(
         fmt::format("--kv-memory-mb: {} MiB holds no cache row of --ctx {} (needs {} MiB); raise it or "
                     "lower --ctx",
-                    options_.kv_memory_bytes >> 20, options_.ctx, ((side_bytes + row_bytes) >> 20) + 1));
-  rows_ = static_cast<int>(std::min<size_t>(options_.max_batch, (options_.kv_memory_bytes - side_bytes) / row_bytes));
+                    options_.kv_memory_bytes >> 20, options_.ctx, (row_bytes >> 20) + 1));
+  rows_ = static_cast<int>(std::min<size_t>(options_.max_batch, options_.kv_memory_bytes / row_bytes));
   if (rows_ < options_.max_batch)
     log::warn("--max-batch {}: only {} rows of {} tokens fit --kv-memory-mb {}; serving {} sequences at once",
               options_.max_batch, rows_, options_.ctx, options_.kv_memory_bytes >> 20, rows_);
   pool_ = std::make_unique<model::KvCache>(model_.cache_new(rows_, options_.ctx));
-  side_ = std::make_unique<model::KvCache>(model_.cache_new(1, options_.ctx));
   if (options_.prefix_cache) {
     // The blocks are allocated as they are stored, up to what the rows leave of the budget.
     const size_t block_bytes = (per_slot - 1) * static_cast<size_t>(options_.prefix_block_tokens);
-    const size_t rows_bytes = side_bytes + static_cast<size_t>(rows_) * row_bytes;
+    const size_t rows_bytes = static_cast<size_t>(rows_) * row_bytes;
     prefix_capacity_ = static_cast<int64_t>((options_.kv_memory_bytes - rows_bytes) / block_bytes);
     prefix_ = std::make_unique<PrefixCache>(options_.prefix_block_tokens, prefix_capacity_);
     if (prefix_capacity_ * options_.prefix_block_tokens < options_.ctx)
@@ -83,6 +125,7 @@ Scheduler::Scheduler(const model::CausalLM& model, const tokenizer::Tokenizer& t
                 "longer prompts",
                 options_.kv_memory_bytes >> 20, prefix_capacity_ * options_.prefix_block_tokens, rows_);
   }
+  costs_ = std::make_unique<StepCosts>();
   running_.resize(rows_);
   publish_gauges();
   thread_ = std::thread([this] { run(); });
@@ -131,15 +174,16 @@ EngineGauges Scheduler::gauges() const {
 void Scheduler::run() {
   c10::InferenceMode guard;
   while (true) {
-    bool busy = prefilling_ != nullptr ||
-                std::any_of(running_.begin(), running_.end(), [](const auto& s) { return s != nullptr; });
+    bool busy = std::any_of(running_.begin(), running_.end(), [](const auto& s) { return s != nullptr; });
     std::string abort;
     bool stopping;
     {
       std::unique_lock<std::mutex> lock(mu_);
-      if (!busy)
+      if (!busy) {
         cv_.wait_for(lock, std::chrono::milliseconds(50),
                      [&] { return stopping_ || !queue_.empty() || !abort_message_.empty(); });
+        gather(lock);
+      }
       abort.swap(abort_message_);
       stopping = stopping_;
       if (!abort.empty()) {
@@ -173,69 +217,117 @@ void Scheduler::run() {
   publish_gauges();
 }
 
-// A request's failure in the engine fails that request only: a prefill that throws fails its own request; a
-// batched decode step that throws is rewound and retried one sequence at a time, so that only the sequences
-// that fail alone fail; a sequence whose sampling throws fails alone (fail_row).
+// Requests that clients send together reach the queue a little apart (each has its connection thread to parse and
+// tokenize it). An idle engine that starting at the first one would prefill it alone, and the others in the next
+// steps beside its decode, so it waits while more keep coming: each within kGatherGap of the one before, at most
+// kGatherMax in all, and no longer once the queue holds a request for every row. A lone request pays kGatherGap.
+void Scheduler::gather(std::unique_lock<std::mutex>& lock) {
+  constexpr auto kGatherGap = std::chrono::milliseconds(5), kGatherMax = std::chrono::milliseconds(25);
+  const auto until = Clock::now() + kGatherMax;
+  size_t seen = queue_.size();
+  while (seen > 0 && seen < static_cast<size_t>(rows_) && !stopping_ && abort_message_.empty()) {
+    const auto deadline = std::min(until, Clock::now() + kGatherGap);
+    if (!cv_.wait_until(lock, deadline, [&] { return queue_.size() != seen || stopping_; })) break;
+    seen = queue_.size();
+  }
+}
+
+// A request's failure in the engine fails that request only: a batched prefill or decode step that throws is
+// rewound and retried one sequence at a time, so that only the sequences that fail alone fail; a sequence whose
+// sampling throws fails alone (fail_row).
 void Scheduler::step() {
   drop_cancelled();
   admit();
+  auto decoding = [&] {
+    int n = 0;
+    for (const auto& job : running_) n += job && job->prefilled();
+    return n;
+  };
   int prefill_tokens = 0;
-  if (prefilling_) {
-    try {
-      prefill_tokens = prefill_step();
-    } catch (const std::exception& e) {
-      log::error("scheduler: a prompt's prefill failed: {}", e.what());
-      prefilling_->completion->fail(kEngineError);
-      prefilling_->completion->cancel();  // its other choices stop too
-      side_->reset_row(0);
-      prefilling_.reset();
-    }
+  if (!prefilling_.empty()) prefill_tokens = prefill(prefill_budget(decoding()));
+  const int rows = decoding();  // with the prompts whose prefill completed: their second token comes now
+  if (rows > 0) {
+    const auto t0 = Clock::now();
+    decode();
+    const double took = seconds(Clock::now() - t0);
+    costs_->decode(took);
+    log::debug("scheduler: decoded {} rows in {:.1f} ms", rows, 1e3 * took);
   }
-  int decoding = 0;
-  for (const auto& s : running_) decoding += s != nullptr;
-  if (decoding > 0) decode();
-  if (metrics_ && (decoding > 0 || prefill_tokens > 0)) metrics_->batch_step(decoding, prefill_tokens);
+  if (metrics_ && (rows > 0 || prefill_tokens > 0)) metrics_->batch_step(rows, prefill_tokens);
 }
 
 void Scheduler::drop_cancelled() {
   for (auto& job : running_)
     if (job && job->completion->cancelled()) {
+      if (!job->prefilled()) {
+        drop_row(job->row);  // nothing of it worth keeping
+        continue;
+      }
       job->seq.finish("cancelled");
       release(*job);
     }
-  if (prefilling_ && prefilling_->completion->cancelled()) {
-    side_->reset_row(0);
-    prefilling_.reset();
-  }
   std::lock_guard<std::mutex> lock(mu_);
   queue_.erase(std::remove_if(queue_.begin(), queue_.end(), [](const auto& s) { return s->completion->cancelled(); }),
                queue_.end());
 }
 
+// Gives free rows to waiting sequences, oldest first, except those waiting for a prompt with the same leading
+// blocks to be cached (waits_for_shared_prefix): the sequences behind them go first.
 void Scheduler::admit() {
-  if (prefilling_) return;
-  int row = -1;
-  for (int r = 0; r < rows_ && row < 0; ++r)
-    if (!running_[r]) row = r;
-  if (row < 0) return;
+  std::vector<int> free;
+  for (int r = 0; r < rows_; ++r)
+    if (!running_[r]) free.push_back(r);
+  std::vector<std::unique_ptr<Job>> admitted;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (queue_.empty()) return;
-    prefilling_ = std::move(queue_.front());
-    queue_.pop_front();
+    std::vector<const Job*> prefilling(prefilling_.begin(), prefilling_.end());
+    for (auto it = queue_.begin(); it != queue_.end() && admitted.size() < free.size();) {
+      if (waits_for_shared_prefix(**it, prefilling)) {
+        ++it;
+        continue;
+      }
+      prefilling.push_back(it->get());
+      admitted.push_back(std::move(*it));
+      it = queue_.erase(it);
+    }
   }
-  prefilling_->row = row;
-  if (prefix_) prefix_restore(*prefilling_);
+  for (size_t i = 0; i < admitted.size(); ++i) {
+    Job& job = *admitted[i];
+    job.row = free[i];
+    if (prefix_) prefix_restore(job);
+    prefilling_.push_back(&job);
+    running_[job.row] = std::move(admitted[i]);
+  }
 }
 
-// Starts the prefill with the prompt's cached blocks. A failure here only costs the reuse: the prompt is prefilled
-// in full.
+// True when a prompt being prefilled (`prefilling`) shares a whole block with `job`'s prompt, with the same adapter,
+// that it computes (beyond what it restored): once that prefill completes, the block is in the prefix cache and
+// `job` copies it instead of computing it again beside it.
+bool Scheduler::waits_for_shared_prefix(const Job& job, const std::vector<const Job*>& prefilling) const {
+  if (!prefix_) return false;
+  const auto& prompt = job.seq.request().prompt;
+  const int64_t block = prefix_->block_tokens();
+  for (const Job* other : prefilling) {
+    if (other->adapter != job.adapter) continue;
+    const auto& theirs = other->seq.request().prompt;
+    const size_t n = std::min(prompt.size() - 1, theirs.size());  // a prompt's last token is never restored
+    const auto common = static_cast<int64_t>(std::mismatch(prompt.begin(), prompt.begin() + n, theirs.begin()).first -
+                                             prompt.begin());
+    if (common / block * block > other->restored) return true;
+  }
+  return false;
+}
+
+// Starts the prefill with the prompt's cached blocks, copied into the job's (empty) row. A failure here only costs
+// the reuse: the prompt is prefilled in full.
 void Scheduler::prefix_restore(Job& job) {
   try {
-    job.seq.prefill_advance(static_cast<size_t>(prefix_->restore(job.seq.request().prompt, job.adapter, *side_, 0)));
+    job.restored = prefix_->restore(job.seq.request().prompt, job.adapter, *pool_, job.row);
+    job.seq.prefill_advance(static_cast<size_t>(job.restored));
   } catch (const std::exception& e) {
     log::warn("scheduler: the prefix cache could not restore a prompt's blocks ({}); prefilling it in full", e.what());
-    side_->reset_row(0);
+    pool_->reset_row(job.row);
+    job.restored = 0;
   }
 }
 
@@ -252,48 +344,134 @@ void Scheduler::prefix_store(const Job& job, const std::vector<infer::TokenId>& 
   }
 }
 
-// Prefills up to one chunk of the waiting sequence's prompt in the side cache. Returns the tokens done.
-int Scheduler::prefill_step() {
-  Job& job = *prefilling_;
-  infer::Sequence& seq = job.seq;
-  const int64_t n = static_cast<int64_t>(seq.request().prompt.size());
-  const int64_t T = std::min<int64_t>(options_.prefill_chunk, n - static_cast<int64_t>(seq.prefilled()));
-  auto logits = infer::step_forward(model_, *side_, infer::prefill_inputs({&seq}, {T}));
-  if (io::mapped_files_damaged()) return 0;  // computed from zeros: run() fails it
-  seq.prefill_advance(static_cast<size_t>(T));
-  if (static_cast<int64_t>(seq.prefilled()) < n) return static_cast<int>(T);
+// The prefill tokens (rows × longest row) this step may compute: --prefill-chunk when nothing decodes, or when the
+// prompts being prefilled outnumber the sequences decoding (more requests wait for a first token than one slow step
+// would delay; a burst of requests goes in one forward instead of one prompt a step, since each prefill forward also
+// reads every weight once); else what fits in --step-latency-ms after the decode, at the measured costs, at least
+// kMinPrefill so that prompts advance even when the decode alone takes the whole latency.
+int64_t Scheduler::prefill_budget(int decoding) const {
+  constexpr int64_t kMinPrefill = 16;
+  const int64_t chunk = options_.prefill_chunk;
+  if (decoding == 0 || static_cast<int>(prefilling_.size()) > decoding) return chunk;
+  const int64_t fit = costs_->prefill_tokens_within(options_.step_latency_ms / 1e3 - costs_->decode_seconds());
+  if (fit < 0) return chunk;  // nothing measured yet
+  return std::clamp<int64_t>(fit, std::min(kMinPrefill, chunk), chunk);
+}
 
-  const int row = job.row;
-  pool_->copy_row(row, *side_, 0);
-  side_->reset_row(0);
-  running_[row] = std::move(prefilling_);
-  if (seq.budget() == 0) {
-    on_token(job, infer::TokenEvent{false, seq.finish("length"), {}});
-    return static_cast<int>(T);
+// Prefills this step's share of the prompts being prefilled (prefill_plan) in one forward over their rows.
+// Returns the prompt tokens computed.
+int Scheduler::prefill(int64_t budget) {
+  std::vector<PrefillDemand> demands;
+  for (const Job* job : prefilling_)
+    demands.push_back({job->prompt_size() - static_cast<int64_t>(job->seq.prefilled()),
+                       options_.ctx - pool_->lengths()[job->row]});
+  const auto plan = prefill_plan(demands, budget);
+  log::debug("scheduler: {} prompts prefilling, budget {} tokens, plan {}", demands.size(), budget, fmt::join(plan, ","));
+  std::vector<Job*> jobs;
+  std::vector<int64_t> counts;
+  for (size_t i = 0; i < plan.size() && plan[i] > 0; ++i) {
+    jobs.push_back(prefilling_[i]);
+    counts.push_back(plan[i]);
+  }
+  torch::Tensor logits;
+  try {
+    logits = prefill_forward(jobs, counts);
+  } catch (const std::exception& e) {
+    auto fail = [&](Job& job, const std::exception& cause) {
+      log::error("scheduler: a prompt's prefill failed: {}", cause.what());
+      job.completion->fail(kEngineError);
+      job.completion->cancel();  // its other choices stop too
+      drop_row(job.row);
+    };
+    if (jobs.size() == 1) {
+      fail(*jobs[0], e);
+      return 0;
+    }
+    log::warn("scheduler: a prefill of {} prompts failed ({}); retrying them one at a time", jobs.size(), e.what());
+    int done = 0;
+    for (size_t i = 0; i < jobs.size(); ++i) {
+      try {
+        auto alone = prefill_forward({jobs[i]}, {counts[i]});
+        prefill_advance({jobs[i]}, {counts[i]}, alone);
+        done += static_cast<int>(counts[i]);
+      } catch (const std::exception& e_alone) {
+        fail(*jobs[i], e_alone);
+      }
+    }
+    return done;
+  }
+  if (io::mapped_files_damaged()) return 0;  // computed from zeros: run() fails them
+  prefill_advance(jobs, counts, logits);
+  int done = 0;
+  for (int64_t c : counts) done += static_cast<int>(c);
+  return done;
+}
+
+// One forward over the jobs' rows of the pool, job i feeding its next counts[i] prompt tokens: logits [jobs, V] at
+// each one's last. A failure rewinds the rows (the slots the forward reserved) and rethrows.
+torch::Tensor Scheduler::prefill_forward(const std::vector<Job*>& jobs, const std::vector<int64_t>& counts) {
+  std::vector<const infer::Sequence*> seqs;
+  std::vector<int64_t> rows, before;
+  for (const Job* job : jobs) {
+    seqs.push_back(&job->seq);
+    rows.push_back(job->row);
+    before.push_back(pool_->lengths()[job->row]);
+  }
+  auto in = infer::prefill_inputs(seqs, counts);
+  in.cache_rows = rows;
+  try {
+    const auto t0 = Clock::now();
+    auto logits = infer::step_forward(model_, *pool_, in);
+    const double took = seconds(Clock::now() - t0);
+    costs_->prefill(static_cast<double>(in.tokens.numel()), took);
+    log::debug("scheduler: prefilled {} rows × {} tokens in {:.1f} ms", in.tokens.size(0), in.tokens.size(1),
+               1e3 * took);
+    return logits;
+  } catch (...) {
+    for (size_t i = 0; i < rows.size(); ++i) pool_->truncate_row(rows[i], before[i]);
+    throw;
+  }
+}
+
+// Records that the jobs prefilled counts[i] more prompt tokens; those whose prefill is complete sample their first
+// token from their row of `logits` [jobs, V], start decoding and give their prompt's blocks to the prefix cache —
+// after the first token, not in its time. (A sequence that ended or failed already is gone: release() kept its
+// blocks, or there is nothing to keep.)
+void Scheduler::prefill_advance(const std::vector<Job*>& jobs, const std::vector<int64_t>& counts,
+                                torch::Tensor& logits) {
+  std::vector<infer::Sequence*> first(jobs.size(), nullptr);  // the rows that sample now
+  std::vector<int> rows(jobs.size());
+  for (size_t i = 0; i < jobs.size(); ++i) {
+    Job& job = *jobs[i];
+    rows[i] = job.row;
+    job.seq.prefill_advance(static_cast<size_t>(counts[i]));
+    if (!job.prefilled()) continue;
+    prefilling_.erase(std::find(prefilling_.begin(), prefilling_.end(), &job));
+    if (job.seq.budget() == 0) on_token(job, infer::TokenEvent{false, job.seq.finish("length"), {}});
+    else first[i] = &job.seq;
   }
   infer::sample_rows(
-      {&seq}, logits, [&](size_t, const infer::TokenEvent& e) { on_token(job, e); },
-      [&](size_t, const std::exception& e) { fail_row(row, e); });
-  // The prompt's blocks, for the requests waiting with the same one — after its first token, not in its time. (A
-  // sequence that ended or failed already is gone: release() kept its blocks, or there is nothing to keep.)
-  if (const auto& running = running_[row]) prefix_store(*running, running->seq.request().prompt, *pool_, row);
-  return static_cast<int>(T);
+      first, logits, [&](size_t i, const infer::TokenEvent& e) { on_token(*running_[rows[i]], e); },
+      [&](size_t i, const std::exception& e) { fail_row(rows[i], e); });
+  for (size_t i = 0; i < jobs.size(); ++i)
+    if (first[i] && running_[rows[i]]) prefix_store(*running_[rows[i]], first[i]->request().prompt, *pool_, rows[i]);
 }
 
 // One token for every running row, over pool rows [0, n) where n is one past the last running row (rows
 // are handed out lowest-first, so n is usually the number running): a lone request costs one row, not the
 // whole pool, and takes the one-row gemv path.
 void Scheduler::decode() {
+  auto decoding = [&](int r) { return running_[r] && running_[r]->prefilled(); };
   int n = 0;
   for (int r = 0; r < rows_; ++r)
-    if (running_[r]) n = r + 1;
-  std::vector<infer::Sequence*> rows(n, nullptr);
+    if (decoding(r)) n = r + 1;
+  std::vector<infer::Sequence*> rows(n, nullptr);  // rows still prefilling are padding, as free ones
   std::vector<int64_t> before(n);
   int live = 0;
   for (int r = 0; r < n; ++r) {
-    if (running_[r]) rows[r] = &running_[r]->seq;
+    if (decoding(r)) rows[r] = &running_[r]->seq;
     before[r] = pool_->lengths()[r];
-    live += running_[r] != nullptr;
+    live += decoding(r);
   }
   auto deliver = [&](size_t r, const infer::TokenEvent& e) { on_token(*running_[r], e); };
   auto fail = [&](size_t r, const std::exception& e) { fail_row(static_cast<int>(r), e); };
@@ -305,7 +483,7 @@ void Scheduler::decode() {
     if (live > 1)
       log::warn("scheduler: a decode step of {} sequences failed ({}); retrying them one at a time", live, e.what());
     for (int r = 0; r < n; ++r) {
-      if (!running_[r]) continue;
+      if (!rows[r]) continue;
       if (live == 1) {
         fail(r, e);
         continue;
@@ -333,8 +511,7 @@ void Scheduler::fail_row(int row, const std::exception& e) {
   log::error("scheduler: a request failed in the engine: {}", e.what());
   job->completion->fail(kEngineError);
   job->completion->cancel();  // its other choices stop too
-  pool_->reset_row(row);
-  job.reset();
+  drop_row(row);
 }
 
 // Hands what a token produced to the client; a finished sequence reports its reason and frees its row.
@@ -361,6 +538,13 @@ void Scheduler::on_token(Job& job, const infer::TokenEvent& event) {
 void Scheduler::release(Job& job) {
   const int row = job.row;
   prefix_store(job, job.seq.context(), *pool_, row);
+  drop_row(row);
+}
+
+// Frees row `row` and destroys its job (which may still be prefilling).
+void Scheduler::drop_row(int row) {
+  auto at = std::find(prefilling_.begin(), prefilling_.end(), running_[row].get());
+  if (at != prefilling_.end()) prefilling_.erase(at);
   pool_->reset_row(row);
   running_[row].reset();
 }
@@ -369,14 +553,8 @@ void Scheduler::fail_running(const std::string& message) {
   for (auto& job : running_)
     if (job) {
       job->completion->fail(message);
-      pool_->reset_row(job->row);
-      job.reset();
+      drop_row(job->row);
     }
-  if (prefilling_) {
-    prefilling_->completion->fail(message);
-    side_->reset_row(0);
-    prefilling_.reset();
-  }
 }
 
 void Scheduler::publish_gauges() {
@@ -386,10 +564,8 @@ void Scheduler::publish_gauges() {
     g.active += running_[r] != nullptr;
     g.kv_used_tokens += pool_->lengths()[r];
   }
-  g.kv_used_tokens += side_->lengths()[0];
-  g.active += prefilling_ != nullptr;
   g.kv_capacity_tokens = static_cast<int64_t>(rows_) * options_.ctx;
-  g.kv_bytes = pool_->bytes() + side_->bytes();
+  g.kv_bytes = pool_->bytes();
   if (prefix_) g.prefix_cache = prefix_->stats();
   {
     std::lock_guard<std::mutex> lock(mu_);

@@ -5,18 +5,22 @@
 // each row --ctx tokens. Sequences wait in a bounded queue (--max-queue; submit() refuses beyond it).
 // Each scheduler step:
 //   1. drops cancelled sequences (client gone) and frees their rows;
-//   2. gives a free row to the oldest waiting sequence, copies the prompt's cached leading blocks into a one-row
-//      side cache (the prefix cache, serve/prefix_cache.h) and prefills at most --prefill-chunk of the rest of
-//      its prompt tokens there (so a prefill costs what it costs alone, as in `hearth generate`); a finished
-//      prefill is copied into its pool row (KvCache::copy_row), samples its first token and then gives its
-//      prompt's blocks to the prefix cache;
-//   3. decodes one token for every running row in one forward over the pool, each row with its own LoRA
+//   2. admits waiting sequences, oldest first, as long as rows are free: each copies its prompt's cached leading
+//      blocks into its row (the prefix cache, serve/prefix_cache.h) and starts prefilling the rest. A prompt that
+//      shares a block with one being prefilled waits for that one's blocks to be cached instead of computing them
+//      again;
+//   3. prefills the prompts being prefilled, several in ONE forward over their rows (a batch right-padded to its
+//      longest row, with a mask, each row with its own LoRA adapter): serve/prefill_plan.h shares a token budget
+//      among them (oldest first; short prompts finish beside a long one, which cannot starve them nor they it).
+//      The budget is --prefill-chunk when nothing is decoding; when sequences are decoding it is what fits in
+//      --step-latency-ms after their decode (measured costs), so that their inter-token latency stays bounded;
+//      a prompt whose prefill completes samples its first token and gives its blocks to the prefix cache;
+//   4. decodes one token for every decoding row in one forward over the pool, each row with its own LoRA
 //      adapter, sampler, stop strings and budget (infer::decode_step).
-// So new requests join between decode steps, finished ones leave (giving their prompt + reply blocks to the
-// prefix cache), and a long prompt delays the running streams by at most one chunk per step. A sequence's
-// budget is min(max_tokens, --ctx - prompt), the same rule as infer::generate() with the model's context;
-// greedy output equals generate()'s for prompts up to one chunk (and reusing cached blocks changes it no more
-// than prefilling in other chunks would: float32 rounding, docs/serve.md).
+// So new requests join between decode steps and finished ones leave (giving their prompt + reply blocks to the
+// prefix cache). A sequence's budget is min(max_tokens, --ctx - prompt), the same rule as infer::generate() with
+// the model's context; greedy output equals generate()'s (a prompt computed in other chunks, beside other rows or
+// from cached blocks differs from generate's by float32 rounding only: docs/serve.md).
 #pragma once
 
 #include <condition_variable>
@@ -53,7 +57,8 @@ struct SchedulerOptions {
   int max_batch = 8;
   int ctx = 512;  // tokens per row
   int max_queue = 64;
-  int prefill_chunk = 512;
+  int prefill_chunk = 512;    // prefill tokens per step (rows × longest row), when nothing is decoding
+  int step_latency_ms = 150;  // a step that decodes adds prefill up to about this long in all (>= 1)
   size_t kv_memory_bytes = size_t(4) << 30;  // the rows first; the prefix cache gets what they leave
   bool prefix_cache = true;
   int prefix_block_tokens = 16;
@@ -84,13 +89,20 @@ class Scheduler {
 
  private:
   struct Job;
+  class StepCosts;
   void run();
+  void gather(std::unique_lock<std::mutex>& lock);
   void step();
   void admit();
-  int prefill_step();
+  bool waits_for_shared_prefix(const Job& job, const std::vector<const Job*>& prefilling) const;
+  int64_t prefill_budget(int decoding) const;
+  int prefill(int64_t budget);
+  torch::Tensor prefill_forward(const std::vector<Job*>& jobs, const std::vector<int64_t>& counts);
+  void prefill_advance(const std::vector<Job*>& jobs, const std::vector<int64_t>& counts, torch::Tensor& logits);
   void decode();
   void on_token(Job& job, const infer::TokenEvent& event);
   void release(Job& job);
+  void drop_row(int row);
   void prefix_restore(Job& job);
   void prefix_store(const Job& job, const std::vector<infer::TokenId>& tokens, const model::KvCache& cache, int row);
   void drop_cancelled();
@@ -115,10 +127,11 @@ class Scheduler {
   EngineGauges gauges_;
 
   // Owned by the scheduler thread.
-  std::unique_ptr<model::KvCache> pool_, side_;
-  std::unique_ptr<PrefixCache> prefix_;  // nullptr: off
-  std::vector<std::unique_ptr<Job>> running_;  // [rows_], nullptr = free
-  std::unique_ptr<Job> prefilling_;            // in the side cache, its pool row reserved
+  std::unique_ptr<model::KvCache> pool_;
+  std::unique_ptr<PrefixCache> prefix_;        // nullptr: off
+  std::vector<std::unique_ptr<Job>> running_;  // [rows_], nullptr = free; prefilling or decoding
+  std::vector<Job*> prefilling_;               // the rows' jobs still prefilling, oldest first
+  std::unique_ptr<StepCosts> costs_;
   std::thread thread_;
 };
 

@@ -60,6 +60,7 @@ void server_config_load_yaml(const std::filesystem::path& path, ServerConfig& c)
       {"max_queue", num(c.max_queue)},
       {"kv_memory_mb", num(c.kv_memory_mb)},
       {"prefill_chunk", num(c.prefill_chunk)},
+      {"step_latency_ms", num(c.step_latency_ms)},
       {"max_tokens_limit", num(c.max_tokens_limit)},
       {"header_timeout_s", num(c.header_timeout_s)},
       {"idle_timeout_s", num(c.idle_timeout_s)},
@@ -196,6 +197,8 @@ void server_config_validate(const ServerConfig& c) {
   at_least("--max-queue", c.max_queue, 0);
   at_least("--kv-memory-mb", c.kv_memory_mb, 1);
   at_least("--prefill-chunk", c.prefill_chunk, 16);
+  if (c.step_latency_ms <= 0)
+    throw ConfigError(fmt::format("--step-latency-ms: expected a time in milliseconds > 0, got {}", c.step_latency_ms));
   at_least("--max-tokens-limit", c.max_tokens_limit, 1);
   at_least("--max-body-bytes", static_cast<long long>(c.max_body_bytes), 1024);
   at_least("--header-timeout", c.header_timeout_s, 1);

@@ -32,6 +32,7 @@ struct ServerConfig {
   int max_queue = 64;               // sequences waiting for a row; beyond: 429
   int kv_memory_mb = 4096;          // KV-cache budget; the pool shrinks to fit (startup)
   int prefill_chunk = 512;          // most prompt tokens prefilled per scheduler step
+  int step_latency_ms = 150;        // a step that also decodes adds prefill up to about this long
   bool prefix_cache = true;         // reuse the keys and values of prompt prefixes (within kv_memory_mb)
   int max_tokens_limit = 4096;      // largest max_tokens a request may ask for
   size_t max_body_bytes = 1 << 20;  // request body limit (413 beyond)

@@ -1,5 +1,6 @@
-// KvCache: rows are independent; copy_row moves a prefilled row into another cache (the serve scheduler's
-// side cache → pool hand-over) so that decoding from the copy gives the same logits as from the original.
+// KvCache: rows are independent; copy_row moves a prefilled row into another cache so that decoding from the copy
+// gives the same logits as from the original; a forward over chosen rows of a pool (ForwardOptions::cache_rows, the
+// serve scheduler's batched prefill) computes each row as alone and leaves the other rows as they were.
 #include <catch2/catch.hpp>
 
 #include <torch/torch.h>
@@ -81,4 +82,69 @@ TEST_CASE("KvCache::row_slots and row_append move a row's leading slots into ano
   auto small = m->cache_new(1, 4);
   CHECK_THROWS_AS(small.row_append(0, kv), ResourceError);      // 8 slots do not fit 4
   CHECK_THROWS_AS(small.row_append(0, kv.select(1, 0)), Error);  // not [L, 2, KV, n, hd]
+}
+
+TEST_CASE("forward with cache_rows prefills chosen rows of a pool as each alone, leaving the others untouched",
+          "[model][kv_cache]") {
+  c10::InferenceMode guard;
+  auto c = tiny();
+  auto m = model::causal_lm_from_tensors(c, model::causal_lm_random_tensors(c, 4), {}, "t");
+  auto prompt = [&](int64_t n, int64_t seed) {
+    std::vector<int64_t> p;
+    for (int64_t i = 0; i < n; ++i) p.push_back((i * 11 + seed * 5 + 1) % c.vocab_size);
+    return p;
+  };
+  // Each prompt alone in a one-row cache: the reference logits of every position.
+  auto alone = [&](const std::vector<int64_t>& p) {
+    auto cache = m->cache_new(1, 32);
+    const auto n = static_cast<int64_t>(p.size());
+    return m->forward(torch::tensor(p).unsqueeze(0), torch::arange(n).unsqueeze(0), {}, &cache)[0];  // [n, V]
+  };
+  const auto a = prompt(7, 1), b = prompt(3, 2), held = prompt(5, 3);
+  // A pool of 4 rows; row 0 holds another sequence, which must not move.
+  auto pool = m->cache_new(4, 32);
+  m->forward(torch::tensor(held).unsqueeze(0), torch::arange(5).unsqueeze(0), {}, &pool);
+  const auto held_kv = pool.row_slots(0, 0, 5);
+
+  // `a` into row 3 and `b` into row 1 (not consecutive, not in order), b right-padded to a's 7 tokens.
+  auto tokens = torch::zeros({2, 7}, torch::kInt64);
+  tokens[0] = torch::tensor(a);
+  tokens[1].narrow(0, 0, 3).copy_(torch::tensor(b));
+  auto positions = torch::arange(7).unsqueeze(0).expand({2, 7}).contiguous();
+  auto valid = torch::arange(7).unsqueeze(0).lt(torch::tensor({7, 3}).unsqueeze(1));  // [2, 7]
+  model::ForwardOptions o;
+  o.cache_rows = {3, 1};
+  auto logits = m->forward(tokens, positions, valid, &pool, o);  // [2, 7, V]
+  CHECK(torch::allclose(logits[0], alone(a), 1e-4, 1e-5));
+  CHECK(torch::allclose(logits[1].narrow(0, 0, 3), alone(b), 1e-4, 1e-5));
+  CHECK(pool.lengths() == std::vector<int64_t>{5, 3, 0, 7});
+  CHECK(torch::equal(pool.row_slots(0, 0, 5), held_kv));
+  CHECK(torch::equal(pool.valid(32).sum(1), torch::tensor(std::vector<int64_t>{5, 3, 0, 7})));  // padding is invalid
+
+  // The next chunk of b, alone, in consecutive rows [1, 2) (the view path), then one decode step over the whole pool:
+  // each row's logits are those of its sequence alone.
+  const auto b_more = prompt(6, 2);  // b and three more tokens (same formula)
+  o.cache_rows = {1};
+  o.last_only = true;
+  auto more = m->forward(torch::tensor(std::vector<int64_t>(b_more.begin() + 3, b_more.end())).unsqueeze(0),
+                         torch::arange(3, 6).unsqueeze(0), {}, &pool, o);
+  CHECK(torch::allclose(more[0][0], alone(b_more)[5], 1e-4, 1e-5));
+  CHECK(pool.lengths() == std::vector<int64_t>{5, 6, 0, 7});
+
+  auto a_next = a, b_next = b_more, held_next = held;
+  a_next.push_back(9), b_next.push_back(8), held_next.push_back(7);
+  auto step = m->forward(torch::tensor({{7}, {8}, {0}, {9}}), torch::tensor({{5}, {6}, {0}, {7}}),
+                         torch::tensor({{true}, {true}, {false}, {true}}), &pool);  // [4, 1, V]
+  CHECK(torch::allclose(step[0][0], alone(held_next)[5], 1e-4, 1e-5));
+  CHECK(torch::allclose(step[1][0], alone(b_next)[6], 1e-4, 1e-5));
+  CHECK(torch::allclose(step[3][0], alone(a_next)[7], 1e-4, 1e-5));
+
+  // A row named twice, or outside the pool, is an error that moves no row.
+  o.cache_rows = {2, 2};
+  CHECK_THROWS_AS(m->forward(torch::zeros({2, 1}, torch::kInt64), torch::zeros({2, 1}, torch::kInt64), {}, &pool, o),
+                  Error);
+  o.cache_rows = {4};
+  CHECK_THROWS_AS(m->forward(torch::zeros({1, 1}, torch::kInt64), torch::zeros({1, 1}, torch::kInt64), {}, &pool, o),
+                  Error);
+  CHECK(pool.lengths() == std::vector<int64_t>{6, 7, 0, 8});
 }

@@ -8,8 +8,11 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <condition_variable>
+
 #include "constrain/matcher.h"
 #include "core/error.h"
+#include "infer/generator.h"
 #include "io/atomic_file.h"
 #include "model/causal_lm.h"
 #include "model/lora.h"
@@ -24,6 +27,7 @@
 #include "serve/server_config.h"
 #include "serve/sse.h"
 #include "tokenizer/tokenizer.h"
+#include "random_adapter.h"
 #include "serve_process.h"
 
 using namespace hearth;
@@ -488,6 +492,16 @@ TEST_CASE("server config: YAML keys, flags, adapter specs and the loopback rule"
   z.model = "/m";
   z.max_batch = 0;
   CHECK_THROWS_AS(server_config_validate(z), ConfigError);
+  // --step-latency-ms: a time > 0, from the YAML key step_latency_ms too
+  io::atomic_write(path, "model: /m\nstep_latency_ms: 80\n");
+  ServerConfig l;
+  server_config_load_yaml(path, l);
+  CHECK(l.step_latency_ms == 80);
+  CHECK_NOTHROW(server_config_validate(l));
+  for (int bad : {0, -5}) {
+    l.step_latency_ms = bad;
+    CHECK_THROWS_WITH(server_config_validate(l), Catch::Contains("--step-latency-ms") && Catch::Contains("> 0"));
+  }
 }
 
 TEST_CASE("metrics: Prometheus text with counters, gauges and cumulative histograms", "[serve]") {
@@ -709,4 +723,149 @@ TEST_CASE("Scheduler: a request that fails in the engine fails alone, and its ba
   CHECK(sched.gauges().kv_used_tokens == 0);
   CHECK(run({{greedy_spec(tok, "Once upon a time", 40), std::make_shared<Completion>(1)}})[0] == alone_a[0]);
   sched.stop();
+}
+
+namespace {
+
+// The real model, recording each forward's shape and adapters; forwards wait while the gate is closed, so that a test
+// can queue requests that the scheduler then finds waiting together.
+class GatedModel final : public model::CausalLM {
+ public:
+  struct Call {
+    int64_t rows = 0, tokens = 0;
+    std::vector<const model::LoraAdapter*> adapters;
+  };
+  explicit GatedModel(const model::CausalLM& inner)
+      : CausalLM(inner.config(), model::LoadOptions{inner.device(), inner.dtype()}, "gated"), inner_(inner) {}
+  torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,
+                        model::KvCache* cache, const model::ForwardOptions& options) const override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++waiting_;
+      cv_.notify_all();
+      cv_.wait(lock, [&] { return open_; });
+      --waiting_;
+      calls_.push_back({tokens.size(0), tokens.size(1), options.adapters});
+    }
+    return inner_.forward(tokens, positions, valid, cache, options);
+  }
+  std::vector<const model::Linear*> linears() const override { return inner_.linears(); }
+  size_t weight_bytes() const override { return inner_.weight_bytes(); }
+
+  void close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = false;
+  }
+  void open() {
+    std::lock_guard<std::mutex> lock(mu_);
+    open_ = true;
+    cv_.notify_all();
+  }
+  // Waits until a forward is held at the (closed) gate; false after 10 s.
+  bool held() const {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, std::chrono::seconds(10), [&] { return waiting_ > 0; });
+  }
+  std::vector<Call> calls() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return calls_;
+  }
+
+ private:
+  const model::CausalLM& inner_;
+  mutable std::mutex mu_;
+  mutable std::condition_variable cv_;
+  bool open_ = true;
+  mutable int waiting_ = 0;
+  mutable std::vector<Call> calls_;
+};
+
+}  // namespace
+
+TEST_CASE("Scheduler: prompts that arrive together are prefilled in one forward, mixed adapters and a prompt longer "
+          "than the chunk included, each as `generate` alone",
+          "[serve]") {
+  auto tok = tokenizer::Tokenizer::load(test::stories_dir());
+  auto real = model::causal_lm_load(test::stories_dir());
+  const auto& config = real->config();
+  auto kids = std::make_shared<const model::LoraAdapter>(
+      model::LoraAdapter::load(test::random_adapter_make(test::serve_scratch() / "unit-adapters" / "kids", 31), config));
+  auto work = std::make_shared<const model::LoraAdapter>(
+      model::LoraAdapter::load(test::random_adapter_make(test::serve_scratch() / "unit-adapters" / "work", 32), config));
+  struct Case {
+    std::string prompt;
+    std::shared_ptr<const model::LoraAdapter> adapter;
+  };
+  const std::vector<Case> cases = {
+      {"Once upon a time", nullptr},
+      {"The cat sat on", kids},
+      {"Lily and Ben went to the park. They saw a big dog and a little bird in a tree. The dog barked and", work},
+      {"One day", nullptr},
+  };
+  const int kTokens = 24;
+  // The independent reference: infer::generate, each request alone (its whole prompt in one forward, one row).
+  std::vector<std::string> reference;
+  for (const auto& c : cases) {
+    c10::InferenceMode guard;
+    auto spec = greedy_spec(tok, c.prompt, kTokens);
+    spec.request.adapter = c.adapter.get();
+    reference.push_back(infer::generate(*real, tok, {spec.request}, {}, nullptr, 128)[0].text);
+  }
+  REQUIRE(reference[1] != infer::generate(*real, tok, {greedy_spec(tok, cases[1].prompt, kTokens).request})[0].text);
+  REQUIRE(tok.encode(cases[2].prompt).size() > 32);  // longer than the chunk
+
+  GatedModel gated(*real);
+  SchedulerOptions so;
+  so.max_batch = 8;
+  so.ctx = 128;
+  so.prefill_chunk = 32;
+  Scheduler sched(gated, tok, so, nullptr);
+  // A first request's prefill is held at the gate while the others are queued: the next step finds them together,
+  // with nothing decoding (the first one wants one token), so the step's budget is the whole chunk. The plan then
+  // takes all four: 5, 7, 8 of the long one's 38 and 3 tokens, 4 rows × 8 (finishing three prompts; with three rows
+  // × 10 it would finish two).
+  gated.close();
+  auto first = std::make_shared<Completion>(1);
+  REQUIRE(sched.submit(first, {greedy_spec(tok, "Hello", 1)}));
+  REQUIRE(gated.held());
+  std::vector<std::shared_ptr<Completion>> completions;
+  for (const auto& c : cases) {
+    completions.push_back(std::make_shared<Completion>(1));
+    REQUIRE(sched.submit(completions.back(), {greedy_spec(tok, c.prompt, kTokens, c.adapter)}));
+  }
+  const auto before = gated.calls().size();
+  gated.open();
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO(cases[i].prompt);
+    auto [text, error] = completion_wait(*completions[i]);
+    CHECK(error.empty());
+    CHECK(text == reference[i]);
+  }
+  CHECK(completion_wait(*first).second.empty());
+  // One prefill forward (more than one token a row) held the four: the base model's rows and both adapters' side by
+  // side, the long prompt's among them.
+  bool mixed = false;
+  const auto calls = gated.calls();
+  for (size_t i = before; i < calls.size(); ++i) {
+    const auto& a = calls[i].adapters;
+    auto has = [&](const model::LoraAdapter* x) { return std::find(a.begin(), a.end(), x) != a.end(); };
+    if (calls[i].tokens > 1 && calls[i].rows == 4 && has(nullptr) && has(kids.get()) && has(work.get())) mixed = true;
+  }
+  CHECK(mixed);
+  sched.stop();
+}
+
+TEST_CASE("Scheduler: a --kv-memory-mb that holds no cache row is a ConfigError naming it", "[serve]") {
+  auto tok = tokenizer::Tokenizer::load(test::stories_dir());
+  auto m = model::causal_lm_load(test::stories_dir());
+  SchedulerOptions so;
+  so.ctx = 512;
+  // stories260K: 5 layers × 4 key/value heads × head dim 8, keys and values in float32 = 1,280 bytes a token.
+  so.kv_memory_bytes = 512 * 1280 - 1;
+  CHECK_THROWS_WITH(Scheduler(*m, tok, so, nullptr), Catch::Contains("--kv-memory-mb") && Catch::Contains("--ctx 512"));
+  so.kv_memory_bytes = 3 * 512 * 1281;  // three rows fit
+  so.max_batch = 8;
+  Scheduler three(*m, tok, so, nullptr);
+  CHECK(three.rows() == 3);
+  three.stop();
 }
