@@ -161,7 +161,8 @@ void add_serve(CLI::App& app, const GlobalOptions& g, Runner& run) {
   cmd->add_option("--prefill-chunk", f.prefill_chunk,
                   "Most prompt tokens prefilled per step, several prompts together (default 512)");
   cmd->add_option("--step-latency-ms", f.step_latency_ms,
-                  "While sequences decode, a step adds prefill only up to about this long in all (default 150)");
+                  "While sequences decode, a step adds prefill only up to about this long in all, unless more prompts wait "
+                  "than sequences decode (default 150)");
   cmd->add_flag("--prefix-cache,!--no-prefix-cache", f.prefix_cache,
                 "Reuse the cached keys/values of prompt prefixes shared by requests (default on; within "
                 "--kv-memory-mb)");

@@ -54,6 +54,10 @@ struct Scheduler::Job {
 class Scheduler::StepCosts {
  public:
   void prefill(double tokens, double seconds) {
+    if (cold_) {  // the first forward pages weights in and warms the allocator and threads: not a cost to plan by
+      cold_ = false;
+      return;
+    }
     for (double* sum : {&w_, &sn_, &snn_, &st_, &snt_}) *sum *= kKeep;
     w_ += 1;
     sn_ += tokens;
@@ -76,13 +80,15 @@ class Scheduler::StepCosts {
         fixed = std::max(0.0, (st_ - slope * sn_) / w_);
       }
     }
-    return static_cast<int64_t>(std::max(0.0, (seconds - fixed) / per_token));
+    const double fit = (seconds - fixed) / std::max(per_token, 1e-9);
+    return static_cast<int64_t>(std::clamp(fit, 0.0, 1e9));
   }
 
  private:
   static constexpr double kKeep = 0.9;  // each forward's weight decays by this at every later one
   double w_ = 0, sn_ = 0, snn_ = 0, st_ = 0, snt_ = 0;
   double decode_ = -1;
+  bool cold_ = true;
 };
 
 namespace {
@@ -227,7 +233,9 @@ void Scheduler::gather(std::unique_lock<std::mutex>& lock) {
   size_t seen = queue_.size();
   while (seen > 0 && seen < static_cast<size_t>(rows_) && !stopping_ && abort_message_.empty()) {
     const auto deadline = std::min(until, Clock::now() + kGatherGap);
-    if (!cv_.wait_until(lock, deadline, [&] { return queue_.size() != seen || stopping_; })) break;
+    if (!cv_.wait_until(lock, deadline,
+                        [&] { return queue_.size() != seen || stopping_ || !abort_message_.empty(); }))
+      break;
     seen = queue_.size();
   }
 }
@@ -272,42 +280,38 @@ void Scheduler::drop_cancelled() {
 }
 
 // Gives free rows to waiting sequences, oldest first, except those waiting for a prompt with the same leading
-// blocks to be cached (waits_for_shared_prefix): the sequences behind them go first.
+// blocks to be cached (waits_for_shared_prefix): the sequences behind them go first. One at a time, each restoring
+// its cached blocks before the next is chosen, so that requests sharing blocks that are cached already (the choices
+// of one request, a common system prompt) are admitted together.
 void Scheduler::admit() {
-  std::vector<int> free;
-  for (int r = 0; r < rows_; ++r)
-    if (!running_[r]) free.push_back(r);
-  std::vector<std::unique_ptr<Job>> admitted;
-  {
-    std::lock_guard<std::mutex> lock(mu_);
-    std::vector<const Job*> prefilling(prefilling_.begin(), prefilling_.end());
-    for (auto it = queue_.begin(); it != queue_.end() && admitted.size() < free.size();) {
-      if (waits_for_shared_prefix(**it, prefilling)) {
-        ++it;
-        continue;
-      }
-      prefilling.push_back(it->get());
-      admitted.push_back(std::move(*it));
-      it = queue_.erase(it);
+  for (int row = 0; row < rows_; ++row) {
+    if (running_[row]) continue;
+    std::unique_ptr<Job> job;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (auto it = queue_.begin(); it != queue_.end(); ++it)
+        if (!waits_for_shared_prefix(**it)) {
+          job = std::move(*it);
+          queue_.erase(it);
+          break;
+        }
     }
-  }
-  for (size_t i = 0; i < admitted.size(); ++i) {
-    Job& job = *admitted[i];
-    job.row = free[i];
-    if (prefix_) prefix_restore(job);
-    prefilling_.push_back(&job);
-    running_[job.row] = std::move(admitted[i]);
+    if (!job) return;
+    job->row = row;
+    if (prefix_) prefix_restore(*job);
+    prefilling_.push_back(job.get());
+    running_[row] = std::move(job);
   }
 }
 
-// True when a prompt being prefilled (`prefilling`) shares a whole block with `job`'s prompt, with the same adapter,
+// True when a prompt being prefilled (prefilling_) shares a whole block with `job`'s prompt, with the same adapter,
 // that it computes (beyond what it restored): once that prefill completes, the block is in the prefix cache and
 // `job` copies it instead of computing it again beside it.
-bool Scheduler::waits_for_shared_prefix(const Job& job, const std::vector<const Job*>& prefilling) const {
+bool Scheduler::waits_for_shared_prefix(const Job& job) const {
   if (!prefix_) return false;
   const auto& prompt = job.seq.request().prompt;
   const int64_t block = prefix_->block_tokens();
-  for (const Job* other : prefilling) {
+  for (const Job* other : prefilling_) {
     if (other->adapter != job.adapter) continue;
     const auto& theirs = other->seq.request().prompt;
     const size_t n = std::min(prompt.size() - 1, theirs.size());  // a prompt's last token is never restored
@@ -367,11 +371,15 @@ int Scheduler::prefill(int64_t budget) {
                        options_.ctx - pool_->lengths()[job->row]});
   const auto plan = prefill_plan(demands, budget);
   log::debug("scheduler: {} prompts prefilling, budget {} tokens, plan {}", demands.size(), budget, fmt::join(plan, ","));
+  std::vector<std::pair<Job*, int64_t>> chosen;
+  for (size_t i = 0; i < plan.size() && plan[i] > 0; ++i) chosen.emplace_back(prefilling_[i], plan[i]);
+  // In row order: rows that are consecutive in the pool are then views of it in the forward, not copies.
+  std::sort(chosen.begin(), chosen.end(), [](const auto& a, const auto& b) { return a.first->row < b.first->row; });
   std::vector<Job*> jobs;
   std::vector<int64_t> counts;
-  for (size_t i = 0; i < plan.size() && plan[i] > 0; ++i) {
-    jobs.push_back(prefilling_[i]);
-    counts.push_back(plan[i]);
+  for (const auto& [job, count] : chosen) {
+    jobs.push_back(job);
+    counts.push_back(count);
   }
   torch::Tensor logits;
   try {
@@ -390,8 +398,10 @@ int Scheduler::prefill(int64_t budget) {
     log::warn("scheduler: a prefill of {} prompts failed ({}); retrying them one at a time", jobs.size(), e.what());
     int done = 0;
     for (size_t i = 0; i < jobs.size(); ++i) {
+      if (jobs[i]->completion->cancelled()) continue;  // a sibling choice failed above: drop_cancelled frees it
       try {
         auto alone = prefill_forward({jobs[i]}, {counts[i]});
+        if (io::mapped_files_damaged()) return done;  // computed from zeros: run() fails them
         prefill_advance({jobs[i]}, {counts[i]}, alone);
         done += static_cast<int>(counts[i]);
       } catch (const std::exception& e_alone) {

@@ -3,7 +3,8 @@
 //
 // The cache is a fixed pool of rows (--max-batch, shrunk to fit --kv-memory-mb), one sequence per row,
 // each row --ctx tokens. Sequences wait in a bounded queue (--max-queue; submit() refuses beyond it).
-// Each scheduler step:
+// An idle scheduler that receives a request waits up to 25 ms for more to arrive (each within 5 ms of the one
+// before), so that a burst of requests starts in one prefill. Each scheduler step:
 //   1. drops cancelled sequences (client gone) and frees their rows;
 //   2. admits waiting sequences, oldest first, as long as rows are free: each copies its prompt's cached leading
 //      blocks into its row (the prefix cache, serve/prefix_cache.h) and starts prefilling the rest. A prompt that
@@ -12,8 +13,9 @@
 //   3. prefills the prompts being prefilled, several in ONE forward over their rows (a batch right-padded to its
 //      longest row, with a mask, each row with its own LoRA adapter): serve/prefill_plan.h shares a token budget
 //      among them (oldest first; short prompts finish beside a long one, which cannot starve them nor they it).
-//      The budget is --prefill-chunk when nothing is decoding; when sequences are decoding it is what fits in
-//      --step-latency-ms after their decode (measured costs), so that their inter-token latency stays bounded;
+//      The budget is --prefill-chunk when nothing is decoding or when more prompts wait for their first token
+//      than sequences decode; otherwise it is what fits in --step-latency-ms after their decode (measured costs),
+//      so that their inter-token latency stays bounded;
 //      a prompt whose prefill completes samples its first token and gives its blocks to the prefix cache;
 //   4. decodes one token for every decoding row in one forward over the pool, each row with its own LoRA
 //      adapter, sampler, stop strings and budget (infer::decode_step).
@@ -94,7 +96,7 @@ class Scheduler {
   void gather(std::unique_lock<std::mutex>& lock);
   void step();
   void admit();
-  bool waits_for_shared_prefix(const Job& job, const std::vector<const Job*>& prefilling) const;
+  bool waits_for_shared_prefix(const Job& job) const;
   int64_t prefill_budget(int decoding) const;
   int prefill(int64_t budget);
   torch::Tensor prefill_forward(const std::vector<Job*>& jobs, const std::vector<int64_t>& counts);

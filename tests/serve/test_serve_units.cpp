@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <condition_variable>
 
 #include "constrain/matcher.h"
@@ -643,17 +644,24 @@ class PoisonedModel final : public model::CausalLM {
         decode_(decode_poison) {}
   torch::Tensor forward(const torch::Tensor& tokens, const torch::Tensor& positions, const torch::Tensor& valid,
                         model::KvCache* cache, const model::ForwardOptions& options) const override {
+    // The poison strikes after the real forward, which appended its keys and values to the cache: the scheduler
+    // must rewind every row of the failed batch before retrying them one at a time.
     auto o = options;
+    const char* poison = nullptr;
     for (size_t b = 0; b < o.adapters.size(); ++b) {
-      if (o.adapters[b] == prefill_ && tokens.size(1) > 1) throw std::runtime_error("poisoned prefill");
+      if (o.adapters[b] == prefill_ && tokens.size(1) > 1) poison = "poisoned prefill";
       if (o.adapters[b] == decode_ && tokens.size(1) == 1 && positions[static_cast<int64_t>(b)][0].item<int64_t>() > 12)
-        throw std::runtime_error("poisoned decode");
+        poison = "poisoned decode";
       if (o.adapters[b] == prefill_ || o.adapters[b] == decode_) o.adapters[b] = nullptr;
     }
-    return inner_.forward(tokens, positions, valid, cache, o);
+    auto logits = inner_.forward(tokens, positions, valid, cache, o);
+    if (poison && tokens.size(0) > 1 && tokens.size(1) > 1) ++batched_prefill_failures;
+    if (poison) throw std::runtime_error(poison);
+    return logits;
   }
   std::vector<const model::Linear*> linears() const override { return inner_.linears(); }
   size_t weight_bytes() const override { return inner_.weight_bytes(); }
+  mutable std::atomic<int> batched_prefill_failures{0};  // poisoned prefills of several rows at once
 
  private:
   const model::CausalLM& inner_;
@@ -717,6 +725,8 @@ TEST_CASE("Scheduler: a request that fails in the engine fails alone, and its ba
   CHECK(mixed[1].second.find("internal error in the generation engine") != std::string::npos);
   CHECK(mixed[3].second.find("internal error in the generation engine") != std::string::npos);
   CHECK(mixed[1].second.find("poisoned") == std::string::npos);  // the cause stays in the log
+  // The four arrived together: the poisoned prompt failed a batched prefill, whose rows were rewound and retried.
+  CHECK(poisoned.batched_prefill_failures > 0);
   // Every row is free again, and the engine still serves.
   for (int i = 0; i < 100 && sched.gauges().active > 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   CHECK(sched.gauges().active == 0);
@@ -868,4 +878,38 @@ TEST_CASE("Scheduler: a --kv-memory-mb that holds no cache row is a ConfigError 
   Scheduler three(*m, tok, so, nullptr);
   CHECK(three.rows() == 3);
   three.stop();
+}
+
+TEST_CASE("Scheduler: the choices of one request prefill their shared blocks once, then the rest together",
+          "[serve]") {
+  auto tok = tokenizer::Tokenizer::load(test::stories_dir());
+  auto real = model::causal_lm_load(test::stories_dir());
+  const std::string prompt =
+      "Lily and Ben went to the park. They saw a big dog and a little bird in a tree. The dog barked and the bird";
+  const auto ids = tok.encode(prompt);
+  REQUIRE(ids.size() > 32);  // two whole 16-token blocks to share, and a rest
+  GatedModel gated(*real);
+  SchedulerOptions so;
+  so.max_batch = 8;
+  so.ctx = 128;
+  Scheduler sched(gated, tok, so, nullptr);
+  // A first request's prefill is held at the gate while a request for four choices of one prompt is queued.
+  gated.close();
+  auto first = std::make_shared<Completion>(1);
+  REQUIRE(sched.submit(first, {greedy_spec(tok, "Hello", 1)}));
+  REQUIRE(gated.held());
+  auto four = std::make_shared<Completion>(4);
+  REQUIRE(sched.submit(four, std::vector<SequenceSpec>(4, greedy_spec(tok, prompt, 4))));
+  const auto before = gated.calls().size();
+  gated.open();
+  CHECK(completion_wait(*four).second.empty());
+  // Choice 0 computes the whole prompt alone (the others would compute its blocks again beside it); once its blocks
+  // are cached, the three others copy them and prefill their rest in ONE forward of three rows (before admission
+  // restored each choice's blocks ahead of choosing the next, they went one a step).
+  std::vector<int64_t> prefill_rows;
+  const auto calls = gated.calls();
+  for (size_t i = before; i < calls.size(); ++i)
+    if (calls[i].tokens > 1) prefill_rows.push_back(calls[i].rows);
+  CHECK(prefill_rows == std::vector<int64_t>{1, 1, 3});  // "Hello" (held at the gate: counted), choice 0, the rest
+  sched.stop();
 }
