@@ -2,7 +2,6 @@
 // that maps errors to exit codes (docs/cli.md):
 //   0 ok, 1 internal, 2 usage/config, 3 I/O, 4 model/format, 5 resource, 130 interrupted (SIGINT),
 //   143 terminated (SIGTERM).
-#include <dlfcn.h>
 #include <unistd.h>
 
 #include <csignal>
@@ -17,6 +16,7 @@
 #include "apps/cli_docs.h"
 #include "apps/cli_suggest.h"
 #include "apps/commands.h"
+#include "core/blas_env.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/signals.h"
@@ -49,31 +49,11 @@ bool omp_env_prepare(int argc, char** argv) {
   return true;
 }
 
-// OpenBLAS (the float32 matmuls) chooses its kernels from the CPU model when it is loaded, and gives a model it does
-// not know its generic SSE3 kernels ("Prescott"): Debian 12's 0.3.21 does so on Intel's Emerald Rapids, where
-// float32 decode then ran 1.8× and prefill 3.5× slower (bench/README.md). So, unless the user set
-// OPENBLAS_CORETYPE, name the kernels of the instructions the CPU has. Returns whether it set it.
-bool openblas_env_prepare() {
-  if (std::getenv("OPENBLAS_CORETYPE")) return false;
-  using Corename = const char* (*)();
-  const auto corename = reinterpret_cast<Corename>(dlsym(RTLD_DEFAULT, "openblas_get_corename"));
-  if (!corename || !corename() || std::string(corename()) != "Prescott") return false;
-  const char* core = nullptr;
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512dq") &&
-      __builtin_cpu_supports("avx512vl"))
-    core = "SkylakeX";
-  else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"))
-    core = "Haswell";
-  if (!core) return false;  // an old CPU: Prescott's kernels are its own
-  setenv("OPENBLAS_CORETYPE", core, 1);
-  return true;
-}
-
-// Both settings are read when the libraries load: when either had to be set, hearth executes itself again, once
+// libgomp and OpenBLAS read these settings when they load (core/blas_env.h): when either had to be set, hearth executes itself again, once
 // (HEARTH_REEXEC guards against loops; on failure it carries on with the defaults).
 void env_prepare(int argc, char** argv) {
   if (std::getenv("HEARTH_REEXEC")) return;
-  const bool omp = omp_env_prepare(argc, argv), blas = openblas_env_prepare();
+  const bool omp = omp_env_prepare(argc, argv), blas = hearth::openblas_coretype_prepare();
   if (!omp && !blas) return;
   setenv("HEARTH_REEXEC", "1", 1);
   execv("/proc/self/exe", argv);

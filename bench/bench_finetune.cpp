@@ -22,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "bench/model_presets.h"
+#include "core/blas_env.h"
 #include "io/atomic_file.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
@@ -158,6 +159,7 @@ int run_qlora(const Args& a, const std::string& self, const std::string& common)
 }
 
 int main(int argc, char** argv) {
+  hearth::openblas_coretype_prepare();  // for the runs it starts as child processes, as `hearth` does
   Args a;
   bool one = false;
   CLI::App app{"hearth LoRA training benchmark vs a PyTorch-eager reference, or float32 LoRA vs QLoRA"};

@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "bench/model_presets.h"
+#include "core/blas_env.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
 #include "quant/codec.h"
@@ -152,6 +153,7 @@ std::vector<std::string> split(const std::string& s) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  hearth::openblas_coretype_prepare();  // for the runs it starts as child processes, as `hearth` does
   std::string models = "bundled,smollm2-135m", dtypes = "float32,bfloat16", threads = "1,2";
   int prompt = 128, decode = 64;
   std::vector<std::string> one;

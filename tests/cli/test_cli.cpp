@@ -65,6 +65,26 @@ TEST_CASE("hearth --version and --help exit 0, usage errors exit 2", "[cli]") {
   CHECK(run_hearth("--log-level loud inspect " + model_arg()).code == 2);
 }
 
+// The kernels OpenBLAS reports (OPENBLAS_VERBOSE=2 prints "Core: NAME" when it loads): the last line is the
+// process hearth ran in after executing itself again.
+std::string openblas_core(const std::string& env) {
+  const auto err = run_hearth("--version", "OPENBLAS_VERBOSE=2 " + env).err;
+  const auto at = err.rfind("Core: ");
+  if (at == std::string::npos) return "";
+  return err.substr(at + 6, err.find('\n', at) - at - 6);
+}
+
+TEST_CASE("hearth runs OpenBLAS's kernels for the CPU's instructions, not the generic ones of a CPU it does not know",
+          "[cli]") {
+  const auto core = openblas_core("");
+  if (core.empty()) {
+    SUCCEED("the BLAS is not OpenBLAS");
+    return;
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) CHECK(core != "Prescott");
+  CHECK(openblas_core("OPENBLAS_CORETYPE=Prescott") == "Prescott");  // the user's choice stands
+}
+
 TEST_CASE("short flags as llama.cpp users type them: -m -p -n -s --temp -t", "[cli]") {
   auto longer = run_hearth("--threads 1 --json generate " + model_arg() +
                            " --prompt 'Once upon a time' --max-tokens 8 --temperature 0 --seed 5");
