@@ -7,6 +7,7 @@
 #include <fmt/ranges.h>
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 #include "model/gguf_names.h"
 #include "quant/codec.h"
 
@@ -36,6 +37,7 @@ Linear::Blocks blocks_of(const std::shared_ptr<const io::GgufFile>& file, const 
     auto reordered = std::make_shared<torch::Tensor>(qk_rows_to_hf(bytes, heads));
     b.data = reordered->data_ptr<uint8_t>();
     b.owner = reordered;
+    io::mapped_release(t.data, t.nbytes);  // read once, into the copy: not resident twice
   }
   return b;
 }
@@ -106,17 +108,27 @@ torch::Tensor gguf_tensor_decode(const io::GgufFile& f, const GgufTensorName& n)
                     f.path().string(), n.gguf, quant::ggml_type_name(t.type)));
   auto out = torch::empty(n.shape, torch::kFloat32);
   quant::dequantize(t.type, t.data, out.data_ptr<float>(), t.numel());
+  io::mapped_release(t.data, t.nbytes);  // read once, into `out`: not resident twice
   return n.qk_heads > 0 ? qk_rows_to_hf(out, n.qk_heads) : out;
 }
 
 namespace {
 
-// The HF-named float32 tensors (q/k rows in HF order), except those `skip` names (kept as blocks).
+// The HF-named float32 tensors (q/k rows in HF order), except those `skip` names (kept as blocks). With `keep`
+// (the file), an F32 tensor in HF row order is a view of its mapping that keeps the mapping open, not a copy: a model
+// then holds it once in memory, as a safetensors file's.
 TensorMap tensors_except(const io::GgufFile& f, const ModelConfig& c,
-                         const std::function<bool(const std::string&)>& skip) {
+                         const std::function<bool(const std::string&)>& skip,
+                         const std::shared_ptr<const io::GgufFile>& keep = nullptr) {
   TensorMap t;
   for (const GgufTensorName& n : gguf_tensor_names(c)) {
-    if (!n.hf.empty() && !skip(n.hf)) t[n.hf] = gguf_tensor_decode(f, n);
+    if (n.hf.empty() || skip(n.hf)) continue;
+    const io::GgufTensor& g = f.tensor(n.gguf);
+    if (keep && g.type == quant::GgmlType::kF32 && n.qk_heads == 0 && g.shape() == n.shape)
+      t[n.hf] = torch::from_blob(
+          const_cast<unsigned char*>(g.data), n.shape, [mapping = keep->mapping()](void*) {}, torch::kFloat32);
+    else
+      t[n.hf] = gguf_tensor_decode(f, n);
   }
   return t;
 }
@@ -137,7 +149,7 @@ GgufWeights gguf_weights(const std::shared_ptr<const io::GgufFile>& file, const 
       w.blocks[n.hf] = blocks_of(file, t, n.qk_heads);
     }
   // Everything else decoded; the matrices kept as blocks are checked against the config by the model.
-  w.dense = tensors_except(*file, c, [&](const std::string& hf) { return w.blocks.count(hf) > 0; });
+  w.dense = tensors_except(*file, c, [&](const std::string& hf) { return w.blocks.count(hf) > 0; }, file);
   return w;
 }
 
