@@ -790,6 +790,16 @@ class GatedModel final : public model::CausalLM {
   mutable std::vector<Call> calls_;
 };
 
+// Closes the gate and submits a one-token request whose prefill is then held there: requests submitted next wait
+// in the queue, to be found together by the scheduler's next step once the gate opens. Returns that request.
+std::shared_ptr<Completion> hold_first_request(Scheduler& sched, GatedModel& gated, const tokenizer::Tokenizer& tok) {
+  gated.close();
+  auto first = std::make_shared<Completion>(1);
+  REQUIRE(sched.submit(first, {greedy_spec(tok, "Hello", 1)}));
+  REQUIRE(gated.held());
+  return first;
+}
+
 }  // namespace
 
 TEST_CASE("Scheduler: prompts that arrive together are prefilled in one forward, mixed adapters and a prompt longer "
@@ -834,10 +844,7 @@ TEST_CASE("Scheduler: prompts that arrive together are prefilled in one forward,
   // with nothing decoding (the first one wants one token), so the step's budget is the whole chunk. The plan then
   // takes all four: 5, 7, 8 of the long one's 38 and 3 tokens, 4 rows × 8 (finishing three prompts; with three rows
   // × 10 it would finish two).
-  gated.close();
-  auto first = std::make_shared<Completion>(1);
-  REQUIRE(sched.submit(first, {greedy_spec(tok, "Hello", 1)}));
-  REQUIRE(gated.held());
+  auto first = hold_first_request(sched, gated, tok);
   std::vector<std::shared_ptr<Completion>> completions;
   for (const auto& c : cases) {
     completions.push_back(std::make_shared<Completion>(1));
@@ -894,10 +901,7 @@ TEST_CASE("Scheduler: the choices of one request prefill their shared blocks onc
   so.ctx = 128;
   Scheduler sched(gated, tok, so, nullptr);
   // A first request's prefill is held at the gate while a request for four choices of one prompt is queued.
-  gated.close();
-  auto first = std::make_shared<Completion>(1);
-  REQUIRE(sched.submit(first, {greedy_spec(tok, "Hello", 1)}));
-  REQUIRE(gated.held());
+  auto first = hold_first_request(sched, gated, tok);
   auto four = std::make_shared<Completion>(4);
   REQUIRE(sched.submit(four, std::vector<SequenceSpec>(4, greedy_spec(tok, prompt, 4))));
   const auto before = gated.calls().size();
