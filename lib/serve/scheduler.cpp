@@ -308,7 +308,7 @@ void Scheduler::admit() {
 // that it computes (beyond what it restored): once that prefill completes, the block is in the prefix cache and
 // `job` copies it instead of computing it again beside it.
 bool Scheduler::waits_for_shared_prefix(const Job& job) const {
-  if (!prefix_) return false;
+  if (!prefix_ || prefix_capacity_ == 0) return false;  // no room: the blocks would never be cached
   const auto& prompt = job.seq.request().prompt;
   const int64_t block = prefix_->block_tokens();
   for (const Job* other : prefilling_) {
