@@ -94,6 +94,23 @@ TEST_CASE("scalar block kernels equal the float64 dot of decoded weights and act
   }
 }
 
+TEST_CASE("8-bit activations round halves to even", "[quant][matvec]") {
+  // max |x| = 127, so the scale is exactly 1 and q = x rounded: ties go to the even integer (as llama.cpp's
+  // nearest_int), the rest to the nearest.
+  std::vector<float> x(32, 0.0f);
+  const std::vector<std::pair<float, float>> cases = {{127, 127},  {0.5f, 0},  {1.5f, 2},   {2.5f, 2},
+                                                      {-2.5f, -2}, {-3.5f, -4}, {126.5f, 126}, {3.4f, 3},
+                                                      {-3.6f, -4}, {-0.5f, 0},  {-127, -127}, {0.49f, 0}};
+  for (size_t i = 0; i < cases.size(); ++i) x[i] = cases[i].first;
+  Activations a;
+  activations_prepare(GgmlType::kQ8_0, x.data(), 32, a);
+  const auto back = decoded_activations(a);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    INFO(cases[i].first);
+    CHECK(back[i] == cases[i].second);
+  }
+}
+
 TEST_CASE("8-bit activations stay within half a step of the input", "[quant][matvec]") {
   const auto x = random_vector(512, 3);
   for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
