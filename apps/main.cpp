@@ -49,8 +49,8 @@ bool omp_env_prepare(int argc, char** argv) {
   return true;
 }
 
-// libgomp and OpenBLAS read these settings when they load (core/blas_env.h): when either had to be set, hearth executes itself again, once
-// (HEARTH_REEXEC guards against loops; on failure it carries on with the defaults).
+// libgomp and OpenBLAS read these settings when they load (core/blas_env.h): when either had to be set, hearth
+// executes itself again, once (HEARTH_REEXEC guards against loops; on failure it carries on with the defaults).
 void env_prepare(int argc, char** argv) {
   if (std::getenv("HEARTH_REEXEC")) return;
   const bool omp = omp_env_prepare(argc, argv), blas = hearth::openblas_coretype_prepare();

@@ -39,6 +39,12 @@ std::string g_damage_history;    // messages of damaged mappings since unmapped
 uintptr_t g_page = 4096;
 struct sigaction g_previous {};
 
+// Gives back the whole pages of [begin, end) of a file mapping (read again from the file if touched later).
+void pages_release(uintptr_t begin, uintptr_t end, uintptr_t page) {
+  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
+  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+}
+
 // SIGBUS: a read inside a guarded mapping past its file's (new) end. The rest of that mapping becomes zero pages,
 // so the read (and every later one) succeeds; the damage is reported by mapped_files_damage(). Any other SIGBUS
 // goes where it went before this handler.
@@ -202,8 +208,7 @@ void mapped_release(const void* p, size_t n) {
   for (const Slot& slot : g_slots) {
     const uintptr_t lo = slot.begin.load(std::memory_order_acquire), hi = slot.end.load(std::memory_order_acquire);
     if (lo == 0 || begin < lo || end > hi) continue;
-    const uintptr_t first = (begin + g_page - 1) / g_page * g_page, last = end / g_page * g_page;
-    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+    pages_release(begin, end, g_page);
     return;
   }
 }
@@ -212,9 +217,7 @@ void MappedFile::release(const void* p, size_t n) const {
   const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
   const auto lo = reinterpret_cast<uintptr_t>(data_), hi = lo + size_;
   if (owned_ || n == 0 || begin < lo || end > hi) return;
-  const uintptr_t page = static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE));
-  const uintptr_t first = (begin + page - 1) / page * page, last = end / page * page;
-  if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED);
+  pages_release(begin, end, static_cast<uintptr_t>(::sysconf(_SC_PAGESIZE)));
 }
 
 }  // namespace hearth::io
