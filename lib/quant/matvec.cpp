@@ -219,6 +219,9 @@ detail::RowsFn rows_for(const detail::Kernels& k, GgmlType type) {
     case GgmlType::kQ8_0: return k.q8_0_rows;
     case GgmlType::kQ4_0: return k.q4_0_rows;
     case GgmlType::kQ5_0: return k.q5_0_rows;
+    case GgmlType::kQ4_K: return k.q4_k_rows;
+    case GgmlType::kQ5_K: return k.q5_k_rows;
+    case GgmlType::kQ6_K: return k.q6_k_rows;
     default: return nullptr;
   }
 }

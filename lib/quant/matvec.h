@@ -69,6 +69,7 @@ struct Kernels {
   // nullptr: one DotFn per row (Q8_0 in every variant: its bytes, not its arithmetic, bound a product, and four
   // row streams at once read slower than one: bench_kernels 30 → 24 GB/s with AVX2)
   RowsFn q8_0_rows = nullptr, q4_0_rows = nullptr, q5_0_rows = nullptr;
+  RowsFn q4_k_rows = nullptr, q5_k_rows = nullptr, q6_k_rows = nullptr;
   TileFn q8_0_tile = nullptr, q4_0_tile = nullptr, q5_0_tile = nullptr;  // nullptr: one DotFn per pair
   TileFn q4_k_tile = nullptr, q5_k_tile = nullptr, q6_k_tile = nullptr;
 };
