@@ -214,18 +214,6 @@ std::pair<detail::DotFn, int64_t> dot_for(const detail::Kernels& k, GgmlType typ
   }
 }
 
-detail::RowsFn rows_for(const detail::Kernels& k, GgmlType type) {
-  switch (type) {
-    case GgmlType::kQ8_0: return k.q8_0_rows;
-    case GgmlType::kQ4_0: return k.q4_0_rows;
-    case GgmlType::kQ5_0: return k.q5_0_rows;
-    case GgmlType::kQ4_K: return k.q4_k_rows;
-    case GgmlType::kQ5_K: return k.q5_k_rows;
-    case GgmlType::kQ6_K: return k.q6_k_rows;
-    default: return nullptr;
-  }
-}
-
 detail::TileFn tile_for(const detail::Kernels& k, GgmlType type) {
   switch (type) {
     case GgmlType::kQ8_0: return k.q8_0_tile;
@@ -255,19 +243,8 @@ void run(const detail::Kernels& k, GgmlType type, const void* w, size_t row_byte
   auto [dot, block] = dot_for(k, type);
   if (!dot) return run_decoded(type, wb, row_bytes, x, m, y, ldy, row_begin, row_end);
   const int64_t nb = x[0].n / block;
-  const detail::RowsFn rows4 = rows_for(k, type);
   auto dots = [&](int64_t r0, int64_t r1, int64_t i0, int64_t i1) {
-    int64_t r = r0;
-    if (rows4)  // kTileRows rows at a time share each activation load
-      for (; r + detail::kTileRows <= r1; r += detail::kTileRows) {
-        const uint8_t* rows = wb + static_cast<size_t>(r) * row_bytes;
-        for (int64_t i = i0; i < i1; ++i) {
-          float out[detail::kTileRows];
-          rows4(rows, row_bytes, blocks_of(x[i]), nb, out);
-          for (int j = 0; j < detail::kTileRows; ++j) y[i * ldy + (r + j - row_begin)] = out[j];
-        }
-      }
-    for (; r < r1; ++r) {
+    for (int64_t r = r0; r < r1; ++r) {
       const uint8_t* row = wb + static_cast<size_t>(r) * row_bytes;
       for (int64_t i = i0; i < i1; ++i) y[i * ldy + (r - row_begin)] = dot(row, blocks_of(x[i]), nb);
     }

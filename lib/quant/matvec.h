@@ -62,14 +62,11 @@ using DotFn = float (*)(const uint8_t* row, const void* blocks, int64_t nb);
 inline constexpr int kTileRows = 4, kTileCols = 4;
 using TileFn = void (*)(const uint8_t* rows, size_t row_bytes, const void* const* x, int64_t ncols, int64_t nb,
                         float* y, int64_t ldy);
-// kTileRows weight rows with one activation row (decode): y[r], bit-identical to the DotFn on each row.
-using RowsFn = void (*)(const uint8_t* rows, size_t row_bytes, const void* x, int64_t nb, float* y);
 struct Kernels {
+  // Decode takes one row at a time, in memory order: interleaving the streams of several rows (to share the
+  // activation loads) reads 2-4x slower from memory than one stream (bench_kernels on a matrix larger than the
+  // last-level cache, every type and variant, on AMD Zen 5).
   DotFn q8_0 = nullptr, q4_0 = nullptr, q5_0 = nullptr, q4_k = nullptr, q5_k = nullptr, q6_k = nullptr;
-  // nullptr: one DotFn per row (Q8_0 in every variant: its bytes, not its arithmetic, bound a product, and four
-  // row streams at once read slower than one: bench_kernels 30 → 24 GB/s with AVX2)
-  RowsFn q8_0_rows = nullptr, q4_0_rows = nullptr, q5_0_rows = nullptr;
-  RowsFn q4_k_rows = nullptr, q5_k_rows = nullptr, q6_k_rows = nullptr;
   TileFn q8_0_tile = nullptr, q4_0_tile = nullptr, q5_0_tile = nullptr;  // nullptr: one DotFn per pair
   TileFn q4_k_tile = nullptr, q5_k_tile = nullptr, q6_k_tile = nullptr;
 };

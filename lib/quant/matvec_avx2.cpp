@@ -101,12 +101,6 @@ void panel(const uint8_t* w, size_t row_bytes, const void* const* x, int64_t nco
 }
 
 template <class T>
-void rows(const uint8_t* w, size_t row_bytes, const void* blocks, int64_t nb, float* y) {
-  const auto* x = static_cast<const ActivationBlock32*>(blocks);
-  tile<T, kTileRows, 1>(w, row_bytes, &x, nb, y, 1);
-}
-
-template <class T>
 float dot(const uint8_t* w, const void* blocks, int64_t nb) {
   const auto* x = static_cast<const ActivationBlock32*>(blocks);
   float y;
@@ -259,8 +253,6 @@ Kernels kernels_avx2() {
   k.q8_0 = dot<Q8_0Rows>;
   k.q4_0 = dot<Q4_0Rows>;
   k.q5_0 = dot<Q5_0Rows>;
-  k.q4_0_rows = rows<Q4_0Rows>;
-  k.q5_0_rows = rows<Q5_0Rows>;
   k.q8_0_tile = panel<Q8_0Rows>;
   k.q4_0_tile = panel<Q4_0Rows>;
   k.q5_0_tile = panel<Q5_0Rows>;
