@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string_view>
 
 #if defined(HEARTH_X86_KERNELS)
@@ -147,6 +148,27 @@ float dot_q6_k(const uint8_t* w, const void* blocks, int64_t nb) {
   return sum;
 }
 
+// Interleaved Q4_0 (interleave.h): per block, 16 rows' scales, then 4 steps of 4 bytes of each row.
+void group_q4_0(const uint8_t* g, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy) {
+  for (int64_t c = 0; c < ncols; ++c) {
+    const auto* a = static_cast<const ActivationBlock32*>(x[c]);
+    float acc[kGroupRows] = {0};
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = g + b * 18 * kGroupRows;
+      for (int r = 0; r < kGroupRows; ++r) {
+        int32_t isum = -8 * a[b].sum;
+        for (int s = 0; s < 4; ++s)
+          for (int j = 0; j < 4; ++j) {
+            const uint8_t q = blk[2 * kGroupRows + 4 * kGroupRows * s + 4 * r + j];
+            isum += (q & 15) * a[b].q[4 * s + j] + (q >> 4) * a[b].q[16 + 4 * s + j];
+          }
+        acc[r] += f16_to_f32(read_u16(blk + 2 * r)) * a[b].d * float(isum);
+      }
+    }
+    for (int r = 0; r < kGroupRows; ++r) y[c * ldy + r] = acc[r];
+  }
+}
+
 enum class Isa { kScalar, kAvx2, kAvx512, kAvx512Vnni };
 
 #if defined(HEARTH_X86_KERNELS)
@@ -193,6 +215,7 @@ detail::Kernels kernels_of(Isa i) {
        {std::pair{&k.q8_0, scalar.q8_0}, std::pair{&k.q4_0, scalar.q4_0}, std::pair{&k.q5_0, scalar.q5_0},
         std::pair{&k.q4_k, scalar.q4_k}, std::pair{&k.q5_k, scalar.q5_k}, std::pair{&k.q6_k, scalar.q6_k}})
     if (!*mine) *mine = fallback;
+  if (!k.q4_0_group) k.q4_0_group = scalar.q4_0_group;
   return k;
 }
 
@@ -226,6 +249,13 @@ detail::TileFn tile_for(const detail::Kernels& k, GgmlType type) {
   }
 }
 
+void check_activations(GgmlType type, const Activations* x, int64_t m) {
+  for (int64_t i = 0; i < m; ++i)
+    if (x[i].weight_type != type || x[i].n != x[0].n)
+      throw Error(fmt::format("matmul: activations prepared for {} rows of {}, used with {} rows of {}",
+                              ggml_type_name(x[i].weight_type), x[i].n, ggml_type_name(type), x[0].n));
+}
+
 void run_decoded(GgmlType type, const uint8_t* wb, size_t row_bytes, const Activations* x, int64_t m, float* y,
                  int64_t ldy, int64_t row_begin, int64_t row_end);
 
@@ -235,10 +265,7 @@ const void* blocks_of(const Activations& x) {
 
 void run(const detail::Kernels& k, GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m,
          float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
-  for (int64_t i = 0; i < m; ++i)
-    if (x[i].weight_type != type || x[i].n != x[0].n)
-      throw Error(fmt::format("matmul: activations prepared for {} rows of {}, used with {} rows of {}",
-                              ggml_type_name(x[i].weight_type), x[i].n, ggml_type_name(type), x[0].n));
+  check_activations(type, x, m);
   const auto* wb = static_cast<const uint8_t*>(w);
   auto [dot, block] = dot_for(k, type);
   if (!dot) return run_decoded(type, wb, row_bytes, x, m, y, ldy, row_begin, row_end);
@@ -280,6 +307,31 @@ void run_decoded(GgmlType type, const uint8_t* wb, size_t row_bytes, const Activ
       y[i * ldy + (r - row_begin)] = static_cast<float>(sum);
     }
   }
+}
+
+// Interleaved Q4_0: whole groups through the variant's group kernel, over column panels as in run(); the rows after
+// the last group are in ggml's layout and go through run().
+void run_interleaved(const detail::Kernels& k, GgmlType type, const void* w, int64_t rows, const Activations* x,
+                     int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
+  check_activations(type, x, m);
+  const int64_t n = x[0].n;
+  if (!interleavable(type) || row_begin < 0 || row_begin > row_end || row_end > rows ||
+      row_begin % kGroupRows != 0 || (row_end % kGroupRows != 0 && row_end != rows))
+    throw Error(fmt::format("matmul: rows [{}, {}) of {} interleaved {} rows; expected whole groups of {}", row_begin,
+                            row_end, rows, ggml_type_name(type), kGroupRows));
+  const auto* wb = static_cast<const uint8_t*>(w);
+  const size_t row_bytes = ggml_type_nbytes(type, n);
+  const int64_t nb = n / 32, grouped = std::min(row_end, rows / kGroupRows * kGroupRows);
+  constexpr int64_t kPanel = 64;
+  const void* cols[kPanel];
+  for (int64_t i0 = 0; i0 < m; i0 += kPanel) {
+    const int64_t i1 = std::min(m, i0 + kPanel);
+    for (int64_t i = i0; i < i1; ++i) cols[i - i0] = blocks_of(x[i]);
+    for (int64_t r = row_begin; r < grouped; r += kGroupRows)
+      k.q4_0_group(wb + static_cast<size_t>(r) * row_bytes, cols, i1 - i0, nb, y + i0 * ldy + (r - row_begin), ldy);
+  }
+  const int64_t tail = std::max(row_begin, grouped);
+  if (tail < row_end) run(k, type, w, row_bytes, x, m, y + (tail - row_begin), ldy, tail, row_end);
 }
 
 }  // namespace
@@ -343,19 +395,34 @@ Kernels kernels_scalar() {
   k.q4_k = dot_q45_k<false>;
   k.q5_k = dot_q45_k<true>;
   k.q6_k = dot_q6_k;
+  k.q4_0_group = group_q4_0;
   return k;
 }
 
-bool matmul_rows_with(const char* name, GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m,
-                      float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
+namespace {
+std::optional<Isa> runnable(const char* name) {
   std::string_view want(name);
   const Isa i = want == "avx512vnni" ? Isa::kAvx512Vnni
                 : want == "avx512"   ? Isa::kAvx512
                 : want == "avx2"     ? Isa::kAvx2
                                      : Isa::kScalar;
-  if (static_cast<int>(i) > static_cast<int>(isa_detect())) return false;
-  run(kernels_of(i), type, w, row_bytes, x, m, y, ldy, row_begin, row_end);
-  return true;
+  if (static_cast<int>(i) > static_cast<int>(isa_detect())) return std::nullopt;
+  return i;
+}
+}  // namespace
+
+bool matmul_rows_with(const char* name, GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m,
+                      float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
+  const auto i = runnable(name);
+  if (i) run(kernels_of(*i), type, w, row_bytes, x, m, y, ldy, row_begin, row_end);
+  return i.has_value();
+}
+
+bool matmul_interleaved_with(const char* name, GgmlType type, const void* w, int64_t rows, const Activations* x,
+                             int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
+  const auto i = runnable(name);
+  if (i) run_interleaved(kernels_of(*i), type, w, rows, x, m, y, ldy, row_begin, row_end);
+  return i.has_value();
 }
 
 }  // namespace detail
@@ -363,6 +430,11 @@ bool matmul_rows_with(const char* name, GgmlType type, const void* w, size_t row
 void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y, int64_t ldy,
                  int64_t row_begin, int64_t row_end) {
   run(kernels(), type, w, row_bytes, x, m, y, ldy, row_begin, row_end);
+}
+
+void matmul_interleaved(GgmlType type, const void* w, int64_t rows, const Activations* x, int64_t m, float* y,
+                        int64_t ldy, int64_t row_begin, int64_t row_end) {
+  run_interleaved(kernels(), type, w, rows, x, m, y, ldy, row_begin, row_end);
 }
 
 const char* kernel_isa() {

@@ -15,6 +15,7 @@
 #include <vector>
 
 #include "quant/block_format.h"
+#include "quant/interleave.h"
 
 namespace hearth::quant {
 
@@ -50,6 +51,12 @@ void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activa
 void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y, int64_t ldy,
                  int64_t row_begin, int64_t row_end);
 
+// matmul_rows for `rows` Q4_0 rows in the interleaved layout (quant/interleave.h): row_begin a multiple of
+// kGroupRows, row_end one too or `rows`. Same contract otherwise; each product is bit-identical whatever m and the
+// row range (not to matmul_rows on the same rows in ggml's layout: the float additions go in another order).
+void matmul_interleaved(GgmlType type, const void* w, int64_t rows, const Activations* x, int64_t m, float* y,
+                        int64_t ldy, int64_t row_begin, int64_t row_end);
+
 // The variant matmul_rows uses: "avx512vnni", "avx512", "avx2" or "scalar".
 const char* kernel_isa();
 
@@ -62,13 +69,17 @@ using DotFn = float (*)(const uint8_t* row, const void* blocks, int64_t nb);
 inline constexpr int kTileRows = 4, kTileCols = 4;
 using TileFn = void (*)(const uint8_t* rows, size_t row_bytes, const void* const* x, int64_t ncols, int64_t nb,
                         float* y, int64_t ldy);
+// A variant's products of one group of kGroupRows interleaved Q4_0 rows (nb blocks each) with ncols ≥ 1 activation
+// rows x[c]: y[c·ldy + r] for r < kGroupRows. Each (r, c) adds in the same order whatever ncols.
+using GroupFn = void (*)(const uint8_t* group, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy);
 struct Kernels {
-  // Decode takes one row at a time, in memory order: interleaving the streams of several rows (to share the
+  // Decode takes one row at a time, in memory order: reading several rows' streams at once (to share the
   // activation loads) reads 2-4x slower from memory than one stream (bench_kernels on a matrix larger than the
-  // last-level cache, every type and variant, on AMD Zen 5).
+  // last-level cache, every type and variant, on AMD Zen 5). Rows interleaved in memory at load are one stream.
   DotFn q8_0 = nullptr, q4_0 = nullptr, q5_0 = nullptr, q4_k = nullptr, q5_k = nullptr, q6_k = nullptr;
   TileFn q8_0_tile = nullptr, q4_0_tile = nullptr, q5_0_tile = nullptr;  // nullptr: one DotFn per pair
   TileFn q4_k_tile = nullptr, q5_k_tile = nullptr, q6_k_tile = nullptr;
+  GroupFn q4_0_group = nullptr;  // interleaved Q4_0
 };
 // A variant's table; types it has no kernel for are taken from the scalar table.
 Kernels kernels_scalar();
@@ -79,6 +90,9 @@ Kernels kernels_avx512_vnni();
 // cannot run it.
 bool matmul_rows_with(const char* isa, GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m,
                       float* y, int64_t ldy, int64_t row_begin, int64_t row_end);
+// The same for matmul_interleaved.
+bool matmul_interleaved_with(const char* isa, GgmlType type, const void* w, int64_t rows, const Activations* x,
+                             int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end);
 }  // namespace detail
 
 }  // namespace hearth::quant

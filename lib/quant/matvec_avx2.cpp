@@ -3,6 +3,8 @@
 // additions: the per-block integer sums are exact.
 #include <immintrin.h>
 
+#include <cstring>
+
 #include "quant/matvec.h"
 
 namespace hearth::quant::detail {
@@ -246,6 +248,47 @@ float k_dot(const uint8_t* w, const void* blocks, int64_t nb) {
   return y;
 }
 
+// Interleaved Q4_0 (quant/interleave.h), as the AVX-512 variant does it, one half of the group (8 rows, lane r row
+// 8·half + r) at a time: each step's 64 bytes are two registers, one per half.
+template <int RN>
+void group_half(const uint8_t* g, int half, const ActivationBlock32* const* x, int64_t nb, float* y, int64_t ldy) {
+  __m256 acc[RN];
+  for (int c = 0; c < RN; ++c) acc[c] = _mm256_setzero_ps();
+  const __m256i mask = _mm256_set1_epi8(15);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = g + b * Q4_0Rows::kBytes * 16;
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * half)));
+    __m256i pairs[RN];  // 16-bit pair sums stay exact: 8 pair sums of 2 products ≤ 15·127 each (30480 < 2^15)
+    for (int c = 0; c < RN; ++c) pairs[c] = _mm256_setzero_si256();
+    for (int s = 0; s < 4; ++s) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * s + 32 * half));
+      const __m256i lo = _mm256_and_si256(v, mask), hi = _mm256_and_si256(_mm256_srli_epi16(v, 4), mask);
+      for (int c = 0; c < RN; ++c) {
+        int32_t xl, xh;
+        std::memcpy(&xl, x[c][b].q + 4 * s, 4);
+        std::memcpy(&xh, x[c][b].q + 16 + 4 * s, 4);
+        pairs[c] = _mm256_add_epi16(pairs[c], _mm256_add_epi16(_mm256_maddubs_epi16(lo, _mm256_set1_epi32(xl)),
+                                                               _mm256_maddubs_epi16(hi, _mm256_set1_epi32(xh))));
+      }
+    }
+    for (int c = 0; c < RN; ++c) {
+      const __m256i sums =
+          _mm256_add_epi32(_mm256_set1_epi32(-8 * x[c][b].sum), _mm256_madd_epi16(pairs[c], _mm256_set1_epi16(1)));
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(d, _mm256_set1_ps(x[c][b].d)), acc[c]);
+    }
+  }
+  for (int c = 0; c < RN; ++c) _mm256_storeu_ps(y + c * ldy + 8 * half, acc[c]);
+}
+
+void group_q4_0(const uint8_t* g, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy) {
+  const auto* const* cols = reinterpret_cast<const ActivationBlock32* const*>(x);
+  for (int half = 0; half < 2; ++half) {
+    int64_t c = 0;
+    for (; c + 4 <= ncols; c += 4) group_half<4>(g, half, cols + c, nb, y + c * ldy, ldy);
+    for (; c < ncols; ++c) group_half<1>(g, half, cols + c, nb, y + c * ldy, ldy);
+  }
+}
+
 }  // namespace
 
 Kernels kernels_avx2() {
@@ -262,6 +305,7 @@ Kernels kernels_avx2() {
   k.q4_k_tile = k_panel<row_q45_k<false, kTileCols>>;
   k.q5_k_tile = k_panel<row_q45_k<true, kTileCols>>;
   k.q6_k_tile = k_panel<row_q6_k<kTileCols>>;
+  k.q4_0_group = group_q4_0;
   return k;
 }
 

@@ -1,0 +1,84 @@
+// The interleaved Q4_0 layout (interleave.h): moving bytes between it and ggml's, and decoding one row.
+#include "quant/interleave.h"
+
+#include <algorithm>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "core/error.h"
+#include "quant/codec.h"
+
+namespace hearth::quant {
+namespace {
+
+constexpr int64_t kBlockBytes = 18, kGroupBlockBytes = kGroupRows * kBlockBytes;  // one block of 16 rows: 288
+
+// Where byte i of row r's block b lies in its group (rows, blocks and bytes counted within the group).
+inline int64_t group_offset(int64_t r, int64_t b, int64_t i) {
+  const int64_t at = b * kGroupBlockBytes;
+  if (i < 2) return at + 2 * r + i;                        // the scale
+  const int64_t q = i - 2, step = q / 4;                   // qs byte q, in step q/4
+  return at + 2 * kGroupRows + step * 4 * kGroupRows + 4 * r + q % 4;
+}
+
+void check(GgmlType type, int64_t rows, int64_t n, int64_t row_begin, int64_t row_end) {
+  if (!interleavable(type))
+    throw Error(fmt::format("interleave: {} rows have no interleaved layout; expected Q4_0", ggml_type_name(type)));
+  if (n <= 0 || n % 32 != 0 || row_begin < 0 || row_begin > row_end || row_end > rows || row_begin % kGroupRows != 0 ||
+      (row_end % kGroupRows != 0 && row_end != rows))
+    throw Error(fmt::format("interleave: rows [{}, {}) of {} rows of {}; expected whole groups of {} rows of whole "
+                            "blocks of 32",
+                            row_begin, row_end, rows, n, kGroupRows));
+}
+
+// Copies rows [row_begin, row_end) between the layouts: to the interleaved one when `in`, else back.
+void move_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t n, int64_t row_begin,
+               int64_t row_end, bool in) {
+  check(type, rows, n, row_begin, row_end);
+  const int64_t nb = n / 32, row_bytes = nb * kBlockBytes, grouped = rows / kGroupRows * kGroupRows;
+  for (int64_t g = row_begin; g < std::min(row_end, grouped); g += kGroupRows) {
+    const uint8_t* s = src + g * row_bytes;
+    uint8_t* d = dst + g * row_bytes;
+    for (int64_t r = 0; r < kGroupRows; ++r)
+      for (int64_t b = 0; b < nb; ++b) {
+        const int64_t plain = r * row_bytes + b * kBlockBytes;
+        std::memcpy(in ? d + group_offset(r, b, 0) : d + plain, in ? s + plain : s + group_offset(r, b, 0), 2);
+        for (int64_t i = 2; i < kBlockBytes; i += 4)
+          std::memcpy(in ? d + group_offset(r, b, i) : d + plain + i, in ? s + plain + i : s + group_offset(r, b, i),
+                      4);
+      }
+  }
+  const int64_t tail = std::max(row_begin, grouped);  // the rows after the last group stay as they are
+  if (row_end > tail) std::memcpy(dst + tail * row_bytes, src + tail * row_bytes, (row_end - tail) * row_bytes);
+}
+
+}  // namespace
+
+bool interleavable(GgmlType type) { return type == GgmlType::kQ4_0; }
+
+void interleave_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t n, int64_t row_begin,
+                     int64_t row_end) {
+  move_rows(type, src, dst, rows, n, row_begin, row_end, true);
+}
+
+void deinterleave_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t n, int64_t row_begin,
+                       int64_t row_end) {
+  move_rows(type, src, dst, rows, n, row_begin, row_end, false);
+}
+
+void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t rows, int64_t n, int64_t r, float* out) {
+  if (r < 0 || r >= rows) throw Error(fmt::format("interleave: row {} of {}", r, rows));
+  const int64_t g = r / kGroupRows * kGroupRows;
+  check(type, rows, n, g, std::min(rows, g + kGroupRows));
+  const int64_t nb = n / 32, row_bytes = nb * kBlockBytes;
+  if (g + kGroupRows > rows) return dequantize(type, data + r * row_bytes, out, n);
+  uint8_t block[kBlockBytes];
+  const uint8_t* group = data + g * row_bytes;
+  for (int64_t b = 0; b < nb; ++b) {
+    for (int64_t i = 0; i < kBlockBytes; ++i) block[i] = group[group_offset(r - g, b, i)];
+    dequantize(type, block, out + 32 * b, 32);
+  }
+}
+
+}  // namespace hearth::quant
