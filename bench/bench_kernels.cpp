@@ -4,11 +4,14 @@
 // Prints the weight bytes read per second for a [rows, cols] matrix times `batch` activation rows (decode:
 // batch 1), for every variant this CPU runs. Compare with the read bandwidth of ../shared/tools/stream.c
 // (one thread) to see whether a kernel is bandwidth- or compute-bound. The default matrix fits in a large last-level
-// cache; --rows 65536 --cols 2048 reads from memory, as decode does.
+// cache; --rows 65536 --cols 2048 reads from memory, as decode does. "Q4_0x16" is Q4_0 in the interleaved layout models
+// load it into (quant/interleave.h).
 #include <algorithm>
 #include <chrono>
 #include <iostream>
 #include <random>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include <CLI/CLI.hpp>
@@ -33,11 +36,18 @@ int main(int argc, char** argv) {
   std::vector<float> w(static_cast<size_t>(rows * cols)), x(static_cast<size_t>(cols * batch));
   for (auto& v : w) v = normal(rng);
   for (auto& v : x) v = normal(rng) * 50;
-  std::cout << fmt::format("{:<6} {:<11} {:>9} {:>10} {:>9}\n", "type", "variant", "MiB", "ms/product", "GB/s");
-  for (GgmlType type :
-       {GgmlType::kQ8_0, GgmlType::kQ4_0, GgmlType::kQ5_0, GgmlType::kQ4_K, GgmlType::kQ5_K, GgmlType::kQ6_K}) {
+  std::cout << fmt::format("{:<7} {:<11} {:>9} {:>10} {:>9}\n", "type", "variant", "MiB", "ms/product", "GB/s");
+  const std::pair<GgmlType, bool> kinds[] = {
+      {GgmlType::kQ8_0, false}, {GgmlType::kQ4_0, false}, {GgmlType::kQ4_0, true}, {GgmlType::kQ5_0, false},
+      {GgmlType::kQ4_K, false}, {GgmlType::kQ5_K, false}, {GgmlType::kQ6_K, false}};
+  for (auto [type, interleaved] : kinds) {
     std::vector<uint8_t> blocks(ggml_type_nbytes(type, rows * cols));
     quantize(type, w.data(), blocks.data(), rows * cols);
+    if (interleaved) {
+      std::vector<uint8_t> plain = blocks;
+      interleave_rows(type, plain.data(), blocks.data(), rows, cols, 0, rows);
+    }
+    const std::string name = std::string(ggml_type_name(type)) + (interleaved ? "x16" : "");
     std::vector<Activations> acts(static_cast<size_t>(batch));
     for (int64_t i = 0; i < batch; ++i) activations_prepare(type, x.data() + i * cols, cols, acts[i]);
     std::vector<float> y(static_cast<size_t>(rows * batch));
@@ -47,13 +57,15 @@ int main(int argc, char** argv) {
       bool ran = true;
       for (int r = 0; r < reps && ran; ++r) {
         auto t0 = std::chrono::steady_clock::now();
-        ran = detail::matmul_rows_with(variant, type, blocks.data(), row_bytes, acts.data(), batch, y.data(), rows, 0,
-                                       rows);
+        ran = interleaved ? detail::matmul_interleaved_with(variant, type, blocks.data(), rows, acts.data(), batch,
+                                                            y.data(), rows, 0, rows)
+                          : detail::matmul_rows_with(variant, type, blocks.data(), row_bytes, acts.data(), batch,
+                                                     y.data(), rows, 0, rows);
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
       if (!ran) continue;
-      std::cout << fmt::format("{:<6} {:<11} {:>9.1f} {:>10.3f} {:>9.2f}\n", ggml_type_name(type), variant,
-                               blocks.size() / 1048576.0, best * 1e3, blocks.size() / best / 1e9);
+      std::cout << fmt::format("{:<7} {:<11} {:>9.1f} {:>10.3f} {:>9.2f}\n", name, variant, blocks.size() / 1048576.0,
+                               best * 1e3, blocks.size() / best / 1e9);
     }
   }
   return 0;

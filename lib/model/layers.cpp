@@ -65,12 +65,14 @@ WeightSource::WeightSource(const std::map<std::string, torch::Tensor>& tensors, 
                            std::string origin, const BlockMap* blocks)
     : blocks_(blocks), tensors_(tensors), options_(options), origin_(std::move(origin)) {}
 
-std::optional<std::vector<Linear::Blocks>> WeightSource::placed(const std::vector<std::string>& names) const {
+std::optional<std::vector<Linear::Blocks>> WeightSource::placed(const std::vector<std::string>& names,
+                                                                bool lookup_only) const {
   std::vector<Linear::Blocks> out;
   for (const auto& n : names) {
     const Linear::Blocks& b = blocks_->at(n);
     if (!options_.device.is_cpu() && !(options_.blocks_on_device && blocks_decodable(b.type))) return std::nullopt;
-    out.push_back(options_.device.is_cpu() ? b : b.to_device(options_.device));
+    if (!options_.device.is_cpu()) out.push_back(b.to_device(options_.device));
+    else out.push_back(options_.interleave_blocks && !lookup_only ? b.interleaved() : b);
   }
   return out;
 }
@@ -127,13 +129,13 @@ torch::Tensor WeightSource::take_optional(const std::string& name, const std::ve
   return wanted ? take(name, shape) : torch::Tensor();
 }
 
-Linear WeightSource::matrix(const std::string& name, int64_t rows, int64_t in) const {
+Linear WeightSource::matrix(const std::string& name, int64_t rows, int64_t in, bool lookup_only) const {
   if (blocks_ && blocks_->count(name)) {
     const Linear::Blocks& w = blocks_->at(name);
     if (w.rows != rows || w.in != in)
       throw FormatError(fmt::format("{}: tensor '{}' has shape [{}, {}]; expected [{}, {}] from the config", origin_,
                                     name, w.rows, w.in, rows, in));
-    if (auto b = placed({name})) return Linear(std::move(*b), {});
+    if (auto b = placed({name}, lookup_only)) return Linear(std::move(*b), {});
     return Linear(decoded(name), {});
   }
   return Linear(take(name, {rows, in}), {});

@@ -36,12 +36,12 @@ struct MlpWeights {
 
 // Everything an attention call needs besides its input: RoPE tables, mask, and where keys/values live.
 struct AttentionInputs {
-  torch::Tensor cos, sin;    // [B, 1, T, hd]
-  torch::Tensor mask;        // [B, 1, T, S] bool or undefined (see attention_mask)
-  KvCache* cache = nullptr;  // nullptr: attend within this call's tokens only
+  torch::Tensor cos, sin;           // [B, 1, T, hd]
+  torch::Tensor mask;               // [B, 1, T, S] bool or undefined (see attention_mask)
+  KvCache* cache = nullptr;         // nullptr: attend within this call's tokens only
   std::vector<int64_t> cache_rows;  // the cache rows of the batch's rows (ForwardOptions::cache_rows); empty: [0, B)
-  torch::Tensor slots;       // [B, T] int64 cache slot of each token (positions in the batch without a cache)
-  int64_t n_keys = 0;        // S
+  torch::Tensor slots;              // [B, T] int64 cache slot of each token (positions in the batch without a cache)
+  int64_t n_keys = 0;               // S
 };
 
 // Self-attention over the normalized input h [B, T, C] -> [B, T, C] (before the residual add): fused
@@ -78,12 +78,14 @@ class WeightSource {
   // biases concatenated, or undefined): from blocks when all are block weights, else dense.
   Linear linear(const std::vector<std::string>& names, int64_t in, std::vector<Linear::Part> parts,
                 torch::Tensor bias) const;
-  // The matrix `name` [rows, in] as a Linear with no LoRA target (the output head).
-  Linear matrix(const std::string& name, int64_t rows, int64_t in) const;
+  // The matrix `name` [rows, in] as a Linear with no LoRA target (the output head). `lookup_only`: used only for
+  // Linear::rows (an embedding not tied to the head), so its blocks stay in place, read a row at a time.
+  Linear matrix(const std::string& name, int64_t rows, int64_t in, bool lookup_only = false) const;
 
  private:
   // The blocks of `names` as the Linear keeps them, or std::nullopt when they are to be decoded to dense weights.
-  std::optional<std::vector<Linear::Blocks>> placed(const std::vector<std::string>& names) const;
+  std::optional<std::vector<Linear::Blocks>> placed(const std::vector<std::string>& names,
+                                                    bool lookup_only = false) const;
   torch::Tensor decoded(const std::string& name) const;
 
   const BlockMap* blocks_;

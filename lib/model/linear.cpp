@@ -107,8 +107,7 @@ torch::Tensor Linear::rows(const torch::Tensor& ids, torch::ScalarType dtype) co
     if (r < 0 || r >= out_) throw Error(fmt::format("Linear: row {} of a {}-row weight", r, out_));
     for (const Blocks& b : blocks_) {  // the part holding row r
       if (r < offset + b.rows) {
-        quant::dequantize(b.type, b.data + static_cast<size_t>(r - offset) * b.row_bytes(), out[i].data_ptr<float>(),
-                          in_);
+        b.decode_rows(r - offset, r - offset + 1, out[i].data_ptr<float>());
         break;
       }
       offset += b.rows;
@@ -125,7 +124,7 @@ torch::Tensor Linear::dense() const {
   auto w = torch::empty({out_, in_}, torch::kFloat32);
   int64_t offset = 0;
   for (const Blocks& b : blocks_) {
-    quant::dequantize(b.type, b.data, w[offset].data_ptr<float>(), b.rows * in_);
+    b.decode_rows(0, b.rows, w[offset].data_ptr<float>());
     offset += b.rows;
   }
   return w;

@@ -61,10 +61,18 @@ class Linear {
     int64_t rows = 0, in = 0;
     std::shared_ptr<const void> owner;
     torch::Tensor device_bytes;
+    // `data` holds the rows in quant's interleaved layout (quant/interleave.h), not ggml's.
+    bool interleaved_rows = false;
     size_t row_bytes() const;
-    // These blocks as `device_bytes` on `device` (a copy; `data` and `owner` dropped). Throws Error for a type
-    // blocks_decode() cannot decode.
+    // These blocks as `device_bytes` on `device` (a copy in ggml's layout; `data` and `owner` dropped). Throws Error
+    // for a type blocks_decode() cannot decode.
     Blocks to_device(torch::Device device) const;
+    // A copy in the interleaved layout, owned by the result, when the type has one (Q4_0) and the blocks are on the
+    // CPU with at least one group of rows; the pages of a file mapping the rows were read from are given back.
+    // Otherwise these blocks as they are.
+    Blocks interleaved() const;
+    // Rows [r0, r1) decoded to float32 into dst ((r1 − r0)·in floats), in ggml's or the interleaved layout.
+    void decode_rows(int64_t r0, int64_t r1, float* dst) const;
   };
 
   Linear() = default;

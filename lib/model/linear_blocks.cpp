@@ -14,6 +14,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 #include "model/block_decode.h"
 #include "model/linear.h"
 #include "model/parallel_rows.h"
@@ -90,14 +91,42 @@ Linear::Blocks Linear::Blocks::to_device(torch::Device device) const {
     throw Error(fmt::format("Linear: {} blocks cannot be decoded on {}; expected Q8_0, Q4_0, Q4_K or Q6_K",
                             quant::ggml_type_name(type), device.str()));
   Blocks b = *this;
+  const auto shape = std::vector<int64_t>{rows, static_cast<int64_t>(row_bytes())};
   auto host = device_bytes.defined() ? device_bytes
-                                     : torch::from_blob(const_cast<uint8_t*>(data),
-                                                        {rows, static_cast<int64_t>(row_bytes())}, torch::kUInt8);
+                                     : torch::from_blob(const_cast<uint8_t*>(data), shape, torch::kUInt8);
+  if (interleaved_rows) {  // back to ggml's layout, the one blocks_decode reads
+    host = torch::empty(shape, torch::kUInt8);
+    quant::deinterleave_rows(type, data, host.data_ptr<uint8_t>(), rows, in, 0, rows);
+  }
   b.device_bytes = host.to(device);
-  if (b.device_bytes.data_ptr() == host.data_ptr()) b.device_bytes = host.clone();  // never a view of a mapping
+  if (b.device_bytes.data_ptr() == host.data_ptr() && !interleaved_rows)
+    b.device_bytes = host.clone();  // never a view of a mapping
   b.data = nullptr;
   b.owner = nullptr;
+  b.interleaved_rows = false;
   return b;
+}
+
+Linear::Blocks Linear::Blocks::interleaved() const {
+  if (interleaved_rows || !data || !quant::interleavable(type) || rows < quant::kGroupRows) return *this;
+  const size_t bytes = row_bytes() * static_cast<size_t>(rows);
+  auto copy = std::make_shared<torch::Tensor>(torch::empty({static_cast<int64_t>(bytes)}, torch::kUInt8));
+  uint8_t* dst = copy->data_ptr<uint8_t>();
+  const int64_t groups = (rows + quant::kGroupRows - 1) / quant::kGroupRows;
+  parallel_rows(0, groups, 64, [&](int64_t g0, int64_t g1) {
+    quant::interleave_rows(type, data, dst, rows, in, g0 * quant::kGroupRows, std::min(rows, g1 * quant::kGroupRows));
+  });
+  io::mapped_release(data, bytes);  // read once, into the copy: not resident twice
+  Blocks b = *this;
+  b.data = dst;
+  b.owner = std::move(copy);
+  b.interleaved_rows = true;
+  return b;
+}
+
+void Linear::Blocks::decode_rows(int64_t r0, int64_t r1, float* dst) const {
+  if (interleaved_rows) return quant::dequantize_interleaved(type, data, rows, in, r0, r1, dst);
+  quant::dequantize(type, data + static_cast<size_t>(r0) * row_bytes(), dst, (r1 - r0) * in);
 }
 
 torch::Device Linear::device() const {
@@ -134,10 +163,8 @@ torch::Tensor Linear::decoded_rows(int64_t r0, int64_t n, torch::Tensor* scratch
       const size_t row_bytes = b.row_bytes();
       // Tasks of ≥ 1 Mi elements: smaller matrices decode on this thread (a parallel region costs more than they do
       // when the cores are busy).
-      parallel_rows(lo, hi, std::max<int64_t>(1, (int64_t(1) << 20) / in_), [&](int64_t a, int64_t e) {
-        quant::dequantize(b.type, b.data + static_cast<size_t>(a - offset) * row_bytes, dst + (a - r0) * in_,
-                          (e - a) * in_);
-      });
+      parallel_rows(lo, hi, std::max<int64_t>(1, (int64_t(1) << 20) / in_),
+                    [&](int64_t a, int64_t e) { b.decode_rows(a - offset, e - offset, dst + (a - r0) * in_); });
     }
     offset += b.rows;
   }
@@ -189,10 +216,18 @@ torch::Tensor Linear::base_block_kernels(const torch::Tensor& x) const {
       });
       prepared = b.type;
     }
-    const size_t row_bytes = b.row_bytes();
-    parallel_rows(0, b.rows, 16, [&](int64_t r0, int64_t r1) {
-      quant::matmul_rows(b.type, b.data, row_bytes, acts, M, yp + offset + r0, out_, r0, r1);
-    });
+    if (b.interleaved_rows) {  // whole groups of rows per thread
+      const int64_t groups = (b.rows + quant::kGroupRows - 1) / quant::kGroupRows;
+      parallel_rows(0, groups, 1, [&](int64_t g0, int64_t g1) {
+        const int64_t r0 = g0 * quant::kGroupRows, r1 = std::min(b.rows, g1 * quant::kGroupRows);
+        quant::matmul_interleaved(b.type, b.data, b.rows, acts, M, yp + offset + r0, out_, r0, r1);
+      });
+    } else {
+      const size_t row_bytes = b.row_bytes();
+      parallel_rows(0, b.rows, 16, [&](int64_t r0, int64_t r1) {
+        quant::matmul_rows(b.type, b.data, row_bytes, acts, M, yp + offset + r0, out_, r0, r1);
+      });
+    }
     offset += b.rows;
   }
   if (bias_.defined()) y = y + bias_.to(torch::kFloat32);

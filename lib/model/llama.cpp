@@ -13,7 +13,7 @@ LlamaModel::LlamaModel(const ModelConfig& c, const TensorMap& tensors, const Loa
                        const std::string& origin, const BlockMap* blocks)
     : CausalLM(c, options, origin) {
   WeightSource w(tensors, options, origin, blocks);
-  embed_ = w.matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size);
+  embed_ = w.matrix("model.embed_tokens.weight", c.vocab_size, c.hidden_size, !c.tie_word_embeddings);
   norm_ = w.take("model.norm.weight", {c.hidden_size});
   lm_head_ = c.tie_word_embeddings ? embed_ : w.matrix("lm_head.weight", c.vocab_size, c.hidden_size);
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "quant/codec.h"
+#include "quant/half.h"
 
 namespace hearth::quant {
 namespace {
@@ -17,8 +18,8 @@ constexpr int64_t kBlockBytes = 18, kGroupBlockBytes = kGroupRows * kBlockBytes;
 // Where byte i of row r's block b lies in its group (rows, blocks and bytes counted within the group).
 inline int64_t group_offset(int64_t r, int64_t b, int64_t i) {
   const int64_t at = b * kGroupBlockBytes;
-  if (i < 2) return at + 2 * r + i;                        // the scale
-  const int64_t q = i - 2, step = q / 4;                   // qs byte q, in step q/4
+  if (i < 2) return at + 2 * r + i;       // the scale
+  const int64_t q = i - 2, step = q / 4;  // qs byte q, in step q/4
   return at + 2 * kGroupRows + step * 4 * kGroupRows + 4 * r + q % 4;
 }
 
@@ -27,9 +28,10 @@ void check(GgmlType type, int64_t rows, int64_t n, int64_t row_begin, int64_t ro
     throw Error(fmt::format("interleave: {} rows have no interleaved layout; expected Q4_0", ggml_type_name(type)));
   if (n <= 0 || n % 32 != 0 || row_begin < 0 || row_begin > row_end || row_end > rows || row_begin % kGroupRows != 0 ||
       (row_end % kGroupRows != 0 && row_end != rows))
-    throw Error(fmt::format("interleave: rows [{}, {}) of {} rows of {}; expected whole groups of {} rows of whole "
-                            "blocks of 32",
-                            row_begin, row_end, rows, n, kGroupRows));
+    throw Error(
+        fmt::format("interleave: rows [{}, {}) of {} rows of {}; expected whole groups of {} rows of whole "
+                    "blocks of 32",
+                    row_begin, row_end, rows, n, kGroupRows));
 }
 
 // Copies rows [row_begin, row_end) between the layouts: to the interleaved one when `in`, else back.
@@ -67,18 +69,26 @@ void deinterleave_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t 
   move_rows(type, src, dst, rows, n, row_begin, row_end, false);
 }
 
-void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t rows, int64_t n, int64_t r, float* out) {
-  if (r < 0 || r >= rows) throw Error(fmt::format("interleave: row {} of {}", r, rows));
-  const int64_t g = r / kGroupRows * kGroupRows;
-  check(type, rows, n, g, std::min(rows, g + kGroupRows));
-  const int64_t nb = n / 32, row_bytes = nb * kBlockBytes;
-  if (g + kGroupRows > rows) return dequantize(type, data + r * row_bytes, out, n);
-  uint8_t block[kBlockBytes];
-  const uint8_t* group = data + g * row_bytes;
-  for (int64_t b = 0; b < nb; ++b) {
-    for (int64_t i = 0; i < kBlockBytes; ++i) block[i] = group[group_offset(r - g, b, i)];
-    dequantize(type, block, out + 32 * b, 32);
+void dequantize_interleaved(GgmlType type, const uint8_t* data, int64_t rows, int64_t n, int64_t r0, int64_t r1,
+                            float* out) {
+  if (r0 < 0 || r0 > r1 || r1 > rows) throw Error(fmt::format("interleave: rows [{}, {}) of {}", r0, r1, rows));
+  check(type, rows, n, 0, rows);
+  const int64_t nb = n / 32, row_bytes = nb * kBlockBytes, grouped = rows / kGroupRows * kGroupRows;
+  for (int64_t r = r0; r < std::min(r1, grouped); ++r, out += n) {
+    const uint8_t* group = data + r / kGroupRows * kGroupRows * row_bytes;
+    const int64_t i = r % kGroupRows;
+    for (int64_t b = 0; b < nb; ++b) {  // as dequantize's Q4_0: (q − 8)·d
+      const float d = f16_to_f32(
+          static_cast<uint16_t>(group[group_offset(i, b, 0)] | group[group_offset(i, b, 1)] << 8));
+      for (int64_t q = 0; q < 16; ++q) {
+        const uint8_t byte = group[group_offset(i, b, 2 + q)];
+        out[32 * b + q] = ((byte & 0x0f) - 8) * d;
+        out[32 * b + 16 + q] = ((byte >> 4) - 8) * d;
+      }
+    }
   }
+  const int64_t tail = std::max(r0, grouped);
+  if (tail < r1) dequantize(type, data + tail * row_bytes, out, (r1 - tail) * n);
 }
 
 }  // namespace hearth::quant

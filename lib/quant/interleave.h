@@ -34,8 +34,10 @@ void interleave_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t ro
 // The inverse: interleaved rows back to ggml's layout.
 void deinterleave_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t n, int64_t row_begin,
                        int64_t row_end);
-// Row r of the interleaved matrix (`rows` rows of n elements at `data`) decoded to float32: out[0..n), the same
-// values dequantize() gives for the row in ggml's layout.
-void dequantize_interleaved_row(GgmlType type, const uint8_t* data, int64_t rows, int64_t n, int64_t r, float* out);
+// Rows [r0, r1) of the interleaved matrix (`rows` rows of n elements at `data`) decoded to float32 into
+// out[0 .. (r1 − r0)·n): the same values dequantize() gives for the rows in ggml's layout. Throws Error for rows
+// outside [0, rows).
+void dequantize_interleaved(GgmlType type, const uint8_t* data, int64_t rows, int64_t n, int64_t r0, int64_t r1,
+                            float* out);
 
 }  // namespace hearth::quant

@@ -272,8 +272,8 @@ void group_half(const uint8_t* g, int half, const ActivationBlock32* const* x, i
       }
     }
     for (int c = 0; c < RN; ++c) {
-      const __m256i sums =
-          _mm256_add_epi32(_mm256_set1_epi32(-8 * x[c][b].sum), _mm256_madd_epi16(pairs[c], _mm256_set1_epi16(1)));
+      const __m256i sums = _mm256_add_epi32(_mm256_set1_epi32(-8 * x[c][b].sum),
+                                            _mm256_madd_epi16(pairs[c], _mm256_set1_epi16(1)));
       acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums), _mm256_mul_ps(d, _mm256_set1_ps(x[c][b].d)), acc[c]);
     }
   }

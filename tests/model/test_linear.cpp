@@ -3,12 +3,15 @@
 // the bytes a forward reads.
 #include <catch2/catch.hpp>
 
+#include <cstring>
+
 #include <torch/torch.h>
 
 #include "core/error.h"
 #include "model/config.h"
 #include "model/linear.h"
 #include "model/lora.h"
+#include "quant/codec.h"
 #include "tiny_config.h"
 
 using namespace hearth;
@@ -79,4 +82,51 @@ TEST_CASE("Linear applies each adapter to its own part of a fused weight", "[mod
 TEST_CASE("Linear refuses parts that do not cover its outputs", "[model][linear]") {
   CHECK_THROWS_AS(model::Linear(torch::zeros({10, 4}), {}, {{model::LoraTarget::kQ, 6}}), Error);
   CHECK_THROWS_AS(model::Linear(torch::zeros({10}), {}), Error);
+}
+
+// Q4_0 blocks copied into the interleaved layout (quant/interleave.h) at load: the same weights whichever way they are
+// read — rows looked up, the dense matrix, the decoded product under autograd (bit for bit), the kernels' product
+// (within the 8-bit activations' rounding of the float64 product) — and back in ggml's layout on a device.
+TEST_CASE("a Q4_0 block Linear reads the same weights interleaved", "[model][linear]") {
+  torch::manual_seed(3);
+  const int64_t rows = 35, in = 96;  // two groups of 16 rows, three rows after them
+  auto w = torch::randn({rows, in}) * 0.1;
+  auto bytes = std::make_shared<std::vector<uint8_t>>(quant::ggml_type_nbytes(quant::GgmlType::kQ4_0, rows * in));
+  quant::quantize(quant::GgmlType::kQ4_0, w.data_ptr<float>(), bytes->data(), rows * in);
+  model::Linear::Blocks plain;
+  plain.type = quant::GgmlType::kQ4_0;
+  plain.data = bytes->data();
+  plain.rows = rows;
+  plain.in = in;
+  plain.owner = bytes;
+  const auto packed = plain.interleaved();
+  REQUIRE(packed.interleaved_rows);
+  REQUIRE(packed.data != plain.data);
+  CHECK(std::memcmp(packed.data, plain.data, bytes->size()) != 0);
+  model::Linear a({plain}, {}), b({packed}, {});
+  const auto decoded = a.dense();
+  CHECK(torch::equal(b.dense(), decoded));
+  auto ids = torch::tensor({34, 0, 17, 15, 16}, torch::kInt64);
+  CHECK(torch::equal(b.rows(ids, torch::kFloat32), a.rows(ids, torch::kFloat32)));
+  for (int64_t m : {1, 5}) {
+    auto x = torch::randn({m, in});
+    auto want = reference(x, decoded, {});
+    torch::Tensor got, rowwise;
+    {
+      torch::NoGradGuard no_grad;
+      got = b.forward(x);
+      rowwise = a.forward(x);
+    }
+    CHECK(torch::allclose(got, rowwise, 1e-5, 1e-5));  // the same integer sums, added in another order
+    CHECK(torch::allclose(got.to(torch::kFloat64), want, 2e-2, 2e-2));
+    auto xg = x.clone().requires_grad_(true);
+    CHECK(torch::equal(b.forward(xg), a.forward(x.clone().requires_grad_(true))));
+  }
+  const auto host = packed.to_device(torch::kCPU);
+  CHECK_FALSE(host.interleaved_rows);
+  CHECK(std::memcmp(host.device_bytes.data_ptr<uint8_t>(), bytes->data(), bytes->size()) == 0);
+  // Fewer rows than a group stay as they are.
+  auto few = plain;
+  few.rows = 15;
+  CHECK_FALSE(few.interleaved().interleaved_rows);
 }

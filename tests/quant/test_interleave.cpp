@@ -88,14 +88,20 @@ TEST_CASE("interleaved Q4_0 rows round-trip and decode as the ggml rows", "[quan
       std::vector<float> want(n), got(n);
       for (int64_t r = 0; r < rows; ++r) {
         dequantize(kQ4, plain.data() + r * ggml_type_nbytes(kQ4, n), want.data(), n);
-        dequantize_interleaved_row(kQ4, w.data(), rows, n, r, got.data());
+        dequantize_interleaved(kQ4, w.data(), rows, n, r, r + 1, got.data());
         CHECK(got == want);
       }
+      // All rows at once (the groups, then the rows in ggml's layout): the whole matrix as dequantize() reads it.
+      std::vector<float> all_want(rows * n), all_got(rows * n);
+      dequantize(kQ4, plain.data(), all_want.data(), rows * n);
+      dequantize_interleaved(kQ4, w.data(), rows, n, 0, rows, all_got.data());
+      CHECK(all_got == all_want);
     }
   // Group by group, as loading does it on several threads: the same bytes.
   const auto plain = random_q4_0(35, 96, 4);
   std::vector<uint8_t> parts(plain.size());
-  for (int64_t r : {32, 16, 0}) interleave_rows(kQ4, plain.data(), parts.data(), 35, 96, r, std::min<int64_t>(35, r + 16));
+  for (int64_t r : {32, 16, 0})
+    interleave_rows(kQ4, plain.data(), parts.data(), 35, 96, r, std::min<int64_t>(35, r + 16));
   CHECK(parts == interleaved(plain, 35, 96));
   std::vector<uint8_t> scratch(plain.size());
   CHECK_THROWS_AS(interleave_rows(kQ4, plain.data(), scratch.data(), 35, 96, 8, 35), Error);
