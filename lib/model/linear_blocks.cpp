@@ -14,6 +14,7 @@
 #include <torch/csrc/autograd/custom_function.h>
 
 #include "core/error.h"
+#include "io/huge_pages.h"
 #include "io/mapped_file.h"
 #include "model/block_decode.h"
 #include "model/linear.h"
@@ -110,8 +111,8 @@ Linear::Blocks Linear::Blocks::to_device(torch::Device device) const {
 Linear::Blocks Linear::Blocks::interleaved() const {
   if (interleaved_rows || !data || !quant::interleavable(type) || rows < quant::kGroupRows) return *this;
   const size_t bytes = row_bytes() * static_cast<size_t>(rows);
-  auto copy = std::make_shared<torch::Tensor>(torch::empty({static_cast<int64_t>(bytes)}, torch::kUInt8));
-  uint8_t* dst = copy->data_ptr<uint8_t>();
+  std::shared_ptr<uint8_t> copy = io::huge_page_buffer(bytes);
+  uint8_t* dst = copy.get();
   const int64_t groups = (rows + quant::kGroupRows - 1) / quant::kGroupRows;
   parallel_rows(0, groups, 64, [&](int64_t g0, int64_t g1) {
     quant::interleave_rows(type, data, dst, rows, in, g0 * quant::kGroupRows, std::min(rows, g1 * quant::kGroupRows));
