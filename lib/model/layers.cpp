@@ -72,7 +72,7 @@ std::optional<std::vector<Linear::Blocks>> WeightSource::placed(const std::vecto
     const Linear::Blocks& b = blocks_->at(n);
     if (!options_.device.is_cpu() && !(options_.blocks_on_device && blocks_decodable(b.type))) return std::nullopt;
     if (!options_.device.is_cpu()) out.push_back(b.to_device(options_.device));
-    else out.push_back(options_.interleave_blocks && !lookup_only ? b.interleaved() : b);
+    else out.push_back(options_.copy_blocks && !lookup_only ? b.copied_for_kernels() : b);
   }
   return out;
 }

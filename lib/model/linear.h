@@ -67,10 +67,11 @@ class Linear {
     // These blocks as `device_bytes` on `device` (a copy in ggml's layout; `data` and `owner` dropped). Throws Error
     // for a type blocks_decode() cannot decode.
     Blocks to_device(torch::Device device) const;
-    // A copy in the interleaved layout, owned by the result, when the type has one (Q4_0) and the blocks are on the
-    // CPU with at least one group of rows; the pages of a file mapping the rows were read from are given back.
-    // Otherwise these blocks as they are.
-    Blocks interleaved() const;
+    // The CPU kernels' copy of these blocks, owned by the result, in memory of its own (io::huge_page_buffer: a
+    // decode step reads every weight, and 4 KiB pages cost it TLB misses), Q4_0 with at least one group of rows in the
+    // interleaved layout (quant/interleave.h); the pages of a file mapping the rows were read from are given back.
+    // Blocks on a device, or already interleaved, are returned as they are.
+    Blocks copied_for_kernels() const;
     // Rows [r0, r1) decoded to float32 into dst ((r1 − r0)·in floats), in ggml's or the interleaved layout.
     void decode_rows(int64_t r0, int64_t r1, float* dst) const;
   };

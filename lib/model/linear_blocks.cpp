@@ -8,6 +8,7 @@
 // with no transposed kernel. The forward of a training step is then the float product of the decoded weight, so its
 // gradient is exact; decoding (no autograd) keeps the 8-bit-activation kernels, which win below ~16 rows.
 #include <algorithm>
+#include <cstring>
 #include <optional>
 
 #include <fmt/format.h>
@@ -108,20 +109,23 @@ Linear::Blocks Linear::Blocks::to_device(torch::Device device) const {
   return b;
 }
 
-Linear::Blocks Linear::Blocks::interleaved() const {
-  if (interleaved_rows || !data || !quant::interleavable(type) || rows < quant::kGroupRows) return *this;
+Linear::Blocks Linear::Blocks::copied_for_kernels() const {
+  if (!data || interleaved_rows) return *this;
   const size_t bytes = row_bytes() * static_cast<size_t>(rows);
   std::shared_ptr<uint8_t> copy = io::huge_page_buffer(bytes);
   uint8_t* dst = copy.get();
+  const bool interleave = quant::interleavable(type) && rows >= quant::kGroupRows;
   const int64_t groups = (rows + quant::kGroupRows - 1) / quant::kGroupRows;
   parallel_rows(0, groups, 64, [&](int64_t g0, int64_t g1) {
-    quant::interleave_rows(type, data, dst, rows, in, g0 * quant::kGroupRows, std::min(rows, g1 * quant::kGroupRows));
+    const int64_t r0 = g0 * quant::kGroupRows, r1 = std::min(rows, g1 * quant::kGroupRows);
+    if (interleave) quant::interleave_rows(type, data, dst, rows, in, r0, r1);
+    else std::memcpy(dst + r0 * row_bytes(), data + r0 * row_bytes(), (r1 - r0) * row_bytes());
   });
   io::mapped_release(data, bytes);  // read once, into the copy: not resident twice
   Blocks b = *this;
   b.data = dst;
   b.owner = std::move(copy);
-  b.interleaved_rows = true;
+  b.interleaved_rows = interleave;
   return b;
 }
 

@@ -121,7 +121,7 @@ double base_block_decode_bytes(const recipe::LoraRecipe& r, const model::ModelCo
 
 std::unique_ptr<model::CausalLM> base_load(const recipe::LoraRecipe& r, model::LoadOptions options) {
   options.blocks_on_device = true;
-  options.interleave_blocks = false;
+  options.copy_blocks = false;
   if (auto type = base_quantize_type(r)) return model::causal_lm_load_quantized(r.model, options, *type);
   return model::causal_lm_load(r.model, options);
 }

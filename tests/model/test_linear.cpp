@@ -99,7 +99,7 @@ TEST_CASE("a Q4_0 block Linear reads the same weights interleaved", "[model][lin
   plain.rows = rows;
   plain.in = in;
   plain.owner = bytes;
-  const auto packed = plain.interleaved();
+  const auto packed = plain.copied_for_kernels();
   REQUIRE(packed.interleaved_rows);
   REQUIRE(packed.data != plain.data);
   CHECK(std::memcmp(packed.data, plain.data, bytes->size()) != 0);
@@ -125,8 +125,11 @@ TEST_CASE("a Q4_0 block Linear reads the same weights interleaved", "[model][lin
   const auto host = packed.to_device(torch::kCPU);
   CHECK_FALSE(host.interleaved_rows);
   CHECK(std::memcmp(host.device_bytes.data_ptr<uint8_t>(), bytes->data(), bytes->size()) == 0);
-  // Fewer rows than a group stay as they are.
+  // Fewer rows than a group are copied as they are.
   auto few = plain;
   few.rows = 15;
-  CHECK_FALSE(few.interleaved().interleaved_rows);
+  const auto few_copy = few.copied_for_kernels();
+  CHECK_FALSE(few_copy.interleaved_rows);
+  CHECK(few_copy.data != few.data);
+  CHECK(std::memcmp(few_copy.data, few.data, 15 * few.row_bytes()) == 0);
 }
