@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "core/error.h"
+#include "normal_values.h"
 #include "quant/codec.h"
 #include "quant/interleave.h"
 #include "quant/matvec.h"
@@ -20,10 +21,7 @@ namespace {
 constexpr GgmlType kQ4 = GgmlType::kQ4_0;
 
 std::vector<uint8_t> random_q4_0(int64_t rows, int64_t n, uint32_t seed, float scale = 0.05f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> w(static_cast<size_t>(rows * n));
-  for (auto& v : w) v = normal(rng);
+  const std::vector<float> w = test::normal_values(rows * n, seed, scale);
   std::vector<uint8_t> bytes(ggml_type_nbytes(kQ4, rows * n));
   quantize(kQ4, w.data(), bytes.data(), rows * n);
   return bytes;
@@ -35,13 +33,7 @@ std::vector<uint8_t> interleaved(const std::vector<uint8_t>& plain, int64_t rows
   return out;
 }
 
-std::vector<float> random_vector(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = normal(rng);
-  return x;
-}
+std::vector<float> random_vector(int64_t n, uint32_t seed) { return test::normal_values(n, seed); }
 
 std::vector<Activations> random_activations(int64_t m, int64_t n, uint32_t seed) {
   std::vector<Activations> acts(static_cast<size_t>(m));

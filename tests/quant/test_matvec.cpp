@@ -8,6 +8,7 @@
 #include <random>
 #include <vector>
 
+#include "normal_values.h"
 #include "quant/codec.h"
 #include "quant/half.h"
 #include "quant/matvec.h"
@@ -29,22 +30,13 @@ struct Matrix {
 };
 
 Matrix random_matrix(GgmlType type, int64_t rows, int64_t in, uint32_t seed, float scale = 0.05f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, scale);
-  std::vector<float> w(static_cast<size_t>(rows * in));
-  for (auto& v : w) v = normal(rng);
+  const std::vector<float> w = test::normal_values(rows * in, seed, scale);
   Matrix m{type, rows, in, std::vector<uint8_t>(ggml_type_nbytes(type, rows * in))};
   quantize(type, w.data(), m.bytes.data(), rows * in);
   return m;
 }
 
-std::vector<float> random_vector(int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> normal(0.0f, 1.0f);
-  std::vector<float> x(static_cast<size_t>(n));
-  for (auto& v : x) v = normal(rng);
-  return x;
-}
+std::vector<float> random_vector(int64_t n, uint32_t seed) { return test::normal_values(n, seed); }
 
 // The activations as the kernels see them (d·q per block), decoded back to float.
 std::vector<double> decoded_activations(const Activations& a) {
@@ -98,9 +90,9 @@ TEST_CASE("8-bit activations round halves to even", "[quant][matvec]") {
   // max |x| = 127, so the scale is exactly 1 and q = x rounded: ties go to the even integer (as llama.cpp's
   // nearest_int), the rest to the nearest.
   std::vector<float> x(32, 0.0f);
-  const std::vector<std::pair<float, float>> cases = {{127, 127},  {0.5f, 0},  {1.5f, 2},   {2.5f, 2},
+  const std::vector<std::pair<float, float>> cases = {{127, 127},  {0.5f, 0},   {1.5f, 2},     {2.5f, 2},
                                                       {-2.5f, -2}, {-3.5f, -4}, {126.5f, 126}, {3.4f, 3},
-                                                      {-3.6f, -4}, {-0.5f, 0},  {-127, -127}, {0.49f, 0}};
+                                                      {-3.6f, -4}, {-0.5f, 0},  {-127, -127},  {0.49f, 0}};
   for (size_t i = 0; i < cases.size(); ++i) x[i] = cases[i].first;
   Activations a;
   activations_prepare(GgmlType::kQ8_0, x.data(), 32, a);
