@@ -165,7 +165,6 @@ torch::Tensor Linear::decoded_rows(int64_t r0, int64_t n, torch::Tensor* scratch
   for (const Blocks& b : blocks_) {
     const int64_t lo = std::max(r0, offset), hi = std::min(r0 + n, offset + b.rows);
     if (lo < hi) {
-      const size_t row_bytes = b.row_bytes();
       // Tasks of ≥ 1 Mi elements: smaller matrices decode on this thread (a parallel region costs more than they do
       // when the cores are busy).
       parallel_rows(lo, hi, std::max<int64_t>(1, (int64_t(1) << 20) / in_),
