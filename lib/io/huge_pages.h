@@ -1,5 +1,5 @@
-// Memory of its own for weights hearth copies at load (e.g. Q4_0 interleaved for the kernels), in 2 MiB huge pages
-// where the kernel allows.
+// Memory of its own for weights hearth copies at load (the block matrices the CPU kernels read, Q4_0 interleaved), in
+// 2 MiB huge pages where the kernel allows.
 //
 // Why: decode reads every weight once per token, and with 4 KiB pages that is a TLB miss every 4 KiB; in a virtual
 // machine each miss walks two page tables. On the 2-vCPU Zen 5 VM, a 1B model's interleaved Q4_0 weights in

@@ -23,21 +23,10 @@ inline int64_t group_offset(int64_t r, int64_t b, int64_t i) {
   return at + 2 * kGroupRows + step * 4 * kGroupRows + 4 * r + q % 4;
 }
 
-void check(GgmlType type, int64_t rows, int64_t n, int64_t row_begin, int64_t row_end) {
-  if (!interleavable(type))
-    throw Error(fmt::format("interleave: {} rows have no interleaved layout; expected Q4_0", ggml_type_name(type)));
-  if (n <= 0 || n % 32 != 0 || row_begin < 0 || row_begin > row_end || row_end > rows || row_begin % kGroupRows != 0 ||
-      (row_end % kGroupRows != 0 && row_end != rows))
-    throw Error(
-        fmt::format("interleave: rows [{}, {}) of {} rows of {}; expected whole groups of {} rows of whole "
-                    "blocks of 32",
-                    row_begin, row_end, rows, n, kGroupRows));
-}
-
 // Copies rows [row_begin, row_end) between the layouts: to the interleaved one when `in`, else back.
 void move_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t n, int64_t row_begin,
                int64_t row_end, bool in) {
-  check(type, rows, n, row_begin, row_end);
+  interleaved_rows_check(type, rows, n, row_begin, row_end);
   const int64_t nb = n / 32, row_bytes = nb * kBlockBytes, grouped = rows / kGroupRows * kGroupRows;
   for (int64_t g = row_begin; g < std::min(row_end, grouped); g += kGroupRows) {
     const uint8_t* s = src + g * row_bytes;
@@ -59,6 +48,17 @@ void move_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t rows, in
 
 bool interleavable(GgmlType type) { return type == GgmlType::kQ4_0; }
 
+void interleaved_rows_check(GgmlType type, int64_t rows, int64_t n, int64_t row_begin, int64_t row_end) {
+  if (!interleavable(type))
+    throw Error(fmt::format("interleave: {} rows have no interleaved layout; expected Q4_0", ggml_type_name(type)));
+  if (n <= 0 || n % 32 != 0 || row_begin < 0 || row_begin > row_end || row_end > rows || row_begin % kGroupRows != 0 ||
+      (row_end % kGroupRows != 0 && row_end != rows))
+    throw Error(
+        fmt::format("interleave: rows [{}, {}) of {} rows of {}; expected whole groups of {} rows of whole "
+                    "blocks of 32",
+                    row_begin, row_end, rows, n, kGroupRows));
+}
+
 void interleave_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t n, int64_t row_begin,
                      int64_t row_end) {
   move_rows(type, src, dst, rows, n, row_begin, row_end, true);
@@ -72,7 +72,7 @@ void deinterleave_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t 
 void dequantize_interleaved(GgmlType type, const uint8_t* data, int64_t rows, int64_t n, int64_t r0, int64_t r1,
                             float* out) {
   if (r0 < 0 || r0 > r1 || r1 > rows) throw Error(fmt::format("interleave: rows [{}, {}) of {}", r0, r1, rows));
-  check(type, rows, n, 0, rows);
+  interleaved_rows_check(type, rows, n, 0, rows);
   const int64_t nb = n / 32, row_bytes = nb * kBlockBytes, grouped = rows / kGroupRows * kGroupRows;
   for (int64_t r = r0; r < std::min(r1, grouped); ++r, out += n) {
     const uint8_t* group = data + r / kGroupRows * kGroupRows * row_bytes;

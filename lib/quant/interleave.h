@@ -26,6 +26,10 @@ inline constexpr int64_t kGroupRows = 16;
 // True for the types that have an interleaved layout and kernels for it (Q4_0).
 bool interleavable(GgmlType type);
 
+// Throws Error unless `type` has the layout and rows [row_begin, row_end) of `rows` rows of n elements are whole
+// groups of whole blocks: row_begin a multiple of 16, row_end one too or `rows`, n a positive multiple of 32.
+void interleaved_rows_check(GgmlType type, int64_t rows, int64_t n, int64_t row_begin, int64_t row_end);
+
 // Rows [row_begin, row_end) of `rows` rows of n elements, from ggml's layout at `src` into the interleaved layout at
 // `dst` (the same offsets; dst never overlaps src). row_begin is a multiple of 16; row_end is one too, or `rows`.
 // Throws Error for a type without the layout or a range off the groups.

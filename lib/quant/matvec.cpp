@@ -315,10 +315,7 @@ void run_interleaved(const detail::Kernels& k, GgmlType type, const void* w, int
                      int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
   check_activations(type, x, m);
   const int64_t n = x[0].n;
-  if (!interleavable(type) || row_begin < 0 || row_begin > row_end || row_end > rows || row_begin % kGroupRows != 0 ||
-      (row_end % kGroupRows != 0 && row_end != rows))
-    throw Error(fmt::format("matmul: rows [{}, {}) of {} interleaved {} rows; expected whole groups of {}", row_begin,
-                            row_end, rows, ggml_type_name(type), kGroupRows));
+  interleaved_rows_check(type, rows, n, row_begin, row_end);
   const auto* wb = static_cast<const uint8_t*>(w);
   const size_t row_bytes = ggml_type_nbytes(type, n);
   const int64_t nb = n / 32, grouped = std::min(row_end, rows / kGroupRows * kGroupRows);

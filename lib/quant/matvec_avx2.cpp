@@ -256,7 +256,7 @@ void group_half(const uint8_t* g, int half, const ActivationBlock32* const* x, i
   for (int c = 0; c < RN; ++c) acc[c] = _mm256_setzero_ps();
   const __m256i mask = _mm256_set1_epi8(15);
   for (int64_t b = 0; b < nb; ++b) {
-    const uint8_t* blk = g + b * Q4_0Rows::kBytes * 16;
+    const uint8_t* blk = g + b * Q4_0Rows::kBytes * kGroupRows;
     const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * half)));
     __m256i pairs[RN];  // 16-bit pair sums stay exact: 8 pair sums of 2 products ≤ 15·127 each (30480 < 2^15)
     for (int c = 0; c < RN; ++c) pairs[c] = _mm256_setzero_si256();
