@@ -106,9 +106,10 @@ class StreamDecoder {
  public:
   explicit StreamDecoder(const Tokenizer& tokenizer, bool skip_special_tokens = false);
   // Adds one id; returns the text it completes (often "", e.g. while a multi-byte character or an emoji is
-  // still split across tokens). Unknown ids throw FormatError.
+  // still split across tokens; bytes that can no longer form a character come out at once, as U+FFFD). Unknown
+  // ids throw FormatError.
   std::string push(TokenId id);
-  // Returns whatever is still held back (e.g. a trailing invalid byte sequence, as U+FFFD) and resets the
+  // Returns whatever is still held back (a character the ids left unfinished, as U+FFFD) and resets the
   // decoder for a new stream.
   std::string flush();
 
@@ -120,6 +121,8 @@ class StreamDecoder {
   std::vector<TokenId> ids_;
   size_t emitted_bytes_ = 0;  // bytes of decode(ids_[0, prefix_index_)) already returned
   size_t prefix_index_ = 0;   // ids_[0, prefix_index_) is the context chunk
+
+  size_t emittable() const;
 };
 
 }  // namespace hearth::tokenizer

@@ -38,6 +38,24 @@ size_t utf8_char_len(unsigned char b) {
   return 1;
 }
 
+size_t utf8_unfinished_tail(std::string_view s) {
+  // A character is at most 4 bytes, so an unfinished one starts in the last 3.
+  for (size_t back = 1; back <= 3 && back <= s.size(); ++back) {
+    const size_t start = s.size() - back;
+    const auto lead = static_cast<unsigned char>(s[start]);
+    if ((lead & 0xC0) == 0x80) continue;  // a continuation byte: its lead, if any, is further back
+    const size_t len = utf8_char_len(lead);
+    const auto [lo, hi] = second_byte_range(lead);
+    if (len == 1 || lo == 0 || back >= len) return 0;  // ASCII, an invalid lead, or a whole character
+    for (size_t i = 1; i < back; ++i) {
+      const auto b = static_cast<unsigned char>(s[start + i]);
+      if (i == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return 0;
+    }
+    return back;
+  }
+  return 0;
+}
+
 uint32_t utf8_next(std::string_view s, size_t& pos) {
   const auto lead = static_cast<unsigned char>(s[pos]);
   if (lead < 0x80) {

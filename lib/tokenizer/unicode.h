@@ -28,6 +28,10 @@ bool utf8_is_valid(std::string_view s);
 std::string utf8_sanitize(std::string_view s);
 // Number of bytes of the UTF-8 sequence that starts with byte b (1 for invalid lead bytes).
 size_t utf8_char_len(unsigned char b);
+// The number of bytes (1..3) at the end of s that begin a character more bytes could still complete ("\xE2\x82"
+// of "€"): a proper prefix of a well-formed sequence. 0 when s ends in a whole character or in bytes no
+// continuation makes valid ("\x80", "\xC0", "\xE0\x80"), whose U+FFFD are final.
+size_t utf8_unfinished_tail(std::string_view s);
 
 // GPT-2 byte-level map: the byte that code point cp stands for, or nullopt when cp is not in the map.
 std::optional<uint8_t> unicode_to_byte(uint32_t cp);

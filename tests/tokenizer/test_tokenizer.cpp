@@ -8,6 +8,7 @@
 #include <sstream>
 #include <thread>
 
+#include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/error.h"
@@ -127,6 +128,39 @@ TEST_CASE("stream decoder pieces add up to decode and never split a character", 
     CHECK(stories.decode(ids) == "\xEF\xBF\xBD\xEF\xBF\xBD the");
     CHECK(stream_all(stories, ids, false) == "A\xEF\xBF\xBD the");  // what was sent stays; each piece whole
     CHECK(stream_all(stories, {id("<0x41>"), id("<0xFF>")}, false) == "A\xEF\xBF\xBD");  // the same at flush()
+  }
+  SECTION("bytes that can no longer form a character stream at once; an unfinished one is held") {
+    // A model that emits stray continuation or lead bytes (a random or broken one does) must not stall the
+    // stream: they are final U+FFFD as soon as a later byte makes them so, while the bytes of a character split
+    // over tokens still wait.
+    const auto byte_token = [&](const tok::Tokenizer& t, const std::string& token) {
+      const auto found = t.token_to_id(token);
+      REQUIRE(found);
+      return *found;
+    };
+    const std::string fffd = "\xEF\xBF\xBD";
+    const std::vector<std::string> bytes = {"\x80", "\x80", "\xBF", "\xE2", "\x82", "\xAC", "\xE2", "\xFF",
+                                            "\xF0", "\xF0", "\xF0", "\x9F", "\xA6", "\x99", "\xC3"};
+    const std::vector<std::string> expected = {fffd, fffd,        fffd, "", "",   "\u20AC", "", fffd + fffd,
+                                               "",   fffd,        fffd, "", "",   "\U0001F999", ""};
+    std::vector<tok::TokenId> ids;
+    for (const auto& b : bytes) ids.push_back(byte_token(llama, tok::byte_level_encode(b)));
+    tok::StreamDecoder stream(llama);
+    std::vector<std::string> pieces;
+    for (auto id : ids) pieces.push_back(stream.push(id));
+    CHECK(pieces == expected);
+    CHECK(stream.flush() == fffd);  // the unfinished C3
+    CHECK(stream_all(llama, ids, false) == llama.decode(ids));
+    // Byte fallback: these 15 byte tokens are one run, not valid UTF-8 as a whole, which decode() turns into one
+    // U+FFFD per byte; the stream sent "€" before the run went bad, and goes on from there (the exception in
+    // tokenizer.h). What matters here: the pieces come as the bytes do, not all at the end.
+    std::vector<tok::TokenId> fallback;
+    for (const auto& b : bytes)
+      fallback.push_back(byte_token(stories, fmt::format("<0x{:02X}>", static_cast<unsigned char>(b[0]))));
+    size_t empty = 0;
+    const std::string text = stream_all(stories, fallback, false, &empty);
+    CHECK(text.size() >= stories.decode(fallback).size());
+    CHECK(empty < 8);
   }
   SECTION("a truncated character comes out at flush as U+FFFD, like decode") {
     auto encoded = stories.encode("你", {false, true});
@@ -273,6 +307,26 @@ TEST_CASE("invalid UTF-8 input is read as U+FFFD, as HF's lossy conversion", "[t
   CHECK(tok::utf8_sanitize("\xF0\x9F\x98\x41") ==
         "\xEF\xBF\xBD"
         "A");
+}
+
+TEST_CASE("utf8_unfinished_tail: a proper prefix of a well-formed sequence (Unicode 15, table 3-7)", "[tokenizer]") {
+  // Could still become a character: a lead byte alone, or with continuation bytes in its allowed ranges.
+  const std::vector<std::pair<const char*, size_t>> unfinished = {
+      {"\xC2", 1},     {"a\xDF", 1},     {"\xE0\xA0", 2},         {"\xE1", 1},       {"\xED\x9F", 2},    {"\xEF\xBF", 2},
+      {"\xF0\x90", 2}, {"\xF0\x90\x80", 3}, {"\xF4\x8F\xBF", 3}, {"\xE2\x82", 2}, {"ok \xF3", 1}, {"\xF0\xF0", 1},
+      {"\x80\xE2", 1}};
+  for (const auto& [s, n] : unfinished) {
+    INFO(tok::byte_level_encode(s));
+    CHECK(tok::utf8_unfinished_tail(s) == n);
+  }
+  // Whole characters, or bytes that no continuation makes well-formed: C0/C1/F5..FF never lead, E0 needs A0..BF
+  // next, ED 80..9F (no surrogates), F0 90..BF (no overlong), F4 80..8F (not above U+10FFFF); a lone continuation.
+  for (const char* s : {"", "a", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\xA6\x99", "\x80", "\xBF\xBF\xBF", "\xC0",
+                        "\xC1", "\xF5", "\xFF", "\xE0\x80", "\xE0\x9F", "\xED\xA0", "\xF0\x8F", "\xF4\x90",
+                        "\xE2\x82\x41", "\xC2\x41", "\xEF\xBF\xBD", "\xF0\x90\x80\x80"}) {
+    INFO(tok::byte_level_encode(s));
+    CHECK(tok::utf8_unfinished_tail(s) == 0);
+  }
 }
 
 TEST_CASE("NFC composes, reorders and leaves NFC text alone", "[tokenizer]") {
