@@ -197,6 +197,23 @@ torch::Tensor Linear::base_decoded(const torch::Tensor& x) const {
   return y.view(shape).to(x.scalar_type());
 }
 
+torch::Tensor Linear::base_small_batch(const torch::Tensor& x) const {
+  constexpr int64_t kMinTaskWork = int64_t(512) << 10;  // as base_block_kernels: weight bytes × rows per task
+  const int64_t M = x.numel() / in_;
+  auto xf = x.reshape({M, in_}).contiguous();
+  auto w = weight_.contiguous();
+  auto y = torch::empty({M, out_}, torch::kFloat32);
+  const float *wp = w.data_ptr<float>(), *xp = xf.data_ptr<float>();
+  float* yp = y.data_ptr<float>();
+  const int64_t task_rows = std::max<int64_t>(1, kMinTaskWork / (in_ * static_cast<int64_t>(sizeof(float)) * M));
+  parallel_rows(0, out_, task_rows,
+                [&](int64_t r0, int64_t r1) { quant::matmul_f32(wp, in_, xp, M, yp + r0, out_, r0, r1); });
+  if (bias_.defined()) y = y + bias_.to(torch::kFloat32);
+  auto shape = x.sizes().vec();
+  shape.back() = out_;
+  return y.view(shape);
+}
+
 // The M rows of x quantized to 8-bit blocks once per part type, then each weight row read once for all M rows
 // (quant::matmul_rows), output rows split across the intra-op threads in tasks of at least kMinTaskWork.
 //

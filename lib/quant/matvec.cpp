@@ -216,6 +216,7 @@ detail::Kernels kernels_of(Isa i) {
         std::pair{&k.q4_k, scalar.q4_k}, std::pair{&k.q5_k, scalar.q5_k}, std::pair{&k.q6_k, scalar.q6_k}})
     if (!*mine) *mine = fallback;
   if (!k.q4_0_group) k.q4_0_group = scalar.q4_0_group;
+  if (!k.f32) k.f32 = scalar.f32;
   return k;
 }
 
@@ -384,8 +385,28 @@ Kernels kernels_avx512() { return {}; }
 Kernels kernels_avx512_vnni() { return {}; }
 #endif
 
+namespace {
+// Per (r, i): four partial sums over j mod 4, added pairwise at the end.
+void f32_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
+              int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const float* wr = w + r * k;
+    for (int64_t i = 0; i < m; ++i) {
+      const float* xi = x + i * k;
+      float s[4] = {0, 0, 0, 0};
+      int64_t j = 0;
+      for (; j + 4 <= k; j += 4)
+        for (int t = 0; t < 4; ++t) s[t] += wr[j + t] * xi[j + t];
+      for (; j < k; ++j) s[0] += wr[j] * xi[j];
+      y[i * ldy + (r - row_begin)] = (s[0] + s[1]) + (s[2] + s[3]);
+    }
+  }
+}
+}  // namespace
+
 Kernels kernels_scalar() {
   Kernels k;
+  k.f32 = f32_rows;
   k.q8_0 = dot_q8_0;
   k.q4_0 = dot_q4_0;
   k.q5_0 = dot_q5_0;
@@ -422,7 +443,19 @@ bool matmul_interleaved_with(const char* name, GgmlType type, const void* w, int
   return i.has_value();
 }
 
+bool matmul_f32_with(const char* name, const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy,
+                     int64_t row_begin, int64_t row_end) {
+  const auto i = runnable(name);
+  if (i) kernels_of(*i).f32(w, k, x, m, y, ldy, row_begin, row_end);
+  return i.has_value();
+}
+
 }  // namespace detail
+
+void matmul_f32(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
+                int64_t row_end) {
+  kernels().f32(w, k, x, m, y, ldy, row_begin, row_end);
+}
 
 void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y, int64_t ldy,
                  int64_t row_begin, int64_t row_end) {

@@ -57,6 +57,13 @@ void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activatio
 void matmul_interleaved(GgmlType type, const void* w, int64_t rows, const Activations* x, int64_t m, float* y,
                         int64_t ldy, int64_t row_begin, int64_t row_end);
 
+// Y[i][r - row_begin] = Σ_j W[r][j]·x[i][j] for float32 weight rows W[r] = w + r·k (k floats each) and the m
+// activation rows x + i·k, r in [row_begin, row_end); y's rows are `ldy` floats apart. Each weight row is read once
+// for all m rows: a batched decode step of a float32 model, where sgemm would first copy the weights into its
+// packed layout. Each (r, i) product adds in the same order whatever m and the row range.
+void matmul_f32(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
+                int64_t row_end);
+
 // The variant matmul_rows uses: "avx512vnni", "avx512", "avx2" or "scalar".
 const char* kernel_isa();
 
@@ -72,6 +79,9 @@ using TileFn = void (*)(const uint8_t* rows, size_t row_bytes, const void* const
 // A variant's products of one group of kGroupRows interleaved Q4_0 rows (nb blocks each) with ncols ≥ 1 activation
 // rows x[c]: y[c·ldy + r] for r < kGroupRows. Each (r, c) adds in the same order whatever ncols.
 using GroupFn = void (*)(const uint8_t* group, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy);
+// A variant's matmul_f32.
+using F32Fn = void (*)(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
+                       int64_t row_end);
 struct Kernels {
   // Decode takes one row at a time, in memory order: reading several rows' streams at once (to share the
   // activation loads) reads 2-4x slower from memory than one stream (bench_kernels on a matrix larger than the
@@ -80,6 +90,7 @@ struct Kernels {
   TileFn q8_0_tile = nullptr, q4_0_tile = nullptr, q5_0_tile = nullptr;  // nullptr: one DotFn per pair
   TileFn q4_k_tile = nullptr, q5_k_tile = nullptr, q6_k_tile = nullptr;
   GroupFn q4_0_group = nullptr;  // interleaved Q4_0
+  F32Fn f32 = nullptr;           // float32 rows
 };
 // A variant's table; types it has no kernel for are taken from the scalar table.
 Kernels kernels_scalar();
@@ -93,6 +104,9 @@ bool matmul_rows_with(const char* isa, GgmlType type, const void* w, size_t row_
 // The same for matmul_interleaved.
 bool matmul_interleaved_with(const char* isa, GgmlType type, const void* w, int64_t rows, const Activations* x,
                              int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end);
+// The same for matmul_f32.
+bool matmul_f32_with(const char* isa, const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy,
+                     int64_t row_begin, int64_t row_end);
 }  // namespace detail
 
 }  // namespace hearth::quant

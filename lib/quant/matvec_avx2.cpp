@@ -291,8 +291,51 @@ void group_q4_0(const uint8_t* g, const void* const* x, int64_t ncols, int64_t n
 
 }  // namespace
 
+// Float32 rows (matmul_f32): NC activation rows against one weight row, two accumulators each (even and odd
+// 8-float steps), so each (row, column) sum has the same order whatever NC.
+template <int NC>
+void f32_cols(const float* wr, int64_t k, const float* x, float* y, int64_t ldy) {
+  __m256 a0[NC], a1[NC];
+  for (int c = 0; c < NC; ++c) a0[c] = a1[c] = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    const __m256 w0 = _mm256_loadu_ps(wr + j), w1 = _mm256_loadu_ps(wr + j + 8);
+    for (int c = 0; c < NC; ++c) {
+      a0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + c * k + j), a0[c]);
+      a1[c] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + c * k + j + 8), a1[c]);
+    }
+  }
+  if (j + 8 <= k) {
+    const __m256 w0 = _mm256_loadu_ps(wr + j);
+    for (int c = 0; c < NC; ++c) a0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + c * k + j), a0[c]);
+    j += 8;
+  }
+  for (int c = 0; c < NC; ++c) {
+    float s = hsum(_mm256_add_ps(a0[c], a1[c]));
+    for (int64_t t = j; t < k; ++t) s += wr[t] * x[c * k + t];
+    y[c * ldy] = s;
+  }
+}
+
+void f32_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
+              int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const float* wr = w + r * k;
+    float* yr = y + (r - row_begin);
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) f32_cols<4>(wr, k, x + i * k, yr + i * ldy, ldy);
+    switch (m - i) {
+      case 3: f32_cols<3>(wr, k, x + i * k, yr + i * ldy, ldy); break;
+      case 2: f32_cols<2>(wr, k, x + i * k, yr + i * ldy, ldy); break;
+      case 1: f32_cols<1>(wr, k, x + i * k, yr + i * ldy, ldy); break;
+      default: break;
+    }
+  }
+}
+
 Kernels kernels_avx2() {
   Kernels k;
+  k.f32 = f32_rows;
   k.q8_0 = dot<Q8_0Rows>;
   k.q4_0 = dot<Q4_0Rows>;
   k.q5_0 = dot<Q5_0Rows>;

@@ -47,6 +47,23 @@ TEST_CASE("Linear computes x·Wᵀ + b on every path", "[model][linear]") {
   CHECK(without.bytes() == 12 * 8 * sizeof(float));
 }
 
+TEST_CASE("Linear's few-row float32 path: the same numbers in any batch of 2 to 12", "[model][linear]") {
+  torch::manual_seed(3);
+  auto w = torch::randn({40, 100});
+  auto b = torch::randn({40});
+  model::Linear lin(w, b);
+  auto x = torch::randn({17, 100});
+  auto all = lin.forward(x);  // outside inference mode: libtorch's product
+  CHECK(torch::allclose(all.to(torch::kFloat64), reference(x, w, b), 1e-5, 1e-5));
+  c10::InferenceMode inference;
+  auto four = lin.forward(x.narrow(0, 0, 4));  // quant::matmul_f32
+  CHECK(torch::allclose(four.to(torch::kFloat64), reference(x.narrow(0, 0, 4), w, b), 1e-5, 1e-5));
+  CHECK(torch::allclose(lin.forward(x).to(torch::kFloat64), reference(x, w, b), 1e-5, 1e-5));  // 17 rows: sgemm
+  // A row's outputs do not depend on which other rows share its batch (batched decode compositions).
+  CHECK(torch::equal(lin.forward(x.narrow(0, 2, 2)), four.narrow(0, 2, 2)));
+  CHECK(torch::equal(lin.forward(x.narrow(0, 0, 12)).narrow(0, 0, 4), four));
+}
+
 TEST_CASE("Linear applies each adapter to its own part of a fused weight", "[model][linear][lora]") {
   auto c = tiny();  // q: 4 heads × 6 = 24 rows, k and v: 2 heads × 6 = 12 rows each, in = 24
   model::LoraConfig lc;

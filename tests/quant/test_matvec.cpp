@@ -5,6 +5,7 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <limits>
 #include <random>
 #include <vector>
 
@@ -283,4 +284,53 @@ TEST_CASE("rows without an integer kernel are decoded and dotted in float", "[qu
     for (int64_t r = 0; r < 4; ++r) CHECK(y[r] == Approx(reference(m, r, x).first).epsilon(1e-6).margin(1e-6));
   }
   CHECK(std::string(kernel_isa()).size() > 0);
+}
+
+TEST_CASE("float32 row products: every variant against float64, the same sums whatever the batch", "[quant][matvec]") {
+  // Row lengths that hit every path: whole unrolled steps, one extra vector step, a masked or scalar tail, and
+  // shorter than one vector.
+  for (int64_t k : {576, 1536, 72, 100, 13, 5}) {
+    const int64_t rows = 9, M = 11;
+    const auto w = test::normal_values(rows * k, 61);
+    const auto x = test::normal_values(M * k, 62);
+    for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+      INFO("k=" << k << " " << variant);
+      std::vector<float> all(M * rows, -7.0f);
+      if (!detail::matmul_f32_with(variant, w.data(), k, x.data(), M, all.data(), rows, 0, rows)) continue;
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t r = 0; r < rows; ++r) {
+          double dot = 0, mag = 0;
+          for (int64_t j = 0; j < k; ++j) {
+            dot += double(w[r * k + j]) * x[i * k + j];
+            mag += std::fabs(double(w[r * k + j]) * x[i * k + j]);
+          }
+          CHECK(std::fabs(all[i * rows + r] - dot) <= 1e-6 * mag);
+        }
+      // Each activation row alone, and rows 2..6 only into a y of their own: the same floats, bit for bit.
+      for (int64_t i = 0; i < M; ++i) {
+        std::vector<float> one(rows);
+        REQUIRE(detail::matmul_f32_with(variant, w.data(), k, x.data() + i * k, 1, one.data(), rows, 0, rows));
+        for (int64_t r = 0; r < rows; ++r) CHECK(one[r] == all[i * rows + r]);
+      }
+      std::vector<float> part(M * 4, -7.0f);
+      REQUIRE(detail::matmul_f32_with(variant, w.data(), k, x.data(), M, part.data(), 4, 2, 6));
+      for (int64_t i = 0; i < M; ++i)
+        for (int64_t r = 2; r < 6; ++r) CHECK(part[i * 4 + (r - 2)] == all[i * rows + r]);
+    }
+  }
+}
+
+TEST_CASE("float32 row products carry NaN and infinity as the sums do", "[quant][matvec]") {
+  const int64_t k = 40;
+  std::vector<float> w(2 * k, 1.0f), x(3 * k, 0.5f);
+  x[k + 7] = std::numeric_limits<float>::quiet_NaN();      // row 1 of x
+  x[2 * k + 39] = std::numeric_limits<float>::infinity();  // row 2, in the tail
+  for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+    INFO(variant);
+    std::vector<float> y(3 * 2);
+    if (!detail::matmul_f32_with(variant, w.data(), k, x.data(), 3, y.data(), 2, 0, 2)) continue;
+    CHECK(y[0] == 20.0f);
+    CHECK(std::isnan(y[2]));
+    CHECK(std::isinf(y[4]));
+  }
 }
