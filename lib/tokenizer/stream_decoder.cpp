@@ -9,11 +9,12 @@
 //
 // Every decoder hearth supports is prefix-stable apart from a trailing incomplete character, so the pieces add up
 // to decode(all ids) — with one exception: ByteFallback turns a run of byte tokens that is not valid UTF-8 as a
-// whole into one U+FFFD per byte, so a later byte token can change the text of bytes already emitted (<0x41> is "A", <0x41><0xFF> is two U+FFFD). HF's DecodeStream fails there
-// (InvalidPrefix); here what was emitted stays and the stream goes on from the next whole character of the new
-// text, so every piece is still valid UTF-8. (A Strip decoder of more than one leading character is not
-// prefix-stable either: a context chunk of one "▁" decodes to "" alone but keeps a space in the whole text. No
-// real tokenizer has one; HF's DecodeStream drops the same character.)
+// whole into one U+FFFD per byte, so a later byte token can change the text of bytes already emitted (<0x41> is
+// "A", <0x41><0xFF> is two U+FFFD). HF's DecodeStream fails there (InvalidPrefix); here what was emitted stays and
+// the stream goes on from the next whole character of the new text, so every piece is still valid UTF-8. (A Strip
+// decoder of more than one leading character is not prefix-stable either: a context chunk of one "▁" decodes to ""
+// alone but keeps a space in the whole text. No real tokenizer has one; HF's DecodeStream drops the same
+// character.)
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
 

@@ -141,8 +141,8 @@ TEST_CASE("stream decoder pieces add up to decode and never split a character", 
     const std::string fffd = "\xEF\xBF\xBD";
     const std::vector<std::string> bytes = {"\x80", "\x80", "\xBF", "\xE2", "\x82", "\xAC", "\xE2", "\xFF",
                                             "\xF0", "\xF0", "\xF0", "\x9F", "\xA6", "\x99", "\xC3"};
-    const std::vector<std::string> expected = {fffd, fffd,        fffd, "", "",   "\u20AC", "", fffd + fffd,
-                                               "",   fffd,        fffd, "", "",   "\U0001F999", ""};
+    const std::vector<std::string> expected = {fffd, fffd, fffd, "", "", "\u20AC",     "", fffd + fffd,
+                                               "",   fffd, fffd, "", "", "\U0001F999", ""};
     std::vector<tok::TokenId> ids;
     for (const auto& b : bytes) ids.push_back(byte_token(llama, tok::byte_level_encode(b)));
     tok::StreamDecoder stream(llama);
@@ -312,18 +312,22 @@ TEST_CASE("invalid UTF-8 input is read as U+FFFD, as HF's lossy conversion", "[t
 TEST_CASE("utf8_unfinished_tail: a proper prefix of a well-formed sequence (Unicode 15, table 3-7)", "[tokenizer]") {
   // Could still become a character: a lead byte alone, or with continuation bytes in its allowed ranges.
   const std::vector<std::pair<const char*, size_t>> unfinished = {
-      {"\xC2", 1},     {"a\xDF", 1},     {"\xE0\xA0", 2},         {"\xE1", 1},       {"\xED\x9F", 2},    {"\xEF\xBF", 2},
-      {"\xF0\x90", 2}, {"\xF0\x90\x80", 3}, {"\xF4\x8F\xBF", 3}, {"\xE2\x82", 2}, {"ok \xF3", 1}, {"\xF0\xF0", 1},
-      {"\x80\xE2", 1}};
+      {"\xC2", 1},     {"a\xDF", 1},    {"\xE0\xA0", 2},     {"\xE1", 1},         {"\xED\x9F", 2},
+      {"\xEF\xBF", 2}, {"\xF0\x90", 2}, {"\xF0\x90\x80", 3}, {"\xF4\x8F\xBF", 3}, {"\xE2\x82", 2},
+      {"ok \xF3", 1},  {"\xF0\xF0", 1}, {"\x80\xE2", 1}};
   for (const auto& [s, n] : unfinished) {
     INFO(tok::byte_level_encode(s));
     CHECK(tok::utf8_unfinished_tail(s) == n);
   }
   // Whole characters, or bytes that no continuation makes well-formed: C0/C1/F5..FF never lead, E0 needs A0..BF
   // next, ED 80..9F (no surrogates), F0 90..BF (no overlong), F4 80..8F (not above U+10FFFF); a lone continuation.
-  for (const char* s : {"", "a", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\xA6\x99", "\x80", "\xBF\xBF\xBF", "\xC0",
-                        "\xC1", "\xF5", "\xFF", "\xE0\x80", "\xE0\x9F", "\xED\xA0", "\xF0\x8F", "\xF4\x90",
-                        "\xE2\x82\x41", "\xC2\x41", "\xEF\xBF\xBD", "\xF0\x90\x80\x80"}) {
+  // clang-format off
+  const std::vector<const char*> final_bytes = {
+      "", "a", "\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\xA6\x99", "\x80", "\xBF\xBF\xBF", "\xC0", "\xC1", "\xF5",
+      "\xFF", "\xE0\x80", "\xE0\x9F", "\xED\xA0", "\xF0\x8F", "\xF4\x90", "\xE2\x82\x41", "\xC2\x41",
+      "\xEF\xBF\xBD", "\xF0\x90\x80\x80"};
+  // clang-format on
+  for (const char* s : final_bytes) {
     INFO(tok::byte_level_encode(s));
     CHECK(tok::utf8_unfinished_tail(s) == 0);
   }
