@@ -5,7 +5,7 @@
 // batch 1), for every variant this CPU runs. Compare with the read bandwidth of ../shared/tools/stream.c
 // (one thread) to see whether a kernel is bandwidth- or compute-bound. The default matrix fits in a large last-level
 // cache; --rows 65536 --cols 2048 reads from memory, as decode does. "Q4_0x16" is Q4_0 in the interleaved layout models
-// load it into (quant/interleave.h).
+// load it into (quant/interleave.h). "F32" is quant::matmul_f32, the float32 product serve uses for 2-12 rows.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -67,6 +67,21 @@ int main(int argc, char** argv) {
       std::cout << fmt::format("{:<7} {:<11} {:>9.1f} {:>10.3f} {:>9.2f}\n", name, variant, blocks.size() / 1048576.0,
                                best * 1e3, blocks.size() / best / 1e9);
     }
+  }
+  // Float32 rows: the same matrix, unquantized.
+  for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+    std::vector<float> y(static_cast<size_t>(rows * batch));
+    double best = 1e9;
+    bool ran = true;
+    for (int r = 0; r < reps && ran; ++r) {
+      auto t0 = std::chrono::steady_clock::now();
+      ran = detail::matmul_f32_with(variant, w.data(), cols, x.data(), batch, y.data(), rows, 0, rows);
+      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+    }
+    if (!ran) continue;
+    const double bytes = static_cast<double>(w.size() * sizeof(float));
+    std::cout << fmt::format("{:<7} {:<11} {:>9.1f} {:>10.3f} {:>9.2f}\n", "F32", variant, bytes / 1048576.0,
+                             best * 1e3, bytes / best / 1e9);
   }
   return 0;
 }
