@@ -83,6 +83,18 @@ class BlockProduct : public torch::autograd::Function<BlockProduct> {
 
 thread_local int g_decoded_guards = 0;
 
+// Rows per task of a product over rows of `row_bytes` weight bytes each, times m activation rows: at least 512 KiB
+// of weight bytes × activation rows. A parallel region costs a wake-up and a barrier, and where the cores are busy
+// with other threads too (serve's connection threads and its clients on the same machine) the barrier waits for a
+// worker the kernel has not scheduled yet; so a 135M model's decode step (matrices of 186–995 KiB in q4_0) keeps its
+// small matrices on the calling thread. Measured on 2 cores, bench_serve on the 135M shape, q4_0, --threads 2:
+// 1 stream 89 -> 147 tok/s, 4 and 16 streams unchanged (tasks of 256 KiB: 119; 1 MiB: 16 streams 330 -> 288);
+// `generate` on the 1B shape unchanged.
+int64_t rows_per_task(int64_t row_bytes, int64_t m) {
+  constexpr int64_t kMinTaskWork = int64_t(512) << 10;
+  return std::max<int64_t>(1, kMinTaskWork / std::max<int64_t>(1, row_bytes * m));
+}
+
 }  // namespace
 
 DecodedBlocksGuard::DecodedBlocksGuard() { ++g_decoded_guards; }
@@ -198,15 +210,13 @@ torch::Tensor Linear::base_decoded(const torch::Tensor& x) const {
 }
 
 torch::Tensor Linear::base_small_batch(const torch::Tensor& x) const {
-  constexpr int64_t kMinTaskWork = int64_t(512) << 10;  // as base_block_kernels: weight bytes × rows per task
   const int64_t M = x.numel() / in_;
   auto xf = x.reshape({M, in_}).contiguous();
   auto w = weight_.contiguous();
   auto y = torch::empty({M, out_}, torch::kFloat32);
   const float *wp = w.data_ptr<float>(), *xp = xf.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  const int64_t task_rows = std::max<int64_t>(1, kMinTaskWork / (in_ * static_cast<int64_t>(sizeof(float)) * M));
-  parallel_rows(0, out_, task_rows,
+  parallel_rows(0, out_, rows_per_task(in_ * static_cast<int64_t>(sizeof(float)), M),
                 [&](int64_t r0, int64_t r1) { quant::matmul_f32(wp, in_, xp, M, yp + r0, out_, r0, r1); });
   if (bias_.defined()) y = y + bias_.to(torch::kFloat32);
   auto shape = x.sizes().vec();
@@ -215,16 +225,8 @@ torch::Tensor Linear::base_small_batch(const torch::Tensor& x) const {
 }
 
 // The M rows of x quantized to 8-bit blocks once per part type, then each weight row read once for all M rows
-// (quant::matmul_rows), output rows split across the intra-op threads in tasks of at least kMinTaskWork.
-//
-// A parallel region costs a wake-up and a barrier, and where the cores are busy with other threads too (serve's
-// connection threads and its clients on the same machine) the barrier waits for a worker the kernel has not
-// scheduled yet. So a task gets at least 512 KiB of weight bytes × activation rows: a 135M model's decode step
-// (matrices of 186–995 KiB in q4_0) keeps its small matrices on the calling thread. Measured on 2 cores, bench_serve
-// on the 135M shape, q4_0, --threads 2: 1 stream 89 -> 147 tok/s, 4 and 16 streams unchanged (tasks of 256 KiB:
-// 119; 1 MiB: 16 streams 330 -> 288); `generate` on the 1B shape unchanged.
+// (quant::matmul_rows), output rows split across the intra-op threads in tasks of rows_per_task rows.
 torch::Tensor Linear::base_block_kernels(const torch::Tensor& x) const {
-  constexpr int64_t kMinTaskWork = int64_t(512) << 10;
   const int64_t M = x.numel() / in_;
   auto xf = x.reshape({M, in_}).to(torch::kFloat32).contiguous();
   auto y = torch::empty({M, out_}, torch::kFloat32);
@@ -245,8 +247,7 @@ torch::Tensor Linear::base_block_kernels(const torch::Tensor& x) const {
       });
       prepared = b.type;
     }
-    const int64_t work_per_row = static_cast<int64_t>(b.row_bytes()) * std::max<int64_t>(M, 1);
-    const int64_t task_rows = std::max<int64_t>(1, kMinTaskWork / work_per_row);
+    const int64_t task_rows = rows_per_task(static_cast<int64_t>(b.row_bytes()), M);
     if (b.interleaved_rows) {  // whole groups of rows per thread
       const int64_t groups = (b.rows + quant::kGroupRows - 1) / quant::kGroupRows;
       parallel_rows(0, groups, std::max<int64_t>(1, task_rows / quant::kGroupRows), [&](int64_t g0, int64_t g1) {

@@ -40,26 +40,20 @@ std::string text_after(const std::string& text, size_t emitted) {
 // never ends inside such a character (it was emitted, and bytes after it made its end final).
 size_t StreamDecoder::emittable() const {
   std::string tail;
-  std::vector<size_t> starts;  // where each token's bytes start in `tail`, from the last token back
-  size_t i = ids_.size();
-  for (; i > prefix_index_ && tail.size() < 3; --i) {
+  std::vector<size_t> sizes;  // the bytes of each token in `tail`, the last token first
+  for (size_t i = ids_.size(); i > prefix_index_ && tail.size() < 3; --i) {
     const auto bytes = tokenizer_->token_bytes(ids_[i - 1]);
     if (!bytes) {
       if (tokenizer_->is_special(ids_[i - 1])) break;  // whole text: nothing before it continues past it
-      return prefix_index_;                             // bytes unknown: hold, as DecodeStream does
+      return prefix_index_;                            // bytes unknown: hold, as DecodeStream does
     }
     tail.insert(0, *bytes);
-    for (size_t& at : starts) at += bytes->size();
-    starts.push_back(0);
+    sizes.push_back(bytes->size());
   }
   const size_t unfinished = utf8_unfinished_tail(tail);
-  if (unfinished == 0) return ids_.size();
-  const size_t lead = tail.size() - unfinished;
-  size_t token = ids_.size();  // the token whose bytes hold the lead: the last one starting at or before it
-  for (size_t k = 0; k < starts.size(); ++k) {
-    --token;
-    if (starts[k] <= lead) break;
-  }
+  // Back from the end until the tokens passed hold the unfinished bytes: the last one passed holds their lead.
+  size_t token = ids_.size();
+  for (size_t k = 0, covered = 0; covered < unfinished; covered += sizes[k++]) --token;
   return token;
 }
 
