@@ -155,13 +155,33 @@ struct GgufCodec {
     v.bytes_ = std::move(bytes);
     return v;
   }
-  static GgufValue make_strings(std::vector<std::string> strings) {
+  static GgufValue make_strings(const std::vector<std::string>& strings) {
     GgufValue v;
     v.type_ = GgufType::kArray;
     v.element_ = GgufType::kString;
     v.count_ = strings.size();
-    v.strings_ = std::move(strings);
+    size_t total = 0;
+    for (const auto& s : strings) total += s.size();
+    v.bytes_.reserve(total);
+    v.ends_.reserve(strings.size());
+    for (const auto& s : strings) {
+      v.bytes_ += s;
+      v.ends_.push_back(v.bytes_.size());
+    }
     return v;
+  }
+  // An empty array of strings to fill with push_string.
+  static GgufValue make_strings_reserved(uint64_t count) {
+    GgufValue v;
+    v.type_ = GgufType::kArray;
+    v.element_ = GgufType::kString;
+    v.ends_.reserve(static_cast<size_t>(count));
+    return v;
+  }
+  static void push_string(GgufValue& v, const unsigned char* data, size_t n) {
+    v.bytes_.append(reinterpret_cast<const char*>(data), n);
+    v.ends_.push_back(v.bytes_.size());
+    v.count_ = v.ends_.size();
   }
   static GgufValue make_nested(std::vector<GgufValue> items) {
     GgufValue v;
@@ -171,7 +191,12 @@ struct GgufCodec {
     v.items_ = std::move(items);
     return v;
   }
-  static const std::vector<std::string>& strings(const GgufValue& v) { return v.strings_; }
+  static std::vector<std::string> strings(const GgufValue& v) {
+    std::vector<std::string> out;
+    out.reserve(static_cast<size_t>(v.count_));
+    for (uint64_t i = 0; i < v.count_; ++i) out.emplace_back(v.string_item(i));
+    return out;
+  }
   static std::shared_ptr<GgufFile> parse(std::shared_ptr<MappedFile> file);
 };
 
@@ -208,10 +233,10 @@ GgufValue GgufValue::array(GgufType element, const std::vector<GgufValue>& items
       throw ConfigError(fmt::format("gguf array of {}: item {} has type {}", gguf_type_name(element), i,
                                     gguf_type_name(items[i].type())));
   if (element == GgufType::kString) {
-    std::vector<std::string> strings;
-    strings.reserve(items.size());
-    for (const auto& item : items) strings.push_back(item.bytes_);
-    return GgufCodec::make_strings(std::move(strings));
+    GgufValue v = GgufCodec::make_strings_reserved(items.size());
+    for (const auto& item : items)
+      GgufCodec::push_string(v, reinterpret_cast<const unsigned char*>(item.bytes_.data()), item.bytes_.size());
+    return v;
   }
   if (element == GgufType::kArray) return GgufCodec::make_nested(items);
   const size_t size = fixed_size(element);
@@ -290,12 +315,20 @@ const std::string* GgufValue::as_string() const { return type_ == GgufType::kStr
 GgufValue GgufValue::item(uint64_t i) const {
   if (type_ != GgufType::kArray || i >= count_)
     throw std::out_of_range(fmt::format("gguf value: item {} of a {} of size {}", i, gguf_type_name(type_), count_));
-  if (element_ == GgufType::kString) return string(strings_[i]);
+  if (element_ == GgufType::kString) return string(std::string(string_item(i)));
   if (element_ == GgufType::kArray) return items_[i];
   const size_t size = fixed_size(element_);
   uint64_t bits = 0;
   std::memcpy(&bits, bytes_.data() + i * size, size);
   return GgufCodec::make_scalar(element_, bits);
+}
+
+std::string_view GgufValue::string_item(uint64_t i) const {
+  if (type_ != GgufType::kArray || element_ != GgufType::kString || i >= count_)
+    throw std::out_of_range(fmt::format("gguf value: string {} of a {} of {} of size {}", i, gguf_type_name(type_),
+                                        gguf_type_name(element_), count_));
+  const uint64_t begin = i == 0 ? 0 : ends_[i - 1];
+  return std::string_view(bytes_).substr(begin, ends_[i] - begin);
 }
 
 void GgufValue::encode(std::string& out) const {
@@ -311,7 +344,8 @@ void GgufValue::encode(std::string& out) const {
     put(static_cast<uint32_t>(element_), 4);
     put(count_, 8);
     if (element_ == GgufType::kString) {
-      for (const auto& s : strings_) {
+      for (uint64_t i = 0; i < count_; ++i) {
+        const std::string_view s = string_item(i);
         put(s.size(), 8);
         out += s;
       }
@@ -325,7 +359,7 @@ void GgufValue::encode(std::string& out) const {
 
 bool GgufValue::operator==(const GgufValue& o) const {
   return type_ == o.type_ && element_ == o.element_ && bits_ == o.bits_ && count_ == o.count_ && bytes_ == o.bytes_ &&
-         strings_ == o.strings_ && items_ == o.items_;
+         ends_ == o.ends_ && items_ == o.items_;
 }
 
 int64_t GgufTensor::numel() const {
@@ -373,6 +407,10 @@ class Cursor {
   uint32_t u32(const std::string& what) { return static_cast<uint32_t>(uint(4, what)); }
   uint64_t u64(const std::string& what) { return uint(8, what); }
   std::string string(const std::string& what, uint64_t max_length = std::numeric_limits<uint64_t>::max()) {
+    return std::string(text(what, max_length));
+  }
+  // As string(), as a view of the file's bytes.
+  std::string_view text(const std::string& what, uint64_t max_length = std::numeric_limits<uint64_t>::max()) {
     const uint64_t n = u64(what + " (string length)");
     if (n > max_length)
       throw FormatError(fmt::format("{}: {} at byte {}: string of {} bytes exceeds the limit of {}", origin_, what,
@@ -380,7 +418,7 @@ class Cursor {
     if (n > left())
       throw FormatError(fmt::format("{}: truncated in {} at byte {}; string of {} bytes but only {} left", origin_,
                                     what, pos_, n, left()));
-    return std::string(reinterpret_cast<const char*>(take(static_cast<size_t>(n), what)), static_cast<size_t>(n));
+    return std::string_view(reinterpret_cast<const char*>(take(static_cast<size_t>(n), what)), static_cast<size_t>(n));
   }
 
  private:
@@ -421,10 +459,12 @@ struct ValueReader {
       throw FormatError(fmt::format("{}: {}: array of {} {} elements cannot fit in the {} bytes left", origin, where,
                                     count, gguf_type_name(element), in.left()));
     if (element == GgufType::kString) {
-      std::vector<std::string> strings;
-      strings.reserve(static_cast<size_t>(count));
-      for (uint64_t i = 0; i < count; ++i) strings.push_back(in.string(where));
-      return GgufCodec::make_strings(std::move(strings));
+      GgufValue strings = GgufCodec::make_strings_reserved(count);
+      for (uint64_t i = 0; i < count; ++i) {
+        const std::string_view item = in.text(where);
+        GgufCodec::push_string(strings, reinterpret_cast<const unsigned char*>(item.data()), item.size());
+      }
+      return strings;
     }
     if (element == GgufType::kArray) {
       if (depth + 1 >= kMaxArrayDepth)

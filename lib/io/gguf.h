@@ -107,6 +107,9 @@ class GgufValue {
   const std::string* as_string() const;
   // Element i of an array (a copy). Throws std::out_of_range if not an array or i ≥ size().
   GgufValue item(uint64_t i) const;
+  // Element i of an array of strings, as a view valid while this value lives (no copy: a vocabulary's strings are
+  // read in place). Throws std::out_of_range if not an array of strings or i ≥ size().
+  std::string_view string_item(uint64_t i) const;
 
   // Appends the value as GGUF stores it, without its type tag (arrays: element type, count, elements).
   void encode(std::string& out) const;
@@ -120,9 +123,11 @@ class GgufValue {
   GgufType element_ = GgufType::kU8;
   uint64_t bits_ = 0;                 // scalars: the value's bytes, little-endian, zero-extended
   uint64_t count_ = 0;                // arrays: element count
-  std::string bytes_;                 // kString: the text; arrays of fixed-size elements: the packed elements
-  std::vector<std::string> strings_;  // arrays of strings
-  std::vector<GgufValue> items_;      // arrays of arrays
+  // kString: the text; arrays of fixed-size elements: the packed elements; arrays of strings: the strings one after
+  // another (one buffer rather than a std::string each: 400k strings for a 128k vocabulary and its merges)
+  std::string bytes_;
+  std::vector<uint64_t> ends_;    // arrays of strings: where each string ends in bytes_
+  std::vector<GgufValue> items_;  // arrays of arrays
 };
 
 struct GgufKv {
@@ -172,7 +177,7 @@ class GgufFile {
   double get_float(std::string_view key) const;   // f32 or f64
   bool get_bool(std::string_view key) const;
   const GgufValue& get_array(std::string_view key) const;  // any array
-  std::vector<std::string> get_string_array(std::string_view key) const;
+  std::vector<std::string> get_string_array(std::string_view key) const;  // a copy; see GgufValue::string_item
   std::vector<int64_t> get_int_array(std::string_view key) const;   // elements of any integer type within int64
   std::vector<double> get_float_array(std::string_view key) const;  // f32 or f64 elements
 

@@ -271,6 +271,13 @@ TEST_CASE("gguf write then read round-trips every metadata type", "[io][gguf]") 
     CHECK(f->get_int_array("t.array.i16") == std::vector<int64_t>{-1, 2});
     CHECK(f->get_float_array("t.array.f32") == std::vector<double>{0.5, -2.0});
     CHECK(f->get_string_array("t.array.string") == std::vector<std::string>{"a", "", "ccc"});
+    const GgufValue& strings = f->get_array("t.array.string");
+    CHECK(strings.string_item(0) == "a");
+    CHECK(strings.string_item(1).empty());
+    CHECK(strings.string_item(2) == "ccc");
+    CHECK(*strings.item(2).as_string() == "ccc");
+    CHECK_THROWS_AS(strings.string_item(3), std::out_of_range);
+    CHECK_THROWS_AS(f->get_array("t.array.u8").string_item(0), std::out_of_range);
     CHECK(f->get_array("t.array.bool").item(2).as_bool() == true);
     CHECK(f->get_array("t.array.empty").size() == 0);
     CHECK(f->get_array("t.array.empty").element_type() == GgufType::kI32);
