@@ -24,6 +24,35 @@ std::string byte_token(unsigned b) {
 }  // namespace
 
 BpeModel::BpeModel(const nlohmann::json& j, const Where& where) {
+  load_options(j, where);
+  load_vocab(json_member(j, "vocab", where), where / "vocab");
+  resolve_special(j, where);
+  load_merges(json_member(j, "merges", where), where / "merges");
+}
+
+BpeModel::BpeModel(const nlohmann::json& j, const std::vector<std::string>& tokens, const std::vector<bool>& in_vocab,
+                   const std::vector<BpeMerge>& merges, const Where& where) {
+  for (const char* key : {"vocab", "merges"}) {
+    if (j.contains(key)) throw_format(where / key, "given twice", "the tables passed separately", "a JSON member");
+  }
+  load_options(j, where);
+  id_to_token_.reserve(tokens.size());
+  token_to_id_.reserve(tokens.size());
+  for (size_t i = 0; i < tokens.size(); ++i) {
+    if (in_vocab.at(i)) add_token(tokens[i], static_cast<TokenId>(i));
+  }
+  resolve_special(j, where);
+  merges_.reserve(merges.size());
+  for (size_t i = 0; i < merges.size(); ++i) {
+    const BpeMerge& m = merges[i];
+    for (TokenId id : {m.left, m.right, m.result}) {
+      if (!id_to_token(id)) throw_format((where / "merges").at(i), "id not in the vocabulary", "a token's id", std::to_string(id));
+    }
+    merges_[pair_key(m.left, m.right)] = Merge{static_cast<uint32_t>(i), m.result};  // later duplicates win, as HF
+  }
+}
+
+void BpeModel::load_options(const nlohmann::json& j, const Where& where) {
   const auto dropout = j.find("dropout");
   if (dropout != j.end() && !dropout->is_null() && !(dropout->is_number() && dropout->get<double>() == 0.0)) {
     throw_format(where / "dropout", "BPE dropout is not supported", "null", json_brief(*dropout));
@@ -33,7 +62,9 @@ BpeModel::BpeModel(const nlohmann::json& j, const Where& where) {
   fuse_unk_ = json_bool(j, "fuse_unk", where, false);
   byte_fallback_ = json_bool(j, "byte_fallback", where, false);
   ignore_merges_ = json_bool(j, "ignore_merges", where, false);
-  load_vocab(json_member(j, "vocab", where), where / "vocab");
+}
+
+void BpeModel::resolve_special(const nlohmann::json& j, const Where& where) {
   const std::string unk = json_string(j, "unk_token", where);
   if (!unk.empty()) {
     unk_id_ = token_to_id(unk);
@@ -44,7 +75,13 @@ BpeModel::BpeModel(const nlohmann::json& j, const Where& where) {
   for (unsigned b = 0; b < 256; ++b) {
     if (auto id = token_to_id(byte_token(b))) byte_ids_[b] = *id;
   }
-  load_merges(json_member(j, "merges", where), where / "merges");
+}
+
+void BpeModel::add_token(std::string token, TokenId id) {
+  storage_.push_back(std::move(token));
+  if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1, nullptr);
+  id_to_token_[id] = &storage_.back();
+  token_to_id_[storage_.back()] = id;
 }
 
 void BpeModel::load_vocab(const nlohmann::json& vocab, const Where& where) {
@@ -54,11 +91,7 @@ void BpeModel::load_vocab(const nlohmann::json& vocab, const Where& where) {
     if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 || id_json.get<int64_t>() > INT32_MAX) {
       throw_format(where / token, "bad token id", "a non-negative integer", json_brief(id_json));
     }
-    const auto id = static_cast<TokenId>(id_json.get<int64_t>());
-    storage_.push_back(token);
-    if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1, nullptr);
-    id_to_token_[id] = &storage_.back();
-    token_to_id_[storage_.back()] = id;
+    add_token(token, static_cast<TokenId>(id_json.get<int64_t>()));
   }
 }
 

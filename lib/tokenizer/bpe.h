@@ -27,12 +27,23 @@ namespace hearth::tokenizer {
 
 using TokenId = int32_t;
 
+// One merge given as ids: `left` and `right` become `result`.
+struct BpeMerge {
+  TokenId left, right, result;
+};
+
 class BpeModel {
  public:
   // Parses `j` (the "model" object, type BPE). Merges may be "a b" strings or ["a", "b"] pairs.
   // Throws FormatError (at `where`) on a bad vocabulary, a merge naming an unknown token, or an unsupported
   // option (dropout).
   BpeModel(const nlohmann::json& j, const Where& where);
+  // As above, with the vocabulary and merges given directly (GGUF metadata, where a JSON document of them would
+  // leave ~70 MB of freed heap between the tokenizer's tables): `j` holds the other members only. Token i is
+  // tokens[i] and is in the vocabulary where in_vocab[i]; `merges` are lowest rank first. FormatError when `j`
+  // has vocab or merges, or a merge names an id outside the vocabulary.
+  BpeModel(const nlohmann::json& j, const std::vector<std::string>& tokens, const std::vector<bool>& in_vocab,
+           const std::vector<BpeMerge>& merges, const Where& where);
   BpeModel(const BpeModel&) = delete;
   BpeModel& operator=(const BpeModel&) = delete;
 
@@ -62,6 +73,10 @@ class BpeModel {
   static constexpr size_t kCacheShardCapacity = 4096;
   static constexpr size_t kCacheMaxWordBytes = 128;
 
+  void load_options(const nlohmann::json& j, const Where& where);
+  void add_token(std::string token, TokenId id);
+  // unk_id_ and byte_ids_, once the vocabulary is in.
+  void resolve_special(const nlohmann::json& j, const Where& where);
   void load_vocab(const nlohmann::json& vocab, const Where& where);
   void load_merges(const nlohmann::json& merges, const Where& where);
   // Initial symbols of a word (characters, byte fallback, unk), HF BPE::merge_word before merging.

@@ -1,16 +1,20 @@
 // GGUF tokenizer metadata -> Tokenizer. See gguf_vocab.h; the reverse direction is in gguf_vocab.cpp.
 //
 // Builds the tokenizer.json and tokenizer_config.json that describe the same tokenizer and hands them to
-// Tokenizer::from_json, so there is one tokenizer implementation. "gpt2": the pre-tokenizer name picks the
+// Tokenizer::from_json, so there is one tokenizer implementation; the vocabulary and merges go to the BPE model as
+// tables rather than JSON (for a 128k vocabulary the JSON was ~70 MB of short-lived heap left between the
+// tokenizer's own tables, which stayed in the process's RSS). "gpt2": the pre-tokenizer name picks the
 // pipeline from the table (gguf_vocab_tables.h); control and user-defined tokens become added tokens.
 // "llama": BPE with byte fallback whose merges are derived from the scores (spm_merges_from_scores), which
 // gives llama.cpp's SentencePiece merging; with add_space_prefix the text between special tokens starts with
 // "▁" as in llama.cpp.
 #include <cmath>
 #include <functional>
+#include <memory>
 #include <unordered_map>
 
 #include "core/error.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/gguf_vocab.h"
 #include "tokenizer/gguf_vocab_tables.h"
 
@@ -35,7 +39,7 @@ struct Vocab {
   std::vector<std::string> tokens;
   std::vector<GgufTokenType> types;
   std::vector<float> scores;
-  std::unordered_map<std::string, TokenId> ids;
+  std::unordered_map<std::string_view, TokenId> ids;  // views into tokens, which must not change once filled
 };
 
 // Reads an optional per-token array and checks it has one entry per token.
@@ -129,45 +133,61 @@ bool flag(const GgufFile& file, const std::string& key, bool fallback) {
 
 // ---- "gpt2" ----
 
-nlohmann::json gpt2_tokenizer_json(const GgufFile& file, const Vocab& v, const GgufPreTokenizer& pre) {
-  nlohmann::json vocab = nlohmann::json::object();
-  for (size_t i = 0; i < v.tokens.size(); ++i) {
-    if (!is_added(v.types[i])) vocab[v.tokens[i]] = i;
-  }
+// A tokenizer.json whose model holds its options only, and the BPE model built from the tables.
+struct BuiltJson {
+  nlohmann::json json;
+  std::unique_ptr<BpeModel> model;
+};
+
+BuiltJson gpt2_tokenizer(const GgufFile& file, const Vocab& v, const GgufPreTokenizer& pre) {
+  std::vector<bool> in_vocab(v.tokens.size());
+  for (size_t i = 0; i < v.tokens.size(); ++i) in_vocab[i] = !is_added(v.types[i]);
   const char* const merges_key = "tokenizer.ggml.merges";
-  const auto lines = file.get_string_array(merges_key);
-  nlohmann::json merges = nlohmann::json::array();
-  for (size_t i = 0; i < lines.size(); ++i) {
-    const std::string& line = lines[i];
+  const GgufValue& lines = file.get(merges_key);
+  if (!lines.is_array() || lines.element_type() != GgufType::kString)
+    bad_key(file, merges_key, "wrong type", "an array of string",
+            lines.is_array() ? "an array of " + std::string(io::gguf_type_name(lines.element_type()))
+                             : std::string(io::gguf_type_name(lines.type())));
+  std::vector<BpeMerge> merges;
+  merges.reserve(lines.size());
+  std::string joined;
+  for (uint64_t i = 0; i < lines.size(); ++i) {
+    const std::string_view line = lines.string_item(i);
     const size_t space = line.size() > 1 ? line.find(' ', 1) : std::string::npos;  // as llama.cpp splits it
     const std::string where = std::string(merges_key) + "[" + std::to_string(i) + "]";
     if (space == std::string::npos) {
-      bad_key(file, where, "bad merge", "two tokens separated by a space", "\"" + io::gguf_printable(line) + "\"");
+      bad_key(file, where, "bad merge", "two tokens separated by a space",
+              "\"" + io::gguf_printable(line) + "\"");
     }
-    std::string left = line.substr(0, space), right = line.substr(space + 1);
-    for (const std::string* t : {&left, &right}) {
-      if (!vocab.contains(*t)) {
-        bad_key(file, where, "merge of a token not in the vocabulary", "tokens of " + std::string(kTokensKey),
-                "\"" + io::gguf_printable(*t) + "\"");
+    const std::string_view left = line.substr(0, space), right = line.substr(space + 1);
+    auto vocab_id = [&](std::string_view token, const char* what, const std::string& expected) {
+      const auto it = v.ids.find(token);
+      if (it == v.ids.end() || !in_vocab[it->second]) {
+        bad_key(file, where, what, expected + std::string(kTokensKey),
+                "\"" + io::gguf_printable(token) + "\"");
       }
-    }
-    if (!vocab.contains(left + right)) {
-      bad_key(file, where, "merge result not in the vocabulary", "a token of " + std::string(kTokensKey),
-              "\"" + io::gguf_printable(left + right) + "\"");
-    }
-    merges.push_back({std::move(left), std::move(right)});
+      return it->second;
+    };
+    BpeMerge m{};
+    m.left = vocab_id(left, "merge of a token not in the vocabulary", "tokens of ");
+    m.right = vocab_id(right, "merge of a token not in the vocabulary", "tokens of ");
+    joined.assign(left).append(right);
+    m.result = vocab_id(joined, "merge result not in the vocabulary", "a token of ");
+    merges.push_back(m);
   }
   nlohmann::json model = {{"type", "BPE"},     {"dropout", nullptr},     {"unk_token", nullptr},
                           {"fuse_unk", false}, {"byte_fallback", false}, {"ignore_merges", pre.ignore_merges}};
-  model["vocab"] = std::move(vocab);
-  model["merges"] = std::move(merges);
-  return {{"version", "1.0"},
-          {"added_tokens", added_tokens_json(v)},
-          {"normalizer", pre.normalizer},
-          {"pre_tokenizer", pre.pre_tokenizer},
-          {"post_processor", nullptr},
-          {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
-          {"model", std::move(model)}};
+  const Where where{file.path().string() + " (tokenizer metadata)", "model"};
+  auto bpe = std::make_unique<BpeModel>(model, v.tokens, in_vocab, merges, where);
+  nlohmann::json json = {
+      {"version", "1.0"},
+      {"added_tokens", added_tokens_json(v)},
+      {"normalizer", pre.normalizer},
+      {"pre_tokenizer", pre.pre_tokenizer},
+      {"post_processor", nullptr},
+      {"decoder", {{"type", "ByteLevel"}, {"add_prefix_space", true}, {"trim_offsets", true}, {"use_regex", true}}},
+      {"model", std::move(model)}};
+  return {std::move(json), std::move(bpe)};
 }
 
 const GgufPreTokenizer& gpt2_pre(const GgufFile& file) {
@@ -186,28 +206,32 @@ const GgufPreTokenizer& gpt2_pre(const GgufFile& file) {
 
 // ---- "llama" ----
 
-nlohmann::json llama_tokenizer_json(const GgufFile& file, const Vocab& v, std::optional<TokenId> unk) {
+BuiltJson llama_tokenizer(const GgufFile& file, const Vocab& v, std::optional<TokenId> unk) {
   const char* const extra_ws_key = "tokenizer.ggml.remove_extra_whitespaces";
   if (flag(file, extra_ws_key, false)) {
     bad_key(file, extra_ws_key, "whitespace folding is not supported", "false or absent", "true");
   }
   const bool add_space_prefix = flag(file, "tokenizer.ggml.add_space_prefix", true);
-  nlohmann::json vocab = nlohmann::json::object();
-  for (size_t i = 0; i < v.tokens.size(); ++i) vocab[v.tokens[i]] = i;  // every token can be a merge's result
-  nlohmann::json merges = nlohmann::json::array();
-  for (const auto& [a, b] : spm_merges_from_scores(v.tokens, v.scores)) merges.push_back({v.tokens[a], v.tokens[b]});
+  const std::vector<bool> in_vocab(v.tokens.size(), true);  // every token can be a merge's result
+  std::vector<BpeMerge> merges;
+  std::string joined;
+  for (const auto& [a, b] : spm_merges_from_scores(v.tokens, v.scores)) {
+    joined.assign(v.tokens[a]).append(v.tokens[b]);
+    merges.push_back({a, b, v.ids.at(joined)});  // spm_merges_from_scores joins tokens into tokens only
+  }
   nlohmann::json model = {
       {"type", "BPE"}, {"dropout", nullptr}, {"fuse_unk", true}, {"byte_fallback", true}, {"ignore_merges", false}};
   model["unk_token"] = unk ? nlohmann::json(v.tokens[*unk]) : nlohmann::json();
-  model["vocab"] = std::move(vocab);
-  model["merges"] = std::move(merges);
-  return {{"version", "1.0"},
-          {"added_tokens", added_tokens_json(v)},
-          {"normalizer", spm_normalizer(add_space_prefix)},
-          {"pre_tokenizer", nullptr},
-          {"post_processor", nullptr},
-          {"decoder", spm_decoder(add_space_prefix)},
-          {"model", std::move(model)}};
+  const Where where{file.path().string() + " (tokenizer metadata)", "model"};
+  auto bpe = std::make_unique<BpeModel>(model, v.tokens, in_vocab, merges, where);
+  nlohmann::json json = {{"version", "1.0"},
+                         {"added_tokens", added_tokens_json(v)},
+                         {"normalizer", spm_normalizer(add_space_prefix)},
+                         {"pre_tokenizer", nullptr},
+                         {"post_processor", nullptr},
+                         {"decoder", spm_decoder(add_space_prefix)},
+                         {"model", std::move(model)}};
+  return {std::move(json), std::move(bpe)};
 }
 
 // ---- tokenizer_config.json ----
@@ -257,8 +281,9 @@ Tokenizer tokenizer_from_gguf(const io::GgufFile& file) {
   if (pad) config["pad_token"] = v.tokens[*pad];
   const nlohmann::json chat_template = chat_template_json(file);
   if (!chat_template.is_null()) config["chat_template"] = chat_template;
-  const nlohmann::json tj = spm ? llama_tokenizer_json(file, v, unk) : gpt2_tokenizer_json(file, v, *pre);
-  return Tokenizer::from_json(tj, config, file.path().string() + " (tokenizer metadata)");
+  BuiltJson built = spm ? llama_tokenizer(file, v, unk) : gpt2_tokenizer(file, v, *pre);
+  return Tokenizer::from_json(built.json, std::move(built.model), config,
+                              file.path().string() + " (tokenizer metadata)");
 }
 
 }  // namespace hearth::tokenizer

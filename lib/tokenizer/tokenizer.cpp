@@ -98,9 +98,10 @@ struct Tokenizer::Impl {
   mutable std::once_flag anchor_once;
   mutable std::string anchor, anchor_bytes;
 
+  // `built`: the BPE model when already built from its tables; else it is read from tj's model.
   Impl(const nlohmann::json& tj, const nlohmann::json& config_json, const nlohmann::json& special_map,
-       std::string origin_name);
-  void load_model(const nlohmann::json& tj, const Where& root);
+       std::string origin_name, std::unique_ptr<BpeModel> built = nullptr);
+  void load_model(const nlohmann::json& tj, const Where& root, std::unique_ptr<BpeModel> built);
   void load_added_tokens(const nlohmann::json& tj, const Where& root);
   void load_special_ids(const nlohmann::json& special_map);
   void load_post_processor(const nlohmann::json& tj, const Where& root);
@@ -109,11 +110,11 @@ struct Tokenizer::Impl {
 };
 
 Tokenizer::Impl::Impl(const nlohmann::json& tj, const nlohmann::json& config_json, const nlohmann::json& special_map,
-                      std::string origin_name)
+                      std::string origin_name, std::unique_ptr<BpeModel> built)
     : origin(std::move(origin_name)), config(config_json) {
   const Where root{origin, ""};
   if (!tj.is_object()) throw_format(root, "not a tokenizer.json object", "a JSON object", json_brief(tj));
-  load_model(tj, root);
+  load_model(tj, root, std::move(built));
   for (const auto& [key, value] : tj.items()) {
     if (key != "model") definition[key] = value;
   }
@@ -132,13 +133,13 @@ Tokenizer::Impl::Impl(const nlohmann::json& tj, const nlohmann::json& config_jso
                                                           : "BPE";
 }
 
-void Tokenizer::Impl::load_model(const nlohmann::json& tj, const Where& root) {
+void Tokenizer::Impl::load_model(const nlohmann::json& tj, const Where& root, std::unique_ptr<BpeModel> built) {
   const auto& m = json_member(tj, "model", root);
   const std::string type = json_type(m, root / "model");
   if (type != "BPE") {
     throw_format(root / "model" / "type", "unsupported model", "\"BPE\"", "\"" + type + "\"");
   }
-  model = std::make_unique<BpeModel>(m, root / "model");
+  model = built ? std::move(built) : std::make_unique<BpeModel>(m, root / "model");
   vocab_size = model->size();
 }
 
@@ -240,6 +241,12 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
 Tokenizer Tokenizer::from_json(const nlohmann::json& tokenizer_json, const nlohmann::json& config,
                                const std::string& origin) {
   return Tokenizer(std::make_unique<Impl>(tokenizer_json, config, nlohmann::json(), origin));
+}
+
+Tokenizer Tokenizer::from_json(const nlohmann::json& tokenizer_json, std::unique_ptr<BpeModel> model,
+                               const nlohmann::json& config, const std::string& origin) {
+  if (!model) throw Error("Tokenizer::from_json: no BPE model given");
+  return Tokenizer(std::make_unique<Impl>(tokenizer_json, config, nlohmann::json(), origin, std::move(model)));
 }
 
 std::vector<TokenId> Tokenizer::encode(std::string_view text, const EncodeOptions& options) const {

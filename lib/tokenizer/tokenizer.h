@@ -22,6 +22,8 @@ namespace hearth::tokenizer {
 
 using TokenId = int32_t;
 
+class BpeModel;
+
 struct EncodeOptions {
   // Add the special tokens the tokenizer's post-processor / tokenizer_config.json asks for (e.g. BOS).
   bool add_special_tokens = true;
@@ -40,6 +42,10 @@ class Tokenizer {
   // Same, from already-parsed JSON; `config` may be null. `origin` names the source in error messages.
   static Tokenizer from_json(const nlohmann::json& tokenizer_json, const nlohmann::json& config,
                              const std::string& origin);
+  // Same, with the BPE model built already from its tables (bpe.h): tokenizer_json's "model" then holds its
+  // options only. For vocabularies read from GGUF metadata (gguf_vocab_read.cpp).
+  static Tokenizer from_json(const nlohmann::json& tokenizer_json, std::unique_ptr<BpeModel> model,
+                             const nlohmann::json& config, const std::string& origin);
 
   Tokenizer(Tokenizer&&) noexcept;
   Tokenizer& operator=(Tokenizer&&) noexcept;

@@ -8,6 +8,7 @@
 
 #include "core/error.h"
 #include "test_paths.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/tokenizer.h"
 
 namespace tok = hearth::tokenizer;
@@ -42,6 +43,39 @@ std::filesystem::path temp_dir(const std::string& name) {
 TEST_CASE("the minimal tokenizer.json loads", "[tokenizer]") {
   const auto t = tok::Tokenizer::from_json(minimal(), json(), "min");
   CHECK(t.encode("abba") == std::vector<tok::TokenId>{2, 1, 0});
+}
+
+TEST_CASE("a BPE model built from tables tokenizes as the same model read from JSON", "[tokenizer]") {
+  // Id 3 is not in the vocabulary (an added token in GGUF's terms); merges: a b, b a, ab a.
+  const std::vector<std::string> tokens = {"a", "b", "ab", "<x>", "ba", "aba"};
+  const std::vector<bool> in_vocab = {true, true, true, false, true, true};
+  const std::vector<tok::BpeMerge> merges = {{0, 1, 2}, {1, 0, 4}, {2, 0, 5}};
+  const json options = {{"type", "BPE"}};
+  const json from_json = {{"model",
+                           {{"type", "BPE"},
+                            {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}, {"ba", 4}, {"aba", 5}}},
+                            {"merges", json::array({"a b", "b a", "ab a"})}}}};
+  const tok::Where where{"tables", "model"};
+  const auto a = tok::Tokenizer::from_json(from_json, json(), "json");
+  const auto b = tok::Tokenizer::from_json({{"model", options}},
+                                           std::make_unique<tok::BpeModel>(options, tokens, in_vocab, merges, where),
+                                           json(), "tables");
+  for (const char* text : {"abab", "baba", "aaba", "bbab", "abaaba", "b"}) {
+    INFO(text);
+    CHECK(b.encode(text) == a.encode(text));
+  }
+  CHECK(b.encode("abab") == std::vector<tok::TokenId>{2, 2});  // both "a b" (rank 0) before "ab a" (rank 2)
+  CHECK(b.encode("abaa") == std::vector<tok::TokenId>{5, 0});
+  CHECK_FALSE(b.token_to_id("<x>"));
+  CHECK(b.merges() == a.merges());
+  // The tables are given once, and name only ids in the vocabulary.
+  CHECK_THROWS_WITH(tok::BpeModel(from_json["model"], tokens, in_vocab, merges, where),
+                    Catch::Contains("tables: model.vocab") && Catch::Contains("given twice"));
+  CHECK_THROWS_WITH(tok::BpeModel(options, tokens, in_vocab, {{0, 1, 2}, {0, 3, 5}}, where),
+                    Catch::Contains("model.merges[1]") && Catch::Contains("not in the vocabulary") &&
+                        Catch::Contains("got 3"));
+  CHECK_THROWS_WITH(tok::BpeModel(options, tokens, in_vocab, {{0, 1, 9}}, where),
+                    Catch::Contains("model.merges[0]") && Catch::Contains("got 9"));
 }
 
 TEST_CASE("missing files are IoErrors", "[tokenizer]") {
