@@ -36,12 +36,15 @@ TensorMap gguf_tensors(const io::GgufFile& file, const ModelConfig& config);
 torch::Tensor gguf_tensor_decode(const io::GgufFile& file, const GgufTensorName& n);
 
 // The weights split as a model uses them: HF-named float32 tensors, and, when `keep_blocks`, the quantized
-// weight matrices as blocks (those are then absent from `dense`).
+// weight matrices as blocks (those are then absent from `dense`). With `kernel_copies`, the q/k matrices, whose rows
+// move and so are copied anyway, are copied straight into the CPU kernels' copy (Linear::Blocks::copied_for_kernels),
+// one at a time: a load that makes those copies then never holds all the reordered copies beside them.
 struct GgufWeights {
   TensorMap dense;
   std::map<std::string, Linear::Blocks> blocks;
 };
-GgufWeights gguf_weights(const std::shared_ptr<const io::GgufFile>& file, const ModelConfig& config, bool keep_blocks);
+GgufWeights gguf_weights(const std::shared_ptr<const io::GgufFile>& file, const ModelConfig& config, bool keep_blocks,
+                         bool kernel_copies = false);
 
 // Config and weights, as a model. `options` as for causal_lm_load.
 std::unique_ptr<CausalLM> gguf_model_load(const std::filesystem::path& path, const LoadOptions& options = {});

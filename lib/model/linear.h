@@ -63,6 +63,8 @@ class Linear {
     torch::Tensor device_bytes;
     // `data` holds the rows in quant's interleaved layout (quant/interleave.h), not ggml's.
     bool interleaved_rows = false;
+    // `data` is already the CPU kernels' own copy (copied_for_kernels()).
+    bool kernel_copy = false;
     size_t row_bytes() const;
     // These blocks as `device_bytes` on `device` (a copy in ggml's layout; `data` and `owner` dropped). Throws Error
     // for a type blocks_decode() cannot decode.
@@ -70,7 +72,7 @@ class Linear {
     // The CPU kernels' copy of these blocks, owned by the result, in memory of its own (io::huge_page_buffer: a
     // decode step reads every weight, and 4 KiB pages cost it TLB misses), Q4_0 with at least one group of rows in the
     // interleaved layout (quant/interleave.h); the pages of a file mapping the rows were read from are given back.
-    // Blocks on a device, or already interleaved, are returned as they are.
+    // Blocks on a device, or already the kernels' copy, are returned as they are.
     Blocks copied_for_kernels() const;
     // Rows [r0, r1) decoded to float32 into dst ((r1 − r0)·in floats), in ggml's or the interleaved layout.
     void decode_rows(int64_t r0, int64_t r1, float* dst) const;

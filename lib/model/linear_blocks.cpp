@@ -118,11 +118,12 @@ Linear::Blocks Linear::Blocks::to_device(torch::Device device) const {
   b.data = nullptr;
   b.owner = nullptr;
   b.interleaved_rows = false;
+  b.kernel_copy = false;
   return b;
 }
 
 Linear::Blocks Linear::Blocks::copied_for_kernels() const {
-  if (!data || interleaved_rows) return *this;
+  if (!data || kernel_copy || interleaved_rows) return *this;
   const size_t bytes = row_bytes() * static_cast<size_t>(rows);
   std::shared_ptr<uint8_t> copy = io::huge_page_buffer(bytes);
   uint8_t* dst = copy.get();
@@ -138,6 +139,7 @@ Linear::Blocks Linear::Blocks::copied_for_kernels() const {
   b.data = dst;
   b.owner = std::move(copy);
   b.interleaved_rows = interleave;
+  b.kernel_copy = true;
   return b;
 }
 

@@ -154,6 +154,33 @@ TEST_CASE("a GGUF model keeps quantized matrices as blocks on the CPU and matche
   CHECK(torch::allclose(step, la[0][7], 1e-4, 1e-4));
 }
 
+TEST_CASE("gguf_weights' kernel copies of the q/k matrices hold the same rows as the reordered blocks",
+          "[model][gguf]") {
+  for (const char* name : {"model-q4_0.gguf", "model-q4_k_m.gguf"}) {
+    INFO(name);
+    std::shared_ptr<const io::GgufFile> file = io::GgufFile::open(kq256() / name);
+    auto config = model::gguf_config(*file);
+    auto plain = model::gguf_weights(file, config, true);
+    auto copied = model::gguf_weights(file, config, true, true);
+    REQUIRE(copied.blocks.size() == plain.blocks.size());
+    size_t kernel_copies = 0;
+    for (const auto& [hf, b] : copied.blocks) {
+      INFO(hf);
+      const bool qk = hf.find("q_proj") != std::string::npos || hf.find("k_proj") != std::string::npos;
+      CHECK(b.kernel_copy == qk);
+      CHECK_FALSE(plain.blocks.at(hf).kernel_copy);
+      kernel_copies += b.kernel_copy;
+      auto x = torch::empty({b.rows, b.in}), y = torch::empty({b.rows, b.in});
+      b.decode_rows(0, b.rows, x.data_ptr<float>());
+      plain.blocks.at(hf).decode_rows(0, b.rows, y.data_ptr<float>());
+      CHECK(torch::equal(x, y));
+      // A kernel copy is not copied again.
+      if (b.kernel_copy) CHECK(b.copied_for_kernels().data == b.data);
+    }
+    CHECK(kernel_copies == size_t(2 * config.num_hidden_layers));
+  }
+}
+
 TEST_CASE("LoRA adapters apply on top of block weights", "[model][gguf][lora]") {
   std::shared_ptr<const io::GgufFile> file = io::GgufFile::open(kq256() / "model-q8_0.gguf");
   auto config = model::gguf_config(*file);
