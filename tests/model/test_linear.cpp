@@ -47,7 +47,7 @@ TEST_CASE("Linear computes x·Wᵀ + b on every path", "[model][linear]") {
   CHECK(without.bytes() == 12 * 8 * sizeof(float));
 }
 
-TEST_CASE("Linear's few-row float32 path: the same numbers in any batch of 2 to 12", "[model][linear]") {
+TEST_CASE("Linear's few-row float32 path: the same numbers in any batch of 2 to 16", "[model][linear]") {
   torch::manual_seed(3);
   auto w = torch::randn({40, 100});
   auto b = torch::randn({40});
@@ -62,6 +62,8 @@ TEST_CASE("Linear's few-row float32 path: the same numbers in any batch of 2 to 
   // A row's outputs do not depend on which other rows share its batch (batched decode compositions).
   CHECK(torch::equal(lin.forward(x.narrow(0, 2, 2)), four.narrow(0, 2, 2)));
   CHECK(torch::equal(lin.forward(x.narrow(0, 0, 12)).narrow(0, 0, 4), four));
+  CHECK(torch::equal(lin.forward(x.narrow(0, 0, 16)).narrow(0, 0, 4), four));
+  CHECK(torch::equal(lin.forward(x.narrow(0, 1, 15)).narrow(0, 0, 3), four.narrow(0, 1, 3)));
 }
 
 TEST_CASE("Linear applies each adapter to its own part of a fused weight", "[model][linear][lora]") {
