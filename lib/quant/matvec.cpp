@@ -457,6 +457,8 @@ void matmul_f32(const float* w, int64_t k, const float* x, int64_t m, float* y, 
   kernels().f32(w, k, x, m, y, ldy, row_begin, row_end);
 }
 
+int64_t matmul_f32_max_rows() { return isa() == Isa::kAvx512 || isa() == Isa::kAvx512Vnni ? 16 : 12; }
+
 void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y, int64_t ldy,
                  int64_t row_begin, int64_t row_end) {
   run(kernels(), type, w, row_bytes, x, m, y, ldy, row_begin, row_end);

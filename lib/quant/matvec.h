@@ -63,6 +63,9 @@ void matmul_interleaved(GgmlType type, const void* w, int64_t rows, const Activa
 // packed layout. Each (r, i) product adds in the same order whatever m and the row range.
 void matmul_f32(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
                 int64_t row_end);
+// The most activation rows for which matmul_f32 beats sgemm on the variant in use: 16 for AVX-512 (4×4 tiles), 12
+// otherwise (one weight row at a time; measured on the 135M shape, bench/README.md).
+int64_t matmul_f32_max_rows();
 
 // The variant matmul_rows uses: "avx512vnni", "avx512", "avx2" or "scalar".
 const char* kernel_isa();

@@ -316,6 +316,13 @@ TEST_CASE("float32 row products: every variant against float64, the same sums wh
       REQUIRE(detail::matmul_f32_with(variant, w.data(), k, x.data(), M, part.data(), 4, 2, 6));
       for (int64_t i = 0; i < M; ++i)
         for (int64_t r = 2; r < 6; ++r) CHECK(part[i * 4 + (r - 2)] == all[i * rows + r]);
+      // Rows 1..7 (a tile of 4 and one of 3) against the first 6 activation rows (4 and 2), and rows 3..5 (2).
+      for (auto [r0, r1] : {std::pair<int64_t, int64_t>{1, 8}, {3, 5}}) {
+        std::vector<float> some(6 * (r1 - r0), -7.0f);
+        REQUIRE(detail::matmul_f32_with(variant, w.data(), k, x.data(), 6, some.data(), r1 - r0, r0, r1));
+        for (int64_t i = 0; i < 6; ++i)
+          for (int64_t r = r0; r < r1; ++r) CHECK(some[i * (r1 - r0) + (r - r0)] == all[i * rows + r]);
+      }
     }
   }
 }
