@@ -52,18 +52,18 @@ Linear::Linear(std::vector<Blocks> blocks, torch::Tensor bias, std::vector<Part>
   check_parts(parts_, out_);
 }
 
-// y = x·Wᵀ + b. A single row (decoding one sequence) goes through matrix-vector BLAS: OpenBLAS's sgemm path
-// for one row reads the weights 2-3× slower than its sgemv (bench/README.md). 2 to 16 rows (12 without AVX-512:
-// quant::matmul_f32_max_rows) of a float32 weight — a batched decode step — in inference mode (generation and
-// serving; training, its evaluation and a checkpointed layer's two passes all keep libtorch's product, so that they
-// agree bit for bit), go through quant::matmul_f32, which reads each weight row once for all of them, where
-// OpenBLAS's sgemm first copies the weights into its packed layout. A serve decode step on the 135M shape, 2 threads:
-// 4 rows 84 -> 30 ms, 8 rows 92 -> 50, 12 rows 132 -> 66 (one weight row at a time); 16 rows 90 (sgemm) -> 82 ms
-// with the AVX-512 kernel's 4×4 tiles.
+// y = x·Wᵀ + b. In inference mode (generation and serving), 1 to 16 rows (12 without AVX-512:
+// quant::matmul_f32_max_rows) of a float32 weight — a decode step — go through quant::matmul_f32, which reads each
+// weight row once for all of them and gives each row the same sums whatever rows share its step. OpenBLAS's sgemm
+// first copies the weights into its packed layout (a serve decode step on the 135M shape, 2 threads: 4 rows 84 -> 30
+// ms, 8 rows 92 -> 50, 12 rows 132 -> 66; 16 rows 90 -> 82 with AVX-512's 4×4 tiles), and one row reads at the
+// same speed as sgemv on 2 threads and faster on 1 (135M `generate`: 31.2 -> 37.9 tok/s). Training, its evaluation
+// and a checkpointed layer's two passes keep libtorch's product, so that they agree bit for bit; a single row there
+// goes through sgemv (torch::mv), whose one-row sgemm path reads the weights 2-3× slower (bench/README.md).
 torch::Tensor Linear::base(const torch::Tensor& x) const {
   if (!blocks_.empty()) return base_blocks(x);
   const int64_t in = x.size(-1), M = x.numel() / std::max<int64_t>(in, 1);
-  if (M >= 2 && M <= quant::matmul_f32_max_rows() && c10::InferenceMode::is_enabled() && x.device().is_cpu() &&
+  if (M >= 1 && M <= quant::matmul_f32_max_rows() && c10::InferenceMode::is_enabled() && x.device().is_cpu() &&
       x.scalar_type() == torch::kFloat32 && weight_.scalar_type() == torch::kFloat32)
     return base_small_batch(x);
   if (x.numel() != in || !x.device().is_cpu()) return torch::linear(x, weight_, bias_);

@@ -47,7 +47,7 @@ TEST_CASE("Linear computes x·Wᵀ + b on every path", "[model][linear]") {
   CHECK(without.bytes() == 12 * 8 * sizeof(float));
 }
 
-TEST_CASE("Linear's few-row float32 path: the same numbers in any batch of 2 to 16", "[model][linear]") {
+TEST_CASE("Linear's few-row float32 path: the same numbers in any batch of 1 to 16", "[model][linear]") {
   torch::manual_seed(3);
   auto w = torch::randn({40, 100});
   auto b = torch::randn({40});
@@ -61,6 +61,8 @@ TEST_CASE("Linear's few-row float32 path: the same numbers in any batch of 2 to 
   CHECK(torch::allclose(lin.forward(x).to(torch::kFloat64), reference(x, w, b), 1e-5, 1e-5));  // 17 rows: sgemm
   // A row's outputs do not depend on which other rows share its batch (batched decode compositions).
   CHECK(torch::equal(lin.forward(x.narrow(0, 2, 2)), four.narrow(0, 2, 2)));
+  CHECK(torch::equal(lin.forward(x.narrow(0, 1, 1)), four.narrow(0, 1, 1)));
+  CHECK(torch::equal(lin.forward(x[3]), four[3]));  // one row without a batch dimension
   CHECK(torch::equal(lin.forward(x.narrow(0, 0, 12)).narrow(0, 0, 4), four));
   CHECK(torch::equal(lin.forward(x.narrow(0, 0, 16)).narrow(0, 0, 4), four));
   CHECK(torch::equal(lin.forward(x.narrow(0, 1, 15)).narrow(0, 0, 3), four.narrow(0, 1, 3)));
