@@ -5,8 +5,9 @@
 // A ggml type as the dtype (q8_0, q4_0, q5_0, q4_k, q5_k, q6_k) quantizes every linear matrix of the random model
 // with lib/quant's quantizer and runs it on the block kernels (activations float32).
 // Each (model, dtype, threads) runs in its own process (this binary re-executed with --one) so that peak
-// RSS is that configuration's. The floor is weight bytes per token ÷ the measured read bandwidth (a
-// multi-threaded sum over 512 MiB); "overhead" is a decode step's time minus the time of its matmuls alone.
+// RSS is that configuration's. The floor is the measured read bandwidth ÷ weight bytes per token, the bandwidth read
+// just before and just after each run as ../shared/tools/stream.c reads it (bench/read_bandwidth.h; the higher of the
+// two, in the better page mode); "overhead" is a decode step's time minus the time of its matmuls alone.
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -21,6 +22,7 @@
 #include <fmt/format.h>
 
 #include "bench/model_presets.h"
+#include "bench/read_bandwidth.h"
 #include "core/blas_env.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
@@ -128,20 +130,6 @@ int run_one(const std::string& name, const std::string& dtype_name, int threads,
   return 0;
 }
 
-// GB/s read by a multi-threaded sum over 512 MiB (run with OMP_NUM_THREADS set, see run_one's caller).
-double read_bandwidth(int threads) {
-  at::set_num_threads(threads);
-  auto big = torch::ones({128 * 1024 * 1024}, torch::kFloat32);
-  double best = 1e9;
-  for (int i = 0; i < 5; ++i) {
-    double t0 = now_s();
-    volatile float s = big.sum().item<float>();
-    (void)s;
-    best = std::min(best, now_s() - t0);
-  }
-  return big.nbytes() / best / 1e9;
-}
-
 std::vector<std::string> split(const std::string& s) {
   std::vector<std::string> out;
   std::stringstream ss(s);
@@ -164,13 +152,7 @@ int main(int argc, char** argv) {
   app.add_option("--prompt", prompt);
   app.add_option("--decode", decode);
   app.add_option("--one", one)->expected(3);
-  int bandwidth_threads = 0;
-  app.add_option("--bandwidth", bandwidth_threads);
   CLI11_PARSE(app, argc, argv);
-  if (bandwidth_threads > 0) {
-    std::cout << fmt::format("BANDWIDTH {}", read_bandwidth(bandwidth_threads)) << std::endl;
-    return 0;
-  }
   if (!one.empty()) return run_one(one[0], one[1], std::stoi(one[2]), prompt, decode);
 
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
@@ -178,14 +160,10 @@ int main(int argc, char** argv) {
                            "thr", "prefill t/s", "decode t/s", "RSS MiB", "weight MiB", "BW GB/s", "floor t/s",
                            "% floor", "overhead ms");
   for (const auto& t : split(threads)) {
-    // bandwidth in a child too, so that OMP_NUM_THREADS matches the thread count
-    double bw = 0;
-    if (FILE* p = popen(fmt::format("OMP_NUM_THREADS={} '{}' --bandwidth {}", t, self, t).c_str(), "r")) {
-      if (std::fscanf(p, "BANDWIDTH %lf", &bw) != 1) bw = 0;
-      pclose(p);
-    }
     for (const auto& m : split(models))
       for (const auto& d : split(dtypes)) {
+        // The VM's read bandwidth moves between runs: measured just before and just after each one, the higher kept.
+        const bench::ReadBandwidth before = bench::read_bandwidth(std::stoi(t));
         std::string cmd = fmt::format("OMP_NUM_THREADS={} '{}' --one {} {} {} --prompt {} --decode {}", t, self, m, d,
                                       t, prompt, decode);
         FILE* p = popen(cmd.c_str(), "r");
@@ -199,6 +177,8 @@ int main(int argc, char** argv) {
           std::cout << fmt::format("{:<14} {:<9} {:>3} failed\n", m, d, t);
           continue;
         }
+        const bench::ReadBandwidth after = bench::read_bandwidth(std::stoi(t));
+        const double bw = std::max(before.best(), after.best());
         double floor = bw * 1e9 / (wmb * 1048576.0);
         std::cout << fmt::format(
             "{:<14} {:<9} {:>3} {:>11.1f} {:>10.1f} {:>8.0f} {:>9.1f} {:>8.1f} {:>9.1f} {:>6.0f}% "
