@@ -1,0 +1,64 @@
+// The decode step's attention loops (model/attention.cpp) against libtorch's matmul and softmax path.
+#include <catch2/catch.hpp>
+
+#include "model/attention.h"
+
+using namespace hearth;
+
+namespace {
+
+struct Case {
+  int64_t B, H, KV, hd, S, capacity;
+};
+
+}  // namespace
+
+TEST_CASE("decode attention gives the batched path's numbers, and a row's alone as in a batch", "[model][attention]") {
+  for (const Case c : {Case{3, 6, 2, 24, 13, 20}, Case{2, 4, 4, 100, 7, 7}, Case{1, 9, 3, 64, 1, 32}}) {
+    INFO("B=" << c.B << " H=" << c.H << " KV=" << c.KV << " hd=" << c.hd << " S=" << c.S);
+    torch::manual_seed(7);
+    auto q = torch::randn({c.B, c.H, 1, c.hd});
+    // Keys and values as a cache hands them out: the first S slots of a longer buffer.
+    auto k = torch::randn({c.B, c.KV, c.capacity, c.hd}).narrow(2, 0, c.S);
+    auto v = torch::randn({c.B, c.KV, c.capacity, c.hd}).narrow(2, 0, c.S);
+    auto mask = torch::rand({c.B, 1, 1, c.S}) > 0.3;
+    mask.select(-1, c.S - 1).fill_(true);  // every row sees its newest key
+    const auto want = model::attention(q, k, v, mask);  // outside inference mode: libtorch's matmul and softmax
+    c10::InferenceMode inference;
+    REQUIRE(model::decode_attention_applies(q, k, v, mask));
+    REQUIRE(model::decode_attention_applies(q, k, v, torch::Tensor()));
+    const auto got = model::decode_attention(q, k, v, mask);
+    REQUIRE(got.sizes() == want.sizes());
+    CHECK(torch::allclose(got, want, 1e-5, 1e-5));
+    CHECK(torch::equal(model::attention(q, k, v, mask), got));  // attention() takes this path
+    CHECK(torch::allclose(model::decode_attention(q, k, v, torch::Tensor()),
+                          model::attention(q.clone(), k.contiguous(), v.contiguous(), torch::ones_like(mask)), 1e-5,
+                          1e-5));
+    for (int64_t b = 0; b < c.B; ++b) {
+      const auto one = model::decode_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1),
+                                               mask.narrow(0, b, 1));
+      CHECK(torch::equal(one, got.narrow(0, b, 1)));
+    }
+  }
+}
+
+TEST_CASE("decode attention: a row that may see no key is NaN, as softmax over nothing", "[model][attention]") {
+  c10::InferenceMode inference;
+  auto q = torch::randn({2, 2, 1, 8}), k = torch::randn({2, 1, 3, 8}), v = torch::randn({2, 1, 3, 8});
+  auto mask = torch::ones({2, 1, 1, 3}, torch::kBool);
+  mask[1].fill_(false);
+  const auto out = model::decode_attention(q, k, v, mask);
+  CHECK(torch::isnan(out[1]).all().item<bool>());
+  CHECK(torch::isfinite(out[0]).all().item<bool>());
+}
+
+TEST_CASE("decode attention applies to decode steps only", "[model][attention]") {
+  auto q = torch::randn({1, 2, 1, 8}), k = torch::randn({1, 1, 3, 8}), v = torch::randn({1, 1, 3, 8});
+  CHECK_FALSE(model::decode_attention_applies(q, k, v, torch::Tensor()));  // not in inference mode: autograd
+  c10::InferenceMode inference;
+  CHECK(model::decode_attention_applies(q, k, v, torch::Tensor()));
+  CHECK_FALSE(model::decode_attention_applies(torch::randn({1, 2, 2, 8}), k, v, torch::Tensor()));  // 2 queries
+  CHECK_FALSE(model::decode_attention_applies(q.to(torch::kFloat64), k.to(torch::kFloat64), v.to(torch::kFloat64),
+                                              torch::Tensor()));
+  CHECK_FALSE(model::decode_attention_applies(q, k.transpose(2, 3).contiguous().transpose(2, 3), v, torch::Tensor()));
+}
