@@ -232,8 +232,9 @@ Tokenizer Tokenizer::load(const std::filesystem::path& dir) {
     return Tokenizer(std::make_unique<Impl>(tj, config, special_map, path.string()));
   };
   Tokenizer t = build();
-  // Loading went through a JSON document of the vocabulary and merges (~150 MB of small allocations for a 128k
-  // vocabulary, all freed by now): give those pages back, or they stay in the process's RSS beside the weights.
+  // A tokenizer.json is parsed into a JSON document of the vocabulary and merges (~150 MB of small allocations for a
+  // 128k vocabulary, all freed by now), a GGUF's metadata into its string arrays: give those pages back, or they stay
+  // in the process's RSS beside the weights.
   malloc_trim(0);
   return t;
 }
