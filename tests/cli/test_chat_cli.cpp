@@ -146,10 +146,6 @@ std::string reply_shown(const std::string& shown, const std::string& message) {
   return s;
 }
 
-std::vector<std::string> stories_args(const std::string& max_tokens) {
-  return {"-t", "1", "chat", "-m", test::stories_dir().string(), "--temp", "0", "-n", max_tokens};
-}
-
 std::vector<nlohmann::json> json_lines(const std::string& out) {
   std::vector<nlohmann::json> lines;
   size_t start = 0;
@@ -175,9 +171,26 @@ test::Run chat_piped(const std::string& args, const std::string& lines) {
 
 }  // namespace
 
+// stories260K with a 4096-token context (its RoPE positions go on; only the text gets worse): a 2000-token reply
+// streams for ~2 s, so a Ctrl-C typed when it starts lands inside it even on a loaded machine. With 512 tokens
+// the reply was over in ~0.15 s, and three tries in a row missed it on a busy CI machine.
+fs::path stories_long_context(const fs::path& dir) {
+  const fs::path out = dir / "stories260K-4k";
+  fs::remove_all(out);
+  fs::copy(test::stories_dir(), out, fs::copy_options::recursive);
+  for (const auto& [file, key] : {std::pair{"config.json", "max_position_embeddings"},
+                                  std::pair{"tokenizer_config.json", "model_max_length"}}) {
+    auto j = io::json_read(out / file);
+    REQUIRE(j[key] == 512);
+    j[key] = 4096;
+    io::atomic_write(out / file, j.dump(2));
+  }
+  return out;
+}
+
 TEST_CASE("chat in a terminal: reply, commands, Ctrl-C during a reply and at the prompt, Ctrl-D", "[cli][chat]") {
   const fs::path dir = test::scratch("chat_pty");
-  PtyHearth chat(stories_args("400"));
+  PtyHearth chat({"-t", "1", "chat", "-m", stories_long_context(dir).string(), "--temp", "0", "-n", "2000"});
   CHECK_THAT(chat.until(kPrompt), Catch::Contains("/help for commands"));
 
   const std::string first = reply_shown(chat.enter("Hello"), "Hello");
@@ -199,7 +212,7 @@ TEST_CASE("chat in a terminal: reply, commands, Ctrl-C during a reply and at the
         nlohmann::json::parse(R"([{"role": "system", "content": "You tell long stories."}])"));
 
   // Ctrl-C once the reply streams: the reply stops, the REPL stays. A reply that ended before the key arrived
-  // (400 tokens can take a fraction of a second) is tried again.
+  // is tried again.
   bool interrupted = false;
   for (int attempt = 0; attempt < 3 && !interrupted; ++attempt) {
     chat.enter("/reset");
