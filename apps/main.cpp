@@ -18,6 +18,7 @@
 #include "apps/commands.h"
 #include "core/blas_env.h"
 #include "core/error.h"
+#include "core/heap.h"
 #include "core/log.h"
 #include "core/signals.h"
 #include "io/mapped_file.h"
@@ -75,6 +76,7 @@ int exit_code_for(const hearth::Error& e) {
 int main(int argc, char** argv) {
   using namespace hearth;
   env_prepare(argc, argv);
+  heap_keep_freed_blocks();
   app::GlobalOptions g;
   CLI::App cli{"hearth — train, host and serve your own language models, on your own machine.", "hearth"};
   cli.set_version_flag("--version", "hearth " HEARTH_VERSION);

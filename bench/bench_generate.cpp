@@ -24,6 +24,7 @@
 #include "bench/model_presets.h"
 #include "bench/read_bandwidth.h"
 #include "core/blas_env.h"
+#include "core/heap.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
 #include "quant/codec.h"
@@ -142,6 +143,7 @@ std::vector<std::string> split(const std::string& s) {
 
 int main(int argc, char** argv) {
   hearth::openblas_coretype_prepare();  // for the runs it starts as child processes, as `hearth` does
+  hearth::heap_keep_freed_blocks();      // as `hearth` does
   std::string models = "bundled,smollm2-135m", dtypes = "float32,bfloat16", threads = "1,2";
   int prompt = 128, decode = 64;
   std::vector<std::string> one;
