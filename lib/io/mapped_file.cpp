@@ -213,6 +213,21 @@ void mapped_release(const void* p, size_t n) {
   }
 }
 
+void mapped_populate(const void* p, size_t n) {
+#ifndef MADV_POPULATE_READ
+  constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14; older headers lack it
+#endif
+  const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
+  std::lock_guard<std::mutex> lock(g_mu);  // the mapping stays while its slot is held
+  for (const Slot& slot : g_slots) {
+    const uintptr_t lo = slot.begin.load(std::memory_order_acquire), hi = slot.end.load(std::memory_order_acquire);
+    if (lo == 0 || begin < lo || end > hi) continue;
+    const uintptr_t first = begin / g_page * g_page, last = (end + g_page - 1) / g_page * g_page;
+    if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_READ);  // errors: faults
+    return;
+  }
+}
+
 void MappedFile::release(const void* p, size_t n) const {
   const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
   const auto lo = reinterpret_cast<uintptr_t>(data_), hi = lo + size_;

@@ -38,10 +38,19 @@ std::unique_ptr<CausalLM> causal_lm_from_tensors(const ModelConfig& config, cons
 }
 
 std::unique_ptr<CausalLM> causal_lm_load(const std::filesystem::path& dir, const LoadOptions& options) {
-  if (dir.extension() == ".gguf" && !std::filesystem::is_directory(dir)) return gguf_model_load(dir, options);
-  ModelConfig config = config_load(dir);
-  TensorMap tensors = checkpoint_tensors(dir);
-  return causal_lm_from_tensors(config, tensors, options, dir.string());
+  std::unique_ptr<CausalLM> model;
+  if (dir.extension() == ".gguf" && !std::filesystem::is_directory(dir)) {
+    model = gguf_model_load(dir, options);
+  } else {
+    ModelConfig config = config_load(dir);
+    TensorMap tensors = checkpoint_tensors(dir);
+    model = causal_lm_from_tensors(config, tensors, options, dir.string());
+  }
+  // Every step reads every matrix: the ones read in place from the file are mapped in now, in one call each, not
+  // page by page during the first forward pass (a SmolLM2-135M float32 GGUF's first 4-token prompt took 0.37 s, of
+  // which ~0.3 s were its 130,000 page faults).
+  for (const Linear* lin : model->linears()) lin->mapped_populate();
+  return model;
 }
 
 TensorMap causal_lm_random_tensors(const ModelConfig& c, uint64_t seed) {

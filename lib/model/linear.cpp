@@ -5,6 +5,7 @@
 #include <fmt/format.h>
 
 #include "core/error.h"
+#include "io/mapped_file.h"
 #include "model/block_decode.h"
 #include "quant/codec.h"
 #include "quant/matvec.h"
@@ -97,6 +98,15 @@ size_t Linear::bytes() const {
   if (blocks_.empty()) return n + weight_.nbytes();
   for (const Blocks& b : blocks_) n += b.row_bytes() * static_cast<size_t>(b.rows);
   return n;
+}
+
+void Linear::mapped_populate() const {
+  if (blocks_.empty()) {
+    if (weight_.defined() && weight_.device().is_cpu()) io::mapped_populate(weight_.data_ptr(), weight_.nbytes());
+    return;
+  }
+  for (const Blocks& b : blocks_)
+    if (b.data) io::mapped_populate(b.data, b.row_bytes() * static_cast<size_t>(b.rows));
 }
 
 torch::Tensor Linear::rows(const torch::Tensor& ids, torch::ScalarType dtype) const {

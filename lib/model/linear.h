@@ -112,6 +112,9 @@ class Linear {
   torch::Device device() const;
   // The storage type of each part: "F32", "BF16", "Q4_K", ...
   std::vector<std::string> storage_types() const;
+  // The pages of a CPU weight read in place from a file mapping, mapped in at once (io::mapped_populate) rather than
+  // faulted in one by one by the first forward pass; weights in memory of their own are left as they are.
+  void mapped_populate() const;
 
  private:
   torch::Tensor base(const torch::Tensor& x) const;

@@ -30,7 +30,7 @@ long use_block(size_t bytes) {
 
 }  // namespace
 
-TEST_CASE("heap_keep_freed_blocks: a freed 30 MiB block is reused without page faults; GLIBC_TUNABLES wins",
+TEST_CASE("heap_keep_freed_blocks: a freed 30 MiB block is reused without page faults, and GLIBC_TUNABLES wins",
           "[core]") {
   // 30 MiB: above every block glibc's adaptive threshold can have seen freed in this process (it maps such a block
   // on its own, and unmaps it when freed), below hearth's threshold.
