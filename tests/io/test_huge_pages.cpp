@@ -4,10 +4,10 @@
 
 #include <cstdint>
 #include <fstream>
-#include <sstream>
 #include <string>
 
 #include "io/huge_pages.h"
+#include "smaps.h"
 
 using namespace hearth;
 
@@ -19,25 +19,6 @@ bool huge_pages_allowed() {
   std::string line;
   std::getline(f, line);
   return line.find("[always]") != std::string::npos || line.find("[madvise]") != std::string::npos;
-}
-
-// AnonHugePages (kB) of the mapping that contains `p`, from /proc/self/smaps.
-long anon_huge_kb(const void* p) {
-  std::ifstream f("/proc/self/smaps");
-  const auto addr = reinterpret_cast<uintptr_t>(p);
-  std::string line;
-  bool inside = false;
-  while (std::getline(f, line)) {
-    uintptr_t lo = 0, hi = 0;
-    char dash = 0;
-    std::istringstream head(line);
-    if (head >> std::hex >> lo >> dash >> hi && dash == '-') {
-      inside = addr >= lo && addr < hi;
-      continue;
-    }
-    if (inside && line.rfind("AnonHugePages:", 0) == 0) return std::stol(line.substr(14));
-  }
-  return -1;
 }
 
 }  // namespace
@@ -53,7 +34,7 @@ TEST_CASE("huge_page_buffer: aligned, zeroed, writable, in huge pages where allo
   CHECK(nonzero == 0);
   for (size_t i = 0; i < bytes; ++i) buf.get()[i] = static_cast<uint8_t>(i);
   CHECK(buf.get()[bytes - 1] == static_cast<uint8_t>(bytes - 1));
-  const long huge = anon_huge_kb(buf.get());
+  const long huge = test::smaps_kb(buf.get(), "AnonHugePages");
   INFO("AnonHugePages " << huge << " kB");
   if (huge_pages_allowed()) {
     // The kernel may be short of free 2 MiB pages; then it falls back to small ones, which is not an error here.
@@ -64,5 +45,5 @@ TEST_CASE("huge_page_buffer: aligned, zeroed, writable, in huge pages where allo
   CHECK(huge <= 4096);  // never the partial third page
   auto small = io::huge_page_buffer(100);
   small.get()[99] = 1;
-  CHECK(anon_huge_kb(small.get()) == 0);
+  CHECK(test::smaps_kb(small.get(), "AnonHugePages") == 0);
 }

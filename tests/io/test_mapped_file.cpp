@@ -6,14 +6,13 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cstdint>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 #include <string>
 #include <vector>
 
 #include "io/mapped_file.h"
+#include "smaps.h"
 
 using namespace hearth;
 namespace fs = std::filesystem;
@@ -28,25 +27,6 @@ fs::path scratch() {
 
 void write_bytes(const fs::path& p, size_t n, char fill) {
   std::ofstream(p, std::ios::binary) << std::string(n, fill);
-}
-
-// Rss (kB) of the mapping that contains `p`, from /proc/self/smaps: its pages this process has mapped in.
-long rss_kb(const void* p) {
-  std::ifstream f("/proc/self/smaps");
-  const auto addr = reinterpret_cast<uintptr_t>(p);
-  std::string line;
-  bool inside = false;
-  while (std::getline(f, line)) {
-    uintptr_t lo = 0, hi = 0;
-    char dash = 0;
-    std::istringstream head(line);
-    if (head >> std::hex >> lo >> dash >> hi && dash == '-') {
-      inside = addr >= lo && addr < hi;
-      continue;
-    }
-    if (inside && line.rfind("Rss:", 0) == 0) return std::stol(line.substr(4));
-  }
-  return -1;
 }
 
 }  // namespace
@@ -106,18 +86,18 @@ TEST_CASE("mapped_populate maps in the pages of a range of a live mapping, and n
   write_bytes(path, size_t(16) << 20, 'p');
   auto file = io::MappedFile::open(path);
   const unsigned char* data = file->data();
-  REQUIRE(rss_kb(data) == 0);  // nothing read yet
+  REQUIRE(test::smaps_kb(data, "Rss") == 0);  // nothing read yet
   io::mapped_populate(data + (size_t(5) << 20) + 100, size_t(2) << 20);  // [5 MiB + 100, 7 MiB + 100)
   // The range's pages, rounded out to whole pages, or to the page cache's folios (up to 2 MiB each with large
   // folios); not the rest of the 16 MiB file.
-  const long populated = rss_kb(data);
+  const long populated = test::smaps_kb(data, "Rss");
   CHECK(populated >= 2048 + 4);
   CHECK(populated <= 2048 + 2 * 2048);
   std::vector<char> heap(size_t(1) << 20, 'h');
   io::mapped_populate(heap.data(), heap.size());  // not a file mapping: nothing happens
   io::mapped_populate(data + (size_t(15) << 20), size_t(2) << 20);  // runs past the end: not this mapping's range
-  CHECK(rss_kb(data) == populated);
+  CHECK(test::smaps_kb(data, "Rss") == populated);
   CHECK(data[(size_t(6) << 20)] == 'p');
   file->release(data, file->size());
-  CHECK(rss_kb(data) == 0);
+  CHECK(test::smaps_kb(data, "Rss") == 0);
 }
