@@ -1,6 +1,7 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
+#include <cstring>
 #include <sstream>
 
 #include <fmt/format.h>
@@ -86,8 +87,38 @@ torch::Tensor KvCache::append(const torch::Tensor& valid, const std::vector<int6
   return slots;
 }
 
+// The same writes as a copy per (row, head, token): on the CPU one scatter_ per tensor costs more than a decode
+// step's few hundred bytes of keys and values (an index tensor, TensorIterator set-up) — twice per layer per step.
+bool KvCache::write_rows(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v,
+                         const std::vector<int64_t>& rows) {
+  auto& kc = k_[layer];
+  auto& vc = v_[layer];
+  for (const auto* t : {&k, &v})
+    if (!t->device().is_cpu() || t->scalar_type() != kc.scalar_type() || t->stride(3) != 1 || t->requires_grad())
+      return false;
+  if (!kc.device().is_cpu() || slots.scalar_type() != torch::kInt64 || !slots.device().is_cpu()) return false;
+  const auto s = slots.contiguous();
+  const int64_t count = s.size(0), T = s.size(1), KV = k.size(1);
+  const size_t row_bytes = static_cast<size_t>(k.size(3)) * k.element_size();
+  const int64_t* sp = s.data_ptr<int64_t>();
+  for (const auto& [src, dst] : {std::pair{&k, &kc}, std::pair{&v, &vc}}) {
+    const auto* from = static_cast<const char*>(src->data_ptr());
+    auto* to = static_cast<char*>(dst->data_ptr());
+    const int64_t es = src->element_size();
+    for (int64_t b = 0; b < count; ++b) {
+      const int64_t r = rows.empty() ? b : rows[b];
+      for (int64_t h = 0; h < KV; ++h)
+        for (int64_t t = 0; t < T; ++t)
+          std::memcpy(to + (r * dst->stride(0) + h * dst->stride(1) + sp[b * T + t] * dst->stride(2)) * es,
+                      from + (b * src->stride(0) + h * src->stride(1) + t * src->stride(2)) * es, row_bytes);
+    }
+  }
+  return true;
+}
+
 void KvCache::write(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v,
                     const std::vector<int64_t>& rows) {
+  if (write_rows(layer, slots, k, v, rows)) return;
   const int64_t count = slots.size(0), first = run_start(rows);
   if (first >= 0) {
     // slots [count, T] -> index [count, n_kv, T, hd] along dim 2

@@ -62,6 +62,11 @@ class KvCache {
   void row_append(int64_t b, const torch::Tensor& kv);
 
  private:
+  // write() as plain copies where it can (CPU, k/v in the cache's dtype, unit stride in hd, no autograd); false
+  // when it cannot, having written nothing.
+  bool write_rows(int64_t layer, const torch::Tensor& slots, const torch::Tensor& k, const torch::Tensor& v,
+                  const std::vector<int64_t>& rows);
+
   int64_t batch_, capacity_;
   std::vector<torch::Tensor> k_, v_;
   torch::Tensor valid_;  // [B, capacity] bool

@@ -10,6 +10,7 @@
 #include "model/attention.h"
 #include "model/block_decode.h"
 #include "model/causal_lm.h"
+#include "model/cpu_ops.h"
 #include "model/rope.h"
 #include "quant/codec.h"
 
@@ -25,6 +26,7 @@ torch::Tensor cat_optional(const std::vector<torch::Tensor>& parts) {
 }  // namespace
 
 torch::Tensor rms_norm(const torch::Tensor& x, const torch::Tensor& weight, double eps) {
+  if (cpu_ops_apply({&x, &weight}) && weight.numel() == x.size(-1)) return rms_norm_rows(x, weight, eps);
   auto xf = x.to(torch::kFloat32);
   auto normed = xf * torch::rsqrt(xf.pow(2).mean(-1, /*keepdim=*/true) + eps);
   return weight * normed.to(x.scalar_type());
@@ -57,7 +59,8 @@ torch::Tensor self_attention(const torch::Tensor& h, const AttentionWeights& w, 
 torch::Tensor swiglu_mlp(const torch::Tensor& h, const MlpWeights& w, const LoraCall& lora) {
   const int64_t F = w.down.in_features();
   auto gate_up = w.gate_up.forward(h, lora);  // [B, T, 2·F]
-  auto act = torch::silu(gate_up.narrow(-1, 0, F)) * gate_up.narrow(-1, F, F);
+  auto act = cpu_ops_apply({&gate_up}) ? swiglu_rows(gate_up)
+                                       : torch::silu(gate_up.narrow(-1, 0, F)) * gate_up.narrow(-1, F, F);
   return w.down.forward(act, lora);
 }
 

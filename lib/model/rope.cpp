@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "model/cpu_ops.h"
+
 namespace hearth::model {
 
 torch::Tensor rope_inv_freq(const ModelConfig& c) {
@@ -33,6 +35,9 @@ std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const torch::Tensor& inv_fr
 }
 
 torch::Tensor rope_apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
+  const auto table = std::vector<int64_t>{x.size(0), 1, x.size(2), x.size(3)};
+  if (cpu_ops_apply({&x, &cos, &sin}) && x.stride(3) == 1 && cos.sizes().vec() == table && sin.sizes().vec() == table)
+    return rope_rows(x, cos, sin);
   const int64_t half = x.size(-1) / 2;
   auto x1 = x.narrow(-1, 0, half);
   auto x2 = x.narrow(-1, half, half);
