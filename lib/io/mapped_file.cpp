@@ -202,30 +202,35 @@ MappedFile::~MappedFile() {
   if (data_ && !owned_) ::munmap(const_cast<unsigned char*>(data_), size_);
 }
 
-void mapped_release(const void* p, size_t n) {
+namespace {
+
+// Calls op(begin, end) on [p, p + n) if a live mapping holds it all, with the mapping kept alive meanwhile.
+template <typename Op>
+void with_live_mapping(const void* p, size_t n, const Op& op) {
   const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
   std::lock_guard<std::mutex> lock(g_mu);  // the mapping stays while its slot is held
   for (const Slot& slot : g_slots) {
     const uintptr_t lo = slot.begin.load(std::memory_order_acquire), hi = slot.end.load(std::memory_order_acquire);
     if (lo == 0 || begin < lo || end > hi) continue;
-    pages_release(begin, end, g_page);
+    op(begin, end);
     return;
   }
+}
+
+}  // namespace
+
+void mapped_release(const void* p, size_t n) {
+  with_live_mapping(p, n, [](uintptr_t begin, uintptr_t end) { pages_release(begin, end, g_page); });
 }
 
 void mapped_populate(const void* p, size_t n) {
 #ifndef MADV_POPULATE_READ
   constexpr int MADV_POPULATE_READ = 22;  // Linux 5.14; older headers lack it
 #endif
-  const auto begin = reinterpret_cast<uintptr_t>(p), end = begin + n;
-  std::lock_guard<std::mutex> lock(g_mu);  // the mapping stays while its slot is held
-  for (const Slot& slot : g_slots) {
-    const uintptr_t lo = slot.begin.load(std::memory_order_acquire), hi = slot.end.load(std::memory_order_acquire);
-    if (lo == 0 || begin < lo || end > hi) continue;
+  with_live_mapping(p, n, [](uintptr_t begin, uintptr_t end) {  // every page the range touches
     const uintptr_t first = begin / g_page * g_page, last = (end + g_page - 1) / g_page * g_page;
     if (last > first) ::madvise(reinterpret_cast<void*>(first), last - first, MADV_POPULATE_READ);  // errors: faults
-    return;
-  }
+  });
 }
 
 void MappedFile::release(const void* p, size_t n) const {
