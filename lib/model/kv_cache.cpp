@@ -5,6 +5,7 @@
 #include <sstream>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 
@@ -101,6 +102,19 @@ bool KvCache::write_rows(int64_t layer, const torch::Tensor& slots, const torch:
   const int64_t count = s.size(0), T = s.size(1), KV = k.size(1);
   const size_t row_bytes = static_cast<size_t>(k.size(3)) * k.element_size();
   const int64_t* sp = s.data_ptr<int64_t>();
+  // what scatter_ and index_put_ would refuse, refused before any byte is copied
+  const std::vector<int64_t> shape = {count, kc.size(1), T, kc.size(3)};
+  if (k.sizes().vec() != shape || v.sizes().vec() != shape || (!rows.empty() && rows.size() != size_t(count)))
+    throw Error(fmt::format("kv cache: write of keys [{}] and values [{}] for {} rows of {} slots; expected [{}]",
+                            fmt::join(k.sizes().vec(), ", "), fmt::join(v.sizes().vec(), ", "), count, T,
+                            fmt::join(shape, ", ")));
+  for (int64_t b = 0; b < count; ++b) {
+    const int64_t r = rows.empty() ? b : rows[b];
+    if (r < 0 || r >= batch_) throw Error(fmt::format("kv cache: write to row {} of {}", r, batch_));
+    for (int64_t t = 0; t < T; ++t)
+      if (sp[b * T + t] < 0 || sp[b * T + t] >= capacity_)
+        throw Error(fmt::format("kv cache: write to slot {}; capacity is {}", sp[b * T + t], capacity_));
+  }
   for (const auto& [src, dst] : {std::pair{&k, &kc}, std::pair{&v, &vc}}) {
     const auto* from = static_cast<const char*>(src->data_ptr());
     auto* to = static_cast<char*>(dst->data_ptr());

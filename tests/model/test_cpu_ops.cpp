@@ -4,11 +4,13 @@
 
 #include <torch/torch.h>
 
+#include "core/error.h"
 #include "model/cpu_ops.h"
 #include "model/layers.h"
 #include "model/rope.h"
 
 using namespace hearth;
+using hearth::Error;
 
 TEST_CASE("cpu_ops: RMSNorm, RoPE and SwiGLU give libtorch's numbers, a row alone as in a batch", "[model][cpu_ops]") {
   torch::manual_seed(3);
@@ -83,6 +85,13 @@ TEST_CASE("KvCache::write puts each (row, head, token) at its slot of the named 
     CHECK(torch::equal(keys[b].select(1, slots2[b][0].item<int64_t>()), k2[b].select(1, 0)));
     CHECK(torch::equal(values[b].select(1, slots2[b][0].item<int64_t>()), v2[b].select(1, 0)));
   }
+  // a slot outside the capacity, a row outside the cache, a shape that is not the cache's: errors, nothing written
+  const auto before = cache.read(1, 6, 4).first.clone();
+  CHECK_THROWS_AS(cache.write(1, torch::tensor({{6}, {0}}), k2, v2, rows), Error);
+  CHECK_THROWS_AS(cache.write(1, torch::tensor({{-1}, {0}}), k2, v2, rows), Error);
+  CHECK_THROWS_AS(cache.write(1, slots2, k2, v2, {3, 4}), Error);
+  CHECK_THROWS_AS(cache.write(1, slots2, k2.narrow(-1, 0, 4), v2.narrow(-1, 0, 4), rows), Error);
+  CHECK(torch::equal(cache.read(1, 6, 4).first, before));
   // layer 0 and rows 0 and 2 untouched
   auto [k0, v0] = cache.read(0, 6, 4);
   CHECK(k0.abs().sum().item<float>() == 0.0f);
