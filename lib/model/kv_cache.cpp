@@ -1,6 +1,7 @@
 #include "model/kv_cache.h"
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <sstream>
 
@@ -94,22 +95,26 @@ bool KvCache::write_rows(int64_t layer, const torch::Tensor& slots, const torch:
                          const std::vector<int64_t>& rows) {
   auto& kc = k_[layer];
   auto& vc = v_[layer];
-  for (const auto* t : {&k, &v})
-    if (!t->device().is_cpu() || t->scalar_type() != kc.scalar_type() || t->stride(3) != 1 || t->requires_grad())
-      return false;
-  if (!kc.device().is_cpu() || slots.scalar_type() != torch::kInt64 || !slots.device().is_cpu()) return false;
+  const auto plain = [&](const torch::Tensor& t) {
+    return t.device().is_cpu() && t.scalar_type() == kc.scalar_type() && t.stride(3) == 1 && !t.requires_grad();
+  };
+  if (!plain(k) || !plain(v) || !kc.device().is_cpu() || slots.scalar_type() != torch::kInt64 ||
+      !slots.device().is_cpu())
+    return false;
   const auto s = slots.contiguous();
   const int64_t count = s.size(0), T = s.size(1), KV = k.size(1);
   const size_t row_bytes = static_cast<size_t>(k.size(3)) * k.element_size();
   const int64_t* sp = s.data_ptr<int64_t>();
   // what scatter_ and index_put_ would refuse, refused before any byte is copied
-  const std::vector<int64_t> shape = {count, kc.size(1), T, kc.size(3)};
-  if (k.sizes().vec() != shape || v.sizes().vec() != shape || (!rows.empty() && rows.size() != size_t(count)))
+  const std::array<int64_t, 4> expected = {count, kc.size(1), T, kc.size(3)};
+  const c10::IntArrayRef shape(expected.data(), expected.size());
+  if (k.sizes() != shape || v.sizes() != shape || (!rows.empty() && rows.size() != size_t(count)))
     throw Error(fmt::format("kv cache: write of keys [{}] and values [{}] for {} rows of {} slots; expected [{}]",
-                            fmt::join(k.sizes().vec(), ", "), fmt::join(v.sizes().vec(), ", "), count, T,
+                            fmt::join(k.sizes(), ", "), fmt::join(v.sizes(), ", "), count, T,
                             fmt::join(shape, ", ")));
+  const auto row_of = [&](int64_t b) { return rows.empty() ? b : rows[b]; };
   for (int64_t b = 0; b < count; ++b) {
-    const int64_t r = rows.empty() ? b : rows[b];
+    const int64_t r = row_of(b);
     if (r < 0 || r >= batch_) throw Error(fmt::format("kv cache: write to row {} of {}", r, batch_));
     for (int64_t t = 0; t < T; ++t)
       if (sp[b * T + t] < 0 || sp[b * T + t] >= capacity_)
@@ -120,7 +125,7 @@ bool KvCache::write_rows(int64_t layer, const torch::Tensor& slots, const torch:
     auto* to = static_cast<char*>(dst->data_ptr());
     const int64_t es = src->element_size();
     for (int64_t b = 0; b < count; ++b) {
-      const int64_t r = rows.empty() ? b : rows[b];
+      const int64_t r = row_of(b);
       for (int64_t h = 0; h < KV; ++h)
         for (int64_t t = 0; t < T; ++t)
           std::memcpy(to + (r * dst->stride(0) + h * dst->stride(1) + sp[b * T + t] * dst->stride(2)) * es,

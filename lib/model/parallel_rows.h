@@ -28,7 +28,7 @@ void parallel_rows(int64_t begin, int64_t end, int64_t grain, const F& f) {
   if (begin >= end) return;
   const int threads = at::get_num_threads();
   if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
-  const int64_t n = end - begin, most_tasks = (n + std::max<int64_t>(grain, 1) - 1) / std::max<int64_t>(grain, 1);
+  const int64_t n = end - begin, step = std::max<int64_t>(grain, 1), most_tasks = (n + step - 1) / step;
   const int team = static_cast<int>(std::min<int64_t>(threads, most_tasks));
   if (team <= 1 || omp_in_parallel()) return f(begin, end);
   const int64_t tasks = std::min<int64_t>(most_tasks, int64_t(4) * team), size = (n + tasks - 1) / tasks;

@@ -1,5 +1,6 @@
 #include "model/rope.h"
 
+#include <array>
 #include <cmath>
 
 #include "model/cpu_ops.h"
@@ -35,8 +36,9 @@ std::pair<torch::Tensor, torch::Tensor> rope_cos_sin(const torch::Tensor& inv_fr
 }
 
 torch::Tensor rope_apply(const torch::Tensor& x, const torch::Tensor& cos, const torch::Tensor& sin) {
-  const auto table = std::vector<int64_t>{x.size(0), 1, x.size(2), x.size(3)};
-  if (cpu_ops_apply({&x, &cos, &sin}) && x.stride(3) == 1 && cos.sizes().vec() == table && sin.sizes().vec() == table)
+  const std::array<int64_t, 4> shape = {x.size(0), 1, x.size(2), x.size(3)};
+  const c10::IntArrayRef table(shape.data(), shape.size());
+  if (cpu_ops_apply({&x, &cos, &sin}) && x.stride(3) == 1 && cos.sizes() == table && sin.sizes() == table)
     return rope_rows(x, cos, sin);
   const int64_t half = x.size(-1) / 2;
   auto x1 = x.narrow(-1, 0, half);
