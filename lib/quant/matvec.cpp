@@ -217,6 +217,8 @@ detail::Kernels kernels_of(Isa i) {
     if (!*mine) *mine = fallback;
   if (!k.q4_0_group) k.q4_0_group = scalar.q4_0_group;
   if (!k.f32) k.f32 = scalar.f32;
+  if (!k.quantize32) k.quantize32 = scalar.quantize32;
+  if (!k.quantize256) k.quantize256 = scalar.quantize256;
   return k;
 }
 
@@ -334,46 +336,45 @@ void run_interleaved(const detail::Kernels& k, GgmlType type, const void* w, int
 
 }  // namespace
 
-void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activations& out) {
+namespace {
+
+void prepare(const detail::Kernels& k, GgmlType weight_type, const float* x, int64_t n, Activations& out) {
   if (n % ggml_type_block_size(weight_type) != 0)
     throw ConfigError(fmt::format("matvec: a row of {} elements is not whole {} blocks of {}", n,
                                   ggml_type_name(weight_type), ggml_type_block_size(weight_type)));
   out.weight_type = weight_type;
   out.n = n;
-  out.b32.clear();
-  out.b256.clear();
-  out.values.clear();
+  // Only the kind this type takes keeps its storage, resized without clearing: every byte is written below.
   switch (weight_type) {
     case GgmlType::kQ8_0:
     case GgmlType::kQ4_0:
     case GgmlType::kQ5_0:
+      out.b256.clear();
+      out.values.clear();
       out.b32.resize(static_cast<size_t>(n / 32));
-      for (size_t b = 0; b < out.b32.size(); ++b) {
-        auto& blk = out.b32[b];
-        blk.d = quantize_block<32>(x + 32 * b, blk.q);
-        blk.sum = 0;
-        for (int8_t q : blk.q) blk.sum += q;
-      }
+      k.quantize32(x, n / 32, out.b32.data());
       return;
     case GgmlType::kQ4_K:
     case GgmlType::kQ5_K:
     case GgmlType::kQ6_K:
+      out.b32.clear();
+      out.values.clear();
       out.b256.resize(static_cast<size_t>(n / 256));
-      for (size_t b = 0; b < out.b256.size(); ++b) {
-        auto& blk = out.b256[b];
-        blk.d = quantize_block<256>(x + 256 * b, blk.q);
-        for (int i = 0; i < 16; ++i) {
-          int s = 0;
-          for (int k = 0; k < 16; ++k) s += blk.q[16 * i + k];
-          blk.sums[i] = static_cast<int16_t>(s);
-        }
-      }
+      k.quantize256(x, n / 256, out.b256.data());
       return;
     default:
       if (!can_dequantize(weight_type))
         throw ConfigError(fmt::format("matvec: no kernel or decoder for {} rows", ggml_type_name(weight_type)));
+      out.b32.clear();
+      out.b256.clear();
       out.values.assign(x, x + n);
   }
+}
+
+}  // namespace
+
+void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activations& out) {
+  prepare(kernels(), weight_type, x, n, out);
 }
 
 namespace detail {
@@ -402,10 +403,33 @@ void f32_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, in
     }
   }
 }
+
+void quantize32_scalar(const float* x, int64_t blocks, ActivationBlock32* out) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    auto& blk = out[b];
+    blk.d = quantize_block<32>(x + 32 * b, blk.q);
+    blk.sum = 0;
+    for (int8_t q : blk.q) blk.sum += q;
+  }
+}
+
+void quantize256_scalar(const float* x, int64_t blocks, ActivationBlock256* out) {
+  for (int64_t b = 0; b < blocks; ++b) {
+    auto& blk = out[b];
+    blk.d = quantize_block<256>(x + 256 * b, blk.q);
+    for (int i = 0; i < 16; ++i) {
+      int s = 0;
+      for (int k = 0; k < 16; ++k) s += blk.q[16 * i + k];
+      blk.sums[i] = static_cast<int16_t>(s);
+    }
+  }
+}
 }  // namespace
 
 Kernels kernels_scalar() {
   Kernels k;
+  k.quantize32 = quantize32_scalar;
+  k.quantize256 = quantize256_scalar;
   k.f32 = f32_rows;
   k.q8_0 = dot_q8_0;
   k.q4_0 = dot_q4_0;
@@ -440,6 +464,12 @@ bool matmul_interleaved_with(const char* name, GgmlType type, const void* w, int
                              int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
   const auto i = runnable(name);
   if (i) run_interleaved(kernels_of(*i), type, w, rows, x, m, y, ldy, row_begin, row_end);
+  return i.has_value();
+}
+
+bool activations_prepare_with(const char* name, GgmlType weight_type, const float* x, int64_t n, Activations& out) {
+  const auto i = runnable(name);
+  if (i) prepare(kernels_of(*i), weight_type, x, n, out);
   return i.has_value();
 }
 

@@ -85,6 +85,11 @@ using GroupFn = void (*)(const uint8_t* group, const void* const* x, int64_t nco
 // A variant's matmul_f32.
 using F32Fn = void (*)(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
                        int64_t row_end);
+// A variant's activations_prepare for `blocks` blocks of 32 (or 256) floats from x: each block's scale
+// d = max|x| / 127 and levels round(x · 127 / max|x|) to nearest even, clamped to ±127 (NaN: 0; a block whose
+// max|x| is 0, infinite or NaN: all zero), with their sums. Bit-identical to the scalar variant.
+using Quantize32Fn = void (*)(const float* x, int64_t blocks, ActivationBlock32* out);
+using Quantize256Fn = void (*)(const float* x, int64_t blocks, ActivationBlock256* out);
 struct Kernels {
   // Decode takes one row at a time, in memory order: reading several rows' streams at once (to share the
   // activation loads) reads 2-4x slower from memory than one stream (bench_kernels on a matrix larger than the
@@ -94,6 +99,8 @@ struct Kernels {
   TileFn q4_k_tile = nullptr, q5_k_tile = nullptr, q6_k_tile = nullptr;
   GroupFn q4_0_group = nullptr;  // interleaved Q4_0
   F32Fn f32 = nullptr;           // float32 rows
+  Quantize32Fn quantize32 = nullptr;
+  Quantize256Fn quantize256 = nullptr;
 };
 // A variant's table; types it has no kernel for are taken from the scalar table.
 Kernels kernels_scalar();
@@ -107,6 +114,8 @@ bool matmul_rows_with(const char* isa, GgmlType type, const void* w, size_t row_
 // The same for matmul_interleaved.
 bool matmul_interleaved_with(const char* isa, GgmlType type, const void* w, int64_t rows, const Activations* x,
                              int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end);
+// The same for activations_prepare.
+bool activations_prepare_with(const char* isa, GgmlType weight_type, const float* x, int64_t n, Activations& out);
 // The same for matmul_f32.
 bool matmul_f32_with(const char* isa, const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy,
                      int64_t row_begin, int64_t row_end);

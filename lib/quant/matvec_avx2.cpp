@@ -3,7 +3,9 @@
 // additions: the per-block integer sums are exact.
 #include <immintrin.h>
 
+#include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "quant/matvec.h"
 
@@ -333,8 +335,100 @@ void f32_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, in
   }
 }
 
+namespace {
+
+// activations_prepare's rounding, 8 floats at a time: x·(127/max|x|) rounded to nearest even by adding and taking
+// off 1.5·2^23 (the scalar variant's own operations, so the same bits), clamped to ±127, NaN to 0.
+inline __m256i levels8(__m256 x, __m256 id) {
+  const __m256 round = _mm256_set1_ps(12582912.0f);
+  const __m256 v = _mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(x, id), round), round);
+  const __m256 clamped = _mm256_min_ps(_mm256_max_ps(v, _mm256_set1_ps(-127.0f)), _mm256_set1_ps(127.0f));
+  const __m256 number = _mm256_cmp_ps(v, v, _CMP_ORD_Q);
+  return _mm256_cvtps_epi32(_mm256_and_ps(clamped, number));
+}
+
+// max |x[i]| over n floats (n a multiple of 8). vmaxps returns its second operand when one is NaN: NaN never wins,
+// as in the scalar std::max.
+inline float abs_max(const float* x, int n) {
+  const __m256 magnitude = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
+  __m256 m = _mm256_setzero_ps();
+  for (int i = 0; i < n; i += 8) m = _mm256_max_ps(_mm256_and_ps(_mm256_loadu_ps(x + i), magnitude), m);
+  __m128 h = _mm_max_ps(_mm256_castps256_ps128(m), _mm256_extractf128_ps(m, 1));
+  h = _mm_max_ps(h, _mm_movehl_ps(h, h));
+  h = _mm_max_ss(h, _mm_movehdup_ps(h));
+  return _mm_cvtss_f32(h);
+}
+
+inline int hsum_i32(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
+  return _mm_cvtsi128_si32(s);
+}
+
+// 32 floats to 32 levels at q (id = 127 / max|x| of the block); returns the sums of the first and second 16.
+inline std::pair<int, int> levels32(const float* x, __m256 id, int8_t* q) {
+  const __m256i a = levels8(_mm256_loadu_ps(x), id), b = levels8(_mm256_loadu_ps(x + 8), id);
+  const __m256i c = levels8(_mm256_loadu_ps(x + 16), id), d = levels8(_mm256_loadu_ps(x + 24), id);
+  // packs works within 128-bit lanes: the bytes come out as a0-3 b0-3 c0-3 d0-3 a4-7 b4-7 c4-7 d4-7; put them back.
+  const __m256i packed = _mm256_packs_epi16(_mm256_packs_epi32(a, b), _mm256_packs_epi32(c, d));
+  const __m256i ordered = _mm256_permutevar8x32_epi32(packed, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(q), ordered);
+  return {hsum_i32(_mm256_add_epi32(a, b)), hsum_i32(_mm256_add_epi32(c, d))};
+}
+
+using Vec = __m256;
+inline Vec broadcast(float v) { return _mm256_set1_ps(v); }
+
+// A block's scale d = max|x| / 127 and id = 127 / max|x|; false (d = 0, all levels 0) for a block of zeros or with
+// an infinity. (A tiny max|x| can give d = 0 with levels that are not: as the scalar variant.)
+template <int N>
+inline bool block_scale(const float* x, float& d, Vec& id) {
+  const float amax = abs_max(x, N);
+  d = 0.0f;
+  if (!(amax > 0) || !std::isfinite(amax)) return false;
+  id = broadcast(127.0f / amax);
+  d = amax / 127.0f;
+  return true;
+}
+
+void quantize32(const float* x, int64_t blocks, ActivationBlock32* out) {
+  for (int64_t b = 0; b < blocks; ++b, x += 32) {
+    ActivationBlock32& blk = out[b];
+    Vec id;
+    if (!block_scale<32>(x, blk.d, id)) {
+      std::memset(blk.q, 0, sizeof blk.q);
+      blk.sum = 0;
+      continue;
+    }
+    const auto [lo, hi] = levels32(x, id, blk.q);
+    blk.sum = lo + hi;
+  }
+}
+
+void quantize256(const float* x, int64_t blocks, ActivationBlock256* out) {
+  for (int64_t b = 0; b < blocks; ++b, x += 256) {
+    ActivationBlock256& blk = out[b];
+    Vec id;
+    if (!block_scale<256>(x, blk.d, id)) {
+      std::memset(blk.q, 0, sizeof blk.q);
+      std::memset(blk.sums, 0, sizeof blk.sums);
+      continue;
+    }
+    for (int i = 0; i < 8; ++i) {
+      const auto [lo, hi] = levels32(x + 32 * i, id, blk.q + 32 * i);
+      blk.sums[2 * i] = static_cast<int16_t>(lo);
+      blk.sums[2 * i + 1] = static_cast<int16_t>(hi);
+    }
+  }
+}
+
+}  // namespace
+
 Kernels kernels_avx2() {
   Kernels k;
+  k.quantize32 = quantize32;
+  k.quantize256 = quantize256;
   k.f32 = f32_rows;
   k.q8_0 = dot<Q8_0Rows>;
   k.q4_0 = dot<Q4_0Rows>;

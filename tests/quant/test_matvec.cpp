@@ -5,6 +5,8 @@
 #include <catch2/catch.hpp>
 
 #include <cmath>
+#include <cstring>
+#include <functional>
 #include <limits>
 #include <random>
 #include <vector>
@@ -125,6 +127,72 @@ TEST_CASE("8-bit activations stay within half a step of the input", "[quant][mat
           CHECK(blk.sums[i] == s);
         }
   }
+}
+
+TEST_CASE("every variant's 8-bit activations equal the scalar ones, bit for bit", "[quant][matvec]") {
+  // Blocks of 32 (Q8_0/Q4_0/Q5_0 rows) and of 256 (the k-quants): random values at several scales, then edge blocks
+  // — zeros, a NaN among values, an infinity, a maximum so small that 127 / max overflows (scale 0, levels ±127),
+  // values near the float range's end, exact halves (max 127: scale 1), and -0.
+  std::vector<float> x;
+  for (float scale : {1.0f, 1e-3f, 250.0f}) {
+    const auto r = random_vector(512, static_cast<uint32_t>(scale * 7) + 40);
+    for (float v : r) x.push_back(v * scale);
+  }
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  const float tiny = std::numeric_limits<float>::denorm_min(), huge = std::numeric_limits<float>::max();
+  auto block = [&](std::function<float(int)> f) {
+    for (int i = 0; i < 256; ++i) x.push_back(f(i));
+  };
+  block([](int) { return 0.0f; });
+  block([&](int i) { return i == 37 ? nan : float(i % 19) - 9.0f; });
+  block([&](int i) { return i == 200 ? -inf : float(i % 5); });
+  block([&](int i) { return i % 3 == 0 ? tiny : (i % 3 == 1 ? -tiny : 0.0f); });
+  block([&](int i) { return i % 2 ? huge : -huge * 0.5f; });
+  block([](int i) { return i == 0 ? 127.0f : float(i % 64) * 0.5f - 16.25f + (i % 4 == 0 ? 0.25f : 0.0f); });
+  block([](int i) { return i % 2 ? -0.0f : 1e-30f * float(i); });
+  const int64_t n = static_cast<int64_t>(x.size());
+  REQUIRE(n % 256 == 0);
+  for (GgmlType type : {GgmlType::kQ8_0, GgmlType::kQ4_K}) {
+    Activations want;
+    REQUIRE(detail::activations_prepare_with("scalar", type, x.data(), n, want));
+    for (const char* variant : kVariants) {
+      Activations got;
+      got.b32.resize(3);  // stale storage of the other kind and length: replaced, not mixed in
+      got.values.assign(5, 1.0f);
+      if (!detail::activations_prepare_with(variant, type, x.data(), n, got)) continue;
+      INFO(variant << " " << ggml_type_name(type));
+      CHECK(got.n == n);
+      CHECK(got.values.empty());
+      REQUIRE(got.b32.size() == want.b32.size());
+      REQUIRE(got.b256.size() == want.b256.size());
+      for (size_t b = 0; b < want.b32.size(); ++b) {
+        INFO("block " << b);
+        CHECK(std::memcmp(&got.b32[b].d, &want.b32[b].d, sizeof(float)) == 0);
+        CHECK(std::memcmp(got.b32[b].q, want.b32[b].q, 32) == 0);
+        CHECK(got.b32[b].sum == want.b32[b].sum);
+      }
+      for (size_t b = 0; b < want.b256.size(); ++b) {
+        INFO("block " << b);
+        CHECK(std::memcmp(&got.b256[b].d, &want.b256[b].d, sizeof(float)) == 0);
+        CHECK(std::memcmp(got.b256[b].q, want.b256[b].q, 256) == 0);
+        CHECK(std::memcmp(got.b256[b].sums, want.b256[b].sums, sizeof want.b256[b].sums) == 0);
+      }
+    }
+  }
+  // The scalar reference itself on the edge blocks: the tiny block's scale underflows to 0 with levels ±127
+  // (127 / max overflows to infinity), the NaN becomes 0 and the infinity zeroes its block.
+  Activations a;
+  REQUIRE(detail::activations_prepare_with("scalar", GgmlType::kQ8_0, x.data(), n, a));
+  const size_t edges = 3 * 512 / 32;
+  CHECK(a.b32[edges].d == 0.0f);  // the zero block
+  CHECK(a.b32[edges + 8 + 1].q[37 - 32] == 0);  // the NaN (element 37: block 1 of 8)
+  CHECK(a.b32[edges + 8 + 1].d > 0.0f);
+  CHECK(a.b32[edges + 8 * 2 + 6].d == 0.0f);  // the infinity's block (element 200: block 6 of 8)
+  CHECK(a.b32[edges + 8 * 2 + 5].d > 0.0f);
+  CHECK(a.b32[edges + 8 * 3].d == 0.0f);  // the tiny block
+  CHECK(a.b32[edges + 8 * 3].q[0] == 127);
+  CHECK(a.b32[edges + 8 * 3].q[1] == -127);
+  CHECK(a.b32[edges + 8 * 3].q[2] == 0);
 }
 
 TEST_CASE("every SIMD variant equals the scalar kernels", "[quant][matvec]") {
