@@ -219,6 +219,7 @@ detail::Kernels kernels_of(Isa i) {
   if (!k.f32) k.f32 = scalar.f32;
   if (!k.quantize32) k.quantize32 = scalar.quantize32;
   if (!k.quantize256) k.quantize256 = scalar.quantize256;
+  if (!k.weighted_f32) k.weighted_f32 = scalar.weighted_f32;
   return k;
 }
 
@@ -404,6 +405,15 @@ void f32_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, in
   }
 }
 
+void weighted_rows(const float* p, int64_t count, const float* v, int64_t ldv, int64_t n, float* o) {
+  std::fill(o, o + n, 0.0f);
+  for (int64_t s = 0; s < count; ++s) {
+    if (!(p[s] > 0.0f)) continue;
+    const float* vr = v + s * ldv;
+    for (int64_t j = 0; j < n; ++j) o[j] += p[s] * vr[j];
+  }
+}
+
 void quantize32_scalar(const float* x, int64_t blocks, ActivationBlock32* out) {
   for (int64_t b = 0; b < blocks; ++b) {
     auto& blk = out[b];
@@ -430,6 +440,7 @@ Kernels kernels_scalar() {
   Kernels k;
   k.quantize32 = quantize32_scalar;
   k.quantize256 = quantize256_scalar;
+  k.weighted_f32 = weighted_rows;
   k.f32 = f32_rows;
   k.q8_0 = dot_q8_0;
   k.q4_0 = dot_q4_0;
@@ -473,6 +484,13 @@ bool activations_prepare_with(const char* name, GgmlType weight_type, const floa
   return i.has_value();
 }
 
+bool weighted_rows_f32_with(const char* name, const float* p, int64_t count, const float* v, int64_t ldv, int64_t n,
+                            float* o) {
+  const auto i = runnable(name);
+  if (i) kernels_of(*i).weighted_f32(p, count, v, ldv, n, o);
+  return i.has_value();
+}
+
 bool matmul_f32_with(const char* name, const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy,
                      int64_t row_begin, int64_t row_end) {
   const auto i = runnable(name);
@@ -485,6 +503,10 @@ bool matmul_f32_with(const char* name, const float* w, int64_t k, const float* x
 void matmul_f32(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
                 int64_t row_end) {
   kernels().f32(w, k, x, m, y, ldy, row_begin, row_end);
+}
+
+void weighted_rows_f32(const float* p, int64_t count, const float* v, int64_t ldv, int64_t n, float* o) {
+  kernels().weighted_f32(p, count, v, ldv, n, o);
 }
 
 int64_t matmul_f32_max_rows() { return isa() == Isa::kAvx512 || isa() == Isa::kAvx512Vnni ? 16 : 12; }

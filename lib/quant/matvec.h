@@ -63,6 +63,11 @@ void matmul_interleaved(GgmlType type, const void* w, int64_t rows, const Activa
 // packed layout. Each (r, i) product adds in the same order whatever m and the row range.
 void matmul_f32(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
                 int64_t row_end);
+// o[j] = Σ_s p[s]·v[s·ldv + j] for j < n over the s < count with p[s] > 0 (the others, and NaN, skipped), each sum
+// in s order as a multiply and then an add (no fused multiply-add: every variant gives the scalar loop's bits).
+// Attention's probability-weighted values.
+void weighted_rows_f32(const float* p, int64_t count, const float* v, int64_t ldv, int64_t n, float* o);
+
 // The most activation rows for which matmul_f32 beats sgemm on the variant in use: 16 for AVX-512 (4×4 tiles), 12
 // otherwise (one weight row at a time; measured on the 135M shape, bench/README.md).
 int64_t matmul_f32_max_rows();
@@ -88,6 +93,8 @@ using F32Fn = void (*)(const float* w, int64_t k, const float* x, int64_t m, flo
 // A variant's activations_prepare for `blocks` blocks of 32 (or 256) floats from x: each block's scale
 // d = max|x| / 127 and levels round(x · 127 / max|x|) to nearest even, clamped to ±127 (NaN: 0; a block whose
 // max|x| is 0, infinite or NaN: all zero), with their sums. Bit-identical to the scalar variant.
+// A variant's weighted_rows_f32.
+using WeightedFn = void (*)(const float* p, int64_t count, const float* v, int64_t ldv, int64_t n, float* o);
 using Quantize32Fn = void (*)(const float* x, int64_t blocks, ActivationBlock32* out);
 using Quantize256Fn = void (*)(const float* x, int64_t blocks, ActivationBlock256* out);
 struct Kernels {
@@ -101,6 +108,7 @@ struct Kernels {
   F32Fn f32 = nullptr;           // float32 rows
   Quantize32Fn quantize32 = nullptr;
   Quantize256Fn quantize256 = nullptr;
+  WeightedFn weighted_f32 = nullptr;
 };
 // A variant's table; types it has no kernel for are taken from the scalar table.
 Kernels kernels_scalar();
@@ -116,6 +124,9 @@ bool matmul_interleaved_with(const char* isa, GgmlType type, const void* w, int6
                              int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end);
 // The same for activations_prepare.
 bool activations_prepare_with(const char* isa, GgmlType weight_type, const float* x, int64_t n, Activations& out);
+// The same for weighted_rows_f32.
+bool weighted_rows_f32_with(const char* isa, const float* p, int64_t count, const float* v, int64_t ldv, int64_t n,
+                            float* o);
 // The same for matmul_f32.
 bool matmul_f32_with(const char* isa, const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy,
                      int64_t row_begin, int64_t row_end);

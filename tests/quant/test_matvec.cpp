@@ -195,6 +195,36 @@ TEST_CASE("every variant's 8-bit activations equal the scalar ones, bit for bit"
   CHECK(a.b32[edges + 8 * 3].q[2] == 0);
 }
 
+TEST_CASE("probability-weighted rows: every variant gives the scalar loop's bits, zeros and NaN skipped", "[quant][matvec]") {
+  // Widths with and without a 64- or 16-column remainder; weights with zeros (masked keys), a NaN (a row whose every
+  // key was masked) and negatives (skipped as not > 0); value rows further apart than their width.
+  for (int64_t n : {64, 128, 100, 8, 3}) {
+    for (int64_t count : {1, 7, 300}) {
+      INFO("n=" << n << " count=" << count);
+      auto p = random_vector(count, static_cast<uint32_t>(n + count));
+      for (int64_t s = 0; s < count; ++s) p[s] = s % 5 == 1 ? 0.0f : std::fabs(p[s]) / float(count);
+      if (count > 3) p[2] = std::numeric_limits<float>::quiet_NaN(), p[3] = -0.5f;
+      const int64_t ldv = n + 5;
+      const auto v = random_vector(count * ldv, static_cast<uint32_t>(3 * n + count));
+      std::vector<float> want(n, -1.0f);
+      REQUIRE(detail::weighted_rows_f32_with("scalar", p.data(), count, v.data(), ldv, n, want.data()));
+      // the scalar loop against a float64 sum of the terms it keeps
+      for (int64_t j = 0; j < n; ++j) {
+        double ref = 0;
+        for (int64_t s = 0; s < count; ++s)
+          if (p[s] > 0) ref += double(p[s]) * v[s * ldv + j];
+        CHECK(std::fabs(want[j] - ref) <= 1e-5 * (1 + std::fabs(ref)));
+      }
+      for (const char* variant : kVariants) {
+        std::vector<float> got(n, -2.0f);
+        if (!detail::weighted_rows_f32_with(variant, p.data(), count, v.data(), ldv, n, got.data())) continue;
+        INFO(variant);
+        CHECK(std::memcmp(got.data(), want.data(), n * sizeof(float)) == 0);
+      }
+    }
+  }
+}
+
 TEST_CASE("every SIMD variant equals the scalar kernels", "[quant][matvec]") {
   for (GgmlType type : kKernelTypes)
     for (int64_t in : {256, 512, 2048}) {
