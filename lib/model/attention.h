@@ -14,18 +14,19 @@ namespace hearth::model {
 
 // q [B, H, T, hd], k/v [B, KV, S, hd] (H a multiple of KV), mask [B, 1, T, S] bool (true = may attend) or
 // undefined (every query sees every key) -> [B, T, H·hd] in v's dtype. Query head h reads key/value head
-// h / (H / KV), without materializing repeated K/V heads. A decode step on the CPU (one float32 query per row, in
-// inference mode) runs as plain loops, a row's numbers independent of the rows beside it; everything else through
+// h / (H / KV), without materializing repeated K/V heads. Float32 on the CPU in inference mode (decode steps and
+// prompts) runs as plain loops over query blocks, a row's numbers independent of the rows beside it and the
+// scores never held for the whole prompt at once; everything else (training, other dtypes, CUDA) through
 // libtorch's matmul and softmax.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask);
 
-// The decode path above: true for one float32 query per row on the CPU in inference mode, keys in rows hd floats
-// apart (a KV cache's layout), mask [B, 1, 1, S] or undefined; decode_attention then gives attention()'s result.
-bool decode_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                              const torch::Tensor& mask);
-torch::Tensor decode_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                               const torch::Tensor& mask);
+// The CPU path above: true for float32 queries on the CPU in inference mode, keys in rows hd floats apart (a KV
+// cache's layout), mask [B, 1, T, S] or undefined; cpu_attention then gives attention()'s result.
+bool cpu_attention_applies(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                           const torch::Tensor& mask);
+torch::Tensor cpu_attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
+                            const torch::Tensor& mask);
 
 // Which keys each query may attend to: [B, 1, T, S] bool.
 //   q_slot    [B, T] int64: the cache slot (or position within the batch) of each query token;

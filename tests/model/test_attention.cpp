@@ -1,5 +1,7 @@
-// The decode step's attention loops (model/attention.cpp) against libtorch's matmul and softmax path.
+// The CPU attention loops (model/attention.cpp: decode steps and prompts) against libtorch's matmul and softmax path.
 #include <catch2/catch.hpp>
+
+#include <optional>
 
 #include "model/attention.h"
 
@@ -25,17 +27,17 @@ TEST_CASE("decode attention gives the batched path's numbers, and a row's alone 
     mask.select(-1, c.S - 1).fill_(true);  // every row sees its newest key
     const auto want = model::attention(q, k, v, mask);  // outside inference mode: libtorch's matmul and softmax
     c10::InferenceMode inference;
-    REQUIRE(model::decode_attention_applies(q, k, v, mask));
-    REQUIRE(model::decode_attention_applies(q, k, v, torch::Tensor()));
-    const auto got = model::decode_attention(q, k, v, mask);
+    REQUIRE(model::cpu_attention_applies(q, k, v, mask));
+    REQUIRE(model::cpu_attention_applies(q, k, v, torch::Tensor()));
+    const auto got = model::cpu_attention(q, k, v, mask);
     REQUIRE(got.sizes() == want.sizes());
     CHECK(torch::allclose(got, want, 1e-5, 1e-5));
     CHECK(torch::equal(model::attention(q, k, v, mask), got));  // attention() takes this path
-    CHECK(torch::allclose(model::decode_attention(q, k, v, torch::Tensor()),
+    CHECK(torch::allclose(model::cpu_attention(q, k, v, torch::Tensor()),
                           model::attention(q.clone(), k.contiguous(), v.contiguous(), torch::ones_like(mask)), 1e-5,
                           1e-5));
     for (int64_t b = 0; b < c.B; ++b) {
-      const auto one = model::decode_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1),
+      const auto one = model::cpu_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1),
                                                mask.narrow(0, b, 1));
       CHECK(torch::equal(one, got.narrow(0, b, 1)));
     }
@@ -47,18 +49,66 @@ TEST_CASE("decode attention: a row that may see no key is NaN, as softmax over n
   auto q = torch::randn({2, 2, 1, 8}), k = torch::randn({2, 1, 3, 8}), v = torch::randn({2, 1, 3, 8});
   auto mask = torch::ones({2, 1, 1, 3}, torch::kBool);
   mask[1].fill_(false);
-  const auto out = model::decode_attention(q, k, v, mask);
+  const auto out = model::cpu_attention(q, k, v, mask);
   CHECK(torch::isnan(out[1]).all().item<bool>());
   CHECK(torch::isfinite(out[0]).all().item<bool>());
 }
 
-TEST_CASE("decode attention applies to decode steps only", "[model][attention]") {
+TEST_CASE("CPU attention applies to float32 in inference mode only", "[model][attention]") {
   auto q = torch::randn({1, 2, 1, 8}), k = torch::randn({1, 1, 3, 8}), v = torch::randn({1, 1, 3, 8});
-  CHECK_FALSE(model::decode_attention_applies(q, k, v, torch::Tensor()));  // not in inference mode: autograd
+  CHECK_FALSE(model::cpu_attention_applies(q, k, v, torch::Tensor()));  // not in inference mode: autograd
   c10::InferenceMode inference;
-  CHECK(model::decode_attention_applies(q, k, v, torch::Tensor()));
-  CHECK_FALSE(model::decode_attention_applies(torch::randn({1, 2, 2, 8}), k, v, torch::Tensor()));  // 2 queries
-  CHECK_FALSE(model::decode_attention_applies(q.to(torch::kFloat64), k.to(torch::kFloat64), v.to(torch::kFloat64),
+  CHECK(model::cpu_attention_applies(q, k, v, torch::Tensor()));
+  CHECK(model::cpu_attention_applies(torch::randn({1, 2, 2, 8}), k, v, torch::Tensor()));  // 2 queries: a prompt
+  CHECK_FALSE(model::cpu_attention_applies(torch::randn({1, 2, 2, 8}), k, v, torch::ones({1, 1, 1, 3}, torch::kBool)));
+  CHECK_FALSE(model::cpu_attention_applies(q.to(torch::kFloat64), k.to(torch::kFloat64), v.to(torch::kFloat64),
                                               torch::Tensor()));
-  CHECK_FALSE(model::decode_attention_applies(q, k.transpose(2, 3).contiguous().transpose(2, 3), v, torch::Tensor()));
+  CHECK_FALSE(model::cpu_attention_applies(q, k.transpose(2, 3).contiguous().transpose(2, 3), v, torch::Tensor()));
+}
+
+TEST_CASE("prompt attention gives the batched path's numbers for causal, windowed and padded masks", "[model][attention]") {
+  // T query positions per row over S keys, T not a multiple of the query block (16 / G positions), the keys'
+  // first S - T slots an earlier chunk's (a prompt continued on a cache), padding keys in row 1.
+  struct Prompt {
+    int64_t B, H, KV, hd, T, S;
+    std::optional<int64_t> window;
+  };
+  for (const Prompt c : {Prompt{2, 6, 2, 24, 13, 13, std::nullopt}, Prompt{2, 4, 4, 32, 37, 50, std::nullopt},
+                         Prompt{1, 9, 3, 64, 70, 70, 16}, Prompt{3, 8, 1, 16, 5, 9, 3}}) {
+    INFO("B=" << c.B << " H=" << c.H << " KV=" << c.KV << " T=" << c.T << " S=" << c.S);
+    torch::manual_seed(11);
+    auto q = torch::randn({c.B, c.H, c.T, c.hd});
+    auto k = torch::randn({c.B, c.KV, c.S + 4, c.hd}).narrow(2, 0, c.S);
+    auto v = torch::randn({c.B, c.KV, c.S + 4, c.hd}).narrow(2, 0, c.S);
+    auto q_slot = (torch::arange(c.T, torch::kInt64) + (c.S - c.T)).unsqueeze(0).expand({c.B, c.T}).contiguous();
+    auto valid = torch::ones({c.B, c.S}, torch::kBool);
+    if (c.B > 1) valid[1].narrow(0, 0, std::min<int64_t>(3, c.S - c.T)).fill_(false);
+    const auto mask = model::attention_mask(q_slot, valid, c.S, c.window);
+    const auto want = model::attention(q, k, v, mask);  // outside inference mode: libtorch's matmul and softmax
+    c10::InferenceMode inference;
+    REQUIRE(model::cpu_attention_applies(q, k, v, mask));
+    const auto got = model::attention(q, k, v, mask);
+    REQUIRE(got.sizes() == want.sizes());
+    CHECK(torch::allclose(got, want, 1e-5, 1e-5));
+    for (int64_t b = 0; b < c.B; ++b) {  // a row alone, and one query position alone, as in the batch
+      const auto one = model::cpu_attention(q.narrow(0, b, 1), k.narrow(0, b, 1), v.narrow(0, b, 1),
+                                            mask.narrow(0, b, 1));
+      CHECK(torch::equal(one, got.narrow(0, b, 1)));
+      const int64_t t = c.T - 1;
+      const auto last = model::cpu_attention(q.narrow(0, b, 1).narrow(2, t, 1), k.narrow(0, b, 1),
+                                             v.narrow(0, b, 1), mask.narrow(0, b, 1).narrow(2, t, 1));
+      CHECK(torch::allclose(last, got.narrow(0, b, 1).narrow(1, t, 1), 1e-6, 1e-6));
+    }
+  }
+}
+
+TEST_CASE("prompt attention: a query that may see no key is NaN, its neighbours are not", "[model][attention]") {
+  c10::InferenceMode inference;
+  auto q = torch::randn({1, 2, 3, 8}), k = torch::randn({1, 1, 3, 8}), v = torch::randn({1, 1, 3, 8});
+  auto mask = torch::ones({1, 1, 3, 3}, torch::kBool);
+  mask[0][0][1].fill_(false);
+  const auto out = model::cpu_attention(q, k, v, mask);  // [1, 3, 16]
+  CHECK(torch::isnan(out[0][1]).all().item<bool>());
+  CHECK(torch::isfinite(out[0][0]).all().item<bool>());
+  CHECK(torch::isfinite(out[0][2]).all().item<bool>());
 }
