@@ -93,8 +93,7 @@ void ChatSession::generate_into(ChatReply& reply, std::vector<TokenId> prompt,
   c10::InferenceMode guard;
   auto cache = model_.cache_new(1, n_prompt + seq.budget());
   auto t0 = std::chrono::steady_clock::now();
-  auto logits = step_forward(model_, cache, prefill_inputs({&seq}, {n_prompt}));
-  seq.prefill_advance(static_cast<size_t>(n_prompt));
+  auto logits = prefill_prompts(model_, cache, {&seq});
   reply.prefill_seconds = seconds_since(t0);
   auto t1 = std::chrono::steady_clock::now();
   if (seq.budget() == 0) emit(seq.finish("length"));

@@ -50,12 +50,11 @@ std::vector<GenerationResult> generate(const model::CausalLM& model, const token
 
   c10::InferenceMode guard;
   auto cache = model.cache_new(static_cast<int64_t>(seqs.size()), capacity);
-  // Prefill: every prompt at once, right-padded to the longest.
+  // Prefill: every prompt together, right-padded to the longest, in chunks of kPrefillChunk positions.
   auto t0 = std::chrono::steady_clock::now();
-  auto logits = step_forward(model, cache, prefill_inputs({rows.begin(), rows.end()}, prompt_len));
+  auto logits = prefill_prompts(model, cache, rows);
   local.prefill_seconds = seconds_since(t0);
   for (size_t b = 0; b < seqs.size(); ++b) {
-    seqs[b].prefill_advance(requests[b].prompt.size());
     local.prefill_tokens += requests[b].prompt.size();
     if (seqs[b].budget() == 0) results[b].text += seqs[b].finish("length");  // nothing decoded or held back
   }

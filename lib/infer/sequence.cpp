@@ -197,6 +197,26 @@ torch::Tensor step_forward(const model::CausalLM& model, model::KvCache& cache, 
   return logits.select(1, 0).to(torch::kCPU).contiguous();
 }
 
+torch::Tensor prefill_prompts(const model::CausalLM& model, model::KvCache& cache, const std::vector<Sequence*>& rows,
+                              int64_t chunk) {
+  const std::vector<const Sequence*> in_rows(rows.begin(), rows.end());
+  torch::Tensor out;
+  for (;;) {
+    std::vector<int64_t> count(rows.size());
+    for (size_t b = 0; b < rows.size(); ++b)
+      count[b] = std::min<int64_t>(chunk, static_cast<int64_t>(rows[b]->request().prompt.size() - rows[b]->prefilled()));
+    if (std::all_of(count.begin(), count.end(), [](int64_t n) { return n == 0; })) break;
+    auto logits = step_forward(model, cache, prefill_inputs(in_rows, count));
+    if (!out.defined()) out = torch::empty_like(logits);
+    for (size_t b = 0; b < rows.size(); ++b) {
+      if (count[b] == 0) continue;
+      rows[b]->prefill_advance(static_cast<size_t>(count[b]));
+      if (rows[b]->prefilled() == rows[b]->request().prompt.size()) out[b].copy_(logits[b]);
+    }
+  }
+  return out;
+}
+
 void sample_rows(const std::vector<Sequence*>& rows, torch::Tensor& logits, const TokenCallback& on_token,
                  const RowErrorCallback& on_error) {
   float* data = logits.data_ptr<float>();

@@ -133,6 +133,16 @@ StepInputs decode_inputs(const std::vector<const Sequence*>& rows);
 // contiguous, on the CPU.
 torch::Tensor step_forward(const model::CausalLM& model, model::KvCache& cache, const StepInputs& in);
 
+// Prompt positions one prefill forward takes per row (llama.cpp's default micro-batch): a longer prompt goes in
+// steps of this many tokens, so that its activations (the MLP's [T, 2·intermediate] among them) stay bounded
+// whatever its length. Prompts up to this long are one forward, as before.
+inline constexpr int64_t kPrefillChunk = 512;
+
+// Prefills every row's whole prompt in forwards of at most `chunk` positions per row (all rows' next tokens in one
+// forward), advancing each row; returns each row's logits after its last prompt token: [B, V] float32 on the CPU.
+torch::Tensor prefill_prompts(const model::CausalLM& model, model::KvCache& cache, const std::vector<Sequence*>& rows,
+                              int64_t chunk = kPrefillChunk);
+
 // Receives what accepting a token produced for row r. It may destroy that row's sequence (a finished one):
 // the caller never touches a row again after its callback.
 using TokenCallback = std::function<void(size_t row, const TokenEvent& event)>;

@@ -4,6 +4,7 @@
 
 #include "core/error.h"
 #include "infer/generator.h"
+#include "infer/sequence.h"
 #include "io/json_file.h"
 #include "test_paths.h"
 
@@ -77,6 +78,31 @@ TEST_CASE("a batch of requests gives each request's own result", "[infer]") {
   CHECK(batch[1].tokens == alone_b.tokens);
   CHECK(batch[2].tokens.size() == 5);
   CHECK(batch[2].tokens.front() == want[2]);
+}
+
+TEST_CASE("a prompt prefilled in chunks continues as the reference, each row as alone", "[infer]") {
+  // Prompts of 41 and 23 reference ids (BOS and greedy continuations) prefilled 7 positions per forward: each row's
+  // logits after its prompt pick the reference's next id and equal one forward over the whole prompt (the CPU
+  // attention gives a query the same keys whatever chunk it came in; sums may differ in the last bits).
+  const auto want = reference_ids();
+  auto a = greedy({want.begin(), want.begin() + 41}, 4), b = greedy({want.begin(), want.begin() + 23}, 4);
+  infer::Sequence sa(a, fx().tokenizer, 512), sb(b, fx().tokenizer, 512), whole_a(a, fx().tokenizer, 512);
+  c10::InferenceMode guard;
+  auto cache = fx().model.cache_new(2, 64);
+  auto chunked = infer::prefill_prompts(fx().model, cache, {&sa, &sb}, 7);
+  CHECK(sa.prefilled() == 41);
+  CHECK(sb.prefilled() == 23);
+  REQUIRE(chunked.sizes() == torch::IntArrayRef({2, fx().model.config().vocab_size}));
+  CHECK(chunked[0].argmax().item<int64_t>() == want[41]);
+  CHECK(chunked[1].argmax().item<int64_t>() == want[23]);
+  auto one_cache = fx().model.cache_new(1, 64);
+  const auto whole = infer::prefill_prompts(fx().model, one_cache, {&whole_a}, 512);
+  CHECK(torch::allclose(chunked[0], whole[0], 1e-4, 1e-4));
+  // Decoding on from the chunked cache follows the reference too.
+  infer::sample_rows({&sa, &sb}, chunked, nullptr);
+  infer::decode_step(fx().model, cache, {&sa, &sb}, nullptr);
+  CHECK(sa.generated() == std::vector<int32_t>(want.begin() + 41, want.begin() + 43));
+  CHECK(sb.generated() == std::vector<int32_t>(want.begin() + 23, want.begin() + 25));
 }
 
 TEST_CASE("stop strings end generation before the string", "[infer]") {
