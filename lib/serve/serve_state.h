@@ -34,8 +34,8 @@ struct ServeState {
   std::atomic<bool> draining{false};  // SIGTERM received: refuse new work with 503
   std::atomic<int> in_flight{0};      // completions being generated or streamed
   // The vocabulary trie for constrained decoding (token_trie()), built by the first request that needs it.
-  std::once_flag trie_once;
-  std::shared_ptr<const constrain::TokenTrie> trie;
+  std::once_flag trie_once{};
+  std::shared_ptr<const constrain::TokenTrie> trie{};
 };
 
 // The tokenizer's vocabulary trie (constrain/token_trie.h), built on first use. Thread-safe.
