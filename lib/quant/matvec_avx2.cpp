@@ -380,48 +380,7 @@ inline std::pair<int, int> levels32(const float* x, __m256 id, int8_t* q) {
 using Vec = __m256;
 inline Vec broadcast(float v) { return _mm256_set1_ps(v); }
 
-// A block's scale d = max|x| / 127 and id = 127 / max|x|; false (d = 0, all levels 0) for a block of zeros or with
-// an infinity. (A tiny max|x| can give d = 0 with levels that are not: as the scalar variant.)
-template <int N>
-inline bool block_scale(const float* x, float& d, Vec& id) {
-  const float amax = abs_max(x, N);
-  d = 0.0f;
-  if (!(amax > 0) || !std::isfinite(amax)) return false;
-  id = broadcast(127.0f / amax);
-  d = amax / 127.0f;
-  return true;
-}
-
-void quantize32(const float* x, int64_t blocks, ActivationBlock32* out) {
-  for (int64_t b = 0; b < blocks; ++b, x += 32) {
-    ActivationBlock32& blk = out[b];
-    Vec id;
-    if (!block_scale<32>(x, blk.d, id)) {
-      std::memset(blk.q, 0, sizeof blk.q);
-      blk.sum = 0;
-      continue;
-    }
-    const auto [lo, hi] = levels32(x, id, blk.q);
-    blk.sum = lo + hi;
-  }
-}
-
-void quantize256(const float* x, int64_t blocks, ActivationBlock256* out) {
-  for (int64_t b = 0; b < blocks; ++b, x += 256) {
-    ActivationBlock256& blk = out[b];
-    Vec id;
-    if (!block_scale<256>(x, blk.d, id)) {
-      std::memset(blk.q, 0, sizeof blk.q);
-      std::memset(blk.sums, 0, sizeof blk.sums);
-      continue;
-    }
-    for (int i = 0; i < 8; ++i) {
-      const auto [lo, hi] = levels32(x + 32 * i, id, blk.q + 32 * i);
-      blk.sums[2 * i] = static_cast<int16_t>(lo);
-      blk.sums[2 * i + 1] = static_cast<int16_t>(hi);
-    }
-  }
-}
+#include "quant/matvec_quantize.inc"
 
 // weighted_rows_f32: 64 columns of o at a time in eight registers across every s (the scalar loop stores o back
 // per s), then 8 and the rest; a multiply and an add per term, as the scalar loop.
