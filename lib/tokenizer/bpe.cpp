@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <functional>
 #include <queue>
+#include <tuple>
 
 #include "core/signals.h"
 #include "tokenizer/unicode.h"
@@ -11,10 +12,6 @@
 namespace hearth::tokenizer {
 
 namespace {
-
-uint64_t pair_key(TokenId a, TokenId b) {
-  return (static_cast<uint64_t>(static_cast<uint32_t>(a)) << 32) | static_cast<uint32_t>(b);
-}
 
 std::string byte_token(unsigned b) {
   static const char* const kHex = "0123456789ABCDEF";
@@ -36,20 +33,40 @@ BpeModel::BpeModel(const nlohmann::json& j, const std::vector<std::string>& toke
     if (j.contains(key)) throw_format(where / key, "given twice", "the tables passed separately", "a JSON member");
   }
   load_options(j, where);
-  id_to_token_.reserve(tokens.size());
-  token_to_id_.reserve(tokens.size());
+  id_entry_.reserve(tokens.size());
+  entries_.reserve(tokens.size());
+  slots_resize(tokens.size());
   for (size_t i = 0; i < tokens.size(); ++i) {
     if (in_vocab.at(i)) add_token(tokens[i], static_cast<TokenId>(i));
   }
   resolve_special(j, where);
-  merges_.reserve(merges.size());
+  std::vector<PendingMerge> pending;
+  pending.reserve(merges.size());
   for (size_t i = 0; i < merges.size(); ++i) {
     const BpeMerge& m = merges[i];
     for (TokenId id : {m.left, m.right, m.result}) {
       if (!id_to_token(id)) throw_format((where / "merges").at(i), "id not in the vocabulary", "a token's id", std::to_string(id));
     }
-    merges_[pair_key(m.left, m.right)] = Merge{static_cast<uint32_t>(i), m.result};  // later duplicates win, as HF
+    pending.push_back({m.left, m.right, m.result, static_cast<uint32_t>(i)});
   }
+  merges_build(std::move(pending));
+}
+
+void BpeModel::merges_build(std::vector<PendingMerge> pending) {
+  std::sort(pending.begin(), pending.end(), [](const PendingMerge& x, const PendingMerge& y) {
+    return x.left != y.left ? x.left < y.left : x.right != y.right ? x.right < y.right : x.rank < y.rank;
+  });
+  merge_begin_.assign(id_entry_.size() + 1, 0);
+  merges_.clear();
+  merges_.reserve(pending.size());
+  for (size_t i = 0; i < pending.size(); ++i) {
+    const PendingMerge& m = pending[i];
+    const bool later_twin = i + 1 < pending.size() && pending[i + 1].left == m.left && pending[i + 1].right == m.right;
+    if (later_twin) continue;  // the pair is given again at a later rank, which wins
+    merges_.push_back({m.right, m.rank, m.new_id});
+    ++merge_begin_[static_cast<size_t>(m.left) + 1];
+  }
+  for (size_t a = 1; a < merge_begin_.size(); ++a) merge_begin_[a] += merge_begin_[a - 1];
 }
 
 void BpeModel::load_options(const nlohmann::json& j, const Where& where) {
@@ -77,16 +94,36 @@ void BpeModel::resolve_special(const nlohmann::json& j, const Where& where) {
   }
 }
 
+void BpeModel::slots_resize(size_t n) {
+  size_t size = 16;
+  while (size < 2 * n) size *= 2;
+  slots_.assign(size, -1);
+  for (int32_t e = 0; e < static_cast<int32_t>(entries_.size()); ++e) {
+    int32_t& slot = slots_[slot_of(entry_text(e))];
+    slot = std::max(slot, e);  // a token given twice: the later entry, as the map's assignment kept
+  }
+}
+
+size_t BpeModel::slot_of(std::string_view token) const {
+  const size_t mask = slots_.size() - 1;
+  for (size_t i = std::hash<std::string_view>{}(token) & mask;; i = (i + 1) & mask)
+    if (slots_[i] < 0 || entry_text(slots_[i]) == token) return i;
+}
+
 void BpeModel::add_token(std::string token, TokenId id) {
-  storage_.push_back(std::move(token));
-  if (static_cast<size_t>(id) >= id_to_token_.size()) id_to_token_.resize(id + 1, nullptr);
-  id_to_token_[id] = &storage_.back();
-  token_to_id_[storage_.back()] = id;
+  if (2 * (entries_.size() + 1) > slots_.size()) slots_resize(2 * (entries_.size() + 1));
+  entries_.push_back({static_cast<uint32_t>(text_.size()), static_cast<uint32_t>(token.size()), id});
+  text_ += token;
+  const auto e = static_cast<int32_t>(entries_.size() - 1);
+  if (static_cast<size_t>(id) >= id_entry_.size()) id_entry_.resize(static_cast<size_t>(id) + 1, -1);
+  id_entry_[id] = e;
+  slots_[slot_of(token)] = e;  // a token given twice maps to its later id
 }
 
 void BpeModel::load_vocab(const nlohmann::json& vocab, const Where& where) {
   if (!vocab.is_object()) throw_format(where, "wrong type", "an object of token -> id", json_brief(vocab));
-  token_to_id_.reserve(vocab.size());
+  entries_.reserve(vocab.size());
+  slots_resize(vocab.size());
   for (const auto& [token, id_json] : vocab.items()) {
     if (!id_json.is_number_integer() || id_json.get<int64_t>() < 0 || id_json.get<int64_t>() > INT32_MAX) {
       throw_format(where / token, "bad token id", "a non-negative integer", json_brief(id_json));
@@ -97,7 +134,8 @@ void BpeModel::load_vocab(const nlohmann::json& vocab, const Where& where) {
 
 void BpeModel::load_merges(const nlohmann::json& merges, const Where& where) {
   if (!merges.is_array()) throw_format(where, "wrong type", "an array of merges", json_brief(merges));
-  merges_.reserve(merges.size());
+  std::vector<PendingMerge> pending;
+  pending.reserve(merges.size());
   for (size_t i = 0; i < merges.size(); ++i) {
     const auto& m = merges[i];
     std::string a, b;
@@ -122,37 +160,41 @@ void BpeModel::load_merges(const nlohmann::json& merges, const Where& where) {
       const std::string& missing = !ida ? a : !idb ? b : merged;
       throw_format(where.at(i), "merge token not in the vocabulary", "tokens of model.vocab", "\"" + missing + "\"");
     }
-    merges_[pair_key(*ida, *idb)] = Merge{static_cast<uint32_t>(i), *idm};  // later duplicates win, as HF
+    pending.push_back({*ida, *idb, *idm, static_cast<uint32_t>(i)});
   }
+  merges_build(std::move(pending));
 }
 
 std::optional<TokenId> BpeModel::token_to_id(std::string_view token) const {
-  auto it = token_to_id_.find(token);
-  if (it == token_to_id_.end()) return std::nullopt;
-  return it->second;
+  if (slots_.empty()) return std::nullopt;
+  const int32_t e = slots_[slot_of(token)];
+  if (e < 0) return std::nullopt;
+  return entries_[e].id;
 }
 
-const std::string* BpeModel::id_to_token(TokenId id) const {
-  if (id < 0 || static_cast<size_t>(id) >= id_to_token_.size()) return nullptr;
-  return id_to_token_[id];
+std::optional<std::string_view> BpeModel::id_to_token(TokenId id) const {
+  if (id < 0 || static_cast<size_t>(id) >= id_entry_.size() || id_entry_[id] < 0) return std::nullopt;
+  return entry_text(id_entry_[id]);
 }
 
 std::vector<std::pair<TokenId, TokenId>> BpeModel::merge_pairs() const {
-  std::vector<std::pair<uint32_t, uint64_t>> ranked;
+  std::vector<std::tuple<uint32_t, TokenId, TokenId>> ranked;
   ranked.reserve(merges_.size());
-  for (const auto& [key, merge] : merges_) ranked.emplace_back(merge.rank, key);
+  for (size_t a = 0; a + 1 < merge_begin_.size(); ++a)
+    for (uint32_t i = merge_begin_[a]; i < merge_begin_[a + 1]; ++i)
+      ranked.emplace_back(merges_[i].rank, static_cast<TokenId>(a), merges_[i].right);
   std::sort(ranked.begin(), ranked.end());
   std::vector<std::pair<TokenId, TokenId>> pairs;
   pairs.reserve(ranked.size());
-  for (const auto& [rank, key] : ranked) {
-    pairs.emplace_back(static_cast<TokenId>(key >> 32), static_cast<TokenId>(key & 0xFFFFFFFFu));
-  }
+  for (const auto& [rank, left, right] : ranked) pairs.emplace_back(left, right);
   return pairs;
 }
 
 const BpeModel::Merge* BpeModel::find_merge(TokenId a, TokenId b) const {
-  auto it = merges_.find(pair_key(a, b));
-  return it == merges_.end() ? nullptr : &it->second;
+  if (a < 0 || static_cast<size_t>(a) + 1 >= merge_begin_.size()) return nullptr;
+  const Merge *first = merges_.data() + merge_begin_[a], *last = merges_.data() + merge_begin_[a + 1];
+  const Merge* it = std::lower_bound(first, last, b, [](const Merge& m, TokenId right) { return m.right < right; });
+  return it != last && it->right == b ? it : nullptr;
 }
 
 void BpeModel::initial_symbols(std::string_view word, std::vector<TokenId>& symbols) const {

@@ -11,7 +11,6 @@
 
 #include <array>
 #include <cstdint>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -51,19 +50,30 @@ class BpeModel {
   void tokenize(std::string_view word, std::vector<TokenId>& out) const;
 
   std::optional<TokenId> token_to_id(std::string_view token) const;
-  // The token string of id, or nullptr when the vocabulary has no such id.
-  const std::string* id_to_token(TokenId id) const;
+  // The token string of id (valid as long as the model), or nullopt when the vocabulary has no such id.
+  std::optional<std::string_view> id_to_token(TokenId id) const;
   // Max id + 1.
-  size_t size() const { return id_to_token_.size(); }
+  size_t size() const { return id_entry_.size(); }
   size_t merge_count() const { return merges_.size(); }
   // The merges as (left, right) token ids, lowest rank first (a pair listed twice appears once, at its
   // later rank, as HF keeps it).
   std::vector<std::pair<TokenId, TokenId>> merge_pairs() const;
 
  private:
+  // The merges of one left token, by right token: (left, right) -> new_id at rank.
   struct Merge {
+    TokenId right;
     uint32_t rank;
     TokenId new_id;
+  };
+  struct PendingMerge {
+    TokenId left, right, new_id;
+    uint32_t rank;
+  };
+  // A vocabulary token: its bytes text_[offset, offset + length) and its id.
+  struct Entry {
+    uint32_t offset, length;
+    TokenId id;
   };
   struct CacheShard {
     std::mutex mutex;
@@ -79,16 +89,26 @@ class BpeModel {
   void resolve_special(const nlohmann::json& j, const Where& where);
   void load_vocab(const nlohmann::json& vocab, const Where& where);
   void load_merges(const nlohmann::json& merges, const Where& where);
+  // merges_ and merge_begin_ from the merges in rank order (a pair given twice keeps its later rank, as HF).
+  void merges_build(std::vector<PendingMerge> pending);
+  std::string_view entry_text(int32_t e) const { return {text_.data() + entries_[e].offset, entries_[e].length}; }
+  // slots_ sized for `n` tokens (half full at most), the entries so far placed again.
+  void slots_resize(size_t n);
+  // The slot holding `token`'s entry, or the empty slot where it would go.
+  size_t slot_of(std::string_view token) const;
   // Initial symbols of a word (characters, byte fallback, unk), HF BPE::merge_word before merging.
   void initial_symbols(std::string_view word, std::vector<TokenId>& symbols) const;
   void merge_symbols(std::vector<TokenId>& symbols) const;
   void tokenize_uncached(std::string_view word, std::vector<TokenId>& out) const;
   const Merge* find_merge(TokenId a, TokenId b) const;
 
-  std::deque<std::string> storage_;                            // token strings, stable addresses
-  std::vector<const std::string*> id_to_token_;                // nullptr for ids with no token
-  std::unordered_map<std::string_view, TokenId> token_to_id_;  // views into storage_
-  std::unordered_map<uint64_t, Merge> merges_;
+  // Flat tables (a 128k vocabulary with 280k merges: ~8 MB, where hash maps of strings and pairs took ~20 MB).
+  std::string text_;                   // every token's bytes, one after another
+  std::vector<Entry> entries_;         // in the order added
+  std::vector<int32_t> id_entry_;      // per id: its entry (the last added for that id), -1 for ids with no token
+  std::vector<int32_t> slots_;         // open addressing on the token's bytes: an entry, or -1; a power of two long
+  std::vector<uint32_t> merge_begin_;  // per left id: where its merges start in merges_ (size(): ids + 1)
+  std::vector<Merge> merges_;          // by left id, then right id
   std::optional<TokenId> unk_id_;
   std::string continuing_subword_prefix_;
   std::string end_of_word_suffix_;

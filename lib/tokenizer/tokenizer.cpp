@@ -106,7 +106,7 @@ struct Tokenizer::Impl {
   void load_special_ids(const nlohmann::json& special_map);
   void load_post_processor(const nlohmann::json& tj, const Where& root);
   std::optional<TokenId> lookup(std::string_view token) const;
-  const std::string* token_of(TokenId id) const;
+  std::optional<std::string_view> token_of(TokenId id) const;
 };
 
 Tokenizer::Impl::Impl(const nlohmann::json& tj, const nlohmann::json& config_json, const nlohmann::json& special_map,
@@ -200,8 +200,8 @@ std::optional<TokenId> Tokenizer::Impl::lookup(std::string_view token) const {
   return model->token_to_id(token);
 }
 
-const std::string* Tokenizer::Impl::token_of(TokenId id) const {
-  if (const AddedToken* t = added->by_id(id)) return &t->content;
+std::optional<std::string_view> Tokenizer::Impl::token_of(TokenId id) const {
+  if (const AddedToken* t = added->by_id(id)) return std::string_view(t->content);
   return model->id_to_token(id);
 }
 
@@ -299,13 +299,13 @@ std::string Tokenizer::decode(const std::vector<TokenId>& ids, bool skip_special
   std::vector<std::string> tokens;
   tokens.reserve(ids.size());
   for (TokenId id : ids) {
-    const std::string* token = im.token_of(id);
+    const auto token = im.token_of(id);
     if (!token) {
       throw FormatError(im.origin + ": decode: unknown token id; expected 0.." + std::to_string(im.vocab_size - 1) +
                         ", got " + std::to_string(id));
     }
     if (skip_special_tokens && is_special(id)) continue;
-    tokens.push_back(*token);
+    tokens.emplace_back(*token);
   }
   return decode_strings(im.decoder.get(), std::move(tokens), false);
 }
@@ -316,15 +316,15 @@ std::optional<std::string> Tokenizer::token_bytes(TokenId id) const {
   // first-token rules (Metaspace's dropped space, Strip) apply to the anchor, not to the token.
   std::call_once(im.anchor_once, [&] {
     const std::vector<TokenId> a = encode("a", EncodeOptions{false, false});
-    if (const std::string* t = a.size() == 1 ? im.token_of(a[0]) : nullptr) {
-      im.anchor = *t;
-      im.anchor_bytes = decode_strings(im.decoder.get(), {*t}, true);
+    if (const auto t = a.size() == 1 ? im.token_of(a[0]) : std::nullopt) {
+      im.anchor = std::string(*t);
+      im.anchor_bytes = decode_strings(im.decoder.get(), {im.anchor}, true);
     }
   });
-  const std::string* token = im.token_of(id);
+  const auto token = im.token_of(id);
   if (!token || is_special(id)) return std::nullopt;
-  if (im.anchor.empty()) return decode_strings(im.decoder.get(), {*token}, true);
-  std::string both = decode_strings(im.decoder.get(), {im.anchor, *token}, true);
+  if (im.anchor.empty()) return decode_strings(im.decoder.get(), {std::string(*token)}, true);
+  std::string both = decode_strings(im.decoder.get(), {im.anchor, std::string(*token)}, true);
   if (both.compare(0, im.anchor_bytes.size(), im.anchor_bytes) != 0) return std::nullopt;
   return both.substr(im.anchor_bytes.size());
 }
@@ -338,9 +338,9 @@ std::vector<std::optional<std::string>> Tokenizer::token_bytes_all() const {
 size_t Tokenizer::vocab_size() const { return impl_->vocab_size; }
 
 std::optional<std::string> Tokenizer::id_to_token(TokenId id) const {
-  const std::string* token = impl_->token_of(id);
+  const auto token = impl_->token_of(id);
   if (!token) return std::nullopt;
-  return *token;
+  return std::string(*token);
 }
 
 std::optional<TokenId> Tokenizer::token_to_id(std::string_view token) const { return impl_->lookup(token); }
@@ -368,8 +368,8 @@ std::string Tokenizer::summary() const {
   const Impl& im = *impl_;
   auto name = [&](std::optional<TokenId> id) {
     if (!id) return std::string("none");
-    const std::string* t = im.token_of(*id);
-    return (t ? *t : std::string("?")) + " (" + std::to_string(*id) + ")";
+    const auto t = im.token_of(*id);
+    return (t ? std::string(*t) : std::string("?")) + " (" + std::to_string(*id) + ")";
   };
   return im.family + ", vocab " + std::to_string(im.vocab_size) + ", " + std::to_string(im.model->merge_count()) +
          " merges, " + std::to_string(im.added->tokens().size()) + " added tokens, bos " + name(im.bos) + ", eos " +

@@ -13,6 +13,7 @@
 
 #include "core/error.h"
 #include "test_paths.h"
+#include "tokenizer/bpe.h"
 #include "tokenizer/normalizer.h"
 #include "tokenizer/tokenizer.h"
 #include "tokenizer/unicode.h"
@@ -423,4 +424,37 @@ TEST_CASE("Split pre-tokenizer behaviors and invert", "[tokenizer]") {
   CHECK(tok::Tokenizer::from_json(digits, json(), "digits").encode("111") == ids({0, 0, 0}));
   digits["pre_tokenizer"]["individual_digits"] = false;
   CHECK(tok::Tokenizer::from_json(digits, json(), "digits").encode("111") == ids({1, 0}));
+}
+
+TEST_CASE("BPE tables: a merge listed twice keeps its later rank, a token given twice its later id", "[tokenizer]") {
+  // "b c" first at rank 0 and again at rank 2, after "a b" (rank 1): HF keeps the later rank, so "abc" merges a+b
+  // first and becomes [ab, c]; with the first rank it would be [a, bc].
+  const json j = {{"model",
+                   {{"type", "BPE"},
+                    {"vocab", {{"a", 0}, {"b", 1}, {"ab", 2}, {"c", 3}, {"bc", 4}, {"abc", 5}, {"x", 7}}},
+                    {"merges", json::array({"b c", "a b", "b c"})}}}};
+  const auto t = tok::Tokenizer::from_json(j, json(), "twice tokenizer.json");
+  CHECK(t.encode("abc", {false, false}) == ids({2, 3}));
+  CHECK(t.encode("bc", {false, false}) == ids({4}));
+  const auto pairs = t.merges();
+  REQUIRE(pairs.size() == 2);
+  CHECK(pairs[0] == std::pair<tok::TokenId, tok::TokenId>(0, 1));  // "a b" at rank 1, then "b c" at its later rank 2
+  CHECK(pairs[1] == std::pair<tok::TokenId, tok::TokenId>(1, 3));
+  CHECK(t.vocab_size() == 8);
+  CHECK_FALSE(t.id_to_token(6).has_value());  // a hole in the ids
+  CHECK(t.id_to_token(7) == std::optional<std::string>("x"));
+  CHECK(t.token_to_id("x") == 7);
+  CHECK_FALSE(t.token_to_id("y").has_value());
+  CHECK_FALSE(t.token_to_id("").has_value());
+  // The same text at two ids (a table can hold it; a JSON object cannot): the text finds the later id, and each id
+  // still decodes to the text. 300 more tokens make the table grow past its first size.
+  std::vector<std::string> tokens = {"p", "q", "p"};
+  for (int i = 0; i < 300; ++i) tokens.push_back("t" + std::to_string(i));
+  const std::vector<bool> in_vocab(tokens.size(), true);
+  const tok::BpeModel m(json{{"type", "BPE"}}, tokens, in_vocab, {}, tok::Where{"tables", "model"});
+  CHECK(m.token_to_id("p") == 2);
+  CHECK(m.id_to_token(0) == std::optional<std::string_view>("p"));
+  CHECK(m.id_to_token(2) == std::optional<std::string_view>("p"));
+  for (int i = 0; i < 300; ++i) CHECK(m.token_to_id("t" + std::to_string(i)) == 3 + i);
+  CHECK(m.merge_count() == 0);
 }
