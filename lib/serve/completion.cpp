@@ -6,9 +6,7 @@ void Completion::append(size_t choice, const std::string& text, size_t tokens,
                         std::vector<infer::TokenLogprob> logprobs) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    auto& held = choices_[choice].logprobs;
-    held.insert(held.end(), std::make_move_iterator(logprobs.begin()), std::make_move_iterator(logprobs.end()));
-    choices_[choice].pending += text;
+    if (!text.empty() || !logprobs.empty()) choices_[choice].pieces.push_back({text, std::move(logprobs)});
     choices_[choice].tokens += tokens;
     if (tokens > 0 && !first_token_) first_token_ = std::chrono::steady_clock::now();
   }
@@ -42,24 +40,25 @@ std::vector<ChoiceUpdate> Completion::take(std::chrono::milliseconds timeout) {
   std::unique_lock<std::mutex> lock(mu_);
   auto news = [&] {
     for (const auto& c : choices_)
-      if (!c.pending.empty() || !c.logprobs.empty() || (c.finished && !c.reported)) return true;
+      if (!c.pieces.empty() || (c.finished && !c.reported)) return true;
     return false;
   };
   cv_.wait_for(lock, timeout, news);
   std::vector<ChoiceUpdate> out;
   for (size_t i = 0; i < choices_.size(); ++i) {
     auto& c = choices_[i];
-    if (c.pending.empty() && c.logprobs.empty() && (!c.finished || c.reported)) continue;
-    ChoiceUpdate u;
-    u.index = i;
-    u.text.swap(c.pending);
-    u.logprobs.swap(c.logprobs);
-    if (c.finished && !c.reported) {
-      u.finished = true;
-      u.finish_reason = c.reason;
-      c.reported = true;
+    for (; !c.pieces.empty(); c.pieces.pop_front()) {
+      ChoiceUpdate u;
+      u.index = i;
+      u.text.swap(c.pieces.front().text);
+      u.logprobs.swap(c.pieces.front().logprobs);
+      out.push_back(std::move(u));
     }
-    out.push_back(std::move(u));
+    if (!c.finished || c.reported) continue;
+    if (out.empty() || out.back().index != i) out.push_back(ChoiceUpdate{i, {}, {}, false, {}});
+    out.back().finished = true;
+    out.back().finish_reason = c.reason;
+    c.reported = true;
   }
   return out;
 }
@@ -67,7 +66,7 @@ std::vector<ChoiceUpdate> Completion::take(std::chrono::milliseconds timeout) {
 bool Completion::done() const {
   std::lock_guard<std::mutex> lock(mu_);
   for (const auto& c : choices_)
-    if (!c.reported || !c.pending.empty() || !c.logprobs.empty()) return false;
+    if (!c.reported || !c.pieces.empty()) return false;
   return true;
 }
 

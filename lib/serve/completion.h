@@ -10,6 +10,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
@@ -19,7 +20,8 @@
 
 namespace hearth::serve {
 
-// What a choice produced since the last take().
+// One piece a choice produced: the text of one token event (what it completed) — streamed as one chunk, as
+// llama.cpp's server and Ollama send one per token, however far the reader is behind.
 struct ChoiceUpdate {
   size_t index = 0;
   std::string text;
@@ -40,7 +42,9 @@ class Completion {
   void fail(const std::string& message);
 
   // --- handler side ---
-  // Waits up to `timeout` for news; returns the updates (empty on timeout). After all choices finished and
+  // Waits up to `timeout` for news; returns the updates (empty on timeout): every piece appended since the last
+  // call, in order, one per append() that carried text or logprobs; a choice's last update of the call carries
+  // `finished` once it finished (an update with no text when no piece was left). After all choices finished and
   // were reported, returns at once with nothing.
   std::vector<ChoiceUpdate> take(std::chrono::milliseconds timeout);
   bool done() const;                 // every choice finished (or failed) and reported
@@ -53,9 +57,12 @@ class Completion {
   std::optional<std::chrono::steady_clock::time_point> first_token() const;
 
  private:
-  struct Choice {
-    std::string pending;
+  struct Piece {
+    std::string text;
     std::vector<infer::TokenLogprob> logprobs;
+  };
+  struct Choice {
+    std::deque<Piece> pieces;  // appended, not yet taken
     size_t tokens = 0;
     bool finished = false, reported = false;
     std::string reason;

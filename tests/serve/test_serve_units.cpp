@@ -917,3 +917,40 @@ TEST_CASE("Scheduler: the choices of one request prefill their shared blocks onc
   CHECK(prefill_rows == std::vector<int64_t>{1, 1, 3});  // "Hello" (held at the gate: counted), choice 0, the rest
   sched.stop();
 }
+
+TEST_CASE("Completion: each token event's text is its own piece, in order, however late the reader takes", "[serve]") {
+  // A reader that falls behind (a loaded machine) still gets one update per token event, as llama.cpp's server and
+  // Ollama stream, not the text run together; events that held their text back (no text, no logprobs) are no piece.
+  Completion c(2);
+  c.append(0, "Once", 1);
+  c.append(0, "", 1);  // held back (a stop string's possible start, an incomplete character)
+  c.append(1, "A", 1);
+  c.append(0, " upon", 2);
+  c.append(1, "", 1, {infer::TokenLogprob{}});  // logprobs alone are a piece
+  c.finish(0, "stop");
+  auto u = c.take(std::chrono::milliseconds(0));
+  REQUIRE(u.size() == 4);
+  CHECK(u[0].index == 0);
+  CHECK(u[0].text == "Once");
+  CHECK_FALSE(u[0].finished);
+  CHECK(u[1].index == 0);
+  CHECK(u[1].text == " upon");
+  CHECK(u[1].finished);  // the choice's last piece carries its end
+  CHECK(u[1].finish_reason == "stop");
+  CHECK(u[2].index == 1);
+  CHECK(u[2].text == "A");
+  CHECK(u[3].index == 1);
+  CHECK(u[3].logprobs.size() == 1);
+  CHECK_FALSE(u[3].finished);
+  CHECK(c.completion_tokens() == 6);
+  CHECK_FALSE(c.done());
+  c.finish(1, "length");  // an end with nothing left to send: one empty update carries it
+  u = c.take(std::chrono::milliseconds(0));
+  REQUIRE(u.size() == 1);
+  CHECK(u[0].index == 1);
+  CHECK(u[0].text.empty());
+  CHECK(u[0].finished);
+  CHECK(u[0].finish_reason == "length");
+  CHECK(c.done());
+  CHECK(c.take(std::chrono::milliseconds(0)).empty());
+}
