@@ -26,7 +26,6 @@ std::vector<GenerationResult> generate(const model::CausalLM& model, const token
   std::vector<Sequence> seqs;
   seqs.reserve(requests.size());
   int64_t capacity = 1;
-  std::vector<int64_t> prompt_len;
   for (const auto& r : requests) {
     if (r.prompt.empty()) throw ConfigError("generate: prompt is empty; expected at least one token");
     if (static_cast<int64_t>(r.prompt.size()) >= ctx)
@@ -35,8 +34,7 @@ std::vector<GenerationResult> generate(const model::CausalLM& model, const token
                       ctx < model_ctx ? " (--ctx-size)" : " (the model's)"));
     r.sampling.validate();
     seqs.emplace_back(r, tokenizer, ctx);
-    prompt_len.push_back(static_cast<int64_t>(r.prompt.size()));
-    capacity = std::max<int64_t>(capacity, prompt_len.back() + seqs.back().budget());
+    capacity = std::max<int64_t>(capacity, static_cast<int64_t>(r.prompt.size()) + seqs.back().budget());
   }
   std::vector<Sequence*> rows;
   for (auto& s : seqs) rows.push_back(&s);
