@@ -4,8 +4,9 @@
 // Prints the weight bytes read per second for a [rows, cols] matrix times `batch` activation rows (decode:
 // batch 1), for every variant this CPU runs. Compare with the read bandwidth of ../shared/tools/stream.c
 // (one thread) to see whether a kernel is bandwidth- or compute-bound. The default matrix fits in a large last-level
-// cache; --rows 65536 --cols 2048 reads from memory, as decode does. "Q4_0x16" is Q4_0 in the interleaved layout models
-// load it into (quant/interleave.h). "F32" is quant::matmul_f32, the float32 product serve uses for 2-12 rows.
+// cache; --rows 65536 --cols 2048 reads from memory, as decode does. "Q4_0x16" / "Q8_0x16" are Q4_0 / Q8_0 in the
+// interleaved layout models load it into (quant/interleave.h). "F32" is quant::matmul_f32, the float32 product serve
+// uses for 2-12 rows.
 #include <algorithm>
 #include <chrono>
 #include <iostream>
@@ -38,8 +39,8 @@ int main(int argc, char** argv) {
   for (auto& v : x) v = normal(rng) * 50;
   std::cout << fmt::format("{:<7} {:<11} {:>9} {:>10} {:>9}\n", "type", "variant", "MiB", "ms/product", "GB/s");
   const std::pair<GgmlType, bool> kinds[] = {
-      {GgmlType::kQ8_0, false}, {GgmlType::kQ4_0, false}, {GgmlType::kQ4_0, true}, {GgmlType::kQ5_0, false},
-      {GgmlType::kQ4_K, false}, {GgmlType::kQ5_K, false}, {GgmlType::kQ6_K, false}};
+      {GgmlType::kQ8_0, false}, {GgmlType::kQ8_0, true},  {GgmlType::kQ4_0, false}, {GgmlType::kQ4_0, true},
+      {GgmlType::kQ5_0, false}, {GgmlType::kQ4_K, false}, {GgmlType::kQ5_K, false}, {GgmlType::kQ6_K, false}};
   for (auto [type, interleaved] : kinds) {
     std::vector<uint8_t> blocks(ggml_type_nbytes(type, rows * cols));
     quantize(type, w.data(), blocks.data(), rows * cols);

@@ -127,7 +127,7 @@ Linear::Blocks Linear::Blocks::copied_for_kernels() const {
   const size_t bytes = row_bytes() * static_cast<size_t>(rows);
   std::shared_ptr<uint8_t> copy = io::huge_page_buffer(bytes);
   uint8_t* dst = copy.get();
-  const bool interleave = quant::interleavable(type) && rows >= quant::kGroupRows;
+  const bool interleave = quant::interleave_at_load(type) && rows >= quant::kGroupRows;
   const int64_t groups = (rows + quant::kGroupRows - 1) / quant::kGroupRows;
   parallel_rows(0, groups, 64, [&](int64_t g0, int64_t g1) {
     const int64_t r0 = g0 * quant::kGroupRows, r1 = std::min(rows, g1 * quant::kGroupRows);

@@ -169,6 +169,25 @@ void group_q4_0(const uint8_t* g, const void* const* x, int64_t ncols, int64_t n
   }
 }
 
+// Interleaved Q8_0 (interleave.h): per block, 16 rows' scales, then 8 steps of 4 signed bytes of each row.
+void group_q8_0(const uint8_t* g, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy) {
+  for (int64_t c = 0; c < ncols; ++c) {
+    const auto* a = static_cast<const ActivationBlock32*>(x[c]);
+    float acc[kGroupRows] = {0};
+    for (int64_t b = 0; b < nb; ++b) {
+      const uint8_t* blk = g + b * 34 * kGroupRows;
+      for (int r = 0; r < kGroupRows; ++r) {
+        int32_t isum = 0;
+        for (int s = 0; s < 8; ++s)
+          for (int j = 0; j < 4; ++j)
+            isum += static_cast<int8_t>(blk[2 * kGroupRows + 4 * kGroupRows * s + 4 * r + j]) * a[b].q[4 * s + j];
+        acc[r] += f16_to_f32(read_u16(blk + 2 * r)) * a[b].d * float(isum);
+      }
+    }
+    for (int r = 0; r < kGroupRows; ++r) y[c * ldy + r] = acc[r];
+  }
+}
+
 enum class Isa { kScalar, kAvx2, kAvx512, kAvx512Vnni };
 
 #if defined(HEARTH_X86_KERNELS)
@@ -216,6 +235,7 @@ detail::Kernels kernels_of(Isa i) {
         std::pair{&k.q4_k, scalar.q4_k}, std::pair{&k.q5_k, scalar.q5_k}, std::pair{&k.q6_k, scalar.q6_k}})
     if (!*mine) *mine = fallback;
   if (!k.q4_0_group) k.q4_0_group = scalar.q4_0_group;
+  if (!k.q8_0_group) k.q8_0_group = scalar.q8_0_group;
   if (!k.f32) k.f32 = scalar.f32;
   if (!k.quantize32) k.quantize32 = scalar.quantize32;
   if (!k.quantize256) k.quantize256 = scalar.quantize256;
@@ -313,8 +333,8 @@ void run_decoded(GgmlType type, const uint8_t* wb, size_t row_bytes, const Activ
   }
 }
 
-// Interleaved Q4_0: whole groups through the variant's group kernel, over column panels as in run(); the rows after
-// the last group are in ggml's layout and go through run().
+// Interleaved Q4_0 or Q8_0: whole groups through the variant's group kernel, over column panels as in run(); the rows
+// after the last group are in ggml's layout and go through run().
 void run_interleaved(const detail::Kernels& k, GgmlType type, const void* w, int64_t rows, const Activations* x,
                      int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
   check_activations(type, x, m);
@@ -323,13 +343,14 @@ void run_interleaved(const detail::Kernels& k, GgmlType type, const void* w, int
   const auto* wb = static_cast<const uint8_t*>(w);
   const size_t row_bytes = ggml_type_nbytes(type, n);
   const int64_t nb = n / 32, grouped = std::min(row_end, rows / kGroupRows * kGroupRows);
+  const detail::GroupFn group = type == GgmlType::kQ8_0 ? k.q8_0_group : k.q4_0_group;
   constexpr int64_t kPanel = 64;
   const void* cols[kPanel];
   for (int64_t i0 = 0; i0 < m; i0 += kPanel) {
     const int64_t i1 = std::min(m, i0 + kPanel);
     for (int64_t i = i0; i < i1; ++i) cols[i - i0] = blocks_of(x[i]);
     for (int64_t r = row_begin; r < grouped; r += kGroupRows)
-      k.q4_0_group(wb + static_cast<size_t>(r) * row_bytes, cols, i1 - i0, nb, y + i0 * ldy + (r - row_begin), ldy);
+      group(wb + static_cast<size_t>(r) * row_bytes, cols, i1 - i0, nb, y + i0 * ldy + (r - row_begin), ldy);
   }
   const int64_t tail = std::max(row_begin, grouped);
   if (tail < row_end) run(k, type, w, row_bytes, x, m, y + (tail - row_begin), ldy, tail, row_end);
@@ -373,6 +394,10 @@ void prepare(const detail::Kernels& k, GgmlType weight_type, const float* x, int
 }
 
 }  // namespace
+
+bool interleave_at_load(GgmlType type) {
+  return type == GgmlType::kQ4_0 || (type == GgmlType::kQ8_0 && isa() != Isa::kScalar);
+}
 
 void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activations& out) {
   prepare(kernels(), weight_type, x, n, out);
@@ -449,6 +474,7 @@ Kernels kernels_scalar() {
   k.q5_k = dot_q45_k<true>;
   k.q6_k = dot_q6_k;
   k.q4_0_group = group_q4_0;
+  k.q8_0_group = group_q8_0;
   return k;
 }
 

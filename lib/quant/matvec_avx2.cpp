@@ -253,7 +253,7 @@ float k_dot(const uint8_t* w, const void* blocks, int64_t nb) {
 // Interleaved Q4_0 (quant/interleave.h), as the AVX-512 variant does it, one half of the group (8 rows, lane r row
 // 8·half + r) at a time: each step's 64 bytes are two registers, one per half.
 template <int RN>
-void group_half(const uint8_t* g, int half, const ActivationBlock32* const* x, int64_t nb, float* y, int64_t ldy) {
+void group_half_q4_0(const uint8_t* g, int half, const ActivationBlock32* const* x, int64_t nb, float* y, int64_t ldy) {
   __m256 acc[RN];
   for (int c = 0; c < RN; ++c) acc[c] = _mm256_setzero_ps();
   const __m256i mask = _mm256_set1_epi8(15);
@@ -282,13 +282,76 @@ void group_half(const uint8_t* g, int half, const ActivationBlock32* const* x, i
   for (int c = 0; c < RN; ++c) _mm256_storeu_ps(y + c * ldy + 8 * half, acc[c]);
 }
 
+// Interleaved Q8_0, the same way: 8 steps of 4 signed bytes per row; the sign goes onto the broadcast activations and
+// maddubs takes |q| ≤ 128, whose pair sums (≤ 2·128·127) fit 16 bits, widened every step.
+template <int RN>
+void group_half_q8_0(const uint8_t* g, int half, const ActivationBlock32* const* x, int64_t nb, float* y, int64_t ldy) {
+  __m256 acc[RN];
+  for (int c = 0; c < RN; ++c) acc[c] = _mm256_setzero_ps();
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = g + b * Q8_0Rows::kBytes * kGroupRows;
+    const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * half)));
+    __m256i sums[RN];
+    for (int c = 0; c < RN; ++c) sums[c] = _mm256_setzero_si256();
+    for (int s = 0; s < 8; ++s) {
+      const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * s + 32 * half));
+      const __m256i magnitude = _mm256_sign_epi8(v, v);
+      for (int c = 0; c < RN; ++c) {
+        int32_t xw;
+        std::memcpy(&xw, x[c][b].q + 4 * s, 4);
+        const __m256i sx = _mm256_sign_epi8(_mm256_set1_epi32(xw), v);
+        sums[c] = _mm256_add_epi32(sums[c], _mm256_madd_epi16(_mm256_maddubs_epi16(magnitude, sx), ones));
+      }
+    }
+    for (int c = 0; c < RN; ++c)
+      acc[c] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[c]), _mm256_mul_ps(d, _mm256_set1_ps(x[c][b].d)), acc[c]);
+  }
+  for (int c = 0; c < RN; ++c) _mm256_storeu_ps(y + c * ldy + 8 * half, acc[c]);
+}
+
+// One activation row against the whole group, both halves in one pass over its bytes (decode reads each group from
+// memory once); per lane the very operations of group_half_q8_0, so the same bits.
+void group_one_q8_0(const uint8_t* g, const ActivationBlock32* x, int64_t nb, float* y) {
+  __m256 acc[2] = {_mm256_setzero_ps(), _mm256_setzero_ps()};
+  const __m256i ones = _mm256_set1_epi16(1);
+  for (int64_t b = 0; b < nb; ++b) {
+    const uint8_t* blk = g + b * Q8_0Rows::kBytes * kGroupRows;
+    __m256i sums[2] = {_mm256_setzero_si256(), _mm256_setzero_si256()};
+    for (int s = 0; s < 8; ++s) {
+      int32_t xw;
+      std::memcpy(&xw, x[b].q + 4 * s, 4);
+      const __m256i xb = _mm256_set1_epi32(xw);
+      for (int half = 0; half < 2; ++half) {
+        const __m256i v = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(blk + 32 + 64 * s + 32 * half));
+        sums[half] = _mm256_add_epi32(
+            sums[half], _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(v, v), _mm256_sign_epi8(xb, v)), ones));
+      }
+    }
+    for (int half = 0; half < 2; ++half) {
+      const __m256 d = _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(blk + 16 * half)));
+      acc[half] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(sums[half]), _mm256_mul_ps(d, _mm256_set1_ps(x[b].d)), acc[half]);
+    }
+  }
+  _mm256_storeu_ps(y, acc[0]);
+  _mm256_storeu_ps(y + 8, acc[1]);
+}
+
 void group_q4_0(const uint8_t* g, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy) {
   const auto* const* cols = reinterpret_cast<const ActivationBlock32* const*>(x);
   for (int half = 0; half < 2; ++half) {
     int64_t c = 0;
-    for (; c + 4 <= ncols; c += 4) group_half<4>(g, half, cols + c, nb, y + c * ldy, ldy);
-    for (; c < ncols; ++c) group_half<1>(g, half, cols + c, nb, y + c * ldy, ldy);
+    for (; c + 4 <= ncols; c += 4) group_half_q4_0<4>(g, half, cols + c, nb, y + c * ldy, ldy);
+    for (; c < ncols; ++c) group_half_q4_0<1>(g, half, cols + c, nb, y + c * ldy, ldy);
   }
+}
+
+void group_q8_0(const uint8_t* g, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy) {
+  const auto* const* cols = reinterpret_cast<const ActivationBlock32* const*>(x);
+  const int64_t fours = ncols / 4 * 4;
+  for (int half = 0; half < 2; ++half)
+    for (int64_t c = 0; c < fours; c += 4) group_half_q8_0<4>(g, half, cols + c, nb, y + c * ldy, ldy);
+  for (int64_t c = fours; c < ncols; ++c) group_one_q8_0(g, cols[c], nb, y + c * ldy);
 }
 
 }  // namespace
@@ -432,6 +495,7 @@ Kernels kernels_avx2() {
   k.q5_k_tile = k_panel<row_q45_k<true, kTileCols>>;
   k.q6_k_tile = k_panel<row_q6_k<kTileCols>>;
   k.q4_0_group = group_q4_0;
+  k.q8_0_group = group_q8_0;
   return k;
 }
 

@@ -105,17 +105,19 @@ TEST_CASE("Linear refuses parts that do not cover its outputs", "[model][linear]
   CHECK_THROWS_AS(model::Linear(torch::zeros({10}), {}), Error);
 }
 
-// Q4_0 blocks copied into the interleaved layout (quant/interleave.h) at load: the same weights whichever way they are
-// read — rows looked up, the dense matrix, the decoded product under autograd (bit for bit), the kernels' product
-// (within the 8-bit activations' rounding of the float64 product) — and back in ggml's layout on a device.
-TEST_CASE("a Q4_0 block Linear reads the same weights interleaved", "[model][linear]") {
+// Q4_0 and Q8_0 blocks copied into the interleaved layout (quant/interleave.h) at load: the same weights whichever way
+// they are read — rows looked up, the dense matrix, the decoded product under autograd (bit for bit), the kernels'
+// product (within the 8-bit activations' rounding of the float64 product) — and back in ggml's layout on a device.
+TEST_CASE("a Q4_0 or Q8_0 block Linear reads the same weights interleaved", "[model][linear]") {
+  const auto type = GENERATE(quant::GgmlType::kQ4_0, quant::GgmlType::kQ8_0);
+  INFO(quant::ggml_type_name(type));
   torch::manual_seed(3);
   const int64_t rows = 35, in = 96;  // two groups of 16 rows, three rows after them
   auto w = torch::randn({rows, in}) * 0.1;
-  auto bytes = std::make_shared<std::vector<uint8_t>>(quant::ggml_type_nbytes(quant::GgmlType::kQ4_0, rows * in));
-  quant::quantize(quant::GgmlType::kQ4_0, w.data_ptr<float>(), bytes->data(), rows * in);
+  auto bytes = std::make_shared<std::vector<uint8_t>>(quant::ggml_type_nbytes(type, rows * in));
+  quant::quantize(type, w.data_ptr<float>(), bytes->data(), rows * in);
   model::Linear::Blocks plain;
-  plain.type = quant::GgmlType::kQ4_0;
+  plain.type = type;
   plain.data = bytes->data();
   plain.rows = rows;
   plain.in = in;
@@ -140,6 +142,7 @@ TEST_CASE("a Q4_0 block Linear reads the same weights interleaved", "[model][lin
     }
     CHECK(torch::allclose(got, rowwise, 1e-5, 1e-5));  // the same integer sums, added in another order
     CHECK(torch::allclose(got.to(torch::kFloat64), want, 2e-2, 2e-2));
+    CHECK_FALSE(torch::allclose(got.to(torch::kFloat64), want, 1e-7, 1e-7));  // the kernels', not a float product
     auto xg = x.clone().requires_grad_(true);
     CHECK(torch::equal(b.forward(xg), a.forward(x.clone().requires_grad_(true))));
   }
