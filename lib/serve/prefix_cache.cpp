@@ -20,6 +20,13 @@ size_t PrefixCache::KeyHash::operator()(const Key& k) const {
   return static_cast<size_t>(h);
 }
 
+bool PrefixCache::KeyLess::operator()(const Map::value_type* a, const Map::value_type* b) const {
+  const Key &x = a->first, &y = b->first;
+  if (x.adapter != y.adapter) return x.adapter < y.adapter;
+  if (x.parent != y.parent) return x.parent < y.parent;
+  return x.tokens < y.tokens;
+}
+
 PrefixCache::PrefixCache(int64_t block_tokens, int64_t capacity_blocks)
     : block_tokens_(block_tokens), capacity_(std::max<int64_t>(capacity_blocks, 0)) {
   if (block_tokens_ < 1) throw Error(fmt::format("prefix cache: block of {} tokens; expected >= 1", block_tokens_));
@@ -75,6 +82,24 @@ std::vector<PrefixCache::Map::value_type*> PrefixCache::chain(uint64_t adapter,
   return out;
 }
 
+std::pair<PrefixCache::Map::value_type*, int64_t> PrefixCache::partial(
+    uint64_t adapter, uint64_t parent, std::vector<infer::TokenId>::const_iterator first,
+    std::vector<infer::TokenId>::const_iterator last) {
+  Map::value_type query{Key{adapter, parent, std::vector<infer::TokenId>(first, last)}, Entry{}};
+  const auto at = ordered_.lower_bound(&query);
+  std::pair<Map::value_type*, int64_t> best{nullptr, 0};
+  auto consider = [&](std::set<Map::value_type*, KeyLess>::const_iterator it) {
+    const Key& k = (*it)->first;
+    if (k.adapter != adapter || k.parent != parent) return;
+    const auto n = std::min<size_t>(k.tokens.size(), query.first.tokens.size());
+    const auto common = std::mismatch(k.tokens.begin(), k.tokens.begin() + n, first).first - k.tokens.begin();
+    if (common > best.second) best = {*it, common};
+  };
+  if (at != ordered_.end()) consider(at);
+  if (at != ordered_.begin()) consider(std::prev(at));
+  return best;
+}
+
 // Deepest first, so that each block ends more recent than every block after it in the chain.
 void PrefixCache::touch(const std::vector<Map::value_type*>& chain) {
   for (auto it = chain.rbegin(); it != chain.rend(); ++it) lru_.splice(lru_.begin(), lru_, (*it)->second.lru);
@@ -83,6 +108,7 @@ void PrefixCache::touch(const std::vector<Map::value_type*>& chain) {
 void PrefixCache::erase(Map::iterator it) {
   stats_.bytes -= it->second.kv.nbytes();
   lru_.erase(it->second.lru);
+  ordered_.erase(&*it);
   blocks_.erase(it);
   stats_.blocks = static_cast<int64_t>(blocks_.size());
 }
@@ -95,12 +121,21 @@ int64_t PrefixCache::restore(const std::vector<infer::TokenId>& prompt, const Ad
   int64_t hit = 0;
   purge_released_adapters();
   if (capacity_ > 0 && n > 1) {
-    auto found = chain(adapter_id(adapter), prompt, (n - 1) / block_tokens_);  // never the last token
-    if (!found.empty()) {
-      for (const auto* b : found) cache.row_append(row, b->second.kv);  // block by block: no temporary of them all
-      touch(found);
-      hit = static_cast<int64_t>(found.size()) * block_tokens_;
+    const uint64_t a = adapter_id(adapter);
+    auto found = chain(a, prompt, (n - 1) / block_tokens_);           // never the last token
+    for (const auto* b : found) cache.row_append(row, b->second.kv);  // block by block: no temporary of them all
+    hit = static_cast<int64_t>(found.size()) * block_tokens_;
+    const int64_t room = std::min(block_tokens_, n - 1 - hit);
+    if (room > 0) {
+      auto [next, common] = partial(a, found.empty() ? 0 : found.back()->second.id, prompt.begin() + hit,
+                                    prompt.begin() + hit + room);
+      if (next) {
+        cache.row_append(row, next->second.kv.narrow(3, 0, common));
+        found.push_back(next);
+        hit += common;
+      }
     }
+    touch(found);
   }
   stats_.hit_tokens += static_cast<uint64_t>(hit);
   stats_.miss_tokens += static_cast<uint64_t>(n - hit);
@@ -126,9 +161,10 @@ void PrefixCache::store(const std::vector<infer::TokenId>& tokens, int64_t n, co
     if (static_cast<int64_t>(blocks_.size()) >= capacity_) break;  // this chain alone fills the cache
     Entry e;
     e.id = next_entry_++;
-    e.kv = cache.row_slots(row, i * block_tokens_, block_tokens_);  // a new tensor: its own memory
+    e.kv = cache.row_slots(row, i * block_tokens_, block_tokens_);              // a new tensor: its own memory
     auto& b = *blocks_.emplace(key(a, parent, tokens, i), std::move(e)).first;  // new: its parent is new or last found
     b.second.lru = lru_.insert(lru_.begin(), &b.first);
+    ordered_.insert(&b);
     stats_.bytes += b.second.kv.nbytes();
     have.push_back(&b);
     parent = b.second.id;

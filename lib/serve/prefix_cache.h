@@ -7,6 +7,10 @@
 // very same tokens at the very same positions (its keys carry RoPE for them) computed with the very same adapter
 // (the base model is one identity; each adapter object another: one loaded again or replaced is a new one, and
 // the blocks of an adapter no one holds any more are dropped). Lookups compare token ids, never only a hash.
+// After its whole blocks, a prompt also takes the leading positions of one more cached block that follows the same
+// chain, as many as that block's tokens agree with the prompt's next ones (keys and values at a position depend only
+// on the tokens up to it): a request repeating a prompt shorter than a block, or the same prompt again after the
+// reply was stored, prefills its last token only, as llama.cpp's server does within a slot.
 // Entries are copies (KvCache::row_slots / row_append), so rows never share memory with the store and evicting
 // is always safe. Eviction: least recently used first; a lookup or store refreshes a chain root last, so a block
 // is always more recent than its descendants and the LRU block is a leaf. Not here: where the memory budget
@@ -18,6 +22,7 @@
 #include <list>
 #include <map>
 #include <memory>
+#include <set>
 #include <unordered_map>
 #include <vector>
 
@@ -36,8 +41,9 @@ class PrefixCache {
   PrefixCache(int64_t block_tokens, int64_t capacity_blocks);
 
   // Copies into row `row` of `cache` (which must be empty) the keys and values of the longest chain of cached
-  // blocks that starts `prompt` with `adapter`, never reaching the prompt's last token (the caller prefills at
-  // least that one, to have logits). Returns the tokens restored: a multiple of block_tokens, < prompt.size().
+  // blocks that starts `prompt` with `adapter`, then the leading positions of the cached block after that chain whose
+  // tokens agree longest with the prompt's next ones — never reaching the prompt's last token (the caller prefills
+  // at least that one, to have logits). Returns the tokens restored, < prompt.size().
   // Counts them as hits and the rest of the prompt as misses. Throws Error on a non-empty row.
   int64_t restore(const std::vector<infer::TokenId>& prompt, const Adapter& adapter, model::KvCache& cache,
                   int64_t row);
@@ -68,17 +74,28 @@ class PrefixCache {
     uint64_t id = 0;
   };
   using Map = std::unordered_map<Key, Entry, KeyHash>;
+  // The same entries in (adapter, parent, tokens) order: a block's siblings side by side, and the one whose tokens
+  // share the longest prefix with a query next to where the query would go.
+  struct KeyLess {
+    bool operator()(const Map::value_type* a, const Map::value_type* b) const;
+  };
 
   uint64_t adapter_id(const Adapter& adapter);
   void purge_released_adapters();
   Key key(uint64_t adapter, uint64_t parent, const std::vector<infer::TokenId>& tokens, int64_t block) const;
   // The cached entries of the first `blocks` blocks of `tokens`, as far as they are cached.
   std::vector<Map::value_type*> chain(uint64_t adapter, const std::vector<infer::TokenId>& tokens, int64_t blocks);
+  // The cached block after `parent` whose tokens share the longest prefix with [first, last) (at most its size),
+  // and that length; nullptr and 0 without one.
+  std::pair<Map::value_type*, int64_t> partial(uint64_t adapter, uint64_t parent,
+                                               std::vector<infer::TokenId>::const_iterator first,
+                                               std::vector<infer::TokenId>::const_iterator last);
   void touch(const std::vector<Map::value_type*>& chain);
   void erase(Map::iterator it);
 
   int64_t block_tokens_, capacity_;
   Map blocks_;
+  std::set<Map::value_type*, KeyLess> ordered_;
   std::list<const Key*> lru_;  // most recently used first; the keys live in blocks_
   std::map<const model::LoraAdapter*, Owner> adapters_;
   uint64_t next_entry_ = 1, next_adapter_ = 1;  // 0 is "none" / the base model

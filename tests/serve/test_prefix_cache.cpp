@@ -1,6 +1,7 @@
-// PrefixCache (serve's reuse of prompt blocks): what it restores is exactly what a prefill computes, only whole
-// blocks of the very same leading tokens and adapter, never a prompt's last token, evicting least recently used
-// leaves first; a tiny random model, so every number is checked against a full prefill.
+// PrefixCache (serve's reuse of prompt blocks): what it restores is exactly what a prefill computes, whole blocks
+// of the very same leading tokens and adapter and then the agreeing positions of one more block, never a prompt's
+// last token, evicting least recently used leaves first; a tiny random model, so every number is checked against a full
+// prefill.
 #include <catch2/catch.hpp>
 
 #include <torch/torch.h>
@@ -68,21 +69,76 @@ TEST_CASE("PrefixCache restores whole blocks that equal a prefill, never the las
   CHECK(pc.stats().miss_tokens == 3);
   CHECK_THROWS_AS(pc.restore(prompt, nullptr, row, 1), Error);  // the row is not empty
 
-  // A prompt of exactly two blocks reuses only the first: its last token is always prefilled.
+  // A prompt of exactly two blocks reuses the first and 3 positions of the second: its last token is always
+  // prefilled.
   const std::vector<infer::TokenId> two(prompt.begin(), prompt.begin() + 8);
   auto r2 = f.m->cache_new(1, 64);
-  CHECK(pc.restore(two, nullptr, r2, 0) == 4);
-  // A one-token prompt, and a prompt whose first block differs: nothing.
+  CHECK(pc.restore(two, nullptr, r2, 0) == 7);
+  // A one-token prompt: nothing. A prompt whose first block differs from its second token on: that token's position.
   auto r3 = f.m->cache_new(1, 64);
   CHECK(pc.restore({prompt[0]}, nullptr, r3, 0) == 0);
   auto other = prompt;
-  other[1] = (other[1] + 1) % 50;
+  other[0] = (other[0] + 1) % 50;
   CHECK(pc.restore(other, nullptr, r3, 0) == 0);
-  // The second block differs: the first only.
+  other = prompt;
+  other[1] = (other[1] + 1) % 50;
+  CHECK(pc.restore(other, nullptr, r3, 0) == 1);
+  // The second block differs from position 6: the first block and 2 positions of the second.
   other = prompt;
   other[6] = (other[6] + 1) % 50;
-  CHECK(pc.restore(other, nullptr, r3, 0) == 4);
-  CHECK(r3.lengths()[0] == 4);
+  r3.reset_row(0);
+  CHECK(pc.restore(other, nullptr, r3, 0) == 6);
+  CHECK(r3.lengths()[0] == 6);
+}
+
+TEST_CASE("PrefixCache restores the agreeing leading positions of one more block, as a prefill computes them",
+          "[serve][prefix_cache]") {
+  c10::InferenceMode guard;
+  Fixture f;
+  PrefixCache pc(kBlock, 100);
+  // Two sequences that share their first block and part of the second, stored whole: [0, 4) once, then two
+  // siblings after it, one agreeing with `query` on 1 position and one on 3.
+  auto near = ids(12), far = ids(12);
+  far[5] = (far[5] + 1) % 50;  // agrees with near on positions 4
+  for (const auto& t : {far, near}) {
+    auto [c, l] = f.prefill(t);
+    pc.store(t, 12, nullptr, c, 0);
+  }
+  CHECK(pc.stats().blocks == 5);  // the first block once, then 2 + 2
+  auto query = ids(12);
+  query[7] = (query[7] + 1) % 50;  // agrees with near on positions 4..6 and with far on 4 only
+  query.resize(10);
+  auto [full, logits_full] = f.prefill(query);
+  auto row = f.m->cache_new(1, 64);
+  CHECK(pc.restore(query, nullptr, row, 0) == 7);
+  CHECK(torch::allclose(row.row_slots(0, 0, 7), full.row_slots(0, 0, 7), 1e-5, 1e-6));  // other prompt lengths
+  CHECK(torch::allclose(f.forward_from(row, query, 7), logits_full, 1e-5, 1e-5));
+  CHECK(pc.stats().hit_tokens == 7);
+  CHECK(pc.stats().miss_tokens == 3);
+  // A prompt shorter than a block takes the agreeing positions of a first block: all but its last token.
+  const std::vector<infer::TokenId> shortp(query.begin(), query.begin() + 3);
+  row.reset_row(0);
+  CHECK(pc.restore(shortp, nullptr, row, 0) == 2);
+  auto [short_full, short_logits] = f.prefill(shortp);
+  CHECK(torch::allclose(f.forward_from(row, shortp, 2), short_logits, 1e-5, 1e-5));
+  // Only a block after the same chain: a prompt that differs at position 0 restores nothing.
+  auto shifted = query;
+  shifted[0] = (shifted[0] + 1) % 50;
+  row.reset_row(0);
+  CHECK(pc.restore(shifted, nullptr, row, 0) == 0);
+  // Evicting a partial match's block leaves its siblings and their order intact.
+  PrefixCache one(kBlock, 2);
+  {
+    auto [c, l] = f.prefill(near);
+    one.store(near, 12, nullptr, c, 0);  // blocks 0, 1 (capacity 2): block 2 is not kept
+  }
+  row.reset_row(0);
+  CHECK(one.restore(query, nullptr, row, 0) == 7);
+  auto [cf, lf] = f.prefill(far);
+  one.store(far, 12, nullptr, cf, 0);  // far's block 1 evicts near's (the least recently used leaf)
+  row.reset_row(0);
+  CHECK(one.restore(query, nullptr, row, 0) == 5);
+  CHECK(torch::allclose(f.forward_from(row, query, 5), logits_full, 1e-5, 1e-5));
 }
 
 TEST_CASE("PrefixCache keeps each adapter's blocks apart and drops those of adapters released",

@@ -34,7 +34,7 @@ json chat_req(const json& messages, int max_tokens) {
 struct Reply {
   std::string text;
   json logprobs;
-  int prompt_tokens = 0;
+  int prompt_tokens = 0, completion_tokens = 0;
 };
 
 Reply chat(const test::ServeProcess& s, const json& messages, int max_tokens = 24) {
@@ -43,7 +43,7 @@ Reply chat(const test::ServeProcess& s, const json& messages, int max_tokens = 2
   INFO(body.dump());
   REQUIRE(status == 200);
   return {body["choices"][0]["message"]["content"], body["choices"][0]["logprobs"]["content"],
-          body["usage"]["prompt_tokens"]};
+          body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]};
 }
 
 // Same text, same tokens, and every log-probability (chosen and top 5) within `tolerance`; returns the largest
@@ -143,7 +143,8 @@ TEST_CASE("serve: the prefix cache changes no output - shared system prompts and
     auto [status, body] = futures[i].get();
     REQUIRE(status == 200);
     const auto& choice = body["choices"][0];
-    replies_match({choice["message"]["content"], choice["logprobs"]["content"], body["usage"]["prompt_tokens"]},
+    replies_match({choice["message"]["content"], choice["logprobs"]["content"], body["usage"]["prompt_tokens"],
+                   body["usage"]["completion_tokens"]},
                   first[i], 1e-4);
   }
 }
@@ -164,11 +165,13 @@ TEST_CASE("serve: the prefix cache never gives an adapter the base model's block
     INFO(body.dump());
     REQUIRE(status == 200);
     return Reply{body["choices"][0]["message"]["content"], body["choices"][0]["logprobs"]["content"],
-                 body["usage"]["prompt_tokens"]};
+                 body["usage"]["prompt_tokens"], body["usage"]["completion_tokens"]};
   };
   const std::string hit = "hearth_prefix_cache_hit_tokens_total", miss = "hearth_prefix_cache_miss_tokens_total";
   auto base1 = ask(s, kModel);
-  const int P = base1.prompt_tokens, H = (P - 1) / 16 * 16;  // whole blocks before the last token
+  // Stored when the sequence ended: the whole blocks of its prompt and reply (all but the last token sampled, never fed
+  // back). Asking again restores those before the prompt's last token, the last block's agreeing part included.
+  const int P = base1.prompt_tokens, C = base1.completion_tokens, H = std::min(P - 1, (P + C - 1) / 16 * 16);
   REQUIRE(H >= 32);
   CHECK(settled(s, miss, P) == P);
   CHECK(settled(s, hit, 0) == 0);
