@@ -35,8 +35,8 @@ TensorMap gguf_tensors(const io::GgufFile& file, const ModelConfig& config);
 // FormatError naming the tensor for a missing tensor, a shape other than n.shape or a type hearth cannot decode.
 torch::Tensor gguf_tensor_decode(const io::GgufFile& file, const GgufTensorName& n);
 
-// The weights split as a model uses them: HF-named float32 tensors, and, when `keep_blocks`, the quantized
-// weight matrices as blocks (those are then absent from `dense`). With `kernel_copies`, the q/k matrices, whose rows
+// The weights split as a model uses them: HF-named float32 tensors, and, when `keep_blocks`, the quantized, F16 and
+// BF16 weight matrices as blocks (those are then absent from `dense`). With `kernel_copies`, the q/k matrices, whose rows
 // move and so are copied anyway, are copied straight into the CPU kernels' copy (Linear::Blocks::copied_for_kernels),
 // one at a time: a load that makes those copies then never holds all the reordered copies beside them.
 struct GgufWeights {

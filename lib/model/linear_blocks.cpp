@@ -145,6 +145,8 @@ Linear::Blocks Linear::Blocks::copied_for_kernels() const {
 
 void Linear::Blocks::decode_rows(int64_t r0, int64_t r1, float* dst) const {
   if (interleaved_rows) return quant::dequantize_interleaved(type, data, rows, in, r0, r1, dst);
+  if (type == quant::GgmlType::kF16 || type == quant::GgmlType::kBF16)  // the same floats, vector conversions
+    return quant::widen(type, data + static_cast<size_t>(r0) * row_bytes(), dst, (r1 - r0) * in);
   quant::dequantize(type, data + static_cast<size_t>(r0) * row_bytes(), dst, (r1 - r0) * in);
 }
 
@@ -190,12 +192,18 @@ torch::Tensor Linear::decoded_rows(int64_t r0, int64_t n, torch::Tensor* scratch
 }
 
 // Under autograd (training, and a checkpointed layer's forward), or with the blocks on a device: decoded chunks.
-// Otherwise (decoding, prefill without gradients) the block kernels, as before QLoRA.
+// Otherwise (decoding, prefill without gradients) the block kernels, as before QLoRA — except for F16/BF16 rows
+// times more rows than matmul_f32 takes: a prompt's product decoded in chunks goes through sgemm, which multiplies
+// many rows faster than reading each weight row once per 4 activation rows does.
 torch::Tensor Linear::base_blocks(const torch::Tensor& x) const {
   if (x.device() != device())
     throw Error(fmt::format("Linear: input on {}, block weights on {}", x.device().str(), device().str()));
   if (blocks_[0].device_bytes.defined() || torch::GradMode::is_enabled() || g_decoded_guards > 0)
     return base_decoded(x);
+  const bool half = std::any_of(blocks_.begin(), blocks_.end(), [](const Blocks& b) {
+    return b.type == quant::GgmlType::kF16 || b.type == quant::GgmlType::kBF16;
+  });
+  if (half && x.numel() / in_ > quant::matmul_f32_max_rows()) return base_decoded(x);
   return base_block_kernels(x);
 }
 

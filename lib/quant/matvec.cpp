@@ -237,6 +237,10 @@ detail::Kernels kernels_of(Isa i) {
   if (!k.q4_0_group) k.q4_0_group = scalar.q4_0_group;
   if (!k.q8_0_group) k.q8_0_group = scalar.q8_0_group;
   if (!k.f32) k.f32 = scalar.f32;
+  if (!k.widen_f16) k.widen_f16 = scalar.widen_f16;
+  if (!k.widen_bf16) k.widen_bf16 = scalar.widen_bf16;
+  if (!k.f16) k.f16 = scalar.f16;
+  if (!k.bf16) k.bf16 = scalar.bf16;
   if (!k.quantize32) k.quantize32 = scalar.quantize32;
   if (!k.quantize256) k.quantize256 = scalar.quantize256;
   if (!k.weighted_f32) k.weighted_f32 = scalar.weighted_f32;
@@ -287,9 +291,23 @@ const void* blocks_of(const Activations& x) {
   return x.b32.empty() ? static_cast<const void*>(x.b256.data()) : static_cast<const void*>(x.b32.data());
 }
 
+// F16/BF16 rows: the variant's kernel over panels of activation rows.
+void run_half(detail::HalfFn half, const void* w, const Activations* x, int64_t m, float* y, int64_t ldy,
+              int64_t row_begin, int64_t row_end) {
+  constexpr int64_t kPanel = 64;
+  const float* cols[kPanel];
+  for (int64_t i0 = 0; i0 < m; i0 += kPanel) {
+    const int64_t i1 = std::min(m, i0 + kPanel);
+    for (int64_t i = i0; i < i1; ++i) cols[i - i0] = x[i].values.data();
+    half(static_cast<const uint16_t*>(w), x[0].n, cols, i1 - i0, y + i0 * ldy, ldy, row_begin, row_end);
+  }
+}
+
 void run(const detail::Kernels& k, GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m,
          float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
   check_activations(type, x, m);
+  if (type == GgmlType::kF16) return run_half(k.f16, w, x, m, y, ldy, row_begin, row_end);
+  if (type == GgmlType::kBF16) return run_half(k.bf16, w, x, m, y, ldy, row_begin, row_end);
   const auto* wb = static_cast<const uint8_t*>(w);
   auto [dot, block] = dot_for(k, type);
   if (!dot) return run_decoded(type, wb, row_bytes, x, m, y, ldy, row_begin, row_end);
@@ -430,6 +448,30 @@ void f32_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, in
   }
 }
 
+template <bool kBf16>
+void widen_scalar(const uint16_t* src, float* dst, int64_t n) {
+  for (int64_t i = 0; i < n; ++i) dst[i] = kBf16 ? bf16_to_f32(src[i]) : f16_to_f32(src[i]);
+}
+
+// F16/BF16 rows as f32_rows sums float32 ones.
+template <bool kBf16>
+void half_rows(const uint16_t* w, int64_t k, const float* const* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
+               int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint16_t* wr = w + r * k;
+    for (int64_t i = 0; i < m; ++i) {
+      const float* xi = x[i];
+      float s[4] = {0, 0, 0, 0};
+      int64_t j = 0;
+      auto value = [&](int64_t t) { return kBf16 ? bf16_to_f32(wr[t]) : f16_to_f32(wr[t]); };
+      for (; j + 4 <= k; j += 4)
+        for (int t = 0; t < 4; ++t) s[t] += value(j + t) * xi[j + t];
+      for (; j < k; ++j) s[0] += value(j) * xi[j];
+      y[i * ldy + (r - row_begin)] = (s[0] + s[1]) + (s[2] + s[3]);
+    }
+  }
+}
+
 void weighted_rows(const float* p, int64_t count, const float* v, int64_t ldv, int64_t n, float* o) {
   std::fill(o, o + n, 0.0f);
   for (int64_t s = 0; s < count; ++s) {
@@ -467,6 +509,10 @@ Kernels kernels_scalar() {
   k.quantize256 = quantize256_scalar;
   k.weighted_f32 = weighted_rows;
   k.f32 = f32_rows;
+  k.f16 = half_rows<false>;
+  k.bf16 = half_rows<true>;
+  k.widen_f16 = widen_scalar<false>;
+  k.widen_bf16 = widen_scalar<true>;
   k.q8_0 = dot_q8_0;
   k.q4_0 = dot_q4_0;
   k.q5_0 = dot_q5_0;
@@ -536,6 +582,22 @@ void weighted_rows_f32(const float* p, int64_t count, const float* v, int64_t ld
 }
 
 int64_t matmul_f32_max_rows() { return isa() == Isa::kAvx512 || isa() == Isa::kAvx512Vnni ? 16 : 12; }
+
+namespace {
+void widen_of(const detail::Kernels& k, GgmlType type, const void* src, float* dst, int64_t n) {
+  if (type != GgmlType::kF16 && type != GgmlType::kBF16)
+    throw Error(fmt::format("widen: {} values; expected F16 or BF16", ggml_type_name(type)));
+  (type == GgmlType::kF16 ? k.widen_f16 : k.widen_bf16)(static_cast<const uint16_t*>(src), dst, n);
+}
+}  // namespace
+
+void widen(GgmlType type, const void* src, float* dst, int64_t n) { widen_of(kernels(), type, src, dst, n); }
+
+bool detail::widen_with(const char* name, GgmlType type, const void* src, float* dst, int64_t n) {
+  const auto i = runnable(name);
+  if (i) widen_of(kernels_of(*i), type, src, dst, n);
+  return i.has_value();
+}
 
 void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y, int64_t ldy,
                  int64_t row_begin, int64_t row_end) {

@@ -57,6 +57,15 @@ void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activatio
 void matmul_interleaved(GgmlType type, const void* w, int64_t rows, const Activations* x, int64_t m, float* y,
                         int64_t ldy, int64_t row_begin, int64_t row_end);
 
+// F16 and BF16 rows have kernels of their own (matmul_rows): the weights widened to float32 in registers (exactly),
+// multiplied with the float32 activations (Activations::values), each (row, activation row) summed in the same order
+// whatever m — reading 2 bytes per weight where a float32 copy of them read 4.
+
+// n F16 or BF16 values at `src` widened to float32 into dst: the floats dequantize() gives (the conversion is exact;
+// a NaN stays a NaN of its sign, F16C setting its quiet bit), with the variant's vector conversion. Throws Error for
+// other types.
+void widen(GgmlType type, const void* src, float* dst, int64_t n);
+
 // Whether a model loading `type` rows for these kernels copies them into the interleaved layout (interleave.h):
 // Q4_0 always; Q8_0 with the SIMD variants (the portable scalar one reads ggml's rows faster; bench/README.md,
 // bench_kernels "Q8_0x16").
@@ -100,6 +109,12 @@ using F32Fn = void (*)(const float* w, int64_t k, const float* x, int64_t m, flo
 // max|x| is 0, infinite or NaN: all zero), with their sums. Bit-identical to the scalar variant.
 // A variant's weighted_rows_f32.
 using WeightedFn = void (*)(const float* p, int64_t count, const float* v, int64_t ldv, int64_t n, float* o);
+// A variant's products of F16 or BF16 weight rows w + r·k (k elements each) with m float32 activation rows x[i]:
+// y[i·ldy + (r − row_begin)] for r in [row_begin, row_end). Each (r, i) adds in the same order whatever m.
+// A variant's widen() of n F16 or BF16 values.
+using WidenFn = void (*)(const uint16_t* src, float* dst, int64_t n);
+using HalfFn = void (*)(const uint16_t* w, int64_t k, const float* const* x, int64_t m, float* y, int64_t ldy,
+                        int64_t row_begin, int64_t row_end);
 using Quantize32Fn = void (*)(const float* x, int64_t blocks, ActivationBlock32* out);
 using Quantize256Fn = void (*)(const float* x, int64_t blocks, ActivationBlock256* out);
 struct Kernels {
@@ -111,6 +126,8 @@ struct Kernels {
   TileFn q4_k_tile = nullptr, q5_k_tile = nullptr, q6_k_tile = nullptr;
   GroupFn q4_0_group = nullptr, q8_0_group = nullptr;  // interleaved Q4_0, Q8_0
   F32Fn f32 = nullptr;                                 // float32 rows
+  HalfFn f16 = nullptr, bf16 = nullptr;
+  WidenFn widen_f16 = nullptr, widen_bf16 = nullptr;
   Quantize32Fn quantize32 = nullptr;
   Quantize256Fn quantize256 = nullptr;
   WeightedFn weighted_f32 = nullptr;
@@ -132,6 +149,8 @@ bool activations_prepare_with(const char* isa, GgmlType weight_type, const float
 // The same for weighted_rows_f32.
 bool weighted_rows_f32_with(const char* isa, const float* p, int64_t count, const float* v, int64_t ldv, int64_t n,
                             float* o);
+// The same for widen.
+bool widen_with(const char* isa, GgmlType type, const void* src, float* dst, int64_t n);
 // The same for matmul_f32.
 bool matmul_f32_with(const char* isa, const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy,
                      int64_t row_begin, int64_t row_end);

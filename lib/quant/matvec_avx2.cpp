@@ -400,6 +400,64 @@ void f32_rows(const float* w, int64_t k, const float* x, int64_t m, float* y, in
 
 namespace {
 
+// F16/BF16 rows (HalfFn): as f32_cols, the weights widened to float32 as they are loaded (F16C's conversion, or the
+// bfloat16 bits moved to the top of each lane: both exact).
+template <bool kBf16>
+inline __m256 half8(const uint16_t* p) {
+  const __m128i h = _mm_loadu_si128(reinterpret_cast<const __m128i*>(p));
+  if constexpr (kBf16) return _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(h), 16));
+  else return _mm256_cvtph_ps(h);
+}
+
+template <bool kBf16>
+inline float half1(uint16_t h) {
+  if constexpr (kBf16) return _mm_cvtss_f32(_mm_castsi128_ps(_mm_cvtsi32_si128(static_cast<int>(uint32_t(h) << 16))));
+  else return _cvtsh_ss(h);
+}
+
+template <bool kBf16>
+void widen(const uint16_t* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i + 8 <= n; i += 8) _mm256_storeu_ps(dst + i, half8<kBf16>(src + i));
+  for (; i < n; ++i) dst[i] = half1<kBf16>(src[i]);
+}
+
+template <bool kBf16, int NC>
+void half_cols(const uint16_t* wr, int64_t k, const float* const* x, float* y, int64_t ldy) {
+  __m256 a0[NC], a1[NC];
+  for (int c = 0; c < NC; ++c) a0[c] = a1[c] = _mm256_setzero_ps();
+  int64_t j = 0;
+  for (; j + 16 <= k; j += 16) {
+    const __m256 w0 = half8<kBf16>(wr + j), w1 = half8<kBf16>(wr + j + 8);
+    for (int c = 0; c < NC; ++c) {
+      a0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[c] + j), a0[c]);
+      a1[c] = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x[c] + j + 8), a1[c]);
+    }
+  }
+  if (j + 8 <= k) {
+    const __m256 w0 = half8<kBf16>(wr + j);
+    for (int c = 0; c < NC; ++c) a0[c] = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x[c] + j), a0[c]);
+    j += 8;
+  }
+  for (int c = 0; c < NC; ++c) {
+    float s = hsum(_mm256_add_ps(a0[c], a1[c]));
+    for (int64_t t = j; t < k; ++t) s += half1<kBf16>(wr[t]) * x[c][t];
+    y[c * ldy] = s;
+  }
+}
+
+template <bool kBf16>
+void half_rows(const uint16_t* w, int64_t k, const float* const* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
+               int64_t row_end) {
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    const uint16_t* wr = w + r * k;
+    float* yr = y + (r - row_begin);
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) half_cols<kBf16, 4>(wr, k, x + i, yr + i * ldy, ldy);
+    for (; i < m; ++i) half_cols<kBf16, 1>(wr, k, x + i, yr + i * ldy, ldy);
+  }
+}
+
 // activations_prepare's rounding, 8 floats at a time: x·(127/max|x|) rounded to nearest even by adding and taking
 // off 1.5·2^23 (the scalar variant's own operations, so the same bits), clamped to ±127, NaN to 0.
 inline __m256i levels8(__m256 x, __m256 id) {
@@ -482,6 +540,10 @@ Kernels kernels_avx2() {
   k.quantize32 = quantize32;
   k.quantize256 = quantize256;
   k.f32 = f32_rows;
+  k.f16 = half_rows<false>;
+  k.bf16 = half_rows<true>;
+  k.widen_f16 = widen<false>;
+  k.widen_bf16 = widen<true>;
   k.q8_0 = dot<Q8_0Rows>;
   k.q4_0 = dot<Q4_0Rows>;
   k.q5_0 = dot<Q5_0Rows>;

@@ -11,6 +11,7 @@
 #include <random>
 #include <vector>
 
+#include "core/error.h"
 #include "normal_values.h"
 #include "quant/codec.h"
 #include "quant/half.h"
@@ -184,7 +185,7 @@ TEST_CASE("every variant's 8-bit activations equal the scalar ones, bit for bit"
   Activations a;
   REQUIRE(detail::activations_prepare_with("scalar", GgmlType::kQ8_0, x.data(), n, a));
   const size_t edges = 3 * 512 / 32;
-  CHECK(a.b32[edges].d == 0.0f);  // the zero block
+  CHECK(a.b32[edges].d == 0.0f);                // the zero block
   CHECK(a.b32[edges + 8 + 1].q[37 - 32] == 0);  // the NaN (element 37: block 1 of 8)
   CHECK(a.b32[edges + 8 + 1].d > 0.0f);
   CHECK(a.b32[edges + 8 * 2 + 6].d == 0.0f);  // the infinity's block (element 200: block 6 of 8)
@@ -195,7 +196,8 @@ TEST_CASE("every variant's 8-bit activations equal the scalar ones, bit for bit"
   CHECK(a.b32[edges + 8 * 3].q[2] == 0);
 }
 
-TEST_CASE("probability-weighted rows: every variant gives the scalar loop's bits, zeros and NaN skipped", "[quant][matvec]") {
+TEST_CASE("probability-weighted rows: every variant gives the scalar loop's bits, zeros and NaN skipped",
+          "[quant][matvec]") {
   // Widths with and without a 64- or 16-column remainder; weights with zeros (masked keys), a NaN (a row whose every
   // key was masked) and negatives (skipped as not > 0); value rows further apart than their width.
   for (int64_t n : {64, 128, 100, 8, 3}) {
@@ -219,7 +221,11 @@ TEST_CASE("probability-weighted rows: every variant gives the scalar loop's bits
         std::vector<float> got(n, -2.0f);
         if (!detail::weighted_rows_f32_with(variant, p.data(), count, v.data(), ldv, n, got.data())) continue;
         INFO(variant);
-        CHECK(std::memcmp(got.data(), want.data(), n * sizeof(float)) == 0);
+        int64_t differ = 0;  // bits, except that a NaN only has to stay a NaN of its sign (F16C quiets them)
+        for (int64_t i = 0; i < n; ++i)
+          differ += std::isnan(want[i]) ? !(std::isnan(got[i]) && std::signbit(got[i]) == std::signbit(want[i]))
+                                        : float_bits(got[i]) != float_bits(want[i]);
+        CHECK(differ == 0);
       }
     }
   }
@@ -438,4 +444,95 @@ TEST_CASE("float32 row products carry NaN and infinity as the sums do", "[quant]
     CHECK(std::isnan(y[2]));
     CHECK(std::isinf(y[4]));
   }
+}
+
+TEST_CASE("F16 and BF16 row products: every variant against float64, the same sums whatever the batch",
+          "[quant][matvec]") {
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kBF16})
+    for (int64_t k : {7, 16, 40, 100, 576}) {  // tails of every length the wide steps leave
+      const int64_t rows = 9, M = 7;
+      const Matrix w = random_matrix(type, rows, k, 21);
+      std::vector<float> decoded(rows * k);
+      dequantize(type, w.bytes.data(), decoded.data(), rows * k);
+      std::vector<Activations> acts(M);
+      for (int64_t i = 0; i < M; ++i) activations_prepare(type, random_vector(k, 30 + i).data(), k, acts[i]);
+      for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+        INFO(ggml_type_name(type) << " k=" << k << " " << variant);
+        std::vector<float> all(M * rows, -7.0f);
+        if (!detail::matmul_rows_with(variant, type, w.bytes.data(), w.row_bytes(), acts.data(), M, all.data(), rows, 0,
+                                      rows))
+          continue;
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t r = 0; r < rows; ++r) {
+            double dot = 0, mag = 0;
+            for (int64_t j = 0; j < k; ++j) {
+              dot += double(decoded[r * k + j]) * acts[i].values[j];
+              mag += std::fabs(double(decoded[r * k + j]) * acts[i].values[j]);
+            }
+            CHECK(std::fabs(all[i * rows + r] - dot) <= 1e-6 * mag);
+          }
+        // Each activation row alone, and rows 2..6 into a y of their own: the same floats, bit for bit.
+        for (int64_t i = 0; i < M; ++i) {
+          std::vector<float> one(rows);
+          REQUIRE(detail::matmul_rows_with(variant, type, w.bytes.data(), w.row_bytes(), &acts[i], 1, one.data(), rows,
+                                           0, rows));
+          for (int64_t r = 0; r < rows; ++r) CHECK(one[r] == all[i * rows + r]);
+        }
+        std::vector<float> part(M * 4, -7.0f);
+        REQUIRE(detail::matmul_rows_with(variant, type, w.bytes.data(), w.row_bytes(), acts.data(), M, part.data(), 4,
+                                         2, 6));
+        for (int64_t i = 0; i < M; ++i)
+          for (int64_t r = 2; r < 6; ++r) CHECK(part[i * 4 + (r - 2)] == all[i * rows + r]);
+      }
+    }
+}
+
+TEST_CASE("F16 and BF16 row products widen every weight exactly: subnormal, infinite and NaN weights",
+          "[quant][matvec]") {
+  const int64_t k = 40;  // two 16-wide steps and a tail in every variant
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kBF16}) {
+    const bool bf16 = type == GgmlType::kBF16;
+    std::vector<uint16_t> w(3 * k, bf16 ? 0x3f80 : 0x3c00);  // 1.0
+    w[5] = 0x0001;                                           // the smallest subnormal of either format
+    w[k + 39] = bf16 ? 0x7f80 : 0x7c00;                      // +inf, in the tail
+    w[2 * k + 17] = bf16 ? 0x7fc0 : 0x7e00;                  // NaN
+    std::vector<float> x(k, 0.5f);
+    x[5] = 1e38f;  // so that the subnormal weight's product is visible beside 39 · 0.5
+    Activations a;
+    activations_prepare(type, x.data(), k, a);
+    const double tiny = bf16 ? double(bf16_to_f32(1)) : double(f16_to_f32(1));
+    for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+      INFO(ggml_type_name(type) << " " << variant);
+      std::vector<float> y(3, -7.0f);
+      if (!detail::matmul_rows_with(variant, type, w.data(), 2 * k, &a, 1, y.data(), 3, 0, 3)) continue;
+      CHECK(y[0] == Approx(39 * 0.5 + tiny * 1e38).epsilon(1e-6));
+      CHECK(std::isinf(y[1]));
+      CHECK(std::isnan(y[2]));
+    }
+  }
+}
+
+TEST_CASE("F16 and BF16 widened by every variant: dequantize's floats, bit for bit but NaN payloads",
+          "[quant][matvec]") {
+  // Every 16-bit pattern (zeros, subnormals, normals, infinities, NaNs of both signs), then a ragged length.
+  std::vector<uint16_t> all(65536);
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
+  for (GgmlType type : {GgmlType::kF16, GgmlType::kBF16})
+    for (int64_t n : {int64_t(65536), int64_t(37), int64_t(5)}) {
+      std::vector<float> want(n);
+      dequantize(type, all.data(), want.data(), n);
+      for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+        INFO(ggml_type_name(type) << " n=" << n << " " << variant);
+        std::vector<float> got(n + 1, -7.0f);
+        if (!detail::widen_with(variant, type, all.data(), got.data(), n)) continue;
+        int64_t differ = 0;  // bits, except that a NaN only has to stay a NaN of its sign (F16C quiets them)
+        for (int64_t i = 0; i < n; ++i)
+          differ += std::isnan(want[i]) ? !(std::isnan(got[i]) && std::signbit(got[i]) == std::signbit(want[i]))
+                                        : float_bits(got[i]) != float_bits(want[i]);
+        CHECK(differ == 0);
+        CHECK(got[n] == -7.0f);  // nothing written past the end
+      }
+    }
+  std::vector<float> out(4);
+  CHECK_THROWS_AS(widen(GgmlType::kQ8_0, all.data(), out.data(), 4), Error);
 }
