@@ -154,6 +154,34 @@ TEST_CASE("a GGUF model keeps quantized matrices as blocks on the CPU and matche
   CHECK(torch::allclose(step, la[0][7], 1e-4, 1e-4));
 }
 
+TEST_CASE("a GGUF model keeps F16 and BF16 matrices 16-bit on the CPU and matches its decoded twin", "[model][gguf]") {
+  for (const char* name : {"model-f16.gguf", "model-bf16.gguf"}) {
+    INFO(name);
+    std::shared_ptr<const io::GgufFile> file = io::GgufFile::open(kq256() / name);
+    auto config = model::gguf_config(*file);
+    auto blocks = model::gguf_weights(file, config, true, true);
+    auto decoded = model::gguf_weights(file, config, false);
+    CHECK(blocks.blocks.size() == size_t(7 * config.num_hidden_layers + 1));  // every matrix; 1-D tensors are F32
+    auto a = model::causal_lm_from_tensors(config, blocks.dense, {}, "blocks", blocks.blocks);
+    auto b = model::causal_lm_from_tensors(config, decoded.dense, {}, "decoded");
+    CHECK(a->weight_bytes() * 10 < b->weight_bytes() * 6);  // 2 bytes per weight against 4
+    c10::InferenceMode guard;
+    const int64_t T = 24;  // more rows than the row kernels take (16 at most): widened chunks through sgemm
+    auto tokens = (torch::arange(T) * 37 % 300 + 1).unsqueeze(0);
+    auto pos = torch::arange(T).unsqueeze(0);
+    auto la = a->forward(tokens, pos, {}, nullptr), lb = b->forward(tokens, pos, {}, nullptr);
+    CHECK(torch::allclose(la, lb, 1e-5, 1e-5));  // the same float32 weights, the same kind of product
+    // Decode steps and a short prompt: the 16-bit row kernels (float32 sums in another order).
+    auto cache = a->cache_new(1, T);
+    a->forward(tokens.narrow(1, 0, T - 1), pos.narrow(1, 0, T - 1), {}, &cache);
+    auto step = a->forward(tokens.narrow(1, T - 1, 1), pos.narrow(1, T - 1, 1), {}, &cache)[0][0];
+    CHECK(torch::allclose(step, lb[0][T - 1], 1e-4, 1e-4));
+    auto short_a = a->forward(tokens.narrow(1, 0, 8), pos.narrow(1, 0, 8), {}, nullptr);
+    CHECK(torch::allclose(short_a, lb.narrow(1, 0, 8), 1e-4, 1e-4));
+    CHECK_FALSE(torch::equal(short_a, la.narrow(1, 0, 8)));  // not the sgemm path
+  }
+}
+
 TEST_CASE("gguf_weights' kernel copies of the q/k matrices hold the same rows as the reordered blocks",
           "[model][gguf]") {
   for (const char* name : {"model-q4_0.gguf", "model-q4_k_m.gguf"}) {
