@@ -60,12 +60,15 @@ Linear::Linear(std::vector<Blocks> blocks, torch::Tensor bias, std::vector<Part>
 // ms, 8 rows 92 -> 50, 12 rows 132 -> 66; 16 rows 90 -> 82 with AVX-512's 4×4 tiles), and one row reads at the
 // same speed as sgemv on 2 threads and faster on 1 (135M `generate`: 31.2 -> 37.9 tok/s). Training, its evaluation
 // and a checkpointed layer's two passes keep libtorch's product, so that they agree bit for bit; a single row there
-// goes through sgemv (torch::mv), whose one-row sgemm path reads the weights 2-3× slower (bench/README.md).
+// goes through sgemv (torch::mv), whose one-row sgemm path reads the weights 2-3× slower (bench/README.md). A
+// bfloat16 weight's few rows go through lib/quant's BF16 row kernel in float32 (libtorch 1.13 has no fast bfloat16
+// product on the CPU), the result rounded to bfloat16 once.
 torch::Tensor Linear::base(const torch::Tensor& x) const {
   if (!blocks_.empty()) return base_blocks(x);
   const int64_t in = x.size(-1), M = x.numel() / std::max<int64_t>(in, 1);
+  const bool f32 = x.scalar_type() == torch::kFloat32 && weight_.scalar_type() == torch::kFloat32;
   if (M >= 1 && M <= quant::matmul_f32_max_rows() && c10::InferenceMode::is_enabled() && x.device().is_cpu() &&
-      x.scalar_type() == torch::kFloat32 && weight_.scalar_type() == torch::kFloat32)
+      (f32 || weight_.scalar_type() == torch::kBFloat16))
     return base_small_batch(x);
   if (x.numel() != in || !x.device().is_cpu()) return torch::linear(x, weight_, bias_);
   auto y = torch::mv(weight_, x.reshape({in}));

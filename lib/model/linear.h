@@ -121,7 +121,7 @@ class Linear {
   torch::Tensor base_blocks(const torch::Tensor& x) const;         // picks one of the two below
   torch::Tensor base_block_kernels(const torch::Tensor& x) const;  // lib/quant, 8-bit activations
   torch::Tensor base_decoded(const torch::Tensor& x) const;        // decoded chunks, differentiable in x
-  torch::Tensor base_small_batch(const torch::Tensor& x) const;    // float32 weight, a few rows: quant::matmul_f32
+  torch::Tensor base_small_batch(const torch::Tensor& x) const;    // float32/bfloat16 weight, a few rows: lib/quant
 
   torch::Tensor weight_, bias_;
   std::vector<Blocks> blocks_;

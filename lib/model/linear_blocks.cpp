@@ -221,17 +221,30 @@ torch::Tensor Linear::base_decoded(const torch::Tensor& x) const {
 
 torch::Tensor Linear::base_small_batch(const torch::Tensor& x) const {
   const int64_t M = x.numel() / in_;
-  auto xf = x.reshape({M, in_}).contiguous();
+  auto xf = x.reshape({M, in_}).to(torch::kFloat32).contiguous();
   auto w = weight_.contiguous();
   auto y = torch::empty({M, out_}, torch::kFloat32);
-  const float *wp = w.data_ptr<float>(), *xp = xf.data_ptr<float>();
+  const float* xp = xf.data_ptr<float>();
   float* yp = y.data_ptr<float>();
-  parallel_rows(0, out_, rows_per_task(in_ * static_cast<int64_t>(sizeof(float)), M),
-                [&](int64_t r0, int64_t r1) { quant::matmul_f32(wp, in_, xp, M, yp + r0, out_, r0, r1); });
+  if (w.scalar_type() == torch::kBFloat16) {
+    thread_local std::vector<quant::Activations> scratch;  // as in base_block_kernels: the workers get a pointer
+    if (scratch.size() < static_cast<size_t>(M)) scratch.resize(static_cast<size_t>(M));
+    quant::Activations* acts = scratch.data();
+    for (int64_t i = 0; i < M; ++i) quant::activations_prepare(quant::GgmlType::kBF16, xp + i * in_, in_, acts[i]);
+    const auto* wp = static_cast<const uint8_t*>(w.data_ptr());
+    const size_t row_bytes = static_cast<size_t>(in_) * 2;
+    parallel_rows(0, out_, rows_per_task(static_cast<int64_t>(row_bytes), M), [&](int64_t r0, int64_t r1) {
+      quant::matmul_rows(quant::GgmlType::kBF16, wp, row_bytes, acts, M, yp + r0, out_, r0, r1);
+    });
+  } else {
+    const float* wp = w.data_ptr<float>();
+    parallel_rows(0, out_, rows_per_task(in_ * static_cast<int64_t>(sizeof(float)), M),
+                  [&](int64_t r0, int64_t r1) { quant::matmul_f32(wp, in_, xp, M, yp + r0, out_, r0, r1); });
+  }
   if (bias_.defined()) y = y + bias_.to(torch::kFloat32);
   auto shape = x.sizes().vec();
   shape.back() = out_;
-  return y.view(shape);
+  return y.view(shape).to(x.scalar_type());
 }
 
 // The M rows of x quantized to 8-bit blocks once per part type, then each weight row read once for all M rows

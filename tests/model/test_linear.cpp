@@ -68,6 +68,25 @@ TEST_CASE("Linear's few-row float32 path: the same numbers in any batch of 1 to 
   CHECK(torch::equal(lin.forward(x.narrow(0, 1, 15)).narrow(0, 0, 3), four.narrow(0, 1, 3)));
 }
 
+TEST_CASE("Linear's few-row bfloat16 path: float32 sums of the bfloat16 weights, the same in any batch",
+          "[model][linear]") {
+  torch::manual_seed(4);
+  auto w = torch::randn({40, 100}).to(torch::kBFloat16);
+  auto b = torch::randn({40}).to(torch::kBFloat16);
+  model::Linear lin(w, b);
+  auto x = torch::randn({5, 100}).to(torch::kBFloat16);
+  auto want = reference(x.to(torch::kFloat32), w.to(torch::kFloat32), b.to(torch::kFloat32));
+  c10::InferenceMode inference;
+  auto five = lin.forward(x);  // lib/quant's BF16 row kernel, rounded to bfloat16 once
+  REQUIRE(five.scalar_type() == torch::kBFloat16);
+  CHECK(torch::allclose(five.to(torch::kFloat64), want, 1e-2, 1e-2));  // bfloat16's 8 bits of precision
+  // Rounding the float32 sums once: within half a bfloat16 step of the float64 product.
+  CHECK(((five.to(torch::kFloat64) - want).abs() <= want.abs() * (1.0 / 256) + 1e-6).all().item<bool>());
+  CHECK(torch::equal(lin.forward(x.narrow(0, 3, 1)), five.narrow(0, 3, 1)));
+  CHECK(torch::equal(lin.forward(x[2]), five[2]));
+  CHECK(torch::equal(lin.forward(x.narrow(0, 1, 3)), five.narrow(0, 1, 3)));
+}
+
 TEST_CASE("Linear applies each adapter to its own part of a fused weight", "[model][linear][lora]") {
   auto c = tiny();  // q: 4 heads × 6 = 24 rows, k and v: 2 heads × 6 = 12 rows each, in = 24
   model::LoraConfig lc;
