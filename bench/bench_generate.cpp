@@ -56,7 +56,13 @@ std::map<std::string, model::Linear::Blocks> quantize_matrices(model::TensorMap&
     auto w = it->second.to(torch::kFloat32).contiguous();
     auto buf = std::make_shared<std::vector<uint8_t>>(quant::ggml_type_nbytes(type, w.numel()));
     quant::quantize(type, w.data_ptr<float>(), buf->data(), w.numel());
-    blocks[name] = {type, buf->data(), w.size(0), w.size(1), buf};
+    model::Linear::Blocks b;
+    b.type = type;
+    b.data = buf->data();
+    b.rows = w.size(0);
+    b.in = w.size(1);
+    b.owner = buf;
+    blocks[name] = b;
     it = tensors.erase(it);
   }
   return blocks;

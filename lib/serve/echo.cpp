@@ -48,7 +48,7 @@ EchoPrefix echo_prefix(const model::CausalLM& model, const tokenizer::Tokenizer&
   auto logits = prompt_logits(model, ids, adapter);  // row i predicts token i + 1
   const int64_t T = logits.size(0), V = logits.size(1);
   out.logprobs.resize(ids.size());
-  out.logprobs[0].chosen = {ids[0], 0.0f, token_text(tokenizer, nullptr, ids[0])};
+  out.logprobs[0].chosen = {ids[0], 0.0f, token_text(tokenizer, nullptr, ids[0]), {}};
   out.logprobs[0].scored = false;
   for (int64_t from = 0; from + 1 < T; from += kRowsPerCopy) {
     const int64_t n = std::min(kRowsPerCopy, T - 1 - from);

@@ -314,12 +314,12 @@ TEST_CASE("request_parse: completions echo is a boolean, and alone allows max_to
 
 TEST_CASE("response: logprobs in the OpenAI shapes of each endpoint", "[serve]") {
   infer::TokenLogprob a;
-  a.chosen = {7, -0.5f, " a"};
-  a.top = {{7, -0.5f, " a"}, {9, -1.5f, "\xc3\xa9"}};
+  a.chosen = {7, -0.5f, " a", {}};
+  a.top = {{7, -0.5f, " a", {}}, {9, -1.5f, "\xc3\xa9", {}}};
   a.text_offset = 0;
   infer::TokenLogprob b;
-  b.chosen = {8, -2.0f, "b"};
-  b.top = {{3, -0.25f, "x"}, {8, -2.0f, "b"}};
+  b.chosen = {8, -2.0f, "b", {}};
+  b.top = {{3, -0.25f, "x", {}}, {8, -2.0f, "b", {}}};
   b.text_offset = 2;
   ResponseMeta chat = response_meta(Endpoint::kChat, "m");
   chat.logprobs = 2;
@@ -543,7 +543,7 @@ TEST_CASE("metrics: Prometheus text with counters, gauges and cumulative histogr
 TEST_CASE("responses and SSE framing follow the OpenAI shapes", "[serve]") {
   auto meta = response_meta(Endpoint::kChat, "kids");
   CHECK(meta.id.rfind("chatcmpl-", 0) == 0);
-  auto full = response_full(meta, {{"hello", "stop"}}, {3, 1});
+  auto full = response_full(meta, {{"hello", "stop", {}}}, {3, 1});
   CHECK(full["object"] == "chat.completion");
   CHECK(full["choices"][0]["message"]["content"] == "hello");
   CHECK(full["choices"][0]["finish_reason"] == "stop");
