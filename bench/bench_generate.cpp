@@ -54,15 +54,7 @@ std::map<std::string, model::Linear::Blocks> quantize_matrices(model::TensorMap&
       continue;
     }
     auto w = it->second.to(torch::kFloat32).contiguous();
-    auto buf = std::make_shared<std::vector<uint8_t>>(quant::ggml_type_nbytes(type, w.numel()));
-    quant::quantize(type, w.data_ptr<float>(), buf->data(), w.numel());
-    model::Linear::Blocks b;
-    b.type = type;
-    b.data = buf->data();
-    b.rows = w.size(0);
-    b.in = w.size(1);
-    b.owner = buf;
-    blocks[name] = b;
+    blocks[name] = model::Linear::Blocks::quantized(w, type);
     it = tensors.erase(it);
   }
   return blocks;
@@ -149,7 +141,7 @@ std::vector<std::string> split(const std::string& s) {
 
 int main(int argc, char** argv) {
   hearth::openblas_coretype_prepare();  // for the runs it starts as child processes, as `hearth` does
-  hearth::heap_keep_freed_blocks();      // as `hearth` does
+  hearth::heap_keep_freed_blocks();     // as `hearth` does
   std::string models = "bundled,smollm2-135m", dtypes = "float32,bfloat16", threads = "1,2";
   int prompt = 128, decode = 64;
   std::vector<std::string> one;

@@ -66,6 +66,9 @@ class Linear {
     // `data` is already the CPU kernels' own copy (copied_for_kernels()).
     bool kernel_copy = false;
     size_t row_bytes() const;
+    // A [rows, in] matrix of any float dtype quantized to `type` into memory the result owns (chunks of rows
+    // converted to float32, rows quantized in parallel). Throws ConfigError for a value `type` cannot hold.
+    static Blocks quantized(const torch::Tensor& w, quant::GgmlType type);
     // These blocks as `device_bytes` on `device` (a copy in ggml's layout; `data` and `owner` dropped). Throws Error
     // for a type blocks_decode() cannot decode.
     Blocks to_device(torch::Device device) const;

@@ -122,6 +122,29 @@ Linear::Blocks Linear::Blocks::to_device(torch::Device device) const {
   return b;
 }
 
+Linear::Blocks Linear::Blocks::quantized(const torch::Tensor& w, quant::GgmlType type) {
+  const int64_t rows = w.size(0), in = w.size(1);
+  const auto row_bytes = static_cast<int64_t>(quant::ggml_type_nbytes(type, in));
+  auto bytes = std::make_shared<torch::Tensor>(torch::empty({rows, row_bytes}, torch::kUInt8));
+  uint8_t* dst = bytes->data_ptr<uint8_t>();
+  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 22) / in);
+  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
+    const int64_t n = std::min(chunk, rows - r0);
+    auto f = w.narrow(0, r0, n).to(torch::kFloat32).contiguous();
+    const float* src = f.data_ptr<float>();
+    parallel_rows(0, n, 1, [&](int64_t a, int64_t e) {
+      quant::quantize(type, src + a * in, dst + (r0 + a) * row_bytes, (e - a) * in);
+    });
+  }
+  Blocks b;
+  b.type = type;
+  b.rows = rows;
+  b.in = in;
+  b.data = bytes->data_ptr<uint8_t>();
+  b.owner = std::move(bytes);
+  return b;
+}
+
 Linear::Blocks Linear::Blocks::copied_for_kernels() const {
   if (!data || kernel_copy || interleaved_rows) return *this;
   const size_t bytes = row_bytes() * static_cast<size_t>(rows);

@@ -25,25 +25,6 @@ bool linear_matrix(const std::string& name, size_t dims) {
          (ends_with(name, "_proj.weight") || name == "model.embed_tokens.weight" || name == "lm_head.weight");
 }
 
-// t [rows, in] (any float dtype) -> rows × ggml_type_nbytes(type, in) bytes, chunks of rows converted to float32
-// and each chunk's rows quantized in parallel.
-std::shared_ptr<torch::Tensor> quantize_matrix(const torch::Tensor& t, quant::GgmlType type) {
-  const int64_t rows = t.size(0), in = t.size(1);
-  const auto row_bytes = static_cast<int64_t>(quant::ggml_type_nbytes(type, in));
-  auto out = std::make_shared<torch::Tensor>(torch::empty({rows, row_bytes}, torch::kUInt8));
-  uint8_t* dst = out->data_ptr<uint8_t>();
-  const int64_t chunk = std::max<int64_t>(1, (int64_t(1) << 22) / in);
-  for (int64_t r0 = 0; r0 < rows; r0 += chunk) {
-    const int64_t n = std::min(chunk, rows - r0);
-    auto f = t.narrow(0, r0, n).to(torch::kFloat32).contiguous();
-    const float* src = f.data_ptr<float>();
-    parallel_rows(0, n, 1, [&](int64_t a, int64_t e) {
-      quant::quantize(type, src + a * in, dst + (r0 + a) * row_bytes, (e - a) * in);
-    });
-  }
-  return out;
-}
-
 }  // namespace
 
 std::optional<quant::GgmlType> quantize_base_parse(std::string_view name) {
@@ -73,20 +54,12 @@ QuantizedWeights weights_quantize(const std::filesystem::path& dir, quant::GgmlT
         out.dense[view.name] = t;
         continue;
       }
-      std::shared_ptr<torch::Tensor> bytes;
       try {
-        bytes = quantize_matrix(t, type);
+        out.blocks[view.name] = Linear::Blocks::quantized(t, type);
       } catch (const ConfigError& e) {  // a NaN/inf weight, or a scale beyond F16
         throw FormatError(fmt::format("{}: tensor '{}': {}", file->path().string(), view.name, e.what()));
       }
       file->mapping()->release(view.data, view.nbytes);  // read once: the float pages leave the resident set
-      Linear::Blocks b;
-      b.type = type;
-      b.rows = view.shape[0];
-      b.in = view.shape[1];
-      b.data = bytes->data_ptr<uint8_t>();
-      b.owner = bytes;
-      out.blocks[view.name] = b;
     }
   return out;
 }

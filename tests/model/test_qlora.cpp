@@ -72,20 +72,6 @@ std::vector<torch::Tensor> lora_grads(const model::CausalLM& m, model::LoraAdapt
   return out;
 }
 
-// A float32 matrix [rows, in] as `type` blocks in a buffer.
-std::pair<model::Linear::Blocks, std::shared_ptr<std::vector<uint8_t>>> quantized(const torch::Tensor& w,
-                                                                                  quant::GgmlType type) {
-  auto buf = std::make_shared<std::vector<uint8_t>>(quant::ggml_type_nbytes(type, w.numel()));
-  quant::quantize(type, w.contiguous().data_ptr<float>(), buf->data(), w.numel());
-  model::Linear::Blocks b;
-  b.type = type;
-  b.data = buf->data();
-  b.rows = w.size(0);
-  b.in = w.size(1);
-  b.owner = buf;
-  return {b, buf};
-}
-
 }  // namespace
 
 TEST_CASE("the torch-op block decoder equals lib/quant's decoder bit for bit", "[model][qlora]") {
@@ -111,10 +97,11 @@ TEST_CASE("the torch-op block decoder equals lib/quant's decoder bit for bit", "
   w[3].zero_();
   for (auto type : {quant::GgmlType::kQ8_0, quant::GgmlType::kQ4_0, quant::GgmlType::kQ4_K, quant::GgmlType::kQ6_K}) {
     INFO(quant::ggml_type_name(type));
-    auto [b, buf] = quantized(w, type);
+    const auto b = model::Linear::Blocks::quantized(w, type);
     auto want = torch::empty({8, 512});
-    quant::dequantize(type, buf->data(), want.data_ptr<float>(), w.numel());
-    auto bytes = torch::from_blob(buf->data(), {8, static_cast<int64_t>(b.row_bytes())}, torch::kUInt8);
+    quant::dequantize(type, b.data, want.data_ptr<float>(), w.numel());
+    auto bytes = torch::from_blob(const_cast<uint8_t*>(b.data), {8, static_cast<int64_t>(b.row_bytes())},
+                                  torch::kUInt8);
     CHECK(torch::equal(model::blocks_decode(type, bytes, 512), want));
   }
   CHECK_THROWS_WITH(model::blocks_decode(quant::GgmlType::kQ5_K, torch::zeros({1, 176}, torch::kUInt8), 256),
@@ -207,8 +194,8 @@ TEST_CASE("a block Linear's backward is dY·W of the decoded weight, on host blo
           "[model][qlora]") {
   torch::manual_seed(3);
   auto w1 = torch::randn({40, 256}) * 0.1, w2 = torch::randn({24, 256}) * 0.1;
-  auto [b1, k1] = quantized(w1, quant::GgmlType::kQ4_K);
-  auto [b2, k2] = quantized(w2, quant::GgmlType::kQ4_K);
+  const auto b1 = model::Linear::Blocks::quantized(w1, quant::GgmlType::kQ4_K);
+  const auto b2 = model::Linear::Blocks::quantized(w2, quant::GgmlType::kQ4_K);
   const std::vector<model::Linear::Part> parts = {{model::LoraTarget::kGate, 40}, {model::LoraTarget::kUp, 24}};
   auto bias = torch::randn({64});
   model::Linear host({b1, b2}, bias, parts);
