@@ -149,9 +149,8 @@ GgufWeights gguf_weights(const std::shared_ptr<const io::GgufFile>& file, const 
     for (const GgufTensorName& n : gguf_tensor_names(c)) {
       if (n.hf.empty() || n.shape.size() != 2) continue;  // matrices: the embedding, the head, the linears
       const io::GgufTensor& t = file->tensor(n.gguf);
-      const bool half = t.type == quant::GgmlType::kF16 || t.type == quant::GgmlType::kBF16;  // own kernels too
-      if (!(quant::ggml_type_is_quantized(t.type) || half) || !quant::can_dequantize(t.type) || t.dims.size() != 2)
-        continue;
+      const bool kernels = quant::ggml_type_is_quantized(t.type) || quant::ggml_type_is_half(t.type);
+      if (!kernels || !quant::can_dequantize(t.type) || t.dims.size() != 2) continue;
       Linear::Blocks b = blocks_of(file, t, n.qk_heads);
       w.blocks[n.hf] = kernel_copies && n.qk_heads > 0 ? b.copied_for_kernels() : std::move(b);
     }

@@ -168,7 +168,7 @@ Linear::Blocks Linear::Blocks::copied_for_kernels() const {
 
 void Linear::Blocks::decode_rows(int64_t r0, int64_t r1, float* dst) const {
   if (interleaved_rows) return quant::dequantize_interleaved(type, data, rows, in, r0, r1, dst);
-  if (type == quant::GgmlType::kF16 || type == quant::GgmlType::kBF16)  // the same floats, vector conversions
+  if (quant::ggml_type_is_half(type))  // the same floats, vector conversions
     return quant::widen(type, data + static_cast<size_t>(r0) * row_bytes(), dst, (r1 - r0) * in);
   quant::dequantize(type, data + static_cast<size_t>(r0) * row_bytes(), dst, (r1 - r0) * in);
 }
@@ -223,9 +223,8 @@ torch::Tensor Linear::base_blocks(const torch::Tensor& x) const {
     throw Error(fmt::format("Linear: input on {}, block weights on {}", x.device().str(), device().str()));
   if (blocks_[0].device_bytes.defined() || torch::GradMode::is_enabled() || g_decoded_guards > 0)
     return base_decoded(x);
-  const bool half = std::any_of(blocks_.begin(), blocks_.end(), [](const Blocks& b) {
-    return b.type == quant::GgmlType::kF16 || b.type == quant::GgmlType::kBF16;
-  });
+  const bool half = std::any_of(blocks_.begin(), blocks_.end(),
+                                [](const Blocks& b) { return quant::ggml_type_is_half(b.type); });
   if (half && x.numel() / in_ > quant::matmul_f32_max_rows()) return base_decoded(x);
   return base_block_kernels(x);
 }

@@ -72,6 +72,8 @@ inline std::string_view ggml_type_name(GgmlType type) { return ggml_type_info(ty
 inline int64_t ggml_type_block_size(GgmlType type) { return ggml_type_info(type).block_size; }
 inline size_t ggml_type_block_bytes(GgmlType type) { return ggml_type_info(type).block_bytes; }
 inline bool ggml_type_is_quantized(GgmlType type) { return ggml_type_info(type).quantized; }
+// F16 or BF16: 16-bit floats, which the CPU kernels read as they are (quant/matvec.h).
+inline bool ggml_type_is_half(GgmlType type) { return type == GgmlType::kF16 || type == GgmlType::kBF16; }
 
 // Bytes taken by `n` elements. Throws hearth::ConfigError if n is negative or not a multiple of the block size.
 size_t ggml_type_nbytes(GgmlType type, int64_t n);

@@ -13,9 +13,6 @@
 namespace hearth::quant {
 namespace {
 
-// Bytes of one ggml block of 32: a float16 scale and 16 (Q4_0) or 32 (Q8_0) bytes of levels.
-inline int64_t block_bytes(GgmlType type) { return type == GgmlType::kQ8_0 ? 34 : 18; }
-
 // Where byte i of row r's block b lies in its group (rows, blocks and bytes counted within the group), for blocks of
 // `bb` bytes.
 inline int64_t group_offset(int64_t bb, int64_t r, int64_t b, int64_t i) {
@@ -29,7 +26,8 @@ inline int64_t group_offset(int64_t bb, int64_t r, int64_t b, int64_t i) {
 void move_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t rows, int64_t n, int64_t row_begin,
                int64_t row_end, bool in) {
   interleaved_rows_check(type, rows, n, row_begin, row_end);
-  const int64_t bb = block_bytes(type), nb = n / 32, row_bytes = nb * bb, grouped = rows / kGroupRows * kGroupRows;
+  const auto bb = static_cast<int64_t>(ggml_type_block_bytes(type));
+  const int64_t nb = n / 32, row_bytes = nb * bb, grouped = rows / kGroupRows * kGroupRows;
   for (int64_t g = row_begin; g < std::min(row_end, grouped); g += kGroupRows) {
     const uint8_t* s = src + g * row_bytes;
     uint8_t* d = dst + g * row_bytes;
@@ -78,7 +76,8 @@ void dequantize_interleaved(GgmlType type, const uint8_t* data, int64_t rows, in
                             float* out) {
   if (r0 < 0 || r0 > r1 || r1 > rows) throw Error(fmt::format("interleave: rows [{}, {}) of {}", r0, r1, rows));
   interleaved_rows_check(type, rows, n, 0, rows);
-  const int64_t bb = block_bytes(type), nb = n / 32, row_bytes = nb * bb, grouped = rows / kGroupRows * kGroupRows;
+  const auto bb = static_cast<int64_t>(ggml_type_block_bytes(type));
+  const int64_t nb = n / 32, row_bytes = nb * bb, grouped = rows / kGroupRows * kGroupRows;
   std::vector<uint8_t> row(static_cast<size_t>(row_bytes));  // one row gathered back into ggml's layout
   for (int64_t r = r0; r < std::min(r1, grouped); ++r, out += n) {
     const uint8_t* group = data + r / kGroupRows * kGroupRows * row_bytes;

@@ -585,7 +585,7 @@ int64_t matmul_f32_max_rows() { return isa() == Isa::kAvx512 || isa() == Isa::kA
 
 namespace {
 void widen_of(const detail::Kernels& k, GgmlType type, const void* src, float* dst, int64_t n) {
-  if (type != GgmlType::kF16 && type != GgmlType::kBF16)
+  if (!ggml_type_is_half(type))
     throw Error(fmt::format("widen: {} values; expected F16 or BF16", ggml_type_name(type)));
   (type == GgmlType::kF16 ? k.widen_f16 : k.widen_bf16)(static_cast<const uint16_t*>(src), dst, n);
 }

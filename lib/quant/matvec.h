@@ -104,17 +104,17 @@ using GroupFn = void (*)(const uint8_t* group, const void* const* x, int64_t nco
 // A variant's matmul_f32.
 using F32Fn = void (*)(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
                        int64_t row_end);
-// A variant's activations_prepare for `blocks` blocks of 32 (or 256) floats from x: each block's scale
-// d = max|x| / 127 and levels round(x · 127 / max|x|) to nearest even, clamped to ±127 (NaN: 0; a block whose
-// max|x| is 0, infinite or NaN: all zero), with their sums. Bit-identical to the scalar variant.
 // A variant's weighted_rows_f32.
 using WeightedFn = void (*)(const float* p, int64_t count, const float* v, int64_t ldv, int64_t n, float* o);
 // A variant's products of F16 or BF16 weight rows w + r·k (k elements each) with m float32 activation rows x[i]:
 // y[i·ldy + (r − row_begin)] for r in [row_begin, row_end). Each (r, i) adds in the same order whatever m.
-// A variant's widen() of n F16 or BF16 values.
-using WidenFn = void (*)(const uint16_t* src, float* dst, int64_t n);
 using HalfFn = void (*)(const uint16_t* w, int64_t k, const float* const* x, int64_t m, float* y, int64_t ldy,
                         int64_t row_begin, int64_t row_end);
+// A variant's widen() of n F16 or BF16 values.
+using WidenFn = void (*)(const uint16_t* src, float* dst, int64_t n);
+// A variant's activations_prepare for `blocks` blocks of 32 (or 256) floats from x: each block's scale
+// d = max|x| / 127 and levels round(x · 127 / max|x|) to nearest even, clamped to ±127 (NaN: 0; a block whose
+// max|x| is 0, infinite or NaN: all zero), with their sums. Bit-identical to the scalar variant.
 using Quantize32Fn = void (*)(const float* x, int64_t blocks, ActivationBlock32* out);
 using Quantize256Fn = void (*)(const float* x, int64_t blocks, ActivationBlock256* out);
 struct Kernels {
