@@ -4,12 +4,14 @@
 // Prints the weight bytes read per second for a [rows, cols] matrix times `batch` activation rows (decode:
 // batch 1), for every variant this CPU runs. Compare with the read bandwidth of ../shared/tools/stream.c
 // (one thread) to see whether a kernel is bandwidth- or compute-bound. The default matrix fits in a large last-level
-// cache; --rows 65536 --cols 2048 reads from memory, as decode does. "Q4_0x16" / "Q8_0x16" are Q4_0 / Q8_0 in the
-// interleaved layout models load it into (quant/interleave.h). "F32" is quant::matmul_f32, the float32 product serve
-// uses for 2-12 rows.
+// cache; --rows 65536 --cols 2048 reads from memory, as decode does. The block matrices lie in huge pages, as a
+// model's do once loaded (io/huge_pages.h). "Q4_0x16", "Q8_0x16", "Q4_Kx16", "Q6_Kx16" are those types in the
+// interleaved layout models load them into (quant/interleave.h). "F32" is quant::matmul_f32, the float32 product
+// serve uses for 2-12 rows (its weights in ordinary pages).
 #include <algorithm>
 #include <chrono>
 #include <iostream>
+#include <memory>
 #include <random>
 #include <string>
 #include <utility>
@@ -18,6 +20,7 @@
 #include <CLI/CLI.hpp>
 #include <fmt/format.h>
 
+#include "io/huge_pages.h"
 #include "quant/codec.h"
 #include "quant/matvec.h"
 
@@ -40,13 +43,16 @@ int main(int argc, char** argv) {
   std::cout << fmt::format("{:<7} {:<11} {:>9} {:>10} {:>9}\n", "type", "variant", "MiB", "ms/product", "GB/s");
   const std::pair<GgmlType, bool> kinds[] = {
       {GgmlType::kQ8_0, false}, {GgmlType::kQ8_0, true},  {GgmlType::kQ4_0, false}, {GgmlType::kQ4_0, true},
-      {GgmlType::kQ5_0, false}, {GgmlType::kQ4_K, false}, {GgmlType::kQ5_K, false}, {GgmlType::kQ6_K, false}};
+      {GgmlType::kQ5_0, false}, {GgmlType::kQ4_K, false}, {GgmlType::kQ4_K, true},  {GgmlType::kQ5_K, false},
+      {GgmlType::kQ6_K, false}, {GgmlType::kQ6_K, true}};
   for (auto [type, interleaved] : kinds) {
-    std::vector<uint8_t> blocks(ggml_type_nbytes(type, rows * cols));
-    quantize(type, w.data(), blocks.data(), rows * cols);
+    // The weights in huge pages, as a model's are once loaded (io/huge_pages.h).
+    const size_t bytes = ggml_type_nbytes(type, rows * cols);
+    const std::shared_ptr<uint8_t> blocks = hearth::io::huge_page_buffer(bytes);
+    quantize(type, w.data(), blocks.get(), rows * cols);
     if (interleaved) {
-      std::vector<uint8_t> plain = blocks;
-      interleave_rows(type, plain.data(), blocks.data(), rows, cols, 0, rows);
+      const std::vector<uint8_t> plain(blocks.get(), blocks.get() + bytes);
+      interleave_rows(type, plain.data(), blocks.get(), rows, cols, 0, rows);
     }
     const std::string name = std::string(ggml_type_name(type)) + (interleaved ? "x16" : "");
     std::vector<Activations> acts(static_cast<size_t>(batch));
@@ -58,15 +64,15 @@ int main(int argc, char** argv) {
       bool ran = true;
       for (int r = 0; r < reps && ran; ++r) {
         auto t0 = std::chrono::steady_clock::now();
-        ran = interleaved ? detail::matmul_interleaved_with(variant, type, blocks.data(), rows, acts.data(), batch,
+        ran = interleaved ? detail::matmul_interleaved_with(variant, type, blocks.get(), rows, acts.data(), batch,
                                                             y.data(), rows, 0, rows)
-                          : detail::matmul_rows_with(variant, type, blocks.data(), row_bytes, acts.data(), batch,
+                          : detail::matmul_rows_with(variant, type, blocks.get(), row_bytes, acts.data(), batch,
                                                      y.data(), rows, 0, rows);
         best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
       }
       if (!ran) continue;
-      std::cout << fmt::format("{:<7} {:<11} {:>9.1f} {:>10.3f} {:>9.2f}\n", name, variant, blocks.size() / 1048576.0,
-                               best * 1e3, blocks.size() / best / 1e9);
+      std::cout << fmt::format("{:<7} {:<11} {:>9.1f} {:>10.3f} {:>9.2f}\n", name, variant, bytes / 1048576.0,
+                               best * 1e3, bytes / best / 1e9);
     }
   }
   // Float32 rows: the same matrix, unquantized.

@@ -89,62 +89,69 @@ float dot_q5_0(const uint8_t* w, const void* blocks, int64_t nb) {
   return sum;
 }
 
-// Q4_K (fifth bit from qh when `five`, i.e. Q5_K): x = d·sc·q − dmin·m per sub-block of 32.
+// One Q4_K super-block's term of a dot product (fifth bit from qh when `five`, i.e. Q5_K): x = d·sc·q − dmin·m per
+// sub-block of 32, so the term is a.d·(d·Σ sc·Σ q·x − dmin·Σ m·Σ x) with exact integer sums.
+template <bool kFive>
+float q45_k_block(const uint8_t* w, const ActivationBlock256& a) {
+  const float d = f16_to_f32(read_u16(w)), dmin = f16_to_f32(read_u16(w + 2));
+  const detail::KScales u = detail::unpack_scales(w + 4);
+  const uint8_t* qh = w + 16;
+  const uint8_t* qs = w + (kFive ? 48 : 16);
+  int32_t scaled = 0, mins = 0;
+  for (int j = 0; j < 8; ++j) {
+    const uint8_t* bytes = qs + 32 * (j / 2);
+    const int8_t* x = a.q + 32 * j;
+    int32_t isum = 0;
+    for (int l = 0; l < 32; ++l) {
+      int q = (j % 2 == 0) ? (bytes[l] & 15) : (bytes[l] >> 4);
+      if (kFive) q += ((qh[l] >> j) & 1) << 4;
+      isum += q * x[l];
+    }
+    scaled += int32_t(u.sc[j]) * isum;
+    mins += int32_t(u.m[j]) * (a.sums[2 * j] + a.sums[2 * j + 1]);
+  }
+  return a.d * (d * float(scaled) - dmin * float(mins));
+}
+
 template <bool kFive>
 float dot_q45_k(const uint8_t* w, const void* blocks, int64_t nb) {
   const auto* a = static_cast<const ActivationBlock256*>(blocks);
   constexpr size_t kBytes = kFive ? 176 : 144;
   float sum = 0;
-  for (int64_t b = 0; b < nb; ++b, w += kBytes) {
-    const float d = f16_to_f32(read_u16(w)), dmin = f16_to_f32(read_u16(w + 2));
-    const detail::KScales u = detail::unpack_scales(w + 4);
-    const uint8_t* qh = w + 16;
-    const uint8_t* qs = w + (kFive ? 48 : 16);
-    int32_t scaled = 0, mins = 0;
-    for (int j = 0; j < 8; ++j) {
-      const uint8_t* bytes = qs + 32 * (j / 2);
-      const int8_t* x = a[b].q + 32 * j;
-      int32_t isum = 0;
-      for (int l = 0; l < 32; ++l) {
-        int q = (j % 2 == 0) ? (bytes[l] & 15) : (bytes[l] >> 4);
-        if (kFive) q += ((qh[l] >> j) & 1) << 4;
-        isum += q * x[l];
-      }
-      scaled += int32_t(u.sc[j]) * isum;
-      mins += int32_t(u.m[j]) * (a[b].sums[2 * j] + a[b].sums[2 * j + 1]);
-    }
-    sum += a[b].d * (d * float(scaled) - dmin * float(mins));
-  }
+  for (int64_t b = 0; b < nb; ++b, w += kBytes) sum += q45_k_block<kFive>(w, a[b]);
   return sum;
+}
+
+// One Q6_K super-block's term of a dot product: d·a.d·Σ sc·Σ (q − 32)·x over its 16 sub-blocks of 16.
+float q6_k_block(const uint8_t* w, const ActivationBlock256& a) {
+  const uint8_t* ql = w;
+  const uint8_t* qh = w + 128;
+  const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
+  const float d = f16_to_f32(read_u16(w + 208));
+  const int8_t* x = a.q;
+  int32_t isum = 0;
+  for (int half = 0; half < 2; ++half, ql += 64, qh += 32, sc += 8, x += 128) {
+    int32_t part[8] = {0};  // per scale index l/16 + {0, 2, 4, 6}
+    for (int l = 0; l < 32; ++l) {
+      const int q1 = ((ql[l] & 15) | (((qh[l] >> 0) & 3) << 4)) - 32;
+      const int q2 = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32;
+      const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
+      const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
+      const int is = l / 16;
+      part[is + 0] += q1 * x[l];
+      part[is + 2] += q2 * x[l + 32];
+      part[is + 4] += q3 * x[l + 64];
+      part[is + 6] += q4 * x[l + 96];
+    }
+    for (int i = 0; i < 8; ++i) isum += int32_t(sc[i]) * part[i];
+  }
+  return d * a.d * float(isum);
 }
 
 float dot_q6_k(const uint8_t* w, const void* blocks, int64_t nb) {
   const auto* a = static_cast<const ActivationBlock256*>(blocks);
   float sum = 0;
-  for (int64_t b = 0; b < nb; ++b, w += 210) {
-    const uint8_t* ql = w;
-    const uint8_t* qh = w + 128;
-    const auto* sc = reinterpret_cast<const int8_t*>(w + 192);
-    const float d = f16_to_f32(read_u16(w + 208));
-    const int8_t* x = a[b].q;
-    int32_t isum = 0;
-    for (int half = 0; half < 2; ++half, ql += 64, qh += 32, sc += 8, x += 128) {
-      int32_t part[8] = {0};  // per scale index l/16 + {0, 2, 4, 6}
-      for (int l = 0; l < 32; ++l) {
-        const int q1 = ((ql[l] & 15) | (((qh[l] >> 0) & 3) << 4)) - 32;
-        const int q2 = ((ql[l + 32] & 15) | (((qh[l] >> 2) & 3) << 4)) - 32;
-        const int q3 = ((ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4)) - 32;
-        const int q4 = ((ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4)) - 32;
-        const int is = l / 16;
-        part[is + 0] += q1 * x[l];
-        part[is + 2] += q2 * x[l + 32];
-        part[is + 4] += q3 * x[l + 64];
-        part[is + 6] += q4 * x[l + 96];
-      }
-      for (int i = 0; i < 8; ++i) isum += int32_t(sc[i]) * part[i];
-    }
-    sum += d * a[b].d * float(isum);
-  }
+  for (int64_t b = 0; b < nb; ++b, w += 210) sum += q6_k_block(w, a[b]);
   return sum;
 }
 
@@ -185,6 +192,24 @@ void group_q8_0(const uint8_t* g, const void* const* x, int64_t ncols, int64_t n
       }
     }
     for (int r = 0; r < kGroupRows; ++r) y[c * ldy + r] = acc[r];
+  }
+}
+
+// Interleaved Q4_K and Q6_K (interleave.h): each row's super-block gathered back into ggml's layout, then the plain
+// rows' per-block term — the float operations every variant's group kernel performs, in the same order.
+template <GgmlType kType>
+void group_k(const uint8_t* g, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy) {
+  uint8_t blk[210];
+  for (int64_t c = 0; c < ncols; ++c) {
+    const auto* a = static_cast<const ActivationBlock256*>(x[c]);
+    for (int r = 0; r < kGroupRows; ++r) {
+      float acc = 0;
+      for (int64_t b = 0; b < nb; ++b) {
+        interleaved_block(kType, g, r, b, blk);
+        acc += kType == GgmlType::kQ4_K ? q45_k_block<false>(blk, a[b]) : q6_k_block(blk, a[b]);
+      }
+      y[c * ldy + r] = acc;
+    }
   }
 }
 
@@ -236,6 +261,8 @@ detail::Kernels kernels_of(Isa i) {
     if (!*mine) *mine = fallback;
   if (!k.q4_0_group) k.q4_0_group = scalar.q4_0_group;
   if (!k.q8_0_group) k.q8_0_group = scalar.q8_0_group;
+  if (!k.q4_k_group) k.q4_k_group = scalar.q4_k_group;
+  if (!k.q6_k_group) k.q6_k_group = scalar.q6_k_group;
   if (!k.f32) k.f32 = scalar.f32;
   if (!k.widen_f16) k.widen_f16 = scalar.widen_f16;
   if (!k.widen_bf16) k.widen_bf16 = scalar.widen_bf16;
@@ -351,7 +378,7 @@ void run_decoded(GgmlType type, const uint8_t* wb, size_t row_bytes, const Activ
   }
 }
 
-// Interleaved Q4_0 or Q8_0: whole groups through the variant's group kernel, over column panels as in run(); the rows
+// Interleaved rows: whole groups through the variant's group kernel, over column panels as in run(); the rows
 // after the last group are in ggml's layout and go through run().
 void run_interleaved(const detail::Kernels& k, GgmlType type, const void* w, int64_t rows, const Activations* x,
                      int64_t m, float* y, int64_t ldy, int64_t row_begin, int64_t row_end) {
@@ -360,8 +387,11 @@ void run_interleaved(const detail::Kernels& k, GgmlType type, const void* w, int
   interleaved_rows_check(type, rows, n, row_begin, row_end);
   const auto* wb = static_cast<const uint8_t*>(w);
   const size_t row_bytes = ggml_type_nbytes(type, n);
-  const int64_t nb = n / 32, grouped = std::min(row_end, rows / kGroupRows * kGroupRows);
-  const detail::GroupFn group = type == GgmlType::kQ8_0 ? k.q8_0_group : k.q4_0_group;
+  const int64_t nb = n / ggml_type_block_size(type), grouped = std::min(row_end, rows / kGroupRows * kGroupRows);
+  const detail::GroupFn group = type == GgmlType::kQ8_0   ? k.q8_0_group
+                                : type == GgmlType::kQ4_K ? k.q4_k_group
+                                : type == GgmlType::kQ6_K ? k.q6_k_group
+                                                          : k.q4_0_group;
   constexpr int64_t kPanel = 64;
   const void* cols[kPanel];
   for (int64_t i0 = 0; i0 < m; i0 += kPanel) {
@@ -414,7 +444,9 @@ void prepare(const detail::Kernels& k, GgmlType weight_type, const float* x, int
 }  // namespace
 
 bool interleave_at_load(GgmlType type) {
-  return type == GgmlType::kQ4_0 || (type == GgmlType::kQ8_0 && isa() != Isa::kScalar);
+  return type == GgmlType::kQ4_0 || (type == GgmlType::kQ8_0 && isa() != Isa::kScalar) ||
+         ((type == GgmlType::kQ4_K || type == GgmlType::kQ6_K) &&
+          static_cast<int>(isa()) >= static_cast<int>(Isa::kAvx512));
 }
 
 void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activations& out) {
@@ -521,6 +553,8 @@ Kernels kernels_scalar() {
   k.q6_k = dot_q6_k;
   k.q4_0_group = group_q4_0;
   k.q8_0_group = group_q8_0;
+  k.q4_k_group = group_k<GgmlType::kQ4_K>;
+  k.q6_k_group = group_k<GgmlType::kQ6_K>;
   return k;
 }
 

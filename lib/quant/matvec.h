@@ -51,9 +51,9 @@ void activations_prepare(GgmlType weight_type, const float* x, int64_t n, Activa
 void matmul_rows(GgmlType type, const void* w, size_t row_bytes, const Activations* x, int64_t m, float* y, int64_t ldy,
                  int64_t row_begin, int64_t row_end);
 
-// matmul_rows for `rows` Q4_0 or Q8_0 rows in the interleaved layout (quant/interleave.h): row_begin a multiple of
-// kGroupRows, row_end one too or `rows`. Same contract otherwise; each product is bit-identical whatever m and the
-// row range (not to matmul_rows on the same rows in ggml's layout: the float additions go in another order).
+// matmul_rows for `rows` Q4_0, Q8_0, Q4_K or Q6_K rows in the interleaved layout (quant/interleave.h): row_begin a
+// multiple of kGroupRows, row_end one too or `rows`. Same contract otherwise; each product is bit-identical whatever m
+// and the row range (not to matmul_rows on the same rows in ggml's layout: the float additions go in another order).
 void matmul_interleaved(GgmlType type, const void* w, int64_t rows, const Activations* x, int64_t m, float* y,
                         int64_t ldy, int64_t row_begin, int64_t row_end);
 
@@ -68,7 +68,8 @@ void widen(GgmlType type, const void* src, float* dst, int64_t n);
 
 // Whether a model loading `type` rows for these kernels copies them into the interleaved layout (interleave.h):
 // Q4_0 always; Q8_0 with the SIMD variants (the portable scalar one reads ggml's rows faster; bench/README.md,
-// bench_kernels "Q8_0x16").
+// bench_kernels "Q8_0x16"); Q4_K and Q6_K with the AVX-512 ones (the others have no group kernels of their own for
+// them).
 bool interleave_at_load(GgmlType type);
 
 // Y[i][r - row_begin] = Σ_j W[r][j]·x[i][j] for float32 weight rows W[r] = w + r·k (k floats each) and the m
@@ -98,8 +99,8 @@ using DotFn = float (*)(const uint8_t* row, const void* blocks, int64_t nb);
 inline constexpr int kTileRows = 4, kTileCols = 4;
 using TileFn = void (*)(const uint8_t* rows, size_t row_bytes, const void* const* x, int64_t ncols, int64_t nb,
                         float* y, int64_t ldy);
-// A variant's products of one group of kGroupRows interleaved Q4_0 (or Q8_0) rows (nb blocks each) with ncols ≥ 1
-// activation rows x[c]: y[c·ldy + r] for r < kGroupRows. Each (r, c) adds in the same order whatever ncols.
+// A variant's products of one group of kGroupRows interleaved rows (Q4_0, Q8_0, Q4_K or Q6_K) (nb blocks each) with
+// ncols ≥ 1 activation rows x[c]: y[c·ldy + r] for r < kGroupRows. Each (r, c) adds in the same order whatever ncols.
 using GroupFn = void (*)(const uint8_t* group, const void* const* x, int64_t ncols, int64_t nb, float* y, int64_t ldy);
 // A variant's matmul_f32.
 using F32Fn = void (*)(const float* w, int64_t k, const float* x, int64_t m, float* y, int64_t ldy, int64_t row_begin,
@@ -125,6 +126,7 @@ struct Kernels {
   TileFn q8_0_tile = nullptr, q4_0_tile = nullptr, q5_0_tile = nullptr;  // nullptr: one DotFn per pair
   TileFn q4_k_tile = nullptr, q5_k_tile = nullptr, q6_k_tile = nullptr;
   GroupFn q4_0_group = nullptr, q8_0_group = nullptr;  // interleaved Q4_0, Q8_0
+  GroupFn q4_k_group = nullptr, q6_k_group = nullptr;  // interleaved Q4_K, Q6_K
   F32Fn f32 = nullptr;                                 // float32 rows
   HalfFn f16 = nullptr, bf16 = nullptr;
   WidenFn widen_f16 = nullptr, widen_bf16 = nullptr;

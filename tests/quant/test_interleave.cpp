@@ -1,6 +1,7 @@
-// The interleaved Q4_0 and Q8_0 layouts (quant/interleave.h) and their kernels (quant/matvec.h matmul_interleaved):
-// bytes where the header says they are, round trips, rows decoding to what the ggml rows decode to, every variant
-// against the float64 dot of the decoded rows, and each product bit-identical whatever the batch and the row range.
+// The interleaved Q4_0, Q8_0, Q4_K and Q6_K layouts (quant/interleave.h) and their kernels (quant/matvec.h
+// matmul_interleaved): bytes where the header says they are, round trips, rows decoding to what the ggml rows decode
+// to, every variant against the float64 dot of the decoded rows, and each product bit-identical whatever the batch and
+// the row range.
 #include <catch2/catch.hpp>
 
 #include <cmath>
@@ -11,6 +12,7 @@
 #include "core/error.h"
 #include "normal_values.h"
 #include "quant/codec.h"
+#include "quant/half.h"
 #include "quant/interleave.h"
 #include "quant/matvec.h"
 
@@ -19,7 +21,16 @@ using namespace hearth::quant;
 
 namespace {
 
-constexpr GgmlType kTypes[] = {GgmlType::kQ4_0, GgmlType::kQ8_0};
+constexpr GgmlType kTypes[] = {GgmlType::kQ4_0, GgmlType::kQ8_0, GgmlType::kQ4_K, GgmlType::kQ6_K};
+
+// A row length of `blocks` blocks of the type (32 or 256 elements each).
+int64_t row_of(GgmlType type, int64_t blocks) { return blocks * ggml_type_block_size(type); }
+
+// The value activation k stands for once quantized: d·q of its block.
+double activation(const Activations& a, int64_t k) {
+  if (!a.b32.empty()) return double(a.b32[k / 32].d) * a.b32[k / 32].q[k % 32];
+  return double(a.b256[k / 256].d) * a.b256[k / 256].q[k % 256];
+}
 
 std::vector<uint8_t> random_rows(GgmlType type, int64_t rows, int64_t n, uint32_t seed, float scale = 0.05f) {
   const std::vector<float> w = test::normal_values(rows * n, seed, scale);
@@ -72,10 +83,51 @@ TEST_CASE("interleaved Q4_0 and Q8_0: bytes where interleave.h puts them", "[qua
   }
 }
 
-TEST_CASE("interleaved Q4_0 and Q8_0 rows round-trip and decode as the ggml rows", "[quant][interleave]") {
+TEST_CASE("interleaved Q4_K and Q6_K: bytes where interleave.h puts them", "[quant][interleave]") {
+  // ggml's super-block: d, dmin (2 bytes each), 12 bytes of packed scales and mins, 128 of nibbles; a group's block b
+  // at b·16·144.
+  const int64_t rows = 16, n = 512, row_bytes = 2 * 144;
+  std::vector<uint8_t> plain(rows * row_bytes);
+  for (size_t i = 0; i < plain.size(); ++i) plain[i] = static_cast<uint8_t>(i * 7 + 3);
+  const auto w = interleaved(GgmlType::kQ4_K, plain, rows, n);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < 2; ++b) {
+      const uint8_t* blk = plain.data() + r * row_bytes + b * 144;
+      const uint8_t* at = w.data() + b * 16 * 144;
+      for (int i = 0; i < 2; ++i) {
+        CHECK(at[2 * r + i] == blk[i]);
+        CHECK(at[32 + 2 * r + i] == blk[2 + i]);
+      }
+      for (int k = 0; k < 12; ++k) CHECK(at[64 + 16 * k + r] == blk[4 + k]);
+      for (int i = 0; i < 128; ++i) CHECK(at[256 + 64 * (i / 4) + 4 * r + i % 4] == blk[16 + i]);
+    }
+  // Q6_K: ql[128], qh[64], 16 signed scales, d; a group's block b at b·16·210.
+  const int64_t q6_bytes = 2 * 210;
+  std::vector<uint8_t> q6(rows * q6_bytes);
+  for (size_t i = 0; i < q6.size(); ++i) q6[i] = static_cast<uint8_t>(i * 5 + 1);
+  const auto w6 = interleaved(GgmlType::kQ6_K, q6, rows, n);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t b = 0; b < 2; ++b) {
+      const uint8_t* blk = q6.data() + r * q6_bytes + b * 210;
+      const uint8_t* at = w6.data() + b * 16 * 210;
+      CHECK(at[2 * r] == blk[208]);
+      CHECK(at[2 * r + 1] == blk[209]);
+      for (int k = 0; k < 16; ++k) CHECK(at[32 + 16 * k + r] == blk[192 + k]);
+      for (int h = 0; h < 2; ++h)
+        for (int t = 0; t < 8; ++t)
+          for (int j = 0; j < 4; ++j) {
+            const int64_t step = 288 + 64 * (24 * h + 3 * t) + 4 * r + j;
+            CHECK(at[step] == blk[64 * h + 4 * t + j]);              // ql, weights 128h + 4t + j and + 64
+            CHECK(at[step + 64] == blk[64 * h + 32 + 4 * t + j]);    // ql, + 32 and + 96
+            CHECK(at[step + 128] == blk[128 + 32 * h + 4 * t + j]);  // qh, the top bits of all four
+          }
+    }
+}
+
+TEST_CASE("interleaved rows round-trip and decode as the ggml rows", "[quant][interleave]") {
   for (GgmlType type : kTypes)
     for (int64_t rows : {16, 35, 5, 48})
-      for (int64_t n : {32, 96, 512}) {
+      for (int64_t n : {row_of(type, 1), row_of(type, 3), row_of(type, 16)}) {
         INFO(ggml_type_name(type) << " rows " << rows << " n " << n);
         const auto plain = random_rows(type, rows, n, 3);
         const auto w = interleaved(type, plain, rows, n);
@@ -97,26 +149,29 @@ TEST_CASE("interleaved Q4_0 and Q8_0 rows round-trip and decode as the ggml rows
       }
   // Group by group, as loading does it on several threads: the same bytes.
   for (GgmlType type : kTypes) {
-    const auto plain = random_rows(type, 35, 96, 4);
+    const int64_t n = row_of(type, 3);
+    const auto plain = random_rows(type, 35, n, 4);
     std::vector<uint8_t> parts(plain.size());
     for (int64_t r : {32, 16, 0})
-      interleave_rows(type, plain.data(), parts.data(), 35, 96, r, std::min<int64_t>(35, r + 16));
-    CHECK(parts == interleaved(type, plain, 35, 96));
+      interleave_rows(type, plain.data(), parts.data(), 35, n, r, std::min<int64_t>(35, r + 16));
+    CHECK(parts == interleaved(type, plain, 35, n));
     std::vector<uint8_t> scratch(plain.size());
-    CHECK_THROWS_AS(interleave_rows(type, plain.data(), scratch.data(), 35, 96, 8, 35), Error);
-    CHECK_THROWS_AS(interleave_rows(type, plain.data(), scratch.data(), 35, 96, 0, 20), Error);
+    CHECK_THROWS_AS(interleave_rows(type, plain.data(), scratch.data(), 35, n, 8, 35), Error);
+    CHECK_THROWS_AS(interleave_rows(type, plain.data(), scratch.data(), 35, n, 0, 20), Error);
     CHECK(interleavable(type));
   }
-  std::vector<uint8_t> scratch(4 * ggml_type_nbytes(GgmlType::kQ5_0, 32));
+  // A row length off the type's blocks (Q4_K: 32 is a Q4_0 block, not a super-block).
+  std::vector<uint8_t> scratch(16 * ggml_type_nbytes(GgmlType::kQ4_K, 256));
+  CHECK_THROWS_AS(interleave_rows(GgmlType::kQ4_K, scratch.data(), scratch.data() + 1, 16, 32, 0, 16), Error);
   CHECK_THROWS_AS(interleave_rows(GgmlType::kQ5_0, scratch.data(), scratch.data(), 4, 32, 0, 4), Error);
   CHECK_FALSE(interleavable(GgmlType::kQ5_0));
-  CHECK_FALSE(interleavable(GgmlType::kQ4_K));
+  CHECK_FALSE(interleavable(GgmlType::kQ5_K));
 }
 
-TEST_CASE("interleaved Q4_0 and Q8_0 products equal the float64 dot of the decoded rows in every variant",
-          "[quant][interleave]") {
+TEST_CASE("interleaved products equal the float64 dot of the decoded rows in every variant", "[quant][interleave]") {
   for (GgmlType type : kTypes)
-    for (int64_t n : {96, 512, 2048}) {
+    for (int64_t n :
+         {row_of(type, 3), row_of(type, 16), row_of(type, 64) / (ggml_type_block_size(type) == 256 ? 8 : 1)}) {
       const int64_t rows = 35;  // two groups and three rows in ggml's layout
       const auto plain = random_rows(type, rows, n, 5);
       const auto w = interleaved(type, plain, rows, n);
@@ -131,7 +186,7 @@ TEST_CASE("interleaved Q4_0 and Q8_0 products equal the float64 dot of the decod
           for (size_t i = 0; i < acts.size(); ++i) {
             double dot = 0, mag = 0;
             for (int64_t k = 0; k < n; ++k) {
-              const double x = double(acts[i].b32[k / 32].d) * acts[i].b32[k / 32].q[k % 32];
+              const double x = activation(acts[i], k);
               dot += row[k] * x;
               mag += std::fabs(row[k] * x);
             }
@@ -142,10 +197,10 @@ TEST_CASE("interleaved Q4_0 and Q8_0 products equal the float64 dot of the decod
     }
 }
 
-TEST_CASE("interleaved Q4_0 and Q8_0 products are bit-identical alone, in a batch and in a row range",
-          "[quant][interleave]") {
+TEST_CASE("interleaved products are bit-identical alone, in a batch and in a row range", "[quant][interleave]") {
   for (GgmlType type : kTypes) {
-    const int64_t rows = 51, n = 160;  // three groups, three plain rows; five blocks
+    const int64_t rows = 51,
+                  n = row_of(type, ggml_type_block_size(type) == 256 ? 2 : 5);  // three groups, three plain rows
     const auto w = interleaved(type, random_rows(type, rows, n, 6), rows, n);
     const int64_t M = 70;  // more than one column panel
     const auto acts = random_activations(type, M, n, 200);
@@ -167,8 +222,7 @@ TEST_CASE("interleaved Q4_0 and Q8_0 products are bit-identical alone, in a batc
   }
 }
 
-TEST_CASE("interleaved Q4_0 and Q8_0 kernels on zero, extreme and tiny scales and bad activations",
-          "[quant][interleave]") {
+TEST_CASE("interleaved kernels on zero, extreme and tiny scales and bad activations", "[quant][interleave]") {
   for (GgmlType type : kTypes)
     for (float scale : {0.0f, 1e-30f, 1000.0f}) {
       INFO(ggml_type_name(type) << " weight scale " << scale);
@@ -225,5 +279,55 @@ TEST_CASE("interleaved Q8_0 kernels take the extreme levels -128 and 127 exactly
                acts[0].b32[k / 32].q[k % 32] * acts[0].b32[k / 32].d;
       for (size_t i = 0; i < acts.size(); ++i) CHECK(y[i * rows + r] == Approx(dot).epsilon(1e-6));
     }
+  }
+}
+
+TEST_CASE("interleaved Q4_K and Q6_K kernels give the scalar kernel's bits on arbitrary blocks",
+          "[quant][interleave]") {
+  // Any bytes are a valid block but for the float16 scales (kept finite here): every 6-bit scale and min and every
+  // top-bit combination of Q4_K's packed field, every Q6_K scale from -128 to 127, every level. Each variant's group
+  // kernel does the scalar kernel's float operations in its order, so all give the same bits — which are also the
+  // plain rows' dot (matmul_rows, scalar). Two whole groups: rows after the last group go through each variant's row
+  // kernel, which adds in its own order.
+  const std::pair<GgmlType, std::vector<int>> kinds[] = {{GgmlType::kQ4_K, {0, 2}}, {GgmlType::kQ6_K, {208}}};
+  for (const auto& [type, halves] : kinds) {  // halves: where the block's float16 scales are
+    INFO(ggml_type_name(type));
+    const int64_t rows = 32, n = 768;
+    const size_t row_bytes = ggml_type_nbytes(type, n), block = ggml_type_block_bytes(type);
+    std::vector<uint8_t> plain(rows * row_bytes);
+    std::mt19937 rng(11);
+    for (auto& v : plain) v = static_cast<uint8_t>(rng());
+    std::uniform_real_distribution<float> scale(-0.02f, 0.02f);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t b = 0; b < n / 256; ++b)
+        for (int at : halves) {  // float16 values of either sign, now and then a subnormal one
+          const uint16_t h = (r + b + at) % 7 == 0 ? uint16_t(0x0003 | (r % 2) << 15) : f32_to_f16(scale(rng));
+          plain[r * row_bytes + b * block + at] = static_cast<uint8_t>(h & 0xFF);
+          plain[r * row_bytes + b * block + at + 1] = static_cast<uint8_t>(h >> 8);
+        }
+    const auto w = interleaved(type, plain, rows, n);
+    const auto acts = random_activations(type, 9, n, 70);
+    std::vector<float> want(acts.size() * rows);
+    REQUIRE(detail::matmul_rows_with("scalar", type, plain.data(), row_bytes, acts.data(),
+                                     static_cast<int64_t>(acts.size()), want.data(), rows, 0, rows));
+    std::vector<float> row(n);
+    for (int64_t r = 0; r < rows; ++r) {  // and that is the float64 dot of the decoded rows
+      dequantize(type, plain.data() + r * row_bytes, row.data(), n);
+      double dot = 0, mag = 0;
+      for (int64_t k = 0; k < n; ++k) {
+        dot += row[k] * activation(acts[0], k);
+        mag += std::fabs(row[k] * activation(acts[0], k));
+      }
+      CHECK(std::fabs(want[r] - dot) <= 1e-5 * mag + 1e-30);
+    }
+    int ran = 0;
+    for (const char* variant : {"scalar", "avx2", "avx512", "avx512vnni"}) {
+      const auto y = run(variant, type, w, rows, acts);
+      if (y.empty()) continue;
+      ++ran;
+      INFO(variant);
+      CHECK(y == want);
+    }
+    CHECK(ran >= 1);
   }
 }
