@@ -1,4 +1,4 @@
-// Memory of its own for weights hearth copies at load (the block matrices the CPU kernels read, Q4_0 interleaved), in
+// Memory of its own for weights hearth copies at load (the block matrices the CPU kernels read, most interleaved), in
 // 2 MiB huge pages where the kernel allows.
 //
 // Why: decode reads every weight once per token, and with 4 KiB pages that is a TLB miss every 4 KiB; in a virtual

@@ -32,8 +32,8 @@ struct LoadOptions {
   // them to dense weights at load: QLoRA, where the base must stay small. Types without a torch decoder are still
   // decoded at load. On the CPU blocks always stay blocks.
   bool blocks_on_device = false;
-  // On the CPU, copy block matrices (not an embedding only looked up) into huge-page memory, Q4_0 interleaved, as
-  // the kernels read them fastest (Linear::Blocks::copied_for_kernels; the mapped pages are given back as each is
+  // On the CPU, copy block matrices (not an embedding only looked up) into huge-page memory, interleaved where
+  // the kernels read them fastest so (Linear::Blocks::copied_for_kernels; the mapped pages are given back as each is
   // copied). Off for training: QLoRA multiplies decoded chunks, and the copy would hold a second quantized base
   // while loading.
   bool copy_blocks = true;
