@@ -88,11 +88,11 @@ void move_rows(GgmlType type, const uint8_t* src, uint8_t* dst, int64_t rows, in
     for (int64_t r = 0; r < kGroupRows; ++r)
       for (int64_t b = 0; b < nb; ++b) {
         const int64_t plain = r * row_bytes + b * bb, group = b * bb * kGroupRows;
-        for (const Piece& p : ps) {
-          const int64_t at = group + p.at + r * p.stride;
-          if (in) copy_piece(d + at, s + plain + p.from, p.bytes);
-          else copy_piece(d + plain + p.from, s + at, p.bytes);
+        if (!in) {
+          interleaved_block(type, s, r, b, d + plain);
+          continue;
         }
+        for (const Piece& p : ps) copy_piece(d + group + p.at + r * p.stride, s + plain + p.from, p.bytes);
       }
   }
   const int64_t tail = std::max(row_begin, grouped);  // the rows after the last group stay as they are

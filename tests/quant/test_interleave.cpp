@@ -39,6 +39,13 @@ std::vector<uint8_t> random_rows(GgmlType type, int64_t rows, int64_t n, uint32_
   return bytes;
 }
 
+// `bytes` bytes of a pattern that differs from byte to byte within any block: byte i = (mul·i + add) mod 256.
+std::vector<uint8_t> pattern(size_t bytes, int mul, int add) {
+  std::vector<uint8_t> out(bytes);
+  for (size_t i = 0; i < bytes; ++i) out[i] = static_cast<uint8_t>(i * mul + add);
+  return out;
+}
+
 std::vector<uint8_t> interleaved(GgmlType type, const std::vector<uint8_t>& plain, int64_t rows, int64_t n) {
   std::vector<uint8_t> out(plain.size(), 0xAB);
   interleave_rows(type, plain.data(), out.data(), rows, n, 0, rows);
@@ -69,8 +76,7 @@ TEST_CASE("interleaved Q4_0 and Q8_0: bytes where interleave.h puts them", "[qua
   for (auto [type, block, levels] : {std::tuple{GgmlType::kQ4_0, 18, 16}, std::tuple{GgmlType::kQ8_0, 34, 32}}) {
     INFO(ggml_type_name(type));
     const int64_t rows = 16, n = 64, row_bytes = 2 * block;  // one group, two blocks
-    std::vector<uint8_t> plain(rows * row_bytes);
-    for (size_t i = 0; i < plain.size(); ++i) plain[i] = static_cast<uint8_t>(i * 7 + 3);
+    const std::vector<uint8_t> plain = pattern(rows * row_bytes, 7, 3);
     const auto w = interleaved(type, plain, rows, n);
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t b = 0; b < 2; ++b) {
@@ -87,8 +93,7 @@ TEST_CASE("interleaved Q4_K and Q6_K: bytes where interleave.h puts them", "[qua
   // ggml's super-block: d, dmin (2 bytes each), 12 bytes of packed scales and mins, 128 of nibbles; a group's block b
   // at b·16·144.
   const int64_t rows = 16, n = 512, row_bytes = 2 * 144;
-  std::vector<uint8_t> plain(rows * row_bytes);
-  for (size_t i = 0; i < plain.size(); ++i) plain[i] = static_cast<uint8_t>(i * 7 + 3);
+  const std::vector<uint8_t> plain = pattern(rows * row_bytes, 7, 3);
   const auto w = interleaved(GgmlType::kQ4_K, plain, rows, n);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t b = 0; b < 2; ++b) {
@@ -103,8 +108,7 @@ TEST_CASE("interleaved Q4_K and Q6_K: bytes where interleave.h puts them", "[qua
     }
   // Q6_K: ql[128], qh[64], 16 signed scales, d; a group's block b at b·16·210.
   const int64_t q6_bytes = 2 * 210;
-  std::vector<uint8_t> q6(rows * q6_bytes);
-  for (size_t i = 0; i < q6.size(); ++i) q6[i] = static_cast<uint8_t>(i * 5 + 1);
+  const std::vector<uint8_t> q6 = pattern(rows * q6_bytes, 5, 1);
   const auto w6 = interleaved(GgmlType::kQ6_K, q6, rows, n);
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t b = 0; b < 2; ++b) {
