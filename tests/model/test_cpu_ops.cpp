@@ -54,6 +54,14 @@ TEST_CASE("cpu_ops: RMSNorm, RoPE and SwiGLU give libtorch's numbers, a row alon
   // silu's limits: -inf·0 is not taken for large negative gates
   auto extreme = torch::tensor({-200.0f, 200.0f, 0.0f, 3.0f, 3.0f, -2.0f}).view({1, 6});
   CHECK(torch::allclose(model::swiglu_rows(extreme), torch::tensor({-0.0f, 600.0f, 0.0f}).view({1, 3})));
+  // a 16-stream decode step of the 135M shape (16 rows of 2·1536): rows shared between threads where there are two
+  const int threads = at::get_num_threads();
+  at::set_num_threads(2);
+  const auto step = torch::randn({16, 1, 2 * 1536}) * 4;
+  const auto step_act = model::swiglu_rows(step);
+  at::set_num_threads(threads);
+  CHECK(torch::allclose(step_act, torch::silu(step.narrow(-1, 0, 1536)) * step.narrow(-1, 1536, 1536), 1e-5, 1e-6));
+  for (int64_t r : {0, 7, 15}) CHECK(torch::equal(model::swiglu_rows(step.narrow(0, r, 1)), step_act.narrow(0, r, 1)));
 }
 
 TEST_CASE("KvCache::write puts each (row, head, token) at its slot of the named cache rows", "[model][kv_cache]") {
