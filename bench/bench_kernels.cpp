@@ -32,6 +32,15 @@ int main(int argc, char** argv) {
   int64_t rows = 4096, cols = 4096, batch = 1;
   int reps = 20;
   std::vector<std::string> types, variants;
+  const std::pair<GgmlType, bool> kinds[] = {
+      {GgmlType::kQ8_0, false}, {GgmlType::kQ8_0, true},  {GgmlType::kQ4_0, false}, {GgmlType::kQ4_0, true},
+      {GgmlType::kQ5_0, false}, {GgmlType::kQ4_K, false}, {GgmlType::kQ4_K, true},  {GgmlType::kQ5_K, false},
+      {GgmlType::kQ6_K, false}, {GgmlType::kQ6_K, true}};
+  const auto kind_name = [](GgmlType type, bool interleaved) {
+    return std::string(ggml_type_name(type)) + (interleaved ? "x16" : "");
+  };
+  std::vector<std::string> type_names{"F32"};
+  for (auto [type, interleaved] : kinds) type_names.push_back(kind_name(type, interleaved));
   CLI::App app{"hearth block-kernel benchmark"};
   app.add_option("--rows", rows);
   app.add_option("--cols", cols);
@@ -39,8 +48,7 @@ int main(int argc, char** argv) {
   app.add_option("--reps", reps);
   app.add_option("--types", types, "Rows to run, e.g. Q4_0x16,Q6_K,F32 (default: all)")
       ->delimiter(',')
-      ->check(CLI::IsMember(
-          {"Q8_0", "Q8_0x16", "Q4_0", "Q4_0x16", "Q5_0", "Q4_K", "Q4_Kx16", "Q5_K", "Q6_K", "Q6_Kx16", "F32"}));
+      ->check(CLI::IsMember(type_names));
   app.add_option("--variants", variants, "Variants to run: scalar, avx2, avx512, avx512vnni (default: all)")
       ->delimiter(',')
       ->check(CLI::IsMember({"scalar", "avx2", "avx512", "avx512vnni"}));
@@ -54,12 +62,8 @@ int main(int argc, char** argv) {
   for (auto& v : w) v = normal(rng);
   for (auto& v : x) v = normal(rng) * 50;
   std::cout << fmt::format("{:<7} {:<11} {:>9} {:>10} {:>9}\n", "type", "variant", "MiB", "ms/product", "GB/s");
-  const std::pair<GgmlType, bool> kinds[] = {
-      {GgmlType::kQ8_0, false}, {GgmlType::kQ8_0, true},  {GgmlType::kQ4_0, false}, {GgmlType::kQ4_0, true},
-      {GgmlType::kQ5_0, false}, {GgmlType::kQ4_K, false}, {GgmlType::kQ4_K, true},  {GgmlType::kQ5_K, false},
-      {GgmlType::kQ6_K, false}, {GgmlType::kQ6_K, true}};
   for (auto [type, interleaved] : kinds) {
-    const std::string name = std::string(ggml_type_name(type)) + (interleaved ? "x16" : "");
+    const std::string name = kind_name(type, interleaved);
     if (!wanted(types, name) || cols % ggml_type_block_size(type) != 0) continue;
     // The weights in huge pages, as a model's are once loaded (io/huge_pages.h).
     const size_t bytes = ggml_type_nbytes(type, rows * cols);

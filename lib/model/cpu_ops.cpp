@@ -8,10 +8,10 @@
 namespace hearth::model {
 namespace {
 
-// Rows per task: ≥ 64 Ki elements, so a decode step's few rows stay on the calling thread (a parallel region costs
-// more than they do) and a prompt's thousands are shared.
-int64_t task_rows(int64_t row_elements) {
-  return std::max<int64_t>(1, (int64_t(1) << 16) / std::max<int64_t>(1, row_elements));
+// Rows per task: ≥ task_elements (64 Ki by default), so a decode step's few rows stay on the calling thread (a
+// parallel region costs more than they do) and a prompt's thousands are shared.
+int64_t task_rows(int64_t row_elements, int64_t task_elements = int64_t(1) << 16) {
+  return std::max<int64_t>(1, task_elements / std::max<int64_t>(1, row_elements));
 }
 
 }  // namespace
@@ -75,9 +75,8 @@ torch::Tensor swiglu_rows(const torch::Tensor& gate_up_in) {
   const float* gp = gate_up.data_ptr<float>();
   float* op = out.data_ptr<float>();
   // An exponential costs a few dozen multiply-adds: tasks of ≥ 8 Ki gates, so a 16-stream decode step of a small
-  // model (16 rows of 1536 on the 135M shape) is shared, where task_rows kept it on the calling thread.
-  const int64_t grain = std::max<int64_t>(1, (int64_t(1) << 13) / std::max<int64_t>(1, F));
-  parallel_rows(0, rows, grain, [&](int64_t r0, int64_t r1) {
+  // model (16 rows of 1536 on the 135M shape) is shared, where 64 Ki elements kept it on the calling thread.
+  parallel_rows(0, rows, task_rows(F, int64_t(1) << 13), [&](int64_t r0, int64_t r1) {
     for (int64_t r = r0; r < r1; ++r) {
       const float *g = gp + r * 2 * F, *u = g + F;
       float* o = op + r * F;
