@@ -16,6 +16,7 @@
 #include "infer/generator.h"
 #include "io/hf_cache.h"
 #include "model/causal_lm.h"
+#include "model/compute_threads.h"
 #include "serve/http_server.h"
 #include "serve/scheduler.h"
 #include "serve/server_config.h"
@@ -91,13 +92,17 @@ void serve_until_signal(serve::ServeState& state, serve::HttpServer& http) {
 }
 
 void run_serve(const ServeOptions& o, const GlobalOptions& g) {
+  // The scheduler's thread alone runs the model's parallel loops (model/compute_threads.h): the model loads on a thread
+  // that then ends, and this one, which waits for signals and reloads adapters, stays serial.
+  model::compute_serially_on_this_thread();
   serve::ServerConfig c = config_merge(o);
   c.model = model_resolve(c.model);  // a name in the YAML file too
   model_dir_check(c.model);
   auto keys = c.api_keys.empty() ? serve::ApiKeys() : serve::ApiKeys::load(c.api_keys);
   model::LoadOptions load{model::device_parse(g.device, "--device"), model::dtype_parse(c.dtype, "--dtype")};
   auto tokenizer = tokenizer::Tokenizer::load(c.model);
-  auto model_owner = model::causal_lm_load(c.model, load);
+  std::unique_ptr<model::CausalLM> model_owner;
+  model::run_on_passing_thread([&] { model_owner = model::causal_lm_load(c.model, load); });
   const model::CausalLM& model = *model_owner;
   infer::vocab_check(tokenizer, model.config(), c.model);
   const int model_ctx = static_cast<int>(model.config().max_position_embeddings);

@@ -17,6 +17,9 @@
 
 namespace hearth::model {
 
+// Set by compute_serially_on_this_thread (compute_threads.h).
+extern thread_local bool t_serial_thread;
+
 // f(r0, r1) over [begin, end) in tasks of at least `grain` rows, on up to the intra-op thread count. The threads take
 // tasks as they come free (up to 4 per thread) rather than one fixed share each: on a machine whose cores also run
 // other work (a VM's neighbours, serve's connection threads) one slow core no longer holds up the step — measured
@@ -26,6 +29,7 @@ namespace hearth::model {
 template <typename F>
 void parallel_rows(int64_t begin, int64_t end, int64_t grain, const F& f) {
   if (begin >= end) return;
+  if (t_serial_thread) return f(begin, end);
   const int threads = at::get_num_threads();
   if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
   const int64_t n = end - begin, step = std::max<int64_t>(grain, 1), most_tasks = (n + step - 1) / step;

@@ -2,9 +2,13 @@
 // inference mode, where they run as libtorch ops), and the KV cache's copying write against the slots it names.
 #include <catch2/catch.hpp>
 
+#include <filesystem>
+#include <thread>
+
 #include <torch/torch.h>
 
 #include "core/error.h"
+#include "model/compute_threads.h"
 #include "model/cpu_ops.h"
 #include "model/layers.h"
 #include "model/rope.h"
@@ -106,4 +110,35 @@ TEST_CASE("KvCache::write puts each (row, head, token) at its slot of the named 
   auto [k1, v1] = cache.read(1, 6, 4);
   CHECK(k1[0].abs().sum().item<float>() == 0.0f);
   CHECK(k1[2].abs().sum().item<float>() == 0.0f);
+}
+
+// Threads of this process (/proc/self/task).
+static int process_threads() {
+  int n = 0;
+  for (const auto& e : std::filesystem::directory_iterator("/proc/self/task")) n += e.is_directory() ? 1 : 0;
+  return n;
+}
+
+TEST_CASE("compute_serially_on_this_thread ends the thread's worker pool and starts no other", "[model][cpu_ops]") {
+  const int before = at::get_num_threads();
+  at::set_num_threads(2);
+  int pooled = 0, serial = 0, after = 0;
+  torch::Tensor got, want;
+  std::thread([&] {
+    at::get_num_threads();
+    auto a = torch::zeros({int64_t(1) << 22});  // a parallel fill: this thread's pool gets a worker
+    pooled = process_threads();
+    model::compute_serially_on_this_thread();
+    serial = process_threads();
+    c10::InferenceMode inference;
+    auto gate_up = torch::randn({64, 2 * 4096});  // 256 Ki gates: shared between threads anywhere else
+    got = model::swiglu_rows(gate_up);
+    a = torch::ones({int64_t(1) << 22}) + a;
+    after = process_threads();
+    want = torch::silu(gate_up.narrow(-1, 0, 4096)) * gate_up.narrow(-1, 4096, 4096);
+  }).join();
+  at::set_num_threads(before);
+  CHECK(serial < pooled);  // the worker has exited
+  CHECK(after == serial);  // neither libtorch's loops nor hearth's started one again
+  CHECK(torch::allclose(got, want, 1e-6, 1e-6));
 }
