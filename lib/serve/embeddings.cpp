@@ -7,6 +7,7 @@
 #include <torch/torch.h>
 
 #include "io/mapped_file.h"
+#include "model/compute_threads.h"
 #include "serve/request.h"
 #include "serve/scheduler.h"
 
@@ -141,11 +142,15 @@ std::vector<std::vector<float>> embeddings_compute(ServeState& s, const std::vec
     throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
   std::vector<std::vector<float>> out;
   out.reserve(inputs.size());
-  for (const auto& ids : inputs) {
-    out.push_back(embedding(s.model, ids, adapter));
-    if (io::mapped_files_damaged())
-      throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
-  }
+  // On a thread that then ends: a connection thread that ran the model would keep an OpenMP worker pool beside the
+  // scheduler's, and the scheduler's workers would sleep between parallel regions from then on (compute_threads.h).
+  model::run_on_passing_thread([&] {
+    for (const auto& ids : inputs) {
+      out.push_back(embedding(s.model, ids, adapter));
+      if (io::mapped_files_damaged())
+        throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+    }
+  });
   return out;
 }
 
