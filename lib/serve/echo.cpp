@@ -2,6 +2,8 @@
 
 #include <torch/torch.h>
 
+#include "serve/serve_state.h"
+
 namespace hearth::serve {
 namespace {
 
@@ -23,18 +25,6 @@ std::string token_text(const tokenizer::Tokenizer& tok, const infer::TokenId* pr
   return tok.decode({t});
 }
 
-// The logits over the whole prompt, one forward without a cache: [T, V] float32 (on the model's device).
-torch::Tensor prompt_logits(const model::CausalLM& m, const std::vector<infer::TokenId>& ids,
-                            const model::LoraAdapter* adapter) {
-  const auto T = static_cast<int64_t>(ids.size());
-  std::vector<int64_t> wide(ids.begin(), ids.end());
-  auto tokens = torch::tensor(wide, torch::kInt64).view({1, T}).to(m.device());
-  auto positions = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(m.device())).view({1, T});
-  model::ForwardOptions o;
-  if (adapter) o.adapters = {adapter};
-  return m.forward(tokens, positions, torch::Tensor(), nullptr, o)[0];  // [1, T, V] -> [T, V]
-}
-
 }  // namespace
 
 EchoPrefix echo_prefix(const model::CausalLM& model, const tokenizer::Tokenizer& tokenizer,
@@ -45,7 +35,7 @@ EchoPrefix echo_prefix(const model::CausalLM& model, const tokenizer::Tokenizer&
   out.chars = code_points(out.text);
   if (logprobs < 0) return out;
   c10::InferenceMode guard;
-  auto logits = prompt_logits(model, ids, adapter);  // row i predicts token i + 1
+  auto logits = prompt_forward(model, ids, adapter, /*hidden_states=*/false);  // [T, V]: row i predicts token i + 1
   const int64_t T = logits.size(0), V = logits.size(1);
   out.logprobs.resize(ids.size());
   out.logprobs[0].chosen = {ids[0], 0.0f, token_text(tokenizer, nullptr, ids[0]), {}};

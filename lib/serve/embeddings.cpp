@@ -7,7 +7,6 @@
 #include <torch/torch.h>
 
 #include "io/mapped_file.h"
-#include "model/compute_threads.h"
 #include "serve/request.h"
 #include "serve/scheduler.h"
 
@@ -122,14 +121,7 @@ EmbeddingRequest request_read(ServeState& s, const std::string& body) {
 std::vector<float> embedding(const model::CausalLM& m, const std::vector<infer::TokenId>& ids,
                              const model::LoraAdapter* adapter) {
   c10::InferenceMode guard;
-  const auto T = static_cast<int64_t>(ids.size());
-  std::vector<int64_t> wide(ids.begin(), ids.end());
-  auto tokens = torch::tensor(wide, torch::kInt64).view({1, T}).to(m.device());
-  auto positions = torch::arange(T, torch::TensorOptions().dtype(torch::kInt64).device(m.device())).view({1, T});
-  model::ForwardOptions o;
-  o.hidden_states = true;
-  if (adapter) o.adapters = {adapter};
-  auto h = m.forward(tokens, positions, torch::Tensor(), nullptr, o)[0].mean(0);  // [C]
+  auto h = prompt_forward(m, ids, adapter, /*hidden_states=*/true).mean(0);  // [C]
   h = (h / h.norm().clamp_min(1e-12)).to(torch::kCPU).contiguous();
   return {h.data_ptr<float>(), h.data_ptr<float>() + h.numel()};
 }
@@ -142,15 +134,11 @@ std::vector<std::vector<float>> embeddings_compute(ServeState& s, const std::vec
     throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
   std::vector<std::vector<float>> out;
   out.reserve(inputs.size());
-  // On a thread that then ends: a connection thread that ran the model would keep an OpenMP worker pool beside the
-  // scheduler's, and the scheduler's workers would sleep between parallel regions from then on (compute_threads.h).
-  model::run_on_passing_thread([&] {
-    for (const auto& ids : inputs) {
-      out.push_back(embedding(s.model, ids, adapter));
-      if (io::mapped_files_damaged())
-        throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
-    }
-  });
+  for (const auto& ids : inputs) {
+    out.push_back(embedding(s.model, ids, adapter));
+    if (io::mapped_files_damaged())
+      throw ApiError(503, kModelFilesChanged, "service_unavailable", "", "model_files_changed");
+  }
   return out;
 }
 

@@ -45,4 +45,11 @@ std::shared_ptr<const constrain::TokenTrie> token_trie(ServeState& s);
 // for an unknown name.
 std::shared_ptr<const model::LoraAdapter> model_resolve(ServeState& s, const std::string& name, const KeyScope& scope);
 
+// One forward over a whole prompt outside the scheduler (echo's logprobs, embeddings), without a cache: [T, V] logits,
+// or [T, C] final hidden states, on the model's device. It runs in inference mode on a thread that then ends: a
+// connection thread that ran the model would keep an OpenMP worker pool beside the scheduler's, whose workers would
+// then sleep between parallel regions (model/compute_threads.h).
+torch::Tensor prompt_forward(const model::CausalLM& m, const std::vector<infer::TokenId>& ids,
+                             const model::LoraAdapter* adapter, bool hidden_states);
+
 }  // namespace hearth::serve
