@@ -4,7 +4,7 @@
 // and q4_0).
 //
 //   bench_finetune [--preset smollm2-135m] [--threads 2] [--batch 2] [--seq 256] [--steps 5] [--rank 8]
-//                  [--targets q,k,v,o,gate,up,down] [--checkpointing]
+//                  [--targets q,k,v,o,gate,up,down] [--checkpointing] [--no-block-cache]
 //   bench_finetune --qlora --preset llama-3.2-1b [--model-dir DIR] ...   (the model is written to DIR once)
 //   bench_finetune --one --device cuda --dtype bfloat16 --preset llama-3.2-1b [--model-dir DIR --base q4_0] ...
 // On CUDA, `--one` is what bench/bench_gpu_finetune.py runs beside Hugging Face transformers + PEFT.
@@ -23,12 +23,14 @@
 
 #include "bench/model_presets.h"
 #include "core/blas_env.h"
+#include "core/heap.h"
 #include "io/atomic_file.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
 #include "model/lora.h"
 #include "model/quantize_base.h"
 #include "train/adamw.h"
+#include "train/cpu_block_cache.h"
 
 using namespace hearth;
 
@@ -39,6 +41,7 @@ struct Args {
   std::string targets = "q,k,v,o,gate,up,down";
   std::string preset = "smollm2-135m", device = "cpu", dtype = "float32";
   bool checkpointing = false;
+  bool block_cache = true;  // false: glibc's heap alone, as hearth trained before train/cpu_block_cache.h
   bool qlora = false;
   std::string model_dir;  // --qlora: the random model's folder
   std::string base;       // --one: "" (random weights in memory), "f32" (the folder as stored) or q8_0 | q4_0 | q4_k
@@ -59,6 +62,8 @@ void device_sync(const torch::Device& device) {
 }
 
 int run_one(const Args& a) {
+  hearth::heap_keep_freed_blocks();  // the allocator settings `hearth finetune-lora` runs under
+  if (a.block_cache) train::cpu_block_cache_install();
   at::set_num_threads(a.threads);
   const model::LoadOptions load{model::device_parse(a.device, "--device"), model::dtype_parse(a.dtype, "--dtype")};
   auto model_owner = model_make(a, load);
@@ -170,6 +175,9 @@ int main(int argc, char** argv) {
   app.add_option("--rank", a.rank);
   app.add_option("--targets", a.targets);
   app.add_flag("--checkpointing", a.checkpointing, "gradient checkpointing on the hearth side");
+  bool no_block_cache = false;
+  app.add_flag("--no-block-cache", no_block_cache,
+               "hearth's large CPU tensors from glibc's heap, not train/cpu_block_cache.h (for comparison)");
   app.add_option("--preset", a.preset, "smollm2-135m | llama-3.2-1b | stories260k");
   app.add_flag("--qlora", a.qlora,
                "float32 LoRA vs q8_0 / q4_0 QLoRA (quantize_base) instead of the PyTorch reference");
@@ -179,6 +187,7 @@ int main(int argc, char** argv) {
   app.add_option("--dtype", a.dtype, "float32 or bfloat16 (--one)");
   app.add_flag("--one", one);
   CLI11_PARSE(app, argc, argv);
+  a.block_cache = !no_block_cache;
   if (a.model_dir.empty())
     a.model_dir = (std::filesystem::temp_directory_path() / ("hearth-bench-" + a.preset)).string();
   if (one) {
@@ -192,8 +201,9 @@ int main(int argc, char** argv) {
   }
 
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string common = fmt::format("--threads {} --batch {} --seq {} --steps {} --rank {} --targets {}",
-                                         a.threads, a.batch, a.seq, a.steps, a.rank, a.targets);
+  const std::string common = fmt::format("--threads {} --batch {} --seq {} --steps {} --rank {} --targets {}{}",
+                                         a.threads, a.batch, a.seq, a.steps, a.rank, a.targets,
+                                         a.block_cache ? "" : " --no-block-cache");
   if (a.qlora) return run_qlora(a, self, common + " --preset " + a.preset);
   if (a.preset != "smollm2-135m") {
     std::cerr << "--preset: the PyTorch reference runs the smollm2-135m shape only; use --qlora for other shapes\n";

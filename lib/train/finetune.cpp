@@ -26,6 +26,7 @@
 #include "model/config.h"
 #include "train/adamw.h"
 #include "train/base_model.h"
+#include "train/cpu_block_cache.h"
 #include "train/data_loader.h"
 #include "train/data_parallel.h"
 #include "train/distributed.h"
@@ -315,6 +316,7 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
   if (o.threads > 0 || r.training.threads > 0) at::set_num_threads(o.threads > 0 ? o.threads : int(r.training.threads));
 
   // --- model, adapter, optimizer, data ---
+  cpu_block_cache_install();  // large CPU tensors reuse mapped blocks: no heap holes, no page faults after step 1
   const auto dtype = model::dtype_parse(r.training.dtype, "training.dtype");
   auto model_owner = base_load(r, {device, dtype});  // QLoRA: a quantized base stays blocks
   const model::CausalLM& model = *model_owner;
