@@ -86,11 +86,11 @@ int run_one(const Args& a) {
   auto positions =
       torch::arange(a.seq, torch::kInt64).unsqueeze(0).expand({a.batch, a.seq}).contiguous().to(load.device);
   auto step = [&](const torch::Tensor& tokens) {
-    auto logits = model.forward(tokens, positions, {}, nullptr, o);
-    auto V = logits.size(-1);
-    auto loss = at::cross_entropy_loss(logits.narrow(1, 0, a.seq - 1).reshape({-1, V}),
-                                       tokens.narrow(1, 1, a.seq - 1).reshape({-1}), {}, at::Reduction::Mean, -100,
-                                       0.0);
+    // Each position predicts the next token; the last predicts nothing (-100). Mean over the targets, as finetune-lora.
+    auto with_targets = o;
+    with_targets.targets = torch::cat(
+        {tokens.narrow(1, 1, a.seq - 1), torch::full({a.batch, 1}, -100, tokens.options())}, 1);
+    auto loss = model.forward(tokens, positions, {}, nullptr, with_targets) / double(a.batch * (a.seq - 1));
     loss.backward();
     train::grad_clip(params, 1.0);
     opt.step(1e-4);

@@ -50,6 +50,10 @@ struct ForwardOptions {
   bool checkpoint_layers = false;
   // Return the final hidden states (after the final norm) [B, T, C] in float32 instead of the logits (embeddings).
   bool hidden_states = false;
+  // Targets [B, T] int64 (-100: none): return Σ cross-entropy of the logits against them, a float32 scalar,
+  // instead of the logits — computed a chunk of rows at a time, without the [B, T, V] logits (head_loss.h). Not with
+  // last_only or hidden_states.
+  torch::Tensor targets;
   // With a cache: batch row b uses cache row cache_rows[b] (B distinct rows, anywhere in the cache: e.g. a server
   // prefilling some rows of its pool while others hold sequences that are decoding). Empty: rows [0, B).
   std::vector<int64_t> cache_rows;

@@ -1,10 +1,12 @@
 #include "model/llama.h"
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "core/error.h"
 #include "model/attention.h"
 #include "model/grad_checkpoint.h"
+#include "model/head_loss.h"
 #include "model/rope.h"
 
 namespace hearth::model {
@@ -61,6 +63,10 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
   if (!o.cache_rows.empty() && (!cache || static_cast<int64_t>(o.cache_rows.size()) != B))
     throw Error(fmt::format("forward: {} cache rows for a batch of {} rows{}", o.cache_rows.size(), B,
                             cache ? "" : " and no cache"));
+  if (o.targets.defined() && (o.last_only || o.hidden_states || o.targets.sizes() != tokens.sizes()))
+    throw Error(fmt::format("forward: targets [{}] for tokens [{}]{}", fmt::join(o.targets.sizes().vec(), ", "),
+                            fmt::join(tokens.sizes().vec(), ", "),
+                            o.last_only || o.hidden_states ? " with last_only or hidden_states" : ""));
   if (o.adapters.size() > 1 && static_cast<int64_t>(o.adapters.size()) != B)
     throw Error(fmt::format("forward: {} adapters for a batch of {} rows", o.adapters.size(), B));
   torch::Tensor valid = valid_in.defined() ? valid_in.to(dev)
@@ -97,7 +103,10 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
   }
   x = rms_norm(x, norm_, config_.rms_norm_eps);
   if (o.hidden_states) return x.to(torch::kFloat32);  // [B, T, C]
-  return lm_head_.forward(x).to(torch::kFloat32);     // [B, T, V]
+  // [B·T, C] against [B·T] -> []
+  if (o.targets.defined())
+    return head_cross_entropy(lm_head_, x.reshape({B * T, x.size(2)}), o.targets.to(dev).reshape({B * T}));
+  return lm_head_.forward(x).to(torch::kFloat32);  // [B, T, V]
 }
 
 }  // namespace hearth::model

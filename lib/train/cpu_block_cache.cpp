@@ -108,8 +108,8 @@ class BlockCache final : public c10::Allocator {
   c10::Allocator* small_;
   mutable std::mutex mutex_;
   mutable std::unordered_map<void*, Block*> live_;  // blocks in use, by their data
-  mutable std::multimap<size_t, Block*> by_size_;  // kept blocks by size
-  mutable std::list<Block*> lru_;                  // kept blocks, freed longest ago first
+  mutable std::multimap<size_t, Block*> by_size_;   // kept blocks by size
+  mutable std::list<Block*> lru_;                   // kept blocks, freed longest ago first
   mutable CpuBlockCacheStats stats_;
 };
 

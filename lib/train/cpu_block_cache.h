@@ -28,12 +28,12 @@ constexpr size_t kCpuBlockCacheMin = size_t(1) << 20;
 void cpu_block_cache_install();
 
 struct CpuBlockCacheStats {
-  size_t mapped_bytes = 0;     // blocks mapped now: in use + kept for reuse
-  size_t in_use_bytes = 0;     // blocks held by live tensors (whole blocks: a request is rounded up)
-  size_t peak_in_use = 0;      // the most in_use_bytes has been
-  uint64_t maps = 0;           // blocks mapped so far
-  uint64_t reuses = 0;         // requests served by a kept block
-  uint64_t unmaps = 0;         // kept blocks given back to the system
+  size_t mapped_bytes = 0;  // blocks mapped now: in use + kept for reuse
+  size_t in_use_bytes = 0;  // blocks held by live tensors (whole blocks: a request is rounded up)
+  size_t peak_in_use = 0;   // the most in_use_bytes has been
+  uint64_t maps = 0;        // blocks mapped so far
+  uint64_t reuses = 0;      // requests served by a kept block
+  uint64_t unmaps = 0;      // kept blocks given back to the system
 };
 
 // The cache's counters (all zero before cpu_block_cache_install). Thread-safe.

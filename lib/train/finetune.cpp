@@ -24,6 +24,7 @@
 #include "io/remove_tree.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
+#include "model/head_loss.h"
 #include "train/adamw.h"
 #include "train/base_model.h"
 #include "train/cpu_block_cache.h"
@@ -60,14 +61,12 @@ std::vector<data::Dataset> datasets_open(const LoraRecipe& r) {
   return out;
 }
 
-// Mean cross-entropy of one micro-batch's target tokens, divided by `normalizer` (the step's target count).
+// Summed cross-entropy of one micro-batch's target tokens, divided by `normalizer` (the step's target count). The
+// model computes it at the head a chunk of rows at a time, without holding the [B, T, V] logits.
 torch::Tensor batch_loss(const model::CausalLM& m, const Batch& b, const model::ForwardOptions& o, double normalizer) {
-  auto dev = m.device();
-  auto logits = m.forward(b.tokens, b.positions, b.valid, nullptr, o);  // [B, T, V] float32
-  auto targets = b.targets.to(dev);
-  auto loss = at::cross_entropy_loss(logits.view({-1, logits.size(-1)}), targets.view({-1}), {}, at::Reduction::Sum,
-                                     -100, 0.0);
-  return loss / normalizer;
+  model::ForwardOptions with_targets = o;
+  with_targets.targets = b.targets;
+  return m.forward(b.tokens, b.positions, b.valid, nullptr, with_targets) / normalizer;
 }
 
 // Mean loss over the validation batches' target tokens; each worker scores every world_size-th batch.
@@ -229,7 +228,8 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
   const torch::Device device = device_of(r, o);  // fails early when CUDA is asked for but missing
   // Memory: base weights in the compute dtype (quantized matrices at their block size); LoRA weight+grad+2 moments in
   // float32; activations kept for backward per layer (~12 hidden-sized + 3 FFN-sized tensors per token, attention
-  // probabilities per head) and the logits (forward, softmax, grad) in float32.
+  // probabilities per head) and at the head one chunk of float32 logits (twice: the product's pieces and their
+  // concatenation) plus the dL/dx the loss keeps (model/head_loss.h).
   const double wbytes = r.training.dtype == "bfloat16" ? 2 : 4;
   const double tokens = double(r.training.micro_batch_size) * double(p.seq_len);
   double per_layer = tokens * (12.0 * config.hidden_size + 3.0 * config.intermediate_size) * wbytes +
@@ -238,7 +238,9 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
   double layers = r.training.gradient_checkpointing
                       ? tokens * config.hidden_size * wbytes * config.num_hidden_layers + per_layer
                       : per_layer * config.num_hidden_layers;
-  double logits = tokens * config.vocab_size * 4.0 * 3;
+  const double chunk = std::min(tokens * double(config.vocab_size) * 4.0,
+                                std::max(double(config.vocab_size) * 4.0, double(model::kHeadLossChunkBytes)));
+  double logits = 2 * chunk + tokens * config.hidden_size * wbytes;
   double weights = base_weight_bytes(r, config, wbytes, device), lora = double(p.trainable_parameters) * 16;
   // A quantized base decodes one chunk of one matrix at a time (≤ 64 MiB of float32; on a GPU ~4× that in the
   // decoder's temporaries).

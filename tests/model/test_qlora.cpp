@@ -300,3 +300,39 @@ TEST_CASE("QLoRA on CUDA keeps the blocks on the GPU and gives the CPU's gradien
   auto got = lora_grads(*gpu, a_gpu, probe.to(torch::kCUDA));
   for (size_t i = 0; i < got.size(); ++i) CHECK(torch::allclose(got[i].cpu(), want[i], 1e-3, 1e-5));
 }
+
+TEST_CASE("a forward with targets gives the cross-entropy of its logits and the same LoRA gradients (dense and "
+          "block bases)",
+          "[model][qlora]") {
+  for (bool blocks : {false, true}) {
+    INFO((blocks ? "blocks" : "decoded to float32"));
+    auto m = kq256_model("model-q4_k_m.gguf", blocks);
+    auto a = trained(m->config(), 4);
+    const auto T = static_cast<int64_t>(kIds.size());
+    auto tokens = torch::tensor(kIds).unsqueeze(0), positions = torch::arange(T).unsqueeze(0);
+    auto targets = torch::cat({tokens.narrow(1, 1, T - 1), torch::full({1, 1}, -100, torch::kInt64)}, 1);
+    model::ForwardOptions o;
+    o.adapters = {&a};
+    auto grads = [&](const torch::Tensor& loss) {
+      for (auto& p : a.parameters()) p.mutable_grad() = torch::Tensor();
+      loss.backward();
+      std::vector<torch::Tensor> out;
+      for (const auto& p : a.parameters()) out.push_back(p.grad().clone());
+      return out;
+    };
+    auto logits = m->forward(tokens, positions, {}, nullptr, o);  // [1, T, V]
+    auto plain = at::cross_entropy_loss(logits.view({T, -1}), targets.view({T}), {}, at::Reduction::Sum, -100, 0.0);
+    const double plain_value = plain.item<double>();
+    auto want = grads(plain);
+    o.targets = targets;
+    auto fused = m->forward(tokens, positions, {}, nullptr, o);
+    CHECK(fused.dim() == 0);
+    CHECK(fused.item<double>() == Approx(plain_value).epsilon(1e-6));
+    auto got = grads(fused);
+    REQUIRE(got.size() == want.size());
+    for (size_t i = 0; i < got.size(); ++i)  // float32 rounding of sums in another order, relative to the largest
+      CHECK(torch::allclose(got[i], want[i], 1e-4, 1e-5 * want[i].abs().max().item<double>()));
+    o.last_only = true;
+    CHECK_THROWS_WITH(m->forward(tokens, positions, {}, nullptr, o), Catch::Matchers::Contains("last_only"));
+  }
+}
