@@ -3,7 +3,7 @@
 // or, with --qlora, hearth's float32 LoRA against QLoRA over the same weights quantized at load (quantize_base q8_0
 // and q4_0).
 //
-//   bench_finetune [--preset smollm2-135m] [--threads 2] [--batch 2] [--seq 256] [--steps 5] [--rank 8]
+//   bench_finetune [--preset smollm2-135m] [--threads 2] [--batch 2] [--seq 256] [--steps 5] [--rank 8] [--dropout 0]
 //                  [--targets q,k,v,o,gate,up,down] [--checkpointing] [--no-block-cache]
 //   bench_finetune --qlora --preset llama-3.2-1b [--model-dir DIR] ...   (the model is written to DIR once)
 //   bench_finetune --one --device cuda --dtype bfloat16 --preset llama-3.2-1b [--model-dir DIR --base q4_0] ...
@@ -38,6 +38,7 @@ namespace {
 
 struct Args {
   int threads = 2, batch = 2, seq = 256, steps = 5, rank = 8;
+  double dropout = 0.0;  // LoRA dropout (the bundled recipes use 0.05)
   std::string targets = "q,k,v,o,gate,up,down";
   std::string preset = "smollm2-135m", device = "cpu", dtype = "float32";
   bool checkpointing = false;
@@ -72,6 +73,7 @@ int run_one(const Args& a) {
   model::LoraConfig lc;
   lc.r = a.rank;
   lc.alpha = 2.0 * a.rank;
+  lc.dropout = a.dropout;
   lc.targets.clear();
   std::stringstream ss(a.targets);
   for (std::string t; std::getline(ss, t, ',');) lc.targets.push_back(*model::lora_target_parse(t));
@@ -173,6 +175,8 @@ int main(int argc, char** argv) {
   app.add_option("--seq", a.seq);
   app.add_option("--steps", a.steps);
   app.add_option("--rank", a.rank);
+  app.add_option("--dropout", a.dropout, "LoRA dropout on the hearth side (default 0; the recipes use 0.05)")
+      ->check(CLI::Range(0.0, 0.99));
   app.add_option("--targets", a.targets);
   app.add_flag("--checkpointing", a.checkpointing, "gradient checkpointing on the hearth side");
   bool no_block_cache = false;
@@ -201,9 +205,9 @@ int main(int argc, char** argv) {
   }
 
   const std::string self = std::filesystem::read_symlink("/proc/self/exe").string();
-  const std::string common = fmt::format("--threads {} --batch {} --seq {} --steps {} --rank {} --targets {}{}",
-                                         a.threads, a.batch, a.seq, a.steps, a.rank, a.targets,
-                                         a.block_cache ? "" : " --no-block-cache");
+  const std::string common = fmt::format(
+      "--threads {} --batch {} --seq {} --steps {} --rank {} --dropout {} --targets {}{}", a.threads, a.batch, a.seq,
+      a.steps, a.rank, a.dropout, a.targets, a.block_cache ? "" : " --no-block-cache");
   if (a.qlora) return run_qlora(a, self, common + " --preset " + a.preset);
   if (a.preset != "smollm2-135m") {
     std::cerr << "--preset: the PyTorch reference runs the smollm2-135m shape only; use --qlora for other shapes\n";

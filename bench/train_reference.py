@@ -38,6 +38,7 @@ def main():
     p.add_argument("--seq", type=int, default=256)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--rank", type=int, default=8)
+    p.add_argument("--dropout", type=float, default=0.0)
     p.add_argument("--targets", default="q,k,v,o,gate,up,down")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
@@ -50,7 +51,7 @@ def main():
                    down=n(C, F_), n1=torch.ones(C), n2=torch.ones(C)) for _ in range(L)]
     norm = torch.ones(C)
     targets = a.targets.split(",")
-    lora = [{t: Lora(l[t].shape[0], l[t].shape[1], a.rank, 2 * a.rank, 0.05) for t in targets} for l in layers]
+    lora = [{t: Lora(l[t].shape[0], l[t].shape[1], a.rank, 2 * a.rank, a.dropout) for t in targets} for l in layers]
     params = [w for d in lora for m in d.values() for w in (m.A, m.B)]
     opt = torch.optim.AdamW(params, lr=1e-4, weight_decay=0.0)
     inv = 1.0 / (100000.0 ** (torch.arange(0, hd, 2).float() / hd))

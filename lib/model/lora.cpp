@@ -7,6 +7,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <fmt/format.h>
 #include <fmt/ranges.h>
+#include <torch/csrc/autograd/custom_function.h>
 
 #include "core/error.h"
 #include "io/atomic_file.h"
@@ -24,6 +25,48 @@ std::string module_path(int64_t layer, LoraTarget t) {
   return fmt::format("base_model.model.model.layers.{}.{}.{}", layer, attn ? "self_attn" : "mlp",
                      kTargetNames[static_cast<int>(t)]);
 }
+
+// h = x·Aᵀ with x dropped out (probability p, survivors scaled by 1/(1 − p); p = 0: none), x of any float dtype
+// multiplied in float32. What it keeps for backward is x itself — one tensor shared by every projection that reads
+// it (q/k/v, gate/up) — and a byte mask; libtorch's ops would keep, per projection, a float32 copy of x (for a
+// bfloat16 x), the dropped float32 input, and a float32 mask (on the CPU).
+class LoraDown : public torch::autograd::Function<LoraDown> {
+ public:
+  // x [..., in], a [r, in] float32 -> [..., r] float32
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& a,
+                               double p) {
+    torch::Tensor keep;  // [..., in] bool
+    auto h = x.to(torch::kFloat32);
+    if (p > 0) {
+      keep = torch::empty(x.sizes(), x.options().dtype(torch::kBool)).bernoulli_(1.0 - p);
+      h = h * keep * (1.0 / (1.0 - p));
+    }
+    ctx->save_for_backward({x, keep, a});
+    ctx->saved_data["p"] = p;
+    return torch::linear(h, a);
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &x = saved[0], &keep = saved[1], &a = saved[2];
+    const double p = ctx->saved_data["p"].toDouble();
+    const auto& g = grads[0];  // [..., r]
+    const int64_t r = a.size(0), in = a.size(1);
+    torch::Tensor dx, da;
+    if (ctx->needs_input_grad(1)) {
+      auto h = x.to(torch::kFloat32);
+      if (p > 0) h = h * keep * (1.0 / (1.0 - p));
+      da = g.reshape({-1, r}).t().mm(h.reshape({-1, in}));
+    }
+    if (ctx->needs_input_grad(0)) {
+      dx = g.matmul(a);
+      if (p > 0) dx = dx * keep * (1.0 / (1.0 - p));
+      dx = dx.to(x.scalar_type());
+    }
+    return {dx, da, torch::Tensor()};
+  }
+};
 
 LoraConfig config_from_peft(const nlohmann::json& j, const std::string& origin) {
   auto fail = [&](const std::string& what) { return FormatError(fmt::format("{}: {}", origin, what)); };
@@ -228,10 +271,14 @@ torch::Tensor lora_delta(const torch::Tensor& x, const std::vector<const LoraAda
   auto one = [&](const LoraAdapter& a, const torch::Tensor& xs) -> torch::Tensor {
     const LoraPair* p = a.find(layer, target);
     if (!p) return {};
-    auto h = xs.to(torch::kFloat32);
-    if (training && a.config().dropout > 0) h = torch::dropout(h, a.config().dropout, /*train=*/true);
-    // x [b, T, in] -> [b, T, r] -> [b, T, out]
-    return (torch::linear(torch::linear(h, p->A), p->B) * a.config().scale()).to(x.scalar_type());
+    // x [b, T, in] -> [b, T, r] -> [b, T, out]. Dropout always through LoraDown (a checkpointed layer's first pass,
+    // without autograd, must draw the masks its recomputation draws); without dropout, under autograd only when x is
+    // not float32 (a float32 x is what libtorch's product keeps anyway).
+    const double p_drop = training ? a.config().dropout : 0.0;
+    auto h = p_drop > 0 || (torch::GradMode::is_enabled() && xs.scalar_type() != torch::kFloat32)
+                 ? LoraDown::apply(xs, p->A, p_drop)
+                 : torch::linear(xs.to(torch::kFloat32), p->A);
+    return (torch::linear(h, p->B) * a.config().scale()).to(x.scalar_type());
   };
   if (rows.empty()) return {};
   if (rows.size() == 1) return rows[0] ? one(*rows[0], x) : torch::Tensor();

@@ -79,7 +79,7 @@ class LoraAdapter {
 // The adapters' contribution to one target linear: x [B, T, in] -> delta [B, T, out] in x's dtype, or an
 // undefined tensor when no row has an adapter on that linear. `rows`: one adapter per batch row (nullptr =
 // none), or a single entry for every row; rows sharing an adapter are computed together. Dropout (on the
-// LoRA input, as PEFT) only when `training`.
+// LoRA input, as PEFT) only when `training`; for backward it keeps x itself and a byte mask (lora.cpp: LoraDown).
 torch::Tensor lora_delta(const torch::Tensor& x, const std::vector<const LoraAdapter*>& rows, int64_t layer,
                          LoraTarget target, bool training);
 

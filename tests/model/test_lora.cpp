@@ -188,3 +188,91 @@ TEST_CASE("LoRA gradients equal central finite differences", "[model][lora]") {
   // the base weights get no gradient
   for (const auto* lin : m.linears()) CHECK_FALSE(lin->weight().requires_grad());
 }
+
+TEST_CASE("LoRA dropout drops a p share of the input, scales the rest by 1/(1 - p), and only while training",
+          "[model][lora]") {
+  auto c = tiny();  // q_proj is [24, 24]: with A = B = I (and scale 1) the delta is the dropped-out input itself
+  model::LoraConfig lc;
+  lc.r = 24;
+  lc.alpha = 24;
+  lc.dropout = 0.25;
+  lc.targets = {model::LoraTarget::kQ};
+  auto a = model::LoraAdapter::create(c, lc, 1);
+  auto* pair = a.find(0, model::LoraTarget::kQ);
+  pair->A.copy_(torch::eye(24));
+  pair->B.copy_(torch::eye(24));
+  torch::manual_seed(5);
+  auto x = torch::rand({4, 64, 24}) + 1.0;  // no zeros of its own
+  const std::vector<const model::LoraAdapter*> rows = {&a};
+  auto d = model::lora_delta(x, rows, 0, model::LoraTarget::kQ, /*training=*/true);
+  auto dropped = d.eq(0);
+  const double share = dropped.to(torch::kFloat64).mean().item<double>();
+  const double sigma = std::sqrt(0.25 * 0.75 / double(x.numel()));
+  CHECK(std::abs(share - 0.25) < 4 * sigma);
+  auto kept = dropped.logical_not();
+  CHECK(torch::allclose(d.masked_select(kept), (x / 0.75).masked_select(kept), 1e-6, 1e-6));
+  CHECK(torch::allclose(model::lora_delta(x, rows, 0, model::LoraTarget::kQ, /*training=*/false), x, 1e-6, 1e-6));
+}
+
+TEST_CASE("LoRA gradients through dropout equal finite differences (the masks replayed from the seed)",
+          "[model][lora]") {
+  auto c = tiny();
+  model::LoraConfig lc = all_targets();
+  lc.dropout = 0.3;
+  auto a = model::LoraAdapter::create(c, lc, 2);
+  torch::manual_seed(6);
+  auto* pair = a.find(1, model::LoraTarget::kDown);  // [24, 40]: A [4, 40], B [24, 4]
+  pair->B.copy_(torch::randn(pair->B.sizes()) * 0.5);
+  pair->A.set_requires_grad(true);
+  pair->B.set_requires_grad(true);
+  auto x = torch::randn({2, 5, 40}).requires_grad_(true);
+  auto probe = torch::randn({2, 5, 24});
+  const std::vector<const model::LoraAdapter*> rows = {&a};
+  // The loss is linear in each of x, A and B once the mask is fixed: central differences are exact up to rounding.
+  auto loss = [&] {
+    torch::manual_seed(77);  // the same masks every time
+    return (model::lora_delta(x, rows, 1, model::LoraTarget::kDown, /*training=*/true) * probe).sum();
+  };
+  loss().backward();
+  auto check = [&](torch::Tensor& t, const torch::Tensor& grad, std::vector<int64_t> where) {
+    torch::NoGradGuard no_grad;
+    auto flat = t.view({-1});
+    auto g = grad.reshape({-1});
+    for (int64_t i : where) {
+      const float keep = flat[i].item<float>();
+      flat[i] = keep + 0.5f;
+      const double up = loss().item<double>();
+      flat[i] = keep - 0.5f;
+      const double down = loss().item<double>();
+      flat[i] = keep;
+      INFO("element " << i);
+      CHECK(g[i].item<double>() == Approx((up - down) / 1.0).margin(1e-4));
+    }
+  };
+  auto gx = x.grad().clone(), ga = pair->A.grad().clone(), gb = pair->B.grad().clone();
+  CHECK(gx.eq(0).any().item<bool>());  // dropped inputs get no gradient
+  check(x, gx, {0, 7, 41, 133, 399});
+  check(pair->A, ga, {0, 13, 77, 159});
+  check(pair->B, gb, {0, 5, 50, 95});
+}
+
+TEST_CASE("LoRA on a bfloat16 input gives the gradients of libtorch's own ops", "[model][lora]") {
+  auto c = tiny();
+  auto a = trained(c, 8);
+  auto* pair = a.find(0, model::LoraTarget::kUp);  // [40, 24]
+  pair->A.set_requires_grad(true);
+  pair->B.set_requires_grad(true);
+  torch::manual_seed(9);
+  auto x = torch::randn({3, 4, 24}).to(torch::kBFloat16).requires_grad_(true);
+  auto probe = torch::randn({3, 4, 40}).to(torch::kBFloat16);
+  const std::vector<const model::LoraAdapter*> rows = {&a};
+  (model::lora_delta(x, rows, 0, model::LoraTarget::kUp, /*training=*/false) * probe).sum().backward();
+  auto got = std::vector<torch::Tensor>{x.grad().clone(), pair->A.grad().clone(), pair->B.grad().clone()};
+  for (auto* t : {&x, &pair->A, &pair->B}) t->mutable_grad() = torch::Tensor();
+  const double scale = a.config().scale();
+  auto plain = (torch::linear(torch::linear(x.to(torch::kFloat32), pair->A), pair->B) * scale).to(torch::kBFloat16);
+  (plain * probe).sum().backward();
+  CHECK(torch::equal(got[0], x.grad()));
+  CHECK(torch::equal(got[1], pair->A.grad()));
+  CHECK(torch::equal(got[2], pair->B.grad()));
+}
