@@ -5,6 +5,8 @@
 #include <limits>
 #include <vector>
 
+#include <torch/csrc/autograd/custom_function.h>
+
 #include "model/parallel_rows.h"
 #include "quant/matvec.h"
 
@@ -97,18 +99,85 @@ torch::Tensor cpu_attention(const torch::Tensor& q_in, const torch::Tensor& k, c
   return out;
 }
 
+namespace {
+
+// Softmax(q·kᵀ/√hd) in float32 over the keys the mask allows: q [n, H, T, hd], k [n, KV, S, hd], mask [n, 1, T, S] or
+// undefined -> [n, KV, G·T, S] (row kv·G·T + g·T + t: query head kv·G + g at position t).
+torch::Tensor attention_probs(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& mask) {
+  const int64_t n = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
+  const int64_t KV = k.size(1), S = k.size(2), G = H / KV;
+  auto qg = q.reshape({n, KV, G * T, hd});                                               // heads kv·G + g
+  auto scores = torch::matmul(qg, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));  // [n, KV, G·T, S]
+  scores = scores.view({n, KV, G, T, S});
+  if (mask.defined())
+    scores = scores.masked_fill(mask.view({n, 1, 1, T, S}).logical_not(), -std::numeric_limits<float>::infinity());
+  return torch::softmax(scores, -1, torch::kFloat32).view({n, KV, G * T, S});
+}
+
+// Batch rows per chunk of the training path: [KV, G·T, S] float32 scores of about 64 MiB at a time.
+int64_t attention_rows_per_chunk(int64_t H, int64_t T, int64_t S) {
+  return std::max<int64_t>(1, (int64_t(64) << 20) / std::max<int64_t>(1, 4 * H * T * S));
+}
+
+// Attention under autograd without keeping the probabilities: the forward pass works through the batch a few rows at
+// a time and keeps only q, k, v and the mask; backward computes each chunk's probabilities again, as the forward
+// did, and from them dV = Pᵀ·dO, dS = P ∘ (dP − Σ dP∘P) with dP = dO·Vᵀ, dQ = dS·K/√hd, dK = dSᵀ·Q/√hd — the
+// formulas libtorch's autograd applies to the ops of attention_probs, in the same dtypes. What it saves: the
+// [B, KV, G·T, S] float32 probabilities and their copy in v's dtype per layer (B = 4, T = S = 512 on the 1B shape:
+// 192 MiB a layer in bfloat16), at the cost of computing the scores twice.
+class RecomputedAttention : public torch::autograd::Function<RecomputedAttention> {
+ public:
+  static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& q, const torch::Tensor& k,
+                               const torch::Tensor& v, const torch::Tensor& mask) {
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
+    const int64_t KV = k.size(1), S = k.size(2), G = H / KV, n = attention_rows_per_chunk(H, T, S);
+    auto out = torch::empty({B, KV, G * T, hd}, v.options());
+    for (int64_t b0 = 0; b0 < B; b0 += n) {
+      const int64_t rows = std::min(n, B - b0);
+      auto probs = attention_probs(q.narrow(0, b0, rows), k.narrow(0, b0, rows),
+                                   mask.defined() ? mask.narrow(0, b0, rows) : mask);
+      out.narrow(0, b0, rows).copy_(torch::matmul(probs.to(v.scalar_type()), v.narrow(0, b0, rows)));
+    }
+    ctx->save_for_backward({q, k, v, mask});
+    return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    const auto saved = ctx->get_saved_variables();
+    const auto &q = saved[0], &k = saved[1], &v = saved[2], &mask = saved[3];
+    const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
+    const int64_t KV = k.size(1), S = k.size(2), G = H / KV, n = attention_rows_per_chunk(H, T, S);
+    const double scale = 1.0 / std::sqrt(double(hd));
+    // dO [B, T, H·hd] -> [B, KV, G·T, hd], rows as attention_probs orders them
+    auto d_out = grads[0].reshape({B, T, H, hd}).transpose(1, 2).reshape({B, KV, G * T, hd});
+    auto dq = torch::empty({B, KV, G * T, hd}, q.options()), dk = torch::empty_like(k, k.options()),
+         dv = torch::empty_like(v, v.options());
+    for (int64_t b0 = 0; b0 < B; b0 += n) {
+      const int64_t rows = std::min(n, B - b0);
+      auto qc = q.narrow(0, b0, rows), kc = k.narrow(0, b0, rows), vc = v.narrow(0, b0, rows);
+      auto probs = attention_probs(qc, kc, mask.defined() ? mask.narrow(0, b0, rows) : mask);  // float32
+      auto doc = d_out.narrow(0, b0, rows);
+      dv.narrow(0, b0, rows).copy_(torch::matmul(probs.to(v.scalar_type()).transpose(-2, -1), doc));
+      auto dp = torch::matmul(doc, vc.transpose(-2, -1)).to(torch::kFloat32);  // [rows, KV, G·T, S]
+      auto ds = (probs * (dp - (dp * probs).sum(-1, /*keepdim=*/true))).to(q.scalar_type()) * scale;
+      dq.narrow(0, b0, rows).copy_(torch::matmul(ds, kc));
+      dk.narrow(0, b0, rows).copy_(torch::matmul(ds.transpose(-2, -1), qc.reshape({rows, KV, G * T, hd})));
+    }
+    return {dq.view({B, H, T, hd}), dk, dv, torch::Tensor()};
+  }
+};
+
+}  // namespace
+
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask) {
   if (cpu_attention_applies(q, k, v, mask)) return cpu_attention(q, k, v, mask);
+  if (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad()))
+    return RecomputedAttention::apply(q, k, v, mask);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
-  const int64_t KV = k.size(1), S = k.size(2), G = H / KV;
-  auto qg = q.reshape({B, KV, G * T, hd});                                               // heads kv·G + g
-  auto scores = torch::matmul(qg, k.transpose(-2, -1)) * (1.0 / std::sqrt(double(hd)));  // [B, KV, G·T, S]
-  scores = scores.view({B, KV, G, T, S});
-  if (mask.defined())
-    scores = scores.masked_fill(mask.view({B, 1, 1, T, S}).logical_not(), -std::numeric_limits<float>::infinity());
-  auto probs = torch::softmax(scores, -1, torch::kFloat32).to(v.scalar_type());
-  auto out = torch::matmul(probs.view({B, KV, G * T, S}), v);  // [B, KV, G·T, hd]
+  auto probs = attention_probs(q, k, mask).to(v.scalar_type());  // [B, KV, G·T, S]
+  auto out = torch::matmul(probs, v);                            // [B, KV, G·T, hd]
   return out.view({B, H, T, hd}).transpose(1, 2).reshape({B, T, H * hd});
 }
 

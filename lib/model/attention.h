@@ -16,8 +16,9 @@ namespace hearth::model {
 // undefined (every query sees every key) -> [B, T, H·hd] in v's dtype. Query head h reads key/value head
 // h / (H / KV), without materializing repeated K/V heads. Float32 on the CPU in inference mode (decode steps and
 // prompts) runs as plain loops over query blocks, a row's numbers independent of the rows beside it and the
-// scores never held for the whole prompt at once; everything else (training, other dtypes, CUDA) through
-// libtorch's matmul and softmax.
+// scores never held for the whole prompt at once; everything else (other dtypes, CUDA) through libtorch's matmul and
+// softmax — under autograd (training) a few batch rows at a time, with nothing but q, k, v and the mask kept for
+// backward, which computes the probabilities again (attention.cpp: RecomputedAttention).
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask);
 

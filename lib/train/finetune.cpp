@@ -227,29 +227,32 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
                                                 : std::llround(r.schedule.warmup_ratio * double(p.total_steps));
   const torch::Device device = device_of(r, o);  // fails early when CUDA is asked for but missing
   // Memory: base weights in the compute dtype (quantized matrices at their block size); LoRA weight+grad+2 moments in
-  // float32; activations kept for backward per layer (~12 hidden-sized + 3 FFN-sized tensors per token, attention
-  // probabilities per head) and at the head one chunk of float32 logits (twice: the product's pieces and their
+  // float32; activations kept for backward per layer (~12 hidden-sized + 3 FFN-sized tensors per token), one chunk of
+  // attention scores and at the head one chunk of float32 logits (twice: the product's pieces and their
   // concatenation) plus the dL/dx the loss keeps (model/head_loss.h).
   const double wbytes = r.training.dtype == "bfloat16" ? 2 : 4;
   const double tokens = double(r.training.micro_batch_size) * double(p.seq_len);
-  double per_layer = tokens * (12.0 * config.hidden_size + 3.0 * config.intermediate_size) * wbytes +
-                     double(r.training.micro_batch_size) * config.num_attention_heads * double(p.seq_len) * p.seq_len *
-                         4;
+  double per_layer = tokens * (12.0 * config.hidden_size + 3.0 * config.intermediate_size) * wbytes;
+  // Attention keeps no probabilities for backward (model/attention.h): one chunk of float32 scores (≤ ~64 MiB, or one
+  // batch row's) lives at a time, a few times over (scores, probabilities, their gradient).
+  const double scores = double(config.num_attention_heads) * double(p.seq_len) * double(p.seq_len) * 4;
+  const double attention = 3 * std::min(double(r.training.micro_batch_size) * scores,
+                                        std::max(scores, double(int64_t(64) << 20)));
   double layers = r.training.gradient_checkpointing
                       ? tokens * config.hidden_size * wbytes * config.num_hidden_layers + per_layer
                       : per_layer * config.num_hidden_layers;
   const double chunk = std::min(tokens * double(config.vocab_size) * 4.0,
                                 std::max(double(config.vocab_size) * 4.0, double(model::kHeadLossChunkBytes)));
-  double logits = 2 * chunk + tokens * config.hidden_size * wbytes;
+  const double transient = 2 * chunk + tokens * config.hidden_size * wbytes + attention;
   double weights = base_weight_bytes(r, config, wbytes, device), lora = double(p.trainable_parameters) * 16;
   // A quantized base decodes one chunk of one matrix at a time (≤ 64 MiB of float32; on a GPU ~4× that in the
   // decoder's temporaries).
   const double decode = base_block_decode_bytes(r, config, device);
   p.memory = {{"weights", weights},
               {"lora_and_optimizer", lora},
-              {"activations", layers + logits},
+              {"activations", layers + transient},
               {"block_decode", decode},
-              {"total", weights + lora + layers + logits + decode}};
+              {"total", weights + lora + layers + transient + decode}};
   p.warnings = plan_warnings(p, r);
   return p;
 }

@@ -1,6 +1,8 @@
 // The CPU attention loops (model/attention.cpp: decode steps and prompts) against libtorch's matmul and softmax path.
 #include <catch2/catch.hpp>
 
+#include <cmath>
+#include <limits>
 #include <optional>
 
 #include "model/attention.h"
@@ -111,4 +113,38 @@ TEST_CASE("prompt attention: a query that may see no key is NaN, its neighbours 
   CHECK(torch::isnan(out[0][1]).all().item<bool>());
   CHECK(torch::isfinite(out[0][0]).all().item<bool>());
   CHECK(torch::isfinite(out[0][2]).all().item<bool>());
+}
+
+TEST_CASE("attention under autograd (probabilities recomputed in backward) gives the values and gradients of "
+          "softmax(q·kᵀ/√hd)·v computed in float64",
+          "[model][attention]") {
+  // 6 rows of 8 query heads over 2 key/value heads and 600 keys: two chunks of the batch (5 rows, then 1).
+  const int64_t B = 6, H = 8, KV = 2, T = 600, hd = 8;
+  torch::manual_seed(31);
+  auto q = torch::randn({B, H, T, hd}).requires_grad_(true);
+  auto k = torch::randn({B, KV, T, hd}).requires_grad_(true);
+  auto v = torch::randn({B, KV, T, hd}).requires_grad_(true);
+  auto slots = torch::arange(T).unsqueeze(0).expand({B, T});
+  auto valid = torch::ones({B, T}, torch::kBool);
+  valid[1].narrow(0, 400, 200).fill_(false);  // a padded row
+  auto mask = model::attention_mask(slots, valid, T, 256);  // causal, a sliding window of 256
+  auto probe = torch::randn({B, T, H * hd});
+  auto got = model::attention(q, k, v, mask);
+  (got * probe).sum().backward();
+  auto gq = q.grad().clone(), gk = k.grad().clone(), gv = v.grad().clone();
+  // The reference: key/value heads repeated for their query heads, every tensor float64, libtorch's autograd.
+  auto qd = q.detach().to(torch::kFloat64).requires_grad_(true);
+  auto kd = k.detach().to(torch::kFloat64).requires_grad_(true);
+  auto vd = v.detach().to(torch::kFloat64).requires_grad_(true);
+  auto scores = torch::matmul(qd, kd.repeat_interleave(H / KV, 1).transpose(-2, -1)) / std::sqrt(double(hd));
+  scores = scores.masked_fill(mask.logical_not(), -std::numeric_limits<double>::infinity());
+  auto want = torch::matmul(scores.softmax(-1), vd.repeat_interleave(H / KV, 1)).transpose(1, 2).reshape({B, T, -1});
+  (want * probe.to(torch::kFloat64)).sum().backward();
+  CHECK(torch::allclose(got.detach().to(torch::kFloat64), want.detach(), 1e-5, 1e-5));
+  CHECK(torch::allclose(gq.to(torch::kFloat64), qd.grad(), 1e-4, 1e-5));
+  CHECK(torch::allclose(gk.to(torch::kFloat64), kd.grad(), 1e-4, 1e-5));
+  CHECK(torch::allclose(gv.to(torch::kFloat64), vd.grad(), 1e-4, 1e-5));
+  // Without autograd: the same values by the other path.
+  torch::NoGradGuard no_grad;
+  CHECK(torch::allclose(model::attention(q, k, v, mask), got, 1e-6, 1e-6));
 }
