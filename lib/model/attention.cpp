@@ -119,6 +119,13 @@ int64_t attention_rows_per_chunk(int64_t H, int64_t T, int64_t S) {
   return std::max<int64_t>(1, (int64_t(64) << 20) / std::max<int64_t>(1, 4 * H * T * S));
 }
 
+// attention_probs of batch rows [b0, b0 + rows).
+torch::Tensor attention_probs_rows(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& mask,
+                                   int64_t b0, int64_t rows) {
+  return attention_probs(q.narrow(0, b0, rows), k.narrow(0, b0, rows),
+                         mask.defined() ? mask.narrow(0, b0, rows) : mask);
+}
+
 // Attention under autograd without keeping the probabilities: the forward pass works through the batch a few rows at
 // a time and keeps only q, k, v and the mask; backward computes each chunk's probabilities again, as the forward
 // did, and from them dV = Pᵀ·dO, dS = P ∘ (dP − Σ dP∘P) with dP = dO·Vᵀ, dQ = dS·K/√hd, dK = dSᵀ·Q/√hd — the
@@ -134,8 +141,7 @@ class RecomputedAttention : public torch::autograd::Function<RecomputedAttention
     auto out = torch::empty({B, KV, G * T, hd}, v.options());
     for (int64_t b0 = 0; b0 < B; b0 += n) {
       const int64_t rows = std::min(n, B - b0);
-      auto probs = attention_probs(q.narrow(0, b0, rows), k.narrow(0, b0, rows),
-                                   mask.defined() ? mask.narrow(0, b0, rows) : mask);
+      auto probs = attention_probs_rows(q, k, mask, b0, rows);
       out.narrow(0, b0, rows).copy_(torch::matmul(probs.to(v.scalar_type()), v.narrow(0, b0, rows)));
     }
     ctx->save_for_backward({q, k, v, mask});
@@ -156,7 +162,7 @@ class RecomputedAttention : public torch::autograd::Function<RecomputedAttention
     for (int64_t b0 = 0; b0 < B; b0 += n) {
       const int64_t rows = std::min(n, B - b0);
       auto qc = q.narrow(0, b0, rows), kc = k.narrow(0, b0, rows), vc = v.narrow(0, b0, rows);
-      auto probs = attention_probs(qc, kc, mask.defined() ? mask.narrow(0, b0, rows) : mask);  // float32
+      auto probs = attention_probs_rows(q, k, mask, b0, rows);  // float32
       auto doc = d_out.narrow(0, b0, rows);
       dv.narrow(0, b0, rows).copy_(torch::matmul(probs.to(v.scalar_type()).transpose(-2, -1), doc));
       auto dp = torch::matmul(doc, vc.transpose(-2, -1)).to(torch::kFloat32);  // [rows, KV, G·T, S]
