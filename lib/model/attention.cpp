@@ -1,12 +1,19 @@
 #include "model/attention.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cmath>
 #include <limits>
+#include <map>
+#include <string>
 #include <vector>
 
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <ATen/core/stack.h>
+#include <fmt/format.h>
 #include <torch/csrc/autograd/custom_function.h>
 
+#include "core/error.h"
 #include "model/parallel_rows.h"
 #include "quant/matvec.h"
 
@@ -174,11 +181,63 @@ class RecomputedAttention : public torch::autograd::Function<RecomputedAttention
   }
 };
 
+constexpr const char* kFusedOp = "aten::scaled_dot_product_attention";
+std::atomic<bool> fused_enabled{true};
+
+// The registered operator `name`, or nothing when this libtorch has none.
+c10::optional<c10::OperatorHandle> op_find(const char* name) {
+  return c10::Dispatcher::singleton().findSchema({name, ""});
+}
+
+// Calls `op` with the arguments named in `args` and every other one at its schema default (through the dispatcher:
+// autograd records it as it would the typed call); its first result.
+torch::Tensor op_call(const c10::OperatorHandle& op, const std::map<std::string, c10::IValue>& args) {
+  const auto& schema = op.schema();
+  for (const auto& [name, value] : args)
+    if (!schema.argumentIndexWithName(name))
+      throw Error(fmt::format("{}: takes no argument '{}'", schema.name(), name));
+  torch::jit::Stack stack;
+  for (const auto& a : schema.arguments()) {
+    auto it = args.find(a.name());
+    if (it != args.end()) stack.push_back(it->second);
+    else if (a.default_value()) stack.push_back(*a.default_value());
+    else throw Error(fmt::format("{}: no value for its argument '{}'", schema.name(), a.name()));
+  }
+  op.callBoxed(&stack);
+  return stack.front().toTensor();
+}
+
 }  // namespace
 
+bool fused_attention_available() {
+  static const bool registered = op_find(kFusedOp).has_value();
+  return registered && fused_enabled;
+}
+
+void fused_attention_enable(bool on) { fused_enabled = on; }
+
+torch::Tensor fused_attention(const char* op_name, const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, const torch::Tensor& mask, bool causal) {
+  const auto op = op_find(op_name);
+  if (!op) throw Error(fmt::format("attention: this libtorch has no operator {}", op_name));
+  const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
+  const int64_t KV = k.size(1), S = k.size(2), G = H / KV;
+  // [B, KV, S, hd] -> [B, H, S, hd], head h reading KV head h / G (the kernels want one key head per query head)
+  auto heads = [&](const torch::Tensor& t) {
+    return G == 1 ? t : t.unsqueeze(2).expand({B, KV, G, S, hd}).reshape({B, H, S, hd});
+  };
+  std::map<std::string, c10::IValue> args{
+      {"query", q}, {"key", heads(k.to(q.scalar_type()))}, {"value", heads(v.to(q.scalar_type()))}};
+  if (causal) args["is_causal"] = true;
+  else if (mask.defined()) args["attn_mask"] = mask;
+  auto out = op_call(*op, args);  // [B, H, T, hd]
+  return out.transpose(1, 2).reshape({B, T, H * hd}).to(v.scalar_type());
+}
+
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
-                        const torch::Tensor& mask) {
+                        const torch::Tensor& mask, bool causal) {
   if (cpu_attention_applies(q, k, v, mask)) return cpu_attention(q, k, v, mask);
+  if (q.is_cuda() && fused_attention_available()) return fused_attention(kFusedOp, q, k, v, mask, causal);
   if (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad()))
     return RecomputedAttention::apply(q, k, v, mask);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);

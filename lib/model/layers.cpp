@@ -52,7 +52,7 @@ torch::Tensor self_attention(const torch::Tensor& h, const AttentionWeights& w, 
     in.cache->write(lora.layer, in.slots, k, v, in.cache_rows);
     std::tie(keys, values) = in.cache->read(lora.layer, in.n_keys, B, in.cache_rows);  // [B, KV, S, hd]
   }
-  auto attn = attention(q, keys, values, in.mask);  // [B, T, H·hd]
+  auto attn = attention(q, keys, values, in.mask, in.causal);  // [B, T, H·hd]
   return w.o.forward(attn, lora);
 }
 

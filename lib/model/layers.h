@@ -42,6 +42,7 @@ struct AttentionInputs {
   std::vector<int64_t> cache_rows;  // the cache rows of the batch's rows (ForwardOptions::cache_rows); empty: [0, B)
   torch::Tensor slots;              // [B, T] int64 cache slot of each token (positions in the batch without a cache)
   int64_t n_keys = 0;               // S
+  bool causal = false;              // the mask is plain causal for every row that counts (see attention())
 };
 
 // Self-attention over the normalized input h [B, T, C] -> [B, T, C] (before the residual add): fused

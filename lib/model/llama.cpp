@@ -87,6 +87,13 @@ torch::Tensor LlamaModel::forward(const torch::Tensor& tokens_in, const torch::T
   if (need_mask)
     in.mask = attention_mask(in.slots, cache ? cache->valid(in.n_keys, B, o.cache_rows) : valid, in.n_keys,
                              config_.sliding_window);
+  // Plain causal for every real token: no cache, no window, and each row's padding after its tokens. Asked only
+  // where a fused kernel can use it (valid_in is on the CPU in training: no wait for the device).
+  if (!cache && !config_.sliding_window && dev.is_cuda() && fused_attention_available()) {
+    const auto v = valid_in.defined() ? valid_in.to(torch::kCPU) : valid_in;
+    in.causal = !v.defined() || T < 2 ||
+                !v.narrow(1, 1, T - 1).logical_and(v.narrow(1, 0, T - 1).logical_not()).any().item<bool>();
+  }
   std::tie(in.cos, in.sin) = rope_cos_sin(inv_freq_, positions, options_.dtype);
   auto x = embed_.rows(tokens, options_.dtype);  // [B, T, C]
   const bool recompute = o.checkpoint_layers && !cache && torch::GradMode::is_enabled();
