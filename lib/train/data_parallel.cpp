@@ -47,26 +47,30 @@ bool DataParallel::any(bool local) {
 
 void DataParallel::gradients_add(const std::vector<torch::Tensor>& params) {
   torch::NoGradGuard no_grad;
-  if (grad_sums_.empty())
-    for (const auto& p : params) grad_sums_.push_back(torch::zeros(p.sizes(), p.options().dtype(torch::kFloat64)));
-  for (size_t i = 0; i < params.size(); ++i) {
-    auto& g = params[i].mutable_grad();
-    if (!g.defined()) continue;
-    grad_sums_[i].add_(g.to(torch::kFloat64));
-    g.zero_();
-  }
+  auto g = grads_flat(params);
+  if (!g.defined()) return;
+  if (grad_sum_.defined()) grad_sum_.add_(g);
+  else grad_sum_ = g.to(torch::kFloat64);
+  for (const auto& p : params) p.mutable_grad() = torch::Tensor();
 }
 
-void DataParallel::gradients_sum(const std::vector<torch::Tensor>& params) {
+torch::Tensor DataParallel::gradients_sum(const std::vector<torch::Tensor>& params) {
   torch::NoGradGuard no_grad;
-  if (grad_sums_.empty()) gradients_add(params);
-  if (group_) group_->all_reduce_sum(grad_sums_);
-  for (size_t i = 0; i < params.size(); ++i) {
-    auto& g = params[i].mutable_grad();
-    if (g.defined()) g.copy_(grad_sums_[i]);
-    else g = grad_sums_[i].to(params[i].scalar_type());
+  gradients_add(params);
+  if (!grad_sum_.defined()) {
+    int64_t n = 0;
+    for (const auto& p : params) n += p.numel();
+    const auto device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
+    grad_sum_ = torch::zeros({n}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
   }
-  grad_sums_.clear();
+  if (group_) {
+    // buckets of ≤ 25 MiB, as all_reduce_sum makes them, in flight together
+    const int64_t chunk = (int64_t(25) << 20) / 8;
+    group_->all_reduce_sum(grad_sum_.split(chunk));
+  }
+  auto out = grad_sum_.to(torch::kFloat32);
+  grad_sum_ = torch::Tensor();
+  return out;
 }
 
 void DataParallel::state_from_leader(model::LoraAdapter& adapter, AdamW& optimizer, TrainState& state, bool& resumed) {

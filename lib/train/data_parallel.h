@@ -51,13 +51,13 @@ class DataParallel {
   void sum(std::vector<double>& values);
   // True on every rank when it is true on any.
   bool any(bool local);
-  // Gradient accumulation. gradients_add moves the params' current gradients (one micro-batch's) into float64
-  // sums and clears them; gradients_sum sums those over the ranks and writes the result into the params'
-  // gradients (float32), then starts new sums. Summing in float64 makes the step's gradient independent of how
-  // its micro-batches are split among the workers (up to float64 rounding): float32 sums in another order differ
-  // in the last bits, which Adam magnifies for elements whose gradient is near zero.
+  // Gradient accumulation. gradients_add moves the params' current gradients (one micro-batch's) into a flat
+  // float64 sum (grads_flat's layout) and clears them; gradients_sum sums that over the ranks and returns it as
+  // float32 (zeros where this rank added nothing), then starts a new sum. Summing in float64 makes the step's
+  // gradient independent of how its micro-batches are split among the workers (up to float64 rounding): float32
+  // sums in another order differ in the last bits, which Adam magnifies for elements whose gradient is near zero.
   void gradients_add(const std::vector<torch::Tensor>& params);
-  void gradients_sum(const std::vector<torch::Tensor>& params);
+  torch::Tensor gradients_sum(const std::vector<torch::Tensor>& params);
 
   // Rank 0's training state on every rank, so that all start from one checkpoint even when only rank 0 can read
   // the run directory: the adapter's weights, the optimizer's moments and step count, `state` (all but the
@@ -70,7 +70,7 @@ class DataParallel {
 
  private:
   std::unique_ptr<ProcessGroup> group_;
-  std::vector<torch::Tensor> grad_sums_;  // float64, one per param
+  torch::Tensor grad_sum_;  // [Σ numel] float64, or undefined when nothing was added
 };
 
 }  // namespace hearth::train

@@ -450,14 +450,14 @@ FinetuneResult finetune_run(const LoraRecipe& r, const FinetuneOptions& o) {
     if (io::mapped_files_damaged()) throw IoError(io::mapped_files_damage());
     // The step's gradient is the sum over the micro-batches of all workers (each micro-batch's loss is already
     // divided by the global batch's target count); so are its loss, and whether any worker was asked to stop.
-    if (n_targets > 0) dp.gradients_sum(params);
+    const auto grad = n_targets > 0 ? dp.gradients_sum(params) : torch::Tensor();  // flat, float32
     std::vector<double> totals{loss_sum, interrupt_requested() ? 1.0 : 0.0};
     dp.sum(totals);
     loss_sum = totals[0];
     const bool interrupted = totals[1] > 0;
-    const double grad_norm = grad_clip(params, r.training.grad_clip);
+    const double grad_norm = grad_clip(grad, r.training.grad_clip);
     const double lr = lr_at(schedule, r.optimizer.lr, state.step, plan.total_steps);
-    optimizer.step(lr);
+    optimizer.step(lr, grad);
     optimizer.zero_grad();
     ++state.step;
     state.tokens_seen += n_tokens;
