@@ -6,7 +6,8 @@
 //   bench_finetune [--preset smollm2-135m] [--threads 2] [--batch 2] [--seq 256] [--steps 5] [--rank 8] [--dropout 0]
 //                  [--targets q,k,v,o,gate,up,down] [--checkpointing] [--no-block-cache]
 //   bench_finetune --qlora --preset llama-3.2-1b [--model-dir DIR] ...   (the model is written to DIR once)
-//   bench_finetune --one --device cuda --dtype bfloat16 --preset llama-3.2-1b [--model-dir DIR --base q4_0] ...
+//   bench_finetune --one --device cuda --dtype bfloat16 --preset llama-3.2-1b [--model-dir DIR --base q4_0]
+//                  [--phases] [--attention explicit] ...
 // On CUDA, `--one` is what bench/bench_gpu_finetune.py runs beside Hugging Face transformers + PEFT.
 // Each side runs in its own process (this binary re-executed with --one, and python3), so peak RSS is its own.
 #include <sys/resource.h>
@@ -14,6 +15,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <functional>
 #include <iostream>
 #include <sstream>
 
@@ -25,6 +27,7 @@
 #include "core/blas_env.h"
 #include "core/heap.h"
 #include "io/atomic_file.h"
+#include "model/attention.h"
 #include "model/causal_lm.h"
 #include "model/checkpoint.h"
 #include "model/lora.h"
@@ -44,8 +47,10 @@ struct Args {
   bool checkpointing = false;
   bool block_cache = true;  // false: glibc's heap alone, as hearth trained before train/cpu_block_cache.h
   bool qlora = false;
-  std::string model_dir;  // --qlora: the random model's folder
-  std::string base;       // --one: "" (random weights in memory), "f32" (the folder as stored) or q8_0 | q4_0 | q4_k
+  bool phases = false;                // --one: after the timed steps, a few more timed phase by phase
+  std::string attention = "default";  // "explicit": attention's own ops on CUDA too, not libtorch's fused kernels
+  std::string model_dir;              // --qlora: the random model's folder
+  std::string base;  // --one: "" (random weights in memory), "f32" (the folder as stored) or q8_0 | q4_0 | q4_k
 };
 
 std::unique_ptr<model::CausalLM> model_make(const Args& a, const model::LoadOptions& load) {
@@ -66,6 +71,7 @@ int run_one(const Args& a) {
   hearth::heap_keep_freed_blocks();  // the allocator settings `hearth finetune-lora` runs under
   if (a.block_cache) train::cpu_block_cache_install();
   at::set_num_threads(a.threads);
+  if (a.attention == "explicit") model::fused_attention_enable(false);
   const model::LoadOptions load{model::device_parse(a.device, "--device"), model::dtype_parse(a.dtype, "--dtype")};
   auto model_owner = model_make(a, load);
   const model::CausalLM& model = *model_owner;
@@ -87,27 +93,47 @@ int run_one(const Args& a) {
   o.checkpoint_layers = a.checkpointing;
   auto positions =
       torch::arange(a.seq, torch::kInt64).unsqueeze(0).expand({a.batch, a.seq}).contiguous().to(load.device);
-  auto step = [&](const torch::Tensor& tokens) {
+  // One step; `mark(i)` after its forward (0), backward (1) and optimizer update (2).
+  auto step = [&](const torch::Tensor& tokens, const std::function<void(int)>& mark) {
     // Each position predicts the next token; the last predicts nothing (-100). Mean over the targets, as finetune-lora.
     auto with_targets = o;
     with_targets.targets = torch::cat(
         {tokens.narrow(1, 1, a.seq - 1), torch::full({a.batch, 1}, -100, tokens.options())}, 1);
     auto loss = model.forward(tokens, positions, {}, nullptr, with_targets) / double(a.batch * (a.seq - 1));
+    mark(0);
     loss.backward();
-    train::grad_clip(params, 1.0);
-    opt.step(1e-4);
+    mark(1);
+    const auto grad = train::grads_flat(params);
+    train::grad_clip(grad, 1.0);
+    opt.step(1e-4, grad);
     opt.zero_grad();
+    mark(2);
   };
+  const auto none = [](int) {};
   auto data = torch::randint(3, config.vocab_size, {a.steps + 1, a.batch, a.seq}, torch::kInt64).to(load.device);
-  step(data[0]);
+  step(data[0], none);
   device_sync(load.device);
   auto t0 = std::chrono::steady_clock::now();
-  for (int i = 0; i < a.steps; ++i) step(data[i + 1]);
+  for (int i = 0; i < a.steps; ++i) step(data[i + 1], none);
   device_sync(load.device);
   double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   rusage ru{};
   getrusage(RUSAGE_SELF, &ru);
   std::cout << fmt::format("RESULT {} {}", double(a.steps) * a.batch * a.seq / dt, ru.ru_maxrss / 1024.0) << std::endl;
+  if (a.phases) {  // waits for the device after each phase: slower steps, but each phase's own time
+    std::vector<double> ms(3, 0.0);
+    const int n = std::min(a.steps, 3);
+    for (int i = 0; i < n; ++i) {
+      auto t = std::chrono::steady_clock::now();
+      step(data[i + 1], [&](int k) {
+        device_sync(load.device);
+        const auto now = std::chrono::steady_clock::now();
+        ms[k] += std::chrono::duration<double, std::milli>(now - t).count() / n;
+        t = now;
+      });
+    }
+    std::cout << fmt::format("PHASES {:.1f} {:.1f} {:.1f}", ms[0], ms[1], ms[2]) << std::endl;
+  }
   return 0;
 }
 
@@ -190,6 +216,10 @@ int main(int argc, char** argv) {
   app.add_option("--device", a.device, "cpu or cuda (cuda: only with --one; see bench_gpu_finetune.py)");
   app.add_option("--dtype", a.dtype, "float32 or bfloat16 (--one)");
   app.add_flag("--one", one);
+  app.add_flag("--phases", a.phases, "--one: print forward, backward and optimizer milliseconds of 3 more steps");
+  app.add_option("--attention", a.attention,
+                 "default | explicit: attention's own ops on CUDA instead of libtorch's fused kernels (libtorch >= 2)")
+      ->check(CLI::IsMember({"default", "explicit"}));
   CLI11_PARSE(app, argc, argv);
   a.block_cache = !no_block_cache;
   if (a.model_dir.empty())

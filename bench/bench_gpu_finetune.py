@@ -3,7 +3,7 @@
 (bench/hf_peft_reference.py) on the same model shape, batch, sequence length, rank and targets.
 
     bench/bench_gpu_finetune.py BUILD_DIR [--preset llama-3.2-1b] [--batch 4] [--seq 512] [--steps 10] [--rank 8]
-                                [--extra 'hearth-only flags, e.g. --quantize-base q4_0']
+                                [--extra 'hearth-only flags, e.g. --base q4_0']
 
 Peak GPU memory is the process's own as nvidia-smi reports it (sampled every 50 ms; CUDA context included on both
 sides, so the two are comparable). Prints a table. Needs an NVIDIA GPU, nvidia-smi, torch, transformers, peft.
@@ -39,10 +39,11 @@ def run(cmd):
     proc.wait()
     t.join()
     result = [line.split() for line in out.splitlines() if line.startswith("RESULT")]
+    phases = [line.split()[1:] for line in out.splitlines() if line.startswith("PHASES")]
     if proc.returncode != 0 or not result:
         print(f"failed ({proc.returncode}): {' '.join(cmd)}\n{out[-3000:]}", file=sys.stderr)
         return None
-    return float(result[-1][1]), peak.get("mib", 0)
+    return float(result[-1][1]), peak.get("mib", 0), " / ".join(phases[-1]) if phases else "-"
 
 
 def main():
@@ -60,7 +61,9 @@ def main():
               "--targets", a.targets]
     here = os.path.dirname(os.path.abspath(__file__))
     rows = []
-    hearth = [os.path.join(a.build, "bench", "bench_finetune"), "--one", "--device", "cuda", "--preset", a.preset]
+    # LoRA dropout 0.05 on both sides (hf_peft_reference.py's); phase times after the timed steps
+    hearth = [os.path.join(a.build, "bench", "bench_finetune"), "--one", "--device", "cuda", "--preset", a.preset,
+              "--dropout", "0.05", "--phases"]
     rows.append(("hearth bf16 LoRA", run(hearth + ["--dtype", "bfloat16"] + common)))
     for extra in a.extra:
         rows.append((f"hearth bf16 {extra}", run(hearth + ["--dtype", "bfloat16"] + extra.split() + common)))
@@ -68,9 +71,9 @@ def main():
                                              "--preset", a.preset, "--dtype", "bfloat16"] + common)))
     print(f"LoRA training on {subprocess.run(['nvidia-smi', '--query-gpu=name', '--format=csv,noheader'], capture_output=True, text=True).stdout.strip()}: "
           f"{a.preset} shape, batch {a.batch} x seq {a.seq}, rank {a.rank} on {a.targets}, {a.steps} timed steps")
-    print(f"{'':<34} {'tokens/s':>10} {'peak GPU MiB':>13}")
+    print(f"{'':<34} {'tokens/s':>10} {'peak GPU MiB':>13}   forward / backward / optimizer ms")
     for name, r in rows:
-        print(f"{name:<34} {r[0]:>10.0f} {r[1]:>13}" if r else f"{name:<34} {'failed':>10}")
+        print(f"{name:<34} {r[0]:>10.0f} {r[1]:>13}   {r[2]}" if r else f"{name:<34} {'failed':>10}")
     h, ref = rows[0][1], rows[-1][1]
     if h and ref:
         print(f"{'hearth / HF':<34} {h[0] / ref[0]:>9.2f}x {h[1] / max(ref[1], 1):>12.2f}x")

@@ -4,8 +4,9 @@ bench_finetune on the same model shape, on a GPU.
 
 A randomly initialised LlamaForCausalLM of the preset's shape in bfloat16 (or float32), PEFT LoRA (rank r, alpha
 2r, dropout 0.05) on the chosen projections, mean next-token cross-entropy, backward, torch.optim.AdamW over the
-LoRA weights. Two warm-up steps, then `--steps` timed ones. Prints one line:
+LoRA weights. Two warm-up steps, then `--steps` timed ones, then three timed phase by phase. Prints two lines:
     RESULT <tokens_per_s> <peak_allocated_mib> <peak_reserved_mib>
+    PHASES <forward_ms> <backward_ms> <clip_and_adamw_ms>
 Written for hearth's benchmarks; not copied from any project. Needs torch with CUDA, transformers and peft.
 """
 import argparse
@@ -55,13 +56,16 @@ def main():
     opt = torch.optim.AdamW(params, lr=1e-4)
     gen = torch.Generator(device="cuda").manual_seed(2)
 
-    def step():
+    def step(mark=lambda phase: None):
         tokens = torch.randint(0, config.vocab_size, (a.batch, a.seq), device="cuda", generator=gen)
         loss = model(input_ids=tokens, labels=tokens).loss
+        mark(0)
         loss.backward()
+        mark(1)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad(set_to_none=True)
+        mark(2)
 
     for _ in range(2):
         step()
@@ -75,6 +79,19 @@ def main():
     mib = 1024 * 1024
     print(f"RESULT {a.batch * a.seq * a.steps / seconds:.1f} {torch.cuda.max_memory_allocated() / mib:.0f} "
           f"{torch.cuda.max_memory_reserved() / mib:.0f}", flush=True)
+    # Three more steps waiting for the GPU after each phase: forward, backward, clip + AdamW, in milliseconds.
+    ms, n, last = [0.0, 0.0, 0.0], 3, [0.0]
+
+    def mark(phase):
+        torch.cuda.synchronize()
+        now = time.perf_counter()
+        ms[phase] += (now - last[0]) * 1000 / n
+        last[0] = now
+
+    for _ in range(n):
+        last[0] = time.perf_counter()
+        step(mark)
+    print(f"PHASES {ms[0]:.1f} {ms[1]:.1f} {ms[2]:.1f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -63,6 +63,6 @@ PY
   $H --json generate -m models/stories260K --adapter /tmp/qs-float32/adapters/latest -p "Once upon a time" --temp 0 -n 24 --device cuda | head -c 400; echo ;;
 bench)
   stamp "bench: LoRA training on the GPU, hearth vs HF transformers + PEFT"
-  python3 bench/bench_gpu_finetune.py $B --extra "--base q4_0" --steps 6 ${BENCH_ARGS:-} 2>&1 | tail -20 ;;
+  python3 bench/bench_gpu_finetune.py $B --extra "--attention explicit" --extra "--base q4_0" --steps 6 ${BENCH_ARGS:-} 2>&1 | tail -20 ;;
 esac; done
 stamp done
