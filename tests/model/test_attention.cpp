@@ -2,6 +2,7 @@
 // the training path against float64 autograd; the fused path (libtorch's scaled_dot_product_attention) against both.
 #include <catch2/catch.hpp>
 
+#include <array>
 #include <cmath>
 #include <limits>
 #include <optional>
@@ -21,6 +22,15 @@ namespace {
 struct Case {
   int64_t B, H, KV, hd, S, capacity;
 };
+
+// Random q [B, H, T, hd] and k, v [B, KV, T, hd] that require grad.
+std::array<torch::Tensor, 3> qkv_leaves(int64_t B, int64_t H, int64_t KV, int64_t T, int64_t hd, uint64_t seed) {
+  torch::manual_seed(seed);
+  auto q = torch::randn({B, H, T, hd}).requires_grad_(true);
+  auto k = torch::randn({B, KV, T, hd}).requires_grad_(true);
+  auto v = torch::randn({B, KV, T, hd}).requires_grad_(true);
+  return {q, k, v};
+}
 
 }  // namespace
 
@@ -129,10 +139,7 @@ TEST_CASE(
     "[model][attention]") {
   // 6 rows of 8 query heads over 2 key/value heads and 600 keys: two chunks of the batch (5 rows, then 1).
   const int64_t B = 6, H = 8, KV = 2, T = 600, hd = 8;
-  torch::manual_seed(31);
-  auto q = torch::randn({B, H, T, hd}).requires_grad_(true);
-  auto k = torch::randn({B, KV, T, hd}).requires_grad_(true);
-  auto v = torch::randn({B, KV, T, hd}).requires_grad_(true);
+  auto [q, k, v] = qkv_leaves(B, H, KV, T, hd, 31);
   auto slots = torch::arange(T).unsqueeze(0).expand({B, T});
   auto valid = torch::ones({B, T}, torch::kBool);
   valid[1].narrow(0, 400, 200).fill_(false);                // a padded row
@@ -174,10 +181,8 @@ TEST_CASE("fused attention through libtorch's registered operator gives attentio
           "[model][attention]") {
   // 3 rows of 4 query heads over 2 key/value heads, row 1 padded after its 7th token, row 2 after its 1st.
   const int64_t B = 3, H = 4, KV = 2, T = 11, hd = 8;
-  torch::manual_seed(5);
-  auto q = torch::randn({B, H, T, hd}).requires_grad_(true);
-  auto k = torch::randn({B, KV, T, hd}).requires_grad_(true);
-  auto v = torch::randn({B, KV, T, hd}).requires_grad_(true);
+  const auto leaves = qkv_leaves(B, H, KV, T, hd, 5);
+  const auto &q = leaves[0], &k = leaves[1], &v = leaves[2];
   auto valid = torch::ones({B, T}, torch::kBool);
   valid[1].narrow(0, 7, T - 7).fill_(false);
   valid[2].narrow(0, 1, T - 1).fill_(false);
