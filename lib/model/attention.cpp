@@ -207,19 +207,9 @@ torch::Tensor op_call(const c10::OperatorHandle& op, const std::map<std::string,
   return stack.front().toTensor();
 }
 
-}  // namespace
-
-bool fused_attention_available() {
-  static const bool registered = op_find(kFusedOp).has_value();
-  return registered && fused_enabled;
-}
-
-void fused_attention_enable(bool on) { fused_enabled = on; }
-
-torch::Tensor fused_attention(const char* op_name, const torch::Tensor& q, const torch::Tensor& k,
-                              const torch::Tensor& v, const torch::Tensor& mask, bool causal) {
-  const auto op = op_find(op_name);
-  if (!op) throw Error(fmt::format("attention: this libtorch has no operator {}", op_name));
+// fused_attention's call through `op`.
+torch::Tensor fused_call(const c10::OperatorHandle& op, const torch::Tensor& q, const torch::Tensor& k,
+                         const torch::Tensor& v, const torch::Tensor& mask, bool causal) {
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);
   const int64_t KV = k.size(1), S = k.size(2), G = H / KV;
   // [B, KV, S, hd] -> [B, H, S, hd], head h reading KV head h / G (the kernels want one key head per query head)
@@ -230,14 +220,34 @@ torch::Tensor fused_attention(const char* op_name, const torch::Tensor& q, const
       {"query", q}, {"key", heads(k.to(q.scalar_type()))}, {"value", heads(v.to(q.scalar_type()))}};
   if (causal) args["is_causal"] = true;
   else if (mask.defined()) args["attn_mask"] = mask;
-  auto out = op_call(*op, args);  // [B, H, T, hd]
+  auto out = op_call(op, args);  // [B, H, T, hd]
   return out.transpose(1, 2).reshape({B, T, H * hd}).to(v.scalar_type());
+}
+
+const c10::optional<c10::OperatorHandle>& fused_op() {
+  static const auto op = op_find(kFusedOp);
+  return op;
+}
+
+}  // namespace
+
+bool fused_attention_available() { return fused_op().has_value() && fused_enabled; }
+
+void fused_attention_enable(bool on) { fused_enabled = on; }
+
+torch::Tensor fused_attention(const char* op_name, const torch::Tensor& q, const torch::Tensor& k,
+                              const torch::Tensor& v, const torch::Tensor& mask, bool causal) {
+  const auto op = op_find(op_name);
+  if (!op) throw Error(fmt::format("attention: this libtorch has no operator {}", op_name));
+  return fused_call(*op, q, k, v, mask, causal);
 }
 
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask, bool causal) {
   if (cpu_attention_applies(q, k, v, mask)) return cpu_attention(q, k, v, mask);
-  if (q.is_cuda() && fused_attention_available()) return fused_attention(kFusedOp, q, k, v, mask, causal);
+  // Not for decode steps: repeating the cache's K/V heads for one query would copy the whole cache every token.
+  if (q.is_cuda() && q.size(2) > 1 && fused_attention_available())
+    return fused_call(*fused_op(), q, k, v, mask, causal);
   if (torch::GradMode::is_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad()))
     return RecomputedAttention::apply(q, k, v, mask);
   const int64_t B = q.size(0), H = q.size(1), T = q.size(2), hd = q.size(3);

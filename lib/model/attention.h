@@ -21,8 +21,8 @@ namespace hearth::model {
 // backward, which computes the probabilities again (attention.cpp: RecomputedAttention).
 // `causal`: the mask, for every query whose output is used, allows exactly the keys at or before the query's own
 // position in this call's tokens (no cache, no window, padding only at the end of a row): a fused kernel may then
-// apply causality itself and skip the mask. On CUDA, when this libtorch has the fused kernels (see
-// fused_attention_available), they compute the result instead.
+// apply causality itself and skip the mask. On CUDA, for more than one query position, when this libtorch has the
+// fused kernels (see fused_attention_available), they compute the result instead.
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask, bool causal = false);
 

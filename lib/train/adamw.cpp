@@ -15,7 +15,8 @@ torch::Tensor grads_flat(const std::vector<torch::Tensor>& params) {
   for (const auto& p : params) {
     const auto& g = p.grad();
     any = any || g.defined();
-    parts.push_back(g.defined() ? g.reshape({-1}).to(torch::kFloat32) : torch::zeros({p.numel()}, p.options()));
+    parts.push_back(g.defined() ? g.reshape({-1}).to(torch::kFloat32)
+                                : torch::zeros({p.numel()}, p.options().dtype(torch::kFloat32)));
   }
   return any ? torch::cat(parts) : torch::Tensor();
 }

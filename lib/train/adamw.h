@@ -30,7 +30,8 @@ class AdamW {
   // One update with learning rate `lr` from the flat gradient `grad` ([Σ numel] as grads_flat makes it, any float
   // dtype). An undefined `grad` counts the step and changes nothing.
   void step(double lr, const torch::Tensor& grad);
-  // The same from the params' current .grad() (grads_flat).
+  // The same from the params' current .grad() (grads_flat): a param without one counts as a zero gradient, where
+  // torch.optim.AdamW would skip it (finetune-lora's steps give every LoRA weight a gradient).
   void step(double lr) { step(lr, grads_flat(params_)); }
   void zero_grad();
   int64_t steps() const { return t_; }

@@ -250,10 +250,12 @@ std::vector<torch::Tensor> cuda_step(torch::Dtype dtype, bool fused) {
   valid[1].narrow(0, 8, T - 8).fill_(false);
   o.targets = torch::cat({tokens.narrow(1, 1, T - 1), torch::full({2, 1}, -100, tokens.options())}, 1)
                   .masked_fill(valid.logical_not(), -100);
-  model::fused_attention_enable(fused);
+  struct FusedSwitch {  // back on however this ends
+    explicit FusedSwitch(bool on) { model::fused_attention_enable(on); }
+    ~FusedSwitch() { model::fused_attention_enable(true); }
+  } fused_switch(fused);
   auto loss = m->forward(tokens, torch::arange(T).unsqueeze(0).expand({2, T}), valid, nullptr, o);
   loss.backward();
-  model::fused_attention_enable(true);
   std::vector<torch::Tensor> out{loss.detach().to(torch::kCPU).view({1})};
   for (const auto& p : adapter.parameters()) out.push_back(p.grad().to(torch::kCPU));
   return out;
