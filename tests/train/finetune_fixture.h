@@ -1,5 +1,6 @@
 // What the finetune-lora command-line tests share: a dataset of story-like text ingested with the bundled model's
-// tokenizer, the command line of a run, and the values a run's metrics.jsonl records.
+// tokenizer, a recipe over it, the command line of a run, the adapter it published and the values its metrics.jsonl
+// records.
 #pragma once
 
 #include <filesystem>
@@ -13,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli_util.h"
+#include "io/atomic_file.h"
 
 namespace hearth::test {
 
@@ -35,6 +37,22 @@ inline std::filesystem::path story_dataset(const std::filesystem::path& work, un
                       " --seq-len " + std::to_string(seq_len));
   REQUIRE(r.code == 0);
   return out;
+}
+
+// WORK/recipe.yaml: the bundled stories260K model, `dataset`, LoRA rank 4 (alpha 8, dropout 0.1) on `targets`
+// ("q, v, down"), then `rest` (the optimizer, schedule, training, ... lines).
+inline std::filesystem::path stories_recipe(const std::filesystem::path& work, const std::filesystem::path& dataset,
+                                            const std::string& targets, const std::string& rest) {
+  const std::filesystem::path p = work / "recipe.yaml";
+  io::atomic_write(p, "model: " + stories_dir().string() + "\ndatasets: [" + dataset.string() +
+                          "]\noutput_dir: unused\nlora: {rank: 4, alpha: 8, dropout: 0.1, target_modules: [" + targets +
+                          "]}\n" + rest);
+  return p;
+}
+
+// The adapter a run published last, as bytes.
+inline std::string adapter_bytes(const std::filesystem::path& run) {
+  return io::file_read(run / "adapters" / "latest" / "adapter_model.safetensors");
 }
 
 // `hearth finetune-lora RECIPE` into RUN on one thread (results must be bit-exact), with more overrides.

@@ -36,15 +36,12 @@ fs::path dataset() {
 
 // Dropout on, so that equal results need equal random streams; eval every 3 steps (sharded over the workers).
 fs::path recipe() {
-  fs::path p = work() / "recipe.yaml";
-  io::atomic_write(p, "model: " + test::stories_dir().string() + "\ndatasets: [" + dataset().string() +
-                          "]\noutput_dir: unused\n"
-                          "lora: {rank: 4, alpha: 8, dropout: 0.1, target_modules: [q, v, o, gate, down]}\n"
-                          "optimizer: {lr: 3.0e-3, weight_decay: 0.01}\n"
-                          "schedule: {type: cosine, warmup_steps: 2}\n"
-                          "training: {micro_batch_size: 2, gradient_accumulation_steps: 2, max_steps: 10, seed: 5}\n"
-                          "eval: {every: 3}\ncheckpoint: {every: 1, keep_last: 2}\n");
-  return p;
+  return test::stories_recipe(
+      work(), dataset(), "q, v, o, gate, down",
+      "optimizer: {lr: 3.0e-3, weight_decay: 0.01}\n"
+      "schedule: {type: cosine, warmup_steps: 2}\n"
+      "training: {micro_batch_size: 2, gradient_accumulation_steps: 2, max_steps: 10, seed: 5}\n"
+      "eval: {every: 3}\ncheckpoint: {every: 1, keep_last: 2}\n");
 }
 
 std::string finetune_args(const fs::path& run, const std::string& extra = "") {

@@ -17,6 +17,7 @@
 #include "io/json_file.h"
 
 using namespace hearth;
+using test::adapter_bytes;
 using test::quote;
 using test::run_hearth;
 namespace fs = std::filesystem;
@@ -32,24 +33,17 @@ fs::path dataset() {
 }
 
 fs::path recipe() {
-  fs::path p = work() / "recipe.yaml";
-  io::atomic_write(p, "model: " + test::stories_dir().string() + "\ndatasets: [" + dataset().string() +
-                          "]\noutput_dir: unused\n"
-                          "lora: {rank: 4, alpha: 8, dropout: 0.1, target_modules: [q, k, v, o, gate, up, down]}\n"
-                          "optimizer: {lr: 3.0e-3, weight_decay: 0.01}\n"
-                          "schedule: {type: cosine, warmup_steps: 3}\n"
-                          "training: {micro_batch_size: 4, gradient_accumulation_steps: 2, max_steps: 40, seed: 3}\n"
-                          "eval: {every: 10}\ncheckpoint: {every: 5, keep_last: 2}\n");
-  return p;
+  return test::stories_recipe(
+      work(), dataset(), "q, k, v, o, gate, up, down",
+      "optimizer: {lr: 3.0e-3, weight_decay: 0.01}\n"
+      "schedule: {type: cosine, warmup_steps: 3}\n"
+      "training: {micro_batch_size: 4, gradient_accumulation_steps: 2, max_steps: 40, seed: 3}\n"
+      "eval: {every: 10}\ncheckpoint: {every: 5, keep_last: 2}\n");
 }
 
 // `hearth finetune-lora` on the test recipe into RUN (single thread: results must be bit-exact).
 std::string finetune_args(const fs::path& run, const std::string& extra = "") {
   return test::finetune_args(recipe(), run, extra);
-}
-
-std::string adapter_bytes(const fs::path& run) {
-  return io::file_read(run / "adapters" / "latest" / "adapter_model.safetensors");
 }
 
 // The reference: one uninterrupted run (once per process).

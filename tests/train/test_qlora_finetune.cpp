@@ -15,6 +15,7 @@
 #include "io/json_file.h"
 
 using namespace hearth;
+using test::adapter_bytes;
 using test::quote;
 using test::run_hearth;
 namespace fs = std::filesystem;
@@ -30,15 +31,12 @@ fs::path dataset() {
 }
 
 fs::path recipe() {
-  fs::path p = work() / "recipe.yaml";
-  io::atomic_write(p, "model: " + test::stories_dir().string() + "\ndatasets: [" + dataset().string() +
-                          "]\noutput_dir: unused\n"
-                          "lora: {rank: 4, alpha: 8, dropout: 0.1, target_modules: [q, k, v, o, gate, up, down]}\n"
-                          "optimizer: {lr: 3.0e-3}\n"
-                          "schedule: {type: cosine, warmup_steps: 2}\n"
-                          "training: {micro_batch_size: 4, gradient_accumulation_steps: 2, max_steps: 16, seed: 3}\n"
-                          "checkpoint: {every: 4, keep_last: 2}\n");
-  return p;
+  return test::stories_recipe(
+      work(), dataset(), "q, k, v, o, gate, up, down",
+      "optimizer: {lr: 3.0e-3}\n"
+      "schedule: {type: cosine, warmup_steps: 2}\n"
+      "training: {micro_batch_size: 4, gradient_accumulation_steps: 2, max_steps: 16, seed: 3}\n"
+      "checkpoint: {every: 4, keep_last: 2}\n");
 }
 
 std::string args(const fs::path& run, const std::string& extra = "") {
@@ -46,10 +44,6 @@ std::string args(const fs::path& run, const std::string& extra = "") {
 }
 
 std::vector<double> losses(const fs::path& run) { return test::metric_values(run, "loss"); }
-
-std::string adapter_bytes(const fs::path& run) {
-  return io::file_read(run / "adapters" / "latest" / "adapter_model.safetensors");
-}
 
 // One uninterrupted q8_0 QLoRA run (once per process): the reference for resume.
 const fs::path& qlora_run() {
