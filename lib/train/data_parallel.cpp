@@ -63,11 +63,7 @@ torch::Tensor DataParallel::gradients_sum(const std::vector<torch::Tensor>& para
     const auto device = params.empty() ? torch::Device(torch::kCPU) : params.front().device();
     grad_sum_ = torch::zeros({n}, torch::TensorOptions().dtype(torch::kFloat64).device(device));
   }
-  if (group_) {
-    // buckets of ≤ 25 MiB, as all_reduce_sum makes them, in flight together
-    const int64_t chunk = (int64_t(25) << 20) / 8;
-    group_->all_reduce_sum(grad_sum_.split(chunk));
-  }
+  if (group_) group_->all_reduce_sum({grad_sum_});
   auto out = grad_sum_.to(torch::kFloat32);
   grad_sum_ = torch::Tensor();
   return out;

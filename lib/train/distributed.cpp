@@ -5,6 +5,7 @@
 // Options::create, allreduce/broadcast, Work::wait) is the same in both.
 #include "train/distributed.h"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -169,7 +170,22 @@ double ProcessGroup::all_reduce_seconds() const { return impl_->all_reduce_secon
 
 namespace {
 
-// Consecutive runs of tensors that share a dtype, each under `bucket_bytes` (a larger tensor is a bucket alone).
+// What is packed into buckets: a contiguous tensor of more than `bucket_bytes` as views of its consecutive pieces of
+// at most that size (a flat gradient of any size goes in several collectives, all in flight together), every other
+// tensor as it is.
+std::vector<torch::Tensor> pieces_of(const std::vector<torch::Tensor>& tensors, int64_t bucket_bytes) {
+  std::vector<torch::Tensor> out;
+  for (const auto& t : tensors) {
+    const int64_t per = std::max<int64_t>(1, bucket_bytes / static_cast<int64_t>(t.element_size()));
+    if (t.is_contiguous() && t.numel() > per)
+      for (const auto& piece : t.view({-1}).split(per)) out.push_back(piece);
+    else out.push_back(t);
+  }
+  return out;
+}
+
+// Consecutive runs of tensors that share a dtype, each under `bucket_bytes` (a larger one, not contiguous, is a bucket
+// alone).
 std::vector<std::vector<size_t>> buckets_make(const std::vector<torch::Tensor>& tensors, int64_t bucket_bytes) {
   std::vector<std::vector<size_t>> out;
   int64_t bytes = 0;
@@ -211,7 +227,8 @@ void bucket_unpack(const torch::Tensor& flat, const std::vector<torch::Tensor>& 
 void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, int64_t bucket_bytes) {
   auto& m = *impl_;
   const auto t0 = std::chrono::steady_clock::now();
-  const auto buckets = buckets_make(tensors, bucket_bytes);
+  const auto parts = pieces_of(tensors, bucket_bytes);
+  const auto buckets = buckets_make(parts, bucket_bytes);
   std::vector<std::vector<torch::Tensor>> flats;
   std::vector<c10::intrusive_ptr<c10d::Work>> works;
   c10d::AllreduceOptions opts;
@@ -219,7 +236,7 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, int
   opts.timeout = m.timeout;
   try {
     for (const auto& b : buckets) {
-      flats.push_back({bucket_pack(tensors, b, m.comm_device)});
+      flats.push_back({bucket_pack(parts, b, m.comm_device)});
       works.push_back(m.group->allreduce(flats.back(), opts));
     }
   } catch (const std::exception& e) {
@@ -227,19 +244,20 @@ void ProcessGroup::all_reduce_sum(const std::vector<torch::Tensor>& tensors, int
   }
   for (size_t k = 0; k < buckets.size(); ++k) {
     m.wait(works[k], "all-reduce");
-    bucket_unpack(flats[k][0], tensors, buckets[k]);
+    bucket_unpack(flats[k][0], parts, buckets[k]);
   }
   m.all_reduce_seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
 void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root) {
   auto& m = *impl_;
-  const auto buckets = buckets_make(tensors, 25 << 20);
+  const auto parts = pieces_of(tensors, kBucketBytes);
+  const auto buckets = buckets_make(parts, kBucketBytes);
   c10d::BroadcastOptions opts;
   opts.rootRank = root;
   opts.timeout = m.timeout;
   for (const auto& b : buckets) {
-    std::vector<torch::Tensor> flat{bucket_pack(tensors, b, m.comm_device)};
+    std::vector<torch::Tensor> flat{bucket_pack(parts, b, m.comm_device)};
     c10::intrusive_ptr<c10d::Work> work;
     try {
       work = m.group->broadcast(flat, opts);
@@ -247,7 +265,7 @@ void ProcessGroup::broadcast(const std::vector<torch::Tensor>& tensors, int root
       m.fail("broadcast", e);
     }
     m.wait(work, "broadcast");
-    if (m.env.rank != root) bucket_unpack(flat[0], tensors, b);
+    if (m.env.rank != root) bucket_unpack(flat[0], parts, b);
   }
 }
 

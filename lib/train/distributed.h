@@ -39,6 +39,9 @@ bool dist_has_nccl();
 // order with tensors of the same shapes and dtypes. A call throws DistributedError (exit 6) naming this rank and
 // the operation when a peer has gone (its connection closed) or the call did not complete within the timeout —
 // never hangs longer. Not thread-safe.
+// The collectives' bucket size (ProcessGroup::all_reduce_sum, broadcast).
+constexpr int64_t kBucketBytes = int64_t(25) << 20;
+
 class ProcessGroup {
  public:
   // Rendezvous at MASTER_ADDR:MASTER_PORT (rank 0 listens there) and connects the workers. Tensors that live on
@@ -54,8 +57,9 @@ class ProcessGroup {
   std::string backend() const;  // "gloo" | "nccl"
 
   // Sums each tensor over the ranks, in place. Tensors of one dtype are packed into buckets of at most
-  // `bucket_bytes` (one collective per bucket, all in flight together).
-  void all_reduce_sum(const std::vector<torch::Tensor>& tensors, int64_t bucket_bytes = 25 << 20);
+  // `bucket_bytes`, a larger contiguous tensor cut into pieces of that size (one collective per bucket, all in flight
+  // together).
+  void all_reduce_sum(const std::vector<torch::Tensor>& tensors, int64_t bucket_bytes = kBucketBytes);
   // Rank `root`'s values of `tensors`, in place on every rank (packed like all_reduce_sum).
   void broadcast(const std::vector<torch::Tensor>& tensors, int root = 0);
   // Rank `root`'s string, on every rank.

@@ -57,14 +57,17 @@ TEST_CASE("ProcessGroup: sums in buckets and broadcasts between 2 Gloo workers",
   int child = run_pair([](const DistEnv& env) {
     ProcessGroup group(env, torch::kCPU, kTimeout);
     const double r = env.rank;
-    // Three float32 tensors and a float64 one; 16-byte buckets split them into several collectives.
+    // Four float32 tensors and a float64 one; 16-byte buckets split them into several collectives, the 10-float
+    // one into pieces of 4, 4 and 2.
     std::vector<torch::Tensor> t = {torch::full({3}, 1.0f + float(r)), torch::arange(4, torch::kFloat32) * (r + 1),
                                     torch::full({2, 2}, 0.5f * float(r)),
-                                    torch::full({1}, 1e-12 * (r + 1), torch::kFloat64)};
+                                    torch::full({1}, 1e-12 * (r + 1), torch::kFloat64),
+                                    torch::arange(10, torch::kFloat32) * (r + 1)};
     group.all_reduce_sum(t, 16);
-    // rank 0 + rank 1: (1+2), [0,1,2,3]·(1+2), 0.5·(0+1), 1e-12·(1+2) (float64 keeps it exactly)
+    // rank 0 + rank 1: (1+2), [0,1,2,3]·(1+2), 0.5·(0+1), 1e-12·(1+2) (float64 keeps it exactly), [0..9]·(1+2)
     bool ok = t[0].equal(torch::full({3}, 3.0f)) && t[1].equal(torch::arange(4, torch::kFloat32) * 3) &&
-              t[2].equal(torch::full({2, 2}, 0.5f)) && t[3].item<double>() == 1e-12 + 2e-12;
+              t[2].equal(torch::full({2, 2}, 0.5f)) && t[3].item<double>() == 1e-12 + 2e-12 &&
+              t[4].equal(torch::arange(10, torch::kFloat32) * 3);
     std::vector<torch::Tensor> b = {torch::full({5}, float(r) + 7), torch::full({2}, int64_t(r) * 3 + 1)};
     group.broadcast(b, 1);
     ok = ok && b[0].equal(torch::full({5}, 8.0f)) && b[1].equal(torch::full({2}, int64_t(4)));
