@@ -121,9 +121,9 @@ torch::Tensor attention_probs(const torch::Tensor& q, const torch::Tensor& k, co
   return torch::softmax(scores, -1, torch::kFloat32).view({n, KV, G * T, S});
 }
 
-// Batch rows per chunk of the training path: [KV, G·T, S] float32 scores of about 64 MiB at a time.
+// Batch rows per chunk of the training path: [KV, G·T, S] float32 scores of about kAttentionChunkBytes at a time.
 int64_t attention_rows_per_chunk(int64_t H, int64_t T, int64_t S) {
-  return std::max<int64_t>(1, (int64_t(64) << 20) / std::max<int64_t>(1, 4 * H * T * S));
+  return std::max<int64_t>(1, kAttentionChunkBytes / std::max<int64_t>(1, 4 * H * T * S));
 }
 
 // attention_probs of batch rows [b0, b0 + rows).

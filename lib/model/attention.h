@@ -26,6 +26,9 @@ namespace hearth::model {
 torch::Tensor attention(const torch::Tensor& q, const torch::Tensor& k, const torch::Tensor& v,
                         const torch::Tensor& mask, bool causal = false);
 
+// The training path's float32 scores per chunk of batch rows (at least one row at a time).
+constexpr int64_t kAttentionChunkBytes = int64_t(64) << 20;
+
 // libtorch ≥ 2's scaled_dot_product_attention (flash and memory-efficient kernels on CUDA, nothing kept for backward
 // but q, k, v and the softmax's log-sums), found by name in libtorch's operator registry at run time, so that the
 // same code builds against libtorch 1.13, which lacks it. False there, or after fused_attention_enable(false).

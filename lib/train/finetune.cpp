@@ -22,6 +22,7 @@
 #include "io/atomic_file.h"
 #include "io/mapped_file.h"
 #include "io/remove_tree.h"
+#include "model/attention.h"
 #include "model/causal_lm.h"
 #include "model/config.h"
 #include "model/head_loss.h"
@@ -233,11 +234,11 @@ FinetunePlan plan_make(const LoraRecipe& r, const FinetuneOptions& o, const RunI
   const double wbytes = r.training.dtype == "bfloat16" ? 2 : 4;
   const double tokens = double(r.training.micro_batch_size) * double(p.seq_len);
   double per_layer = tokens * (12.0 * config.hidden_size + 3.0 * config.intermediate_size) * wbytes;
-  // Attention keeps no probabilities for backward (model/attention.h): one chunk of float32 scores (≤ ~64 MiB, or one
-  // batch row's) lives at a time, a few times over (scores, probabilities, their gradient).
+  // Attention keeps no probabilities for backward (model/attention.h): one chunk of float32 scores (≤
+  // kAttentionChunkBytes, or one batch row's) lives at a time, a few times over (scores, probabilities, their gradient).
   const double scores = double(config.num_attention_heads) * double(p.seq_len) * double(p.seq_len) * 4;
   const double attention = 3 * std::min(double(r.training.micro_batch_size) * scores,
-                                        std::max(scores, double(int64_t(64) << 20)));
+                                        std::max(scores, double(model::kAttentionChunkBytes)));
   double layers = r.training.gradient_checkpointing
                       ? tokens * config.hidden_size * wbytes * config.num_hidden_layers + per_layer
                       : per_layer * config.num_hidden_layers;
