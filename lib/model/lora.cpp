@@ -36,14 +36,10 @@ class LoraDown : public torch::autograd::Function<LoraDown> {
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x, const torch::Tensor& a,
                                double p) {
     torch::Tensor keep;  // [..., in] bool
-    auto h = x.to(torch::kFloat32);
-    if (p > 0) {
-      keep = torch::empty(x.sizes(), x.options().dtype(torch::kBool)).bernoulli_(1.0 - p);
-      h = h * keep * (1.0 / (1.0 - p));
-    }
+    if (p > 0) keep = torch::empty(x.sizes(), x.options().dtype(torch::kBool)).bernoulli_(1.0 - p);
     ctx->save_for_backward({x, keep, a});
     ctx->saved_data["p"] = p;
-    return torch::linear(h, a);
+    return torch::linear(dropped(x.to(torch::kFloat32), keep, p), a);
   }
 
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
@@ -54,17 +50,16 @@ class LoraDown : public torch::autograd::Function<LoraDown> {
     const auto& g = grads[0];  // [..., r]
     const int64_t r = a.size(0), in = a.size(1);
     torch::Tensor dx, da;
-    if (ctx->needs_input_grad(1)) {
-      auto h = x.to(torch::kFloat32);
-      if (p > 0) h = h * keep * (1.0 / (1.0 - p));
-      da = g.reshape({-1, r}).t().mm(h.reshape({-1, in}));
-    }
-    if (ctx->needs_input_grad(0)) {
-      dx = g.matmul(a);
-      if (p > 0) dx = dx * keep * (1.0 / (1.0 - p));
-      dx = dx.to(x.scalar_type());
-    }
+    if (ctx->needs_input_grad(1))
+      da = g.reshape({-1, r}).t().mm(dropped(x.to(torch::kFloat32), keep, p).reshape({-1, in}));
+    if (ctx->needs_input_grad(0)) dx = dropped(g.matmul(a), keep, p).to(x.scalar_type());
     return {dx, da, torch::Tensor()};
+  }
+
+ private:
+  // t with the mask applied: zero where !keep, the rest scaled by 1/(1 − p); t itself when p = 0.
+  static torch::Tensor dropped(const torch::Tensor& t, const torch::Tensor& keep, double p) {
+    return p > 0 ? t * keep * (1.0 / (1.0 - p)) : t;
   }
 };
 
