@@ -32,30 +32,44 @@ torch::Tensor chunk_loss(torch::Tensor& logits, const torch::Tensor& targets, in
   return loss;
 }
 
+// Σ loss of x's rows against `targets`, a chunk of `chunk_rows` rows at a time. With `dx`, also each chunk's dL/dx
+// into it ([N, C], x's dtype), through autograd on the head's own product; without, no graph.
+torch::Tensor chunked_loss(const Linear& head, const torch::Tensor& x, const torch::Tensor& targets,
+                           int64_t ignore_index, int64_t chunk_rows, torch::Tensor* dx) {
+  const int64_t N = x.size(0), n = rows_per_chunk(head, chunk_rows);
+  auto loss = torch::zeros({}, x.options().dtype(torch::kFloat32));
+  for (int64_t r0 = 0; r0 < N; r0 += n) {
+    const int64_t rows = std::min(n, N - r0);
+    const auto chunk_targets = targets.narrow(0, r0, rows);
+    if (!dx) {
+      auto logits = head.forward(x.narrow(0, r0, rows)).to(torch::kFloat32);
+      loss += chunk_loss(logits, chunk_targets, ignore_index, /*grad=*/false);
+      continue;
+    }
+    torch::AutoGradMode on(true);
+    auto xc = x.narrow(0, r0, rows).detach().requires_grad_(true);
+    auto logits = head.forward(xc).to(torch::kFloat32);  // [rows, V]
+    // dL/dlogits overwrites the logits: no node of the head's graph saved its own output, so grad() below needs
+    // only their shape (one chunk of N × V floats, not two).
+    auto dlogits = logits.detach();
+    {
+      torch::NoGradGuard off;
+      loss += chunk_loss(dlogits, chunk_targets, ignore_index, /*grad=*/true);
+    }
+    auto g = torch::autograd::grad({logits}, {xc}, {dlogits});
+    dx->narrow(0, r0, rows).copy_(g[0]);
+  }
+  return loss;
+}
+
 class HeadCrossEntropy : public torch::autograd::Function<HeadCrossEntropy> {
  public:
   // x [N, C], targets [N] -> loss []; saves dL/dx [N, C] (worked out here, a chunk at a time).
   static torch::Tensor forward(torch::autograd::AutogradContext* ctx, const torch::Tensor& x,
                                const torch::Tensor& targets, const Linear* head, int64_t ignore_index,
                                int64_t chunk_rows) {
-    const int64_t N = x.size(0), n = rows_per_chunk(*head, chunk_rows);
     auto dx = torch::empty_like(x);
-    auto loss = torch::zeros({}, x.options().dtype(torch::kFloat32));
-    for (int64_t r0 = 0; r0 < N; r0 += n) {
-      const int64_t rows = std::min(n, N - r0);
-      torch::AutoGradMode on(true);
-      auto xc = x.narrow(0, r0, rows).detach().requires_grad_(true);
-      auto logits = head->forward(xc).to(torch::kFloat32);  // [rows, V]
-      // dL/dlogits overwrites the logits: no node of the head's graph saved its own output, so grad() below needs
-      // only their shape (one chunk of N × V floats, not two).
-      auto dlogits = logits.detach();
-      {
-        torch::NoGradGuard off;
-        loss += chunk_loss(dlogits, targets.narrow(0, r0, rows), ignore_index, /*grad=*/true);
-      }
-      auto g = torch::autograd::grad({logits}, {xc}, {dlogits});
-      dx.narrow(0, r0, rows).copy_(g[0]);
-    }
+    auto loss = chunked_loss(*head, x, targets, ignore_index, chunk_rows, &dx);
     ctx->save_for_backward({dx});
     return loss;
   }
@@ -81,14 +95,7 @@ torch::Tensor head_cross_entropy(const Linear& head, const torch::Tensor& x, con
     throw Error(fmt::format("head_cross_entropy: a target id outside [0, {}) (and not {})", V, ignore_index));
   if (torch::GradMode::is_enabled() && x.requires_grad())
     return HeadCrossEntropy::apply(x, targets, &head, ignore_index, chunk_rows);
-  auto loss = torch::zeros({}, x.options().dtype(torch::kFloat32));
-  const int64_t N = x.size(0), n = rows_per_chunk(head, chunk_rows);
-  for (int64_t r0 = 0; r0 < N; r0 += n) {
-    const int64_t rows = std::min(n, N - r0);
-    auto logits = head.forward(x.narrow(0, r0, rows)).to(torch::kFloat32);
-    loss += chunk_loss(logits, targets.narrow(0, r0, rows), ignore_index, /*grad=*/false);
-  }
-  return loss;
+  return chunked_loss(head, x, targets, ignore_index, chunk_rows, nullptr);
 }
 
 }  // namespace hearth::model
